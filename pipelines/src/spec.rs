@@ -1,0 +1,636 @@
+//! The typed spec of the pipeline file format `weir.dev/v1`.
+//!
+//! These types are the one definition of the format: the parser deserializes into them, the
+//! JSON Schema (`weir schema`) is generated from them, and the engine compiles them. Every
+//! struct denies unknown fields; values that need parsing (durations, sizes, subjects, SQL
+//! expressions) stay strings here and are checked by the validator, so that every problem in a
+//! file can be reported at once with its position.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only API version this crate reads.
+pub const API_VERSION: &str = "weir.dev/v1";
+
+/// One resource of a pipeline file (one YAML document).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum Resource {
+    /// A pipeline: a source, a DAG of nodes, and an error policy.
+    Pipeline(PipelineResource),
+    /// A JetStream stream declaration.
+    Stream(StreamResource),
+}
+
+impl Resource {
+    /// The resource's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        match self {
+            Resource::Pipeline(p) => &p.metadata,
+            Resource::Stream(s) => &s.metadata,
+        }
+    }
+
+    /// The resource's kind as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Pipeline(_) => "Pipeline",
+            Resource::Stream(_) => "Stream",
+        }
+    }
+}
+
+/// `kind: Pipeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineResource {
+    /// Always `weir.dev/v1`.
+    pub api_version: String,
+    /// Name, tenant and labels.
+    pub metadata: Metadata,
+    /// What the pipeline does.
+    pub spec: PipelineSpec,
+    /// Sample inputs with their expected outputs, run by `weir test`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestCase>,
+}
+
+/// `kind: Stream` — declares a JetStream stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamResource {
+    /// Always `weir.dev/v1`.
+    pub api_version: String,
+    /// `metadata.name` is the stream name (e.g. `ORDERS`).
+    pub metadata: Metadata,
+    /// The stream's configuration.
+    pub spec: StreamSpec,
+}
+
+/// Name, tenant and labels of a resource.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Pipelines: DNS-label style (`order-routing`), unique per tenant. Streams: the stream name.
+    pub name: String,
+    /// The owning tenant; the API fills it from the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    /// A human description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The body of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Where messages come from.
+    pub source: Source,
+    /// The operator DAG; the first node is the entry point.
+    pub nodes: Vec<Node>,
+    /// Retry and dead-letter policy.
+    #[serde(default)]
+    pub errors: ErrorPolicy,
+    /// Worker-side execution settings.
+    #[serde(default)]
+    pub execution: Execution,
+}
+
+/// The pipeline's source: a durable pull consumer on a JetStream stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The stream to consume.
+    pub stream: String,
+    /// Subject filters (NATS wildcards allowed); empty = every subject of the stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// Where a new consumer starts.
+    #[serde(default)]
+    pub deliver: DeliverPolicy,
+    /// Payload encoding.
+    #[serde(default)]
+    pub format: PayloadFormat,
+    /// Optional schema-registry subject that validates and types the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Declared payload fields (`amount: float64`): gives expressions typed columns without
+    /// re-parsing JSON. Paths use dots for nesting (`customer.id`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub fields: IndexMap<String, FieldType>,
+    /// Consumer tuning.
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
+}
+
+/// Where a new consumer starts reading.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverPolicy {
+    /// From the first message in the stream.
+    #[default]
+    All,
+    /// Only messages published after the consumer is created.
+    New,
+    /// The last message of each subject, then new ones.
+    LastPerSubject,
+    /// From a stream sequence.
+    Sequence(u64),
+    /// From a time (RFC 3339).
+    Time(String),
+}
+
+/// Payload encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// JSON (the default).
+    #[default]
+    Json,
+    /// Avro (needs `schema`).
+    Avro,
+    /// Protobuf (needs `schema`).
+    Protobuf,
+    /// Opaque bytes: only metadata is usable in expressions.
+    Raw,
+}
+
+/// Types of declared payload fields and of `map.cast`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// UTF-8 text.
+    String,
+    /// 64-bit signed integer.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// true / false.
+    Boolean,
+    /// RFC 3339 timestamp, microsecond precision.
+    Timestamp,
+    /// Any JSON value kept as JSON text.
+    Json,
+}
+
+/// Consumer settings; absent values take the runtime's defaults.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Durable name; default `weir_<tenant>_<pipeline>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable: Option<String>,
+    /// Ack wait, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_wait: Option<String>,
+    /// Max unacknowledged messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ack_pending: Option<i64>,
+    /// Messages per fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Longest wait for a fetch to fill, e.g. `50ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+}
+
+/// One node of the DAG. Exactly one of the kind fields (`filter`, `map`, `route`, `publish`,
+/// `split`, `drop`) is set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Unique id within the pipeline.
+    pub id: String,
+    /// Keep messages for which the SQL predicate is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Change the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapSpec>,
+    /// Rules evaluated in order; every matching rule fires (fan-out) unless one says `stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Vec<RouteRule>>,
+    /// Where a message that matched no rule of `route` goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Next>,
+    /// Sink: publish to a subject (templates allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishSpec>,
+    /// One message per element of an array field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitSpec>,
+    /// Sink: drop the message on purpose (counted as filtered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<DropSpec>,
+    /// The nodes that receive this node's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Next>,
+}
+
+/// Node kinds, as named in files and error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// `filter`
+    Filter,
+    /// `map`
+    Map,
+    /// `route`
+    Route,
+    /// `publish`
+    Publish,
+    /// `split`
+    Split,
+    /// `drop`
+    Drop,
+}
+
+impl NodeKind {
+    /// The field name of this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Filter => "filter",
+            NodeKind::Map => "map",
+            NodeKind::Route => "route",
+            NodeKind::Publish => "publish",
+            NodeKind::Split => "split",
+            NodeKind::Drop => "drop",
+        }
+    }
+
+    /// Sinks end a path.
+    pub fn is_sink(self) -> bool {
+        matches!(self, NodeKind::Publish | NodeKind::Drop)
+    }
+}
+
+impl Node {
+    /// The kinds set on this node (a valid node has exactly one).
+    pub fn kinds(&self) -> Vec<NodeKind> {
+        let mut kinds = Vec::new();
+        if self.filter.is_some() {
+            kinds.push(NodeKind::Filter);
+        }
+        if self.map.is_some() {
+            kinds.push(NodeKind::Map);
+        }
+        if self.route.is_some() {
+            kinds.push(NodeKind::Route);
+        }
+        if self.publish.is_some() {
+            kinds.push(NodeKind::Publish);
+        }
+        if self.split.is_some() {
+            kinds.push(NodeKind::Split);
+        }
+        if self.drop.is_some() {
+            kinds.push(NodeKind::Drop);
+        }
+        kinds
+    }
+
+    /// The node's kind, when exactly one is set.
+    pub fn kind(&self) -> Option<NodeKind> {
+        match self.kinds().as_slice() {
+            [k] => Some(*k),
+            _ => None,
+        }
+    }
+
+    /// Every node id this node can send to (`next`, route rules, `default`).
+    pub fn targets(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        if let Some(n) = &self.next {
+            out.extend(n.ids());
+        }
+        if let Some(rules) = &self.route {
+            for r in rules {
+                out.extend(r.next.ids());
+            }
+        }
+        if let Some(d) = &self.default {
+            out.extend(d.ids());
+        }
+        out
+    }
+}
+
+/// One node id or several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Next {
+    /// A single target.
+    One(String),
+    /// Several targets (fan-out).
+    Many(Vec<String>),
+}
+
+impl Next {
+    /// The target ids.
+    pub fn ids(&self) -> Vec<&str> {
+        match self {
+            Next::One(s) => vec![s.as_str()],
+            Next::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// `map`: change payload fields. Applied in the order set → rename → cast → remove.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapSpec {
+    /// Field path → SQL expression.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub set: IndexMap<String, String>,
+    /// Old field path → new field path.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub rename: IndexMap<String, String>,
+    /// Field path → type.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub cast: IndexMap<String, FieldType>,
+    /// Field paths to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// One rule of a `route` node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// Optional rule name, for metrics and errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// SQL predicate.
+    pub when: String,
+    /// Where matching messages go.
+    pub next: Next,
+    /// Stop evaluating later rules when this one matches.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop: bool,
+}
+
+/// `publish`: the sink to JetStream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    /// Subject template, e.g. `orders.vip.{data.region}`.
+    pub subject: String,
+    /// Header name → value template.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
+}
+
+/// `split`: one message per element of an array field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Path of the array field, e.g. `items`.
+    pub field: String,
+}
+
+/// `drop: {}` or `drop: { reason: ... }`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DropSpec {
+    /// Why, for humans and metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Retry and dead-letter policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorPolicy {
+    /// Retries of transient errors.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Where dead letters go; default subject `dlq.<pipeline>` on stream `DLQ`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dlq: Option<DlqSpec>,
+}
+
+/// Retries of transient errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Deliveries before a message goes to the DLQ.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Backoff between attempts.
+    #[serde(default)]
+    pub backoff: Backoff,
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Exponential backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// First delay, e.g. `500ms`.
+    #[serde(default = "default_initial")]
+    pub initial: String,
+    /// Largest delay, e.g. `30s`.
+    #[serde(default = "default_max")]
+    pub max: String,
+    /// Growth factor.
+    #[serde(default = "default_factor")]
+    pub factor: f64,
+}
+
+fn default_initial() -> String {
+    "500ms".into()
+}
+fn default_max() -> String {
+    "30s".into()
+}
+fn default_factor() -> f64 {
+    2.0
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: default_initial(),
+            max: default_max(),
+            factor: default_factor(),
+        }
+    }
+}
+
+/// Dead-letter destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DlqSpec {
+    /// Subject dead letters are published to.
+    pub subject: String,
+    /// Stream that stores them (created when absent); default `DLQ`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+}
+
+/// Worker-side execution settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    /// Concurrent batches per worker.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: u32,
+    /// Max in-flight PubAcks per batch sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Largest payload accepted (`1MB`); larger messages go to the DLQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<String>,
+}
+
+fn default_parallelism() -> u32 {
+    1
+}
+
+impl Default for Execution {
+    fn default() -> Self {
+        Self {
+            parallelism: default_parallelism(),
+            max_in_flight: None,
+            max_message_size: None,
+        }
+    }
+}
+
+/// A JetStream stream's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Subjects the stream captures (wildcards allowed).
+    pub subjects: Vec<String>,
+    /// Retention policy.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Storage type.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Max messages (-1 or absent = unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_msgs: Option<i64>,
+    /// Max total size, e.g. `1GiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<String>,
+    /// Max message age, e.g. `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Max size of one message, e.g. `1MB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_msg_size: Option<String>,
+    /// What happens when the stream is full.
+    #[serde(default)]
+    pub discard: Discard,
+    /// Replicas (1–5).
+    #[serde(default = "default_replicas")]
+    pub replicas: u8,
+    /// Window in which `Nats-Msg-Id` duplicates are dropped, e.g. `2m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_window: Option<String>,
+}
+
+fn default_replicas() -> u8 {
+    1
+}
+
+/// Stream retention policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Retention {
+    /// Keep until limits are hit.
+    #[default]
+    Limits,
+    /// Keep while consumers are interested.
+    Interest,
+    /// Remove once acknowledged.
+    Workqueue,
+}
+
+/// Stream storage type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// On disk.
+    #[default]
+    File,
+    /// In memory.
+    Memory,
+}
+
+/// Discard policy of a full stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Discard {
+    /// Drop the oldest messages.
+    #[default]
+    Old,
+    /// Refuse new messages.
+    New,
+}
+
+/// A `tests:` case: one input and what should come out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// Case name.
+    pub name: String,
+    /// The input message.
+    pub input: TestMessage,
+    /// Expected outputs, in order; empty with `expect_filtered` or `expect_error`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<TestMessage>,
+    /// The message is filtered or dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expect_filtered: bool,
+    /// The message errors at this node (goes to the DLQ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_error: Option<ExpectedError>,
+}
+
+/// A message in a test case or a `weir test` input line.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestMessage {
+    /// Subject.
+    #[serde(default)]
+    pub subject: String,
+    /// Headers (expected outputs: only the listed ones are compared).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
+    /// JSON payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// Non-JSON payload, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_b64: Option<String>,
+}
+
+/// An expected per-message error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedError {
+    /// Node id where it happens.
+    pub node: String,
+    /// Error kind (e.g. `decode`, `expression`, `template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
