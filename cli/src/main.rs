@@ -1,1 +1,36 @@
-fn main() {}
+//! `weir`: the one binary. Every topology is a subcommand; each lives in `commands/`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Weir: a stream-processing data plane on NATS JetStream.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check pipeline files; every problem is reported with file:line:col.
+    Validate(commands::validate::Args),
+    /// Print the JSON Schema of the pipeline file format.
+    Schema(commands::schema::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Schema(args) => commands::schema::run(args),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand: its clap `Args` and a `run` that returns the exit code.
+
+pub mod schema;
+pub mod validate;
