@@ -5,3 +5,4 @@
 //!   installed by `deploy/setup.sh` into `.tools/bin/`).
 
 pub mod nats;
+pub mod postgres;

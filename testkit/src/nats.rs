@@ -283,7 +283,11 @@ mod tests {
             .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
             .await?;
         let mut batch = consumer.fetch().max_messages(1).messages().await?;
-        let msg = batch.next().await.expect("one message")?;
+        let msg = batch
+            .next()
+            .await
+            .expect("one message")
+            .map_err(|e| anyhow::anyhow!(e))?;
         assert_eq!(&msg.payload[..], b"hello");
         Ok(())
     }
