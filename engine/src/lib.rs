@@ -1,8 +1,22 @@
 //! The Weir engine: pure compute, no network. A validated pipeline compiles once into an
 //! operator DAG over Arrow `RecordBatch`es; a batch of messages goes in, and the result says,
 //! for every input, its outputs, that it was filtered, or its error.
+//!
+//! Entry point: [`CompiledPipeline::compile`], then [`CompiledPipeline::process`] per batch.
+//! [`testing`] runs a pipeline's `tests:` cases and `weir test` input files.
 #![warn(missing_docs)]
 
+mod columns;
+mod decode;
+mod frame;
 pub mod message;
+mod operators;
+mod payload;
+mod pipeline;
+mod sql;
+mod template;
+pub mod testing;
 
+pub use decode::MAX_DEPTH;
 pub use message::*;
+pub use pipeline::{CompileError, CompileProblem, CompiledPipeline};

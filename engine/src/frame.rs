@@ -1,0 +1,274 @@
+//! A frame is a batch of messages at one node: the messages (which input each came from, its
+//! payload and pending edits) and the Arrow columns the pipeline's expressions read, row-aligned.
+
+use crate::columns::{Catalog, ColumnSource, timestamp_type};
+use crate::decode::{PathTrie, build_column, check_payload, extract};
+use crate::message::{ErrorKind, InputMessage, MessageError, OutputMessage};
+use crate::payload::{Edit, apply};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, StringBuilder, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow::datatypes::DataType;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use bytes::Bytes;
+use datafusion::execution::SessionState;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// One message inside the pipeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    /// Index of the input message it derives from.
+    pub(crate) input: u32,
+    /// Replacement payload (after `split`, or after edits were materialized); `None` = the
+    /// input's original bytes.
+    pub(crate) base: Option<Bytes>,
+    /// Pending edits of `base`, with the id of the node that made them.
+    pub(crate) edits: Vec<Edit>,
+    /// Node that made the pending edits (for errors while encoding them).
+    pub(crate) edited_by: Option<Arc<str>>,
+    /// Whether the payload is a JSON object.
+    pub(crate) is_object: bool,
+}
+
+impl Row {
+    /// The current payload bytes before pending edits.
+    pub(crate) fn base<'a>(&'a self, inputs: &'a [InputMessage]) -> &'a Bytes {
+        self.base
+            .as_ref()
+            .unwrap_or(&inputs[self.input as usize].payload)
+    }
+
+    /// The payload with pending edits applied: the original bytes (zero-copy) when unchanged.
+    pub(crate) fn encode(&self, inputs: &[InputMessage]) -> Result<Bytes, MessageError> {
+        let base = self.base(inputs);
+        if self.edits.is_empty() {
+            return Ok(base.clone());
+        }
+        apply(base, &self.edits).map_err(|message| MessageError {
+            node: self.edited_by.as_deref().unwrap_or("source").to_string(),
+            kind: ErrorKind::Shape,
+            message,
+        })
+    }
+}
+
+/// Messages at a node with their columns (`columns[i]` is catalog column `i`).
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) columns: Vec<ArrayRef>,
+}
+
+impl Frame {
+    /// The Arrow batch expressions are evaluated on.
+    pub(crate) fn batch(&self, catalog: &Catalog) -> RecordBatch {
+        let types: Vec<DataType> = self.columns.iter().map(|c| c.data_type().clone()).collect();
+        let schema = catalog.schema(&types);
+        RecordBatch::try_new_with_options(
+            schema,
+            self.columns.clone(),
+            &RecordBatchOptions::new().with_row_count(Some(self.rows.len())),
+        )
+        .expect("frame columns match the catalog")
+    }
+
+    /// The rows where `mask` is true (null = false).
+    pub(crate) fn filter(&self, mask: &BooleanArray) -> Frame {
+        let mask = if mask.null_count() > 0 {
+            arrow::compute::prep_null_mask_filter(mask)
+        } else {
+            mask.clone()
+        };
+        if mask.true_count() == self.rows.len() {
+            return self.clone();
+        }
+        let rows = self
+            .rows
+            .iter()
+            .zip(mask.values().iter())
+            .filter(|(_, keep)| *keep)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| arrow::compute::filter(c, &mask).expect("filter kernel"))
+            .collect();
+        Frame { rows, columns }
+    }
+
+    /// The frame without the rows in `drop` (sorted or not).
+    pub(crate) fn without(&self, drop: &[usize]) -> Frame {
+        if drop.is_empty() {
+            return self.clone();
+        }
+        let mut keep = vec![true; self.rows.len()];
+        for &i in drop {
+            keep[i] = false;
+        }
+        self.filter(&BooleanArray::from(keep))
+    }
+}
+
+/// Per-batch state shared by the operators: inputs, fates being built, and the session.
+pub(crate) struct BatchContext<'a> {
+    pub(crate) inputs: &'a [InputMessage],
+    pub(crate) state: &'a SessionState,
+    pub(crate) catalog: &'a Catalog,
+    pub(crate) trie: &'a PathTrie,
+    /// `format: raw`: payloads are opaque bytes, not parsed.
+    pub(crate) raw: bool,
+    /// The first error of each input.
+    pub(crate) errors: Vec<Option<MessageError>>,
+    /// Outputs of each input, in the order sinks produced them.
+    pub(crate) outputs: Vec<Vec<OutputMessage>>,
+}
+
+impl BatchContext<'_> {
+    /// Records an error for the input of `row` (the first one wins).
+    pub(crate) fn fail(&mut self, row: &Row, node: &str, kind: ErrorKind, message: String) {
+        let slot = &mut self.errors[row.input as usize];
+        if slot.is_none() {
+            *slot = Some(MessageError {
+                node: node.to_string(),
+                kind,
+                message,
+            });
+        }
+    }
+
+    /// Records an error already built.
+    pub(crate) fn fail_with(&mut self, row: &Row, error: MessageError) {
+        let slot = &mut self.errors[row.input as usize];
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+    }
+
+    /// Whether the input of `row` has already failed on another path.
+    pub(crate) fn failed(&self, row: &Row) -> bool {
+        self.errors[row.input as usize].is_some()
+    }
+
+    /// Decodes `rows` into a frame: validates and parses each payload once, extracts the
+    /// pipeline's paths into typed columns, and builds the metadata and header columns. Rows
+    /// that fail are recorded as errors of `node` and left out.
+    pub(crate) fn decode(&mut self, mut rows: Vec<Row>, node: &str) -> Frame {
+        let paths = self.catalog.paths();
+        let n_paths = paths.len();
+        let inputs = self.inputs;
+        let mut raws: Vec<Option<&RawValue>> = Vec::with_capacity(rows.len() * n_paths);
+        let mut texts: Vec<&str> = Vec::with_capacity(rows.len());
+        let mut kept: Vec<Row> = Vec::with_capacity(rows.len());
+        let mut failures: Vec<(Row, String)> = Vec::new();
+        let bases: Vec<Bytes> = rows.iter().map(|r| r.base(inputs).clone()).collect();
+        for (row, base) in rows.drain(..).zip(&bases) {
+            let start = raws.len();
+            raws.resize(start + n_paths, None);
+            let result = if self.raw {
+                Ok((std::str::from_utf8(base).unwrap_or_default(), false))
+            } else {
+                check_payload(base).and_then(|text| {
+                    extract(text, self.trie, &mut raws[start..]).map(|o| (text, o))
+                })
+            };
+            match result {
+                Ok((text, is_object)) => {
+                    texts.push(text);
+                    kept.push(Row { is_object, ..row });
+                }
+                Err(message) => {
+                    raws.truncate(start);
+                    failures.push((row, message));
+                }
+            }
+        }
+        for (row, message) in failures {
+            self.fail(&row, node, ErrorKind::Decode, message);
+        }
+        let n = kept.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.catalog.len());
+        let mut bad_rows: Vec<usize> = Vec::new();
+        let mut path_no = 0usize;
+        let mut column_raws: Vec<Option<&RawValue>> = Vec::with_capacity(n);
+        for (idx, source) in self.catalog.columns() {
+            let array: ArrayRef = match source {
+                ColumnSource::Subject => Arc::new(
+                    kept.iter()
+                        .map(|r| Some(inputs[r.input as usize].subject.as_str()))
+                        .collect::<arrow::array::StringArray>(),
+                ),
+                ColumnSource::Stream => Arc::new(
+                    kept.iter()
+                        .map(|r| Some(inputs[r.input as usize].stream.as_str()))
+                        .collect::<arrow::array::StringArray>(),
+                ),
+                ColumnSource::Seq => Arc::new(UInt64Array::from_iter_values(
+                    kept.iter().map(|r| inputs[r.input as usize].seq),
+                )),
+                ColumnSource::Timestamp => Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        kept.iter()
+                            .map(|r| inputs[r.input as usize].timestamp_micros),
+                    )
+                    .with_data_type(timestamp_type()),
+                ),
+                ColumnSource::Payload => Arc::new(
+                    texts
+                        .iter()
+                        .map(|t| Some(*t))
+                        .collect::<arrow::array::StringArray>(),
+                ),
+                ColumnSource::Header(name) => {
+                    let mut b = StringBuilder::with_capacity(n, n * 8);
+                    for r in &kept {
+                        let headers = &inputs[r.input as usize].headers;
+                        match headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                            Some((_, v)) => b.append_value(v),
+                            None => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                ColumnSource::Path(_) => {
+                    column_raws.clear();
+                    column_raws.extend((0..n).map(|i| raws[i * n_paths + path_no]));
+                    path_no += 1;
+                    let (array, errors) =
+                        build_column(&column_raws, self.catalog.declared(idx), &source.name());
+                    for (i, message) in errors {
+                        let row = kept[i].clone();
+                        self.fail(&row, node, ErrorKind::Decode, message);
+                        bad_rows.push(i);
+                    }
+                    array
+                }
+            };
+            columns.push(array);
+        }
+        let frame = Frame {
+            rows: kept,
+            columns,
+        };
+        frame.without(&bad_rows)
+    }
+
+    /// Applies every row's pending edits and decodes the frame again (after a `map` changed
+    /// something an expression downstream reads in a way the columns cannot follow).
+    pub(crate) fn redecode(&mut self, frame: Frame, node: &str) -> Frame {
+        let mut rows = Vec::with_capacity(frame.rows.len());
+        for row in frame.rows {
+            match row.encode(self.inputs) {
+                Ok(bytes) => rows.push(Row {
+                    base: Some(bytes),
+                    edits: Vec::new(),
+                    edited_by: None,
+                    ..row
+                }),
+                Err(e) => self.fail_with(&row, e),
+            }
+        }
+        self.decode(rows, node)
+    }
+}

@@ -1,0 +1,13 @@
+//! `drop`: a sink that discards messages on purpose (they count as filtered).
+
+use super::Operator;
+use crate::frame::{BatchContext, Frame};
+
+/// A compiled `drop` node.
+pub(crate) struct DropSink;
+
+impl Operator for DropSink {
+    fn process_batch(&self, _frame: Frame, _ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
+        Vec::new()
+    }
+}

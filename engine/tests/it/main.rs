@@ -1,0 +1,3 @@
+//! Integration tests of the engine: batch behaviour and the golden pipeline cases.
+
+mod batch;
