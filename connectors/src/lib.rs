@@ -1,1 +1,32 @@
-//! placeholder
+//! Weir connectors: I/O between pipelines and outside systems. Today that is JetStream: the
+//! durable pull source, the publishing sink with a bounded window of PubAcks, stream
+//! declarations, and the dead-letter publisher.
+#![warn(missing_docs)]
+
+pub mod dead_letter;
+pub mod error;
+pub mod sink;
+pub mod source;
+pub mod streams;
+pub mod units;
+
+pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqTarget};
+pub use error::{ConnectorError, FailureClass, PublishFailure};
+pub use sink::{JetStreamSink, Outbound};
+pub use source::{PullSource, SourceSettings};
+pub use streams::{ensure_dlq_stream, ensure_stream, stream_config};
+
+/// Connects to NATS the way every Weir process does: reconnects forever, retries the first
+/// connection, and names the connection so that it can be told apart in server monitoring.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ConnectorError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .max_reconnects(None)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|err| ConnectorError::Connect {
+            url: url.to_string(),
+            reason: err.to_string(),
+        })
+}

@@ -1,0 +1,127 @@
+//! The JetStream sink: publishes a batch's outputs with a bounded window of in-flight
+//! PubAcks, each with a deterministic `Nats-Msg-Id` so that a redelivered input never
+//! duplicates its outputs in the destination stream.
+
+use std::str::FromStr;
+
+use async_nats::HeaderMap;
+use async_nats::header::{HeaderName, HeaderValue};
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::{FailureClass, PublishFailure};
+
+/// Default number of PubAcks awaited at once.
+pub const DEFAULT_WINDOW: usize = 1024;
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    /// Destination subject.
+    pub subject: String,
+    /// Headers, without `Nats-Msg-Id` (the sink sets it from `msg_id`).
+    pub headers: HeaderMap,
+    /// Payload bytes.
+    pub payload: Bytes,
+    /// Deduplication id, sent as `Nats-Msg-Id`.
+    pub msg_id: String,
+}
+
+/// Builds a header map from name/value pairs, leaving out `Nats-*` headers (they steer the
+/// server: expected sequences, message ids, rollups, and must not leak from an input into an
+/// output). A name or value NATS cannot carry is a data failure.
+pub fn headers_from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<HeaderMap, PublishFailure> {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        if is_server_header(name) {
+            continue;
+        }
+        let header_name = HeaderName::from_str(name).map_err(|_| PublishFailure {
+            class: FailureClass::Data,
+            reason: format!("header name {name:?} cannot be sent over NATS"),
+        })?;
+        let header_value = HeaderValue::from_str(value).map_err(|_| PublishFailure {
+            class: FailureClass::Data,
+            reason: format!("header {name:?} has a value with a line break: {value:?}"),
+        })?;
+        map.append(header_name, header_value);
+    }
+    Ok(map)
+}
+
+/// Whether a header name is one that the server interprets (`Nats-…`).
+pub fn is_server_header(name: &str) -> bool {
+    name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-")
+}
+
+/// Publishes to JetStream and awaits PubAcks, at most `window` at a time.
+#[derive(Clone)]
+pub struct JetStreamSink {
+    js: jetstream::Context,
+    window: usize,
+}
+
+impl JetStreamSink {
+    /// A sink on `js` with `window` in-flight PubAcks at most.
+    pub fn new(js: jetstream::Context, window: usize) -> Self {
+        JetStreamSink {
+            js,
+            window: window.max(1),
+        }
+    }
+
+    /// The in-flight window.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Publishes every message and returns, for each, its PubAck or why it has none. Results
+    /// are in input order. A failure of one message does not stop the others.
+    pub async fn publish_all(
+        &self,
+        messages: &[Outbound],
+    ) -> Vec<Result<PublishAck, PublishFailure>> {
+        let mut results: Vec<Option<Result<PublishAck, PublishFailure>>> =
+            (0..messages.len()).map(|_| None).collect();
+        let mut in_flight = FuturesUnordered::new();
+        for (index, message) in messages.iter().enumerate() {
+            while in_flight.len() >= self.window {
+                if let Some((i, result)) = in_flight.next().await {
+                    results[i] = Some(result);
+                }
+            }
+            let publish = PublishMessage::build()
+                .headers(message.headers.clone())
+                .message_id(&message.msg_id)
+                .payload(message.payload.clone());
+            match self.js.send_publish(message.subject.clone(), publish).await {
+                Ok(ack) => {
+                    let subject = &message.subject;
+                    in_flight.push(async move {
+                        let result = ack
+                            .await
+                            .map_err(|err| PublishFailure::from_publish_error(subject, &err));
+                        (index, result)
+                    });
+                }
+                Err(err) => {
+                    results[index] = Some(Err(PublishFailure::from_publish_error(
+                        &message.subject,
+                        &err,
+                    )))
+                }
+            }
+        }
+        while let Some((i, result)) = in_flight.next().await {
+            results[i] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every publish has a result"))
+            .collect()
+    }
+}

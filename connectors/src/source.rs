@@ -1,0 +1,257 @@
+//! The JetStream source of a pipeline: one durable pull consumer per pipeline, shared by every
+//! worker that runs it (competing consumers), read in batches of `batch_size` that wait at
+//! most `max_wait` to fill.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use tokio::time::Instant;
+use weir_pipelines::{DeliverPolicy, PipelineResource};
+
+use crate::{ConnectorError, units};
+
+/// Default messages per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// Default longest wait for a batch to fill.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(5);
+/// Default ack wait: how long the server waits for an ack before redelivering.
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Default max un-acked messages of the consumer, across every worker.
+pub const DEFAULT_MAX_ACK_PENDING: i64 = 20_000;
+
+/// Everything needed to open a pipeline's consumer and read batches from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSettings {
+    /// Stream to consume.
+    pub stream: String,
+    /// Durable consumer name.
+    pub durable: String,
+    /// Subject filters; empty = all subjects of the stream.
+    pub filter_subjects: Vec<String>,
+    /// Where a new consumer starts.
+    pub deliver: consumer::DeliverPolicy,
+    /// Ack wait of the consumer.
+    pub ack_wait: Duration,
+    /// Max un-acked messages of the consumer.
+    pub max_ack_pending: i64,
+    /// Messages per batch.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill once its first message arrived.
+    pub max_wait: Duration,
+}
+
+impl SourceSettings {
+    /// The default durable name of a pipeline: `weir_<tenant>_<pipeline>` (tenant `default`
+    /// when the file names none).
+    pub fn default_durable(pipeline: &PipelineResource) -> String {
+        let tenant = pipeline.metadata.tenant.as_deref().unwrap_or("default");
+        format!("weir_{tenant}_{}", pipeline.metadata.name)
+            .replace(['.', '*', '>', ' '], "_")
+    }
+
+    /// Settings from the pipeline's `spec.source`, with the defaults above for what it omits.
+    pub fn from_spec(pipeline: &PipelineResource) -> Result<Self, ConnectorError> {
+        let source = &pipeline.spec.source;
+        let settings = &source.consumer;
+        let name = &pipeline.metadata.name;
+        let field = |f: &str| format!("Pipeline {name}: spec.source.{f}");
+        let deliver = match &source.deliver {
+            DeliverPolicy::All => consumer::DeliverPolicy::All,
+            DeliverPolicy::New => consumer::DeliverPolicy::New,
+            DeliverPolicy::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
+            DeliverPolicy::Sequence(seq) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: *seq,
+            },
+            DeliverPolicy::Time(text) => consumer::DeliverPolicy::ByStartTime {
+                start_time: async_nats::datetime::parse_rfc3339(text).map_err(|err| {
+                    ConnectorError::InvalidSetting {
+                        field: field("deliver.time"),
+                        value: text.clone(),
+                        reason: format!("{err}; write an RFC 3339 time"),
+                    }
+                })?,
+            },
+        };
+        Ok(SourceSettings {
+            stream: source.stream.clone(),
+            durable: settings
+                .durable
+                .clone()
+                .unwrap_or_else(|| Self::default_durable(pipeline)),
+            filter_subjects: source.subjects.clone(),
+            deliver,
+            ack_wait: match &settings.ack_wait {
+                Some(v) => units::duration(&field("consumer.ack_wait"), v)?,
+                None => DEFAULT_ACK_WAIT,
+            },
+            max_ack_pending: settings.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING),
+            batch_size: settings.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
+            max_wait: match &settings.max_wait {
+                Some(v) => units::duration(&field("consumer.max_wait"), v)?,
+                None => DEFAULT_MAX_WAIT,
+            },
+        })
+    }
+
+    fn consumer_config(&self) -> consumer::pull::Config {
+        let (filter_subject, filter_subjects) = match self.filter_subjects.as_slice() {
+            [] => (String::new(), Vec::new()),
+            [one] => (one.clone(), Vec::new()),
+            many => (String::new(), many.to_vec()),
+        };
+        consumer::pull::Config {
+            durable_name: Some(self.durable.clone()),
+            description: Some("Weir pipeline source".into()),
+            deliver_policy: self.deliver,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            // Weir counts deliveries itself (errors.retry.max_attempts) and dead-letters, so
+            // the server must never silently stop redelivering.
+            max_deliver: -1,
+            filter_subject,
+            filter_subjects,
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        }
+    }
+}
+
+/// A durable pull consumer read batch by batch. Each worker loop owns one; they all share the
+/// same durable, so the server spreads messages across them.
+pub struct PullSource {
+    settings: SourceSettings,
+    consumer: consumer::PullConsumer,
+    messages: Option<consumer::pull::Stream>,
+}
+
+impl PullSource {
+    /// Opens (creating when absent) the durable consumer of `settings`.
+    pub async fn open(
+        js: &jetstream::Context,
+        settings: SourceSettings,
+    ) -> Result<Self, ConnectorError> {
+        let consumer = open_consumer(js, &settings).await?;
+        Ok(PullSource {
+            settings,
+            consumer,
+            messages: None,
+        })
+    }
+
+    /// The settings this source runs with.
+    pub fn settings(&self) -> &SourceSettings {
+        &self.settings
+    }
+
+    /// A handle on the consumer, e.g. to poll its info for lag.
+    pub fn consumer(&self) -> consumer::PullConsumer {
+        self.consumer.clone()
+    }
+
+    /// The next batch: waits up to `idle` for a first message (an empty batch when none came),
+    /// then up to `max_wait` for the batch to fill to `batch_size`. Errors are transient: the
+    /// pull subscription is dropped and re-opened on the next call.
+    pub async fn next_batch(
+        &mut self,
+        idle: Duration,
+    ) -> Result<Vec<jetstream::Message>, ConnectorError> {
+        let batch_size = self.settings.batch_size;
+        if self.messages.is_none() {
+            let stream = self
+                .consumer
+                .stream()
+                .max_messages_per_batch(batch_size.saturating_mul(2))
+                .expires(Duration::from_secs(5))
+                .heartbeat(Duration::from_secs(2))
+                .messages()
+                .await
+                .map_err(|err| self.fetch_error(err.to_string()))?;
+            self.messages = Some(stream);
+        }
+        let messages = self.messages.as_mut().expect("opened above");
+        let mut batch = Vec::with_capacity(batch_size);
+        let first = match tokio::time::timeout(idle, messages.next()).await {
+            Err(_) => return Ok(batch),
+            Ok(item) => item,
+        };
+        match first {
+            Some(Ok(message)) => batch.push(message),
+            Some(Err(err)) => return Err(self.stream_failed(err)),
+            None => {
+                self.messages = None;
+                return Err(self.fetch_error("pull subscription ended".into()));
+            }
+        }
+        let deadline = Instant::now() + self.settings.max_wait;
+        while batch.len() < batch_size {
+            // Take what is already buffered without waiting; wait only when nothing is.
+            let item = match futures::FutureExt::now_or_never(messages.next()) {
+                Some(item) => item,
+                None => match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Err(_) => break,
+                    Ok(item) => item,
+                },
+            };
+            match item {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(err)) => {
+                    tracing::warn!(consumer = %self.settings.durable, error = %err, "pull error; keeping the partial batch");
+                    self.drop_stream_if_fatal(&err);
+                    break;
+                }
+                None => {
+                    self.messages = None;
+                    break;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    fn fetch_error(&self, reason: String) -> ConnectorError {
+        ConnectorError::Fetch {
+            consumer: self.settings.durable.clone(),
+            reason,
+        }
+    }
+
+    fn drop_stream_if_fatal(&mut self, err: &consumer::pull::MessagesError) {
+        use consumer::pull::MessagesErrorKind as K;
+        if !matches!(err.kind(), K::MissingHeartbeat) {
+            self.messages = None;
+        }
+    }
+
+    fn stream_failed(&mut self, err: consumer::pull::MessagesError) -> ConnectorError {
+        self.drop_stream_if_fatal(&err);
+        self.fetch_error(err.to_string())
+    }
+
+    /// Re-creates the consumer when it was deleted under us (e.g. by an operator).
+    pub async fn reopen(&mut self, js: &jetstream::Context) -> Result<(), ConnectorError> {
+        self.messages = None;
+        self.consumer = open_consumer(js, &self.settings).await?;
+        Ok(())
+    }
+}
+
+async fn open_consumer(
+    js: &jetstream::Context,
+    settings: &SourceSettings,
+) -> Result<consumer::PullConsumer, ConnectorError> {
+    let fail = |reason: String| ConnectorError::Consumer {
+        stream: settings.stream.clone(),
+        consumer: settings.durable.clone(),
+        reason,
+    };
+    let stream = js.get_stream(&settings.stream).await.map_err(|err| {
+        fail(format!(
+            "{err} (declare the stream with a `kind: Stream` resource or create it first)"
+        ))
+    })?;
+    stream
+        .get_or_create_consumer(&settings.durable, settings.consumer_config())
+        .await
+        .map_err(|err| fail(err.to_string()))
+}

@@ -1,0 +1,152 @@
+//! JetStream streams from `kind: Stream` resources, created or updated idempotently, and the
+//! dead-letter stream that every pipeline needs (created when absent).
+
+use async_nats::jetstream::{self, stream};
+use weir_pipelines::{Discard, Retention, Storage, StreamResource};
+
+use crate::{ConnectorError, units};
+
+/// The JetStream configuration for a `Stream` resource.
+pub fn stream_config(resource: &StreamResource) -> Result<stream::Config, ConnectorError> {
+    let spec = &resource.spec;
+    let name = resource.metadata.name.clone();
+    let field = |f: &str| format!("Stream {name}: spec.{f}");
+    let mut config = stream::Config {
+        name: name.clone(),
+        subjects: spec.subjects.clone(),
+        retention: match spec.retention {
+            Retention::Limits => stream::RetentionPolicy::Limits,
+            Retention::Interest => stream::RetentionPolicy::Interest,
+            Retention::Workqueue => stream::RetentionPolicy::WorkQueue,
+        },
+        storage: match spec.storage {
+            Storage::File => stream::StorageType::File,
+            Storage::Memory => stream::StorageType::Memory,
+        },
+        discard: match spec.discard {
+            Discard::Old => stream::DiscardPolicy::Old,
+            Discard::New => stream::DiscardPolicy::New,
+        },
+        max_messages: spec.max_msgs.unwrap_or(-1),
+        num_replicas: spec.replicas.max(1) as usize,
+        ..Default::default()
+    };
+    if let Some(v) = &spec.max_bytes {
+        config.max_bytes = units::size(&field("max_bytes"), v)? as i64;
+    } else {
+        config.max_bytes = -1;
+    }
+    if let Some(v) = &spec.max_age {
+        config.max_age = units::duration(&field("max_age"), v)?;
+    }
+    if let Some(v) = &spec.max_msg_size {
+        let size = units::size(&field("max_msg_size"), v)?;
+        config.max_message_size =
+            i32::try_from(size).map_err(|_| ConnectorError::InvalidSetting {
+                field: field("max_msg_size"),
+                value: v.clone(),
+                reason: "larger than 2 GiB".into(),
+            })?;
+    } else {
+        config.max_message_size = -1;
+    }
+    if let Some(v) = &spec.duplicate_window {
+        config.duplicate_window = units::duration(&field("duplicate_window"), v)?;
+    }
+    Ok(config)
+}
+
+/// Creates the stream of `resource`, or updates it when it exists. Running it twice with the
+/// same resource changes nothing.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    resource: &StreamResource,
+) -> Result<stream::Info, ConnectorError> {
+    let config = stream_config(resource)?;
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|err| ConnectorError::Stream {
+            stream: resource.metadata.name.clone(),
+            reason: err.to_string(),
+        })
+}
+
+/// Makes sure stream `name` exists and captures `subject`: creates it with `default_subjects`
+/// when absent, and adds `subject` to its subjects when no filter of it matches.
+pub async fn ensure_dlq_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subject: &str,
+    default_subjects: &[String],
+) -> Result<(), ConnectorError> {
+    let fail = |reason: String| ConnectorError::Stream {
+        stream: name.to_string(),
+        reason,
+    };
+    match js.get_stream(name).await {
+        Ok(mut existing) => {
+            let info = existing.info().await.map_err(|e| fail(e.to_string()))?;
+            let mut config = info.config.clone();
+            if config.subjects.iter().any(|f| subject_matches(f, subject)) {
+                return Ok(());
+            }
+            config.subjects.push(subject.to_string());
+            js.update_stream(config)
+                .await
+                .map_err(|e| fail(format!("adding subject {subject:?}: {e}")))?;
+            Ok(())
+        }
+        Err(err) => {
+            if !matches!(
+                err.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(ref e)
+                    if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) {
+                return Err(fail(err.to_string()));
+            }
+            let mut subjects: Vec<String> = default_subjects.to_vec();
+            if !subjects.iter().any(|f| subject_matches(f, subject)) {
+                subjects.push(subject.to_string());
+            }
+            js.create_or_update_stream(stream::Config {
+                name: name.to_string(),
+                subjects,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+            Ok(())
+        }
+    }
+}
+
+/// Whether the NATS subject filter `filter` (with `*` and `>`) matches `subject`.
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(subject_matches("dlq.>", "dlq.orders"));
+        assert!(subject_matches("dlq.*", "dlq.orders"));
+        assert!(!subject_matches("dlq.*", "dlq.orders.x"));
+        assert!(!subject_matches("dlq.>", "dlq"));
+        assert!(subject_matches("a.b", "a.b"));
+        assert!(!subject_matches("a.b", "a.c"));
+    }
+}
