@@ -201,11 +201,11 @@ impl NatsServer {
         self.child = Some(child);
         let started = Instant::now();
         loop {
-            if let Some(port) = read_ports_file(&ports_dir) {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    self.port = port;
-                    return Ok(());
-                }
+            if let Some(port) = read_ports_file(&ports_dir)
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                self.port = port;
+                return Ok(());
             }
             if !self.is_running() {
                 bail!(
