@@ -4,6 +4,23 @@
 //! Entry point: [`load_str`] turns a file's text into resources or a list of diagnostics.
 #![warn(missing_docs)]
 
+pub mod check;
+pub mod diagnostics;
+mod document;
+pub mod expr;
+mod load;
+pub mod problem;
+pub mod schema;
 pub mod spec;
+mod structure;
+pub mod subject;
+mod suggest;
+pub mod template;
+pub mod units;
 
+pub use check::check_resource;
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use load::{load_file, load_str};
+pub use problem::Problem;
+pub use schema::json_schema;
 pub use spec::*;

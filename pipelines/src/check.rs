@@ -1,0 +1,764 @@
+//! Semantic checks of typed resources: names, the node graph (ids, targets, cycles,
+//! reachability, sinks), subjects, templates, SQL expressions, durations and sizes. Every
+//! problem is collected, each at the JSON pointer of the offending value.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::expr;
+use crate::problem::Problem;
+use crate::spec::*;
+use crate::subject::{check_filter, check_subject};
+use crate::suggest::nearest;
+use crate::template::{self, Part};
+use crate::units::{parse_duration, parse_size};
+
+/// Checks the meaning of one resource; the result is empty when it is valid.
+pub fn check_resource(resource: &Resource) -> Vec<Problem> {
+    let mut out = Vec::new();
+    match resource {
+        Resource::Pipeline(p) => {
+            check_api_version(&p.api_version, &mut out);
+            check_dns_label(&p.metadata.name, "/metadata/name", &mut out);
+            check_pipeline(&p.spec, &mut out);
+        }
+        Resource::Stream(s) => {
+            check_api_version(&s.api_version, &mut out);
+            check_stream_name(&s.metadata.name, "/metadata/name", &mut out);
+            check_stream(&s.spec, &mut out);
+        }
+    }
+    out
+}
+
+/// Checks what concerns several resources of one file: two resources of one kind may not
+/// share a name. Returns (index of the resource, problem).
+pub fn check_file(resources: &[Resource]) -> Vec<(usize, Problem)> {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, r) in resources.iter().enumerate() {
+        let key = (r.kind(), r.metadata().name.as_str());
+        if let Some(first) = seen.get(&key) {
+            out.push((
+                i,
+                Problem::new(
+                    "/metadata/name",
+                    "duplicate-resource",
+                    format!(
+                        "a {} named `{}` is already defined in this file (resource #{}); names must be unique per kind",
+                        key.0,
+                        key.1,
+                        first + 1
+                    ),
+                ),
+            ));
+        } else {
+            seen.insert(key, i);
+        }
+    }
+    out
+}
+
+fn check_api_version(v: &str, out: &mut Vec<Problem>) {
+    if v != API_VERSION {
+        out.push(Problem::new(
+            "/apiVersion",
+            "api-version",
+            format!("unsupported apiVersion `{v}`; this version of Weir reads `{API_VERSION}`"),
+        ));
+    }
+}
+
+fn check_dns_label(name: &str, path: &str, out: &mut Vec<Problem>) {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid {
+        out.push(Problem::new(
+            path,
+            "invalid-name",
+            format!(
+                "invalid pipeline name `{name}`: use 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit (e.g. `order-routing`)"
+            ),
+        ));
+    }
+}
+
+fn check_stream_name(name: &str, path: &str, out: &mut Vec<Problem>) {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+        });
+    if bad {
+        out.push(Problem::new(
+            path,
+            "invalid-stream-name",
+            format!(
+                "invalid stream name `{name}`: a JetStream stream name is 1 to 255 characters without whitespace, `.`, `*`, `>`, `/` or `\\` (e.g. `ORDERS`)"
+            ),
+        ));
+    }
+}
+
+fn check_duration(value: &str, path: &str, out: &mut Vec<Problem>) -> Option<std::time::Duration> {
+    match parse_duration(value) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            out.push(Problem::new(path, "invalid-duration", e));
+            None
+        }
+    }
+}
+
+fn check_size(value: &str, path: &str, out: &mut Vec<Problem>) {
+    if let Err(e) = parse_size(value) {
+        out.push(Problem::new(path, "invalid-size", e));
+    }
+}
+
+fn check_expression(text: &str, path: &str, out: &mut Vec<Problem>) {
+    if let Err(e) = expr::parse_checked(text) {
+        out.push(Problem::new(path, e.code(), e.to_string()));
+    }
+}
+
+/// Checks a template's braces and every embedded expression; returns its parts when the
+/// braces are well formed.
+fn check_template(text: &str, path: &str, out: &mut Vec<Problem>) -> Option<Vec<Part>> {
+    match template::parse(text) {
+        Ok(parts) => {
+            for part in &parts {
+                if let Part::Expr(e) = part {
+                    if let Err(err) = expr::parse_checked(e) {
+                        out.push(Problem::new(
+                            path,
+                            err.code(),
+                            format!("in template `{text}`: {err}"),
+                        ));
+                    }
+                }
+            }
+            Some(parts)
+        }
+        Err(e) => {
+            out.push(Problem::new(path, "invalid-template", e));
+            None
+        }
+    }
+}
+
+fn check_subject_template(text: &str, path: &str, out: &mut Vec<Problem>) {
+    let Some(parts) = check_template(text, path, out) else {
+        return;
+    };
+    // The literal parts must form a valid subject with each expression standing for a token
+    // (or part of one); the expression's value is checked when the message is published.
+    let shape: String = parts
+        .iter()
+        .map(|p| match p {
+            Part::Literal(l) => l.as_str(),
+            Part::Expr(_) => "x",
+        })
+        .collect();
+    if let Err(e) = check_subject(&shape) {
+        let message = if parts.iter().any(|p| matches!(p, Part::Expr(_))) {
+            format!("subject template `{text}` does not form a valid subject: {e}")
+        } else {
+            e
+        };
+        out.push(Problem::new(path, "invalid-subject", message));
+    }
+}
+
+fn check_header_name(name: &str, path: &str, out: &mut Vec<Problem>) {
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !valid {
+        out.push(
+            Problem::new(
+                path,
+                "invalid-header",
+                format!("invalid header name `{name}`: use printable ASCII without spaces or `:` (e.g. `X-Priority`)"),
+            )
+            .at_key(),
+        );
+    }
+}
+
+/// A field path of the payload: dot-separated names, each non-empty without spaces,
+/// brackets or quotes (`customer.id`, `amount_cents`).
+fn check_field_path(path_text: &str, path: &str, at_key: bool, out: &mut Vec<Problem>) {
+    let valid = path_text.split('.').all(|seg| {
+        !seg.is_empty()
+            && seg.chars().all(|c| {
+                !c.is_whitespace()
+                    && !c.is_control()
+                    && !matches!(c, '[' | ']' | '\'' | '"' | '{' | '}')
+            })
+    });
+    if !valid {
+        let p = Problem::new(
+            path,
+            "invalid-field-path",
+            format!(
+                "invalid field path `{path_text}`: use dot-separated field names without spaces, brackets or quotes (e.g. `customer.id`)"
+            ),
+        );
+        out.push(if at_key { p.at_key() } else { p });
+    }
+}
+
+fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
+    let src = &spec.source;
+    check_stream_name(&src.stream, "/spec/source/stream", out);
+    for (i, s) in src.subjects.iter().enumerate() {
+        if let Err(e) = check_filter(s) {
+            out.push(Problem::new(
+                format!("/spec/source/subjects/{i}"),
+                "invalid-subject",
+                e,
+            ));
+        }
+    }
+    if let DeliverPolicy::Time(t) = &src.deliver {
+        if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
+            out.push(Problem::new(
+                "/spec/source/deliver/time",
+                "invalid-time",
+                format!("invalid time `{t}`: use RFC 3339, e.g. `2026-11-25T10:00:00Z`"),
+            ));
+        }
+    }
+    if matches!(src.format, PayloadFormat::Avro | PayloadFormat::Protobuf) && src.schema.is_none() {
+        out.push(Problem::new(
+            "/spec/source/format",
+            "schema-required",
+            format!(
+                "format `{}` needs `schema`: name the registry subject that describes the payload",
+                if src.format == PayloadFormat::Avro {
+                    "avro"
+                } else {
+                    "protobuf"
+                }
+            ),
+        ));
+    }
+    for field in src.fields.keys() {
+        check_field_path(
+            field,
+            &format!("/spec/source/fields/{}", crate::document::escape(field)),
+            true,
+            out,
+        );
+    }
+    let c = &src.consumer;
+    if let Some(d) = &c.ack_wait {
+        if check_duration(d, "/spec/source/consumer/ack_wait", out).is_some_and(|d| d.is_zero()) {
+            out.push(Problem::new(
+                "/spec/source/consumer/ack_wait",
+                "invalid-duration",
+                "ack_wait must be longer than zero".into(),
+            ));
+        }
+    }
+    if let Some(d) = &c.max_wait {
+        check_duration(d, "/spec/source/consumer/max_wait", out);
+    }
+    if c.batch_size == Some(0) {
+        out.push(Problem::new(
+            "/spec/source/consumer/batch_size",
+            "invalid-value",
+            "batch_size must be at least 1".into(),
+        ));
+    }
+    if c.max_ack_pending.is_some_and(|n| n == 0 || n < -1) {
+        out.push(Problem::new(
+            "/spec/source/consumer/max_ack_pending",
+            "invalid-value",
+            "max_ack_pending must be at least 1 (or -1 for unlimited)".into(),
+        ));
+    }
+
+    check_nodes(&spec.nodes, out);
+
+    let retry = &spec.errors.retry;
+    if retry.max_attempts == 0 {
+        out.push(Problem::new(
+            "/spec/errors/retry/max_attempts",
+            "invalid-value",
+            "max_attempts must be at least 1".into(),
+        ));
+    }
+    let b = &retry.backoff;
+    let initial = check_duration(&b.initial, "/spec/errors/retry/backoff/initial", out);
+    let max = check_duration(&b.max, "/spec/errors/retry/backoff/max", out);
+    if let (Some(i), Some(m)) = (initial, max) {
+        if i > m {
+            out.push(Problem::new(
+                "/spec/errors/retry/backoff/initial",
+                "invalid-value",
+                format!(
+                    "backoff.initial ({}) is longer than backoff.max ({})",
+                    b.initial, b.max
+                ),
+            ));
+        }
+    }
+    if !(b.factor.is_finite() && b.factor >= 1.0) {
+        out.push(Problem::new(
+            "/spec/errors/retry/backoff/factor",
+            "invalid-value",
+            format!(
+                "backoff.factor must be a number of at least 1, found {}",
+                b.factor
+            ),
+        ));
+    }
+    if let Some(dlq) = &spec.errors.dlq {
+        if let Err(e) = check_subject(&dlq.subject) {
+            out.push(Problem::new(
+                "/spec/errors/dlq/subject",
+                "invalid-subject",
+                e,
+            ));
+        }
+        if let Some(s) = &dlq.stream {
+            check_stream_name(s, "/spec/errors/dlq/stream", out);
+        }
+    }
+    let x = &spec.execution;
+    if x.parallelism == 0 {
+        out.push(Problem::new(
+            "/spec/execution/parallelism",
+            "invalid-value",
+            "parallelism must be at least 1".into(),
+        ));
+    }
+    if x.max_in_flight == Some(0) {
+        out.push(Problem::new(
+            "/spec/execution/max_in_flight",
+            "invalid-value",
+            "max_in_flight must be at least 1".into(),
+        ));
+    }
+    if let Some(s) = &x.max_message_size {
+        check_size(s, "/spec/execution/max_message_size", out);
+    }
+}
+
+/// One edge of the graph: the target id and the pointer of the value that names it.
+struct Edge<'a> {
+    target: &'a str,
+    path: String,
+}
+
+fn next_edges<'a>(next: &'a Next, base: &str, out: &mut Vec<Edge<'a>>) {
+    match next {
+        Next::One(id) => out.push(Edge {
+            target: id,
+            path: base.to_string(),
+        }),
+        Next::Many(ids) => {
+            for (i, id) in ids.iter().enumerate() {
+                out.push(Edge {
+                    target: id,
+                    path: format!("{base}/{i}"),
+                });
+            }
+        }
+    }
+}
+
+fn check_nodes(nodes: &[Node], out: &mut Vec<Problem>) {
+    if nodes.is_empty() {
+        out.push(Problem::new(
+            "/spec/nodes",
+            "empty-pipeline",
+            "a pipeline needs at least one node; the first node receives the source's messages"
+                .into(),
+        ));
+        return;
+    }
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let base = format!("/spec/nodes/{i}");
+        if node.id.is_empty() {
+            out.push(Problem::new(
+                format!("{base}/id"),
+                "invalid-id",
+                "empty node id".into(),
+            ));
+        } else if let Some(first) = index.get(node.id.as_str()) {
+            out.push(Problem::new(
+                format!("{base}/id"),
+                "duplicate-id",
+                format!(
+                    "duplicate node id `{}` (already used by node #{}); ids must be unique",
+                    node.id,
+                    first + 1
+                ),
+            ));
+        } else {
+            index.insert(&node.id, i);
+        }
+    }
+
+    let mut edges: Vec<Vec<Edge>> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let base = format!("/spec/nodes/{i}");
+        let kinds = node.kinds();
+        let kind = match kinds.as_slice() {
+            [k] => Some(*k),
+            [] => {
+                out.push(Problem::new(
+                    &base,
+                    "missing-kind",
+                    format!(
+                        "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`",
+                        node.id
+                    ),
+                ));
+                None
+            }
+            [_, rest @ ..] => {
+                let names: Vec<String> =
+                    kinds.iter().map(|k| format!("`{}`", k.as_str())).collect();
+                out.push(
+                    Problem::new(
+                        format!("{base}/{}", rest[0].as_str()),
+                        "multiple-kinds",
+                        format!("node `{}` has several kinds ({}); a node has exactly one: split it into several nodes", node.id, names.join(", ")),
+                    )
+                    .at_key(),
+                );
+                None
+            }
+        };
+
+        let mut node_edges = Vec::new();
+        if let Some(n) = &node.next {
+            next_edges(n, &format!("{base}/next"), &mut node_edges);
+        }
+        if let Some(rules) = &node.route {
+            for (r, rule) in rules.iter().enumerate() {
+                next_edges(
+                    &rule.next,
+                    &format!("{base}/route/{r}/next"),
+                    &mut node_edges,
+                );
+            }
+        }
+        if let Some(d) = &node.default {
+            next_edges(d, &format!("{base}/default"), &mut node_edges);
+        }
+        for (n, path) in [(&node.next, "next"), (&node.default, "default")] {
+            if matches!(n, Some(Next::Many(v)) if v.is_empty()) {
+                out.push(Problem::new(
+                    format!("{base}/{path}"),
+                    "empty-next",
+                    format!("empty `{path}` list; name at least one node"),
+                ));
+            }
+        }
+
+        if node.default.is_some() && kind.is_some() && kind != Some(NodeKind::Route) {
+            out.push(
+                Problem::new(
+                    format!("{base}/default"),
+                    "default-without-route",
+                    format!(
+                        "`default` is only for `route` nodes; node `{}` sends everything to `next`",
+                        node.id
+                    ),
+                )
+                .at_key(),
+            );
+        }
+        match kind {
+            Some(k) if k.is_sink() => {
+                if node.next.is_some() {
+                    out.push(
+                        Problem::new(
+                            format!("{base}/next"),
+                            "sink-with-next",
+                            format!(
+                                "node `{}` is a `{}` sink and ends its path; remove `next`",
+                                node.id,
+                                k.as_str()
+                            ),
+                        )
+                        .at_key(),
+                    );
+                }
+            }
+            Some(NodeKind::Route) => {
+                if node.next.is_some() {
+                    out.push(
+                        Problem::new(
+                            format!("{base}/next"),
+                            "next-on-route",
+                            format!(
+                                "route node `{}` sends messages through its rules' `next` and its `default`; remove `next` (use `default` for messages no rule matches)",
+                                node.id
+                            ),
+                        )
+                        .at_key(),
+                    );
+                }
+                if node.default.is_none() {
+                    out.push(Problem::new(
+                        format!("{base}/route"),
+                        "missing-default",
+                        format!(
+                            "route node `{}` has no `default`: messages that match no rule would vanish; add `default: <node>` (a `drop` node discards them on purpose)",
+                            node.id
+                        ),
+                    ));
+                }
+                if node.route.as_ref().is_some_and(Vec::is_empty) {
+                    out.push(Problem::new(
+                        format!("{base}/route"),
+                        "empty-route",
+                        format!("route node `{}` has no rules", node.id),
+                    ));
+                }
+            }
+            Some(k) => {
+                if node.next.is_none() {
+                    out.push(Problem::new(
+                        &base,
+                        "missing-next",
+                        format!(
+                            "node `{}` ({}) has no `next`: every path must end in a `publish` or `drop` node; add `next: <node>`",
+                            node.id,
+                            k.as_str()
+                        ),
+                    ));
+                }
+            }
+            None => {}
+        }
+
+        for edge in &node_edges {
+            if !index.contains_key(edge.target) {
+                let hint = nearest(edge.target, index.keys().copied())
+                    .map(|n| format!(", did you mean `{n}`?"))
+                    .unwrap_or_else(|| {
+                        let mut ids: Vec<&str> = index.keys().copied().collect();
+                        ids.sort_unstable();
+                        format!(
+                            "; nodes are: {}",
+                            ids.iter()
+                                .map(|i| format!("`{i}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+                out.push(Problem::new(
+                    &edge.path,
+                    "dangling-next",
+                    format!(
+                        "node `{}` sends to `{}`, which is not a node of this pipeline{hint}",
+                        node.id, edge.target
+                    ),
+                ));
+            } else if edge.target == node.id {
+                out.push(Problem::new(
+                    &edge.path,
+                    "cycle",
+                    format!(
+                        "node `{}` sends to itself; the graph must be acyclic",
+                        node.id
+                    ),
+                ));
+            }
+        }
+
+        check_node_body(node, &base, out);
+        edges.push(node_edges);
+    }
+
+    // Cycles: depth-first search with colours; report the edge that closes each cycle.
+    let targets = |i: usize| -> Vec<(usize, &str)> {
+        edges[i]
+            .iter()
+            .filter_map(|e| index.get(e.target).map(|&t| (t, e.path.as_str())))
+            .collect()
+    };
+    let mut state = vec![0u8; nodes.len()]; // 0 new, 1 on the stack, 2 done
+    let mut reported: HashSet<String> = HashSet::new();
+    for start in 0..nodes.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next_i)) = stack.last_mut() {
+            let outs = targets(node);
+            if *next_i < outs.len() {
+                let (t, path) = outs[*next_i];
+                *next_i += 1;
+                match state[t] {
+                    0 => {
+                        state[t] = 1;
+                        stack.push((t, 0));
+                    }
+                    1 if t != node => {
+                        if reported.insert(path.to_string()) {
+                            let from = stack.iter().position(|(n, _)| *n == t).unwrap_or(0);
+                            let mut cycle: Vec<&str> = stack[from..]
+                                .iter()
+                                .map(|(n, _)| nodes[*n].id.as_str())
+                                .collect();
+                            cycle.push(nodes[t].id.as_str());
+                            out.push(Problem::new(
+                                path,
+                                "cycle",
+                                format!(
+                                    "cycle {}; the node graph must be acyclic",
+                                    cycle.join(" → ")
+                                ),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            } else {
+                state[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+
+    // Reachability from the entry node (the first one).
+    let mut seen = vec![false; nodes.len()];
+    let mut queue = vec![0usize];
+    seen[0] = true;
+    while let Some(n) = queue.pop() {
+        for (t, _) in targets(n) {
+            if !seen[t] {
+                seen[t] = true;
+                queue.push(t);
+            }
+        }
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        if !seen[i] && index.get(node.id.as_str()) == Some(&i) {
+            out.push(Problem::new(
+                format!("/spec/nodes/{i}/id"),
+                "unreachable",
+                format!(
+                    "node `{}` is unreachable: no path leads to it from the entry node `{}` (the first node)",
+                    node.id, nodes[0].id
+                ),
+            ));
+        }
+    }
+}
+
+fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
+    if let Some(f) = &node.filter {
+        check_expression(f, &format!("{base}/filter"), out);
+    }
+    if let Some(rules) = &node.route {
+        for (r, rule) in rules.iter().enumerate() {
+            check_expression(&rule.when, &format!("{base}/route/{r}/when"), out);
+        }
+    }
+    if let Some(map) = &node.map {
+        let esc = crate::document::escape;
+        if map.set.is_empty()
+            && map.rename.is_empty()
+            && map.cast.is_empty()
+            && map.remove.is_empty()
+        {
+            out.push(Problem::new(
+                format!("{base}/map"),
+                "empty-map",
+                format!(
+                    "map node `{}` changes nothing; give it `set`, `rename`, `cast` or `remove`",
+                    node.id
+                ),
+            ));
+        }
+        for (field, e) in &map.set {
+            let p = format!("{base}/map/set/{}", esc(field));
+            check_field_path(field, &p, true, out);
+            check_expression(e, &p, out);
+        }
+        for (from, to) in &map.rename {
+            let p = format!("{base}/map/rename/{}", esc(from));
+            check_field_path(from, &p, true, out);
+            check_field_path(to, &p, false, out);
+        }
+        for field in map.cast.keys() {
+            check_field_path(field, &format!("{base}/map/cast/{}", esc(field)), true, out);
+        }
+        for (i, field) in map.remove.iter().enumerate() {
+            check_field_path(field, &format!("{base}/map/remove/{i}"), false, out);
+        }
+    }
+    if let Some(split) = &node.split {
+        check_field_path(&split.field, &format!("{base}/split/field"), false, out);
+    }
+    if let Some(publish) = &node.publish {
+        check_subject_template(&publish.subject, &format!("{base}/publish/subject"), out);
+        for (name, value) in &publish.headers {
+            let p = format!("{base}/publish/headers/{}", crate::document::escape(name));
+            check_header_name(name, &p, out);
+            check_template(value, &p, out);
+        }
+    }
+}
+
+fn check_stream(spec: &StreamSpec, out: &mut Vec<Problem>) {
+    if spec.subjects.is_empty() {
+        out.push(Problem::new(
+            "/spec/subjects",
+            "missing-subjects",
+            "a stream needs at least one subject (e.g. `orders.>`)".into(),
+        ));
+    }
+    for (i, s) in spec.subjects.iter().enumerate() {
+        if let Err(e) = check_filter(s) {
+            out.push(Problem::new(
+                format!("/spec/subjects/{i}"),
+                "invalid-subject",
+                e,
+            ));
+        }
+    }
+    if !(1..=5).contains(&spec.replicas) {
+        out.push(Problem::new(
+            "/spec/replicas",
+            "invalid-value",
+            format!("replicas must be 1 to 5, found {}", spec.replicas),
+        ));
+    }
+    if spec.max_msgs.is_some_and(|n| n == 0 || n < -1) {
+        out.push(Problem::new(
+            "/spec/max_msgs",
+            "invalid-value",
+            "max_msgs must be at least 1, or -1 for unlimited".into(),
+        ));
+    }
+    for (value, field) in [
+        (&spec.max_bytes, "max_bytes"),
+        (&spec.max_msg_size, "max_msg_size"),
+    ] {
+        if let Some(v) = value {
+            check_size(v, &format!("/spec/{field}"), out);
+        }
+    }
+    for (value, field) in [
+        (&spec.max_age, "max_age"),
+        (&spec.duplicate_window, "duplicate_window"),
+    ] {
+        if let Some(v) = value {
+            check_duration(v, &format!("/spec/{field}"), out);
+        }
+    }
+}
