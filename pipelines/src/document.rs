@@ -52,10 +52,11 @@ impl Document {
         let mut p = pointer;
         let mut first = true;
         loop {
-            if at_key && first {
-                if let Some(pos) = self.keys.get(p) {
-                    return *pos;
-                }
+            if at_key
+                && first
+                && let Some(pos) = self.keys.get(p)
+            {
+                return *pos;
             }
             if let Some(pos) = self.values.get(p) {
                 return *pos;
@@ -382,15 +383,15 @@ fn scalar(text: String, plain: bool, tag: Option<&str>) -> Value {
             return Value::Number(u.into());
         }
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(u) = u64::from_str_radix(hex, 16) {
-            return Value::Number(u.into());
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(u) = u64::from_str_radix(hex, 16)
+    {
+        return Value::Number(u.into());
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(u) = u64::from_str_radix(oct, 8) {
-            return Value::Number(u.into());
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(u) = u64::from_str_radix(oct, 8)
+    {
+        return Value::Number(u.into());
     }
     let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
         && digits
@@ -398,10 +399,8 @@ fn scalar(text: String, plain: bool, tag: Option<&str>) -> Value {
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && digits.as_bytes()[0] != b'e'
         && digits.as_bytes()[0] != b'E';
-    if looks_float {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if looks_float && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+        return Value::Number(n);
     }
     Value::String(text)
 }

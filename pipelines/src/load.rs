@@ -125,10 +125,10 @@ fn normalize(value: &mut Value) {
         .and_then(|s| s.get_mut("nodes"))
         .and_then(Value::as_array_mut);
     for node in nodes.into_iter().flatten() {
-        if let Some(drop) = node.get_mut("drop") {
-            if drop.is_null() {
-                *drop = Value::Object(Default::default());
-            }
+        if let Some(drop) = node.get_mut("drop")
+            && drop.is_null()
+        {
+            *drop = Value::Object(Default::default());
         }
     }
 }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub const API_VERSION: &str = "weir.dev/v1";
 
 /// One resource of a pipeline file (one YAML document).
+// A pipeline is much larger than a stream; resources are few, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", deny_unknown_fields)]
 pub enum Resource {

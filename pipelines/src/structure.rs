@@ -64,25 +64,25 @@ pub(crate) fn check(
     }
     let mut ok = true;
     if let Value::Number(n) = value {
-        if let (Some(min), Some(v)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64()) {
-            if v < min {
-                out.push(Problem::new(
-                    path,
-                    "invalid-value",
-                    format!("{n} is below the minimum {min}"),
-                ));
-                ok = false;
-            }
+        if let (Some(min), Some(v)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+            && v < min
+        {
+            out.push(Problem::new(
+                path,
+                "invalid-value",
+                format!("{n} is below the minimum {min}"),
+            ));
+            ok = false;
         }
-        if let (Some(max), Some(v)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64()) {
-            if v > max {
-                out.push(Problem::new(
-                    path,
-                    "invalid-value",
-                    format!("{n} is above the maximum {max}"),
-                ));
-                ok = false;
-            }
+        if let (Some(max), Some(v)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+            && v > max
+        {
+            out.push(Problem::new(
+                path,
+                "invalid-value",
+                format!("{n} is above the maximum {max}"),
+            ));
+            ok = false;
         }
     }
     if let Value::Object(map) = value {
