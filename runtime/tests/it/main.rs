@@ -1,0 +1,7 @@
+//! Integration tests of the worker runtime against a real nats-server (started per test on
+//! an ephemeral port with a temporary store) and the real engine.
+
+mod dead_letters;
+mod missing_stream;
+mod server_restart;
+mod support;

@@ -1,0 +1,164 @@
+//! Shared set-up: a NATS server, a worker running a pipeline file, publishing inputs and
+//! reading streams back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use weir_runtime::{Metrics, Worker};
+use weir_testkit::nats::NatsServer;
+
+/// A message read back from a stream.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub subject: String,
+    pub headers: BTreeMap<String, String>,
+    pub payload: Bytes,
+}
+
+/// A running worker.
+pub struct RunningWorker {
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<bool>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl RunningWorker {
+    pub async fn stop(self) -> bool {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("worker stops within 15 s")
+            .expect("worker task")
+    }
+}
+
+pub async fn connect(server: &NatsServer) -> Result<(async_nats::Client, jetstream::Context)> {
+    let client = weir_connectors::connect(&server.url(), "weir-runtime-test").await?;
+    let js = jetstream::new(client.clone());
+    Ok((client, js))
+}
+
+/// Starts a worker on its own connection with the resources of `yaml`.
+pub async fn start_worker(server: &NatsServer, yaml: &str) -> Result<RunningWorker> {
+    let resources = weir_pipelines::load_str(yaml, "test.yaml")
+        .map_err(|d| anyhow::anyhow!("test pipeline invalid: {d}"))?;
+    let (client, _) = connect(server).await?;
+    let metrics = Arc::new(Metrics::new());
+    let mut worker = Worker::new(client, metrics.clone());
+    worker.run_resources(&resources).await?;
+    let stop = worker.stop_token();
+    let task = tokio::spawn(worker.run_until_stopped(Duration::from_secs(10)));
+    Ok(RunningWorker {
+        stop,
+        task,
+        metrics,
+    })
+}
+
+/// Publishes and waits for the PubAck, retrying (same `Nats-Msg-Id`) while the server is away.
+pub async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    headers: &[(&str, &str)],
+    payload: Bytes,
+    msg_id: Option<&str>,
+) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.insert(*n, *v);
+        }
+        if let Some(id) = msg_id {
+            map.insert("Nats-Msg-Id", id);
+        }
+        let attempt = async {
+            js.publish_with_headers(subject.to_string(), map, payload.clone())
+                .await?
+                .await
+        };
+        match attempt.await {
+            Ok(ack) => return Ok(ack.sequence),
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => bail!("publishing to {subject} failed for 30 s: {err}"),
+        }
+    }
+}
+
+/// Number of messages in `stream` (0 when it does not exist).
+pub async fn count(js: &jetstream::Context, stream: &str) -> u64 {
+    match js.get_stream(stream).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// Waits until `stream` holds at least `n` messages.
+pub async fn wait_for_count(js: &jetstream::Context, stream: &str, n: u64, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let have = count(js, stream).await;
+        if have >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("stream {stream} holds {have} messages after {timeout:?}, expected {n}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every message of `stream`, in stream order.
+pub async fn read_all(js: &jetstream::Context, stream: &str) -> Result<Vec<Stored>> {
+    let mut handle = js.get_stream(stream).await.context("stream to read")?;
+    let total = handle.info().await?.state.messages as usize;
+    let consumer: consumer::PullConsumer = handle
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            deliver_policy: consumer::DeliverPolicy::All,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await?;
+    let mut out = Vec::with_capacity(total);
+    let mut idle = 0;
+    while out.len() < total && idle < 5 {
+        let mut batch = consumer
+            .batch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await?;
+        let before = out.len();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut headers = BTreeMap::new();
+            if let Some(map) = &message.headers {
+                for (name, values) in map.iter() {
+                    if let Some(v) = values.first() {
+                        headers.insert(name.to_string(), v.as_str().to_string());
+                    }
+                }
+            }
+            out.push(Stored {
+                subject: message.subject.to_string(),
+                headers,
+                payload: message.payload.clone(),
+            });
+        }
+        if out.len() == before {
+            idle += 1;
+        }
+    }
+    Ok(out)
+}
