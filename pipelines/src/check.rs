@@ -255,6 +255,21 @@ fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
         );
     }
     let c = &src.consumer;
+    if let Some(durable) = &c.durable {
+        let bad = durable.is_empty()
+            || durable.chars().any(|ch| {
+                ch.is_whitespace() || ch.is_control() || matches!(ch, '.' | '*' | '>' | '/' | '\\')
+            });
+        if bad {
+            out.push(Problem::new(
+                "/spec/source/consumer/durable",
+                "invalid-durable",
+                format!(
+                    "invalid durable name `{durable}`: use characters other than whitespace, `.`, `*`, `>`, `/` and `\\` (e.g. `weir_payments_order-routing`)"
+                ),
+            ));
+        }
+    }
     if let Some(d) = &c.ack_wait
         && check_duration(d, "/spec/source/consumer/ack_wait", out).is_some_and(|d| d.is_zero())
     {

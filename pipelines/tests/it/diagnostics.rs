@@ -202,12 +202,13 @@ fn publish_subjects_and_templates() {
 
 #[test]
 fn durations_and_sizes() {
-    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: t }\nspec:\n  source: { stream: S, consumer: { ack_wait: 30 } }\n  nodes:\n    - id: out\n      drop: {}\n  errors:\n    retry: { backoff: { initial: 1m, max: 30s } }\n  execution: { max_message_size: 8 MB, parallelism: 0 }\n";
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: t }\nspec:\n  source: { stream: S, consumer: { ack_wait: 30, durable: a.b } }\n  nodes:\n    - id: out\n      drop: {}\n  errors:\n    retry: { backoff: { initial: 1m, max: 30s } }\n  execution: { max_message_size: 8 MB, parallelism: 0 }\n";
     let got = problems(text);
     assert_eq!(
         got,
         vec![
-            expect(text, "30 }", 0, "invalid-duration"),
+            expect(text, "30,", 0, "invalid-duration"),
+            expect(text, "a.b }", 0, "invalid-durable"),
             expect(text, "1m", 0, "invalid-value"),
             expect(text, "parallelism: 0", 13, "invalid-value"),
         ],
