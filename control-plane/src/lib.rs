@@ -1,1 +1,53 @@
-//! placeholder
+//! The Weir control plane: the REST API under `/api/v1` (axum), its store (sqlx over SQLite or
+//! PostgreSQL), authentication, RBAC, tenants, quotas, audit log, pipeline versions and secrets.
+//! It manages definitions and never runs pipelines itself.
+//!
+//! Embed it with [`app`] over an [`AppState`], or run it with [`serve`].
+
+pub mod audit;
+pub mod auth;
+pub mod body;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod login_limit;
+pub mod openapi;
+pub mod pipelines;
+pub mod quotas;
+pub mod rbac;
+pub mod resource_file;
+pub mod routes;
+pub mod secrets;
+pub mod server;
+pub mod state;
+pub mod streams;
+pub mod tenants;
+pub mod users;
+
+pub use db::{Backend, Db, StoreError};
+pub use error::{ApiError, Problem};
+pub use server::{SecretKeySource, ServeConfig, ServeError, prepare, serve};
+pub use state::{AppState, Settings};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// The whole HTTP application over `state`.
+pub fn app(state: AppState) -> Router {
+    let limit = state.settings().body_limit;
+    let api = routes::api_routes()
+        .into_router()
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::gate));
+    let public = routes::public_routes().into_router();
+    api.merge(public)
+        .fallback(|uri: axum::http::Uri| async move { ApiError::NoRoute(uri.path().to_string()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

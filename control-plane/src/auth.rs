@@ -1,0 +1,475 @@
+//! Authentication: who is calling. Bearer credentials are either API keys (`weir_…`, stored as
+//! SHA-256 of a 256-bit secret) or access tokens (`wat_…`) from a password login. Access tokens
+//! are opaque random strings stored hashed with a 15-minute expiry — revocable at once, unlike a
+//! signed token — paired with a single-use rotating refresh token (`wrt_…`); presenting a used
+//! refresh token again revokes its whole session family.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::audit::{AuditNote, SourceAddr};
+use crate::body::JsonBody;
+use crate::db::{new_id, now_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::rbac::{self, PermissionSet};
+use crate::state::AppState;
+
+/// An authenticated caller, resolved once per request by the gate middleware.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The caller's tenant id.
+    pub tenant_id: String,
+    /// The caller's tenant name.
+    pub tenant_name: String,
+    /// The user id.
+    pub user_id: String,
+    /// The user's email (the actor in audit events).
+    pub email: String,
+    /// The role name.
+    pub role: String,
+    /// The role's grants.
+    pub permissions: PermissionSet,
+    /// An admin of the system tenant: may manage tenants.
+    pub platform_admin: bool,
+    /// The login session, when authenticated by access token.
+    pub session_id: Option<String>,
+}
+
+impl Caller {
+    /// Fails with 403 unless the caller's role grants `resource:action`.
+    pub fn require(&self, resource: &str, action: &str) -> ApiResult<()> {
+        if self.permissions.allows(resource, action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                role: self.role.clone(),
+                permission: format!("{resource}:{action}"),
+            })
+        }
+    }
+
+    /// Fails with 403 unless the caller is a platform admin (admin of the system tenant).
+    pub fn require_platform_admin(&self, action: &str) -> ApiResult<()> {
+        self.require("tenants", action)?;
+        if self.platform_admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                role: self.role.clone(),
+                permission: format!("tenants:{action} (platform admins only)"),
+            })
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::Unauthenticated(
+                "missing credentials: send `Authorization: Bearer <api key or access token>`"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// SHA-256 of a secret, hex.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh random secret with a prefix: `<prefix>` + 43 base64url chars (256 bits).
+pub fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Hashes a password with argon2id (on a blocking thread).
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let mut salt_bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt_bytes);
+        let salt = SaltString::encode_b64(&salt_bytes)
+            .map_err(|e| ApiError::Internal(format!("argon2 salt: {e}")))?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("argon2 task: {e}")))?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The grants of `role` in `tenant_id`: a built-in role or a custom one.
+pub async fn role_permissions(
+    state: &AppState,
+    tenant_id: &str,
+    role: &str,
+) -> ApiResult<PermissionSet> {
+    if let Some(list) = rbac::builtin(role) {
+        return PermissionSet::parse(&list).map_err(ApiError::Internal);
+    }
+    let row = sqlx::query("SELECT permissions FROM roles WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id)
+        .bind(role)
+        .fetch_optional(state.db().pool())
+        .await?;
+    let Some(row) = row else {
+        // A deleted custom role grants nothing.
+        return Ok(PermissionSet::default());
+    };
+    let list: Vec<String> = serde_json::from_str(&row.try_get::<String, _>(0)?)
+        .map_err(|e| ApiError::Internal(format!("role permissions: {e}")))?;
+    PermissionSet::parse(&list).map_err(ApiError::Internal)
+}
+
+/// Resolves a bearer credential to a caller, or says why it is refused.
+pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
+    let hash = hash_secret(token);
+    let now = now_ms();
+    let (row, session_id) = if token.starts_with("wat_") {
+        let row = sqlx::query(
+            "SELECT s.access_expires_at, s.revoked_at, s.rotated_at, u.id, u.email, u.role, \
+             t.id, t.name, t.is_system, s.id \
+             FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id \
+             WHERE s.access_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(state.db().pool())
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("unknown access token; log in again".into()))?;
+        let sid: String = row.try_get(9)?;
+        (row, Some(sid))
+    } else {
+        let row = sqlx::query(
+            "SELECT k.expires_at, k.revoked_at, k.last_used_at, u.id, u.email, u.role, \
+             t.id, t.name, t.is_system, k.id \
+             FROM api_keys k JOIN users u ON u.id = k.user_id JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.key_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(state.db().pool())
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
+        (row, None)
+    };
+    let expires_at: Option<i64> = row.try_get(0)?;
+    let revoked_at: Option<i64> = row.try_get(1)?;
+    if revoked_at.is_some() {
+        return Err(ApiError::Unauthenticated(
+            if session_id.is_some() {
+                "this access token was revoked; log in again"
+            } else {
+                "this API key was revoked; create a new one"
+            }
+            .into(),
+        ));
+    }
+    if expires_at.is_some_and(|t| t <= now) {
+        return Err(ApiError::Unauthenticated(
+            if session_id.is_some() {
+                "access token expired; use your refresh token at /api/v1/auth/refresh"
+            } else {
+                "this API key has expired; create a new one"
+            }
+            .into(),
+        ));
+    }
+    if session_id.is_none() {
+        // Record use, at most once a minute per key, to keep reads cheap.
+        let last_used: Option<i64> = row.try_get(2)?;
+        if last_used.is_none_or(|t| now - t > 60_000) {
+            let key_id: String = row.try_get(9)?;
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(key_id)
+                .execute(state.db().pool())
+                .await?;
+        }
+    }
+    let tenant_id: String = row.try_get(6)?;
+    let role: String = row.try_get(5)?;
+    let permissions = role_permissions(state, &tenant_id, &role).await?;
+    let is_system: i64 = row.try_get(8)?;
+    Ok(Caller {
+        platform_admin: is_system != 0 && role == "admin",
+        user_id: row.try_get(3)?,
+        email: row.try_get(4)?,
+        tenant_name: row.try_get(7)?,
+        tenant_id,
+        role,
+        permissions,
+        session_id,
+    })
+}
+
+/// Body of `POST /auth/login`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The user's email.
+    pub email: String,
+    /// The user's password.
+    pub password: String,
+}
+
+/// Body of `POST /auth/refresh`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token of the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// A token pair.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TokenPair {
+    /// Bearer token for API calls.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single-use token for `POST /auth/refresh`.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+}
+
+/// The caller as the API shows it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// User id.
+    pub user_id: String,
+    /// Email.
+    pub email: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// Role name.
+    pub role: String,
+    /// The role's grants.
+    pub permissions: Vec<String>,
+    /// May manage tenants.
+    pub platform_admin: bool,
+}
+
+async fn issue_session(
+    state: &AppState,
+    family_id: &str,
+    tenant_id: &str,
+    user_id: &str,
+) -> ApiResult<TokenPair> {
+    let access = random_token("wat_");
+    let refresh = random_token("wrt_");
+    let now = now_ms();
+    let access_ttl = state.settings().access_ttl.as_millis() as i64;
+    let refresh_ttl = state.settings().refresh_ttl.as_millis() as i64;
+    sqlx::query(
+        "INSERT INTO sessions (id, family_id, tenant_id, user_id, access_hash, refresh_hash, \
+         access_expires_at, refresh_expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id())
+    .bind(family_id)
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(hash_secret(&access))
+    .bind(hash_secret(&refresh))
+    .bind(now + access_ttl)
+    .bind(now + refresh_ttl)
+    .bind(now)
+    .execute(state.db().pool())
+    .await?;
+    Ok(TokenPair {
+        access_token: access,
+        token_type: "Bearer".into(),
+        expires_in: access_ttl / 1000,
+        refresh_token: refresh,
+        refresh_expires_in: refresh_ttl / 1000,
+    })
+}
+
+/// Log in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
+pub async fn login(
+    State(state): State<AppState>,
+    source: SourceAddr,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Response {
+    let key = format!("{}|{}", body.email.to_lowercase(), source.0);
+    let note = AuditNote {
+        actor: Some(body.email.clone()),
+        ..AuditNote::default()
+    };
+    let result: ApiResult<TokenPair> = async {
+        state.login_limiter().check(&key)?;
+        let row = sqlx::query(
+            "SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = lower($1)",
+        )
+        .bind(&body.email)
+        .fetch_optional(state.db().pool())
+        .await?;
+        let found = match row {
+            Some(row) => {
+                let hash: Option<String> = row.try_get(2)?;
+                match hash {
+                    Some(hash) if verify_password(body.password.clone(), hash.clone()).await => {
+                        Some((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?))
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let Some((user_id, tenant_id)) = found else {
+            state.login_limiter().record_failure(&key);
+            return Err(ApiError::Unauthenticated("wrong email or password".into()));
+        };
+        state.login_limiter().clear(&key);
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(&user_id)
+            .execute(state.db().pool())
+            .await?;
+        issue_session(&state, &new_id(), &tenant_id, &user_id).await
+    }
+    .await;
+    let mut response = match result {
+        Ok(pair) => Json(pair).into_response(),
+        Err(err) => err.into_response(),
+    };
+    response.extensions_mut().insert(note);
+    response
+}
+
+/// Exchange a refresh token for a new token pair. The old refresh token stops working; using it
+/// again revokes every token of the session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "SELECT id, family_id, tenant_id, user_id, refresh_expires_at, rotated_at, revoked_at \
+         FROM sessions WHERE refresh_hash = $1",
+    )
+    .bind(hash_secret(&body.refresh_token))
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::Unauthenticated("unknown refresh token; log in again".into()))?;
+    let id: String = row.try_get(0)?;
+    let family: String = row.try_get(1)?;
+    let rotated_at: Option<i64> = row.try_get(5)?;
+    let revoked_at: Option<i64> = row.try_get(6)?;
+    if rotated_at.is_some() {
+        // Reuse of a spent refresh token: someone else may hold it. End the whole session.
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&family)
+        .execute(state.db().pool())
+        .await?;
+        return Err(ApiError::Unauthenticated(
+            "this refresh token was already used; the session is revoked, log in again".into(),
+        ));
+    }
+    if revoked_at.is_some() {
+        return Err(ApiError::Unauthenticated(
+            "this session was revoked; log in again".into(),
+        ));
+    }
+    if row.try_get::<i64, _>(4)? <= now {
+        return Err(ApiError::Unauthenticated(
+            "refresh token expired; log in again".into(),
+        ));
+    }
+    // Spend the token; the conditional update makes concurrent refreshes race safely.
+    let spent = sqlx::query(
+        "UPDATE sessions SET rotated_at = $1, revoked_at = $2 WHERE id = $3 AND rotated_at IS NULL",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(&id)
+    .execute(state.db().pool())
+    .await?;
+    if spent.rows_affected() != 1 {
+        return Err(ApiError::Unauthenticated(
+            "this refresh token was already used; log in again".into(),
+        ));
+    }
+    let tenant_id: String = row.try_get(2)?;
+    let user_id: String = row.try_get(3)?;
+    Ok(Json(
+        issue_session(&state, &family, &tenant_id, &user_id).await?,
+    ))
+}
+
+/// End the caller's login session (its access and refresh tokens).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let Some(session) = caller.session_id else {
+        return Err(ApiError::bad_request(
+            "not_a_session",
+            "you are authenticated by API key; revoke it with DELETE /api/v1/api-keys/{id}",
+        ));
+    };
+    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family_id = (SELECT family_id FROM sessions WHERE id = $2)")
+        .bind(now_ms())
+        .bind(session)
+        .execute(state.db().pool())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who am I.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
+pub async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        user_id: caller.user_id,
+        email: caller.email,
+        tenant: caller.tenant_name,
+        role: caller.role,
+        permissions: caller.permissions.to_strings(),
+        platform_admin: caller.platform_admin,
+    })
+}

@@ -1,0 +1,236 @@
+//! API keys of a tenant: shown once at creation, stored as SHA-256 of a 256-bit secret, listed
+//! by prefix, optionally expiring, revocable and rotatable (rotation revokes the old key).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::audit::AuditNote;
+use crate::auth::{Caller, random_token};
+use crate::body::JsonBody;
+use crate::db::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::tenants::insert_key;
+
+/// An API key as listed (never the secret).
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
+pub struct ApiKeyInfo {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The first characters of the key, to recognize it.
+    pub prefix: String,
+    /// The user the key acts as.
+    pub user_id: String,
+    /// That user's email.
+    pub user_email: String,
+    /// When created.
+    pub created_at: String,
+    /// When it stops working.
+    pub expires_at: Option<String>,
+    /// When revoked.
+    pub revoked_at: Option<String>,
+    /// Last use (updated at most once a minute).
+    pub last_used_at: Option<String>,
+}
+
+/// A new key; `key` is shown only here.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct NewApiKeyResult {
+    /// The secret. Store it now: it cannot be shown again.
+    pub key: String,
+    /// The key's record.
+    pub info: ApiKeyInfo,
+}
+
+/// Body of `POST /api-keys`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// Name, e.g. `ci-deploy`.
+    pub name: String,
+    /// Expiry time (RFC 3339); absent = never.
+    pub expires_at: Option<String>,
+    /// The user the key acts as (default: the caller).
+    pub user_id: Option<String>,
+}
+
+const COLUMNS: &str = "k.id, k.name, k.prefix, k.user_id, u.email, k.created_at, k.expires_at, \
+                       k.revoked_at, k.last_used_at";
+
+fn info_of(r: &sqlx::any::AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
+    Ok(ApiKeyInfo {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        prefix: r.try_get(2)?,
+        user_id: r.try_get(3)?,
+        user_email: r.try_get(4)?,
+        created_at: rfc3339(r.try_get(5)?),
+        expires_at: r.try_get::<Option<i64>, _>(6)?.map(rfc3339),
+        revoked_at: r.try_get::<Option<i64>, _>(7)?.map(rfc3339),
+        last_used_at: r.try_get::<Option<i64>, _>(8)?.map(rfc3339),
+    })
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(ApiKeyInfo, Option<i64>)> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
+         WHERE k.tenant_id = $1 AND k.id = $2"
+    ))
+    .bind(&caller.tenant_id)
+    .bind(id)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("API key `{id}`")))?;
+    Ok((info_of(&row)?, row.try_get(6)?))
+}
+
+/// List the tenant's API keys.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "keys",
+    responses((status = 200, body = Vec<ApiKeyInfo>), (status = 403, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ApiKeyInfo>>> {
+    caller.require("keys", "read")?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
+         WHERE k.tenant_id = $1 ORDER BY k.created_at, k.id"
+    ))
+    .bind(&caller.tenant_id)
+    .fetch_all(state.db().pool())
+    .await?;
+    Ok(Json(rows.iter().map(info_of).collect::<Result<_, _>>()?))
+}
+
+/// Create an API key; the response is the only time the key is shown.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "keys", request_body = NewApiKey,
+    responses((status = 201, body = NewApiKeyResult), (status = 404, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewApiKey>,
+) -> ApiResult<Response> {
+    caller.require("keys", "create")?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::Unprocessable("an API key needs a name".into()));
+    }
+    let expires_at = match &body.expires_at {
+        Some(t) => {
+            let ms = chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| {
+                    ApiError::Unprocessable(format!(
+                        "expires_at `{t}` is not an RFC 3339 time (2026-12-31T00:00:00Z): {e}"
+                    ))
+                })?
+                .timestamp_millis();
+            if ms <= now_ms() {
+                return Err(ApiError::Unprocessable(format!(
+                    "expires_at `{t}` is in the past"
+                )));
+            }
+            Some(ms)
+        }
+        None => None,
+    };
+    let user_id = body
+        .user_id
+        .clone()
+        .unwrap_or_else(|| caller.user_id.clone());
+    let user = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(&caller.tenant_id)
+        .bind(&user_id)
+        .fetch_optional(state.db().pool())
+        .await?;
+    if user.is_none() {
+        return Err(ApiError::NotFound(format!("user `{user_id}`")));
+    }
+    let key = random_token("weir_");
+    let id = insert_key(
+        state.db().pool(),
+        &caller.tenant_id,
+        &user_id,
+        &body.name,
+        &key,
+        expires_at,
+    )
+    .await?;
+    let (info, _) = find(&state, &caller, &id).await?;
+    Ok(AuditNote {
+        resource: Some(format!("/api/v1/api-keys/{id}")),
+        diff: Some(format!(
+            "+ api key {} ({}) for {}",
+            info.name, info.prefix, info.user_email
+        )),
+        ..Default::default()
+    }
+    .attach((StatusCode::CREATED, Json(NewApiKeyResult { key, info }))))
+}
+
+/// Revoke an API key: it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("keys", "delete")?;
+    find(&state, &caller, &id).await?;
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(&id)
+        .execute(state.db().pool())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace a key with a new secret (same name, user and expiry); the old key is revoked.
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 201, body = NewApiKeyResult), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require("keys", "update")?;
+    let (old, expires_at) = find(&state, &caller, &id).await?;
+    if old.revoked_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "API key `{id}` is revoked; create a new key instead"
+        )));
+    }
+    let key = random_token("weir_");
+    let mut tx = state.db().pool().begin().await?;
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    let new_id = insert_key(
+        &mut *tx,
+        &caller.tenant_id,
+        &old.user_id,
+        &old.name,
+        &key,
+        expires_at,
+    )
+    .await?;
+    tx.commit().await?;
+    let (info, _) = find(&state, &caller, &new_id).await?;
+    Ok(AuditNote::diff(format!(
+        "- api key {}\n+ api key {}",
+        old.prefix, info.prefix
+    ))
+    .attach((StatusCode::CREATED, Json(NewApiKeyResult { key, info }))))
+}

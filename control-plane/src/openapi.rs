@@ -1,0 +1,96 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and
+//! served at `/api/v1/openapi.json`, and the health endpoint.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::state::AppState;
+use crate::{audit, auth, keys, pipelines, quotas, secrets, streams, tenants, users};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (`weir_…`) or an access token (`wat_…`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Weir control plane", version = "1",
+         description = "Pipelines, streams, tenants, users, API keys, quotas, secrets and audit log of Weir. \
+                        Errors are application/problem+json with a stable `code`."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    paths(
+        healthz, document,
+        auth::login, auth::refresh, auth::logout, auth::me,
+        tenants::list, tenants::create, tenants::get, tenants::delete, tenants::put_quotas,
+        quotas::get_usage,
+        users::list, users::create, users::get, users::update, users::delete,
+        users::list_roles, users::create_role, users::delete_role,
+        keys::list, keys::create, keys::revoke, keys::rotate,
+        pipelines::list, pipelines::create, pipelines::validate, pipelines::get, pipelines::put,
+        pipelines::delete, pipelines::versions, pipelines::version, pipelines::diff,
+        streams::list, streams::get, streams::put, streams::delete,
+        secrets::list, secrets::get, secrets::put, secrets::delete,
+        audit::list,
+    ),
+    components(schemas(crate::error::Problem))
+)]
+pub struct ApiDoc;
+
+/// Health of the server and its store.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub store: String,
+}
+
+/// Liveness and store health (no credentials needed).
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let store = match state.db().backend() {
+        crate::db::Backend::Sqlite => "sqlite",
+        crate::db::Backend::Postgres => "postgres",
+    };
+    let ok = sqlx::query("SELECT 1")
+        .execute(state.db().pool())
+        .await
+        .is_ok();
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Health {
+            status: if ok { "ok" } else { "degraded" }.into(),
+            store: store.into(),
+        }),
+    )
+}
+
+/// This document (no credentials needed).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object)))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,714 @@
+//! Pipelines: create, update (each change is a new immutable version), validate, list, get as
+//! YAML or JSON, versions, diff between versions, delete. Bodies are pipeline files checked by
+//! the format's own checker.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use weir_pipelines::Resource;
+
+use crate::audit::AuditNote;
+use crate::auth::Caller;
+use crate::body::{QueryArgs, SpecBody};
+use crate::db::{new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::quotas;
+use crate::resource_file::{canonical, claim_tenant, parse_all, parse_one, unified_diff};
+use crate::state::AppState;
+
+/// What an apply did.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct ApplyResult {
+    /// `Pipeline` or `Stream`.
+    pub kind: String,
+    /// The resource name.
+    pub name: String,
+    /// `created`, `configured` (changed; a new version) or `unchanged`.
+    pub result: String,
+    /// The version now current (pipelines).
+    pub version: Option<i64>,
+    /// Unified diff of the stored YAML before and after (empty when unchanged).
+    pub diff: String,
+    /// True when nothing was saved (`?dry_run=true`).
+    pub dry_run: bool,
+}
+
+/// A pipeline as listed.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
+pub struct PipelineSummary {
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// Labels of the current version.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Current version.
+    pub version: i64,
+    /// Sum of `spec.execution.parallelism`.
+    pub parallelism: i64,
+    /// When created (RFC 3339).
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When the current version was made.
+    pub updated_at: String,
+    /// Who made the current version.
+    pub updated_by: String,
+}
+
+/// A pipeline with its current spec.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct PipelineDetail {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: PipelineSummary,
+    /// The pipeline resource (`apiVersion`, `kind`, `metadata`, `spec`).
+    #[schema(value_type = Object)]
+    pub resource: serde_json::Value,
+}
+
+/// A page of pipelines.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct PipelinePage {
+    /// Pipelines ordered by name.
+    pub items: Vec<PipelineSummary>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// One version.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct VersionInfo {
+    /// Version number, from 1.
+    pub version: i64,
+    /// When made.
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+}
+
+/// A diff between two versions.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct VersionDiff {
+    /// Older version.
+    pub from: i64,
+    /// Newer version.
+    pub to: i64,
+    /// Unified diff of the YAML.
+    pub diff: String,
+}
+
+/// Result of validation.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct ValidationResult {
+    /// Always true (invalid files get a 422 problem with diagnostics).
+    pub valid: bool,
+    /// `Kind/name` of each resource in the file.
+    pub resources: Vec<String>,
+}
+
+/// Query of `GET /pipelines`.
+#[derive(Deserialize, IntoParams, Debug, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only names starting with this.
+    pub prefix: Option<String>,
+    /// Only pipelines with this label, `key=value`.
+    pub label: Option<String>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<i64>,
+    /// Names after this one (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+}
+
+/// Query of writes.
+#[derive(Deserialize, IntoParams, Debug, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WriteQuery {
+    /// Check and report what would change, save nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Query of reads that return a spec.
+#[derive(Deserialize, IntoParams, Debug, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FormatQuery {
+    /// `json` (default) or `yaml`; `Accept: application/yaml` also gives YAML.
+    pub format: Option<String>,
+}
+
+/// Query of the version diff.
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// Older version.
+    pub from: i64,
+    /// Newer version (default: current).
+    pub to: Option<i64>,
+}
+
+struct Row_ {
+    id: String,
+    summary: PipelineSummary,
+}
+
+async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Row_> {
+    let row = sqlx::query(
+        "SELECT id, name, current_version, parallelism, created_at, created_by, updated_at, updated_by \
+         FROM pipelines WHERE tenant_id = $1 AND name = $2",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("pipeline `{name}`")))?;
+    let id: String = row.try_get(0)?;
+    let labels = labels_of(state, &id).await?;
+    Ok(Row_ {
+        summary: summary_of(&row, labels)?,
+        id,
+    })
+}
+
+fn summary_of(
+    row: &sqlx::any::AnyRow,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<PipelineSummary, sqlx::Error> {
+    Ok(PipelineSummary {
+        name: row.try_get(1)?,
+        labels,
+        version: row.try_get(2)?,
+        parallelism: row.try_get(3)?,
+        created_at: rfc3339(row.try_get(4)?),
+        created_by: row.try_get(5)?,
+        updated_at: rfc3339(row.try_get(6)?),
+        updated_by: row.try_get(7)?,
+    })
+}
+
+async fn labels_of(
+    state: &AppState,
+    pipeline_id: &str,
+) -> Result<std::collections::BTreeMap<String, String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT key, value FROM pipeline_labels WHERE pipeline_id = $1")
+        .bind(pipeline_id)
+        .fetch_all(state.db().pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+async fn version_text(
+    state: &AppState,
+    pipeline_id: &str,
+    version: i64,
+    name: &str,
+) -> ApiResult<(String, String)> {
+    let row = sqlx::query(
+        "SELECT spec_json, spec_yaml FROM pipeline_versions WHERE pipeline_id = $1 AND version = $2",
+    )
+    .bind(pipeline_id)
+    .bind(version)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("version {version} of pipeline `{name}`")))?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// How an apply treats an existing or missing pipeline.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ApplyMode {
+    /// Refuse when it exists (POST).
+    CreateOnly,
+    /// Create or update (PUT).
+    Upsert,
+}
+
+/// Creates or updates a pipeline of the caller's tenant; a changed spec is a new version.
+pub async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    mut resource: Resource,
+    mode: ApplyMode,
+    dry_run: bool,
+) -> ApiResult<ApplyResult> {
+    claim_tenant(&mut resource, &caller.tenant_name)?;
+    let Resource::Pipeline(pipeline) = &resource else {
+        return Err(ApiError::Unprocessable("expected a Pipeline".into()));
+    };
+    let name = pipeline.metadata.name.clone();
+    let parallelism = i64::from(pipeline.spec.execution.parallelism);
+    let labels = pipeline.metadata.labels.clone();
+    let (json, yaml) = canonical(&resource)?;
+    let now = now_ms();
+    let quotas = quotas::load(state.db().pool(), &caller.tenant_id).await?;
+
+    let mut tx = state.db().pool().begin().await?;
+    let existing =
+        sqlx::query("SELECT id, current_version FROM pipelines WHERE tenant_id = $1 AND name = $2")
+            .bind(&caller.tenant_id)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let others_parallelism = |exclude: Option<String>| {
+        let tenant = caller.tenant_id.clone();
+        async move {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT), COUNT(*) FROM pipelines \
+                 WHERE tenant_id = $1 AND id <> $2",
+            )
+            .bind(tenant)
+            .bind(exclude.unwrap_or_default())
+            .fetch_one(state.db().pool())
+            .await?;
+            Ok::<(i64, i64), sqlx::Error>((row.try_get(0)?, row.try_get(1)?))
+        }
+    };
+    let (result, version, diff, pipeline_id) = match existing {
+        Some(row) => {
+            if mode == ApplyMode::CreateOnly {
+                return Err(ApiError::Conflict(format!(
+                    "pipeline `{name}` already exists; update it with PUT /api/v1/pipelines/{name}"
+                )));
+            }
+            let id: String = row.try_get(0)?;
+            let current: i64 = row.try_get(1)?;
+            let old = sqlx::query(
+                "SELECT spec_json, spec_yaml FROM pipeline_versions WHERE pipeline_id = $1 AND version = $2",
+            )
+            .bind(&id)
+            .bind(current)
+            .fetch_one(&mut *tx)
+            .await?;
+            let old_json: String = old.try_get(0)?;
+            let old_yaml: String = old.try_get(1)?;
+            if old_json == json {
+                return Ok(ApplyResult {
+                    kind: "Pipeline".into(),
+                    name,
+                    result: "unchanged".into(),
+                    version: Some(current),
+                    diff: String::new(),
+                    dry_run,
+                });
+            }
+            let (others, _) = others_parallelism(Some(id.clone())).await?;
+            let current_total = others
+                + sqlx::query("SELECT parallelism FROM pipelines WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>(0)?;
+            quotas::enforce(
+                "max_parallelism",
+                quotas.max_parallelism,
+                current_total,
+                others + parallelism,
+            )?;
+            let version = current + 1;
+            let diff = unified_diff(
+                &old_yaml,
+                &yaml,
+                &format!("{name} (version {current})"),
+                &format!("{name} (version {version})"),
+            );
+            ("configured", version, diff, id)
+        }
+        None => {
+            let (total, count) = others_parallelism(None).await?;
+            quotas::enforce("max_pipelines", quotas.max_pipelines, count, count + 1)?;
+            quotas::enforce(
+                "max_parallelism",
+                quotas.max_parallelism,
+                total,
+                total + parallelism,
+            )?;
+            let diff = unified_diff("", &yaml, "/dev/null", &format!("{name} (version 1)"));
+            ("created", 1, diff, new_id())
+        }
+    };
+    if dry_run {
+        return Ok(ApplyResult {
+            kind: "Pipeline".into(),
+            name,
+            result: result.into(),
+            version: Some(version),
+            diff,
+            dry_run,
+        });
+    }
+    if version == 1 {
+        sqlx::query(
+            "INSERT INTO pipelines (id, tenant_id, name, current_version, parallelism, created_at, \
+             created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&pipeline_id)
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .bind(1_i64)
+        .bind(parallelism)
+        .bind(now)
+        .bind(&caller.email)
+        .bind(now)
+        .bind(&caller.email)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "UPDATE pipelines SET current_version = $1, parallelism = $2, updated_at = $3, \
+             updated_by = $4 WHERE id = $5",
+        )
+        .bind(version)
+        .bind(parallelism)
+        .bind(now)
+        .bind(&caller.email)
+        .bind(&pipeline_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO pipeline_versions (pipeline_id, version, spec_json, spec_yaml, created_at, \
+         created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&pipeline_id)
+    .bind(version)
+    .bind(&json)
+    .bind(&yaml)
+    .bind(now)
+    .bind(&caller.email)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM pipeline_labels WHERE pipeline_id = $1")
+        .bind(&pipeline_id)
+        .execute(&mut *tx)
+        .await?;
+    for (k, v) in &labels {
+        sqlx::query("INSERT INTO pipeline_labels (pipeline_id, key, value) VALUES ($1, $2, $3)")
+            .bind(&pipeline_id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(ApplyResult {
+        kind: "Pipeline".into(),
+        name,
+        result: result.into(),
+        version: Some(version),
+        diff,
+        dry_run,
+    })
+}
+
+fn apply_response(result: ApplyResult) -> Response {
+    let status = if result.result == "created" && !result.dry_run {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let note = if result.dry_run || result.diff.is_empty() {
+        AuditNote::default()
+    } else {
+        AuditNote::diff(result.diff.clone())
+    };
+    note.attach((status, Json(result)))
+}
+
+/// List pipelines, filtered by name prefix and label, paged by name.
+#[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", params(ListQuery),
+    responses((status = 200, body = PipelinePage), (status = 403, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryArgs(q): QueryArgs<ListQuery>,
+) -> ApiResult<Json<PipelinePage>> {
+    caller.require("pipelines", "read")?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let mut sql = String::from(
+        "SELECT p.id, p.name, p.current_version, p.parallelism, p.created_at, p.created_by, \
+         p.updated_at, p.updated_by FROM pipelines p WHERE p.tenant_id = $1",
+    );
+    let mut binds = vec![caller.tenant_id.clone()];
+    if let Some(cursor) = &q.cursor {
+        binds.push(cursor.clone());
+        sql.push_str(&format!(" AND p.name > ${}", binds.len()));
+    }
+    if let Some(prefix) = q.prefix.as_ref().filter(|p| !p.is_empty()) {
+        binds.push(prefix.clone());
+        sql.push_str(&format!(
+            " AND substr(p.name, 1, {}) = ${}",
+            prefix.chars().count(),
+            binds.len()
+        ));
+    }
+    if let Some(label) = &q.label {
+        let (k, v) = label.split_once('=').ok_or_else(|| {
+            ApiError::bad_request("bad_query", format!("label `{label}` must be key=value"))
+        })?;
+        binds.push(k.to_string());
+        binds.push(v.to_string());
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM pipeline_labels l WHERE l.pipeline_id = p.id \
+             AND l.key = ${} AND l.value = ${})",
+            binds.len() - 1,
+            binds.len()
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY p.name LIMIT {}", limit + 1));
+    let mut query = sqlx::query(&sql);
+    for b in binds {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(state.db().pool()).await?;
+    let mut items = Vec::new();
+    for row in rows.iter().take(limit as usize) {
+        let id: String = row.try_get(0)?;
+        items.push(summary_of(row, labels_of(&state, &id).await?)?);
+    }
+    let next_cursor = if rows.len() as i64 > limit {
+        items.last().map(|p| p.name.clone())
+    } else {
+        None
+    };
+    Ok(Json(PipelinePage { items, next_cursor }))
+}
+
+/// Create a pipeline from a YAML or JSON pipeline file (409 when it exists).
+#[utoipa::path(post, path = "/api/v1/pipelines", tag = "pipelines", params(WriteQuery),
+    request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
+    responses((status = 201, body = ApplyResult), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryArgs(q): QueryArgs<WriteQuery>,
+    body: SpecBody,
+) -> ApiResult<Response> {
+    caller.require("pipelines", "create")?;
+    let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
+    let result = apply(&state, &caller, resource, ApplyMode::CreateOnly, q.dry_run).await?;
+    Ok(apply_response(result))
+}
+
+/// Create or update a pipeline. A changed spec becomes a new version; an identical one changes
+/// nothing and says `unchanged`.
+#[utoipa::path(put, path = "/api/v1/pipelines/{name}", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name"), WriteQuery),
+    request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
+    responses((status = 200, body = ApplyResult), (status = 201, body = ApplyResult),
+              (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<WriteQuery>,
+    body: SpecBody,
+) -> ApiResult<Response> {
+    caller.require("pipelines", "update")?;
+    let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
+    if resource.metadata().name != name {
+        return Err(ApiError::Unprocessable(format!(
+            "metadata.name is `{}` but the URL names `{name}`",
+            resource.metadata().name
+        )));
+    }
+    let exists = find(&state, &caller.tenant_id, &name).await.is_ok();
+    if !exists {
+        caller.require("pipelines", "create")?;
+    }
+    let result = apply(&state, &caller, resource, ApplyMode::Upsert, q.dry_run).await?;
+    Ok(apply_response(result))
+}
+
+/// Check a pipeline file without saving it: the same checker and error positions as
+/// `weir validate`.
+#[utoipa::path(post, path = "/api/v1/pipelines:validate", tag = "pipelines",
+    request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
+    responses((status = 200, body = ValidationResult), (status = 422, body = crate::error::Problem)))]
+pub async fn validate(caller: Caller, body: SpecBody) -> ApiResult<Json<ValidationResult>> {
+    caller.require("pipelines", "read")?;
+    let resources = parse_all(&body.text, body.file_name)?;
+    Ok(Json(ValidationResult {
+        valid: true,
+        resources: resources
+            .iter()
+            .map(|r| format!("{}/{}", r.kind(), r.metadata().name))
+            .collect(),
+    }))
+}
+
+fn wants_yaml(headers: &HeaderMap, format: Option<&str>) -> ApiResult<bool> {
+    match format {
+        Some("yaml") => return Ok(true),
+        Some("json") => return Ok(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("unknown format `{other}`: use json or yaml"),
+            ));
+        }
+        None => {}
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(accept.contains("yaml"))
+}
+
+fn yaml_response(text: String) -> Response {
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    r
+}
+
+/// Get a pipeline's current version, as JSON or (with `Accept: application/yaml` or
+/// `?format=yaml`) as the YAML file.
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name"), FormatQuery),
+    responses((status = 200, body = PipelineDetail), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<FormatQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require("pipelines", "read")?;
+    let yaml = wants_yaml(&headers, q.format.as_deref())?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let (json, yaml_text) = version_text(&state, &p.id, p.summary.version, &name).await?;
+    if yaml {
+        return Ok(yaml_response(yaml_text));
+    }
+    let resource = serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(PipelineDetail {
+        summary: p.summary,
+        resource,
+    })
+    .into_response())
+}
+
+/// Delete a pipeline and all its versions.
+#[utoipa::path(delete, path = "/api/v1/pipelines/{name}", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    caller.require("pipelines", "delete")?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let (_, yaml) = version_text(&state, &p.id, p.summary.version, &name).await?;
+    let mut tx = state.db().pool().begin().await?;
+    for sql in [
+        "DELETE FROM pipeline_labels WHERE pipeline_id = $1",
+        "DELETE FROM pipeline_versions WHERE pipeline_id = $1",
+        "DELETE FROM pipelines WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(&p.id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let diff = unified_diff(
+        &yaml,
+        "",
+        &format!("{name} (version {})", p.summary.version),
+        "/dev/null",
+    );
+    Ok(AuditNote::diff(diff).attach(StatusCode::NO_CONTENT))
+}
+
+/// List a pipeline's versions, newest first.
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/versions", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = crate::error::Problem)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<VersionInfo>>> {
+    caller.require("pipelines", "read")?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let rows = sqlx::query(
+        "SELECT version, created_at, created_by FROM pipeline_versions WHERE pipeline_id = $1 \
+         ORDER BY version DESC",
+    )
+    .bind(&p.id)
+    .fetch_all(state.db().pool())
+    .await?;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(VersionInfo {
+                version: r.try_get(0)?,
+                created_at: rfc3339(r.try_get(1)?),
+                created_by: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Json(list))
+}
+
+/// Get one version of a pipeline (JSON, or YAML like `GET /pipelines/{name}`).
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/versions/{version}", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name"),
+           ("version" = i64, Path, description = "Version number"), FormatQuery),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::Problem)))]
+pub async fn version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, version)): Path<(String, i64)>,
+    QueryArgs(q): QueryArgs<FormatQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require("pipelines", "read")?;
+    let yaml = wants_yaml(&headers, q.format.as_deref())?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let (json, yaml_text) = version_text(&state, &p.id, version, &name).await?;
+    if yaml {
+        return Ok(yaml_response(yaml_text));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(value).into_response())
+}
+
+/// Unified diff of the YAML of two versions.
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/diff", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name"), DiffQuery),
+    responses((status = 200, body = VersionDiff), (status = 404, body = crate::error::Problem)))]
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<DiffQuery>,
+) -> ApiResult<Json<VersionDiff>> {
+    caller.require("pipelines", "read")?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let to = q.to.unwrap_or(p.summary.version);
+    let (_, old) = version_text(&state, &p.id, q.from, &name).await?;
+    let (_, new) = version_text(&state, &p.id, to, &name).await?;
+    Ok(Json(VersionDiff {
+        from: q.from,
+        to,
+        diff: unified_diff(
+            &old,
+            &new,
+            &format!("{name} (version {})", q.from),
+            &format!("{name} (version {to})"),
+        ),
+    }))
+}

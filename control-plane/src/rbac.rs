@@ -1,0 +1,192 @@
+//! Role-based access control: the permission vocabulary (`resource:action`), the built-in roles
+//! of the product document's §5.2 mapped onto Weir's resources, and custom roles stored per
+//! tenant as permission lists.
+
+use std::fmt;
+
+/// Resources a permission can name.
+pub const RESOURCES: &[&str] = &[
+    "pipelines",
+    "deployments",
+    "streams",
+    "consumers",
+    "messages",
+    "dlq",
+    "schemas",
+    "tenants",
+    "users",
+    "roles",
+    "keys",
+    "audit",
+    "quotas",
+    "secrets",
+];
+
+/// Actions a permission can name.
+pub const ACTIONS: &[&str] = &[
+    "read", "create", "update", "delete", "publish", "purge", "pause", "redrive", "manage",
+];
+
+/// The built-in roles.
+pub const BUILTIN_ROLES: &[&str] = &["admin", "editor", "operator", "viewer"];
+
+/// One `resource:action` grant; either side may be `*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permission {
+    resource: String,
+    action: String,
+}
+
+impl Permission {
+    /// Parses `resource:action`, checking both words against the vocabulary.
+    pub fn parse(text: &str) -> Result<Permission, String> {
+        let (resource, action) = text
+            .split_once(':')
+            .ok_or_else(|| format!("permission `{text}` is not of the form resource:action"))?;
+        if resource != "*" && !RESOURCES.contains(&resource) {
+            return Err(format!(
+                "permission `{text}`: unknown resource `{resource}` (known: {})",
+                RESOURCES.join(", ")
+            ));
+        }
+        if action != "*" && !ACTIONS.contains(&action) {
+            return Err(format!(
+                "permission `{text}`: unknown action `{action}` (known: {})",
+                ACTIONS.join(", ")
+            ));
+        }
+        Ok(Permission {
+            resource: resource.into(),
+            action: action.into(),
+        })
+    }
+
+    fn grants(&self, resource: &str, action: &str) -> bool {
+        (self.resource == "*" || self.resource == resource)
+            && (self.action == "*" || self.action == action || self.action == "manage")
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.resource, self.action)
+    }
+}
+
+/// The grants of a role.
+#[derive(Clone, Debug, Default)]
+pub struct PermissionSet(Vec<Permission>);
+
+impl PermissionSet {
+    /// Builds a set from `resource:action` strings.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<PermissionSet, String> {
+        items
+            .iter()
+            .map(|s| Permission::parse(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(PermissionSet)
+    }
+
+    /// Whether the set grants `action` on `resource`.
+    pub fn allows(&self, resource: &str, action: &str) -> bool {
+        self.0.iter().any(|p| p.grants(resource, action))
+    }
+
+    /// The grants as strings.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// The permission list of a built-in role, or `None` for another name.
+pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
+    let list: &[&str] = match role {
+        "admin" => &["*:*"],
+        "editor" => &[
+            "pipelines:read",
+            "pipelines:create",
+            "pipelines:update",
+            "pipelines:delete",
+            "deployments:read",
+            "deployments:create",
+            "deployments:update",
+            "deployments:delete",
+            "streams:read",
+            "streams:create",
+            "streams:update",
+            "consumers:read",
+            "consumers:create",
+            "consumers:update",
+            "consumers:delete",
+            "messages:read",
+            "messages:publish",
+            "dlq:read",
+            "dlq:redrive",
+            "schemas:read",
+            "schemas:create",
+            "schemas:update",
+            "secrets:read",
+            "secrets:create",
+            "secrets:update",
+            "quotas:read",
+        ],
+        "operator" => &[
+            "pipelines:read",
+            "deployments:read",
+            "deployments:update",
+            "streams:read",
+            "consumers:read",
+            "consumers:pause",
+            "messages:read",
+            "messages:publish",
+            "dlq:read",
+            "dlq:redrive",
+            "dlq:purge",
+            "schemas:read",
+            "secrets:read",
+            "quotas:read",
+        ],
+        "viewer" => &[
+            "pipelines:read",
+            "deployments:read",
+            "streams:read",
+            "consumers:read",
+            "messages:read",
+            "dlq:read",
+            "schemas:read",
+            "quotas:read",
+        ],
+        _ => return None,
+    };
+    Some(list.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_roles_follow_the_matrix() {
+        let set = |r| PermissionSet::parse(&builtin(r).unwrap()).unwrap();
+        assert!(set("admin").allows("tenants", "delete"));
+        assert!(set("editor").allows("pipelines", "update"));
+        assert!(!set("editor").allows("streams", "delete"));
+        assert!(!set("editor").allows("users", "read"));
+        assert!(set("operator").allows("consumers", "pause"));
+        assert!(!set("operator").allows("pipelines", "update"));
+        assert!(set("viewer").allows("pipelines", "read"));
+        assert!(!set("viewer").allows("pipelines", "create"));
+        assert!(!set("viewer").allows("secrets", "read"));
+    }
+
+    #[test]
+    fn custom_permissions_are_checked() {
+        assert!(Permission::parse("pipelines:read").is_ok());
+        assert!(Permission::parse("pipelines:*").is_ok());
+        assert!(Permission::parse("pipeline:read").is_err());
+        assert!(Permission::parse("pipelines").is_err());
+        let set = PermissionSet::parse(&["streams:manage"]).unwrap();
+        assert!(set.allows("streams", "delete"));
+        assert!(!set.allows("pipelines", "read"));
+    }
+}

@@ -1,0 +1,134 @@
+//! The route table: every API route is registered here through [`ApiRoutes`], which records
+//! (method, path) pairs so that a test can check each against the OpenAPI document.
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+
+use crate::state::AppState;
+use crate::{audit, auth, keys, openapi, pipelines, quotas, secrets, streams, tenants, users};
+
+/// A router that remembers what it registered.
+pub struct ApiRoutes {
+    router: Router<AppState>,
+    routes: Vec<(Method, String)>,
+}
+
+impl ApiRoutes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn add(mut self, method: Method, path: &str, handler: MethodRouter<AppState>) -> Self {
+        self.routes.push((method, path.to_string()));
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    /// The registered (method, path) pairs.
+    pub fn routes(&self) -> &[(Method, String)] {
+        &self.routes
+    }
+
+    /// The axum router.
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+}
+
+/// Every route of `/api/v1` (they all pass the audit gate).
+pub fn api_routes() -> ApiRoutes {
+    let v = "/api/v1";
+    let p = |s: &str| format!("{v}{s}");
+    ApiRoutes::new()
+        .add(Method::POST, &p("/auth/login"), post(auth::login))
+        .add(Method::POST, &p("/auth/refresh"), post(auth::refresh))
+        .add(Method::POST, &p("/auth/logout"), post(auth::logout))
+        .add(Method::GET, &p("/auth/me"), get(auth::me))
+        .add(Method::GET, &p("/tenants"), get(tenants::list))
+        .add(Method::POST, &p("/tenants"), post(tenants::create))
+        .add(Method::GET, &p("/tenants/{id}"), get(tenants::get))
+        .add(Method::DELETE, &p("/tenants/{id}"), delete(tenants::delete))
+        .add(
+            Method::PUT,
+            &p("/tenants/{id}/quotas"),
+            put(tenants::put_quotas),
+        )
+        .add(Method::GET, &p("/quotas/usage"), get(quotas::get_usage))
+        .add(Method::GET, &p("/users"), get(users::list))
+        .add(Method::POST, &p("/users"), post(users::create))
+        .add(Method::GET, &p("/users/{id}"), get(users::get))
+        .add(Method::PATCH, &p("/users/{id}"), patch(users::update))
+        .add(Method::DELETE, &p("/users/{id}"), delete(users::delete))
+        .add(Method::GET, &p("/roles"), get(users::list_roles))
+        .add(Method::POST, &p("/roles"), post(users::create_role))
+        .add(
+            Method::DELETE,
+            &p("/roles/{name}"),
+            delete(users::delete_role),
+        )
+        .add(Method::GET, &p("/api-keys"), get(keys::list))
+        .add(Method::POST, &p("/api-keys"), post(keys::create))
+        .add(Method::DELETE, &p("/api-keys/{id}"), delete(keys::revoke))
+        .add(
+            Method::POST,
+            &p("/api-keys/{id}/rotate"),
+            post(keys::rotate),
+        )
+        .add(Method::GET, &p("/pipelines"), get(pipelines::list))
+        .add(Method::POST, &p("/pipelines"), post(pipelines::create))
+        .add(
+            Method::POST,
+            &p("/pipelines:validate"),
+            post(pipelines::validate),
+        )
+        .add(Method::GET, &p("/pipelines/{name}"), get(pipelines::get))
+        .add(Method::PUT, &p("/pipelines/{name}"), put(pipelines::put))
+        .add(
+            Method::DELETE,
+            &p("/pipelines/{name}"),
+            delete(pipelines::delete),
+        )
+        .add(
+            Method::GET,
+            &p("/pipelines/{name}/versions"),
+            get(pipelines::versions),
+        )
+        .add(
+            Method::GET,
+            &p("/pipelines/{name}/versions/{version}"),
+            get(pipelines::version),
+        )
+        .add(
+            Method::GET,
+            &p("/pipelines/{name}/diff"),
+            get(pipelines::diff),
+        )
+        .add(Method::GET, &p("/streams"), get(streams::list))
+        .add(Method::GET, &p("/streams/{name}"), get(streams::get))
+        .add(Method::PUT, &p("/streams/{name}"), put(streams::put))
+        .add(
+            Method::DELETE,
+            &p("/streams/{name}"),
+            delete(streams::delete),
+        )
+        .add(Method::GET, &p("/secrets"), get(secrets::list))
+        .add(Method::GET, &p("/secrets/{name}"), get(secrets::get))
+        .add(Method::PUT, &p("/secrets/{name}"), put(secrets::put))
+        .add(
+            Method::DELETE,
+            &p("/secrets/{name}"),
+            delete(secrets::delete),
+        )
+        .add(Method::GET, &p("/audit"), get(audit::list))
+}
+
+/// Routes outside the gate: health and the API document.
+pub fn public_routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .add(Method::GET, "/healthz", get(openapi::healthz))
+        .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
+}

@@ -1,0 +1,352 @@
+//! Secrets at rest: connection credentials and tokens (a NATS cluster's credentials, a webhook
+//! token) are encrypted with AES-256-GCM under the server's secret key, bound to their tenant
+//! and name, and never returned by the API: it shows only which secret fields are set.
+
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::audit::AuditNote;
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::db::{new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Errors of loading the secret key.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretKeyError {
+    /// Not base64 of 32 bytes.
+    #[error(
+        "the secret key must be 32 bytes, base64-encoded (make one with `head -c 32 /dev/urandom | base64`): {0}"
+    )]
+    Malformed(String),
+    /// The key file cannot be read or written.
+    #[error("secret key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Parses a base64 32-byte key.
+pub fn key_from_base64(text: &str) -> Result<[u8; 32], SecretKeyError> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|e| SecretKeyError::Malformed(e.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| SecretKeyError::Malformed(format!("decoded to {} bytes", b.len())))
+}
+
+/// Reads a key file (base64 text); with `create`, writes a new random key (mode 0600) when the
+/// file does not exist.
+pub fn key_from_file(path: &FsPath, create: bool) -> Result<[u8; 32], SecretKeyError> {
+    let io = |source| SecretKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => key_from_base64(&text),
+        Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            std::fs::write(path, STANDARD.encode(key)).map_err(io)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// AES-256-GCM with a random 96-bit nonce per value; the associated data binds a ciphertext to
+/// its tenant and name, so it cannot be moved to another record.
+pub struct SecretCipher(Aes256Gcm);
+
+impl SecretCipher {
+    /// A cipher under `key`.
+    pub fn new(key: &[u8; 32]) -> Self {
+        SecretCipher(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
+    }
+
+    /// base64(nonce ‖ ciphertext).
+    pub fn seal(&self, plaintext: &[u8], aad: &str) -> Result<String, ApiError> {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let ct = self
+            .0
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| ApiError::Internal("encryption failed".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend(ct);
+        Ok(STANDARD.encode(out))
+    }
+
+    /// The plaintext of [`SecretCipher::seal`]'s output; fails on a wrong key or record.
+    pub fn open(&self, sealed: &str, aad: &str) -> Result<Vec<u8>, ApiError> {
+        let raw = STANDARD
+            .decode(sealed)
+            .map_err(|e| ApiError::Internal(format!("sealed secret: {e}")))?;
+        if raw.len() < 12 {
+            return Err(ApiError::Internal("sealed secret too short".into()));
+        }
+        let (nonce, ct) = raw.split_at(12);
+        self.0
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
+            .map_err(|_| {
+                ApiError::Internal(
+                    "cannot decrypt a secret: the server's secret key is not the one it was stored with".into(),
+                )
+            })
+    }
+}
+
+/// A secret as the API shows it: never the secret values.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct SecretInfo {
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// What it is for: `nats-credentials`, `webhook-token`, ...
+    pub kind: String,
+    /// Non-secret settings (server URL, user name).
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    /// Names of the secret fields that are set.
+    pub secret_fields: Vec<String>,
+    /// When created.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// Body of `PUT /secrets/{name}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretWrite {
+    /// What it is for.
+    pub kind: String,
+    /// Non-secret settings, returned as is.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Secret fields: write-only, stored encrypted.
+    pub secret: BTreeMap<String, String>,
+}
+
+fn aad(tenant_id: &str, name: &str) -> String {
+    format!("weir-secret/{tenant_id}/{name}")
+}
+
+fn info_of(r: &sqlx::any::AnyRow) -> ApiResult<SecretInfo> {
+    Ok(SecretInfo {
+        name: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        config: serde_json::from_str(&r.try_get::<String, _>(2)?)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        secret_fields: serde_json::from_str(&r.try_get::<String, _>(3)?)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        created_at: rfc3339(r.try_get(4)?),
+        updated_at: rfc3339(r.try_get(5)?),
+    })
+}
+
+const COLUMNS: &str = "name, kind, config, secret_fields, created_at, updated_at, ciphertext";
+
+async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<sqlx::any::AnyRow> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM secrets WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("secret `{name}`")))
+}
+
+/// The decrypted secret fields of a tenant's secret, for server-side use (never sent by the API).
+pub async fn reveal(
+    state: &AppState,
+    tenant_id: &str,
+    name: &str,
+) -> ApiResult<BTreeMap<String, String>> {
+    let row = find(state, tenant_id, name).await?;
+    let plain = state
+        .cipher()
+        .open(&row.try_get::<String, _>(6)?, &aad(tenant_id, name))?;
+    serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// List the tenant's secrets (without their values).
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets",
+    responses((status = 200, body = Vec<SecretInfo>), (status = 403, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SecretInfo>>> {
+    caller.require("secrets", "read")?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM secrets WHERE tenant_id = $1 ORDER BY name"
+    ))
+    .bind(&caller.tenant_id)
+    .fetch_all(state.db().pool())
+    .await?;
+    Ok(Json(rows.iter().map(info_of).collect::<ApiResult<_>>()?))
+}
+
+/// Get a secret's kind, settings and which fields are set (never the values).
+#[utoipa::path(get, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "Secret name")),
+    responses((status = 200, body = SecretInfo), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SecretInfo>> {
+    caller.require("secrets", "read")?;
+    Ok(Json(info_of(
+        &find(&state, &caller.tenant_id, &name).await?,
+    )?))
+}
+
+/// Create or replace a secret; `secret` fields are encrypted and write-only.
+#[utoipa::path(put, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "Secret name")), request_body = SecretWrite,
+    responses((status = 200, body = SecretInfo), (status = 201, body = SecretInfo),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<SecretWrite>,
+) -> ApiResult<Response> {
+    crate::tenants::check_name("secret name", &name)?;
+    let existing = find(&state, &caller.tenant_id, &name).await.ok();
+    caller.require(
+        "secrets",
+        if existing.is_some() {
+            "update"
+        } else {
+            "create"
+        },
+    )?;
+    let plain = serde_json::to_vec(&body.secret).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let sealed = state
+        .cipher()
+        .seal(&plain, &aad(&caller.tenant_id, &name))?;
+    let fields: Vec<&String> = body.secret.keys().collect();
+    let fields = serde_json::to_string(&fields).unwrap_or_default();
+    let config = serde_json::to_string(&body.config).unwrap_or_default();
+    let now = now_ms();
+    let status = if existing.is_some() {
+        sqlx::query(
+            "UPDATE secrets SET kind = $1, config = $2, secret_fields = $3, ciphertext = $4, \
+             updated_at = $5 WHERE tenant_id = $6 AND name = $7",
+        )
+        .bind(&body.kind)
+        .bind(&config)
+        .bind(&fields)
+        .bind(&sealed)
+        .bind(now)
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .execute(state.db().pool())
+        .await?;
+        StatusCode::OK
+    } else {
+        sqlx::query(
+            "INSERT INTO secrets (id, tenant_id, name, kind, config, secret_fields, ciphertext, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id())
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .bind(&body.kind)
+        .bind(&config)
+        .bind(&fields)
+        .bind(&sealed)
+        .bind(now)
+        .bind(now)
+        .execute(state.db().pool())
+        .await?;
+        StatusCode::CREATED
+    };
+    let info = info_of(&find(&state, &caller.tenant_id, &name).await?)?;
+    Ok(AuditNote::diff(format!(
+        "~ secret {name} kind {} fields {:?} (values not logged)",
+        info.kind, info.secret_fields
+    ))
+    .attach((status, Json(info))))
+}
+
+/// Delete a secret.
+#[utoipa::path(delete, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "Secret name")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("secrets", "delete")?;
+    find(&state, &caller.tenant_id, &name).await?;
+    sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .execute(state.db().pool())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_only_for_the_same_record_and_key() {
+        let c = SecretCipher::new(&[7u8; 32]);
+        let sealed = c.seal(b"token", "weir-secret/t1/a").unwrap();
+        assert!(!sealed.contains("token"));
+        assert_eq!(c.open(&sealed, "weir-secret/t1/a").unwrap(), b"token");
+        assert!(c.open(&sealed, "weir-secret/t2/a").is_err());
+        assert!(
+            SecretCipher::new(&[8u8; 32])
+                .open(&sealed, "weir-secret/t1/a")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes() {
+        assert!(key_from_base64(&STANDARD.encode([1u8; 32])).is_ok());
+        assert!(key_from_base64(&STANDARD.encode([1u8; 16])).is_err());
+        assert!(key_from_base64("not base64!").is_err());
+    }
+}

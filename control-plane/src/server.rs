@@ -1,0 +1,172 @@
+//! `weir serve`: open the store (SQLite under the data directory unless a URL is given), load or
+//! create the secret key, bootstrap the first admin, and serve the API until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::db::{Db, StoreError};
+use crate::secrets::{SecretKeyError, key_from_base64, key_from_file};
+use crate::state::{AppState, Settings};
+use crate::tenants;
+
+/// Where the secret key comes from.
+#[derive(Clone, Debug)]
+pub enum SecretKeySource {
+    /// A file holding the base64 key.
+    File(PathBuf),
+    /// The base64 key itself (`WEIR_SECRET_KEY`).
+    Base64(String),
+    /// `<data dir>/secret.key`, created on first start.
+    DataDir,
+}
+
+/// Settings of `weir serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Data directory (default `.weir/`).
+    pub data_dir: PathBuf,
+    /// Store URL; default `sqlite://<data dir>/weir.db`.
+    pub database_url: Option<String>,
+    /// The secret key for secrets at rest.
+    pub secret_key: SecretKeySource,
+    /// The bootstrap admin's API key (`WEIR_BOOTSTRAP_API_KEY`); generated when absent.
+    pub bootstrap_api_key: Option<String>,
+    /// Largest request body.
+    pub body_limit: usize,
+}
+
+impl ServeConfig {
+    /// Defaults: `127.0.0.1:7070`, `.weir/`, SQLite, key in the data dir, 1 MiB bodies.
+    pub fn new() -> Self {
+        ServeConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            data_dir: PathBuf::from(".weir"),
+            database_url: None,
+            secret_key: SecretKeySource::DataDir,
+            bootstrap_api_key: None,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The secret key is missing or malformed.
+    #[error(transparent)]
+    SecretKey(#[from] SecretKeyError),
+    /// The address cannot be bound or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Opens everything `serve` needs. Returns the state and, on a fresh store without
+/// `bootstrap_api_key`, the generated admin key (to print once).
+pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Db::sqlite_url(&config.data_dir.join("weir.db")));
+    let db = Db::connect(&url).await?;
+    let key = match &config.secret_key {
+        SecretKeySource::File(path) => key_from_file(path, false)?,
+        SecretKeySource::Base64(text) => key_from_base64(text)?,
+        SecretKeySource::DataDir => key_from_file(&config.data_dir.join("secret.key"), true)?,
+    };
+    let generated = tenants::bootstrap(&db, config.bootstrap_api_key.as_deref()).await?;
+    let mut settings = Settings::new(key);
+    settings.body_limit = config.body_limit;
+    Ok((AppState::new(db, settings), generated))
+}
+
+/// Serves the API until `shutdown` completes.
+pub async fn serve_until(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (state, generated) = prepare(&config).await?;
+    if let Some(key) = generated {
+        println!(
+            "\nA new Weir store was bootstrapped with an admin ({}).\n\
+             Its API key is shown only this once; keep it:\n\n    {key}\n\n\
+             Use it with: export WEIR_API_KEY={key}\n",
+            tenants::BOOTSTRAP_ADMIN
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.addr,
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(config.addr);
+    tracing::info!(addr = %local, "weir control plane listening");
+    println!("weir control plane listening on http://{local}/api/v1");
+    axum::serve(
+        listener,
+        crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|source| ServeError::Listen {
+        addr: config.addr,
+        source,
+    })
+}
+
+/// Serves the API until Ctrl-C or SIGTERM.
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    serve_until(config, async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+    })
+    .await
+}

@@ -1,0 +1,84 @@
+//! The shared state of every handler: the store, the settings, the login limiter and the
+//! secret cipher.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::db::Db;
+use crate::login_limit::LoginLimiter;
+use crate::secrets::SecretCipher;
+
+/// Tunables of the API.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Largest request body in bytes (413 above).
+    pub body_limit: usize,
+    /// Lifetime of access tokens.
+    pub access_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl: Duration,
+    /// Failed logins allowed per email and source address within `login_window`.
+    pub login_max_failures: usize,
+    /// The login limiter's window.
+    pub login_window: Duration,
+    /// AES-256-GCM key for secrets at rest.
+    pub secret_key: [u8; 32],
+}
+
+impl Settings {
+    /// Defaults with the given secret key: 1 MiB bodies, 15 min access tokens, 7 day refresh
+    /// tokens, 5 failed logins per minute.
+    pub fn new(secret_key: [u8; 32]) -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            login_max_failures: 5,
+            login_window: Duration::from_secs(60),
+            secret_key,
+        }
+    }
+}
+
+struct Inner {
+    db: Db,
+    settings: Settings,
+    login_limiter: LoginLimiter,
+    cipher: SecretCipher,
+}
+
+/// Cheap to clone; shared by every request.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// State over an opened store.
+    pub fn new(db: Db, settings: Settings) -> Self {
+        Self(Arc::new(Inner {
+            login_limiter: LoginLimiter::new(settings.login_max_failures, settings.login_window),
+            cipher: SecretCipher::new(&settings.secret_key),
+            db,
+            settings,
+        }))
+    }
+
+    /// The store.
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The login limiter.
+    pub fn login_limiter(&self) -> &LoginLimiter {
+        &self.0.login_limiter
+    }
+
+    /// The secret cipher.
+    pub fn cipher(&self) -> &SecretCipher {
+        &self.0.cipher
+    }
+}

@@ -1,0 +1,260 @@
+//! Stream declarations (`kind: Stream`) of a tenant: recorded here so that `weir apply` of a
+//! file with streams works and quotas count them; creating them on NATS is the workers' job.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+use weir_pipelines::Resource;
+
+use crate::audit::AuditNote;
+use crate::auth::Caller;
+use crate::body::{QueryArgs, SpecBody};
+use crate::db::{new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::pipelines::{ApplyResult, FormatQuery, WriteQuery};
+use crate::quotas;
+use crate::resource_file::{canonical, claim_tenant, parse_one, unified_diff};
+use crate::state::AppState;
+
+/// A stream declaration.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct StreamInfo {
+    /// Stream name.
+    pub name: String,
+    /// When declared.
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+    /// Last change.
+    pub updated_at: String,
+    /// By whom.
+    pub updated_by: String,
+    /// The `Stream` resource.
+    #[schema(value_type = Object)]
+    pub resource: serde_json::Value,
+}
+
+fn info_of(r: &sqlx::any::AnyRow) -> ApiResult<StreamInfo> {
+    let json: String = r.try_get(1)?;
+    Ok(StreamInfo {
+        name: r.try_get(0)?,
+        resource: serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?,
+        created_at: rfc3339(r.try_get(3)?),
+        created_by: r.try_get(4)?,
+        updated_at: rfc3339(r.try_get(5)?),
+        updated_by: r.try_get(6)?,
+    })
+}
+
+const COLUMNS: &str =
+    "name, spec_json, spec_yaml, created_at, created_by, updated_at, updated_by, id";
+
+/// Creates or updates a stream declaration of the caller's tenant.
+pub async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    mut resource: Resource,
+    dry_run: bool,
+) -> ApiResult<ApplyResult> {
+    claim_tenant(&mut resource, &caller.tenant_name)?;
+    let name = resource.metadata().name.clone();
+    let (json, yaml) = canonical(&resource)?;
+    let existing = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(&caller.tenant_id)
+    .bind(&name)
+    .fetch_optional(state.db().pool())
+    .await?;
+    let now = now_ms();
+    let result = match existing {
+        Some(row) => {
+            let old_json: String = row.try_get(1)?;
+            let old_yaml: String = row.try_get(2)?;
+            if old_json == json {
+                ApplyResult {
+                    kind: "Stream".into(),
+                    name,
+                    result: "unchanged".into(),
+                    version: None,
+                    diff: String::new(),
+                    dry_run,
+                }
+            } else {
+                if !dry_run {
+                    sqlx::query(
+                        "UPDATE streams SET spec_json = $1, spec_yaml = $2, updated_at = $3, \
+                         updated_by = $4 WHERE id = $5",
+                    )
+                    .bind(&json)
+                    .bind(&yaml)
+                    .bind(now)
+                    .bind(&caller.email)
+                    .bind(row.try_get::<String, _>(7)?)
+                    .execute(state.db().pool())
+                    .await?;
+                }
+                ApplyResult {
+                    kind: "Stream".into(),
+                    diff: unified_diff(&old_yaml, &yaml, &name, &name),
+                    name,
+                    result: "configured".into(),
+                    version: None,
+                    dry_run,
+                }
+            }
+        }
+        None => {
+            let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;
+            let (_, _, streams) = quotas::usage(state, &caller.tenant_id).await?;
+            quotas::enforce("max_streams", limits.max_streams, streams, streams + 1)?;
+            if !dry_run {
+                sqlx::query(
+                    "INSERT INTO streams (id, tenant_id, name, spec_json, spec_yaml, created_at, \
+                     created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(new_id())
+                .bind(&caller.tenant_id)
+                .bind(&name)
+                .bind(&json)
+                .bind(&yaml)
+                .bind(now)
+                .bind(&caller.email)
+                .bind(now)
+                .bind(&caller.email)
+                .execute(state.db().pool())
+                .await?;
+            }
+            ApplyResult {
+                kind: "Stream".into(),
+                diff: unified_diff("", &yaml, "/dev/null", &name),
+                name,
+                result: "created".into(),
+                version: None,
+                dry_run,
+            }
+        }
+    };
+    Ok(result)
+}
+
+/// List the tenant's stream declarations.
+#[utoipa::path(get, path = "/api/v1/streams", tag = "streams",
+    responses((status = 200, body = Vec<StreamInfo>), (status = 403, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<StreamInfo>>> {
+    caller.require("streams", "read")?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 ORDER BY name"
+    ))
+    .bind(&caller.tenant_id)
+    .fetch_all(state.db().pool())
+    .await?;
+    Ok(Json(
+        rows.iter().map(info_of).collect::<ApiResult<Vec<_>>>()?,
+    ))
+}
+
+async fn find(state: &AppState, caller: &Caller, name: &str) -> ApiResult<sqlx::any::AnyRow> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(&caller.tenant_id)
+    .bind(name)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("stream `{name}`")))
+}
+
+/// Get a stream declaration (JSON, or YAML with `?format=yaml` / `Accept: application/yaml`).
+#[utoipa::path(get, path = "/api/v1/streams/{name}", tag = "streams",
+    params(("name" = String, Path, description = "Stream name"), FormatQuery),
+    responses((status = 200, body = StreamInfo), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<FormatQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require("streams", "read")?;
+    let row = find(&state, &caller, &name).await?;
+    let yaml = q.format.as_deref() == Some("yaml")
+        || (q.format.is_none()
+            && headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("yaml")));
+    if yaml {
+        let mut r = row.try_get::<String, _>(2)?.into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        );
+        return Ok(r);
+    }
+    Ok(Json(info_of(&row)?).into_response())
+}
+
+/// Declare or update a stream from a `kind: Stream` file.
+#[utoipa::path(put, path = "/api/v1/streams/{name}", tag = "streams",
+    params(("name" = String, Path, description = "Stream name"), WriteQuery),
+    request_body(content = String, description = "A Stream resource", content_type = "application/yaml"),
+    responses((status = 200, body = ApplyResult), (status = 201, body = ApplyResult),
+              (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<WriteQuery>,
+    body: SpecBody,
+) -> ApiResult<Response> {
+    caller.require("streams", "update")?;
+    let resource = parse_one(&body.text, body.file_name, "Stream")?;
+    if resource.metadata().name != name {
+        return Err(ApiError::Unprocessable(format!(
+            "metadata.name is `{}` but the URL names `{name}`",
+            resource.metadata().name
+        )));
+    }
+    if find(&state, &caller, &name).await.is_err() {
+        caller.require("streams", "create")?;
+    }
+    let result = apply(&state, &caller, resource, q.dry_run).await?;
+    let status = if result.result == "created" && !result.dry_run {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let note = if result.dry_run || result.diff.is_empty() {
+        AuditNote::default()
+    } else {
+        AuditNote::diff(result.diff.clone())
+    };
+    Ok(note.attach((status, Json(result))))
+}
+
+/// Remove a stream declaration.
+#[utoipa::path(delete, path = "/api/v1/streams/{name}", tag = "streams",
+    params(("name" = String, Path, description = "Stream name")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    caller.require("streams", "delete")?;
+    let row = find(&state, &caller, &name).await?;
+    let yaml: String = row.try_get(2)?;
+    sqlx::query("DELETE FROM streams WHERE id = $1")
+        .bind(row.try_get::<String, _>(7)?)
+        .execute(state.db().pool())
+        .await?;
+    Ok(AuditNote::diff(unified_diff(&yaml, "", &name, "/dev/null")).attach(StatusCode::NO_CONTENT))
+}

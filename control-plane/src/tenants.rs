@@ -1,0 +1,377 @@
+//! Tenants: the isolation boundary of every resource. Platform admins (admins of the system
+//! tenant `default`) create, list, delete tenants and set their quotas. A fresh store is
+//! bootstrapped with the system tenant and one admin with an API key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::audit::AuditNote;
+use crate::auth::{Caller, hash_password, hash_secret, random_token};
+use crate::body::JsonBody;
+use crate::db::{Db, StoreError, new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::quotas::{self, Quotas};
+use crate::state::AppState;
+
+/// Name of the system tenant.
+pub const SYSTEM_TENANT: &str = "default";
+/// Email of the bootstrap admin.
+pub const BOOTSTRAP_ADMIN: &str = "admin@weir.local";
+
+/// A tenant.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct TenantInfo {
+    /// Id.
+    pub id: String,
+    /// Name (DNS label), unique.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// The system tenant of platform admins.
+    pub system: bool,
+    /// When created.
+    pub created_at: String,
+    /// Its quotas.
+    pub quotas: Quotas,
+}
+
+/// Body of `POST /tenants`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Name: lowercase letters, digits and `-`, at most 63.
+    pub name: String,
+    /// Display name (default: the name).
+    pub display_name: Option<String>,
+    /// Quotas (default: the standard tenant quotas).
+    pub quotas: Option<Quotas>,
+    /// First admin of the tenant.
+    pub admin: Option<NewTenantAdmin>,
+}
+
+/// The first admin of a new tenant.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantAdmin {
+    /// Email, unique across Weir.
+    pub email: String,
+    /// Password for login (optional: the response carries an API key).
+    pub password: Option<String>,
+}
+
+/// Result of `POST /tenants`.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct TenantCreated {
+    /// The tenant.
+    pub tenant: TenantInfo,
+    /// The first admin's user id.
+    pub admin_user_id: Option<String>,
+    /// An API key of the first admin. Shown once.
+    pub admin_api_key: Option<String>,
+}
+
+/// Checks a DNS-label name.
+pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "{what} `{name}` must be 1-63 lowercase letters, digits or `-`, not starting or ending with `-`"
+        )))
+    }
+}
+
+/// Creates the system tenant and its admin on a fresh store, with `api_key` as the admin's key
+/// (or a generated one, returned so that it can be printed once). On a store that has them,
+/// only adds `api_key` to the admin when it is new.
+pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>, StoreError> {
+    let pool = db.pool();
+    let existing = sqlx::query(
+        "SELECT t.id, u.id FROM tenants t JOIN users u ON u.tenant_id = t.id \
+         WHERE t.is_system = 1 AND u.email = $1",
+    )
+    .bind(BOOTSTRAP_ADMIN)
+    .fetch_optional(pool)
+    .await?;
+    let now = now_ms();
+    let (tenant_id, user_id, fresh) = match existing {
+        Some(row) => (
+            row.try_get::<String, _>(0)?,
+            row.try_get::<String, _>(1)?,
+            false,
+        ),
+        None => {
+            let tenant_id = new_id();
+            let user_id = new_id();
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO tenants (id, name, display_name, is_system, created_at) VALUES ($1, $2, $3, 1, $4)",
+            )
+            .bind(&tenant_id)
+            .bind(SYSTEM_TENANT)
+            .bind("System")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO users (id, tenant_id, email, role, created_at) VALUES ($1, $2, $3, 'admin', $4)",
+            )
+            .bind(&user_id)
+            .bind(&tenant_id)
+            .bind(BOOTSTRAP_ADMIN)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            (tenant_id, user_id, true)
+        }
+    };
+    let (key, generated) = match api_key {
+        Some(k) => (k.to_string(), false),
+        None if fresh => (random_token("weir_"), true),
+        None => return Ok(None),
+    };
+    let known = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1")
+        .bind(hash_secret(&key))
+        .fetch_optional(pool)
+        .await?;
+    if known.is_none() {
+        insert_key(pool, &tenant_id, &user_id, "bootstrap", &key, None).await?;
+    }
+    Ok(generated.then_some(key))
+}
+
+/// Stores an API key (hashed) and returns its id.
+pub async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    tenant_id: &str,
+    user_id: &str,
+    name: &str,
+    key: &str,
+    expires_at: Option<i64>,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(name)
+    .bind(key.chars().take(12).collect::<String>())
+    .bind(hash_secret(key))
+    .bind(now_ms())
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(id)
+}
+
+async fn tenant_info(state: &AppState, row: &sqlx::any::AnyRow) -> ApiResult<TenantInfo> {
+    let id: String = row.try_get(0)?;
+    Ok(TenantInfo {
+        quotas: quotas::load(state.db().pool(), &id).await?,
+        id,
+        name: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        system: row.try_get::<i64, _>(3)? != 0,
+        created_at: rfc3339(row.try_get(4)?),
+    })
+}
+
+async fn find(state: &AppState, id: &str) -> ApiResult<TenantInfo> {
+    let row = sqlx::query(
+        "SELECT id, name, display_name, is_system, created_at FROM tenants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("tenant `{id}`")))?;
+    tenant_info(state, &row).await
+}
+
+/// List tenants (platform admins).
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses((status = 200, body = Vec<TenantInfo>), (status = 403, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TenantInfo>>> {
+    caller.require_platform_admin("read")?;
+    let rows = sqlx::query(
+        "SELECT id, name, display_name, is_system, created_at FROM tenants ORDER BY name",
+    )
+    .fetch_all(state.db().pool())
+    .await?;
+    let mut out = Vec::new();
+    for row in &rows {
+        out.push(tenant_info(&state, row).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Create a tenant, optionally with its first admin (platform admins).
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = NewTenant,
+    responses((status = 201, body = TenantCreated), (status = 409, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewTenant>,
+) -> ApiResult<Response> {
+    caller.require_platform_admin("create")?;
+    check_name("tenant name", &body.name)?;
+    let q = body.quotas.unwrap_or_else(Quotas::tenant_default);
+    q.check()?;
+    let password_hash = match body.admin.as_ref().and_then(|a| a.password.clone()) {
+        Some(p) => {
+            crate::users::check_password(&p)?;
+            Some(hash_password(p).await?)
+        }
+        None => None,
+    };
+    let id = new_id();
+    let now = now_ms();
+    let mut tx = state.db().pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO tenants (id, name, display_name, is_system, created_at) VALUES ($1, $2, $3, 0, $4)",
+    )
+    .bind(&id)
+    .bind(&body.name)
+    .bind(body.display_name.clone().unwrap_or_else(|| body.name.clone()))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict(_) => ApiError::Conflict(format!("tenant `{}` already exists", body.name)),
+        other => other,
+    })?;
+    quotas::save(&mut *tx, &id, &q).await?;
+    let (mut admin_user_id, mut admin_api_key) = (None, None);
+    if let Some(admin) = &body.admin {
+        let user_id = new_id();
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
+             VALUES ($1, $2, $3, $4, 'admin', $5)",
+        )
+        .bind(&user_id)
+        .bind(&id)
+        .bind(&admin.email)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => ApiError::Conflict(format!(
+                "a user with email `{}` already exists",
+                admin.email
+            )),
+            other => other,
+        })?;
+        let key = random_token("weir_");
+        insert_key(&mut *tx, &id, &user_id, "tenant-admin", &key, None).await?;
+        admin_user_id = Some(user_id);
+        admin_api_key = Some(key);
+    }
+    tx.commit().await?;
+    let tenant = find(&state, &id).await?;
+    Ok(AuditNote {
+        resource: Some(format!("/api/v1/tenants/{id}")),
+        ..Default::default()
+    }
+    .attach((
+        StatusCode::CREATED,
+        Json(TenantCreated {
+            tenant,
+            admin_user_id,
+            admin_api_key,
+        }),
+    )))
+}
+
+/// Get a tenant (platform admins).
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = TenantInfo), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantInfo>> {
+    caller.require_platform_admin("read")?;
+    Ok(Json(find(&state, &id).await?))
+}
+
+/// Delete a tenant and everything in it (platform admins; not the system tenant).
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_platform_admin("delete")?;
+    let t = find(&state, &id).await?;
+    if t.system {
+        return Err(ApiError::Conflict(
+            "the system tenant cannot be deleted".into(),
+        ));
+    }
+    // Foreign keys cascade on both stores; the explicit order keeps SQLite without them safe too.
+    let mut tx = state.db().pool().begin().await?;
+    for sql in [
+        "DELETE FROM pipeline_labels WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
+        "DELETE FROM pipeline_versions WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
+        "DELETE FROM pipelines WHERE tenant_id = $1",
+        "DELETE FROM streams WHERE tenant_id = $1",
+        "DELETE FROM secrets WHERE tenant_id = $1",
+        "DELETE FROM sessions WHERE tenant_id = $1",
+        "DELETE FROM api_keys WHERE tenant_id = $1",
+        "DELETE FROM users WHERE tenant_id = $1",
+        "DELETE FROM roles WHERE tenant_id = $1",
+        "DELETE FROM quotas WHERE tenant_id = $1",
+        "DELETE FROM tenants WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a tenant's quotas (platform admins). Absent fields mean no limit.
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/quotas", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")), request_body = Quotas,
+    responses((status = 200, body = Quotas), (status = 404, body = crate::error::Problem)))]
+pub async fn put_quotas(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Quotas>,
+) -> ApiResult<Response> {
+    caller.require_platform_admin("update")?;
+    body.check()?;
+    let before = find(&state, &id).await?.quotas;
+    quotas::save(state.db().pool(), &id, &body).await?;
+    let diff = crate::resource_file::unified_diff(
+        &serde_yaml::to_string(&before).unwrap_or_default(),
+        &serde_yaml::to_string(&body).unwrap_or_default(),
+        "quotas (before)",
+        "quotas (after)",
+    );
+    Ok(AuditNote::diff(diff).attach(Json(body)))
+}

@@ -1,0 +1,415 @@
+//! Users of a tenant and its custom roles. Users log in with email and password (argon2id) and
+//! hold one role: a built-in one (`admin`, `editor`, `operator`, `viewer`) or a custom role of
+//! the tenant, which is a list of `resource:action` permissions.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::audit::AuditNote;
+use crate::auth::{Caller, hash_password};
+use crate::body::JsonBody;
+use crate::db::{new_id, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::rbac::{self, PermissionSet};
+use crate::state::AppState;
+
+/// A user.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct UserInfo {
+    /// Id.
+    pub id: String,
+    /// Email (login name), unique across Weir.
+    pub email: String,
+    /// Role name.
+    pub role: String,
+    /// Whether a password is set (login possible).
+    pub has_password: bool,
+    /// When created.
+    pub created_at: String,
+    /// Last successful login.
+    pub last_login_at: Option<String>,
+}
+
+/// Body of `POST /users`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Email.
+    pub email: String,
+    /// Password (at least 12 characters); without one the user can only use API keys.
+    pub password: Option<String>,
+    /// Role name.
+    pub role: String,
+}
+
+/// Body of `PATCH /users/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// New role.
+    pub role: Option<String>,
+    /// New password.
+    pub password: Option<String>,
+}
+
+/// A role.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct RoleInfo {
+    /// Name.
+    pub name: String,
+    /// Built in (cannot be changed).
+    pub builtin: bool,
+    /// Description.
+    pub description: String,
+    /// `resource:action` grants.
+    pub permissions: Vec<String>,
+}
+
+/// Body of `POST /roles`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    /// Name (lowercase letters, digits, `-`).
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// `resource:action` grants; `*` allowed on either side.
+    pub permissions: Vec<String>,
+}
+
+/// Refuses short passwords.
+pub fn check_password(password: &str) -> ApiResult<()> {
+    if password.chars().count() < 12 {
+        return Err(ApiError::Unprocessable(
+            "passwords must have at least 12 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> ApiResult<()> {
+    let ok = email.split_once('@').is_some_and(|(a, b)| {
+        !a.is_empty() && b.contains('.') && !email.contains(char::is_whitespace)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "`{email}` is not an email address"
+        )))
+    }
+}
+
+async fn check_role(state: &AppState, tenant_id: &str, role: &str) -> ApiResult<()> {
+    if rbac::builtin(role).is_some() {
+        return Ok(());
+    }
+    let found = sqlx::query("SELECT 1 FROM roles WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id)
+        .bind(role)
+        .fetch_optional(state.db().pool())
+        .await?;
+    if found.is_none() {
+        return Err(ApiError::Unprocessable(format!(
+            "unknown role `{role}`: use admin, editor, operator, viewer or a role from GET /api/v1/roles"
+        )));
+    }
+    Ok(())
+}
+
+const USER_COLUMNS: &str = "id, email, role, password_hash, created_at, last_login_at";
+
+fn user_of(r: &sqlx::any::AnyRow) -> Result<UserInfo, sqlx::Error> {
+    Ok(UserInfo {
+        id: r.try_get(0)?,
+        email: r.try_get(1)?,
+        role: r.try_get(2)?,
+        has_password: r.try_get::<Option<String>, _>(3)?.is_some(),
+        created_at: rfc3339(r.try_get(4)?),
+        last_login_at: r.try_get::<Option<i64>, _>(5)?.map(rfc3339),
+    })
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserInfo> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(&caller.tenant_id)
+    .bind(id)
+    .fetch_optional(state.db().pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("user `{id}`")))?;
+    Ok(user_of(&row)?)
+}
+
+/// List the tenant's users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Vec<UserInfo>), (status = 403, body = crate::error::Problem)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<UserInfo>>> {
+    caller.require("users", "read")?;
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY email"
+    ))
+    .bind(&caller.tenant_id)
+    .fetch_all(state.db().pool())
+    .await?;
+    Ok(Json(rows.iter().map(user_of).collect::<Result<_, _>>()?))
+}
+
+/// Add a user to the tenant.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = UserInfo), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewUser>,
+) -> ApiResult<Response> {
+    caller.require("users", "create")?;
+    check_email(&body.email)?;
+    check_role(&state, &caller.tenant_id, &body.role).await?;
+    let hash = match body.password {
+        Some(p) => {
+            check_password(&p)?;
+            Some(hash_password(p).await?)
+        }
+        None => None,
+    };
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(&caller.tenant_id)
+    .bind(&body.email)
+    .bind(hash)
+    .bind(&body.role)
+    .bind(now_ms())
+    .execute(state.db().pool())
+    .await
+    .map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict(_) => {
+            ApiError::Conflict(format!("a user with email `{}` already exists", body.email))
+        }
+        other => other,
+    })?;
+    let user = find(&state, &caller, &id).await?;
+    Ok(AuditNote {
+        resource: Some(format!("/api/v1/users/{id}")),
+        diff: Some(format!("+ user {} role {}", user.email, user.role)),
+        ..Default::default()
+    }
+    .attach((StatusCode::CREATED, Json(user))))
+}
+
+/// Get a user of the tenant.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserInfo), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserInfo>> {
+    caller.require("users", "read")?;
+    Ok(Json(find(&state, &caller, &id).await?))
+}
+
+/// Change a user's role or password.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")), request_body = UserPatch,
+    responses((status = 200, body = UserInfo), (status = 404, body = crate::error::Problem)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UserPatch>,
+) -> ApiResult<Response> {
+    caller.require("users", "update")?;
+    let before = find(&state, &caller, &id).await?;
+    let mut changes = Vec::new();
+    if let Some(role) = &body.role {
+        check_role(&state, &caller.tenant_id, role).await?;
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role)
+            .bind(&id)
+            .execute(state.db().pool())
+            .await?;
+        changes.push(format!("- role {}\n+ role {role}", before.role));
+    }
+    if let Some(password) = body.password {
+        check_password(&password)?;
+        let hash = hash_password(password).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(&id)
+            .execute(state.db().pool())
+            .await?;
+        // A new password ends every login session of the user.
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(&id)
+        .execute(state.db().pool())
+        .await?;
+        changes.push("~ password changed".into());
+    }
+    let after = find(&state, &caller, &id).await?;
+    Ok(AuditNote::diff(changes.join("\n")).attach(Json(after)))
+}
+
+/// Remove a user (their keys and sessions go with them).
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("users", "delete")?;
+    let user = find(&state, &caller, &id).await?;
+    if user.id == caller.user_id {
+        return Err(ApiError::Conflict("you cannot delete yourself".into()));
+    }
+    let mut tx = state.db().pool().begin().await?;
+    for sql in [
+        "DELETE FROM sessions WHERE user_id = $1",
+        "DELETE FROM api_keys WHERE user_id = $1",
+        "DELETE FROM users WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List built-in and custom roles.
+#[utoipa::path(get, path = "/api/v1/roles", tag = "users",
+    responses((status = 200, body = Vec<RoleInfo>), (status = 403, body = crate::error::Problem)))]
+pub async fn list_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<RoleInfo>>> {
+    caller.require("roles", "read")?;
+    let mut out: Vec<RoleInfo> = rbac::BUILTIN_ROLES
+        .iter()
+        .map(|r| RoleInfo {
+            name: r.to_string(),
+            builtin: true,
+            description: format!("built-in role {r}"),
+            permissions: rbac::builtin(r)
+                .unwrap_or_default()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        })
+        .collect();
+    let rows = sqlx::query(
+        "SELECT name, description, permissions FROM roles WHERE tenant_id = $1 ORDER BY name",
+    )
+    .bind(&caller.tenant_id)
+    .fetch_all(state.db().pool())
+    .await?;
+    for r in rows {
+        out.push(RoleInfo {
+            name: r.try_get(0)?,
+            builtin: false,
+            description: r.try_get(1)?,
+            permissions: serde_json::from_str(&r.try_get::<String, _>(2)?)
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// Define a custom role.
+#[utoipa::path(post, path = "/api/v1/roles", tag = "users", request_body = NewRole,
+    responses((status = 201, body = RoleInfo), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn create_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<NewRole>,
+) -> ApiResult<Response> {
+    caller.require("roles", "create")?;
+    crate::tenants::check_name("role name", &body.name)?;
+    if rbac::builtin(&body.name).is_some() {
+        return Err(ApiError::Conflict(format!(
+            "`{}` is a built-in role",
+            body.name
+        )));
+    }
+    let set = PermissionSet::parse(&body.permissions).map_err(ApiError::Unprocessable)?;
+    let permissions = set.to_strings();
+    sqlx::query(
+        "INSERT INTO roles (id, tenant_id, name, description, permissions, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id())
+    .bind(&caller.tenant_id)
+    .bind(&body.name)
+    .bind(&body.description)
+    .bind(serde_json::to_string(&permissions).unwrap_or_default())
+    .bind(now_ms())
+    .execute(state.db().pool())
+    .await
+    .map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict(_) => ApiError::Conflict(format!("role `{}` already exists", body.name)),
+        other => other,
+    })?;
+    Ok(
+        AuditNote::diff(format!("+ role {} {:?}", body.name, permissions)).attach((
+            StatusCode::CREATED,
+            Json(RoleInfo {
+                name: body.name,
+                builtin: false,
+                description: body.description,
+                permissions,
+            }),
+        )),
+    )
+}
+
+/// Delete a custom role that no user holds.
+#[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "users",
+    params(("name" = String, Path, description = "Role name")),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("roles", "delete")?;
+    if rbac::builtin(&name).is_some() {
+        return Err(ApiError::Conflict(format!("`{name}` is a built-in role")));
+    }
+    let holders: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = $2")
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .fetch_one(state.db().pool())
+        .await?
+        .try_get(0)?;
+    if holders > 0 {
+        return Err(ApiError::Conflict(format!(
+            "role `{name}` is held by {holders} user(s); give them another role first"
+        )));
+    }
+    let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND name = $2")
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .execute(state.db().pool())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::NotFound(format!("role `{name}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
