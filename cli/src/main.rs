@@ -18,6 +18,10 @@ enum Command {
     Validate(commands::validate::Args),
     /// Print the JSON Schema of the pipeline file format.
     Schema(commands::schema::Args),
+    /// Run the pipelines of a file as one worker on JetStream.
+    Run(commands::run::Args),
+    /// Measure end-to-end throughput: raw JetStream baseline vs a pipeline, same run.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -25,6 +29,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Schema(args) => commands::schema::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

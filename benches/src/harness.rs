@@ -1,0 +1,601 @@
+//! The measurement: preload, run a stage (raw or pipeline) on a fresh durable consumer until
+//! every input is settled (nothing pending, nothing un-acked), then a paced run at half the
+//! raw throughput for latency (input publish → output stored, read from the output's stream
+//! timestamp). Prints a table and one JSON line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use weir_pipelines::{PipelineResource, Resource};
+use weir_runtime::{Metrics, PipelineConfig, Worker};
+
+use crate::orders::order;
+use crate::raw::run_raw;
+
+/// The built-in passthrough pipeline (the default of `weir bench`).
+pub const PASSTHROUGH: &str = r#"
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: BENCH_IN }
+spec: { subjects: ["bench.in.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: BENCH_OUT }
+spec: { subjects: ["bench.out.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-passthrough }
+spec:
+  source: { stream: BENCH_IN }
+  nodes:
+    - id: out
+      publish: { subject: "bench.out.orders" }
+"#;
+
+/// A built-in real pipeline: filter + map + route (3 rules, fan-out) + publish.
+pub const ORDERS: &str = r#"
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: BENCH_IN }
+spec: { subjects: ["bench.in.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: BENCH_OUT }
+spec: { subjects: ["bench.out.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-orders }
+spec:
+  source: { stream: BENCH_IN }
+  nodes:
+    - id: open
+      filter: "data.status <> 'refunded'"
+      next: tag
+    - id: tag
+      map: { set: { amount_cents: "CAST(data.amount * 100 AS BIGINT)", tier: "'std'" } }
+      next: route
+    - id: route
+      route:
+        - when: "data.currency IN ('USD', 'EUR') AND data.amount > 10000"
+          next: [vip, audit]
+        - when: "data.region LIKE 'eu-%'"
+          next: eu
+        - when: "data.status = 'pending'"
+          next: audit
+      default: standard
+    - id: vip
+      publish: { subject: "bench.out.vip" }
+    - id: audit
+      publish: { subject: "bench.out.audit" }
+    - id: eu
+      publish: { subject: "bench.out.eu.{data.region}" }
+    - id: standard
+      publish: { subject: "bench.out.standard" }
+"#;
+
+/// Why a bench could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Talking to NATS failed.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// The pipeline file is unusable for a bench.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
+    /// No nats-server could be started.
+    #[error("cannot start nats-server: {0}")]
+    Server(String),
+    /// A stage did not finish in time.
+    #[error("{0}")]
+    Stalled(String),
+}
+
+fn nats<E: std::fmt::Display>(err: E) -> BenchError {
+    BenchError::Nats(err.to_string())
+}
+
+/// The tuning knobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Knobs {
+    /// Messages per fetched batch.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill.
+    pub max_wait: Duration,
+    /// In-flight PubAcks per loop.
+    pub window: usize,
+    /// Concurrent batch loops.
+    pub parallelism: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            batch_size: weir_connectors::source::DEFAULT_BATCH_SIZE,
+            max_wait: weir_connectors::source::DEFAULT_MAX_WAIT,
+            window: weir_runtime::config::DEFAULT_MAX_IN_FLIGHT,
+            parallelism: 2,
+        }
+    }
+}
+
+/// What to bench.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Use this server instead of starting one.
+    pub nats_url: Option<String>,
+    /// Messages per throughput run.
+    pub messages: u64,
+    /// The pipeline file's text (default: [`PASSTHROUGH`]).
+    pub pipeline_yaml: String,
+    /// Payloads to cycle through instead of generated orders.
+    pub inputs: Option<Vec<Bytes>>,
+    /// Knobs of the main measurement.
+    pub knobs: Knobs,
+    /// Also sweep the knobs.
+    pub sweep: bool,
+    /// Seconds of the paced latency run (0 = skip).
+    pub latency_seconds: f64,
+}
+
+/// One measured run.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// `raw` or the pipeline name.
+    pub name: String,
+    /// Knobs used.
+    pub knobs: Knobs,
+    /// Inputs processed.
+    pub messages: u64,
+    /// Wall time until every input was settled.
+    pub seconds: f64,
+    /// Inputs per second.
+    pub msgs_per_s: f64,
+    /// Input megabytes per second.
+    pub mb_per_s: f64,
+    /// Median latency at half the raw throughput, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, ms.
+    pub p99_ms: Option<f64>,
+}
+
+/// The result of `weir bench`.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// The raw baseline.
+    pub raw: Measurement,
+    /// The pipeline under test.
+    pub pipeline: Measurement,
+    /// Sweep trials, in order.
+    pub sweep: Vec<Measurement>,
+    /// The best knobs found by the sweep.
+    pub best: Option<Knobs>,
+    /// Mean input size in bytes.
+    pub mean_size: f64,
+}
+
+impl BenchReport {
+    /// Pipeline throughput / raw throughput.
+    pub fn ratio(&self) -> f64 {
+        self.pipeline.msgs_per_s / self.raw.msgs_per_s
+    }
+
+    /// A human table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<22} {:>9} {:>8} {:>11} {:>8} {:>9} {:>9} {:>7}\n",
+            "stage", "messages", "seconds", "msgs/s", "MB/s", "p50 ms", "p99 ms", "ratio"
+        );
+        let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        for (m, ratio) in [
+            (&self.raw, 1.0),
+            (&self.pipeline, self.ratio()),
+        ] {
+            out.push_str(&format!(
+                "{:<22} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>9} {:>9} {:>7.3}\n",
+                m.name, m.messages, m.seconds, m.msgs_per_s, m.mb_per_s, ms(m.p50_ms), ms(m.p99_ms), ratio
+            ));
+        }
+        if !self.sweep.is_empty() {
+            out.push_str("\nsweep (pipeline):\n");
+            for m in &self.sweep {
+                out.push_str(&format!(
+                    "  batch={:<5} max_wait={:<6} window={:<5} parallelism={:<2} {:>9.0} msgs/s\n",
+                    m.knobs.batch_size,
+                    format!("{:?}", m.knobs.max_wait),
+                    m.knobs.window,
+                    m.knobs.parallelism,
+                    m.msgs_per_s
+                ));
+            }
+            if let Some(best) = &self.best {
+                out.push_str(&format!(
+                    "best: batch_size={} max_wait={:?} max_in_flight={} parallelism={}\n",
+                    best.batch_size, best.max_wait, best.window, best.parallelism
+                ));
+            }
+        }
+        out
+    }
+
+    /// One JSON line for comparing runs.
+    pub fn json(&self) -> String {
+        let m = |m: &Measurement| {
+            serde_json::json!({
+                "name": m.name, "messages": m.messages, "seconds": m.seconds,
+                "msgs_per_s": m.msgs_per_s, "mb_per_s": m.mb_per_s,
+                "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
+                "batch_size": m.knobs.batch_size, "max_wait_ms": m.knobs.max_wait.as_secs_f64() * 1e3,
+                "window": m.knobs.window, "parallelism": m.knobs.parallelism,
+            })
+        };
+        serde_json::json!({
+            "bench": "weir-e2e",
+            "mean_size": self.mean_size,
+            "raw": m(&self.raw),
+            "pipeline": m(&self.pipeline),
+            "ratio": self.ratio(),
+            "best": self.best.map(|b| serde_json::json!({
+                "batch_size": b.batch_size, "max_wait_ms": b.max_wait.as_secs_f64() * 1e3,
+                "max_in_flight": b.window, "parallelism": b.parallelism,
+            })),
+        })
+        .to_string()
+    }
+}
+
+struct Setup {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    pipeline: PipelineResource,
+    source_stream: String,
+    subject: String,
+    output_streams: Vec<String>,
+    inputs: Vec<Bytes>,
+    trial: usize,
+}
+
+/// Runs the bench.
+pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
+    let _server;
+    let url = match &options.nats_url {
+        Some(url) => url.clone(),
+        None => {
+            let server = weir_testkit::nats::NatsServer::start()
+                .map_err(|e| BenchError::Server(format!("{e:#}")))?;
+            let url = server.url();
+            _server = server;
+            url
+        }
+    };
+    let client = weir_connectors::connect(&url, "weir bench").await.map_err(nats)?;
+    let js = jetstream::new(client.clone());
+    let resources = weir_pipelines::load_str(&options.pipeline_yaml, "bench pipeline")
+        .map_err(|d| BenchError::Pipeline(d.to_string()))?;
+    let mut streams = Vec::new();
+    let mut pipeline = None;
+    for resource in &resources {
+        match resource {
+            Resource::Stream(s) => {
+                weir_connectors::ensure_stream(&js, s).await.map_err(nats)?;
+                streams.push(s.metadata.name.clone());
+            }
+            Resource::Pipeline(p) if pipeline.is_none() => pipeline = Some(p.clone()),
+            Resource::Pipeline(_) => {}
+        }
+    }
+    let pipeline = pipeline.ok_or_else(|| BenchError::Pipeline("the file has no Pipeline".into()))?;
+    let source_stream = pipeline.spec.source.stream.clone();
+    let mut info = js
+        .get_stream(&source_stream)
+        .await
+        .map_err(|e| BenchError::Pipeline(format!("source stream {source_stream}: {e}")))?;
+    let stream_subjects = info.info().await.map_err(nats)?.config.subjects.clone();
+    let filter = pipeline
+        .spec
+        .source
+        .subjects
+        .first()
+        .or(stream_subjects.first())
+        .cloned()
+        .ok_or_else(|| BenchError::Pipeline("source stream has no subjects".into()))?;
+    let subject = filter.replace('>', "bench").replace('*', "bench");
+    js.create_or_update_stream(stream::Config {
+        name: "BENCH_RAW".into(),
+        subjects: vec!["bench.raw.>".into()],
+        ..Default::default()
+    })
+    .await
+    .map_err(nats)?;
+    let output_streams = streams.into_iter().filter(|s| *s != source_stream).collect();
+    let inputs = options
+        .inputs
+        .clone()
+        .unwrap_or_else(|| (0..1000).map(order).collect());
+    let mean_size = inputs.iter().map(Bytes::len).sum::<usize>() as f64 / inputs.len() as f64;
+    let mut setup = Setup {
+        client,
+        js,
+        pipeline,
+        source_stream,
+        subject,
+        output_streams,
+        inputs,
+        trial: 0,
+    };
+
+    let mut raw = measure(&mut setup, Stage::Raw, options.knobs, options.messages).await?;
+    let mut main = measure(&mut setup, Stage::Pipeline, options.knobs, options.messages).await?;
+    if options.latency_seconds > 0.0 {
+        let rate = raw.msgs_per_s * 0.5;
+        let (p50, p99) = latency(&mut setup, Stage::Raw, options.knobs, rate, options.latency_seconds).await?;
+        raw.p50_ms = Some(p50);
+        raw.p99_ms = Some(p99);
+        let (p50, p99) = latency(&mut setup, Stage::Pipeline, options.knobs, rate, options.latency_seconds).await?;
+        main.p50_ms = Some(p50);
+        main.p99_ms = Some(p99);
+    }
+    let mut sweep = Vec::new();
+    let mut best = None;
+    if options.sweep {
+        let mut current = options.knobs;
+        let mut current_rate = main.msgs_per_s;
+        // Coordinate descent: one knob at a time, keep what helps.
+        for knob in 0..4 {
+            let candidates: Vec<Knobs> = match knob {
+                0 => [64, 256, 1024].iter().map(|&b| Knobs { batch_size: b, ..current }).collect(),
+                1 => [1, 5, 20].iter().map(|&w| Knobs { max_wait: Duration::from_millis(w), ..current }).collect(),
+                2 => [256, 1024, 4096].iter().map(|&w| Knobs { window: w, ..current }).collect(),
+                _ => [1, 2, 4].iter().map(|&p| Knobs { parallelism: p, ..current }).collect(),
+            };
+            for knobs in candidates {
+                if knobs == current {
+                    continue;
+                }
+                let m = measure(&mut setup, Stage::Pipeline, knobs, options.messages).await?;
+                if m.msgs_per_s > current_rate {
+                    current = knobs;
+                    current_rate = m.msgs_per_s;
+                }
+                sweep.push(m);
+            }
+        }
+        best = Some(current);
+    }
+    Ok(BenchReport {
+        raw,
+        pipeline: main,
+        sweep,
+        best,
+        mean_size,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stage {
+    Raw,
+    Pipeline,
+}
+
+/// A running stage and how to stop it.
+enum Running {
+    Raw(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<Result<(), BenchError>>),
+    Pipeline(tokio_util::sync::CancellationToken, tokio::task::JoinHandle<bool>),
+}
+
+async fn preload(setup: &Setup, n: u64, offset: u64) -> Result<u64, BenchError> {
+    let mut in_flight = FuturesUnordered::new();
+    let mut first = None;
+    for i in 0..n {
+        while in_flight.len() >= 4096 {
+            if let Some(r) = in_flight.next().await {
+                let ack: async_nats::jetstream::publish::PublishAck = r?;
+                first = Some(first.map_or(ack.sequence, |f: u64| f.min(ack.sequence)));
+            }
+        }
+        let payload = setup.inputs[((offset + i) % setup.inputs.len() as u64) as usize].clone();
+        let ack = setup
+            .js
+            .publish(setup.subject.clone(), payload)
+            .await
+            .map_err(nats)?;
+        in_flight.push(async move { ack.await.map_err(nats) });
+    }
+    while let Some(r) = in_flight.next().await {
+        let ack = r?;
+        first = Some(first.map_or(ack.sequence, |f: u64| f.min(ack.sequence)));
+    }
+    Ok(first.unwrap_or(0))
+}
+
+async fn start(setup: &mut Setup, stage: Stage, knobs: Knobs, start_seq: u64) -> Result<(Running, consumer::PullConsumer), BenchError> {
+    setup.trial += 1;
+    let durable = format!("bench_{}_{}", if stage == Stage::Raw { "raw" } else { "weir" }, setup.trial);
+    let deliver = consumer::DeliverPolicy::ByStartSequence { start_sequence: start_seq };
+    match stage {
+        Stage::Raw => {
+            let stream = setup.js.get_stream(&setup.source_stream).await.map_err(nats)?;
+            let consumer: consumer::PullConsumer = stream
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some(durable),
+                    deliver_policy: deliver,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    filter_subject: setup.subject.clone(),
+                    max_ack_pending: weir_connectors::source::DEFAULT_MAX_ACK_PENDING,
+                    ..Default::default()
+                })
+                .await
+                .map_err(nats)?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(run_raw(setup.js.clone(), consumer.clone(), "bench.raw.out".into(), knobs, rx));
+            Ok((Running::Raw(tx, task), consumer))
+        }
+        Stage::Pipeline => {
+            let mut config = PipelineConfig::from_spec(&setup.pipeline).map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            config.source.durable = durable;
+            config.source.deliver = deliver;
+            config.source.filter_subjects = vec![setup.subject.clone()];
+            config.source.batch_size = knobs.batch_size;
+            config.source.max_wait = knobs.max_wait;
+            config.max_in_flight = knobs.window;
+            config.parallelism = knobs.parallelism;
+            let compiled = weir_engine::CompiledPipeline::compile(&setup.pipeline).map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            let mut worker = Worker::new(setup.client.clone(), Arc::new(Metrics::new()));
+            let source = config.source.clone();
+            worker.start_pipeline(config, Arc::new(compiled)).await.map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            let stop = worker.stop_token();
+            let task = tokio::spawn(worker.run_until_stopped(Duration::from_secs(10)));
+            let stream = setup.js.get_stream(&setup.source_stream).await.map_err(nats)?;
+            let consumer = stream.get_consumer(&source.durable).await.map_err(nats)?;
+            Ok((Running::Pipeline(stop, task), consumer))
+        }
+    }
+}
+
+async fn stop(running: Running) -> Result<(), BenchError> {
+    match running {
+        Running::Raw(tx, task) => {
+            let _ = tx.send(true);
+            task.await.map_err(nats)?
+        }
+        Running::Pipeline(token, task) => {
+            token.cancel();
+            task.await.map_err(nats)?;
+            Ok(())
+        }
+    }
+}
+
+async fn settle(consumer: &consumer::PullConsumer, deadline: Duration) -> Result<(), BenchError> {
+    let started = Instant::now();
+    loop {
+        let info = consumer.get_info().await.map_err(nats)?;
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            return Err(BenchError::Stalled(format!(
+                "consumer {} still has {} pending and {} un-acked after {deadline:?}",
+                info.name, info.num_pending, info.num_ack_pending
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn measure(setup: &mut Setup, stage: Stage, knobs: Knobs, n: u64) -> Result<Measurement, BenchError> {
+    let start_seq = preload(setup, n, setup.trial as u64 * n).await?;
+    let (running, consumer) = start(setup, stage, knobs, start_seq).await?;
+    let started = Instant::now();
+    settle(&consumer, Duration::from_secs(300)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop(running).await?;
+    let bytes: f64 = setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64 / setup.inputs.len() as f64 * n as f64;
+    Ok(Measurement {
+        name: match stage {
+            Stage::Raw => "raw".into(),
+            Stage::Pipeline => setup.pipeline.metadata.name.clone(),
+        },
+        knobs,
+        messages: n,
+        seconds,
+        msgs_per_s: n as f64 / seconds,
+        mb_per_s: bytes / seconds / 1e6,
+        p50_ms: None,
+        p99_ms: None,
+    })
+}
+
+/// Paced run at `rate` msgs/s for `seconds`: p50 and p99 of input publish → output stored.
+async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, seconds: f64) -> Result<(f64, f64), BenchError> {
+    let mut source = setup.js.get_stream(&setup.source_stream).await.map_err(nats)?;
+    let next_seq = source.info().await.map_err(nats)?.state.last_sequence + 1;
+    let out_streams: Vec<String> = match stage {
+        Stage::Raw => vec!["BENCH_RAW".into()],
+        Stage::Pipeline => setup.output_streams.clone(),
+    };
+    let mut out_start = HashMap::new();
+    for name in &out_streams {
+        let mut s = setup.js.get_stream(name).await.map_err(nats)?;
+        out_start.insert(name.clone(), s.info().await.map_err(nats)?.state.last_sequence + 1);
+    }
+    let (running, consumer) = start(setup, stage, knobs, next_seq).await?;
+    let total = (rate * seconds).max(1.0) as u64;
+    let mut sent_at: HashMap<u64, SystemTime> = HashMap::with_capacity(total as usize);
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    for i in 0..total {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let payload = setup.inputs[(i % setup.inputs.len() as u64) as usize].clone();
+        let at = SystemTime::now();
+        let ack = setup.js.publish(setup.subject.clone(), payload).await.map_err(nats)?;
+        in_flight.push(async move { ack.await.map(|a| (a.sequence, at)).map_err(nats) });
+        while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
+            let (seq, at) = r?;
+            sent_at.insert(seq, at);
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        let (seq, at) = r?;
+        sent_at.insert(seq, at);
+    }
+    settle(&consumer, Duration::from_secs(120)).await?;
+    stop(running).await?;
+    let mut latencies = Vec::with_capacity(total as usize);
+    for name in &out_streams {
+        let stream = setup.js.get_stream(name).await.map_err(nats)?;
+        let reader: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                ack_policy: consumer::AckPolicy::None,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: out_start[name] },
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        loop {
+            let mut batch = reader.fetch().max_messages(1000).messages().await.map_err(nats)?;
+            let mut got = 0;
+            while let Some(Ok(message)) = batch.next().await {
+                got += 1;
+                let Some(id) = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string()) else { continue };
+                // ids: `raw:<seq>` or `<pipeline>:<stream>:<seq>:<k>`
+                let parts: Vec<&str> = id.split(':').collect();
+                let seq = match parts.as_slice() {
+                    ["raw", seq] => seq.parse::<u64>().ok(),
+                    [_, _, seq, _] => seq.parse::<u64>().ok(),
+                    _ => None,
+                };
+                let (Some(seq), Ok(info)) = (seq, message.info()) else { continue };
+                if let Some(at) = sent_at.get(&seq) {
+                    let stored = SystemTime::UNIX_EPOCH + Duration::from_nanos(info.published.unix_timestamp_nanos() as u64);
+                    if let Ok(d) = stored.duration_since(*at) {
+                        latencies.push(d.as_secs_f64() * 1e3);
+                    } else {
+                        latencies.push(0.0);
+                    }
+                }
+            }
+            if got == 0 {
+                break;
+            }
+        }
+    }
+    if latencies.is_empty() {
+        return Err(BenchError::Stalled("no output of the paced run was found".into()));
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Ok((pick(0.5), pick(0.99)))
+}

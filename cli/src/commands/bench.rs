@@ -1,0 +1,96 @@
+//! `weir bench`: end-to-end throughput against a real nats-server — a raw async-nats
+//! read → publish → ack baseline and the pipeline under test in one run, with the ratio;
+//! `--sweep` tunes batch size, max wait, in-flight window and parallelism.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use weir_benches::{BenchOptions, Knobs};
+
+/// Arguments of `weir bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pipeline file under test (its first Pipeline; its Streams are created). Default: the
+    /// built-in passthrough pipeline.
+    #[arg(short = 'f', long = "file", conflicts_with = "builtin")]
+    pub file: Option<PathBuf>,
+    /// A built-in pipeline: `passthrough` or `orders` (filter + map + route with fan-out).
+    #[arg(long)]
+    pub builtin: Option<String>,
+    /// Use this NATS server instead of starting one.
+    #[arg(long)]
+    pub nats: Option<String>,
+    /// Messages per throughput run.
+    #[arg(short = 'n', long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// Payloads to send, one per line (default: generated ≈223-byte order JSON).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Sweep the knobs and print the best settings.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Messages per fetched batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Longest wait for a batch to fill, e.g. `5ms`.
+    #[arg(long, value_parser = weir_pipelines::units::parse_duration)]
+    pub max_wait: Option<Duration>,
+    /// In-flight PubAcks per loop.
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Concurrent batch loops.
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Seconds of the paced latency run at half the raw throughput (0 skips it).
+    #[arg(long, default_value_t = 2.0)]
+    pub latency_seconds: f64,
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let pipeline_yaml = match (&args.file, args.builtin.as_deref()) {
+        (Some(file), _) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))?,
+        (None, None | Some("passthrough")) => weir_benches::harness::PASSTHROUGH.to_string(),
+        (None, Some("orders")) => weir_benches::harness::ORDERS.to_string(),
+        (None, Some(other)) => anyhow::bail!("unknown built-in pipeline {other:?}; use passthrough or orders"),
+    };
+    let inputs = match &args.input {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let lines: Vec<bytes::Bytes> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| bytes::Bytes::from(l.to_string()))
+                .collect();
+            anyhow::ensure!(!lines.is_empty(), "{} has no payload lines", path.display());
+            Some(lines)
+        }
+        None => None,
+    };
+    let defaults = Knobs::default();
+    let options = BenchOptions {
+        nats_url: args.nats,
+        messages: args.messages,
+        pipeline_yaml,
+        inputs,
+        knobs: Knobs {
+            batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+            max_wait: args.max_wait.unwrap_or(defaults.max_wait),
+            window: args.window.unwrap_or(defaults.window),
+            parallelism: args.parallelism.unwrap_or(defaults.parallelism),
+        },
+        sweep: args.sweep,
+        latency_seconds: args.latency_seconds,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(weir_benches::run(options))?;
+    print!("{}", report.table());
+    println!("{}", report.json());
+    Ok(0)
+}
