@@ -1,0 +1,11 @@
+//! Integration tests of the control plane: the API through `app()` + `oneshot`, on SQLite and
+//! on a real PostgreSQL server.
+
+mod api;
+mod audit_quotas;
+mod auth_flows;
+mod authz;
+mod isolation;
+mod openapi;
+mod store;
+mod support;

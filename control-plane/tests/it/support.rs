@@ -1,0 +1,244 @@
+//! Test harness: a control plane over a fresh store (SQLite file or throwaway PostgreSQL), and
+//! a small client over `tower::ServiceExt::oneshot`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::Value;
+use tower::ServiceExt;
+use weir_control_plane::{AppState, Db, Settings, app, tenants};
+use weir_testkit::postgres::PostgresServer;
+
+pub const ADMIN_KEY: &str = "weir_test-bootstrap-admin-key-0123456789abcdef";
+
+/// A pipeline that passes the format's checker.
+pub fn pipeline_yaml(name: &str, filter: &str, parallelism: u32) -> String {
+    format!(
+        r#"apiVersion: weir.dev/v1
+kind: Pipeline
+metadata:
+  name: {name}
+  labels:
+    team: payments
+spec:
+  source:
+    stream: ORDERS
+    subjects: ["orders.created.>"]
+  nodes:
+    - id: big
+      filter: "{filter}"
+      next: out
+    - id: out
+      publish:
+        subject: orders.big
+  execution:
+    parallelism: {parallelism}
+"#
+    )
+}
+
+pub fn stream_yaml(name: &str, subject: &str) -> String {
+    format!(
+        "apiVersion: weir.dev/v1\nkind: Stream\nmetadata:\n  name: {name}\nspec:\n  subjects: [\"{subject}\"]\n"
+    )
+}
+
+pub struct TestApp {
+    pub app: Router,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    _pg: Option<PostgresServer>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
+    }
+
+    /// Asserts a problem+json body with this status and code; returns it.
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{}",
+            self.text
+        );
+        let p = self.json();
+        assert_eq!(p["code"], code, "{p}");
+        assert_eq!(p["status"], status);
+        assert!(p["type"].is_string() && p["title"].is_string() && p["detail"].is_string());
+        p
+    }
+
+    pub fn ok(&self) -> Value {
+        assert!(self.status.is_success(), "{} {}", self.status, self.text);
+        if self.text.is_empty() {
+            Value::Null
+        } else if self.content_type.contains("json") {
+            self.json()
+        } else {
+            Value::String(self.text.clone())
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    pub async fn sqlite_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Db::sqlite_url(&dir.path().join("weir.db"));
+        Self::open(&url, dir, None, tune).await
+    }
+
+    pub async fn postgres() -> TestApp {
+        let pg = PostgresServer::start().expect("start PostgreSQL for the store tests");
+        let url = pg.create_database("weir").unwrap();
+        Self::open(&url, tempfile::tempdir().unwrap(), Some(pg), |_| {}).await
+    }
+
+    async fn open(
+        url: &str,
+        dir: tempfile::TempDir,
+        pg: Option<PostgresServer>,
+        tune: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let db = Db::connect(url).await.expect("open store");
+        tenants::bootstrap(&db, Some(ADMIN_KEY)).await.unwrap();
+        let mut settings = Settings::new([42u8; 32]);
+        settings.body_limit = 64 * 1024;
+        tune(&mut settings);
+        let state = AppState::new(db, settings);
+        TestApp {
+            app: app(state.clone()),
+            state,
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            content_type,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some((ct, text)) => req.header(header::CONTENT_TYPE, ct).body(Body::from(text)),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn json(&self, method: Method, path: &str, token: &str, body: Value) -> Reply {
+        let token = Some(token).filter(|t| !t.is_empty());
+        self.call(
+            method,
+            path,
+            token,
+            Some(("application/json", body.to_string())),
+        )
+        .await
+    }
+
+    pub async fn yaml(&self, method: Method, path: &str, token: &str, body: &str) -> Reply {
+        self.call(
+            method,
+            path,
+            Some(token),
+            Some(("application/yaml", body.to_string())),
+        )
+        .await
+    }
+
+    /// Creates a tenant with an admin; returns (tenant id, admin key).
+    pub async fn tenant(&self, name: &str) -> (String, String) {
+        let r = self
+            .json(
+                Method::POST,
+                "/api/v1/tenants",
+                ADMIN_KEY,
+                serde_json::json!({"name": name, "admin": {"email": format!("admin@{name}.test")}}),
+            )
+            .await;
+        let v = r.ok();
+        (
+            v["tenant"]["id"].as_str().unwrap().to_string(),
+            v["admin_api_key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Creates a user with `role` in the key's tenant and an API key for them; returns
+    /// (user id, key).
+    pub async fn user_with_key(
+        &self,
+        admin_key: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
+        let u = self
+            .json(
+                Method::POST,
+                "/api/v1/users",
+                admin_key,
+                serde_json::json!({"email": email, "role": role, "password": "correct horse battery"}),
+            )
+            .await
+            .ok();
+        let id = u["id"].as_str().unwrap().to_string();
+        let k = self
+            .json(
+                Method::POST,
+                "/api/v1/api-keys",
+                admin_key,
+                serde_json::json!({"name": format!("{role}-key"), "user_id": id}),
+            )
+            .await
+            .ok();
+        (id, k["key"].as_str().unwrap().to_string())
+    }
+}
