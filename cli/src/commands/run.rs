@@ -36,6 +36,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Listen for signals before anything else, so that a SIGTERM during start-up is a
+        // graceful stop too.
+        let signal = tokio::spawn(wait_for_signal());
         let client = weir_connectors::connect(&args.nats, "weir run").await?;
         let metrics = Arc::new(weir_runtime::Metrics::new());
         let mut worker = weir_runtime::Worker::new(client, metrics.clone());
@@ -51,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         tracing::info!(pipelines = ?started, nats = %args.nats, "worker running");
         tokio::spawn(async move {
-            wait_for_signal().await;
+            let _ = signal.await;
             tracing::info!("stopping: no new fetches, finishing batches in flight");
             stop.cancel();
         });
