@@ -20,6 +20,16 @@ enum Command {
     Schema(commands::schema::Args),
     /// Run the pipelines of a file as one worker on JetStream.
     Run(commands::run::Args),
+    /// Serve the control plane API (SQLite under --data-dir by default, or PostgreSQL).
+    Serve(commands::serve::Args),
+    /// Create or update the resources of files through the API.
+    Apply(commands::apply::Args),
+    /// List or show pipelines and streams of your tenant.
+    Get(commands::get::Args),
+    /// Show what `weir apply` would change.
+    Diff(commands::diff::Args),
+    /// Delete a pipeline or stream.
+    Delete(commands::delete::Args),
     /// Measure end-to-end throughput: raw JetStream baseline vs a pipeline, same run.
     Bench(commands::bench::Args),
 }
@@ -30,6 +40,11 @@ fn main() -> std::process::ExitCode {
         Command::Validate(args) => commands::validate::run(args),
         Command::Schema(args) => commands::schema::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Apply(args) => commands::apply::run(args),
+        Command::Get(args) => commands::get::run(args),
+        Command::Diff(args) => commands::diff::run(args),
+        Command::Delete(args) => commands::delete::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

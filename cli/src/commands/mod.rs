@@ -1,6 +1,12 @@
 //! One module per subcommand: its clap `Args` and a `run` that returns the exit code.
 
+pub mod apply;
 pub mod bench;
+pub mod client;
+pub mod delete;
+pub mod diff;
+pub mod get;
 pub mod run;
 pub mod schema;
+pub mod serve;
 pub mod validate;

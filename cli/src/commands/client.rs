@@ -1,0 +1,138 @@
+//! The HTTP client of `weir apply/get/diff/delete`: finds the server and key (`WEIR_URL`,
+//! `WEIR_API_KEY`, or `~/.config/weir/config.yaml`), sends requests, and turns problem+json
+//! replies into errors that read like the server wrote them (detail + diagnostics).
+
+use anyhow::{Context, Result, anyhow};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    url: Option<String>,
+    api_key: Option<String>,
+}
+
+/// A client of the control plane API.
+pub struct Client {
+    base: String,
+    api_key: String,
+    http: reqwest::Client,
+}
+
+/// A successful reply.
+pub struct Reply {
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.text).context("the server sent a body that is not JSON")
+    }
+}
+
+impl Client {
+    /// From the environment, then the config file. The URL defaults to the local `weir serve`.
+    pub fn from_env() -> Result<Client> {
+        let path = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".config/weir/config.yaml"));
+        let file: FileConfig = match path.as_ref().filter(|p| p.is_file()) {
+            Some(p) => serde_yaml::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?,
+            )
+            .with_context(|| format!("{} (expected `url:` and `api_key:`)", p.display()))?,
+            None => FileConfig::default(),
+        };
+        let base = std::env::var("WEIR_URL")
+            .ok()
+            .or(file.url)
+            .unwrap_or_else(|| "http://127.0.0.1:7070".into());
+        let api_key = std::env::var("WEIR_API_KEY").ok().or(file.api_key).ok_or_else(|| {
+            anyhow!(
+                "no API key: set WEIR_API_KEY (the key `weir serve` printed on first start) \
+                 or `api_key:` in ~/.config/weir/config.yaml"
+            )
+        })?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            api_key,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Sends a request to `/api/v1{path}`; a non-2xx reply becomes an error with the problem.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, String)>,
+        accept: Option<&str>,
+    ) -> Result<Reply> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.api_key);
+        if let Some((content_type, text)) = body {
+            req = req.header("content-type", content_type).body(text);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Weir server at {} (is `weir serve` running? set WEIR_URL)", self.base))?;
+        let status = res.status();
+        let text = res.text().await.context("read the server's reply")?;
+        if status.is_success() {
+            Ok(Reply { text })
+        } else {
+            Err(anyhow!(describe_problem(status, &text)))
+        }
+    }
+}
+
+/// A problem+json body as lines for a terminal.
+pub fn describe_problem(status: StatusCode, text: &str) -> String {
+    let Ok(p) = serde_json::from_str::<serde_json::Value>(text) else {
+        return format!("the server answered {status}: {text}");
+    };
+    let mut out = format!(
+        "{} ({}): {}",
+        p["title"].as_str().unwrap_or("error"),
+        p["code"].as_str().unwrap_or("?"),
+        p["detail"].as_str().unwrap_or(text)
+    );
+    if let Some(diags) = p["diagnostics"].as_array() {
+        for d in diags {
+            out.push_str(&format!(
+                "\n  {}:{}:{}: {}{}",
+                d["file"].as_str().unwrap_or("?"),
+                d["line"],
+                d["column"],
+                d["message"].as_str().unwrap_or(""),
+                d["code"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// The API path of a resource kind (`Pipeline` → `pipelines`).
+pub fn collection(kind: &str) -> Result<&'static str> {
+    match kind.to_ascii_lowercase().trim_end_matches('s') {
+        "pipeline" => Ok("pipelines"),
+        "stream" => Ok("streams"),
+        _ => Err(anyhow!(
+            "resource kind `{kind}` is not managed by the API yet (known: pipeline, stream)"
+        )),
+    }
+}
+
+/// Runs a future on a fresh runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?
+        .block_on(f))
+}
