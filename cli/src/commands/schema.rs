@@ -1,4 +1,5 @@
-//! `weir schema`.
+//! `weir schema`: prints the JSON Schema of the pipeline file format, generated from the spec
+//! types (the same text as `pipelines/schema/weir.v1.schema.json`).
 
 /// Arguments of `weir schema`.
 #[derive(clap::Args)]
@@ -6,5 +7,6 @@ pub struct Args {}
 
 /// Runs the command; returns the exit code.
 pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("weir schema is being built")
+    print!("{}", weir_pipelines::schema::json_schema_text());
+    Ok(0)
 }

@@ -1,0 +1,107 @@
+//! `weir validate` and `weir schema` as a user runs them: output and exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("the weir binary runs")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn valid_examples_exit_zero() {
+    let out = weir(&[
+        "validate",
+        "-f",
+        "pipelines/examples/order-processing.yaml",
+        "pipelines/examples/order-routing.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out).trim(), "2 files, 11 resources valid");
+    // A directory means its pipeline files.
+    let out = weir(&["validate", "-f", "pipelines/examples"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn problems_exit_one_with_positions() {
+    let out = weir(&[
+        "validate",
+        "-f",
+        "pipelines/tests/fixtures/three-problems.yaml",
+        "pipelines/examples/order-routing.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "pipelines/tests/fixtures/three-problems.yaml:10:15: invalid SQL expression"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1],
+        "pipelines/tests/fixtures/three-problems.yaml:13:7: unknown field `nxt`, did you mean `next`?"
+    );
+    assert!(
+        lines[2].starts_with("pipelines/tests/fixtures/three-problems.yaml:16:17: "),
+        "{text}"
+    );
+    assert_eq!(lines[3], "3 problems in 1 file (1 other file valid)");
+}
+
+#[test]
+fn json_output_for_machines() {
+    let out = weir(&[
+        "validate",
+        "-o",
+        "json",
+        "-f",
+        "pipelines/tests/fixtures/three-problems.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["valid"], false);
+    let diags = report["files"][0]["diagnostics"].as_array().unwrap();
+    let codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["invalid-expression", "unknown-field", "dangling-next"]
+    );
+    assert_eq!(diags[1]["line"], 13);
+    assert_eq!(diags[1]["column"], 7);
+    assert_eq!(diags[1]["path"], "/spec/nodes/1/nxt");
+}
+
+#[test]
+fn missing_files_are_reported() {
+    let out = weir(&["validate", "-f", "no/such/file.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("no/such/file.yaml: cannot read the file"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn schema_prints_the_committed_schema() {
+    let out = weir(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed =
+        std::fs::read_to_string(repo().join("pipelines/schema/weir.v1.schema.json")).unwrap();
+    assert_eq!(stdout(&out), committed);
+}
