@@ -18,8 +18,12 @@ enum Command {
     Validate(commands::validate::Args),
     /// Print the JSON Schema of the pipeline file format.
     Schema(commands::schema::Args),
+    /// Run pipelines on sample messages: their `tests:` cases, or `--input` JSON lines.
+    Test(commands::test::Args),
     /// Run the pipelines of a file as one worker on JetStream.
     Run(commands::run::Args),
+    /// Measure end-to-end throughput: raw JetStream baseline vs a pipeline, same run.
+    Bench(commands::bench::Args),
     /// Serve the control plane API (SQLite under --data-dir by default, or PostgreSQL).
     Serve(commands::serve::Args),
     /// Create or update the resources of files through the API.
@@ -30,8 +34,6 @@ enum Command {
     Diff(commands::diff::Args),
     /// Delete a pipeline or stream.
     Delete(commands::delete::Args),
-    /// Measure end-to-end throughput: raw JetStream baseline vs a pipeline, same run.
-    Bench(commands::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,13 +41,14 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Schema(args) => commands::schema::run(args),
+        Command::Test(args) => commands::test::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Apply(args) => commands::apply::run(args),
         Command::Get(args) => commands::get::run(args),
         Command::Diff(args) => commands::diff::run(args),
         Command::Delete(args) => commands::delete::run(args),
-        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

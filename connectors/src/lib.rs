@@ -5,6 +5,7 @@
 
 pub mod dead_letter;
 pub mod error;
+pub mod fleet;
 pub mod sink;
 pub mod source;
 pub mod streams;

@@ -54,15 +54,19 @@ impl SqlExpr {
             return Err(format!("in `{text}`: {p}"));
         }
         let mut uses_payload = false;
+        let mut bare_headers = false;
         let _ = visit_expressions(&ast.expr, |expr| {
-            if let SqlAst::Identifier(i) = expr
-                && i.value == "data"
-                && i.quote_style == Some('"')
-            {
-                uses_payload = true;
+            if let SqlAst::Identifier(i) = expr {
+                uses_payload |= i.value == "data" && i.quote_style == Some('"');
+                bare_headers |= is_root(i, "headers");
             }
             ControlFlow::<()>::Continue(())
         });
+        if bare_headers {
+            return Err(format!(
+                "in `{text}`: `headers` is read one header at a time: `headers['X-Name']`"
+            ));
+        }
         if uses_payload {
             catalog.add(ColumnSource::Payload);
         }
@@ -301,4 +305,24 @@ fn rewrite(expr: &mut SqlAst, catalog: &mut Catalog) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::execution::session_state::SessionStateBuilder;
+
+    #[test]
+    fn rewrites_paths_and_headers() {
+        let state = SessionStateBuilder::new().with_default_features().build();
+        let mut catalog = Catalog::default();
+        let e = SqlExpr::compile(
+            "lower(headers['X-Tenant']) = data['a-b'] AND data.c.d > 1",
+            &state,
+            &mut catalog,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = catalog.columns().map(|(_, c)| c.name()).collect();
+        assert_eq!(names, ["headers['x-tenant']", "data['a-b']", "data.c.d"], "{:?}", e.ast);
+    }
 }

@@ -8,6 +8,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionState;
+use weir_pipelines::template::{Part, parse};
 
 /// A piece of a template.
 pub(crate) enum Piece {
@@ -22,63 +23,6 @@ pub(crate) struct Template {
     pieces: Vec<Piece>,
 }
 
-/// Splits a template into literal text and expression source.
-pub(crate) fn split(text: &str) -> Result<Vec<(bool, String)>, String> {
-    let mut out: Vec<(bool, String)> = Vec::new();
-    let mut lit = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                lit.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                lit.push('}');
-            }
-            '}' => {
-                return Err(format!(
-                    "unmatched `}}` in template `{text}` (write `}}}}` for a literal brace)"
-                ));
-            }
-            '{' => {
-                let mut expr = String::new();
-                let mut in_quote = false;
-                let mut closed = false;
-                for c in chars.by_ref() {
-                    match c {
-                        '\'' => {
-                            in_quote = !in_quote;
-                            expr.push(c);
-                        }
-                        '}' if !in_quote => {
-                            closed = true;
-                            break;
-                        }
-                        _ => expr.push(c),
-                    }
-                }
-                if !closed {
-                    return Err(format!("unclosed `{{` in template `{text}`"));
-                }
-                if expr.trim().is_empty() {
-                    return Err(format!("empty `{{}}` in template `{text}`"));
-                }
-                if !lit.is_empty() {
-                    out.push((false, std::mem::take(&mut lit)));
-                }
-                out.push((true, expr));
-            }
-            c => lit.push(c),
-        }
-    }
-    if !lit.is_empty() {
-        out.push((false, lit));
-    }
-    Ok(out)
-}
-
 impl Template {
     /// Compiles a template; every problem is reported.
     pub(crate) fn compile(
@@ -86,17 +30,17 @@ impl Template {
         state: &SessionState,
         catalog: &mut Catalog,
     ) -> Result<Template, Vec<String>> {
-        let parts = split(text).map_err(|e| vec![e])?;
+        let parts = parse(text).map_err(|e| vec![e])?;
         let mut pieces = Vec::with_capacity(parts.len());
         let mut problems = Vec::new();
-        for (is_expr, s) in parts {
-            if is_expr {
-                match SqlExpr::compile(&s, state, catalog) {
+        for part in parts {
+            match part {
+                Part::Expr(s) => match SqlExpr::compile(&s, state, catalog) {
                     Ok(e) => pieces.push(Piece::Hole(e)),
                     Err(e) => problems.push(e),
-                }
-            } else {
-                pieces.push(Piece::Text(s));
+                },
+                Part::Literal(s) if s.is_empty() => {}
+                Part::Literal(s) => pieces.push(Piece::Text(s)),
             }
         }
         if problems.is_empty() {
@@ -218,23 +162,6 @@ pub(crate) fn check_subject(subject: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_holes_and_escapes() {
-        let parts = split("orders.{data.region}.{{x}}.{coalesce(data.a, '}')}").unwrap();
-        assert_eq!(
-            parts,
-            vec![
-                (false, "orders.".to_string()),
-                (true, "data.region".to_string()),
-                (false, ".{x}.".to_string()),
-                (true, "coalesce(data.a, '}')".to_string()),
-            ]
-        );
-        assert!(split("a.{b").is_err());
-        assert!(split("a.}").is_err());
-        assert!(split("a.{ }").is_err());
-    }
 
     #[test]
     fn subjects() {

@@ -48,12 +48,15 @@ impl Client {
             .ok()
             .or(file.url)
             .unwrap_or_else(|| "http://127.0.0.1:7070".into());
-        let api_key = std::env::var("WEIR_API_KEY").ok().or(file.api_key).ok_or_else(|| {
-            anyhow!(
-                "no API key: set WEIR_API_KEY (the key `weir serve` printed on first start) \
+        let api_key = std::env::var("WEIR_API_KEY")
+            .ok()
+            .or(file.api_key)
+            .ok_or_else(|| {
+                anyhow!(
+                    "no API key: set WEIR_API_KEY (the key `weir serve` printed on first start) \
                  or `api_key:` in ~/.config/weir/config.yaml"
-            )
-        })?;
+                )
+            })?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             api_key,
@@ -70,17 +73,22 @@ impl Client {
         accept: Option<&str>,
     ) -> Result<Reply> {
         let url = format!("{}/api/v1{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.api_key);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.api_key);
         if let Some((content_type, text)) = body {
             req = req.header("content-type", content_type).body(text);
         }
         if let Some(a) = accept {
             req = req.header("accept", a);
         }
-        let res = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the Weir server at {} (is `weir serve` running? set WEIR_URL)", self.base))?;
+        let res = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the Weir server at {} (is `weir serve` running? set WEIR_URL)",
+                self.base
+            )
+        })?;
         let status = res.status();
         let text = res.text().await.context("read the server's reply")?;
         if status.is_success() {
@@ -110,7 +118,10 @@ pub fn describe_problem(status: StatusCode, text: &str) -> String {
                 d["line"],
                 d["column"],
                 d["message"].as_str().unwrap_or(""),
-                d["code"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default()
+                d["code"]
+                    .as_str()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default()
             ));
         }
     }

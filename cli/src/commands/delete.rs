@@ -18,7 +18,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<u8> {
     let client = Client::from_env()?;
     let coll = collection(&args.kind)?;
-    block_on(client.send(Method::DELETE, &format!("/{coll}/{}", args.name), None, None))??;
+    block_on(client.send(
+        Method::DELETE,
+        &format!("/{coll}/{}", args.name),
+        None,
+        None,
+    ))??;
     println!("{}/{} deleted", coll.trim_end_matches('s'), args.name);
     Ok(0)
 }

@@ -24,12 +24,20 @@ async fn fetch(client: &Client, args: &Args) -> Result<String> {
     let coll = collection(&args.kind)?;
     let format = args.output.as_deref();
     if !matches!(format, None | Some("yaml") | Some("json")) {
-        bail!("unknown output `{}`: use yaml or json", format.unwrap_or_default());
+        bail!(
+            "unknown output `{}`: use yaml or json",
+            format.unwrap_or_default()
+        );
     }
     if let Some(name) = &args.name {
         if format == Some("yaml") {
             let r = client
-                .send(Method::GET, &format!("/{coll}/{name}?format=yaml"), None, None)
+                .send(
+                    Method::GET,
+                    &format!("/{coll}/{name}?format=yaml"),
+                    None,
+                    None,
+                )
                 .await?;
             return Ok(r.text);
         }
@@ -78,7 +86,13 @@ async fn fetch(client: &Client, args: &Args) -> Result<String> {
 fn table(coll: &str, items: &[serde_json::Value]) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     if coll == "pipelines" {
-        rows.push(vec!["NAME".into(), "VERSION".into(), "PARALLELISM".into(), "UPDATED".into(), "LABELS".into()]);
+        rows.push(vec![
+            "NAME".into(),
+            "VERSION".into(),
+            "PARALLELISM".into(),
+            "UPDATED".into(),
+            "LABELS".into(),
+        ]);
         for p in items {
             let labels = p["labels"]
                 .as_object()

@@ -9,4 +9,5 @@ pub mod get;
 pub mod run;
 pub mod schema;
 pub mod serve;
+pub mod test;
 pub mod validate;

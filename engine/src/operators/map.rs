@@ -62,6 +62,13 @@ impl Operator for Map {
             );
         }
         let mut frame = frame.without(&not_objects);
+        // Errors while encoding edits name the node that made them; a row still carrying
+        // edits of an earlier map keeps that map's id.
+        for row in frame.rows.iter_mut() {
+            if row.edits.is_empty() {
+                row.edited_by = Some(Arc::clone(&self.id));
+            }
+        }
         let n = frame.rows.len();
         if n == 0 {
             return Vec::new();
@@ -173,9 +180,6 @@ impl Operator for Map {
             redecode |= !columns_follow(ctx.catalog, path);
         }
 
-        for row in frame.rows.iter_mut() {
-            row.edited_by = Some(Arc::clone(&self.id));
-        }
         if redecode {
             frame = ctx.redecode(frame, node);
         }

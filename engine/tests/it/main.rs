@@ -1,3 +1,5 @@
 //! Integration tests of the engine: batch behaviour and the golden pipeline cases.
 
 mod batch;
+mod golden;
+mod testing;

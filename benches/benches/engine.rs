@@ -1,0 +1,184 @@
+//! Engine operator path in memory (TARGETS.md: ≥ 1.5 M events/s/core): decode → filter → map →
+//! route → publish template → encode on 223-byte order JSON, one thread. Also a batch-size
+//! sweep (the per-batch fixed cost), the passthrough and parse-only ceilings, and the same
+//! pipeline written with JSON functions instead of `data.<path>` columns (the decode choice).
+//!
+//! Run: `cargo bench -p weir-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
+
+use bytes::Bytes;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use weir_engine::{CompiledPipeline, Fate, InputMessage};
+use weir_pipelines::Resource;
+
+const REGIONS: [&str; 4] = ["eu-west", "us-east", "eu-north", "ap-south"];
+const CURRENCIES: [&str; 3] = ["USD", "EUR", "GBP"];
+const STATUSES: [&str; 3] = ["pending", "pending", "shipped"];
+
+/// `n` order messages shaped like the examples' (≈ 223 bytes each).
+fn orders(n: usize) -> Vec<InputMessage> {
+    (0..n)
+        .map(|i| {
+            let payload = format!(
+                r#"{{"order_id":"ord-{i:06}","customer_id":"cus-{}","amount":{}.{:02},"currency":"{}","status":"{}","region":"{}","items":[{{"sku":"A-{}","qty":{}}}],"created_at":"2026-11-25T10:00:00Z"}}"#,
+                i % 977,
+                (i * 37) % 1000,
+                i % 100,
+                CURRENCIES[i % 3],
+                STATUSES[i % 3],
+                REGIONS[i % 4],
+                i % 13,
+                1 + i % 4
+            );
+            InputMessage {
+                subject: "orders.created.eu".into(),
+                headers: vec![("Nats-Msg-Id".into(), format!("m-{i}"))],
+                payload: Bytes::from(payload),
+                seq: i as u64 + 1,
+                stream: "ORDERS".into(),
+                timestamp_micros: 1_795_000_000_000_000 + i as i64,
+            }
+        })
+        .collect()
+}
+
+fn compile(yaml: &str) -> CompiledPipeline {
+    let Resource::Pipeline(p) = serde_yaml::from_str(yaml).expect("bench pipeline parses") else {
+        panic!("not a pipeline")
+    };
+    CompiledPipeline::compile(&p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const ORDER_PATH: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-order-path }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: big
+      filter: "data.amount > 20 AND data.status = 'pending'"
+      next: enrich
+    - id: enrich
+      map:
+        set:
+          amount_cents: "CAST(data.amount * 100 AS BIGINT)"
+          tier: "CASE WHEN data.amount > 500 THEN 'gold' ELSE 'std' END"
+      next: route
+    - id: route
+      route:
+        - when: "data.currency IN ('USD', 'EUR') AND data.amount > 900"
+          next: [vip, audit]
+        - when: "data.region LIKE 'eu-%'"
+          next: eu
+      default: standard
+    - id: vip
+      publish: { subject: "orders.vip.{data.region}", headers: { X-Priority: high } }
+    - id: audit
+      publish: { subject: "audit.orders" }
+    - id: eu
+      publish: { subject: "orders.eu.{data.region}" }
+    - id: standard
+      publish: { subject: "orders.standard.{data.currency}" }
+"#;
+
+/// The same pipeline with `datafusion-functions-json` calls on the payload text.
+const ORDER_PATH_JSON_FUNCTIONS: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-order-path-json-functions }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: big
+      filter: "json_get_float(data, 'amount') > 20 AND json_get_str(data, 'status') = 'pending'"
+      next: enrich
+    - id: enrich
+      map:
+        set:
+          amount_cents: "CAST(json_get_float(data, 'amount') * 100 AS BIGINT)"
+          tier: "CASE WHEN json_get_float(data, 'amount') > 500 THEN 'gold' ELSE 'std' END"
+      next: route
+    - id: route
+      route:
+        - when: "json_get_str(data, 'currency') IN ('USD', 'EUR') AND json_get_float(data, 'amount') > 900"
+          next: [vip, audit]
+        - when: "json_get_str(data, 'region') LIKE 'eu-%'"
+          next: eu
+      default: standard
+    - id: vip
+      publish: { subject: "orders.vip.{json_get_str(data, 'region')}", headers: { X-Priority: high } }
+    - id: audit
+      publish: { subject: "audit.orders" }
+    - id: eu
+      publish: { subject: "orders.eu.{json_get_str(data, 'region')}" }
+    - id: standard
+      publish: { subject: "orders.standard.{json_get_str(data, 'currency')}" }
+"#;
+
+const PASSTHROUGH: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-passthrough }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: out
+      publish: { subject: "orders.copy" }
+"#;
+
+fn outputs(result: &weir_engine::BatchResult) -> usize {
+    result
+        .fates
+        .iter()
+        .map(|f| match f {
+            Fate::Outputs(o) => o.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn bench_order_path(c: &mut Criterion) {
+    let pipeline = compile(ORDER_PATH);
+    let json_functions = compile(ORDER_PATH_JSON_FUNCTIONS);
+    let passthrough = compile(PASSTHROUGH);
+    let batch = orders(1024);
+    let avg = batch.iter().map(|m| m.payload.len()).sum::<usize>() / batch.len();
+    eprintln!("order payload: {avg} bytes on average");
+    // Both variants must agree before their speed is compared.
+    assert_eq!(pipeline.process(&batch), json_functions.process(&batch));
+    assert!(outputs(&pipeline.process(&batch)) > 0);
+
+    let mut g = c.benchmark_group("engine");
+    g.throughput(criterion::Throughput::Elements(batch.len() as u64));
+    g.bench_function("order_path/1024", |b| {
+        b.iter(|| black_box(pipeline.process(black_box(&batch))))
+    });
+    g.bench_function("order_path_json_functions/1024", |b| {
+        b.iter(|| black_box(json_functions.process(black_box(&batch))))
+    });
+    g.bench_function("passthrough/1024", |b| {
+        b.iter(|| black_box(passthrough.process(black_box(&batch))))
+    });
+    g.bench_function("parse_only/1024", |b| {
+        b.iter(|| {
+            for m in &batch {
+                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(&m.payload).is_ok());
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("engine_batch_size");
+    for size in [1usize, 16, 128, 1024, 4096] {
+        let batch = orders(size);
+        g.throughput(Throughput::Elements(size as u64));
+        g.bench_with_input(BenchmarkId::new("order_path", size), &batch, |b, batch| {
+            b.iter_batched(|| (), |()| black_box(pipeline.process(batch)), BatchSize::SmallInput)
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_order_path);
+criterion_main!(benches);

@@ -1,0 +1,128 @@
+//! The fleet's contract over NATS: the JetStream KV buckets through which the control plane
+//! states what should run (deployments) and workers report what does run (heartbeats with
+//! per-pipeline counters). Both sides use these types, so the record format lives here once.
+
+use serde::{Deserialize, Serialize};
+
+/// KV bucket of deployment records, written by the control plane, watched by workers.
+pub const DEPLOYMENTS_BUCKET: &str = "weir_deployments";
+/// KV bucket of worker heartbeats, written by workers, read by the control plane.
+pub const WORKERS_BUCKET: &str = "weir_workers";
+/// How often a worker writes its heartbeat.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 2_000;
+/// A worker whose last heartbeat is older than this is reported dead.
+pub const HEARTBEAT_TIMEOUT_MS: u64 = 10_000;
+
+/// The KV key of a deployment: `<tenant>.<pipeline>` (both are DNS-label-like names, valid
+/// KV key tokens).
+pub fn deployment_key(tenant: &str, pipeline: &str) -> String {
+    format!("{tenant}.{pipeline}")
+}
+
+/// The KV key of a worker's heartbeat.
+pub fn worker_key(worker_id: &str) -> String {
+    format!("worker.{worker_id}")
+}
+
+/// Whether a deployment should consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesiredState {
+    /// Workers run the pipeline.
+    Running,
+    /// Workers hold the pipeline stopped; its consumer keeps its position (lag grows).
+    Paused,
+}
+
+/// Per-tenant limits that workers enforce in the data plane.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataPlaneQuota {
+    /// Largest payload accepted, in bytes; bigger messages go to the DLQ naming the quota.
+    pub max_message_bytes: Option<u64>,
+    /// Messages per second the tenant's pipelines may ingest (token bucket; excess waits).
+    pub max_ingest_rate: Option<u64>,
+}
+
+/// What the control plane wants running: one pipeline version of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Owning tenant (its slug).
+    pub tenant: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// The pipeline version deployed.
+    pub version: i64,
+    /// Batch loops each worker runs on the pipeline's shared durable consumer.
+    pub parallelism: u32,
+    /// Running or paused.
+    pub state: DesiredState,
+    /// The pipeline resource of that version, as JSON (the `weir.dev/v1` document).
+    pub spec: serde_json::Value,
+    /// Limits of the tenant that workers enforce.
+    #[serde(default)]
+    pub quota: DataPlaneQuota,
+    /// Unix milliseconds of the change.
+    pub updated_at_ms: u64,
+    /// Who made the change (user email or API key prefix).
+    #[serde(default)]
+    pub updated_by: String,
+}
+
+/// The counters a worker reports for one pipeline it runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineCounters {
+    /// Messages fetched from the source.
+    pub messages_in: u64,
+    /// Outputs published.
+    pub messages_out: u64,
+    /// Inputs filtered or dropped.
+    pub filtered: u64,
+    /// Inputs sent to the DLQ.
+    pub dead_lettered: u64,
+    /// Retries of transient failures.
+    pub retried: u64,
+}
+
+/// One pipeline as seen by one worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineReport {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Version this worker runs.
+    pub version: i64,
+    /// `running`, `paused`, `starting` or `failed`.
+    pub state: String,
+    /// Counters since the worker started the pipeline.
+    pub counters: PipelineCounters,
+    /// Consumer pending (lag) as last polled.
+    pub lag: u64,
+    /// Consumer ack-pending as last polled.
+    pub ack_pending: u64,
+    /// Last error and its unix-millisecond time.
+    pub last_error: Option<(String, u64)>,
+}
+
+/// A worker's heartbeat: who it is and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerHeartbeat {
+    /// Stable id of the worker process.
+    pub worker_id: String,
+    /// Host name.
+    pub host: String,
+    /// Unix milliseconds the worker started.
+    pub started_at_ms: u64,
+    /// Unix milliseconds of this heartbeat.
+    pub sent_at_ms: u64,
+    /// Pipelines it runs.
+    pub pipelines: Vec<PipelineReport>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
