@@ -174,7 +174,11 @@ fn bench_order_path(c: &mut Criterion) {
         let batch = orders(size);
         g.throughput(Throughput::Elements(size as u64));
         g.bench_with_input(BenchmarkId::new("order_path", size), &batch, |b, batch| {
-            b.iter_batched(|| (), |()| black_box(pipeline.process(batch)), BatchSize::SmallInput)
+            b.iter_batched(
+                || (),
+                |()| black_box(pipeline.process(batch)),
+                BatchSize::SmallInput,
+            )
         });
     }
     g.finish();

@@ -195,13 +195,17 @@ impl BenchReport {
             "stage", "messages", "seconds", "msgs/s", "MB/s", "p50 ms", "p99 ms", "ratio"
         );
         let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-        for (m, ratio) in [
-            (&self.raw, 1.0),
-            (&self.pipeline, self.ratio()),
-        ] {
+        for (m, ratio) in [(&self.raw, 1.0), (&self.pipeline, self.ratio())] {
             out.push_str(&format!(
                 "{:<22} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>9} {:>9} {:>7.3}\n",
-                m.name, m.messages, m.seconds, m.msgs_per_s, m.mb_per_s, ms(m.p50_ms), ms(m.p99_ms), ratio
+                m.name,
+                m.messages,
+                m.seconds,
+                m.msgs_per_s,
+                m.mb_per_s,
+                ms(m.p50_ms),
+                ms(m.p99_ms),
+                ratio
             ));
         }
         if !self.sweep.is_empty() {
@@ -276,7 +280,9 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             url
         }
     };
-    let client = weir_connectors::connect(&url, "weir bench").await.map_err(nats)?;
+    let client = weir_connectors::connect(&url, "weir bench")
+        .await
+        .map_err(nats)?;
     let js = jetstream::new(client.clone());
     let resources = weir_pipelines::load_str(&options.pipeline_yaml, "bench pipeline")
         .map_err(|d| BenchError::Pipeline(d.to_string()))?;
@@ -292,7 +298,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             Resource::Pipeline(_) => {}
         }
     }
-    let pipeline = pipeline.ok_or_else(|| BenchError::Pipeline("the file has no Pipeline".into()))?;
+    let pipeline =
+        pipeline.ok_or_else(|| BenchError::Pipeline("the file has no Pipeline".into()))?;
     let source_stream = pipeline.spec.source.stream.clone();
     let mut info = js
         .get_stream(&source_stream)
@@ -315,7 +322,10 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     })
     .await
     .map_err(nats)?;
-    let output_streams = streams.into_iter().filter(|s| *s != source_stream).collect();
+    let output_streams = streams
+        .into_iter()
+        .filter(|s| *s != source_stream)
+        .collect();
     let inputs = options
         .inputs
         .clone()
@@ -336,10 +346,24 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let mut main = measure(&mut setup, Stage::Pipeline, options.knobs, options.messages).await?;
     if options.latency_seconds > 0.0 {
         let rate = raw.msgs_per_s * 0.5;
-        let (p50, p99) = latency(&mut setup, Stage::Raw, options.knobs, rate, options.latency_seconds).await?;
+        let (p50, p99) = latency(
+            &mut setup,
+            Stage::Raw,
+            options.knobs,
+            rate,
+            options.latency_seconds,
+        )
+        .await?;
         raw.p50_ms = Some(p50);
         raw.p99_ms = Some(p99);
-        let (p50, p99) = latency(&mut setup, Stage::Pipeline, options.knobs, rate, options.latency_seconds).await?;
+        let (p50, p99) = latency(
+            &mut setup,
+            Stage::Pipeline,
+            options.knobs,
+            rate,
+            options.latency_seconds,
+        )
+        .await?;
         main.p50_ms = Some(p50);
         main.p99_ms = Some(p99);
     }
@@ -351,10 +375,34 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         // Coordinate descent: one knob at a time, keep what helps.
         for knob in 0..4 {
             let candidates: Vec<Knobs> = match knob {
-                0 => [64, 256, 1024].iter().map(|&b| Knobs { batch_size: b, ..current }).collect(),
-                1 => [1, 5, 20].iter().map(|&w| Knobs { max_wait: Duration::from_millis(w), ..current }).collect(),
-                2 => [256, 1024, 4096].iter().map(|&w| Knobs { window: w, ..current }).collect(),
-                _ => [1, 2, 4].iter().map(|&p| Knobs { parallelism: p, ..current }).collect(),
+                0 => [64, 256, 1024]
+                    .iter()
+                    .map(|&b| Knobs {
+                        batch_size: b,
+                        ..current
+                    })
+                    .collect(),
+                1 => [1, 5, 20]
+                    .iter()
+                    .map(|&w| Knobs {
+                        max_wait: Duration::from_millis(w),
+                        ..current
+                    })
+                    .collect(),
+                2 => [256, 1024, 4096]
+                    .iter()
+                    .map(|&w| Knobs {
+                        window: w,
+                        ..current
+                    })
+                    .collect(),
+                _ => [1, 2, 4]
+                    .iter()
+                    .map(|&p| Knobs {
+                        parallelism: p,
+                        ..current
+                    })
+                    .collect(),
             };
             for knobs in candidates {
                 if knobs == current {
@@ -387,8 +435,14 @@ enum Stage {
 
 /// A running stage and how to stop it.
 enum Running {
-    Raw(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<Result<(), BenchError>>),
-    Pipeline(tokio_util::sync::CancellationToken, tokio::task::JoinHandle<bool>),
+    Raw(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<Result<(), BenchError>>,
+    ),
+    Pipeline(
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<bool>,
+    ),
 }
 
 async fn preload(setup: &Setup, n: u64, offset: u64) -> Result<u64, BenchError> {
@@ -416,13 +470,28 @@ async fn preload(setup: &Setup, n: u64, offset: u64) -> Result<u64, BenchError> 
     Ok(first.unwrap_or(0))
 }
 
-async fn start(setup: &mut Setup, stage: Stage, knobs: Knobs, start_seq: u64) -> Result<(Running, consumer::PullConsumer), BenchError> {
+async fn start(
+    setup: &mut Setup,
+    stage: Stage,
+    knobs: Knobs,
+    start_seq: u64,
+) -> Result<(Running, consumer::PullConsumer), BenchError> {
     setup.trial += 1;
-    let durable = format!("bench_{}_{}", if stage == Stage::Raw { "raw" } else { "weir" }, setup.trial);
-    let deliver = consumer::DeliverPolicy::ByStartSequence { start_sequence: start_seq };
+    let durable = format!(
+        "bench_{}_{}",
+        if stage == Stage::Raw { "raw" } else { "weir" },
+        setup.trial
+    );
+    let deliver = consumer::DeliverPolicy::ByStartSequence {
+        start_sequence: start_seq,
+    };
     match stage {
         Stage::Raw => {
-            let stream = setup.js.get_stream(&setup.source_stream).await.map_err(nats)?;
+            let stream = setup
+                .js
+                .get_stream(&setup.source_stream)
+                .await
+                .map_err(nats)?;
             let consumer: consumer::PullConsumer = stream
                 .create_consumer(consumer::pull::Config {
                     durable_name: Some(durable),
@@ -435,11 +504,18 @@ async fn start(setup: &mut Setup, stage: Stage, knobs: Knobs, start_seq: u64) ->
                 .await
                 .map_err(nats)?;
             let (tx, rx) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(run_raw(setup.js.clone(), consumer.clone(), "bench.raw.out".into(), knobs, rx));
+            let task = tokio::spawn(run_raw(
+                setup.js.clone(),
+                consumer.clone(),
+                "bench.raw.out".into(),
+                knobs,
+                rx,
+            ));
             Ok((Running::Raw(tx, task), consumer))
         }
         Stage::Pipeline => {
-            let mut config = PipelineConfig::from_spec(&setup.pipeline).map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            let mut config = PipelineConfig::from_spec(&setup.pipeline)
+                .map_err(|e| BenchError::Pipeline(e.to_string()))?;
             config.source.durable = durable;
             config.source.deliver = deliver;
             config.source.filter_subjects = vec![setup.subject.clone()];
@@ -447,13 +523,21 @@ async fn start(setup: &mut Setup, stage: Stage, knobs: Knobs, start_seq: u64) ->
             config.source.max_wait = knobs.max_wait;
             config.max_in_flight = knobs.window;
             config.parallelism = knobs.parallelism;
-            let compiled = weir_engine::CompiledPipeline::compile(&setup.pipeline).map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            let compiled = weir_engine::CompiledPipeline::compile(&setup.pipeline)
+                .map_err(|e| BenchError::Pipeline(e.to_string()))?;
             let mut worker = Worker::new(setup.client.clone(), Arc::new(Metrics::new()));
             let source = config.source.clone();
-            worker.start_pipeline(config, Arc::new(compiled)).await.map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            worker
+                .start_pipeline(config, Arc::new(compiled))
+                .await
+                .map_err(|e| BenchError::Pipeline(e.to_string()))?;
             let stop = worker.stop_token();
             let task = tokio::spawn(worker.run_until_stopped(Duration::from_secs(10)));
-            let stream = setup.js.get_stream(&setup.source_stream).await.map_err(nats)?;
+            let stream = setup
+                .js
+                .get_stream(&setup.source_stream)
+                .await
+                .map_err(nats)?;
             let consumer = stream.get_consumer(&source.durable).await.map_err(nats)?;
             Ok((Running::Pipeline(stop, task), consumer))
         }
@@ -491,14 +575,21 @@ async fn settle(consumer: &consumer::PullConsumer, deadline: Duration) -> Result
     }
 }
 
-async fn measure(setup: &mut Setup, stage: Stage, knobs: Knobs, n: u64) -> Result<Measurement, BenchError> {
+async fn measure(
+    setup: &mut Setup,
+    stage: Stage,
+    knobs: Knobs,
+    n: u64,
+) -> Result<Measurement, BenchError> {
     let start_seq = preload(setup, n, setup.trial as u64 * n).await?;
     let (running, consumer) = start(setup, stage, knobs, start_seq).await?;
     let started = Instant::now();
     settle(&consumer, Duration::from_secs(300)).await?;
     let seconds = started.elapsed().as_secs_f64();
     stop(running).await?;
-    let bytes: f64 = setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64 / setup.inputs.len() as f64 * n as f64;
+    let bytes: f64 = setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64
+        / setup.inputs.len() as f64
+        * n as f64;
     Ok(Measurement {
         name: match stage {
             Stage::Raw => "raw".into(),
@@ -515,8 +606,18 @@ async fn measure(setup: &mut Setup, stage: Stage, knobs: Knobs, n: u64) -> Resul
 }
 
 /// Paced run at `rate` msgs/s for `seconds`: p50 and p99 of input publish → output stored.
-async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, seconds: f64) -> Result<(f64, f64), BenchError> {
-    let mut source = setup.js.get_stream(&setup.source_stream).await.map_err(nats)?;
+async fn latency(
+    setup: &mut Setup,
+    stage: Stage,
+    knobs: Knobs,
+    rate: f64,
+    seconds: f64,
+) -> Result<(f64, f64), BenchError> {
+    let mut source = setup
+        .js
+        .get_stream(&setup.source_stream)
+        .await
+        .map_err(nats)?;
     let next_seq = source.info().await.map_err(nats)?.state.last_sequence + 1;
     let out_streams: Vec<String> = match stage {
         Stage::Raw => vec!["BENCH_RAW".into()],
@@ -525,7 +626,10 @@ async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, secon
     let mut out_start = HashMap::new();
     for name in &out_streams {
         let mut s = setup.js.get_stream(name).await.map_err(nats)?;
-        out_start.insert(name.clone(), s.info().await.map_err(nats)?.state.last_sequence + 1);
+        out_start.insert(
+            name.clone(),
+            s.info().await.map_err(nats)?.state.last_sequence + 1,
+        );
     }
     let (running, consumer) = start(setup, stage, knobs, next_seq).await?;
     let total = (rate * seconds).max(1.0) as u64;
@@ -539,7 +643,11 @@ async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, secon
         }
         let payload = setup.inputs[(i % setup.inputs.len() as u64) as usize].clone();
         let at = SystemTime::now();
-        let ack = setup.js.publish(setup.subject.clone(), payload).await.map_err(nats)?;
+        let ack = setup
+            .js
+            .publish(setup.subject.clone(), payload)
+            .await
+            .map_err(nats)?;
         in_flight.push(async move { ack.await.map(|a| (a.sequence, at)).map_err(nats) });
         while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
             let (seq, at) = r?;
@@ -558,18 +666,32 @@ async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, secon
         let reader: consumer::PullConsumer = stream
             .create_consumer(consumer::pull::Config {
                 ack_policy: consumer::AckPolicy::None,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: out_start[name] },
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: out_start[name],
+                },
                 inactive_threshold: Duration::from_secs(30),
                 ..Default::default()
             })
             .await
             .map_err(nats)?;
         loop {
-            let mut batch = reader.fetch().max_messages(1000).messages().await.map_err(nats)?;
+            let mut batch = reader
+                .fetch()
+                .max_messages(1000)
+                .messages()
+                .await
+                .map_err(nats)?;
             let mut got = 0;
             while let Some(Ok(message)) = batch.next().await {
                 got += 1;
-                let Some(id) = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string()) else { continue };
+                let Some(id) = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Nats-Msg-Id"))
+                    .map(|v| v.as_str().to_string())
+                else {
+                    continue;
+                };
                 // ids: `raw:<seq>` or `<pipeline>:<stream>:<seq>:<k>`
                 let parts: Vec<&str> = id.split(':').collect();
                 let seq = match parts.as_slice() {
@@ -577,9 +699,12 @@ async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, secon
                     [_, _, seq, _] => seq.parse::<u64>().ok(),
                     _ => None,
                 };
-                let (Some(seq), Ok(info)) = (seq, message.info()) else { continue };
+                let (Some(seq), Ok(info)) = (seq, message.info()) else {
+                    continue;
+                };
                 if let Some(at) = sent_at.get(&seq) {
-                    let stored = SystemTime::UNIX_EPOCH + Duration::from_nanos(info.published.unix_timestamp_nanos() as u64);
+                    let stored = SystemTime::UNIX_EPOCH
+                        + Duration::from_nanos(info.published.unix_timestamp_nanos() as u64);
                     if let Ok(d) = stored.duration_since(*at) {
                         latencies.push(d.as_secs_f64() * 1e3);
                     } else {
@@ -593,7 +718,9 @@ async fn latency(setup: &mut Setup, stage: Stage, knobs: Knobs, rate: f64, secon
         }
     }
     if latencies.is_empty() {
-        return Err(BenchError::Stalled("no output of the paced run was found".into()));
+        return Err(BenchError::Stalled(
+            "no output of the paced run was found".into(),
+        ));
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];

@@ -66,4 +66,3 @@ pub async fn run_raw(
     }
     Ok(())
 }
-

@@ -52,7 +52,9 @@ impl PublishFailure {
             None => err.to_string(),
         };
         let hint = match err.kind() {
-            PublishErrorKind::StreamNotFound => " (no JetStream stream captures this subject; create one)",
+            PublishErrorKind::StreamNotFound => {
+                " (no JetStream stream captures this subject; create one)"
+            }
             _ => "",
         };
         PublishFailure {
@@ -73,7 +75,9 @@ fn js_error_code(err: &PublishError) -> Option<u64> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     /// The first connection to NATS failed.
-    #[error("cannot connect to NATS at {url}: {reason} (is nats-server running with JetStream, and is the URL right?)")]
+    #[error(
+        "cannot connect to NATS at {url}: {reason} (is nats-server running with JetStream, and is the URL right?)"
+    )]
     Connect {
         /// Server URL.
         url: String,

@@ -46,8 +46,7 @@ impl SourceSettings {
     /// when the file names none).
     pub fn default_durable(pipeline: &PipelineResource) -> String {
         let tenant = pipeline.metadata.tenant.as_deref().unwrap_or("default");
-        format!("weir_{tenant}_{}", pipeline.metadata.name)
-            .replace(['.', '*', '>', ' '], "_")
+        format!("weir_{tenant}_{}", pipeline.metadata.name).replace(['.', '*', '>', ' '], "_")
     }
 
     /// Settings from the pipeline's `spec.source`, with the defaults above for what it omits.

@@ -34,6 +34,9 @@ mod tests {
         assert_eq!(size("f", "64KiB").unwrap(), 65_536);
         assert_eq!(duration("f", "2m").unwrap(), Duration::from_secs(120));
         let err = size("Pipeline p: spec.execution.max_message_size", "1 parsec").unwrap_err();
-        assert!(err.to_string().contains("spec.execution.max_message_size"), "{err}");
+        assert!(
+            err.to_string().contains("spec.execution.max_message_size"),
+            "{err}"
+        );
     }
 }

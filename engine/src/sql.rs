@@ -323,6 +323,11 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<String> = catalog.columns().map(|(_, c)| c.name()).collect();
-        assert_eq!(names, ["headers['x-tenant']", "data['a-b']", "data.c.d"], "{:?}", e.ast);
+        assert_eq!(
+            names,
+            ["headers['x-tenant']", "data['a-b']", "data.c.d"],
+            "{:?}",
+            e.ast
+        );
     }
 }

@@ -26,7 +26,9 @@ pub enum TestInputError {
     #[error("give either `data` (JSON) or `payload_b64` (raw bytes), not both")]
     BothPayloads,
     /// A `weir test --input` line is not a test message.
-    #[error("line {line}: {message} (expected {{\"subject\": …, \"headers\": {{…}}, \"data\": …}} or \"payload_b64\")")]
+    #[error(
+        "line {line}: {message} (expected {{\"subject\": …, \"headers\": {{…}}, \"data\": …}} or \"payload_b64\")"
+    )]
     Line {
         /// 1-based line number.
         line: usize,
@@ -58,7 +60,11 @@ pub fn input_message(
         } else {
             m.subject.clone()
         },
-        headers: m.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        headers: m
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         payload,
         seq,
         stream: stream.to_string(),
@@ -129,7 +135,12 @@ pub fn run_jsonl(
             input_message(&m, stream, inputs.len() as u64 + 1).map_err(|e| err(e.to_string()))?,
         );
     }
-    Ok(pipeline.process(&inputs).fates.iter().map(fate_json).collect())
+    Ok(pipeline
+        .process(&inputs)
+        .fates
+        .iter()
+        .map(fate_json)
+        .collect())
 }
 
 /// The outcome of one `tests:` case.

@@ -150,9 +150,8 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
     if !engine_inputs.is_empty() {
         let process_started = Instant::now();
         let processor = ctx.processor.clone();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            processor.process(&engine_inputs)
-        }));
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| processor.process(&engine_inputs)));
         ctx.metrics
             .process_duration
             .get_or_create(&Metrics::pipeline(pipeline))
@@ -276,7 +275,8 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
             if let Some(Err(failure)) = &results[o] {
                 match failure.class {
                     FailureClass::Data => {
-                        data_failure.get_or_insert((outbound_node[o].clone(), failure.reason.clone()));
+                        data_failure
+                            .get_or_insert((outbound_node[o].clone(), failure.reason.clone()));
                     }
                     FailureClass::Transient => {
                         transient.get_or_insert((outbound_node[o].clone(), failure.reason.clone()));

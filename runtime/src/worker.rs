@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use weir_connectors::dead_letter::{DEFAULT_DLQ_SUBJECTS, DEFAULT_DLQ_STREAM};
+use weir_connectors::dead_letter::{DEFAULT_DLQ_STREAM, DEFAULT_DLQ_SUBJECTS};
 use weir_connectors::{DeadLetterPublisher, JetStreamSink, PullSource, ensure_dlq_stream};
 
 use crate::batch::{BatchContext, run_batch};
@@ -123,8 +123,7 @@ impl Worker {
             let ctx = ctx.clone();
             let js = self.js.clone();
             let stop = self.stop.clone();
-            self.tasks
-                .spawn(batch_loop(ctx, js, source, stop, loop_id));
+            self.tasks.spawn(batch_loop(ctx, js, source, stop, loop_id));
         }
         self.tasks.spawn(lag_loop(
             name.clone(),
@@ -210,8 +209,8 @@ async fn batch_loop(
             }
             Err(err) => {
                 failures += 1;
-                let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6)))
-                    .min(MAX_FETCH_BACKOFF);
+                let delay =
+                    Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(MAX_FETCH_BACKOFF);
                 tracing::warn!(%pipeline, loop_id, error = %err, ?delay, "fetch failed; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => break,

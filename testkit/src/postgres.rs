@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
-const SETUP_HINT: &str = "install PostgreSQL with `bash deploy/setup.sh` (Debian package `postgresql`)";
+const SETUP_HINT: &str =
+    "install PostgreSQL with `bash deploy/setup.sh` (Debian package `postgresql`)";
 
 /// Finds the directory holding `initdb` and `pg_ctl`: `$WEIR_PG_BIN`, then the newest
 /// `/usr/lib/postgresql/*/bin`, then `PATH`.
@@ -39,7 +40,9 @@ pub fn postgres_bin_dir() -> Result<PathBuf> {
             }
         }
     }
-    bail!("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH): {SETUP_HINT}")
+    bail!(
+        "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH): {SETUP_HINT}"
+    )
 }
 
 fn running_as_root() -> bool {
@@ -180,7 +183,15 @@ impl PostgresServer {
     pub fn create_database(&self, name: &str) -> Result<String> {
         let out = self.run(
             "createdb",
-            &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ],
         )?;
         check(&out, "createdb")?;
         Ok(self.database_url(name))

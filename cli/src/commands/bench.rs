@@ -50,11 +50,14 @@ pub struct Args {
 /// Runs the command; returns the exit code.
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let pipeline_yaml = match (&args.file, args.builtin.as_deref()) {
-        (Some(file), _) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?,
+        (Some(file), _) => {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        }
         (None, None | Some("passthrough")) => weir_benches::harness::PASSTHROUGH.to_string(),
         (None, Some("orders")) => weir_benches::harness::ORDERS.to_string(),
-        (None, Some(other)) => anyhow::bail!("unknown built-in pipeline {other:?}; use passthrough or orders"),
+        (None, Some(other)) => {
+            anyhow::bail!("unknown built-in pipeline {other:?}; use passthrough or orders")
+        }
     };
     let inputs = match &args.input {
         Some(path) => {

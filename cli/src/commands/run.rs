@@ -65,8 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(err) => {
             tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the worker");

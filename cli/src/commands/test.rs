@@ -48,19 +48,36 @@ fn load(files: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, PipelineResource)>> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let pipelines = load(&args.files)?;
     if pipelines.is_empty() {
-        bail!("no Pipeline resource in {}", args.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no Pipeline resource in {}",
+            args.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(input) = &args.input {
         let chosen: Vec<&(PathBuf, PipelineResource)> = match &args.pipeline {
-            Some(name) => pipelines.iter().filter(|(_, p)| &p.metadata.name == name).collect(),
+            Some(name) => pipelines
+                .iter()
+                .filter(|(_, p)| &p.metadata.name == name)
+                .collect(),
             None => pipelines.iter().collect(),
         };
         let (_, resource) = match chosen.as_slice() {
             [one] => *one,
-            [] => bail!("no pipeline named `{}` in the files", args.pipeline.unwrap_or_default()),
+            [] => bail!(
+                "no pipeline named `{}` in the files",
+                args.pipeline.unwrap_or_default()
+            ),
             _ => bail!(
                 "the files hold several pipelines ({}); choose one with --pipeline",
-                chosen.iter().map(|(_, p)| p.metadata.name.as_str()).collect::<Vec<_>>().join(", ")
+                chosen
+                    .iter()
+                    .map(|(_, p)| p.metadata.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let compiled = CompiledPipeline::compile(resource)?;
@@ -108,7 +125,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     println!(
         "\n{passed} passed, {failed} failed{}",
-        if without > 0 { format!(", {without} pipeline(s) without tests") } else { String::new() }
+        if without > 0 {
+            format!(", {without} pipeline(s) without tests")
+        } else {
+            String::new()
+        }
     );
     Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -77,7 +77,10 @@ struct WorkerProcess {
 
 impl WorkerProcess {
     fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["run", "-f"])
             .arg(&self.file)
@@ -102,7 +105,9 @@ impl WorkerProcess {
 
     fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("no worker running")?;
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait()? {
@@ -123,7 +128,10 @@ impl Drop for WorkerProcess {
     }
 }
 
-async fn read_all(js: &jetstream::Context, stream: &str) -> Result<Vec<(BTreeMap<String, String>, Vec<u8>)>> {
+async fn read_all(
+    js: &jetstream::Context,
+    stream: &str,
+) -> Result<Vec<(BTreeMap<String, String>, Vec<u8>)>> {
     let mut handle = js.get_stream(stream).await?;
     let total = handle.info().await?.state.messages as usize;
     let reader: consumer::PullConsumer = handle
@@ -156,7 +164,10 @@ async fn read_all(js: &jetstream::Context, stream: &str) -> Result<Vec<(BTreeMap
 
 #[test]
 fn sigkill_five_times_loses_and_duplicates_nothing() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(crash_run())
 }
 
@@ -178,7 +189,10 @@ async fn crash_run() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while js.get_stream("OUT").await.is_err() {
         if Instant::now() > deadline {
-            bail!("worker did not create its streams; log: {}", std::fs::read_to_string(&worker.log)?);
+            bail!(
+                "worker did not create its streams; log: {}",
+                std::fs::read_to_string(&worker.log)?
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -195,7 +209,9 @@ async fn crash_run() -> Result<()> {
                 }
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", format!("in-{i}").as_str());
-                let ack = js.publish_with_headers("orders.created", headers, payload(i).into()).await?;
+                let ack = js
+                    .publish_with_headers("orders.created", headers, payload(i).into())
+                    .await?;
                 in_flight.push(async move { anyhow::Ok((i, ack.await?.sequence)) });
             }
             while let Some(r) = in_flight.next().await {
@@ -226,24 +242,41 @@ async fn crash_run() -> Result<()> {
                 "no redelivery happened ({} deliveries for {N} inputs): the kills missed the flow",
                 info.delivered.consumer_sequence
             );
-            eprintln!("{} deliveries for {N} inputs", info.delivered.consumer_sequence);
+            eprintln!(
+                "{} deliveries for {N} inputs",
+                info.delivered.consumer_sequence
+            );
             break;
         }
         if Instant::now() > deadline {
-            bail!("not settled after 120 s: {} pending, {} un-acked", info.num_pending, info.num_ack_pending);
+            bail!(
+                "not settled after 120 s: {} pending, {} un-acked",
+                info.num_pending,
+                info.num_ack_pending
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // SIGTERM a worker that is up (not one still starting).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&worker.log)?.matches("worker running").count() < 6 {
+    while std::fs::read_to_string(&worker.log)?
+        .matches("worker running")
+        .count()
+        < 6
+    {
         if Instant::now() > deadline {
-            bail!("the last worker did not start; log: {}", std::fs::read_to_string(&worker.log)?);
+            bail!(
+                "the last worker did not start; log: {}",
+                std::fs::read_to_string(&worker.log)?
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = worker.sigterm(Duration::from_secs(12))?;
-    assert!(status.success(), "weir run exit status after SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "weir run exit status after SIGTERM: {status}"
+    );
 
     let mut expected_out = BTreeSet::new();
     let mut expected_dead = BTreeSet::new();
@@ -264,24 +297,41 @@ async fn crash_run() -> Result<()> {
     let dead = read_all(&js, "DLQ").await?;
     let out_ids: BTreeSet<String> = out.iter().map(|(h, _)| h["Nats-Msg-Id"].clone()).collect();
     assert_eq!(out_ids.len(), out.len(), "duplicate outputs in OUT");
-    assert_eq!(out_ids, expected_out, "OUT holds exactly the expected outputs");
+    assert_eq!(
+        out_ids, expected_out,
+        "OUT holds exactly the expected outputs"
+    );
     for (headers, payload) in &out {
         let value: serde_json::Value = serde_json::from_slice(payload)?;
         assert_eq!(value["seen"], "yes", "{headers:?}");
         let i = value["id"].as_u64().unwrap();
-        assert_eq!(headers["Nats-Msg-Id"], format!("crash:ORDERS:{}:0", seqs[i as usize]));
+        assert_eq!(
+            headers["Nats-Msg-Id"],
+            format!("crash:ORDERS:{}:0", seqs[i as usize])
+        );
     }
-    let dead_seqs: BTreeSet<String> = dead.iter().map(|(h, _)| h["Weir-Source-Seq"].clone()).collect();
+    let dead_seqs: BTreeSet<String> = dead
+        .iter()
+        .map(|(h, _)| h["Weir-Source-Seq"].clone())
+        .collect();
     assert_eq!(dead_seqs.len(), dead.len(), "duplicate dead letters");
     assert_eq!(dead_seqs, expected_dead, "DLQ holds exactly the bad inputs");
-    assert_eq!(out.len() as u64 + filtered + dead.len() as u64, N, "inputs = outputs + filtered + dead-lettered");
+    assert_eq!(
+        out.len() as u64 + filtered + dead.len() as u64,
+        N,
+        "inputs = outputs + filtered + dead-lettered"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("weir-crash-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "weir-crash-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

@@ -24,8 +24,12 @@ fn run_case(dir: &Path) -> Result<(), String> {
         std::fs::write(&expected_file, &actual).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    let expected = std::fs::read_to_string(&expected_file)
-        .map_err(|e| format!("{}: {e} (run with WEIR_BLESS=1 to create it)", expected_file.display()))?;
+    let expected = std::fs::read_to_string(&expected_file).map_err(|e| {
+        format!(
+            "{}: {e} (run with WEIR_BLESS=1 to create it)",
+            expected_file.display()
+        )
+    })?;
     if expected != actual {
         let diff = similar::TextDiff::from_lines(&expected, &actual)
             .unified_diff()

@@ -52,7 +52,10 @@ fn cases_pass_and_fail_with_a_diff() {
     assert!(outcomes[1].passed(), "{:?}", outcomes[1].failure);
     assert!(outcomes[2].passed(), "{:?}", outcomes[2].failure);
     let diff = outcomes[3].failure.as_deref().expect("wrong subject fails");
-    assert!(diff.contains("--- expected") && diff.contains("+++ actual"), "{diff}");
+    assert!(
+        diff.contains("--- expected") && diff.contains("+++ actual"),
+        "{diff}"
+    );
     assert!(diff.contains("-    \"subject\": \"orders.eu\""), "{diff}");
     assert!(diff.contains("+    \"subject\": \"orders.us\""), "{diff}");
     let diff = outcomes[4].failure.as_deref().expect("wrong fate fails");

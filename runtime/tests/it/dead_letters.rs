@@ -42,22 +42,51 @@ async fn bad_inputs_go_to_the_dlq_with_their_bytes_and_cause() -> Result<()> {
 
     let good = |n: u32| Bytes::from(format!(r#"{{"amount":"{n}","region":"eu"}}"#));
     let deep = Bytes::from(format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)));
-    let huge = Bytes::from(format!(r#"{{"amount":"1","region":"eu","pad":"{}"}}"#, "x".repeat(100_000)));
+    let huge = Bytes::from(format!(
+        r#"{{"amount":"1","region":"eu","pad":"{}"}}"#,
+        "x".repeat(100_000)
+    ));
     // (payload, expected error kind, substring expected in Weir-Error, lowercase)
     let bad: Vec<(&str, Bytes, &str)> = vec![
-        ("invalid json", Bytes::from_static(br#"{"amount": 12, "region": "#), "decode"),
-        ("invalid utf-8", Bytes::from_static(b"{\"amount\":\"1\",\"region\":\"\xff\xfe\"}"), "decode"),
-        ("wrong type", Bytes::from_static(br#"{"amount":"twelve","region":"eu"}"#), "expression"),
+        (
+            "invalid json",
+            Bytes::from_static(br#"{"amount": 12, "region": "#),
+            "decode",
+        ),
+        (
+            "invalid utf-8",
+            Bytes::from_static(b"{\"amount\":\"1\",\"region\":\"\xff\xfe\"}"),
+            "decode",
+        ),
+        (
+            "wrong type",
+            Bytes::from_static(br#"{"amount":"twelve","region":"eu"}"#),
+            "expression",
+        ),
         ("empty payload", Bytes::new(), "decode"),
         ("nested 10000 deep", deep, "decode"),
         ("over the size limit", huge, "size"),
     ];
     let mut expected_dead = Vec::new();
     let mut n = 0;
-    publish(&js, "orders.created", &[("X-Trace", "good-0")], good(n), None).await?;
+    publish(
+        &js,
+        "orders.created",
+        &[("X-Trace", "good-0")],
+        good(n),
+        None,
+    )
+    .await?;
     for (name, payload, kind) in &bad {
         n += 1;
-        let seq = publish(&js, "orders.created", &[("X-Trace", name)], payload.clone(), None).await?;
+        let seq = publish(
+            &js,
+            "orders.created",
+            &[("X-Trace", name)],
+            payload.clone(),
+            None,
+        )
+        .await?;
         expected_dead.push((seq, *name, payload.clone(), *kind));
         publish(&js, "orders.created", &[("X-Trace", "good")], good(n), None).await?;
     }
@@ -69,11 +98,20 @@ async fn bad_inputs_go_to_the_dlq_with_their_bytes_and_cause() -> Result<()> {
     assert_eq!(out.len(), 1 + bad.len(), "every good message arrives once");
     for message in &out {
         assert_eq!(message.subject, "out.eu");
-        assert_eq!(message.headers.get("X-Stage").map(String::as_str), Some("priced"));
+        assert_eq!(
+            message.headers.get("X-Stage").map(String::as_str),
+            Some("priced")
+        );
         let data: serde_json::Value = serde_json::from_slice(&message.payload)?;
         let amount: i64 = data["amount"].as_str().unwrap().parse()?;
         assert_eq!(data["cents"].as_i64(), Some(amount * 100), "{data}");
-        assert!(message.headers.get("Nats-Msg-Id").unwrap().starts_with("corpus:ORDERS:"));
+        assert!(
+            message
+                .headers
+                .get("Nats-Msg-Id")
+                .unwrap()
+                .starts_with("corpus:ORDERS:")
+        );
     }
 
     let dead = read_all(&js, "DLQ").await?;
@@ -104,7 +142,12 @@ async fn bad_inputs_go_to_the_dlq_with_their_bytes_and_cause() -> Result<()> {
     publish(&js, "orders.created", &[], good(99), None).await?;
     wait_for_count(&js, "OUT", 2 + bad.len() as u64, Duration::from_secs(30)).await?;
     let metrics = worker.metrics.encode();
-    assert!(metrics.contains("weir_messages_dead_lettered_total{pipeline=\"corpus\",node=\"source\",kind=\"size\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "weir_messages_dead_lettered_total{pipeline=\"corpus\",node=\"source\",kind=\"size\"} 1"
+        ),
+        "{metrics}"
+    );
     assert!(worker.stop().await, "worker stopped cleanly");
     Ok(())
 }

@@ -53,7 +53,10 @@ async fn missing_output_stream_is_retried_then_dead_lettered() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let orders = js.get_stream("ORDERS").await?;
     let info = orders.consumer_info("weir_default_late").await?;
-    assert_eq!(info.ack_floor.stream_sequence, 0, "acked before the output was stored: {info:?}");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 0,
+        "acked before the output was stored: {info:?}"
+    );
     assert_eq!(count(&js, "DLQ").await, 0, "dead-lettered too early");
 
     js.create_stream(stream::Config {
@@ -80,7 +83,10 @@ async fn missing_output_stream_is_retried_then_dead_lettered() -> Result<()> {
         assert!(h["Weir-Error"].contains("no stream"), "{h:?}");
     }
     let metrics = worker.metrics.encode();
-    assert!(metrics.contains("weir_messages_retried_total{pipeline=\"late\",node=\"nak\"}"), "{metrics}");
+    assert!(
+        metrics.contains("weir_messages_retried_total{pipeline=\"late\",node=\"nak\"}"),
+        "{metrics}"
+    );
     assert!(worker.stop().await);
     Ok(())
 }

@@ -64,7 +64,10 @@ async fn worker_survives_a_server_restart() -> Result<()> {
     // Give redeliveries a chance to show up as duplicates, had deduplication failed.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let out = read_all(&js, "OUT").await?;
-    let ids: BTreeSet<String> = out.iter().map(|m| m.headers["Nats-Msg-Id"].clone()).collect();
+    let ids: BTreeSet<String> = out
+        .iter()
+        .map(|m| m.headers["Nats-Msg-Id"].clone())
+        .collect();
     assert_eq!(out.len() as u64, expected, "outputs = inputs - filtered");
     assert_eq!(ids.len(), out.len(), "no duplicate output");
     assert_eq!(count(&js, "DLQ").await, 0);

@@ -104,7 +104,12 @@ pub async fn count(js: &jetstream::Context, stream: &str) -> u64 {
 }
 
 /// Waits until `stream` holds at least `n` messages.
-pub async fn wait_for_count(js: &jetstream::Context, stream: &str, n: u64, timeout: Duration) -> Result<()> {
+pub async fn wait_for_count(
+    js: &jetstream::Context,
+    stream: &str,
+    n: u64,
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let have = count(js, stream).await;
