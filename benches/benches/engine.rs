@@ -5,39 +5,21 @@
 //!
 //! Run: `cargo bench -p weir-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
 
-use bytes::Bytes;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use weir_engine::{CompiledPipeline, Fate, InputMessage};
 use weir_pipelines::Resource;
 
-const REGIONS: [&str; 4] = ["eu-west", "us-east", "eu-north", "ap-south"];
-const CURRENCIES: [&str; 3] = ["USD", "EUR", "GBP"];
-const STATUSES: [&str; 3] = ["pending", "pending", "shipped"];
-
-/// `n` order messages shaped like the examples' (≈ 223 bytes each).
+/// `n` order messages from the `weir bench` generator (≈ 223 bytes each).
 fn orders(n: usize) -> Vec<InputMessage> {
-    (0..n)
-        .map(|i| {
-            let payload = format!(
-                r#"{{"order_id":"ord-{i:06}","customer_id":"cus-{}","amount":{}.{:02},"currency":"{}","status":"{}","region":"{}","items":[{{"sku":"A-{}","qty":{}}}],"created_at":"2026-11-25T10:00:00Z"}}"#,
-                i % 977,
-                (i * 37) % 1000,
-                i % 100,
-                CURRENCIES[i % 3],
-                STATUSES[i % 3],
-                REGIONS[i % 4],
-                i % 13,
-                1 + i % 4
-            );
-            InputMessage {
-                subject: "orders.created.eu".into(),
-                headers: vec![("Nats-Msg-Id".into(), format!("m-{i}"))],
-                payload: Bytes::from(payload),
-                seq: i as u64 + 1,
-                stream: "ORDERS".into(),
-                timestamp_micros: 1_795_000_000_000_000 + i as i64,
-            }
+    (0..n as u64)
+        .map(|i| InputMessage {
+            subject: "orders.created.eu".into(),
+            headers: vec![("Nats-Msg-Id".into(), format!("m-{i}"))],
+            payload: weir_benches::orders::order(i),
+            seq: i + 1,
+            stream: "ORDERS".into(),
+            timestamp_micros: 1_795_000_000_000_000 + i as i64,
         })
         .collect()
 }

@@ -314,7 +314,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         .or(stream_subjects.first())
         .cloned()
         .ok_or_else(|| BenchError::Pipeline("source stream has no subjects".into()))?;
-    let subject = filter.replace('>', "bench").replace('*', "bench");
+    let subject = filter.replace(['>', '*'], "bench");
     js.create_or_update_stream(stream::Config {
         name: "BENCH_RAW".into(),
         subjects: vec!["bench.raw.>".into()],

@@ -11,9 +11,9 @@ const CURRENCIES: [&str; 3] = ["USD", "EUR", "GBP"];
 pub fn order(i: u64) -> Bytes {
     // A small multiplicative hash spreads the values without a random generator.
     let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
-    let amount = (h % 2_000_000) as f64 / 100.0 + if h % 50 == 0 { 10_000.0 } else { 0.0 };
+    let amount = (h % 2_000_000) as f64 / 100.0 + if h.is_multiple_of(50) { 10_000.0 } else { 0.0 };
     Bytes::from(format!(
-        r#"{{"order_id":"ord-{i:06}","customer_id":"cus-{}","amount":{amount:.2},"currency":"{}","status":"{}","region":"{}","items":[{{"sku":"A-{}","qty":{}}}],"created_at":"2026-11-25T10:00:00Z"}}"#,
+        r#"{{"order_id":"ord-{i:06}","customer_id":"cus-{}","amount":{amount:.2},"currency":"{}","status":"{}","region":"{}","items":[{{"sku":"A-{}","qty":{}}}],"channel":"web","payment":"card","created_at":"2026-11-25T10:00:00Z"}}"#,
         h % 1000,
         CURRENCIES[(h % 3) as usize],
         STATUSES[((h >> 4) % 4) as usize],

@@ -341,7 +341,7 @@ impl CompiledPipeline {
                 nodes.push(CompiledNode { id, op, ports });
             }
         }
-        if raw_format && catalog.paths().iter().next().is_some() {
+        if raw_format && !catalog.paths().is_empty() {
             problems.push(CompileProblem {
                 node: "source".into(),
                 message: "`format: raw` payloads have no fields; expressions may read only subject, headers and metadata".into(),

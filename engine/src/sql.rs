@@ -16,12 +16,15 @@ use datafusion::sql::sqlparser::ast::{
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
+/// A physical plan of an expression for one batch schema (its column types).
+type PlanForSchema = (Vec<DataType>, Arc<dyn PhysicalExpr>);
+
 /// One SQL expression of the pipeline, compiled.
 pub(crate) struct SqlExpr {
     /// The expression as the user wrote it.
     pub(crate) text: String,
     ast: ExprWithAlias,
-    plans: Mutex<Vec<(Vec<DataType>, Arc<dyn PhysicalExpr>)>>,
+    plans: Mutex<Vec<PlanForSchema>>,
 }
 
 /// The result of evaluating an expression over a batch: one value per row, and the rows for
@@ -223,11 +226,9 @@ fn rewrite(expr: &mut SqlAst, catalog: &mut Catalog) -> Result<(), String> {
                 "seq" => ColumnSource::Seq,
                 "timestamp" => ColumnSource::Timestamp,
                 "data" => ColumnSource::Payload,
-                "headers" => {
-                    return Err(
-                        "`headers` is read one header at a time: `headers['X-Name']`".into(),
-                    );
-                }
+                // The root of `headers['X-Name']`, rewritten with its parent; a bare
+                // `headers` left after the pass is refused below.
+                "headers" => return Ok(()),
                 _ => return Ok(()),
             };
             let name = source.name();

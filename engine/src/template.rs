@@ -15,7 +15,7 @@ pub(crate) enum Piece {
     /// Literal text.
     Text(String),
     /// A `{expr}` hole.
-    Hole(SqlExpr),
+    Hole(Box<SqlExpr>),
 }
 
 /// A compiled template.
@@ -36,7 +36,7 @@ impl Template {
         for part in parts {
             match part {
                 Part::Expr(s) => match SqlExpr::compile(&s, state, catalog) {
-                    Ok(e) => pieces.push(Piece::Hole(e)),
+                    Ok(e) => pieces.push(Piece::Hole(Box::new(e))),
                     Err(e) => problems.push(e),
                 },
                 Part::Literal(s) if s.is_empty() => {}

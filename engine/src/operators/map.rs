@@ -14,13 +14,16 @@ use serde_json::{Number, Value};
 use std::sync::Arc;
 use weir_pipelines::FieldType;
 
+/// A field path inside the payload, shared between rows.
+pub(crate) type FieldPath = Arc<Vec<String>>;
+
 /// A compiled `map` node.
 pub(crate) struct Map {
     pub(crate) id: Arc<str>,
-    pub(crate) set: Vec<(Arc<Vec<String>>, SqlExpr)>,
-    pub(crate) rename: Vec<(Arc<Vec<String>>, Arc<Vec<String>>)>,
-    pub(crate) cast: Vec<(Arc<Vec<String>>, FieldType)>,
-    pub(crate) remove: Vec<Arc<Vec<String>>>,
+    pub(crate) set: Vec<(FieldPath, SqlExpr)>,
+    pub(crate) rename: Vec<(FieldPath, FieldPath)>,
+    pub(crate) cast: Vec<(FieldPath, FieldType)>,
+    pub(crate) remove: Vec<FieldPath>,
 }
 
 /// How a change to `changed` affects the column of `path`.
