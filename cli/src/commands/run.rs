@@ -64,9 +64,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     })
 }
 
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(err) => {
             tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
@@ -80,7 +80,8 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
