@@ -218,7 +218,7 @@ impl Worker {
         let Some(pipeline) = self.running.remove(key) else {
             return false;
         };
-        let drained = stop_running(key, pipeline, grace).await;
+        let drained = stop_running(key.to_string(), pipeline, grace).await;
         flush(&self.client).await;
         tracing::info!(pipeline = key, drained, "pipeline stopped");
         drained
@@ -232,7 +232,7 @@ impl Worker {
         let results = futures::future::join_all(
             running
                 .into_iter()
-                .map(|(key, pipeline)| async move { stop_running(&key, pipeline, grace).await }),
+                .map(|(key, pipeline)| stop_running(key, pipeline, grace)),
         )
         .await;
         flush(&self.client).await;
@@ -300,7 +300,7 @@ async fn flush(client: &async_nats::Client) {
 }
 
 /// Cancels one pipeline and waits up to `grace` for its tasks; aborts the rest.
-async fn stop_running(key: &str, mut pipeline: RunningPipeline, grace: Duration) -> bool {
+async fn stop_running(key: String, mut pipeline: RunningPipeline, grace: Duration) -> bool {
     pipeline.stop.cancel();
     let drained = tokio::time::timeout(grace, async {
         while pipeline.tasks.join_next().await.is_some() {}

@@ -280,7 +280,7 @@ async fn generate_orders(
             "order_id": format!("ord-{n:06}"),
             "customer_id": format!("cus-{}", next() % 500),
             "amount": amount,
-            "currency": if next() % 2 == 0 { "USD" } else { "EUR" },
+            "currency": if next().is_multiple_of(2) { "USD" } else { "EUR" },
             "status": STATUSES[(next() % STATUSES.len() as u64) as usize],
             "region": region,
             "items": [{"sku": format!("A-{}", next() % 50), "qty": 1 + next() % 4}],

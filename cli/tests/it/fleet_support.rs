@@ -40,6 +40,15 @@ spec:
     serde_yaml::from_str(&yaml).expect("test spec is YAML")
 }
 
+/// The `weir` binary under test: `$WEIR_BIN` when set (a private copy, e.g. when several
+/// worktrees share one target directory and may overwrite `target/debug/weir`), else the one
+/// cargo built for this test.
+pub fn weir_binary() -> std::path::PathBuf {
+    std::env::var_os("WEIR_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_weir").into())
+}
+
 /// A `weir worker` child process.
 pub struct WorkerProcess {
     pub id: String,
@@ -145,7 +154,7 @@ impl Fleet {
             .create(true)
             .append(true)
             .open(&log_path)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let child = Command::new(weir_binary())
             .args(["worker", "--nats", &self.server.url(), "--id", id])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

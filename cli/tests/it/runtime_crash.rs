@@ -45,7 +45,7 @@ spec:
 "#;
 
 fn payload(i: u64) -> Vec<u8> {
-    if i % 97 == 0 {
+    if i.is_multiple_of(97) {
         format!("{{\"id\":{i},\"amount\":").into_bytes() // invalid JSON → DLQ
     } else {
         format!("{{\"id\":{i},\"amount\":{}}}", i % 100).into_bytes()
@@ -59,7 +59,7 @@ enum Expect {
 }
 
 fn expect(i: u64) -> Expect {
-    if i % 97 == 0 {
+    if i.is_multiple_of(97) {
         Expect::Dead
     } else if i % 100 < 20 {
         Expect::Filtered

@@ -83,7 +83,7 @@ pub fn prepare(deployment: &Deployment) -> Result<Prepared, String> {
     if let Some(rate) = deployment.quota.max_ingest_rate {
         // Small batches under a rate limit: a fetched batch waits for its tokens while its
         // ack_wait runs, so keep a batch to about 50 ms of the allowed rate.
-        let cap = ((rate / 20).max(1)) as usize;
+        let cap = (rate / 20).max(1) as usize;
         config.source.batch_size = config.source.batch_size.min(cap);
     }
     let compiled =

@@ -84,7 +84,7 @@ impl Heartbeat {
             if key == own || !key.starts_with("worker.") {
                 continue;
             }
-            let Ok(Some(value)) = self.kv.get(&key).await else {
+            let Ok(Some(value)) = self.kv.get(key.as_str()).await else {
                 continue;
             };
             let Ok(beat) = serde_json::from_slice::<WorkerHeartbeat>(&value) else {
