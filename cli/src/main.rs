@@ -22,6 +22,11 @@ enum Command {
     Test(commands::test::Args),
     /// Run the pipelines of a file as one worker on JetStream.
     Run(commands::run::Args),
+    /// Everything on one machine: nats-server, control plane, a worker, the examples deployed
+    /// and sample orders flowing.
+    Dev(commands::dev::Args),
+    /// Run as a worker of the fleet: whatever the control plane deploys, until SIGTERM.
+    Worker(commands::worker::Args),
     /// Measure end-to-end throughput: raw JetStream baseline vs a pipeline, same run.
     Bench(commands::bench::Args),
     /// Serve the control plane API (SQLite under --data-dir by default, or PostgreSQL).
@@ -43,6 +48,8 @@ fn main() -> std::process::ExitCode {
         Command::Schema(args) => commands::schema::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Dev(args) => commands::dev::run(args),
+        Command::Worker(args) => commands::worker::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Apply(args) => commands::apply::run(args),

@@ -227,6 +227,27 @@ impl PullSource {
         self.fetch_error(err.to_string())
     }
 
+    /// Hands back what the pull subscription buffered but `next_batch` did not return yet:
+    /// each such message is naked without delay, so that another loop (or the next version
+    /// of the pipeline) gets it at once instead of after `ack_wait`. Ends the subscription
+    /// (the next `next_batch` opens a new one). Returns how many messages were handed back.
+    pub async fn release_buffered(&mut self) -> usize {
+        let Some(mut messages) = self.messages.take() else {
+            return 0;
+        };
+        let mut released = 0;
+        while let Some(Some(Ok(message))) = futures::FutureExt::now_or_never(messages.next()) {
+            if message
+                .ack_with(jetstream::AckKind::Nak(None))
+                .await
+                .is_ok()
+            {
+                released += 1;
+            }
+        }
+        released
+    }
+
     /// Re-creates the consumer when it was deleted under us (e.g. by an operator).
     pub async fn reopen(&mut self, js: &jetstream::Context) -> Result<(), ConnectorError> {
         self.messages = None;

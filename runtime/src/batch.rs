@@ -14,6 +14,7 @@ use weir_connectors::{
 };
 use weir_engine::{Fate, InputMessage};
 
+use crate::counters::PipelineTotals;
 use crate::metrics::{ErrorLabels, Metrics};
 use crate::{BatchProcessor, PipelineConfig};
 
@@ -34,6 +35,8 @@ pub struct BatchContext {
     pub dlq: DeadLetterPublisher,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Plain totals of this pipeline (for heartbeats).
+    pub totals: Arc<PipelineTotals>,
 }
 
 /// What happened to a batch, for logs and tests.
@@ -121,7 +124,22 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
             tracing::error!(pipeline, subject = %message.subject, "message without JetStream metadata; cannot ack it, skipping");
             continue;
         };
-        let disposition = if input.payload.len() > config.max_message_size {
+        let over_quota = config
+            .tenant_quota
+            .as_ref()
+            .filter(|quota| input.payload.len() > quota.max_message_bytes);
+        let disposition = if let Some(quota) = over_quota {
+            Disposition::DeadLetter {
+                kind: "quota".into(),
+                node: "source".into(),
+                error: format!(
+                    "payload of {} bytes exceeds tenant {}'s quota max_message_bytes of {} bytes",
+                    input.payload.len(),
+                    quota.tenant,
+                    quota.max_message_bytes
+                ),
+            }
+        } else if input.payload.len() > config.max_message_size {
             Disposition::DeadLetter {
                 kind: "size".into(),
                 node: "source".into(),
@@ -230,6 +248,7 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
     let mut results: Vec<Option<Result<(), PublishFailure>>> = vec![None; outbound.len()];
     let mut todo: Vec<usize> = (0..outbound.len()).collect();
     let mut attempt = 0u32;
+    let mut in_process_retries = 0u64;
     let retry_started = Instant::now();
     loop {
         // Only publish outputs of inputs that are still going to be published.
@@ -254,6 +273,7 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
         if retry_started.elapsed() + delay > IN_PROCESS_RETRY_BUDGET {
             break;
         }
+        in_process_retries += again.len() as u64;
         for &o in &again {
             ctx.metrics
                 .messages_retried
@@ -344,6 +364,10 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
     for ((i, result), letter) in letter_of.into_iter().zip(dlq_results).zip(&letters) {
         match result {
             Ok(()) => {
+                ctx.totals.record_error(format!(
+                    "seq {} dead-lettered at node {} ({}): {}",
+                    letter.source_seq, letter.node, letter.kind, letter.error
+                ));
                 tracing::debug!(pipeline, seq = letter.source_seq, kind = %letter.kind, error = %letter.error, "dead-lettered");
                 ctx.metrics
                     .messages_dead_lettered
@@ -388,6 +412,8 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
                 let delay = config
                     .retry
                     .backoff(input.delivered.saturating_sub(1).min(64) as u32);
+                ctx.totals
+                    .record_error(format!("transient failure at node {node}: {reason}"));
                 tracing::info!(pipeline, node = %node, %reason, attempt = input.delivered, ?delay, "transient failure; nak with delay");
                 ctx.metrics
                     .messages_retried
@@ -401,6 +427,13 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
             tracing::warn!(pipeline, error = %err, "ack failed; the message will be redelivered");
         }
     }
+    ctx.totals.record_batch(
+        outcome.inputs as u64,
+        out_by_node.values().sum(),
+        outcome.filtered as u64,
+        outcome.dead_lettered as u64,
+        outcome.retried as u64 + in_process_retries,
+    );
     for (node, count) in out_by_node {
         ctx.metrics
             .messages_out

@@ -52,6 +52,18 @@ pub struct PipelineConfig {
     pub max_in_flight: usize,
     /// Largest payload accepted; larger inputs are dead-lettered.
     pub max_message_size: usize,
+    /// A tenant's data-plane limit on payload size (fleet deployments), checked before
+    /// `max_message_size`; the dead letter names the tenant's quota.
+    pub tenant_quota: Option<TenantSizeQuota>,
+}
+
+/// A tenant's `max_message_bytes` quota as the runtime enforces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSizeQuota {
+    /// The tenant.
+    pub tenant: String,
+    /// Largest payload accepted, in bytes.
+    pub max_message_bytes: usize,
 }
 
 impl PipelineConfig {
@@ -89,6 +101,7 @@ impl PipelineConfig {
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT)
                 .max(1),
             max_message_size,
+            tenant_quota: None,
             name,
         })
     }

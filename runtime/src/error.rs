@@ -34,4 +34,10 @@ pub enum RuntimeError {
         /// What went wrong.
         reason: String,
     },
+    /// The fleet machinery (KV buckets, watches, heartbeats) failed.
+    #[error("fleet: {reason}")]
+    Fleet {
+        /// What went wrong.
+        reason: String,
+    },
 }

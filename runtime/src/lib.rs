@@ -6,13 +6,17 @@
 
 pub mod batch;
 pub mod config;
+pub mod counters;
 pub mod error;
+pub mod fleet;
 pub mod metrics;
 pub mod processor;
+pub mod ratelimit;
 pub mod worker;
 
-pub use config::{PipelineConfig, RetrySettings};
+pub use config::{PipelineConfig, RetrySettings, TenantSizeQuota};
 pub use error::RuntimeError;
+pub use fleet::{FleetConfig, FleetWorker};
 pub use metrics::Metrics;
 pub use processor::BatchProcessor;
-pub use worker::Worker;
+pub use worker::{StartOptions, Worker};

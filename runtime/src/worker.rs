@@ -1,7 +1,10 @@
 //! The worker: runs any number of pipelines, each with `parallelism` batch loops on its
 //! durable consumer, polls consumer info for lag, and stops gracefully — no new fetches,
-//! batches in flight finished and acked — within a bounded time.
+//! batches in flight finished and acked — within a bounded time. Every started pipeline has
+//! its own cancellation token (a child of the worker's) and its own task set, so one
+//! pipeline can be stopped (`stop_pipeline`) while the others keep running.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +15,8 @@ use weir_connectors::dead_letter::{DEFAULT_DLQ_STREAM, DEFAULT_DLQ_SUBJECTS};
 use weir_connectors::{DeadLetterPublisher, JetStreamSink, PullSource, ensure_dlq_stream};
 
 use crate::batch::{BatchContext, run_batch};
+use crate::counters::PipelineTotals;
+use crate::ratelimit::IngestLimiter;
 use crate::{BatchProcessor, Metrics, PipelineConfig, RuntimeError};
 
 /// How long a fetch waits for a first message before the loop checks for shutdown.
@@ -21,14 +26,33 @@ const LAG_POLL: Duration = Duration::from_secs(3);
 /// Longest backoff between failed fetches.
 const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Optional settings of `Worker::start_pipeline_with`.
+#[derive(Default, Clone)]
+pub struct StartOptions {
+    /// The name the worker knows the pipeline by (for `stop_pipeline`); the pipeline's name
+    /// when `None`. A fleet worker uses `<tenant>.<pipeline>`.
+    pub key: Option<String>,
+    /// Paces fetching (a tenant's ingest quota); shared between pipelines when cloned.
+    pub ingest_limiter: Option<Arc<IngestLimiter>>,
+    /// Totals to count into (e.g. those of the previous version, so counters carry over an
+    /// upgrade); fresh ones when `None`.
+    pub totals: Option<Arc<PipelineTotals>>,
+}
+
+/// One started pipeline: its token and its tasks.
+struct RunningPipeline {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+    totals: Arc<PipelineTotals>,
+}
+
 /// Runs pipelines on one NATS connection.
 pub struct Worker {
     client: async_nats::Client,
     js: jetstream::Context,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-    tasks: JoinSet<()>,
-    pipelines: Vec<String>,
+    running: BTreeMap<String, RunningPipeline>,
 }
 
 impl Worker {
@@ -40,14 +64,18 @@ impl Worker {
             js,
             metrics,
             stop: CancellationToken::new(),
-            tasks: JoinSet::new(),
-            pipelines: Vec::new(),
+            running: BTreeMap::new(),
         }
     }
 
     /// The JetStream context of the worker's connection.
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
+    }
+
+    /// The worker's NATS connection.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
     }
 
     /// The worker's metrics.
@@ -60,9 +88,19 @@ impl Worker {
         self.stop.clone()
     }
 
-    /// Names of the pipelines started so far.
-    pub fn pipelines(&self) -> &[String] {
-        &self.pipelines
+    /// Keys of the pipelines running now.
+    pub fn pipelines(&self) -> Vec<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// Whether a pipeline runs under `key`.
+    pub fn is_running(&self, key: &str) -> bool {
+        self.running.contains_key(key)
+    }
+
+    /// The totals of the pipeline running under `key`.
+    pub fn totals(&self, key: &str) -> Option<Arc<PipelineTotals>> {
+        self.running.get(key).map(|p| p.totals.clone())
     }
 
     /// Starts `config.parallelism` batch loops of a pipeline. Creates the DLQ stream when
@@ -72,7 +110,26 @@ impl Worker {
         config: PipelineConfig,
         processor: Arc<dyn BatchProcessor>,
     ) -> Result<(), RuntimeError> {
+        self.start_pipeline_with(config, processor, StartOptions::default())
+            .await
+    }
+
+    /// `start_pipeline` with a key, an ingest limiter and totals to count into. Fails when a
+    /// pipeline already runs under the same key.
+    pub async fn start_pipeline_with(
+        &mut self,
+        config: PipelineConfig,
+        processor: Arc<dyn BatchProcessor>,
+        options: StartOptions,
+    ) -> Result<(), RuntimeError> {
         let name = config.name.clone();
+        let key = options.key.clone().unwrap_or_else(|| name.clone());
+        if self.running.contains_key(&key) {
+            return Err(RuntimeError::Config {
+                pipeline: name,
+                reason: format!("a pipeline already runs under {key:?} in this worker"),
+            });
+        }
         let connector = |source| RuntimeError::Connector {
             pipeline: name.clone(),
             source,
@@ -99,6 +156,7 @@ impl Worker {
             );
         }
         let consumer = sources[0].consumer();
+        let totals = options.totals.clone().unwrap_or_default();
         let ctx = Arc::new(BatchContext {
             sink: JetStreamSink::new(self.js.clone(), config.max_in_flight),
             dlq: DeadLetterPublisher::new(
@@ -109,9 +167,11 @@ impl Worker {
             config: Arc::new(config),
             processor,
             metrics: self.metrics.clone(),
+            totals: totals.clone(),
         });
         tracing::info!(
             pipeline = %name,
+            key = %key,
             stream = %ctx.config.source.stream,
             consumer = %ctx.config.source.durable,
             parallelism = ctx.config.parallelism,
@@ -119,20 +179,64 @@ impl Worker {
             dlq = %ctx.config.dlq.subject,
             "pipeline started"
         );
+        let stop = self.stop.child_token();
+        let mut tasks = JoinSet::new();
         for (loop_id, source) in sources.into_iter().enumerate() {
-            let ctx = ctx.clone();
-            let js = self.js.clone();
-            let stop = self.stop.clone();
-            self.tasks.spawn(batch_loop(ctx, js, source, stop, loop_id));
+            tasks.spawn(batch_loop(
+                ctx.clone(),
+                self.js.clone(),
+                source,
+                stop.clone(),
+                options.ingest_limiter.clone(),
+                loop_id,
+            ));
         }
-        self.tasks.spawn(lag_loop(
-            name.clone(),
+        tasks.spawn(lag_loop(
+            name,
             consumer,
             self.metrics.clone(),
-            self.stop.clone(),
+            totals.clone(),
+            stop.clone(),
         ));
-        self.pipelines.push(name);
+        self.running.insert(
+            key,
+            RunningPipeline {
+                stop,
+                tasks,
+                totals,
+            },
+        );
         Ok(())
+    }
+
+    /// Stops the pipeline running under `key` gracefully: its loops stop fetching, finish
+    /// the batch in hand (outputs stored, inputs acked), hand back what they had buffered,
+    /// and return; after `grace` whatever is left is aborted (the server redelivers its
+    /// messages after `ack_wait`). Other pipelines keep running. Returns whether it ended on
+    /// its own in time (`false` also when nothing ran under `key`).
+    pub async fn stop_pipeline(&mut self, key: &str, grace: Duration) -> bool {
+        let Some(pipeline) = self.running.remove(key) else {
+            return false;
+        };
+        let drained = stop_running(key.to_string(), pipeline, grace).await;
+        flush(&self.client).await;
+        tracing::info!(pipeline = key, drained, "pipeline stopped");
+        drained
+    }
+
+    /// Stops every pipeline gracefully (see `stop_pipeline`), all at once, within `grace`.
+    /// Returns whether all ended on their own.
+    pub async fn stop_all(&mut self, grace: Duration) -> bool {
+        self.stop.cancel();
+        let running = std::mem::take(&mut self.running);
+        let results = futures::future::join_all(
+            running
+                .into_iter()
+                .map(|(key, pipeline)| stop_running(key, pipeline, grace)),
+        )
+        .await;
+        flush(&self.client).await;
+        results.into_iter().all(|drained| drained)
     }
 
     /// Runs the resources of a pipeline file: `Stream`s are created or updated (idempotent),
@@ -169,25 +273,49 @@ impl Worker {
     /// are redelivered by the server after `ack_wait`). Returns whether all loops ended on
     /// their own.
     pub async fn run_until_stopped(mut self, grace: Duration) -> bool {
+        let all_ended = futures::future::join_all(
+            self.running
+                .values_mut()
+                .map(|p| async move { while p.tasks.join_next().await.is_some() {} }),
+        );
         tokio::select! {
             _ = self.stop.cancelled() => {}
-            _ = async { while self.tasks.join_next().await.is_some() {} } => {}
+            _ = all_ended => {}
         }
-        self.stop.cancel();
-        let drained = tokio::time::timeout(grace, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await
-        .is_ok();
-        if !drained {
-            tracing::warn!(?grace, "batch loops did not finish in time; aborting them");
-            self.tasks.shutdown().await;
-        }
-        if let Err(err) = self.client.flush().await {
-            tracing::warn!(error = %err, "flushing acks at shutdown failed");
-        }
-        drained
+        self.stop_all(grace).await
     }
+}
+
+/// Longest wait for the acks of a stopped pipeline to be flushed (the server may be away).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Flushes the acks sent so far; gives up after `FLUSH_TIMEOUT` (unflushed acks are
+/// redelivered by the server after `ack_wait`, and outputs are deduplicated by id).
+async fn flush(client: &async_nats::Client) {
+    match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "flushing acks failed"),
+        Err(_) => tracing::warn!("flushing acks timed out: is the NATS server away?"),
+    }
+}
+
+/// Cancels one pipeline and waits up to `grace` for its tasks; aborts the rest.
+async fn stop_running(key: String, mut pipeline: RunningPipeline, grace: Duration) -> bool {
+    pipeline.stop.cancel();
+    let drained = tokio::time::timeout(grace, async {
+        while pipeline.tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    if !drained {
+        tracing::warn!(
+            pipeline = key,
+            ?grace,
+            "batch loops did not finish in time; aborting them"
+        );
+        pipeline.tasks.shutdown().await;
+    }
+    drained
 }
 
 async fn batch_loop(
@@ -195,15 +323,25 @@ async fn batch_loop(
     js: jetstream::Context,
     mut source: PullSource,
     stop: CancellationToken,
+    limiter: Option<Arc<IngestLimiter>>,
     loop_id: usize,
 ) {
     let pipeline = ctx.config.name.clone();
     let mut failures = 0u32;
     while !stop.is_cancelled() {
+        if let Some(limiter) = &limiter {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = limiter.ready() => {}
+            }
+        }
         match source.next_batch(IDLE_POLL).await {
             Ok(batch) if batch.is_empty() => {}
             Ok(batch) => {
                 failures = 0;
+                if let Some(limiter) = &limiter {
+                    limiter.take(batch.len());
+                }
                 let outcome = run_batch(&ctx, batch).await;
                 tracing::trace!(%pipeline, loop_id, ?outcome, "batch settled");
             }
@@ -212,6 +350,7 @@ async fn batch_loop(
                 let delay =
                     Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(MAX_FETCH_BACKOFF);
                 tracing::warn!(%pipeline, loop_id, error = %err, ?delay, "fetch failed; retrying");
+                ctx.totals.record_error(format!("fetch failed: {err}"));
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
@@ -224,19 +363,22 @@ async fn batch_loop(
             }
         }
     }
-    tracing::debug!(%pipeline, loop_id, "batch loop stopped");
+    let released = source.release_buffered().await;
+    tracing::debug!(%pipeline, loop_id, released, "batch loop stopped");
 }
 
 async fn lag_loop(
     pipeline: String,
     consumer: jetstream::consumer::PullConsumer,
     metrics: Arc<Metrics>,
+    totals: Arc<PipelineTotals>,
     stop: CancellationToken,
 ) {
     let labels = Metrics::pipeline(&pipeline);
     loop {
         match consumer.get_info().await {
             Ok(info) => {
+                totals.record_consumer(info.num_pending, info.num_ack_pending as u64);
                 metrics
                     .consumer_pending
                     .get_or_create(&labels)

@@ -64,6 +64,15 @@ impl Client {
         })
     }
 
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`) with `api_key`.
+    pub fn new(base: &str, api_key: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            api_key: api_key.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// Sends a request to `/api/v1{path}`; a non-2xx reply becomes an error with the problem.
     pub async fn send(
         &self,

@@ -1,4 +1,6 @@
 //! CLI-level tests: the real `weir` binary as a process.
 
+mod fleet;
+mod fleet_support;
 mod runtime_crash;
 mod validate;

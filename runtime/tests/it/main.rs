@@ -4,4 +4,5 @@
 mod dead_letters;
 mod missing_stream;
 mod server_restart;
+mod stop_one;
 mod support;
