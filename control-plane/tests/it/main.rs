@@ -5,6 +5,8 @@ mod api;
 mod audit_quotas;
 mod auth_flows;
 mod authz;
+mod dlq;
+mod fleet;
 mod isolation;
 mod openapi;
 mod store;
