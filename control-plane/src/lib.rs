@@ -15,6 +15,7 @@ pub mod error;
 pub mod keys;
 pub mod login_limit;
 pub mod nats;
+pub mod nats_views;
 pub mod openapi;
 pub mod pipelines;
 pub mod quotas;

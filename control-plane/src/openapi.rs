@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, pipelines, quotas, secrets, status, streams, tenants,
-    users,
+    audit, auth, deployments, dlq, keys, nats_views, pipelines, quotas, secrets, status, streams,
+    tenants, users,
 };
 
 struct BearerAuth;
@@ -53,6 +53,8 @@ impl Modify for BearerAuth {
         deployments::get, deployments::undeploy,
         status::pipeline_status, status::workers, status::stream,
         dlq::list, dlq::show, dlq::redrive, dlq::purge,
+        nats_views::list_streams, nats_views::get_stream, nats_views::consumers,
+        nats_views::message, nats_views::last_message, nats_views::purge, nats_views::publish,
         streams::list, streams::get, streams::put, streams::delete,
         secrets::list, secrets::get, secrets::put, secrets::delete,
         audit::list,

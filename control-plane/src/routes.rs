@@ -7,8 +7,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, openapi, pipelines, quotas, secrets, status, streams,
-    tenants, users,
+    audit, auth, deployments, dlq, keys, nats_views, openapi, pipelines, quotas, secrets, status,
+    streams, tenants, users,
 };
 
 /// A router that remembers what it registered.
@@ -163,6 +163,37 @@ pub fn api_routes() -> ApiRoutes {
             &p("/pipelines/{name}/dlq/redrive"),
             post(dlq::redrive),
         )
+        .add(
+            Method::GET,
+            &p("/nats/streams"),
+            get(nats_views::list_streams),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}"),
+            get(nats_views::get_stream),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}/consumers"),
+            get(nats_views::consumers),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}/messages"),
+            get(nats_views::last_message),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}/messages/{seq}"),
+            get(nats_views::message),
+        )
+        .add(
+            Method::POST,
+            &p("/nats/streams/{name}/purge"),
+            post(nats_views::purge),
+        )
+        .add(Method::POST, &p("/nats/publish"), post(nats_views::publish))
         .add(Method::GET, &p("/streams"), get(streams::list))
         .add(Method::GET, &p("/streams/{name}"), get(streams::get))
         .add(Method::PUT, &p("/streams/{name}"), put(streams::put))

@@ -552,6 +552,12 @@ async fn without_nats_fleet_endpoints_are_503() {
             Some(json!({"all": true})),
         ),
         (Method::DELETE, "/api/v1/pipelines/orders/dlq", None),
+        (Method::GET, "/api/v1/nats/streams", None),
+        (
+            Method::POST,
+            "/api/v1/nats/publish",
+            Some(json!({"subject": "orders.x"})),
+        ),
     ] {
         let r = match body {
             Some(b) => t.json(m, path, &key, b).await,

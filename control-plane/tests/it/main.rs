@@ -8,6 +8,7 @@ mod authz;
 mod dlq;
 mod fleet;
 mod isolation;
+mod nats_views;
 mod openapi;
 mod store;
 mod support;
