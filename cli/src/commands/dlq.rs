@@ -178,7 +178,7 @@ fn render_list(v: &Value) -> String {
         out.push_str(&format!(
             "  {:<12} {:>6}  last: {}\n",
             text(&g["kind"]),
-            g["count"],
+            g["count"].to_string(),
             text(&g["last_error"])
         ));
     }
@@ -191,7 +191,7 @@ fn render_list(v: &Value) -> String {
         for e in entries {
             out.push_str(&format!(
                 "{:>8}  {:<24} {:<12} {:<12} {:<24} {}\n",
-                e["seq"],
+                e["seq"].to_string(),
                 text(&e["time"]),
                 text(&e["kind"]),
                 text(&e["node"]),

@@ -108,10 +108,10 @@ fn render(s: &Value) -> String {
             out.push_str(&format!(
                 "{:<24} {:<6} {:<9} {:>7} {:>12} {:>10}  {}\n",
                 w["worker_id"].as_str().unwrap_or("?"),
-                w["alive"],
+                w["alive"].to_string(),
                 w["state"].as_str().unwrap_or("?"),
-                w["version"],
-                w["counters"]["messages_in"],
+                w["version"].to_string(),
+                w["counters"]["messages_in"].to_string(),
                 rate(&w["rates"]["messages_in"]),
                 w["last_seen"].as_str().unwrap_or("?")
             ));
