@@ -570,3 +570,23 @@ async fn without_nats_fleet_endpoints_are_503() {
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_tenant_deletes_its_deployment_records() {
+    let t = TestApp::sqlite_nats().await;
+    let (acme, key) = acme_with_orders(&t).await;
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/orders/deploy",
+        &key,
+        json!({}),
+    )
+    .await
+    .ok();
+    assert!(kv_deployment(&t, "acme.orders").await.is_some());
+    let r = t
+        .delete(&format!("/api/v1/tenants/{acme}"), ADMIN_KEY)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(kv_deployment(&t, "acme.orders").await.is_none());
+}
