@@ -83,8 +83,16 @@ async fn acme_with_orders(t: &TestApp) -> (String, String) {
 
 #[tokio::test]
 async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
-    let t = TestApp::sqlite_nats().await;
-    let (acme, key) = acme_with_orders(&t).await;
+    deploy_scenario(&TestApp::sqlite_nats().await).await;
+}
+
+#[tokio::test]
+async fn deployments_on_postgres() {
+    deploy_scenario(&TestApp::postgres_nats().await).await;
+}
+
+async fn deploy_scenario(t: &TestApp) {
+    let (acme, key) = acme_with_orders(t).await;
 
     let r = t
         .json(
@@ -101,7 +109,7 @@ async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
     assert_eq!(d["state"], "running");
     assert_eq!(d["key"], "acme.orders");
 
-    let rec = kv_deployment(&t, "acme.orders").await.expect("KV record");
+    let rec = kv_deployment(t, "acme.orders").await.expect("KV record");
     assert_eq!(rec.tenant, "acme");
     assert_eq!(rec.pipeline, "orders");
     assert_eq!(rec.version, 2);
@@ -123,7 +131,7 @@ async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
     .await
     .ok();
     assert_eq!(
-        kv_deployment(&t, "acme.orders").await.unwrap().state,
+        kv_deployment(t, "acme.orders").await.unwrap().state,
         DesiredState::Paused
     );
     t.call(
@@ -135,7 +143,7 @@ async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
     .await
     .ok();
     assert_eq!(
-        kv_deployment(&t, "acme.orders").await.unwrap().state,
+        kv_deployment(t, "acme.orders").await.unwrap().state,
         DesiredState::Running
     );
 
@@ -149,7 +157,7 @@ async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
         .await
         .ok();
     assert_eq!(r["version"], 1);
-    let rec = kv_deployment(&t, "acme.orders").await.unwrap();
+    let rec = kv_deployment(t, "acme.orders").await.unwrap();
     assert_eq!(rec.version, 1);
     assert_eq!(rec.spec["spec"]["nodes"][0]["filter"], "data.amount > 1");
     assert_eq!(rec.parallelism, 2);
@@ -209,7 +217,7 @@ async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
     assert_eq!(p["usage"], 2);
     assert_eq!(p["requested"], 4);
     assert_eq!(
-        kv_deployment(&t, "acme.orders").await.unwrap().parallelism,
+        kv_deployment(t, "acme.orders").await.unwrap().parallelism,
         2
     );
 
@@ -221,7 +229,7 @@ async fn deploy_pause_resume_rollback_undeploy_write_the_kv_record() {
     // Undeploy deletes the record.
     let r = t.delete("/api/v1/pipelines/orders/deployment", &key).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert!(kv_deployment(&t, "acme.orders").await.is_none());
+    assert!(kv_deployment(t, "acme.orders").await.is_none());
     t.get("/api/v1/pipelines/orders/deployment", &key)
         .await
         .problem(404, "not_found");

@@ -118,7 +118,19 @@ impl TestApp {
         t
     }
 
-    /// The NATS connection (panics unless made by `sqlite_nats`).
+    /// A control plane on a throwaway PostgreSQL connected to a fresh real nats-server.
+    pub async fn postgres_nats() -> TestApp {
+        let server = NatsServer::start().expect("start nats-server (set WEIR_NATS_SERVER)");
+        let nats = Nats::connect(&server.url()).await.expect("connect to NATS");
+        let pg = PostgresServer::start().expect("start PostgreSQL for the store tests");
+        let url = pg.create_database("weir").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Self::open_with(&url, dir, Some(pg), Some(nats), |_| {}).await;
+        t._nats_server = Some(server);
+        t
+    }
+
+    /// The NATS connection (panics unless made by `sqlite_nats` or `postgres_nats`).
     pub fn nats(&self) -> &Nats {
         self.nats.as_ref().expect("a TestApp with NATS")
     }
