@@ -102,12 +102,8 @@ async fn bucket(js: &jetstream::Context, name: &str, history: i64) -> Result<kv:
     }
 }
 
-/// Maps any NATS error to a 502 problem that says what was being done.
-pub fn nats_err(what: impl std::fmt::Display) -> impl FnOnce(String) -> ApiError {
-    move |reason| ApiError::Nats(format!("{what}: {reason}"))
-}
-
-/// Shorthand: `result.map_err(|e| failed("read the DLQ", e))`.
+/// A NATS failure as a 502 `nats_error` problem naming what was being done:
+/// `result.map_err(|e| failed("read the DLQ", e))`.
 pub fn failed(what: &str, err: impl std::fmt::Display) -> ApiError {
     ApiError::Nats(format!("{what}: {err}"))
 }
