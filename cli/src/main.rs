@@ -39,6 +39,20 @@ enum Command {
     Diff(commands::diff::Args),
     /// Delete a pipeline or stream.
     Delete(commands::delete::Args),
+    /// Deploy a pipeline version to the fleet.
+    Deploy(commands::deploy::DeployArgs),
+    /// Pause a deployed pipeline (its consumer keeps its position).
+    Pause(commands::deploy::NameArgs),
+    /// Resume a paused pipeline.
+    Resume(commands::deploy::NameArgs),
+    /// Run another version of a deployed pipeline.
+    Rollback(commands::deploy::RollbackArgs),
+    /// Stop a pipeline on every worker and remove its deployment.
+    Undeploy(commands::deploy::NameArgs),
+    /// Show a pipeline's health across the fleet.
+    Status(commands::status::Args),
+    /// Browse, redrive and purge a pipeline's dead letters.
+    Dlq(commands::dlq::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +70,13 @@ fn main() -> std::process::ExitCode {
         Command::Get(args) => commands::get::run(args),
         Command::Diff(args) => commands::diff::run(args),
         Command::Delete(args) => commands::delete::run(args),
+        Command::Deploy(args) => commands::deploy::deploy(args),
+        Command::Pause(args) => commands::deploy::pause(args),
+        Command::Resume(args) => commands::deploy::resume(args),
+        Command::Rollback(args) => commands::deploy::rollback(args),
+        Command::Undeploy(args) => commands::deploy::undeploy(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Dlq(args) => commands::dlq::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

@@ -81,7 +81,20 @@ pub fn action_name(method: &Method, route: &str) -> String {
     }
     let verb_in_path = matches!(
         words.last().map(String::as_str),
-        Some("rotate" | "login" | "logout" | "refresh" | "validate")
+        Some(
+            "rotate"
+                | "login"
+                | "logout"
+                | "refresh"
+                | "validate"
+                | "deploy"
+                | "pause"
+                | "resume"
+                | "rollback"
+                | "redrive"
+                | "purge"
+                | "publish"
+        )
     );
     if !verb_in_path {
         let verb = match *method {

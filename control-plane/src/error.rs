@@ -119,6 +119,14 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The server runs without NATS, so fleet and data-plane endpoints cannot work.
+    #[error(
+        "this control plane is not connected to NATS; start it with `weir serve --nats nats://HOST:4222` (or WEIR_NATS_URL) to deploy pipelines and see their status, DLQs and streams"
+    )]
+    NatsUnavailable,
+    /// NATS refused or failed a request (the detail names what failed).
+    #[error("NATS request failed: {0}")]
+    Nats(String),
     /// A bug or an outage of the store; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -151,6 +159,8 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NatsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Nats(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -171,6 +181,8 @@ impl ApiError {
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::NatsUnavailable => "nats_unavailable",
+            ApiError::Nats(_) => "nats_error",
             ApiError::Internal(_) => "internal",
         }
     }

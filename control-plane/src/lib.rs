@@ -1,6 +1,7 @@
 //! The Weir control plane: the REST API under `/api/v1` (axum), its store (sqlx over SQLite or
-//! PostgreSQL), authentication, RBAC, tenants, quotas, audit log, pipeline versions and secrets.
-//! It manages definitions and never runs pipelines itself.
+//! PostgreSQL), authentication, RBAC, tenants, quotas, audit log, pipeline versions, secrets,
+//! and — over NATS — deployments, fleet status and DLQs. It writes desired state for workers and
+//! never runs pipelines itself.
 //!
 //! Embed it with [`app`] over an [`AppState`], or run it with [`serve`].
 
@@ -8,9 +9,13 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod db;
+pub mod deployments;
+pub mod dlq;
 pub mod error;
 pub mod keys;
 pub mod login_limit;
+pub mod nats;
+pub mod nats_views;
 pub mod openapi;
 pub mod pipelines;
 pub mod quotas;
@@ -20,6 +25,7 @@ pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod streams;
 pub mod tenants;
 pub mod users;

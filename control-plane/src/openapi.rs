@@ -9,7 +9,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::state::AppState;
-use crate::{audit, auth, keys, pipelines, quotas, secrets, streams, tenants, users};
+use crate::{
+    audit, auth, deployments, dlq, keys, nats_views, pipelines, quotas, secrets, status, streams,
+    tenants, users,
+};
 
 struct BearerAuth;
 
@@ -32,7 +35,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Weir control plane", version = "1",
-         description = "Pipelines, streams, tenants, users, API keys, quotas, secrets and audit log of Weir. \
+         description = "Pipelines, deployments, fleet status, DLQs, streams, tenants, users, API keys, quotas, secrets and audit log of Weir. \
                         Errors are application/problem+json with a stable `code`."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -46,6 +49,12 @@ impl Modify for BearerAuth {
         keys::list, keys::create, keys::revoke, keys::rotate,
         pipelines::list, pipelines::create, pipelines::validate, pipelines::get, pipelines::put,
         pipelines::delete, pipelines::versions, pipelines::version, pipelines::diff,
+        deployments::deploy, deployments::pause, deployments::resume, deployments::rollback,
+        deployments::get, deployments::undeploy,
+        status::pipeline_status, status::workers, status::stream,
+        dlq::list, dlq::show, dlq::redrive, dlq::purge,
+        nats_views::list_streams, nats_views::get_stream, nats_views::consumers,
+        nats_views::message, nats_views::last_message, nats_views::purge, nats_views::publish,
         streams::list, streams::get, streams::put, streams::delete,
         secrets::list, secrets::get, secrets::put, secrets::delete,
         audit::list,

@@ -154,12 +154,14 @@ pub struct DiffQuery {
     pub to: Option<i64>,
 }
 
-struct Row_ {
-    id: String,
-    summary: PipelineSummary,
+/// A stored pipeline: its id and summary.
+pub(crate) struct Row_ {
+    pub(crate) id: String,
+    pub(crate) summary: PipelineSummary,
 }
 
-async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Row_> {
+/// The pipeline `name` of a tenant, or 404.
+pub(crate) async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Row_> {
     let row = sqlx::query(
         "SELECT id, name, current_version, parallelism, created_at, created_by, updated_at, updated_by \
          FROM pipelines WHERE tenant_id = $1 AND name = $2",
@@ -206,7 +208,8 @@ async fn labels_of(
         .collect()
 }
 
-async fn version_text(
+/// The (JSON, YAML) text of one version, or 404.
+pub(crate) async fn version_text(
     state: &AppState,
     pipeline_id: &str,
     version: i64,
@@ -612,6 +615,12 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     caller.require("pipelines", "delete")?;
     let p = find(&state, &caller.tenant_id, &name).await?;
+    if crate::deployments::load(&state, &p.id).await?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "pipeline `{name}` is deployed; undeploy it first with \
+             DELETE /api/v1/pipelines/{name}/deployment (weir undeploy {name})"
+        )));
+    }
     let (_, yaml) = version_text(&state, &p.id, p.summary.version, &name).await?;
     let mut tx = state.db().pool().begin().await?;
     for sql in [

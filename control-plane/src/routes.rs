@@ -6,7 +6,10 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::state::AppState;
-use crate::{audit, auth, keys, openapi, pipelines, quotas, secrets, streams, tenants, users};
+use crate::{
+    audit, auth, deployments, dlq, keys, nats_views, openapi, pipelines, quotas, secrets, status,
+    streams, tenants, users,
+};
 
 /// A router that remembers what it registered.
 pub struct ApiRoutes {
@@ -107,6 +110,90 @@ pub fn api_routes() -> ApiRoutes {
             &p("/pipelines/{name}/diff"),
             get(pipelines::diff),
         )
+        .add(
+            Method::POST,
+            &p("/pipelines/{name}/deploy"),
+            post(deployments::deploy),
+        )
+        .add(
+            Method::POST,
+            &p("/pipelines/{name}/pause"),
+            post(deployments::pause),
+        )
+        .add(
+            Method::POST,
+            &p("/pipelines/{name}/resume"),
+            post(deployments::resume),
+        )
+        .add(
+            Method::POST,
+            &p("/pipelines/{name}/rollback"),
+            post(deployments::rollback),
+        )
+        .add(
+            Method::GET,
+            &p("/pipelines/{name}/deployment"),
+            get(deployments::get),
+        )
+        .add(
+            Method::DELETE,
+            &p("/pipelines/{name}/deployment"),
+            delete(deployments::undeploy),
+        )
+        .add(
+            Method::GET,
+            &p("/pipelines/{name}/status"),
+            get(status::pipeline_status),
+        )
+        .add(Method::GET, &p("/workers"), get(status::workers))
+        .add(Method::GET, &p("/status/stream"), get(status::stream))
+        .add(Method::GET, &p("/pipelines/{name}/dlq"), get(dlq::list))
+        .add(
+            Method::DELETE,
+            &p("/pipelines/{name}/dlq"),
+            delete(dlq::purge),
+        )
+        .add(
+            Method::GET,
+            &p("/pipelines/{name}/dlq/{seq}"),
+            get(dlq::show),
+        )
+        .add(
+            Method::POST,
+            &p("/pipelines/{name}/dlq/redrive"),
+            post(dlq::redrive),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams"),
+            get(nats_views::list_streams),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}"),
+            get(nats_views::get_stream),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}/consumers"),
+            get(nats_views::consumers),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}/messages"),
+            get(nats_views::last_message),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/streams/{name}/messages/{seq}"),
+            get(nats_views::message),
+        )
+        .add(
+            Method::POST,
+            &p("/nats/streams/{name}/purge"),
+            post(nats_views::purge),
+        )
+        .add(Method::POST, &p("/nats/publish"), post(nats_views::publish))
         .add(Method::GET, &p("/streams"), get(streams::list))
         .add(Method::GET, &p("/streams/{name}"), get(streams::get))
         .add(Method::PUT, &p("/streams/{name}"), put(streams::put))

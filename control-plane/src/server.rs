@@ -1,5 +1,6 @@
 //! `weir serve`: open the store (SQLite under the data directory unless a URL is given), load or
-//! create the secret key, bootstrap the first admin, and serve the API until shutdown.
+//! create the secret key, bootstrap the first admin, connect to NATS when a URL is given, and
+//! serve the API until shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ pub struct ServeConfig {
     pub bootstrap_api_key: Option<String>,
     /// Largest request body.
     pub body_limit: usize,
+    /// NATS URL (`--nats`, `WEIR_NATS_URL`); without it the fleet, DLQ and NATS endpoints
+    /// answer 503 `nats_unavailable`.
+    pub nats_url: Option<String>,
 }
 
 impl ServeConfig {
@@ -47,6 +51,7 @@ impl ServeConfig {
             secret_key: SecretKeySource::DataDir,
             bootstrap_api_key: None,
             body_limit: 1024 * 1024,
+            nats_url: None,
         }
     }
 }
@@ -74,6 +79,9 @@ pub enum ServeError {
     /// The secret key is missing or malformed.
     #[error(transparent)]
     SecretKey(#[from] SecretKeyError),
+    /// NATS cannot be reached or its buckets cannot be opened.
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     /// The address cannot be bound or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -104,7 +112,20 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
     let generated = tenants::bootstrap(&db, config.bootstrap_api_key.as_deref()).await?;
     let mut settings = Settings::new(key);
     settings.body_limit = config.body_limit;
-    Ok((AppState::new(db, settings), generated))
+    let nats = match &config.nats_url {
+        Some(url) => {
+            let nats = crate::nats::Nats::connect(url).await?;
+            tracing::info!(url = %url, "connected to NATS");
+            Some(nats)
+        }
+        None => {
+            tracing::warn!(
+                "no NATS URL (--nats / WEIR_NATS_URL): deployments, status, DLQ and NATS views are unavailable"
+            );
+            None
+        }
+    };
+    Ok((AppState::with_nats(db, settings, nats), generated))
 }
 
 /// Serves the API until `shutdown` completes.

@@ -1,12 +1,15 @@
-//! The shared state of every handler: the store, the settings, the login limiter and the
-//! secret cipher.
+//! The shared state of every handler: the store, the settings, the login limiter, the
+//! secret cipher and, when configured, the NATS connection of the fleet.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
 use crate::login_limit::LoginLimiter;
+use crate::nats::Nats;
 use crate::secrets::SecretCipher;
+use crate::status::RateTracker;
 
 /// Tunables of the API.
 #[derive(Clone, Debug)]
@@ -45,6 +48,8 @@ struct Inner {
     settings: Settings,
     login_limiter: LoginLimiter,
     cipher: SecretCipher,
+    nats: Option<Nats>,
+    rates: RateTracker,
 }
 
 /// Cheap to clone; shared by every request.
@@ -54,12 +59,30 @@ pub struct AppState(Arc<Inner>);
 impl AppState {
     /// State over an opened store.
     pub fn new(db: Db, settings: Settings) -> Self {
+        Self::with_nats(db, settings, None)
+    }
+
+    /// State over an opened store and, when given, a NATS connection (deployments, status,
+    /// DLQs and the NATS views need one; without it they answer 503 `nats_unavailable`).
+    pub fn with_nats(db: Db, settings: Settings, nats: Option<Nats>) -> Self {
         Self(Arc::new(Inner {
             login_limiter: LoginLimiter::new(settings.login_max_failures, settings.login_window),
             cipher: SecretCipher::new(&settings.secret_key),
             db,
             settings,
+            nats,
+            rates: RateTracker::default(),
         }))
+    }
+
+    /// The NATS connection, or 503 `nats_unavailable` when the server runs without one.
+    pub fn nats(&self) -> ApiResult<&Nats> {
+        self.0.nats.as_ref().ok_or(ApiError::NatsUnavailable)
+    }
+
+    /// The per-worker counter samples that rates are computed from.
+    pub fn rates(&self) -> &RateTracker {
+        &self.0.rates
     }
 
     /// The store.

@@ -332,9 +332,20 @@ pub async fn delete(
             "the system tenant cannot be deleted".into(),
         ));
     }
+    // Its deployments stop first: workers watch the KV records, not the store.
+    let deployed = crate::deployments::of_tenant(&state, &id).await?;
+    if !deployed.is_empty() {
+        let nats = state.nats()?;
+        for d in &deployed {
+            nats.deployments().delete(&d.key).await.map_err(|e| {
+                crate::nats::failed(&format!("delete the deployment record `{}`", d.key), e)
+            })?;
+        }
+    }
     // Foreign keys cascade on both stores; the explicit order keeps SQLite without them safe too.
     let mut tx = state.db().pool().begin().await?;
     for sql in [
+        "DELETE FROM deployments WHERE tenant_id = $1",
         "DELETE FROM pipeline_labels WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
         "DELETE FROM pipeline_versions WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
         "DELETE FROM pipelines WHERE tenant_id = $1",

@@ -25,6 +25,9 @@ pub struct Args {
     /// Largest request body, bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+    /// NATS server URL (deployments, pipeline status, DLQs and NATS views need it).
+    #[arg(long = "nats", env = "WEIR_NATS_URL")]
+    pub nats_url: Option<String>,
 }
 
 /// Runs the command; returns the exit code.
@@ -47,6 +50,7 @@ pub fn run(args: Args) -> Result<u8> {
         secret_key,
         bootstrap_api_key: std::env::var("WEIR_BOOTSTRAP_API_KEY").ok(),
         body_limit: args.body_limit,
+        nats_url: args.nats_url,
     };
     super::client::block_on(weir_control_plane::serve(config))??;
     Ok(0)

@@ -6,7 +6,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::Value;
 use tower::ServiceExt;
+use weir_control_plane::nats::Nats;
 use weir_control_plane::{AppState, Db, Settings, app, tenants};
+use weir_testkit::nats::NatsServer;
 use weir_testkit::postgres::PostgresServer;
 
 pub const ADMIN_KEY: &str = "weir_test-bootstrap-admin-key-0123456789abcdef";
@@ -46,8 +48,11 @@ pub fn stream_yaml(name: &str, subject: &str) -> String {
 pub struct TestApp {
     pub app: Router,
     pub state: AppState,
+    /// The NATS connection of the control plane (`sqlite_nats`).
+    pub nats: Option<Nats>,
     _dir: tempfile::TempDir,
     _pg: Option<PostgresServer>,
+    _nats_server: Option<NatsServer>,
 }
 
 /// A response, read whole.
@@ -102,6 +107,34 @@ impl TestApp {
         Self::open(&url, dir, None, tune).await
     }
 
+    /// A control plane on SQLite connected to a fresh real nats-server.
+    pub async fn sqlite_nats() -> TestApp {
+        let server = NatsServer::start().expect("start nats-server (set WEIR_NATS_SERVER)");
+        let nats = Nats::connect(&server.url()).await.expect("connect to NATS");
+        let dir = tempfile::tempdir().unwrap();
+        let url = Db::sqlite_url(&dir.path().join("weir.db"));
+        let mut t = Self::open_with(&url, dir, None, Some(nats), |_| {}).await;
+        t._nats_server = Some(server);
+        t
+    }
+
+    /// A control plane on a throwaway PostgreSQL connected to a fresh real nats-server.
+    pub async fn postgres_nats() -> TestApp {
+        let server = NatsServer::start().expect("start nats-server (set WEIR_NATS_SERVER)");
+        let nats = Nats::connect(&server.url()).await.expect("connect to NATS");
+        let pg = PostgresServer::start().expect("start PostgreSQL for the store tests");
+        let url = pg.create_database("weir").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Self::open_with(&url, dir, Some(pg), Some(nats), |_| {}).await;
+        t._nats_server = Some(server);
+        t
+    }
+
+    /// The NATS connection (panics unless made by `sqlite_nats` or `postgres_nats`).
+    pub fn nats(&self) -> &Nats {
+        self.nats.as_ref().expect("a TestApp with NATS")
+    }
+
     pub async fn postgres() -> TestApp {
         let pg = PostgresServer::start().expect("start PostgreSQL for the store tests");
         let url = pg.create_database("weir").unwrap();
@@ -114,18 +147,41 @@ impl TestApp {
         pg: Option<PostgresServer>,
         tune: impl FnOnce(&mut Settings),
     ) -> TestApp {
+        Self::open_with(url, dir, pg, None, tune).await
+    }
+
+    async fn open_with(
+        url: &str,
+        dir: tempfile::TempDir,
+        pg: Option<PostgresServer>,
+        nats: Option<Nats>,
+        tune: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let db = Db::connect(url).await.expect("open store");
         tenants::bootstrap(&db, Some(ADMIN_KEY)).await.unwrap();
         let mut settings = Settings::new([42u8; 32]);
         settings.body_limit = 64 * 1024;
         tune(&mut settings);
-        let state = AppState::new(db, settings);
+        let state = AppState::with_nats(db, settings, nats.clone());
         TestApp {
             app: app(state.clone()),
             state,
+            nats,
             _dir: dir,
             _pg: pg,
+            _nats_server: None,
         }
+    }
+
+    /// Sends a request and returns only its status (for streaming responses).
+    pub async fn status_of(&self, method: Method, path: &str, token: &str) -> StatusCode {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        self.app.clone().oneshot(req).await.unwrap().status()
     }
 
     pub async fn send(&self, req: Request<Body>) -> Reply {

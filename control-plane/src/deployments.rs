@@ -1,0 +1,415 @@
+//! Deployments: deploy a pipeline version with a parallelism, pause, resume, roll back and
+//! undeploy it. Each change is written to the store's `deployments` table and, as the fleet's
+//! [`Deployment`] record, to the `weir_deployments` KV bucket that workers watch.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+use weir_connectors::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key};
+
+use crate::audit::AuditNote;
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::db::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::nats::failed;
+use crate::pipelines::{Row_, find, version_text};
+use crate::quotas;
+use crate::resource_file::unified_diff;
+use crate::state::AppState;
+
+/// Most batch loops a deployment may ask each worker for.
+pub const MAX_PARALLELISM: i64 = 1024;
+
+/// A pipeline's deployment.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct DeploymentInfo {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Deployed version.
+    pub version: i64,
+    /// Batch loops each worker runs.
+    pub parallelism: i64,
+    /// `running` or `paused`.
+    pub state: String,
+    /// Who made the last change.
+    pub updated_by: String,
+    /// When (RFC 3339).
+    pub updated_at: String,
+    /// The KV key of the record in `weir_deployments`.
+    pub key: String,
+}
+
+/// Body of `POST /pipelines/{name}/deploy`.
+#[derive(Deserialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Version to deploy (default: the current version).
+    pub version: Option<i64>,
+    /// Batch loops per worker (default: the version's `spec.execution.parallelism`).
+    pub parallelism: Option<i64>,
+}
+
+/// Body of `POST /pipelines/{name}/rollback`.
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version to run instead.
+    pub version: i64,
+}
+
+fn state_name(s: DesiredState) -> &'static str {
+    match s {
+        DesiredState::Running => "running",
+        DesiredState::Paused => "paused",
+    }
+}
+
+/// The deployment of a pipeline (by id), when it has one.
+pub(crate) async fn load(state: &AppState, pipeline_id: &str) -> ApiResult<Option<DeploymentInfo>> {
+    let row = sqlx::query(
+        "SELECT d.pipeline, d.version, d.parallelism, d.state, d.updated_by, d.updated_at, t.name \
+         FROM deployments d JOIN tenants t ON t.id = d.tenant_id WHERE d.pipeline_id = $1",
+    )
+    .bind(pipeline_id)
+    .fetch_optional(state.db().pool())
+    .await?;
+    row.map(|r| {
+        let pipeline: String = r.try_get(0)?;
+        let tenant: String = r.try_get(6)?;
+        Ok(DeploymentInfo {
+            key: deployment_key(&tenant, &pipeline),
+            pipeline,
+            version: r.try_get(1)?,
+            parallelism: r.try_get(2)?,
+            state: r.try_get(3)?,
+            updated_by: r.try_get(4)?,
+            updated_at: rfc3339(r.try_get(5)?),
+        })
+    })
+    .transpose()
+}
+
+/// Every deployment of a tenant: (pipeline, state).
+pub(crate) async fn of_tenant(state: &AppState, tenant_id: &str) -> ApiResult<Vec<DeploymentInfo>> {
+    let rows =
+        sqlx::query("SELECT pipeline_id FROM deployments WHERE tenant_id = $1 ORDER BY pipeline")
+            .bind(tenant_id)
+            .fetch_all(state.db().pool())
+            .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = r.try_get(0)?;
+        if let Some(d) = load(state, &id).await? {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+fn describe(d: Option<&DeploymentInfo>) -> String {
+    match d {
+        None => String::new(),
+        Some(d) => format!(
+            "version: {}\nparallelism: {}\nstate: {}\n",
+            d.version, d.parallelism, d.state
+        ),
+    }
+}
+
+fn not_deployed(name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "pipeline `{name}` is not deployed; deploy it with POST /api/v1/pipelines/{name}/deploy \
+         (weir deploy {name})"
+    ))
+}
+
+/// The parallelism a version asks for: its `spec.execution.parallelism`, 1 when absent.
+fn spec_parallelism(spec: &serde_json::Value) -> i64 {
+    spec.pointer("/spec/execution/parallelism")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(1)
+}
+
+/// Writes the deployment of `p` to the store and to KV; answers with the new deployment.
+async fn write(
+    state: &AppState,
+    caller: &Caller,
+    p: &Row_,
+    version: i64,
+    parallelism: Option<i64>,
+    desired: DesiredState,
+    before: Option<DeploymentInfo>,
+) -> ApiResult<Response> {
+    let nats = state.nats()?;
+    let name = &p.summary.name;
+    let (json, _) = version_text(state, &p.id, version, name).await?;
+    let spec: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let parallelism = parallelism.unwrap_or_else(|| spec_parallelism(&spec));
+    if !(1..=MAX_PARALLELISM).contains(&parallelism) {
+        return Err(ApiError::Unprocessable(format!(
+            "parallelism must be between 1 and {MAX_PARALLELISM}, not {parallelism}"
+        )));
+    }
+    let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;
+    let others: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM deployments \
+         WHERE tenant_id = $1 AND pipeline_id <> $2",
+    )
+    .bind(&caller.tenant_id)
+    .bind(&p.id)
+    .fetch_one(state.db().pool())
+    .await?
+    .try_get(0)?;
+    let current = before.as_ref().map_or(0, |b| b.parallelism);
+    quotas::enforce(
+        "max_parallelism",
+        limits.max_parallelism,
+        others + current,
+        others + parallelism,
+    )?;
+
+    let now = now_ms();
+    let record = Deployment {
+        tenant: caller.tenant_name.clone(),
+        pipeline: name.clone(),
+        version,
+        parallelism: parallelism as u32,
+        state: desired,
+        spec,
+        quota: DataPlaneQuota {
+            max_message_bytes: limits.max_message_bytes.map(|v| v as u64),
+            max_ingest_rate: limits.max_ingest_rate.map(|v| v as u64),
+        },
+        updated_at_ms: now as u64,
+        updated_by: caller.email.clone(),
+    };
+    let key = deployment_key(&caller.tenant_name, name);
+    let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    // The row and the KV record change together: the transaction commits only once KV took
+    // the record.
+    let mut tx = state.db().pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO deployments (pipeline_id, tenant_id, pipeline, version, parallelism, state, \
+         updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (pipeline_id) DO UPDATE SET version = excluded.version, \
+         parallelism = excluded.parallelism, state = excluded.state, \
+         updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+    )
+    .bind(&p.id)
+    .bind(&caller.tenant_id)
+    .bind(name)
+    .bind(version)
+    .bind(parallelism)
+    .bind(state_name(desired))
+    .bind(&caller.email)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    nats.deployments()
+        .put(&key, bytes.into())
+        .await
+        .map_err(|e| failed(&format!("write the deployment record `{key}`"), e))?;
+    tx.commit().await?;
+
+    let after = DeploymentInfo {
+        pipeline: name.clone(),
+        version,
+        parallelism,
+        state: state_name(desired).into(),
+        updated_by: caller.email.clone(),
+        updated_at: rfc3339(now),
+        key,
+    };
+    let diff = unified_diff(
+        &describe(before.as_ref()),
+        &describe(Some(&after)),
+        &format!("deployment of {name} (before)"),
+        &format!("deployment of {name} (after)"),
+    );
+    let status = if before.is_none() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(AuditNote::diff(diff).attach((status, Json(after))))
+}
+
+/// Deploy a pipeline: run a version (default: the current one) with a parallelism (default:
+/// the version's). Replaces an existing deployment (an upgrade) and sets it running.
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/deploy", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    request_body = DeployRequest,
+    responses((status = 201, body = DeploymentInfo), (status = 200, body = DeploymentInfo),
+              (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<DeployRequest>,
+) -> ApiResult<Response> {
+    caller.require("deployments", "update")?;
+    state.nats()?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let before = load(&state, &p.id).await?;
+    let version = body.version.unwrap_or(p.summary.version);
+    write(
+        &state,
+        &caller,
+        &p,
+        version,
+        body.parallelism,
+        DesiredState::Running,
+        before,
+    )
+    .await
+}
+
+async fn set_state(
+    state: AppState,
+    caller: Caller,
+    name: String,
+    desired: DesiredState,
+) -> ApiResult<Response> {
+    caller.require("deployments", "update")?;
+    state.nats()?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let before = load(&state, &p.id)
+        .await?
+        .ok_or_else(|| not_deployed(&name))?;
+    let (version, parallelism) = (before.version, before.parallelism);
+    write(
+        &state,
+        &caller,
+        &p,
+        version,
+        Some(parallelism),
+        desired,
+        Some(before),
+    )
+    .await
+}
+
+/// Pause a deployed pipeline: workers stop consuming; its consumer keeps its position.
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/pause", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = DeploymentInfo), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    set_state(state, caller, name, DesiredState::Paused).await
+}
+
+/// Resume a paused pipeline.
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/resume", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = DeploymentInfo), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    set_state(state, caller, name, DesiredState::Running).await
+}
+
+/// Run another (usually earlier) version of a deployed pipeline; parallelism and
+/// running/paused state stay as they are.
+#[utoipa::path(post, path = "/api/v1/pipelines/{name}/rollback", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    request_body = RollbackRequest,
+    responses((status = 200, body = DeploymentInfo), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<RollbackRequest>,
+) -> ApiResult<Response> {
+    caller.require("deployments", "update")?;
+    state.nats()?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let before = load(&state, &p.id)
+        .await?
+        .ok_or_else(|| not_deployed(&name))?;
+    let desired = if before.state == "paused" {
+        DesiredState::Paused
+    } else {
+        DesiredState::Running
+    };
+    let parallelism = before.parallelism;
+    write(
+        &state,
+        &caller,
+        &p,
+        body.version,
+        Some(parallelism),
+        desired,
+        Some(before),
+    )
+    .await
+}
+
+/// Undeploy a pipeline: workers stop it and the deployment record is deleted.
+#[utoipa::path(delete, path = "/api/v1/pipelines/{name}/deployment", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 503, body = crate::error::Problem)))]
+pub async fn undeploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    caller.require("deployments", "delete")?;
+    let nats = state.nats()?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let before = load(&state, &p.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))?;
+    let mut tx = state.db().pool().begin().await?;
+    sqlx::query("DELETE FROM deployments WHERE pipeline_id = $1")
+        .bind(&p.id)
+        .execute(&mut *tx)
+        .await?;
+    nats.deployments()
+        .delete(&before.key)
+        .await
+        .map_err(|e| failed(&format!("delete the deployment record `{}`", before.key), e))?;
+    tx.commit().await?;
+    let diff = unified_diff(
+        &describe(Some(&before)),
+        "",
+        &format!("deployment of {name} (before)"),
+        "/dev/null",
+    );
+    Ok(AuditNote::diff(diff).attach(StatusCode::NO_CONTENT))
+}
+
+/// The deployment of a pipeline (404 when it is not deployed).
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/deployment", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = DeploymentInfo), (status = 404, body = crate::error::Problem),
+              (status = 503, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DeploymentInfo>> {
+    caller.require("deployments", "read")?;
+    state.nats()?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    load(&state, &p.id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))
+}

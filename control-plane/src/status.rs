@@ -1,0 +1,573 @@
+//! Pipeline status from worker heartbeats: `GET /pipelines/{name}/status` aggregates what every
+//! worker reports for a pipeline (running and dead workers, counters, rates, lag, last error,
+//! health), `GET /workers` lists the fleet as a tenant may see it, and `GET /status/stream`
+//! pushes a tenant's pipeline statuses as server-sent events whenever heartbeats change.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use weir_connectors::fleet::{
+    HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, PipelineCounters, PipelineReport, WorkerHeartbeat,
+};
+
+use crate::auth::Caller;
+use crate::db::rfc3339;
+use crate::deployments::{self, DeploymentInfo};
+use crate::error::ApiResult;
+use crate::nats::{Nats, failed};
+use crate::pipelines::find;
+use crate::state::AppState;
+
+/// A last error younger than this makes a running pipeline `degraded`.
+pub const RECENT_ERROR_MS: u64 = 60_000;
+/// A worker that died less than this long ago makes its pipelines `degraded`; older dead
+/// workers are listed but no longer weigh on health.
+pub const RECENT_DEATH_MS: u64 = 5 * 60_000;
+
+/// Counters of a pipeline.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    /// Messages fetched from the source.
+    pub messages_in: u64,
+    /// Outputs published.
+    pub messages_out: u64,
+    /// Inputs filtered or dropped.
+    pub filtered: u64,
+    /// Inputs sent to the DLQ.
+    pub dead_lettered: u64,
+    /// Retries of transient failures.
+    pub retried: u64,
+}
+
+impl From<&PipelineCounters> for Counters {
+    fn from(c: &PipelineCounters) -> Self {
+        Counters {
+            messages_in: c.messages_in,
+            messages_out: c.messages_out,
+            filtered: c.filtered,
+            dead_lettered: c.dead_lettered,
+            retried: c.retried,
+        }
+    }
+}
+
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.messages_in += o.messages_in;
+        self.messages_out += o.messages_out;
+        self.filtered += o.filtered;
+        self.dead_lettered += o.dead_lettered;
+        self.retried += o.retried;
+    }
+}
+
+/// Rates per second between a worker's last two heartbeats.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
+pub struct Rates {
+    /// Messages in per second.
+    pub messages_in: f64,
+    /// Outputs per second.
+    pub messages_out: f64,
+    /// Dead letters per second.
+    pub dead_lettered: f64,
+}
+
+impl Rates {
+    fn add(&mut self, o: &Rates) {
+        self.messages_in += o.messages_in;
+        self.messages_out += o.messages_out;
+        self.dead_lettered += o.dead_lettered;
+    }
+}
+
+/// The last error a worker reported.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct LastError {
+    /// What went wrong.
+    pub message: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Which worker reported it.
+    pub worker_id: String,
+    #[serde(skip)]
+    at_ms: u64,
+}
+
+/// One worker's view of one pipeline.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct WorkerPipeline {
+    /// Worker id.
+    pub worker_id: String,
+    /// Its host.
+    pub host: String,
+    /// False when its last heartbeat is older than the heartbeat timeout.
+    pub alive: bool,
+    /// Time of its last heartbeat (RFC 3339).
+    pub last_seen: String,
+    /// Version it runs.
+    pub version: i64,
+    /// `running`, `paused`, `starting` or `failed`, as the worker reports it.
+    pub state: String,
+    /// Counters since the worker started the pipeline.
+    pub counters: Counters,
+    /// Rates between its last two heartbeats seen by this server (absent until two were seen).
+    pub rates: Option<Rates>,
+    /// Consumer pending as the worker last polled it.
+    pub lag: u64,
+    /// Consumer ack-pending as the worker last polled it.
+    pub ack_pending: u64,
+    /// Its last error.
+    pub last_error: Option<LastError>,
+}
+
+/// The status of a pipeline across the fleet.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct PipelineStatus {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `healthy`, `degraded`, `down`, `paused` or `not_deployed`.
+    pub health: String,
+    /// Why the health is not `healthy` (empty when it is).
+    pub reasons: Vec<String>,
+    /// The deployment, when deployed.
+    pub deployment: Option<DeploymentInfo>,
+    /// Live workers that report the pipeline `running`.
+    pub running_workers: usize,
+    /// Workers that reported the pipeline but stopped sending heartbeats.
+    pub dead_workers: usize,
+    /// Counters summed over live workers.
+    pub totals: Counters,
+    /// Rates summed over live workers with a known rate.
+    pub rates: Option<Rates>,
+    /// Consumer lag from the freshest live report (one consumer is shared by all workers).
+    pub lag: Option<u64>,
+    /// Consumer ack-pending from the freshest live report.
+    pub ack_pending: Option<u64>,
+    /// The most recent error any worker reported.
+    pub last_error: Option<LastError>,
+    /// Each worker's report, live ones first.
+    pub workers: Vec<WorkerPipeline>,
+}
+
+/// A worker as a tenant sees it: only the tenant's pipelines (platform admins see all).
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct WorkerInfo {
+    /// Worker id.
+    pub worker_id: String,
+    /// Host.
+    pub host: String,
+    /// False when its last heartbeat is older than the heartbeat timeout.
+    pub alive: bool,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Its last heartbeat (RFC 3339).
+    pub last_seen: String,
+    /// The pipelines it runs that the caller may see.
+    pub pipelines: Vec<WorkerPipelineBrief>,
+}
+
+/// One pipeline a worker runs.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct WorkerPipelineBrief {
+    /// Tenant.
+    pub tenant: String,
+    /// Pipeline.
+    pub pipeline: String,
+    /// Version.
+    pub version: i64,
+    /// State the worker reports.
+    pub state: String,
+    /// Counters.
+    pub counters: Counters,
+    /// Consumer lag.
+    pub lag: u64,
+}
+
+type RateKey = (String, String, String);
+
+#[derive(Clone)]
+struct Sample {
+    at_ms: u64,
+    counters: PipelineCounters,
+}
+
+/// The last two heartbeat samples per (worker, tenant, pipeline) this server has seen: rates
+/// are their difference over their time apart.
+#[derive(Default)]
+pub struct RateTracker {
+    samples: Mutex<HashMap<RateKey, (Option<Sample>, Sample)>>,
+}
+
+impl RateTracker {
+    /// Records a report and returns the worker's rates, when two samples are known.
+    fn observe(&self, worker: &str, sent_at_ms: u64, report: &PipelineReport) -> Option<Rates> {
+        let key = (
+            worker.to_string(),
+            report.tenant.clone(),
+            report.pipeline.clone(),
+        );
+        let sample = Sample {
+            at_ms: sent_at_ms,
+            counters: report.counters.clone(),
+        };
+        let mut map = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(key).or_insert_with(|| (None, sample.clone()));
+        if sample.at_ms > entry.1.at_ms {
+            let last = std::mem::replace(&mut entry.1, sample);
+            entry.0 = Some(last);
+        }
+        let (prev, last) = (entry.0.as_ref()?, &entry.1);
+        let dt = (last.at_ms - prev.at_ms) as f64 / 1000.0;
+        let (a, b) = (&prev.counters, &last.counters);
+        if dt <= 0.0 || b.messages_in < a.messages_in {
+            // A counter went back: the worker restarted the pipeline.
+            return None;
+        }
+        let per_sec = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
+        Some(Rates {
+            messages_in: per_sec(a.messages_in, b.messages_in),
+            messages_out: per_sec(a.messages_out, b.messages_out),
+            dead_lettered: per_sec(a.dead_lettered, b.dead_lettered),
+        })
+    }
+}
+
+/// Every worker heartbeat in the bucket (unreadable ones are logged and skipped).
+pub async fn heartbeats(nats: &Nats) -> ApiResult<Vec<WorkerHeartbeat>> {
+    let mut keys = nats
+        .workers()
+        .keys()
+        .await
+        .map_err(|e| failed("list worker heartbeats", e))?;
+    let mut names = Vec::new();
+    while let Some(key) = keys.next().await {
+        names.push(key.map_err(|e| failed("list worker heartbeats", e))?);
+    }
+    let mut out = Vec::new();
+    for key in names {
+        let Some(bytes) = nats
+            .workers()
+            .get(&key)
+            .await
+            .map_err(|e| failed(&format!("read heartbeat `{key}`"), e))?
+        else {
+            continue;
+        };
+        match serde_json::from_slice::<WorkerHeartbeat>(&bytes) {
+            Ok(hb) => out.push(hb),
+            Err(err) => tracing::warn!(key = %key, error = %err, "unreadable worker heartbeat"),
+        }
+    }
+    out.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+    Ok(out)
+}
+
+fn alive(hb: &WorkerHeartbeat, now_ms: u64) -> bool {
+    now_ms.saturating_sub(hb.sent_at_ms) <= HEARTBEAT_TIMEOUT_MS
+}
+
+/// Aggregates the reports of `pipeline` of `tenant` in `heartbeats`.
+pub fn aggregate(
+    rates: &RateTracker,
+    tenant: &str,
+    pipeline: &str,
+    deployment: Option<DeploymentInfo>,
+    heartbeats: &[WorkerHeartbeat],
+    now_ms: u64,
+) -> PipelineStatus {
+    let mut workers = Vec::new();
+    let mut totals = Counters::default();
+    let mut rate_sum: Option<Rates> = None;
+    let mut freshest: Option<(u64, u64, u64)> = None;
+    let mut last_error: Option<LastError> = None;
+    let (mut running, mut dead, mut recent_dead) = (0, 0, 0);
+    let mut not_running = Vec::new();
+    let mut other_version = Vec::new();
+    for hb in heartbeats {
+        for r in hb
+            .pipelines
+            .iter()
+            .filter(|r| r.tenant == tenant && r.pipeline == pipeline)
+        {
+            let is_alive = alive(hb, now_ms);
+            let worker_rates = rates.observe(&hb.worker_id, hb.sent_at_ms, r);
+            let counters = Counters::from(&r.counters);
+            let error = r.last_error.as_ref().map(|(message, at)| LastError {
+                message: message.clone(),
+                at: rfc3339(*at as i64),
+                worker_id: hb.worker_id.clone(),
+                at_ms: *at,
+            });
+            if let Some(e) = &error
+                && last_error.as_ref().is_none_or(|l| l.at_ms < e.at_ms)
+            {
+                last_error = Some(e.clone());
+            }
+            if is_alive {
+                totals.add(&counters);
+                if let Some(wr) = &worker_rates {
+                    rate_sum.get_or_insert_with(Rates::default).add(wr);
+                }
+                if freshest.is_none_or(|(at, _, _)| at < hb.sent_at_ms) {
+                    freshest = Some((hb.sent_at_ms, r.lag, r.ack_pending));
+                }
+                if r.state == "running" {
+                    running += 1;
+                } else {
+                    not_running.push(format!("worker {} reports `{}`", hb.worker_id, r.state));
+                }
+                if let Some(d) = &deployment
+                    && d.version != r.version
+                {
+                    other_version.push(format!(
+                        "worker {} runs version {} instead of {}",
+                        hb.worker_id, r.version, d.version
+                    ));
+                }
+            } else {
+                dead += 1;
+                if now_ms.saturating_sub(hb.sent_at_ms) <= RECENT_DEATH_MS {
+                    recent_dead += 1;
+                }
+            }
+            workers.push(WorkerPipeline {
+                worker_id: hb.worker_id.clone(),
+                host: hb.host.clone(),
+                alive: is_alive,
+                last_seen: rfc3339(hb.sent_at_ms as i64),
+                version: r.version,
+                state: r.state.clone(),
+                counters,
+                rates: worker_rates,
+                lag: r.lag,
+                ack_pending: r.ack_pending,
+                last_error: error,
+            });
+        }
+    }
+    workers.sort_by(|a, b| b.alive.cmp(&a.alive).then(a.worker_id.cmp(&b.worker_id)));
+
+    let mut reasons = Vec::new();
+    let health = match &deployment {
+        None => "not_deployed",
+        Some(d) if d.state == "paused" => "paused",
+        Some(_) if running == 0 => {
+            reasons.push("no live worker runs the pipeline".to_string());
+            "down"
+        }
+        Some(_) => {
+            reasons.extend(not_running);
+            reasons.extend(other_version);
+            if recent_dead > 0 {
+                reasons.push(format!(
+                    "{recent_dead} worker(s) running it stopped sending heartbeats"
+                ));
+            }
+            if let Some(e) = &last_error
+                && now_ms.saturating_sub(e.at_ms) <= RECENT_ERROR_MS
+            {
+                reasons.push(format!("recent error: {}", e.message));
+            }
+            if reasons.is_empty() {
+                "healthy"
+            } else {
+                "degraded"
+            }
+        }
+    };
+    PipelineStatus {
+        pipeline: pipeline.to_string(),
+        health: health.to_string(),
+        reasons,
+        deployment,
+        running_workers: running,
+        dead_workers: dead,
+        totals,
+        rates: rate_sum,
+        lag: freshest.map(|f| f.1),
+        ack_pending: freshest.map(|f| f.2),
+        last_error,
+        workers,
+    }
+}
+
+fn now_ms() -> u64 {
+    weir_connectors::fleet::now_ms()
+}
+
+/// The status of one pipeline of the caller's tenant.
+#[utoipa::path(get, path = "/api/v1/pipelines/{name}/status", tag = "deployments",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = PipelineStatus), (status = 404, body = crate::error::Problem),
+              (status = 503, body = crate::error::Problem)))]
+pub async fn pipeline_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PipelineStatus>> {
+    caller.require("deployments", "read")?;
+    let nats = state.nats()?;
+    let p = find(&state, &caller.tenant_id, &name).await?;
+    let deployment = deployments::load(&state, &p.id).await?;
+    let hbs = heartbeats(nats).await?;
+    Ok(Json(aggregate(
+        state.rates(),
+        &caller.tenant_name,
+        &name,
+        deployment,
+        &hbs,
+        now_ms(),
+    )))
+}
+
+/// The workers of the fleet, with the pipelines of the caller's tenant they run (workers that
+/// run none of them are left out). Platform admins see every worker and pipeline.
+#[utoipa::path(get, path = "/api/v1/workers", tag = "deployments",
+    responses((status = 200, body = Vec<WorkerInfo>), (status = 503, body = crate::error::Problem)))]
+pub async fn workers(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<WorkerInfo>>> {
+    caller.require("deployments", "read")?;
+    let nats = state.nats()?;
+    let now = now_ms();
+    let list = heartbeats(nats)
+        .await?
+        .into_iter()
+        .filter_map(|hb| {
+            let pipelines: Vec<_> = hb
+                .pipelines
+                .iter()
+                .filter(|r| caller.platform_admin || r.tenant == caller.tenant_name)
+                .map(|r| WorkerPipelineBrief {
+                    tenant: r.tenant.clone(),
+                    pipeline: r.pipeline.clone(),
+                    version: r.version,
+                    state: r.state.clone(),
+                    counters: Counters::from(&r.counters),
+                    lag: r.lag,
+                })
+                .collect();
+            if pipelines.is_empty() && !caller.platform_admin {
+                return None;
+            }
+            Some(WorkerInfo {
+                alive: alive(&hb, now),
+                worker_id: hb.worker_id,
+                host: hb.host,
+                started_at: rfc3339(hb.started_at_ms as i64),
+                last_seen: rfc3339(hb.sent_at_ms as i64),
+                pipelines,
+            })
+        })
+        .collect();
+    Ok(Json(list))
+}
+
+/// Statuses of every pipeline of the tenant that is deployed or reported by a worker, plus
+/// `extra` names (pipelines that were in an earlier snapshot).
+async fn tenant_statuses(
+    state: &AppState,
+    caller: &Caller,
+    extra: impl IntoIterator<Item = String>,
+) -> ApiResult<Vec<PipelineStatus>> {
+    let nats = state.nats()?;
+    let hbs = heartbeats(nats).await?;
+    let mut deployed: BTreeMap<String, DeploymentInfo> =
+        deployments::of_tenant(state, &caller.tenant_id)
+            .await?
+            .into_iter()
+            .map(|d| (d.pipeline.clone(), d))
+            .collect();
+    let mut names: BTreeSet<String> = deployed.keys().cloned().collect();
+    for hb in &hbs {
+        for r in &hb.pipelines {
+            if r.tenant == caller.tenant_name {
+                names.insert(r.pipeline.clone());
+            }
+        }
+    }
+    names.extend(extra);
+    let now = now_ms();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let d = deployed.remove(&name);
+            aggregate(state.rates(), &caller.tenant_name, &name, d, &hbs, now)
+        })
+        .collect())
+}
+
+/// Live statuses of the caller's pipelines as server-sent events: one `status` event per
+/// pipeline on connect, then one for each pipeline whose status changed, whenever a heartbeat
+/// or one of the tenant's deployments changes (and at least every heartbeat interval, so that
+/// workers that die show up). Data is a `PipelineStatus` JSON object.
+#[utoipa::path(get, path = "/api/v1/status/stream", tag = "deployments",
+    responses((status = 200, description = "`text/event-stream` of `status` events, each a PipelineStatus",
+               content_type = "text/event-stream", body = String),
+              (status = 503, body = crate::error::Problem)))]
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    caller.require("deployments", "read")?;
+    let nats = state.nats()?.clone();
+    let mut beats = nats
+        .workers()
+        .watch_all()
+        .await
+        .map_err(|e| failed("watch worker heartbeats", e))?;
+    let mut deploys = nats
+        .deployments()
+        .watch(format!("{}.>", caller.tenant_name))
+        .await
+        .map_err(|e| failed("watch deployments", e))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        let mut sent: HashMap<String, String> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+        loop {
+            match tenant_statuses(&state, &caller, sent.keys().cloned().collect::<Vec<_>>()).await {
+                Ok(list) => {
+                    for s in list {
+                        let Ok(json) = serde_json::to_string(&s) else {
+                            continue;
+                        };
+                        if sent.get(&s.pipeline) == Some(&json) {
+                            continue;
+                        }
+                        let event = Event::default().event("status").data(json.clone());
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                        sent.insert(s.pipeline, json);
+                    }
+                }
+                Err(err) => {
+                    let event = Event::default().event("error").data(err.to_string());
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                b = beats.next() => if b.is_none() { return },
+                d = deploys.next() => if d.is_none() { return },
+                _ = tick.tick() => {}
+            }
+        }
+    });
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
