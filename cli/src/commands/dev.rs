@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
-use weir_connectors::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key, now_ms};
+use weir_connectors::fleet::now_ms;
 use weir_control_plane::{SecretKeySource, ServeConfig};
 use weir_runtime::fleet::status::StatusTable;
 
@@ -23,8 +23,6 @@ use super::apply;
 use super::client::Client;
 use super::run::wait_for_signal;
 
-/// The tenant `weir dev` works in (the control plane's system tenant).
-const DEV_TENANT: &str = "default";
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
@@ -105,6 +103,7 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         secret_key: SecretKeySource::DataDir,
         bootstrap_api_key: Some(api_key.clone()),
         body_limit: 1024 * 1024,
+        nats_url: Some(nats_url.to_string()),
     };
     let control_plane = tokio::spawn(weir_control_plane::server::serve_until(
         config,
@@ -134,42 +133,26 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         println!("[weir dev] {}/{} {}", o.kind, o.name, o.result);
     }
 
-    // Deploy. NOTE: this writes the Deployment records to the `weir_deployments` KV bucket
-    // directly, because the control plane's deploy endpoint
-    // (`POST /api/v1/pipelines/{name}/deploy`) is not on this branch yet; once it is, deploy
-    // through it instead so that quotas and audit apply.
-    let (deployments, _workers) = weir_runtime::fleet::buckets::open_fleet_buckets(&js).await?;
+    // Deploy through the API, as a user would: quotas and audit apply.
     for resource in &resources {
         let weir_pipelines::Resource::Pipeline(pipeline) = resource else {
             continue;
         };
         let name = &pipeline.metadata.name;
-        let version = outcomes
-            .iter()
-            .find(|o| o.kind == "pipeline" && &o.name == name)
-            .and_then(|o| o.version)
-            .unwrap_or(1);
-        let mut pipeline = pipeline.clone();
-        pipeline.metadata.tenant = Some(DEV_TENANT.to_string());
-        let record = Deployment {
-            tenant: DEV_TENANT.into(),
-            pipeline: name.clone(),
-            version,
-            parallelism: pipeline.spec.execution.parallelism.max(1),
-            state: DesiredState::Running,
-            spec: serde_json::to_value(weir_pipelines::Resource::Pipeline(pipeline))?,
-            quota: DataPlaneQuota::default(),
-            updated_at_ms: now_ms(),
-            updated_by: "weir dev".into(),
-        };
-        deployments
-            .put(
-                deployment_key(DEV_TENANT, name),
-                serde_json::to_vec(&record)?.into(),
+        let reply = api
+            .send(
+                Method::POST,
+                &format!("/pipelines/{name}/deploy"),
+                Some(("application/json", "{}".to_string())),
+                None,
             )
             .await
             .with_context(|| format!("deploying {name}"))?;
-        println!("[weir dev] deployed pipeline/{name} (version {version})");
+        let info: serde_json::Value = serde_json::from_str(&reply.text).unwrap_or_default();
+        println!(
+            "[weir dev] deployed pipeline/{name} (version {}, parallelism {})",
+            info["version"], info["parallelism"]
+        );
     }
 
     // One in-process fleet worker.
