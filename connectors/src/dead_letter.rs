@@ -38,6 +38,8 @@ pub mod headers {
     pub const FAILED_AT: &str = "Weir-Failed-At";
     /// The input's own `Nats-Msg-Id`, when it had one.
     pub const ORIGINAL_MSG_ID: &str = "Weir-Original-Msg-Id";
+    /// Owning tenant, for pipelines deployed through the control plane.
+    pub const TENANT: &str = "Weir-Tenant";
     /// Set when the payload had to be cut to fit the server's max payload: the original size.
     pub const PAYLOAD_TRUNCATED: &str = "Weir-Payload-Truncated";
 }
@@ -49,6 +51,9 @@ pub struct DlqTarget {
     pub stream: String,
     /// Subject they are published to.
     pub subject: String,
+    /// Owning tenant (fleet deployments); stamped on every dead letter as `Weir-Tenant` so the
+    /// control plane never shows one tenant's dead letters to another.
+    pub tenant: Option<String>,
 }
 
 impl DlqTarget {
@@ -61,10 +66,12 @@ impl DlqTarget {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_DLQ_STREAM.to_string()),
                 subject: dlq.subject.clone(),
+                tenant: pipeline.metadata.tenant.clone(),
             },
             None => DlqTarget {
                 stream: DEFAULT_DLQ_STREAM.to_string(),
                 subject: format!("dlq.{}", pipeline.metadata.name),
+                tenant: pipeline.metadata.tenant.clone(),
             },
         }
     }
@@ -151,6 +158,9 @@ impl DeadLetterPublisher {
             (headers::ATTEMPTS.into(), letter.attempts.to_string()),
             (headers::FAILED_AT.into(), failed_at),
         ]);
+        if let Some(tenant) = &self.target.tenant {
+            pairs.push((headers::TENANT.into(), tenant.clone()));
+        }
         let header_bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
         // Leave room for the header preamble, Nats-Msg-Id and the truncation marker.
         let room = self.max_payload.saturating_sub(header_bytes + 512);

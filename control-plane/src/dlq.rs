@@ -31,8 +31,8 @@ use crate::state::AppState;
 
 /// Most DLQ messages one call reads (listing, `all` redrive, purge by sequence).
 pub const SCAN_LIMIT: usize = 10_000;
-/// Header a worker may add to name the tenant of a dead letter.
-pub const TENANT_HEADER: &str = "Weir-Tenant";
+/// Header workers stamp on the dead letters of fleet deployments: the owning tenant's slug.
+pub const TENANT_HEADER: &str = wh::TENANT;
 
 /// Count of entries of one error kind.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
