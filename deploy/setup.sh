@@ -20,6 +20,15 @@ if ! "$tools/bin/nats-server" --version 2>/dev/null | grep -q "v$nats_version"; 
 fi
 log "$("$tools/bin/nats-server" --version)"
 
+# openapi-spec-validator (PyPI): the control plane's test checks its OpenAPI document with it.
+oasv_version="0.9.0"
+if ! "$tools/venv/bin/openapi-spec-validator" --version 2>/dev/null | grep -q "$oasv_version"; then
+  log "installing openapi-spec-validator $oasv_version (PyPI) into .tools/"
+  [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$oasv_version"
+  ln -sf "$tools/venv/bin/openapi-spec-validator" "$tools/bin/openapi-spec-validator"
+fi
+
 # Debian packages: PostgreSQL server binaries for the store tests (the tests start their own
 # throwaway cluster; the Debian service itself is not used).
 need_pkgs=()

@@ -31,13 +31,61 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Makes every `operationId` unique, as OpenAPI requires (utoipa takes the handler's function
+/// name, and many modules have a `list` or a `get`): a name used once stays; a repeated one is
+/// prefixed with the resource path (`/api/v1/audit` + `list` → `audit_list`).
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use std::collections::HashMap;
+        fn operations(
+            item: &mut utoipa::openapi::PathItem,
+        ) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .filter_map(Option::as_mut)
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                if let Some(id) = &op.operation_id {
+                    *seen.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let resource: String = path
+                .trim_start_matches("/api/v1/")
+                .split('/')
+                .filter(|seg| !seg.starts_with('{'))
+                .collect::<Vec<_>>()
+                .join("_")
+                .replace(['.', '-'], "_");
+            for op in operations(item) {
+                if let Some(id) = &op.operation_id
+                    && seen.get(id).copied().unwrap_or(0) > 1
+                {
+                    op.operation_id = Some(format!("{resource}_{id}"));
+                }
+            }
+        }
+    }
+}
+
 /// The API document.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Weir control plane", version = "1",
          description = "Pipelines, deployments, fleet status, DLQs, streams, tenants, users, API keys, quotas, secrets and audit log of Weir. \
                         Errors are application/problem+json with a stable `code`."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     security(("bearer" = [])),
     paths(
         healthz, document,

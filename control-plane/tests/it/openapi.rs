@@ -56,6 +56,51 @@ async fn document_lists_every_route() {
         })
         .sum();
     assert_eq!(documented, routes.len());
+    // Every operationId is unique (OpenAPI requires it; generated clients name methods by it).
+    let mut ids: Vec<String> = doc
+        .paths
+        .paths
+        .values()
+        .flat_map(|i| [&i.get, &i.post, &i.put, &i.patch, &i.delete])
+        .filter_map(|o| o.as_ref().and_then(|o| o.operation_id.clone()))
+        .collect();
+    assert_eq!(
+        ids.len(),
+        routes.len(),
+        "every operation has an operationId"
+    );
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "operationIds are not unique");
     // Problems are a documented schema.
     assert!(raw["components"]["schemas"]["Problem"].is_object());
+    validate_with_openapi_spec_validator(&raw);
+}
+
+/// Checks the document with `openapi-spec-validator` (PyPI), which `deploy/setup.sh` installs
+/// into `.tools/bin`: a validator written by others, not our own reading of the spec.
+fn validate_with_openapi_spec_validator(doc: &serde_json::Value) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let validator = std::env::var_os("WEIR_OPENAPI_VALIDATOR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join(".tools/bin/openapi-spec-validator"));
+    assert!(
+        validator.exists(),
+        "{} not found: run `bash deploy/setup.sh` (or set WEIR_OPENAPI_VALIDATOR)",
+        validator.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+    let out = std::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .expect("run openapi-spec-validator");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
