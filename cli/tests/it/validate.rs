@@ -105,3 +105,47 @@ fn schema_prints_the_committed_schema() {
         std::fs::read_to_string(repo().join("pipelines/schema/weir.v1.schema.json")).unwrap();
     assert_eq!(stdout(&out), committed);
 }
+
+#[test]
+fn examples_tests_blocks_pass_and_a_wrong_expectation_fails_with_a_diff() {
+    let out = weir(&[
+        "test",
+        "-f",
+        "pipelines/examples/order-processing.yaml",
+        "pipelines/examples/order-routing.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("8 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The same file with one expectation changed fails, naming the case and showing a diff.
+    let text = std::fs::read_to_string(repo().join("pipelines/examples/order-processing.yaml"))
+        .expect("example readable");
+    let wrong = text.replacen(
+        "subject: orders.processed.eu-west",
+        "subject: orders.processed.us",
+        1,
+    );
+    assert_ne!(text, wrong);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("wrong.yaml");
+    std::fs::write(&file, wrong).expect("write");
+    let out = weir(&["test", "-f", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL order-processing / a standard order"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-    \"subject\": \"orders.processed.us\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("+    \"subject\": \"orders.processed.eu-west\""),
+        "{text}"
+    );
+}

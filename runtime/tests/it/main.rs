@@ -2,6 +2,7 @@
 //! an ephemeral port with a temporary store) and the real engine.
 
 mod dead_letters;
+mod examples;
 mod missing_stream;
 mod server_restart;
 mod stop_one;

@@ -49,10 +49,18 @@ pub async fn connect(server: &NatsServer) -> Result<(async_nats::Client, jetstre
 pub async fn start_worker(server: &NatsServer, yaml: &str) -> Result<RunningWorker> {
     let resources = weir_pipelines::load_str(yaml, "test.yaml")
         .map_err(|d| anyhow::anyhow!("test pipeline invalid: {d}"))?;
+    start_worker_with(server, &resources).await
+}
+
+/// Starts a worker on its own connection with `resources`.
+pub async fn start_worker_with(
+    server: &NatsServer,
+    resources: &[weir_pipelines::Resource],
+) -> Result<RunningWorker> {
     let (client, _) = connect(server).await?;
     let metrics = Arc::new(Metrics::new());
     let mut worker = Worker::new(client, metrics.clone());
-    worker.run_resources(&resources).await?;
+    worker.run_resources(resources).await?;
     let stop = worker.stop_token();
     let task = tokio::spawn(worker.run_until_stopped(Duration::from_secs(10)));
     Ok(RunningWorker {
