@@ -74,7 +74,7 @@ enum Input {
 fn input(i: u64) -> Input {
     if i % 100 == 7 {
         Input::Invalid
-    } else if i % 3 == 0 {
+    } else if i.is_multiple_of(3) {
         Input::Filtered
     } else {
         Input::Passed
