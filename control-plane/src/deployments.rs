@@ -191,6 +191,7 @@ async fn write(
     };
     let key = deployment_key(&caller.tenant_name, name);
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    ensure_declared_streams(state, caller).await?;
 
     // The row and the KV record change together: the transaction commits only once KV took
     // the record.
@@ -239,6 +240,31 @@ async fn write(
         StatusCode::OK
     };
     Ok(AuditNote::diff(diff).attach((status, Json(after))))
+}
+
+/// Creates (or updates) on NATS every stream the tenant declared with `kind: Stream`, so that a
+/// deployed pipeline finds its source and output streams: the fleet's workers create only the
+/// DLQ stream.
+async fn ensure_declared_streams(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let nats = state.nats()?;
+    let rows =
+        sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
+            .bind(&caller.tenant_id)
+            .fetch_all(state.db().pool())
+            .await?;
+    for row in rows {
+        let name: String = row.try_get(0)?;
+        let json: String = row.try_get(1)?;
+        let resource: weir_pipelines::Resource =
+            serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let weir_pipelines::Resource::Stream(stream) = resource else {
+            return Err(ApiError::Internal(format!("`{name}` is not a stream")));
+        };
+        weir_connectors::ensure_stream(nats.js(), &stream)
+            .await
+            .map_err(|e| failed(&format!("create the declared stream `{name}`"), e))?;
+    }
+    Ok(())
 }
 
 /// Deploy a pipeline: run a version (default: the current one) with a parallelism (default:

@@ -203,8 +203,7 @@ async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream
                 if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
             {
                 Err(ApiError::NotFound(format!(
-                    "stream `{name}` on NATS (it is declared; a worker creates it when a \
-                     pipeline uses it)"
+                    "stream `{name}` on NATS (it is declared; deploying a pipeline creates it)"
                 )))
             }
             _ => Err(failed(&format!("open stream `{name}`"), e)),

@@ -1,5 +1,6 @@
 //! Stream declarations (`kind: Stream`) of a tenant: recorded here so that `weir apply` of a
-//! file with streams works and quotas count them; creating them on NATS is the workers' job.
+//! file with streams works and quotas count them; deploying a pipeline creates (or updates) the
+//! tenant's declared streams on NATS.
 
 use axum::Json;
 use axum::extract::{Path, State};

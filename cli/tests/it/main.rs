@@ -1,6 +1,7 @@
 //! CLI-level tests: the real `weir` binary as a process.
 
 mod fleet;
+mod fleet_api;
 mod fleet_support;
 mod runtime_crash;
 mod validate;
