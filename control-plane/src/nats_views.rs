@@ -105,7 +105,7 @@ pub struct MessageView {
 #[derive(Deserialize, IntoParams, Debug)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct LastBySubject {
+pub struct MessageQuery {
     /// The subject whose last message to read.
     pub last_by_subject: Option<String>,
     /// Read the first message stored at or after this time (RFC 3339).
@@ -500,14 +500,14 @@ pub async fn message(
 /// first stored at or after a time (`?start_time=` RFC 3339; read with the stream's message-get
 /// API, not a consumer, so it works on work-queue streams too). Give exactly one.
 #[utoipa::path(get, path = "/api/v1/nats/streams/{name}/messages", tag = "nats",
-    params(("name" = String, Path, description = "Stream name"), LastBySubject),
+    params(("name" = String, Path, description = "Stream name"), MessageQuery),
     responses((status = 200, body = MessageView), (status = 404, body = crate::error::Problem),
               (status = 503, body = crate::error::Problem)))]
 pub async fn last_message(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    QueryArgs(q): QueryArgs<LastBySubject>,
+    QueryArgs(q): QueryArgs<MessageQuery>,
 ) -> ApiResult<Json<MessageView>> {
     caller.require("messages", "read")?;
     let subject = match (q.last_by_subject, q.start_time) {

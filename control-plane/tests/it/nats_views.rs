@@ -472,6 +472,19 @@ async fn kv_buckets_and_keys_are_scoped_by_tenant_prefix() {
 
     // Keys: put (text and base64), get, list, history, delete.
     let k = "/api/v1/nats/kv/acme_sessions/keys";
+    assert_eq!(
+        t.get(k, &key).await.ok(),
+        json!([]),
+        "a new bucket has no keys"
+    );
+    t.json(
+        Method::PUT,
+        &format!("{k}/a*b"),
+        &key,
+        json!({"value": "v"}),
+    )
+    .await
+    .problem(422, "invalid_value");
     let r1 = t
         .json(
             Method::PUT,
