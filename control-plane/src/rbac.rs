@@ -20,6 +20,7 @@ pub const RESOURCES: &[&str] = &[
     "audit",
     "quotas",
     "secrets",
+    "kv",
 ];
 
 /// Actions a permission can name.
@@ -129,6 +130,9 @@ pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
             "secrets:create",
             "secrets:update",
             "quotas:read",
+            "kv:read",
+            "kv:create",
+            "kv:update",
         ],
         "operator" => &[
             "pipelines:read",
@@ -145,6 +149,8 @@ pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
             "schemas:read",
             "secrets:read",
             "quotas:read",
+            "kv:read",
+            "kv:update",
         ],
         "viewer" => &[
             "pipelines:read",
@@ -155,6 +161,7 @@ pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
             "dlq:read",
             "schemas:read",
             "quotas:read",
+            "kv:read",
         ],
         _ => return None,
     };
@@ -177,6 +184,12 @@ mod tests {
         assert!(set("viewer").allows("pipelines", "read"));
         assert!(!set("viewer").allows("pipelines", "create"));
         assert!(!set("viewer").allows("secrets", "read"));
+        assert!(set("viewer").allows("kv", "read"));
+        assert!(!set("viewer").allows("kv", "update"));
+        assert!(set("operator").allows("kv", "update"));
+        assert!(!set("operator").allows("kv", "create"));
+        assert!(set("editor").allows("kv", "create"));
+        assert!(!set("editor").allows("kv", "delete"));
     }
 
     #[test]

@@ -194,6 +194,52 @@ pub fn api_routes() -> ApiRoutes {
             post(nats_views::purge),
         )
         .add(Method::POST, &p("/nats/publish"), post(nats_views::publish))
+        .add(
+            Method::POST,
+            &p("/nats/streams/{name}/consumers/{consumer}/pause"),
+            post(nats_views::pause_consumer),
+        )
+        .add(
+            Method::POST,
+            &p("/nats/streams/{name}/consumers/{consumer}/resume"),
+            post(nats_views::resume_consumer),
+        )
+        .add(Method::GET, &p("/nats/kv"), get(nats_views::list_buckets))
+        .add(
+            Method::POST,
+            &p("/nats/kv"),
+            post(nats_views::create_bucket),
+        )
+        .add(
+            Method::DELETE,
+            &p("/nats/kv/{bucket}"),
+            delete(nats_views::delete_bucket),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/kv/{bucket}/keys"),
+            get(nats_views::keys),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/kv/{bucket}/keys/{key}"),
+            get(nats_views::get_key),
+        )
+        .add(
+            Method::PUT,
+            &p("/nats/kv/{bucket}/keys/{key}"),
+            put(nats_views::put_key),
+        )
+        .add(
+            Method::DELETE,
+            &p("/nats/kv/{bucket}/keys/{key}"),
+            delete(nats_views::delete_key),
+        )
+        .add(
+            Method::GET,
+            &p("/nats/kv/{bucket}/keys/{key}/history"),
+            get(nats_views::key_history),
+        )
         .add(Method::GET, &p("/streams"), get(streams::list))
         .add(Method::GET, &p("/streams/{name}"), get(streams::get))
         .add(Method::PUT, &p("/streams/{name}"), put(streams::put))

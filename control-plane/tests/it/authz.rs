@@ -391,6 +391,76 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
             Body::Json(json!({"subject": "uncaptured.x", "payload": "x"})),
         ),
         e(
+            Method::POST,
+            "/api/v1/nats/streams/{name}/consumers/{consumer}/pause",
+            s("/api/v1/nats/streams/S1/consumers/c1/pause"),
+            Perm("consumers", "pause"),
+            Body::Json(json!({})),
+        ),
+        e(
+            Method::POST,
+            "/api/v1/nats/streams/{name}/consumers/{consumer}/resume",
+            s("/api/v1/nats/streams/S1/consumers/c1/resume"),
+            Perm("consumers", "pause"),
+            Body::Json(json!({})),
+        ),
+        e(
+            Method::GET,
+            "/api/v1/nats/kv",
+            s("/api/v1/nats/kv"),
+            Perm("kv", "read"),
+            Body::None,
+        ),
+        e(
+            Method::POST,
+            "/api/v1/nats/kv",
+            s("/api/v1/nats/kv"),
+            Perm("kv", "create"),
+            Body::Json(json!({"name": format!("acme_new{n}")})),
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/nats/kv/{bucket}",
+            s("/api/v1/nats/kv/acme_nope"),
+            Perm("kv", "delete"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
+            "/api/v1/nats/kv/{bucket}/keys",
+            s("/api/v1/nats/kv/acme_b1/keys"),
+            Perm("kv", "read"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
+            "/api/v1/nats/kv/{bucket}/keys/{key}",
+            s("/api/v1/nats/kv/acme_b1/keys/k"),
+            Perm("kv", "read"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
+            "/api/v1/nats/kv/{bucket}/keys/{key}/history",
+            s("/api/v1/nats/kv/acme_b1/keys/k/history"),
+            Perm("kv", "read"),
+            Body::None,
+        ),
+        e(
+            Method::PUT,
+            "/api/v1/nats/kv/{bucket}/keys/{key}",
+            s("/api/v1/nats/kv/acme_b1/keys/k"),
+            Perm("kv", "update"),
+            Body::Json(json!({"value": format!("v{n}")})),
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/nats/kv/{bucket}/keys/{key}",
+            s(&format!("/api/v1/nats/kv/acme_b1/keys/gone-{n}")),
+            Perm("kv", "update"),
+            Body::None,
+        ),
+        e(
             Method::GET,
             "/api/v1/streams",
             s("/api/v1/streams"),
@@ -478,6 +548,30 @@ async fn every_role_against_every_endpoint() {
     )
     .await
     .ok();
+    // NATS fixtures: S1 with a consumer to pause, and a bucket of acme's with a key.
+    let js = t.nats().js().clone();
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "S1".into(),
+        subjects: vec!["s1.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .create_consumer(async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("c1".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let kv = js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "acme_b1".into(),
+            history: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    kv.put("k", "v".into()).await.unwrap();
     t.json(
         Method::PUT,
         "/api/v1/secrets/s1",
