@@ -5,6 +5,10 @@
 //!
 //! Run: `cargo bench -p weir-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
 
+/// The allocator the `weir` binary uses, so that the figures are the worker's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use weir_engine::{CompiledPipeline, Fate, InputMessage};

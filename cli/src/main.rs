@@ -55,6 +55,10 @@ enum Command {
     Dlq(commands::dlq::Args),
 }
 
+/// The allocator of every `weir` process (workers, control plane, bench).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -103,20 +103,79 @@ fn check_depth(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Where one top-level field of an object payload lies in its text: key start and end (inside
+/// the quotes), value start and end, as byte offsets.
+pub(crate) type FieldSpan = [u32; 4];
+
+/// What [`extract`] learned about a document besides the path values.
+pub(crate) struct Extracted {
+    /// Whether the document is an object.
+    pub(crate) is_object: bool,
+    /// Where its top-level field spans lie in the span buffer, when asked for and when every
+    /// key is free of escapes (a key with escapes is not a slice of the text; the encoder
+    /// parses such payloads again).
+    pub(crate) fields: Option<(u32, u32)>,
+}
+
 /// Parses a whole JSON document (validating all of it) and records the raw JSON of every path
-/// of `trie` into `out[slot]`. Returns whether the document is an object.
+/// of `trie` into `out[slot]`. With `spans`, also appends the top-level field spans of an
+/// object to it, so that edits can be encoded later without parsing the payload again.
 pub(crate) fn extract<'a>(
     text: &'a str,
     trie: &PathTrie,
     out: &mut [Option<&'a RawValue>],
-) -> Result<bool, String> {
+    spans: Option<&mut Vec<FieldSpan>>,
+) -> Result<Extracted, String> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let is_object = TrieSeed { trie, out }
-        .deserialize(&mut de)
-        .map_err(|e| format!("payload is not valid JSON: {e}"))?;
-    de.end()
-        .map_err(|e| format!("payload is not valid JSON: {e}"))?;
-    Ok(is_object)
+    let mut recorder = spans.map(|buffer| Spans {
+        base: text.as_ptr() as usize,
+        start: buffer.len(),
+        buffer,
+        ok: true,
+    });
+    let is_object = TrieSeed {
+        trie,
+        out,
+        spans: recorder.as_mut(),
+    }
+    .deserialize(&mut de)
+    .and_then(|o| de.end().map(|()| o));
+    let fields = match (&is_object, recorder) {
+        (Ok(true), Some(r)) if r.ok => Some((r.start as u32, r.buffer.len() as u32)),
+        (_, Some(r)) => {
+            r.buffer.truncate(r.start);
+            None
+        }
+        (_, None) => None,
+    };
+    let is_object = is_object.map_err(|e| format!("payload is not valid JSON: {e}"))?;
+    Ok(Extracted { is_object, fields })
+}
+
+/// Top-level field spans being recorded into a shared buffer from `start` on.
+struct Spans<'b> {
+    base: usize,
+    start: usize,
+    buffer: &'b mut Vec<FieldSpan>,
+    /// False once a key could not be recorded.
+    ok: bool,
+}
+
+impl Spans<'_> {
+    fn offset(&self, s: &str) -> u32 {
+        (s.as_ptr() as usize - self.base) as u32
+    }
+
+    fn record(&mut self, key: &Cow<'_, str>, value: &RawValue) {
+        match key {
+            Cow::Borrowed(k) if self.ok => {
+                let (k0, v0) = (self.offset(k), self.offset(value.get()));
+                self.buffer
+                    .push([k0, k0 + k.len() as u32, v0, v0 + value.get().len() as u32]);
+            }
+            _ => self.ok = false,
+        }
+    }
 }
 
 /// A JSON object key, borrowed when it has no escapes.
@@ -144,19 +203,21 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
     }
 }
 
-struct TrieSeed<'t, 'o, 'a> {
+struct TrieSeed<'t, 'o, 'a, 'b> {
     trie: &'t PathTrie,
     out: &'o mut [Option<&'a RawValue>],
+    /// Top-level field spans (the root object only).
+    spans: Option<&'o mut Spans<'b>>,
 }
 
-impl<'de> DeserializeSeed<'de> for TrieSeed<'_, '_, 'de> {
+impl<'de> DeserializeSeed<'de> for TrieSeed<'_, '_, 'de, '_> {
     type Value = bool;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de> {
+impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
     type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
@@ -184,33 +245,39 @@ impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de> {
         Ok(false)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let TrieSeed { trie, out, spans } = self;
+        let mut spans = spans;
+        if trie.children.is_empty() && spans.is_none() {
+            // Nothing to extract: validate only (keys need not even be decoded).
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value::<IgnoredAny>()?;
+            }
+            return Ok(true);
+        }
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.trie.child(&key) {
-                None => {
-                    map.next_value::<IgnoredAny>()?;
+            let child = trie.child(&key);
+            if child.is_none() && spans.is_none() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let raw: &'de RawValue = map.next_value()?;
+            if let Some(spans) = spans.as_deref_mut() {
+                spans.record(&key, raw);
+            }
+            let Some(child) = child else { continue };
+            if let Some(slot) = child.slot {
+                out[slot] = Some(raw);
+            }
+            // Only objects have nested paths; anything else leaves them missing.
+            if !child.children.is_empty() && raw.get().starts_with('{') {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                TrieSeed {
+                    trie: child,
+                    out: &mut *out,
+                    spans: None,
                 }
-                Some(child) if child.children.is_empty() => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    if let Some(slot) = child.slot {
-                        self.out[slot] = Some(raw);
-                    }
-                }
-                Some(child) => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    if let Some(slot) = child.slot {
-                        self.out[slot] = Some(raw);
-                    }
-                    // Only objects have nested paths; anything else leaves them missing.
-                    if raw.get().starts_with('{') {
-                        let mut de = serde_json::Deserializer::from_str(raw.get());
-                        TrieSeed {
-                            trie: child,
-                            out: &mut *self.out,
-                        }
-                        .deserialize(&mut de)
-                        .map_err(serde::de::Error::custom)?;
-                    }
-                }
+                .deserialize(&mut de)
+                .map_err(serde::de::Error::custom)?;
             }
         }
         Ok(true)

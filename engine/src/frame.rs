@@ -2,7 +2,7 @@
 //! payload and pending edits) and the Arrow columns the pipeline's expressions read, row-aligned.
 
 use crate::columns::{Catalog, ColumnSource, timestamp_type};
-use crate::decode::{PathTrie, build_column, check_payload, extract};
+use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract};
 use crate::message::{ErrorKind, InputMessage, MessageError, OutputMessage};
 use crate::payload::{Edit, apply};
 use arrow::array::{
@@ -29,6 +29,9 @@ pub(crate) struct Row {
     pub(crate) edited_by: Option<Arc<str>>,
     /// Whether the payload is a JSON object.
     pub(crate) is_object: bool,
+    /// Where the top-level field spans of `base` lie in the batch's span buffer (recorded by
+    /// the decoder when a `map` may edit the payload), so that encoding needs no second parse.
+    pub(crate) fields: Option<(u32, u32)>,
 }
 
 impl Row {
@@ -40,12 +43,19 @@ impl Row {
     }
 
     /// The payload with pending edits applied: the original bytes (zero-copy) when unchanged.
-    pub(crate) fn encode(&self, inputs: &[InputMessage]) -> Result<Bytes, MessageError> {
+    pub(crate) fn encode(
+        &self,
+        inputs: &[InputMessage],
+        spans: &[FieldSpan],
+    ) -> Result<Bytes, MessageError> {
         let base = self.base(inputs);
         if self.edits.is_empty() {
             return Ok(base.clone());
         }
-        apply(base, &self.edits).map_err(|message| MessageError {
+        let fields = self
+            .fields
+            .and_then(|(a, b)| spans.get(a as usize..b as usize));
+        apply(base, &self.edits, fields).map_err(|message| MessageError {
             node: self.edited_by.as_deref().unwrap_or("source").to_string(),
             kind: ErrorKind::Shape,
             message,
@@ -119,6 +129,10 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) trie: &'a PathTrie,
     /// `format: raw`: payloads are opaque bytes, not parsed.
     pub(crate) raw: bool,
+    /// Whether the decoder records top-level field spans (some `map` may edit payloads).
+    pub(crate) want_fields: bool,
+    /// Top-level field spans of the payloads decoded in this batch (see [`Row::fields`]).
+    pub(crate) spans: Vec<FieldSpan>,
     /// The first error of each input.
     pub(crate) errors: Vec<Option<MessageError>>,
     /// Outputs of each input, in the order sinks produced them.
@@ -162,21 +176,34 @@ impl BatchContext<'_> {
         let mut texts: Vec<&str> = Vec::with_capacity(rows.len());
         let mut kept: Vec<Row> = Vec::with_capacity(rows.len());
         let mut failures: Vec<(Row, String)> = Vec::new();
-        let bases: Vec<Bytes> = rows.iter().map(|r| r.base(inputs).clone()).collect();
-        for (row, base) in rows.drain(..).zip(&bases) {
+        // Replacement payloads are held here so that the texts can borrow them while the rows
+        // move; original payloads are borrowed from the inputs.
+        let replaced: Vec<Option<Bytes>> = rows.iter().map(|r| r.base.clone()).collect();
+        let want_fields = self.want_fields;
+        for (row, replaced) in rows.drain(..).zip(&replaced) {
+            let base: &[u8] = match replaced {
+                Some(b) => b,
+                None => &inputs[row.input as usize].payload,
+            };
             let start = raws.len();
             raws.resize(start + n_paths, None);
             let result = if self.raw {
-                Ok((std::str::from_utf8(base).unwrap_or_default(), false))
+                Ok((std::str::from_utf8(base).unwrap_or_default(), false, None))
             } else {
+                let spans = want_fields.then_some(&mut self.spans);
                 check_payload(base).and_then(|text| {
-                    extract(text, self.trie, &mut raws[start..]).map(|o| (text, o))
+                    extract(text, self.trie, &mut raws[start..], spans)
+                        .map(|x| (text, x.is_object, x.fields))
                 })
             };
             match result {
-                Ok((text, is_object)) => {
+                Ok((text, is_object, fields)) => {
                     texts.push(text);
-                    kept.push(Row { is_object, ..row });
+                    kept.push(Row {
+                        is_object,
+                        fields,
+                        ..row
+                    });
                 }
                 Err(message) => {
                     raws.truncate(start);
@@ -259,7 +286,7 @@ impl BatchContext<'_> {
     pub(crate) fn redecode(&mut self, frame: Frame, node: &str) -> Frame {
         let mut rows = Vec::with_capacity(frame.rows.len());
         for row in frame.rows {
-            match row.encode(self.inputs) {
+            match row.encode(self.inputs, &self.spans) {
                 Ok(bytes) => rows.push(Row {
                     base: Some(bytes),
                     edits: Vec::new(),

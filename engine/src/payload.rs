@@ -2,11 +2,15 @@
 //! a sink encodes them once. A message nobody edited leaves with its original bytes.
 
 use crate::columns::path_display;
-use crate::decode::Key;
+use crate::decode::{FieldSpan, Key};
 use bytes::Bytes;
 use indexmap::IndexMap;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 /// One change to a payload, applied in order.
@@ -31,53 +35,167 @@ impl Edit {
 
 /// Applies `edits` to the JSON object `base` and encodes the result. Edits of top-level
 /// fields splice raw field values (no full parse); nested edits go through `serde_json::Value`.
-pub(crate) fn apply(base: &[u8], edits: &[Edit]) -> Result<Bytes, String> {
+///
+/// `fields` are the top-level field spans the decoder recorded for `base`, if any; without
+/// them the payload is parsed again.
+pub(crate) fn apply(
+    base: &[u8],
+    edits: &[Edit],
+    fields: Option<&[FieldSpan]>,
+) -> Result<Bytes, String> {
     if edits.is_empty() {
         return Ok(Bytes::copy_from_slice(base));
     }
     if edits.iter().all(Edit::top_level) {
-        apply_top_level(base, edits)
+        apply_top_level(base, edits, fields)
     } else {
         apply_nested(base, edits)
     }
 }
 
 enum Slot<'a> {
-    Raw(&'a RawValue),
+    Raw(&'a [u8]),
     Value(Value),
 }
 
-fn apply_top_level(base: &[u8], edits: &[Edit]) -> Result<Bytes, String> {
-    let mut fields: IndexMap<Key<'_>, Slot<'_>> = {
-        let parsed: IndexMap<Key<'_>, &RawValue> = serde_json::from_slice(base)
-            .map_err(|e| format!("payload is not a JSON object: {e}"))?;
-        parsed.into_iter().map(|(k, v)| (k, Slot::Raw(v))).collect()
+/// The top-level fields of an object in document order, with `IndexMap` semantics (setting an
+/// existing key keeps its place, a new key goes last, a removed key frees its place).
+/// Hand-written rather than an `IndexMap`: an order has about ten fields, and hashing each key
+/// cost more than the whole linear scan (profiled in `benches/benches/engine.rs`); an index is
+/// built only for large objects.
+struct Fields<'a> {
+    entries: Vec<(Cow<'a, str>, Option<Slot<'a>>)>,
+    /// Key → position in `entries`, only for objects with more than [`Fields::LINEAR`] keys.
+    index: Option<HashMap<String, usize>>,
+}
+
+impl<'a> Fields<'a> {
+    const LINEAR: usize = 32;
+
+    fn with_capacity(n: usize) -> Self {
+        Fields {
+            entries: Vec::with_capacity(n),
+            index: None,
+        }
+    }
+
+    /// Position of a live entry.
+    fn find(&self, key: &str) -> Option<usize> {
+        let at = match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }?;
+        self.entries[at].1.is_some().then_some(at)
+    }
+
+    fn set(&mut self, key: Cow<'a, str>, value: Slot<'a>) {
+        if let Some(at) = self.find(&key) {
+            self.entries[at].1 = Some(value);
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(key.to_string(), self.entries.len());
+        }
+        self.entries.push((key, Some(value)));
+        if self.index.is_none() && self.entries.len() > Self::LINEAR {
+            let mut index = HashMap::with_capacity(self.entries.len() * 2);
+            for (i, (k, v)) in self.entries.iter().enumerate() {
+                if v.is_some() {
+                    index.insert(k.to_string(), i);
+                }
+            }
+            self.index = Some(index);
+        }
+    }
+
+    fn take(&mut self, key: &str) -> Option<Slot<'a>> {
+        let at = self.find(key)?;
+        if let Some(index) = &mut self.index {
+            index.remove(key);
+        }
+        self.entries[at].1.take()
+    }
+}
+
+/// Collects the top-level fields of a JSON object, borrowing keys and raw values.
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            fields.set(key, Slot::Raw(raw.get().as_bytes()));
+        }
+        Ok(fields)
+    }
+}
+
+/// The fields of `base` from spans the decoder recorded (`None` if a span does not fit).
+fn fields_from_spans<'a>(base: &'a [u8], spans: &[FieldSpan]) -> Option<Fields<'a>> {
+    let mut fields = Fields::with_capacity(spans.len() + 4);
+    for &[k0, k1, v0, v1] in spans {
+        let key = std::str::from_utf8(base.get(k0 as usize..k1 as usize)?).ok()?;
+        let value = base.get(v0 as usize..v1 as usize)?;
+        fields.set(Cow::Borrowed(key), Slot::Raw(value));
+    }
+    Some(fields)
+}
+
+fn apply_top_level(
+    base: &[u8],
+    edits: &[Edit],
+    spans: Option<&[FieldSpan]>,
+) -> Result<Bytes, String> {
+    let mut fields = match spans.and_then(|s| fields_from_spans(base, s)) {
+        Some(fields) => fields,
+        None => {
+            let mut de = serde_json::Deserializer::from_slice(base);
+            de.deserialize_map(FieldsVisitor)
+                .and_then(|f| de.end().map(|()| f))
+                .map_err(|e| format!("payload is not a JSON object: {e}"))?
+        }
     };
     for edit in edits {
         match edit {
             Edit::Set(path, value) => {
-                fields.insert(Key(path[0].clone().into()), Slot::Value(value.clone()));
+                fields.set(Cow::Owned(path[0].clone()), Slot::Value(value.clone()));
             }
             Edit::Remove(path) => {
-                fields.shift_remove(path[0].as_str());
+                fields.take(&path[0]);
             }
             Edit::Rename(from, to) => {
-                if let Some(v) = fields.shift_remove(from[0].as_str()) {
-                    fields.insert(Key(to[0].clone().into()), v);
+                if let Some(v) = fields.take(&from[0]) {
+                    fields.set(Cow::Owned(to[0].clone()), v);
                 }
             }
         }
     }
-    let mut out = Vec::with_capacity(base.len() + 32);
+    let mut out = Vec::with_capacity(base.len() + 64);
     out.push(b'{');
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for (k, v) in &fields.entries {
+        let Some(v) = v else { continue };
+        if !first {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, k.0.as_ref()).map_err(|e| e.to_string())?;
+        first = false;
+        match k {
+            // A key borrowed from valid JSON had no escapes, so it needs none.
+            Cow::Borrowed(k) => {
+                out.push(b'"');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'"');
+            }
+            Cow::Owned(k) => serde_json::to_writer(&mut out, k).map_err(|e| e.to_string())?,
+        }
         out.push(b':');
         match v {
-            Slot::Raw(r) => out.extend_from_slice(r.get().as_bytes()),
+            Slot::Raw(r) => out.extend_from_slice(r),
             Slot::Value(v) => serde_json::to_writer(&mut out, v).map_err(|e| e.to_string())?,
         }
     }
@@ -171,4 +289,46 @@ pub(crate) fn find_raw<'a>(text: &'a str, path: &[String]) -> Result<Option<&'a 
         }
     }
     Ok(Some(cur))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{PathTrie, extract};
+
+    fn path(p: &str) -> Arc<Vec<String>> {
+        Arc::new(p.split('.').map(str::to_string).collect())
+    }
+
+    /// Encoding from the decoder's spans gives exactly what a fresh parse gives.
+    #[test]
+    fn spans_and_parse_agree() {
+        let payloads = [
+            r#"{"a":1,"b":"x","c":{"d":[1,2]}}"#,
+            r#"{"a":1,"a":2,"b":true}"#,
+            r#" { "a" : 1 , "b" : null } "#,
+            r#"{}"#,
+            r#"{"k\"ey":1,"a":2}"#,
+        ];
+        let edits = [
+            Edit::Set(path("a"), Value::from(5)),
+            Edit::Set(path("new"), Value::from("v")),
+            Edit::Rename(path("b"), path("bb")),
+            Edit::Remove(path("c")),
+        ];
+        let trie = PathTrie::build(std::iter::empty::<&[String]>());
+        for text in payloads {
+            let mut spans = Vec::new();
+            let x = extract(text, &trie, &mut [], Some(&mut spans)).expect("valid JSON");
+            let fields = x.fields.map(|(a, b)| &spans[a as usize..b as usize]);
+            assert_eq!(fields.is_some(), !text.contains('\\'), "{text}");
+            for k in 0..=edits.len() {
+                let with = apply(text.as_bytes(), &edits[..k], fields);
+                let without = apply(text.as_bytes(), &edits[..k], None);
+                assert_eq!(with, without, "{text} with {k} edits");
+            }
+        }
+        let out = apply(payloads[1].as_bytes(), &edits, None).expect("encodes");
+        assert_eq!(&out[..], br#"{"a":5,"new":"v","bb":true}"#);
+    }
 }

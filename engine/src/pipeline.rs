@@ -64,6 +64,8 @@ pub struct CompiledPipeline {
     /// Node indices in topological order (the entry node first).
     order: Vec<usize>,
     raw_format: bool,
+    /// Whether some node edits payloads (the decoder then records field spans).
+    edits_payload: bool,
 }
 
 impl fmt::Debug for CompiledPipeline {
@@ -368,6 +370,7 @@ impl CompiledPipeline {
                 problems,
             });
         }
+        let edits_payload = spec.nodes.iter().any(|n| n.kind() == Some(NodeKind::Map));
         let trie = PathTrie::build(catalog.paths().into_iter().map(|(_, p)| p));
         for n in &nodes {
             n.op.on_start();
@@ -380,6 +383,7 @@ impl CompiledPipeline {
             nodes,
             order,
             raw_format,
+            edits_payload,
         })
     }
 
@@ -397,6 +401,8 @@ impl CompiledPipeline {
             catalog: &self.catalog,
             trie: &self.trie,
             raw: self.raw_format,
+            want_fields: self.edits_payload,
+            spans: Vec::new(),
             errors: vec![None; batch.len()],
             outputs: vec![Vec::new(); batch.len()],
         };
@@ -407,6 +413,7 @@ impl CompiledPipeline {
                 edits: Vec::new(),
                 edited_by: None,
                 is_object: false,
+                fields: None,
             })
             .collect();
         let frame = ctx.decode(rows, "source");

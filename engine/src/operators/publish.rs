@@ -6,6 +6,8 @@ use super::Operator;
 use crate::frame::{BatchContext, Frame};
 use crate::message::{ErrorKind, OutputMessage};
 use crate::template::{Template, check_subject};
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::SessionState;
 use std::sync::Arc;
 
 /// A compiled `publish` node.
@@ -15,22 +17,45 @@ pub(crate) struct Publish {
     pub(crate) headers: Vec<(String, Template)>,
 }
 
+/// A template's values for a frame: the same text for every row, or one rendering per row.
+enum Rendered<'t> {
+    Constant(&'t str),
+    PerRow(Vec<Result<String, String>>),
+}
+
+impl Rendered<'_> {
+    /// Row `i`'s text, moved out of a per-row rendering (each row is read once).
+    fn take(&mut self, i: usize) -> Result<String, String> {
+        match self {
+            Rendered::Constant(c) => Ok(c.to_string()),
+            Rendered::PerRow(v) => std::mem::replace(&mut v[i], Ok(String::new())),
+        }
+    }
+}
+
 impl Operator for Publish {
     fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
         let node: &str = &self.id;
-        let n = frame.rows.len();
         let needs_batch = self.subject.constant().is_none()
             || self.headers.iter().any(|(_, t)| t.constant().is_none());
         let batch = needs_batch.then(|| frame.batch(ctx.catalog));
-        let render = |t: &Template| -> Vec<Result<String, String>> {
-            match (t.constant(), &batch) {
-                (Some(c), _) => vec![Ok(c.to_string()); n],
-                (None, Some(b)) => t.render(ctx.state, b),
+        fn render<'t>(
+            t: &'t Template,
+            state: &SessionState,
+            batch: Option<&RecordBatch>,
+        ) -> Rendered<'t> {
+            match (t.constant(), batch) {
+                (Some(c), _) => Rendered::Constant(c),
+                (None, Some(b)) => Rendered::PerRow(t.render(state, b)),
                 (None, None) => unreachable!("batch built when a template has holes"),
             }
-        };
-        let subjects = render(&self.subject);
-        let headers: Vec<(&str, Vec<Result<String, String>>)> = self
+        }
+        let state = ctx.state;
+        let render = |t| render(t, state, batch.as_ref());
+        let mut subjects = render(&self.subject);
+        // A constant subject was checked when the pipeline compiled.
+        let check = matches!(subjects, Rendered::PerRow(_));
+        let mut headers: Vec<(&str, Rendered<'_>)> = self
             .headers
             .iter()
             .map(|(k, t)| (k.as_str(), render(t)))
@@ -39,29 +64,30 @@ impl Operator for Publish {
             if ctx.failed(row) {
                 continue;
             }
-            let subject = match &subjects[i] {
+            let subject = match subjects.take(i) {
                 Ok(s) => s,
                 Err(e) => {
                     ctx.fail(row, node, ErrorKind::Template, format!("subject: {e}"));
                     continue;
                 }
             };
-            if let Err(e) = check_subject(subject) {
+            if check && let Err(e) = check_subject(&subject) {
                 ctx.fail(row, node, ErrorKind::Template, e);
                 continue;
             }
             let input = &ctx.inputs[row.input as usize];
-            let mut out_headers = input.headers.clone();
+            let mut out_headers = Vec::with_capacity(input.headers.len() + headers.len());
+            out_headers.extend(input.headers.iter().cloned());
             let mut error = None;
-            for (name, values) in &headers {
-                match &values[i] {
+            for (name, values) in &mut headers {
+                match values.take(i) {
                     Ok(v) if v.contains(['\r', '\n']) => {
                         error = Some(format!("header {name}: the value contains a line break"));
                         break;
                     }
                     Ok(v) => {
                         out_headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                        out_headers.push((name.to_string(), v.clone()));
+                        out_headers.push((name.to_string(), v));
                     }
                     Err(e) => {
                         error = Some(format!("header {name}: {e}"));
@@ -73,7 +99,7 @@ impl Operator for Publish {
                 ctx.fail(row, node, ErrorKind::Template, e);
                 continue;
             }
-            let payload = match row.encode(ctx.inputs) {
+            let payload = match row.encode(ctx.inputs, &ctx.spans) {
                 Ok(p) => p,
                 Err(e) => {
                     ctx.fail_with(row, e);
@@ -82,7 +108,7 @@ impl Operator for Publish {
             };
             ctx.outputs[row.input as usize].push(OutputMessage {
                 node: node.to_string(),
-                subject: subject.clone(),
+                subject,
                 headers: out_headers,
                 payload,
             });

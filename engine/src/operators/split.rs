@@ -23,7 +23,7 @@ impl Operator for Split {
         let name = path_display(&self.field);
         let mut rows = Vec::with_capacity(frame.rows.len() * 2);
         for row in &frame.rows {
-            let base = match row.encode(ctx.inputs) {
+            let base = match row.encode(ctx.inputs, &ctx.spans) {
                 Ok(b) => b,
                 Err(e) => {
                     ctx.fail_with(row, e);
@@ -59,6 +59,7 @@ impl Operator for Split {
                             edits: Vec::new(),
                             edited_by: None,
                             is_object: el.get().starts_with('{'),
+                            fields: None,
                         });
                     }
                 }
