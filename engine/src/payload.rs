@@ -146,11 +146,86 @@ fn fields_from_spans<'a>(base: &'a [u8], spans: &[FieldSpan]) -> Option<Fields<'
     Some(fields)
 }
 
+/// The common case, done by splicing: every edit sets a top-level field, and each field it
+/// sets occurs at most once. Existing values are replaced in place, new fields are appended
+/// before the closing brace; the rest of the payload is copied as is. `None` when it does not
+/// apply.
+fn splice_sets(base: &[u8], edits: &[Edit], spans: &[FieldSpan]) -> Option<Result<Bytes, String>> {
+    // (key, value, span of the existing field); a later set of the same key wins.
+    let mut sets: Vec<(&str, &Value, Option<usize>)> = Vec::with_capacity(edits.len());
+    for edit in edits {
+        let Edit::Set(path, value) = edit else {
+            return None;
+        };
+        let key = path[0].as_str();
+        if let Some(s) = sets.iter_mut().find(|s| s.0 == key) {
+            s.1 = value;
+            continue;
+        }
+        let mut found = None;
+        for (i, [k0, k1, ..]) in spans.iter().enumerate() {
+            if base.get(*k0 as usize..*k1 as usize)? == key.as_bytes() {
+                if found.is_some() {
+                    return None; // a duplicate key: the general path decides
+                }
+                found = Some(i);
+            }
+        }
+        sets.push((key, value, found));
+    }
+    let close = base.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if base[close] != b'}' {
+        return None;
+    }
+    let mut replaced: Vec<(usize, &Value)> = sets
+        .iter()
+        .filter_map(|(_, v, at)| at.map(|i| (i, *v)))
+        .collect();
+    replaced.sort_unstable_by_key(|(i, _)| spans[*i][2]);
+    let mut out = Vec::with_capacity(base.len() + 64);
+    let mut copied = 0usize;
+    let write =
+        |out: &mut Vec<u8>, v: &Value| serde_json::to_writer(out, v).map_err(|e| e.to_string());
+    for (i, value) in replaced {
+        let [_, _, v0, v1] = spans[i];
+        out.extend_from_slice(&base[copied..v0 as usize]);
+        if let Err(e) = write(&mut out, value) {
+            return Some(Err(e));
+        }
+        copied = v1 as usize;
+    }
+    out.extend_from_slice(&base[copied..close]);
+    let mut empty = spans.is_empty();
+    for (key, value, at) in &sets {
+        if at.is_some() {
+            continue;
+        }
+        if !empty {
+            out.push(b',');
+        }
+        empty = false;
+        if let Err(e) = serde_json::to_writer(&mut out, key)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                out.push(b':');
+                write(&mut out, value)
+            })
+        {
+            return Some(Err(e));
+        }
+    }
+    out.extend_from_slice(&base[close..]);
+    Some(Ok(Bytes::from(out)))
+}
+
 fn apply_top_level(
     base: &[u8],
     edits: &[Edit],
     spans: Option<&[FieldSpan]>,
 ) -> Result<Bytes, String> {
+    if let Some(done) = spans.and_then(|s| splice_sets(base, edits, s)) {
+        return done;
+    }
     let mut fields = match spans.and_then(|s| fields_from_spans(base, s)) {
         Some(fields) => fields,
         None => {
@@ -322,11 +397,24 @@ mod tests {
             let x = extract(text, &trie, &mut [], Some(&mut spans)).expect("valid JSON");
             let fields = x.fields.map(|(a, b)| &spans[a as usize..b as usize]);
             assert_eq!(fields.is_some(), !text.contains('\\'), "{text}");
+            let normal = |b: Result<Bytes, String>| -> String {
+                let v: Value = serde_json::from_slice(&b.expect("encodes")).expect("JSON out");
+                v.to_string()
+            };
             for k in 0..=edits.len() {
-                let with = apply(text.as_bytes(), &edits[..k], fields);
-                let without = apply(text.as_bytes(), &edits[..k], None);
-                assert_eq!(with, without, "{text} with {k} edits");
+                // Sets alone take the splicing path; with rename/remove, the general one.
+                for edits in [&edits[..k], &edits[k.min(2)..k]] {
+                    let with = apply(text.as_bytes(), edits, fields);
+                    let without = apply(text.as_bytes(), edits, None);
+                    assert_eq!(normal(with), normal(without), "{text} with {edits:?}");
+                }
             }
+            let twice = [
+                Edit::Set(path("z"), Value::from(1)),
+                Edit::Set(path("z"), Value::from(2)),
+            ];
+            let out = normal(apply(text.as_bytes(), &twice, fields));
+            assert!(out.ends_with(r#""z":2}"#), "{out}");
         }
         let out = apply(payloads[1].as_bytes(), &edits, None).expect("encodes");
         assert_eq!(&out[..], br#"{"a":5,"new":"v","bb":true}"#);
