@@ -396,7 +396,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
                         ..current
                     })
                     .collect(),
-                _ => [1, 2, 4]
+                _ => [1, 2, 4, 8]
                     .iter()
                     .map(|&p| Knobs {
                         parallelism: p,
@@ -564,6 +564,15 @@ async fn settle(consumer: &consumer::PullConsumer, deadline: Duration) -> Result
         let info = consumer.get_info().await.map_err(nats)?;
         if info.num_pending == 0 && info.num_ack_pending == 0 {
             return Ok(());
+        }
+        if started.elapsed().as_secs() >= 5 && started.elapsed().as_millis() % 5000 < 10 {
+            eprintln!(
+                "bench: consumer {} still has {} pending and {} un-acked after {:.0?}",
+                info.name,
+                info.num_pending,
+                info.num_ack_pending,
+                started.elapsed()
+            );
         }
         if started.elapsed() > deadline {
             return Err(BenchError::Stalled(format!(

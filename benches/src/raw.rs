@@ -30,13 +30,17 @@ pub async fn run_raw(
                 .await
                 .map_err(|e| BenchError::Nats(e.to_string()))?
                 .ready_chunks(knobs.batch_size);
+            // One continuous window of in-flight PubAcks: a new batch is published while the
+            // acks of the last one are still coming in (no barrier between batches).
+            let mut in_flight = FuturesUnordered::new();
             loop {
                 let chunk = tokio::select! {
+                    biased;
                     _ = stop.changed() => break,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
                     chunk = messages.next() => chunk,
                 };
                 let Some(chunk) = chunk else { break };
-                let mut in_flight = FuturesUnordered::new();
                 for message in chunk {
                     let Ok(message) = message else { continue };
                     while in_flight.len() >= knobs.window {
@@ -46,18 +50,26 @@ pub async fn run_raw(
                     let publish = PublishMessage::build()
                         .message_id(format!("raw:{seq}"))
                         .payload(message.payload.clone());
-                    let ack = js
-                        .send_publish(out_subject.clone(), publish)
-                        .await
-                        .map_err(|e| BenchError::Nats(e.to_string()))?;
+                    // Keep completing PubAcks while the context waits for a free in-flight
+                    // slot (the loops share it; see `weir_connectors::sink`).
+                    let send = js.send_publish(out_subject.clone(), publish);
+                    tokio::pin!(send);
+                    let sent = loop {
+                        tokio::select! {
+                            biased;
+                            sent = &mut send => break sent,
+                            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                        }
+                    };
+                    let ack = sent.map_err(|e| BenchError::Nats(e.to_string()))?;
                     in_flight.push(async move {
                         if ack.await.is_ok() {
                             let _ = message.ack().await;
                         }
                     });
                 }
-                while in_flight.next().await.is_some() {}
             }
+            while in_flight.next().await.is_some() {}
             Ok::<(), BenchError>(())
         });
     }

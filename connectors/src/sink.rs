@@ -98,7 +98,22 @@ impl JetStreamSink {
                 .headers(message.headers.clone())
                 .message_id(&message.msg_id)
                 .payload(message.payload.clone());
-            match self.js.send_publish(message.subject.clone(), publish).await {
+            // The JetStream context caps PubAcks in flight over all its users and makes a
+            // publish wait for a free slot. Slots are freed only as PubAck futures are polled,
+            // so keep polling ours while waiting: loops sharing the context (parallelism,
+            // other pipelines of the worker) would otherwise wait on each other forever.
+            let send = self.js.send_publish(message.subject.clone(), publish);
+            tokio::pin!(send);
+            let sent = loop {
+                tokio::select! {
+                    biased;
+                    sent = &mut send => break sent,
+                    Some((i, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                        results[i] = Some(result);
+                    }
+                }
+            };
+            match sent {
                 Ok(ack) => {
                     let subject = &message.subject;
                     in_flight.push(async move {

@@ -5,5 +5,6 @@ mod dead_letters;
 mod examples;
 mod missing_stream;
 mod server_restart;
+mod shared_context;
 mod stop_one;
 mod support;
