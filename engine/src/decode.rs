@@ -166,9 +166,10 @@ impl Spans<'_> {
         (s.as_ptr() as usize - self.base) as u32
     }
 
-    fn record(&mut self, key: &Cow<'_, str>, value: &RawValue) {
+    /// Records a field; `key` is `None` when it was not borrowed from the text (escapes).
+    fn record(&mut self, key: Option<&str>, value: &RawValue) {
         match key {
-            Cow::Borrowed(k) if self.ok => {
+            Some(k) if self.ok => {
                 let (k0, v0) = (self.offset(k), self.offset(value.get()));
                 self.buffer
                     .push([k0, k0 + k.len() as u32, v0, v0 + value.get().len() as u32]);
@@ -262,7 +263,11 @@ impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
             }
             let raw: &'de RawValue = map.next_value()?;
             if let Some(spans) = spans.as_deref_mut() {
-                spans.record(&key, raw);
+                let borrowed = match &key {
+                    Cow::Borrowed(k) => Some(*k),
+                    Cow::Owned(_) => None,
+                };
+                spans.record(borrowed, raw);
             }
             let Some(child) = child else { continue };
             if let Some(slot) = child.slot {
