@@ -246,8 +246,11 @@ impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
         Ok(false)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let TrieSeed { trie, out, spans } = self;
-        let mut spans = spans;
+        let TrieSeed {
+            trie,
+            out,
+            mut spans,
+        } = self;
         if trie.children.is_empty() && spans.is_none() {
             // Nothing to extract: validate only (keys need not even be decoded).
             while map.next_key::<IgnoredAny>()?.is_some() {

@@ -5,12 +5,9 @@ use crate::columns::path_display;
 use crate::decode::{FieldSpan, Key};
 use bytes::Bytes;
 use indexmap::IndexMap;
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
 /// One change to a payload, applied in order.
@@ -58,82 +55,9 @@ enum Slot<'a> {
     Value(Value),
 }
 
-/// The top-level fields of an object in document order, with `IndexMap` semantics (setting an
-/// existing key keeps its place, a new key goes last, a removed key frees its place).
-/// Hand-written rather than an `IndexMap`: an order has about ten fields, and hashing each key
-/// cost more than the whole linear scan (profiled in `benches/benches/engine.rs`); an index is
-/// built only for large objects.
-struct Fields<'a> {
-    entries: Vec<(Cow<'a, str>, Option<Slot<'a>>)>,
-    /// Key → position in `entries`, only for objects with more than [`Fields::LINEAR`] keys.
-    index: Option<HashMap<String, usize>>,
-}
-
-impl<'a> Fields<'a> {
-    const LINEAR: usize = 32;
-
-    fn with_capacity(n: usize) -> Self {
-        Fields {
-            entries: Vec::with_capacity(n),
-            index: None,
-        }
-    }
-
-    /// Position of a live entry.
-    fn find(&self, key: &str) -> Option<usize> {
-        let at = match &self.index {
-            Some(index) => index.get(key).copied(),
-            None => self.entries.iter().position(|(k, _)| k == key),
-        }?;
-        self.entries[at].1.is_some().then_some(at)
-    }
-
-    fn set(&mut self, key: Cow<'a, str>, value: Slot<'a>) {
-        if let Some(at) = self.find(&key) {
-            self.entries[at].1 = Some(value);
-            return;
-        }
-        if let Some(index) = &mut self.index {
-            index.insert(key.to_string(), self.entries.len());
-        }
-        self.entries.push((key, Some(value)));
-        if self.index.is_none() && self.entries.len() > Self::LINEAR {
-            let mut index = HashMap::with_capacity(self.entries.len() * 2);
-            for (i, (k, v)) in self.entries.iter().enumerate() {
-                if v.is_some() {
-                    index.insert(k.to_string(), i);
-                }
-            }
-            self.index = Some(index);
-        }
-    }
-
-    fn take(&mut self, key: &str) -> Option<Slot<'a>> {
-        let at = self.find(key)?;
-        if let Some(index) = &mut self.index {
-            index.remove(key);
-        }
-        self.entries[at].1.take()
-    }
-}
-
-/// Collects the top-level fields of a JSON object, borrowing keys and raw values.
-struct FieldsVisitor;
-
-impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = Fields<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-        let mut fields = Fields::with_capacity(map.size_hint().unwrap_or(16));
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let raw: &'de RawValue = map.next_value()?;
-            fields.set(key, Slot::Raw(raw.get().as_bytes()));
-        }
-        Ok(fields)
-    }
-}
+/// The top-level fields of an object in document order; an `IndexMap` gives JSON's object
+/// semantics (setting an existing key keeps its place, a new key goes last).
+type Fields<'a> = IndexMap<Cow<'a, str>, Slot<'a>>;
 
 /// The fields of `base` from spans the decoder recorded (`None` if a span does not fit).
 fn fields_from_spans<'a>(base: &'a [u8], spans: &[FieldSpan]) -> Option<Fields<'a>> {
@@ -141,9 +65,19 @@ fn fields_from_spans<'a>(base: &'a [u8], spans: &[FieldSpan]) -> Option<Fields<'
     for &[k0, k1, v0, v1] in spans {
         let key = std::str::from_utf8(base.get(k0 as usize..k1 as usize)?).ok()?;
         let value = base.get(v0 as usize..v1 as usize)?;
-        fields.set(Cow::Borrowed(key), Slot::Raw(value));
+        fields.insert(Cow::Borrowed(key), Slot::Raw(value));
     }
     Some(fields)
+}
+
+/// The fields of `base`, parsed.
+fn parse_fields(base: &[u8]) -> Result<Fields<'_>, String> {
+    let parsed: IndexMap<Key<'_>, &RawValue> =
+        serde_json::from_slice(base).map_err(|e| format!("payload is not a JSON object: {e}"))?;
+    Ok(parsed
+        .into_iter()
+        .map(|(k, v)| (k.0, Slot::Raw(v.get().as_bytes())))
+        .collect())
 }
 
 /// The common case, done by splicing: every edit sets a top-level field, and each field it
@@ -228,37 +162,29 @@ fn apply_top_level(
     }
     let mut fields = match spans.and_then(|s| fields_from_spans(base, s)) {
         Some(fields) => fields,
-        None => {
-            let mut de = serde_json::Deserializer::from_slice(base);
-            de.deserialize_map(FieldsVisitor)
-                .and_then(|f| de.end().map(|()| f))
-                .map_err(|e| format!("payload is not a JSON object: {e}"))?
-        }
+        None => parse_fields(base)?,
     };
     for edit in edits {
         match edit {
             Edit::Set(path, value) => {
-                fields.set(Cow::Owned(path[0].clone()), Slot::Value(value.clone()));
+                fields.insert(Cow::Owned(path[0].clone()), Slot::Value(value.clone()));
             }
             Edit::Remove(path) => {
-                fields.take(&path[0]);
+                fields.shift_remove(path[0].as_str());
             }
             Edit::Rename(from, to) => {
-                if let Some(v) = fields.take(&from[0]) {
-                    fields.set(Cow::Owned(to[0].clone()), v);
+                if let Some(v) = fields.shift_remove(from[0].as_str()) {
+                    fields.insert(Cow::Owned(to[0].clone()), v);
                 }
             }
         }
     }
     let mut out = Vec::with_capacity(base.len() + 64);
     out.push(b'{');
-    let mut first = true;
-    for (k, v) in &fields.entries {
-        let Some(v) = v else { continue };
-        if !first {
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
         match k {
             // A key borrowed from valid JSON had no escapes, so it needs none.
             Cow::Borrowed(k) => {
