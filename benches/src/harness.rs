@@ -560,12 +560,14 @@ async fn stop(running: Running) -> Result<(), BenchError> {
 
 async fn settle(consumer: &consumer::PullConsumer, deadline: Duration) -> Result<(), BenchError> {
     let started = Instant::now();
+    let mut next_report = started + Duration::from_secs(5);
     loop {
         let info = consumer.get_info().await.map_err(nats)?;
         if info.num_pending == 0 && info.num_ack_pending == 0 {
             return Ok(());
         }
-        if started.elapsed().as_secs() >= 5 && started.elapsed().as_millis() % 5000 < 10 {
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(5);
             eprintln!(
                 "bench: consumer {} still has {} pending and {} un-acked after {:.0?}",
                 info.name,

@@ -6,6 +6,8 @@ use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use weir_connectors::sink::send_draining;
+
 use crate::harness::{BenchError, Knobs};
 
 /// Runs `knobs.parallelism` raw loops until `stop` resolves.
@@ -50,18 +52,11 @@ pub async fn run_raw(
                     let publish = PublishMessage::build()
                         .message_id(format!("raw:{seq}"))
                         .payload(message.payload.clone());
-                    // Keep completing PubAcks while the context waits for a free in-flight
-                    // slot (the loops share it; see `weir_connectors::sink`).
+                    // The loops share the context's PubAck cap: see `send_draining`.
                     let send = js.send_publish(out_subject.clone(), publish);
-                    tokio::pin!(send);
-                    let sent = loop {
-                        tokio::select! {
-                            biased;
-                            sent = &mut send => break sent,
-                            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                        }
-                    };
-                    let ack = sent.map_err(|e| BenchError::Nats(e.to_string()))?;
+                    let ack = send_draining(send, &mut in_flight, |()| {})
+                        .await
+                        .map_err(|e| BenchError::Nats(e.to_string()))?;
                     in_flight.push(async move {
                         if ack.await.is_ok() {
                             let _ = message.ack().await;

@@ -98,21 +98,11 @@ impl JetStreamSink {
                 .headers(message.headers.clone())
                 .message_id(&message.msg_id)
                 .payload(message.payload.clone());
-            // The JetStream context caps PubAcks in flight over all its users and makes a
-            // publish wait for a free slot. Slots are freed only as PubAck futures are polled,
-            // so keep polling ours while waiting: loops sharing the context (parallelism,
-            // other pipelines of the worker) would otherwise wait on each other forever.
             let send = self.js.send_publish(message.subject.clone(), publish);
-            tokio::pin!(send);
-            let sent = loop {
-                tokio::select! {
-                    biased;
-                    sent = &mut send => break sent,
-                    Some((i, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                        results[i] = Some(result);
-                    }
-                }
-            };
+            let sent = send_draining(send, &mut in_flight, |(i, result)| {
+                results[i] = Some(result);
+            })
+            .await;
             match sent {
                 Ok(ack) => {
                     let subject = &message.subject;
@@ -138,5 +128,27 @@ impl JetStreamSink {
             .into_iter()
             .map(|r| r.expect("every publish has a result"))
             .collect()
+    }
+}
+
+/// Awaits `send` (a JetStream publish) while completing the PubAck futures of `in_flight`,
+/// handing each finished one to `done`.
+///
+/// The JetStream context caps PubAcks in flight over all its users and makes a publish wait
+/// for a free slot; slots are freed only as PubAck futures are polled. A publisher that stops
+/// polling its own while it waits can wait forever on loops sharing the context (parallelism,
+/// the other pipelines of a worker) that do the same.
+pub async fn send_draining<T, F: std::future::Future>(
+    send: impl std::future::Future<Output = T>,
+    in_flight: &mut FuturesUnordered<F>,
+    mut done: impl FnMut(F::Output),
+) -> T {
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            biased;
+            sent = &mut send => return sent,
+            Some(finished) = in_flight.next(), if !in_flight.is_empty() => done(finished),
+        }
     }
 }

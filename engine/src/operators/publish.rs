@@ -23,7 +23,16 @@ enum Rendered<'t> {
     PerRow(Vec<Result<String, String>>),
 }
 
-impl Rendered<'_> {
+impl<'t> Rendered<'t> {
+    /// Renders `t` for every row of `batch` (built when some template has holes).
+    fn of(t: &'t Template, state: &SessionState, batch: Option<&RecordBatch>) -> Rendered<'t> {
+        match (t.constant(), batch) {
+            (Some(c), _) => Rendered::Constant(c),
+            (None, Some(b)) => Rendered::PerRow(t.render(state, b)),
+            (None, None) => unreachable!("batch built when a template has holes"),
+        }
+    }
+
     /// Row `i`'s text, moved out of a per-row rendering (each row is read once).
     fn take(&mut self, i: usize) -> Result<String, String> {
         match self {
@@ -39,19 +48,7 @@ impl Operator for Publish {
         let needs_batch = self.subject.constant().is_none()
             || self.headers.iter().any(|(_, t)| t.constant().is_none());
         let batch = needs_batch.then(|| frame.batch(ctx.catalog));
-        fn render<'t>(
-            t: &'t Template,
-            state: &SessionState,
-            batch: Option<&RecordBatch>,
-        ) -> Rendered<'t> {
-            match (t.constant(), batch) {
-                (Some(c), _) => Rendered::Constant(c),
-                (None, Some(b)) => Rendered::PerRow(t.render(state, b)),
-                (None, None) => unreachable!("batch built when a template has holes"),
-            }
-        }
-        let state = ctx.state;
-        let render = |t| render(t, state, batch.as_ref());
+        let render = |t| Rendered::of(t, ctx.state, batch.as_ref());
         let mut subjects = render(&self.subject);
         // A constant subject was checked when the pipeline compiled.
         let check = matches!(subjects, Rendered::PerRow(_));
