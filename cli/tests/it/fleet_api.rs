@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::sigterm_and_wait;
 use anyhow::{Context as _, Result, bail, ensure};
 use async_nats::jetstream;
 use futures::StreamExt;
@@ -124,23 +125,13 @@ impl Proc {
 
     fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("not running")?;
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()?;
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                child.kill()?;
-                bail!(
-                    "{} did not exit within {within:?} of SIGTERM; log:\n{}",
-                    self.name,
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match sigterm_and_wait(&mut child, within)? {
+            Some(status) => Ok(status),
+            None => bail!(
+                "{} did not exit within {within:?} of SIGTERM; log:\n{}",
+                self.name,
+                self.log_text()
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::sigterm_and_wait;
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream::{self, consumer, kv};
 use futures::StreamExt;
@@ -71,22 +72,12 @@ impl WorkerProcess {
 
     pub fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("no worker running")?;
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()?;
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                child.kill()?;
-                bail!(
-                    "weir worker {} did not exit within {within:?} of SIGTERM",
-                    self.id
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match sigterm_and_wait(&mut child, within)? {
+            Some(status) => Ok(status),
+            None => bail!(
+                "weir worker {} did not exit within {within:?} of SIGTERM",
+                self.id
+            ),
         }
     }
 }

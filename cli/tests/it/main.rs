@@ -3,5 +3,6 @@
 mod fleet;
 mod fleet_api;
 mod fleet_support;
+mod process;
 mod runtime_crash;
 mod validate;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::sigterm_and_wait;
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
@@ -105,19 +106,9 @@ impl WorkerProcess {
 
     fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("no worker running")?;
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()?;
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                child.kill()?;
-                bail!("weir run did not exit within {within:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match sigterm_and_wait(&mut child, within)? {
+            Some(status) => Ok(status),
+            None => bail!("weir run did not exit within {within:?} of SIGTERM"),
         }
     }
 }
