@@ -6,7 +6,7 @@ use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use weir_connectors::sink::send_draining;
+use weir_connectors::sink::await_draining;
 
 use crate::harness::{BenchError, Knobs};
 
@@ -52,9 +52,9 @@ pub async fn run_raw(
                     let publish = PublishMessage::build()
                         .message_id(format!("raw:{seq}"))
                         .payload(message.payload.clone());
-                    // The loops share the context's PubAck cap: see `send_draining`.
+                    // The loops share the context's PubAck cap: see `await_draining`.
                     let send = js.send_publish(out_subject.clone(), publish);
-                    let ack = send_draining(send, &mut in_flight, |()| {})
+                    let ack = await_draining(send, &mut in_flight, |()| {})
                         .await
                         .map_err(|e| BenchError::Nats(e.to_string()))?;
                     in_flight.push(async move {

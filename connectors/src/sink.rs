@@ -1,8 +1,10 @@
 //! The JetStream sink: publishes a batch's outputs with a bounded window of in-flight
 //! PubAcks, each with a deterministic `Nats-Msg-Id` so that a redelivered input never
-//! duplicates its outputs in the destination stream.
+//! duplicates its outputs in the destination stream. The window is shared by every batch
+//! published through the sink (and its clones), so batches in flight at once stay within it.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
@@ -10,6 +12,7 @@ use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::sync::Semaphore;
 
 use crate::{FailureClass, PublishFailure};
 
@@ -58,25 +61,29 @@ pub fn is_server_header(name: &str) -> bool {
     name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-")
 }
 
-/// Publishes to JetStream and awaits PubAcks, at most `window` at a time.
+/// Publishes to JetStream and awaits PubAcks, at most `window` at a time over every batch
+/// published through this sink and its clones.
 #[derive(Clone)]
 pub struct JetStreamSink {
     js: jetstream::Context,
-    window: usize,
+    window: Arc<Semaphore>,
+    size: usize,
 }
 
 impl JetStreamSink {
     /// A sink on `js` with `window` in-flight PubAcks at most.
     pub fn new(js: jetstream::Context, window: usize) -> Self {
+        let size = window.clamp(1, Semaphore::MAX_PERMITS);
         JetStreamSink {
             js,
-            window: window.max(1),
+            window: Arc::new(Semaphore::new(size)),
+            size,
         }
     }
 
     /// The in-flight window.
     pub fn window(&self) -> usize {
-        self.window
+        self.size
     }
 
     /// Publishes every message and returns, for each, its PubAck or why it has none. Results
@@ -85,21 +92,33 @@ impl JetStreamSink {
         &self,
         messages: &[Outbound],
     ) -> Vec<Result<PublishAck, PublishFailure>> {
+        self.publish_each(messages.iter()).await
+    }
+
+    /// `publish_all` over borrowed messages (e.g. the ones of a batch still to retry).
+    pub async fn publish_each<'a>(
+        &self,
+        messages: impl ExactSizeIterator<Item = &'a Outbound>,
+    ) -> Vec<Result<PublishAck, PublishFailure>> {
         let mut results: Vec<Option<Result<PublishAck, PublishFailure>>> =
             (0..messages.len()).map(|_| None).collect();
         let mut in_flight = FuturesUnordered::new();
-        for (index, message) in messages.iter().enumerate() {
-            while in_flight.len() >= self.window {
-                if let Some((i, result)) = in_flight.next().await {
-                    results[i] = Some(result);
-                }
-            }
+        for (index, message) in messages.enumerate() {
+            // A slot of the shared window; freed when this message's PubAck is in. Our own
+            // PubAcks keep completing while we wait (they may hold the slots we wait for).
+            let slot = await_draining(
+                self.window.clone().acquire_owned(),
+                &mut in_flight,
+                |(i, result)| results[i] = Some(result),
+            )
+            .await
+            .expect("the sink's window is never closed");
             let publish = PublishMessage::build()
                 .headers(message.headers.clone())
                 .message_id(&message.msg_id)
                 .payload(message.payload.clone());
             let send = self.js.send_publish(message.subject.clone(), publish);
-            let sent = send_draining(send, &mut in_flight, |(i, result)| {
+            let sent = await_draining(send, &mut in_flight, |(i, result)| {
                 results[i] = Some(result);
             })
             .await;
@@ -110,6 +129,7 @@ impl JetStreamSink {
                         let result = ack
                             .await
                             .map_err(|err| PublishFailure::from_publish_error(subject, &err));
+                        drop(slot);
                         (index, result)
                     });
                 }
@@ -131,14 +151,15 @@ impl JetStreamSink {
     }
 }
 
-/// Awaits `send` (a JetStream publish) while completing the PubAck futures of `in_flight`,
-/// handing each finished one to `done`.
+/// Awaits `wait` (a JetStream publish, a window slot) while completing the PubAck futures
+/// of `in_flight`, handing each finished one to `done`.
 ///
 /// The JetStream context caps PubAcks in flight over all its users and makes a publish wait
-/// for a free slot; slots are freed only as PubAck futures are polled. A publisher that stops
-/// polling its own while it waits can wait forever on loops sharing the context (parallelism,
-/// the other pipelines of a worker) that do the same.
-pub async fn send_draining<T, F: std::future::Future>(
+/// for a free slot, and the sink's window works the same way; slots are freed only as PubAck
+/// futures are polled. A publisher that stops polling its own while it waits can wait
+/// forever on others sharing the context or the window (parallelism, batches in flight, the
+/// other pipelines of a worker) that do the same.
+pub async fn await_draining<T, F: std::future::Future>(
     send: impl std::future::Future<Output = T>,
     in_flight: &mut FuturesUnordered<F>,
     mut done: impl FnMut(F::Output),

@@ -116,7 +116,6 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
 
     // 1. Convert; refuse oversized payloads before they reach the engine.
     let mut inputs: Vec<Input> = Vec::with_capacity(messages.len());
-    let mut engine_inputs: Vec<InputMessage> = Vec::with_capacity(messages.len());
     let mut engine_index: Vec<usize> = Vec::with_capacity(messages.len());
     let mut originals: Vec<InputMessage> = Vec::with_capacity(messages.len());
     for message in messages {
@@ -151,7 +150,6 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
             }
         } else {
             engine_index.push(inputs.len());
-            engine_inputs.push(input.clone());
             Disposition::Filtered
         };
         originals.push(input);
@@ -165,6 +163,13 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
     // 2. Process. A panic or a malformed result is an internal error: retried, never acked.
     let mut outbound: Vec<Outbound> = Vec::new();
     let mut outbound_node: Vec<String> = Vec::new();
+    // Usually every input goes to the engine: pass them without copying.
+    let engine_inputs: std::borrow::Cow<'_, [InputMessage]> =
+        if engine_index.len() == originals.len() {
+            std::borrow::Cow::Borrowed(&originals)
+        } else {
+            engine_index.iter().map(|&i| originals[i].clone()).collect()
+        };
     if !engine_inputs.is_empty() {
         let process_started = Instant::now();
         let processor = ctx.processor.clone();
@@ -252,8 +257,10 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
     let retry_started = Instant::now();
     loop {
         // Only publish outputs of inputs that are still going to be published.
-        let batch: Vec<Outbound> = todo.iter().map(|&o| outbound[o].clone()).collect();
-        let published = ctx.sink.publish_all(&batch).await;
+        let published = ctx
+            .sink
+            .publish_each(todo.iter().map(|&o| &outbound[o]))
+            .await;
         let mut again = Vec::new();
         for (&o, result) in todo.iter().zip(published) {
             match result {

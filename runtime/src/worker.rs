@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use weir_connectors::dead_letter::{DEFAULT_DLQ_STREAM, DEFAULT_DLQ_SUBJECTS};
 use weir_connectors::{DeadLetterPublisher, JetStreamSink, PullSource, ensure_dlq_stream};
 
-use crate::batch::{BatchContext, run_batch};
+use crate::batch::{BatchContext, BatchOutcome, run_batch};
 use crate::counters::PipelineTotals;
 use crate::ratelimit::IngestLimiter;
 use crate::{BatchProcessor, Metrics, PipelineConfig, RuntimeError};
@@ -158,7 +160,11 @@ impl Worker {
         let consumer = sources[0].consumer();
         let totals = options.totals.clone().unwrap_or_default();
         let ctx = Arc::new(BatchContext {
-            sink: JetStreamSink::new(self.js.clone(), config.max_in_flight),
+            // One window for the pipeline: `max_in_flight` PubAcks per batch loop.
+            sink: JetStreamSink::new(
+                self.js.clone(),
+                config.max_in_flight.saturating_mul(config.parallelism),
+            ),
             dlq: DeadLetterPublisher::new(
                 self.js.clone(),
                 config.dlq.clone(),
@@ -318,32 +324,95 @@ async fn stop_running(key: String, mut pipeline: RunningPipeline, grace: Duratio
     drained
 }
 
+/// Batches one loop has fetched but not settled yet, at most. The loop fetches and processes
+/// the next batch while the outputs of the last ones are still being stored (their PubAcks
+/// bound by the sink's window), so neither the server nor the engine waits on the other.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A fetch in progress. It owns the source so that it can be kept across `select!`s and
+/// finished rather than dropped: a batch half-read when dropped would only come back after
+/// `ack_wait`.
+type Fetch = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (
+                    PullSource,
+                    Result<Vec<jetstream::Message>, weir_connectors::ConnectorError>,
+                ),
+            > + Send,
+    >,
+>;
+
+fn fetch(mut source: PullSource) -> Fetch {
+    Box::pin(async move {
+        let batch = source.next_batch(IDLE_POLL).await;
+        (source, batch)
+    })
+}
+
 async fn batch_loop(
     ctx: Arc<BatchContext>,
     js: jetstream::Context,
-    mut source: PullSource,
+    source: PullSource,
     stop: CancellationToken,
     limiter: Option<Arc<IngestLimiter>>,
     loop_id: usize,
 ) {
     let pipeline = ctx.config.name.clone();
     let mut failures = 0u32;
-    while !stop.is_cancelled() {
-        if let Some(limiter) = &limiter {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = limiter.ready() => {}
+    let mut settling = FuturesUnordered::new();
+    let settled = |outcome: BatchOutcome| {
+        tracing::trace!(%pipeline, loop_id, ?outcome, "batch settled");
+    };
+    let mut source = Some(source);
+    let mut fetching: Option<Fetch> = None;
+    loop {
+        if fetching.is_none() {
+            if stop.is_cancelled() {
+                break;
             }
+            if settling.len() >= BATCHES_IN_FLIGHT {
+                if let Some(outcome) = settling.next().await {
+                    settled(outcome);
+                }
+                continue;
+            }
+            if let Some(limiter) = &limiter {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = limiter.ready() => {}
+                    Some(outcome) = settling.next(), if !settling.is_empty() => {
+                        settled(outcome);
+                        continue;
+                    }
+                }
+            }
+            fetching = Some(fetch(
+                source.take().expect("the source is home between fetches"),
+            ));
         }
-        match source.next_batch(IDLE_POLL).await {
+        // Settle finished batches while the fetch runs; the fetch itself is never dropped.
+        let (home, fetched) = {
+            let running = fetching.as_mut().expect("set above");
+            tokio::select! {
+                done = running => done,
+                Some(outcome) = settling.next(), if !settling.is_empty() => {
+                    settled(outcome);
+                    continue;
+                }
+            }
+        };
+        fetching = None;
+        let mut home = home;
+        match fetched {
             Ok(batch) if batch.is_empty() => {}
             Ok(batch) => {
                 failures = 0;
                 if let Some(limiter) = &limiter {
                     limiter.take(batch.len());
                 }
-                let outcome = run_batch(&ctx, batch).await;
-                tracing::trace!(%pipeline, loop_id, ?outcome, "batch settled");
+                let ctx = ctx.clone();
+                settling.push(async move { run_batch(&ctx, batch).await });
             }
             Err(err) => {
                 failures += 1;
@@ -351,18 +420,30 @@ async fn batch_loop(
                     Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(MAX_FETCH_BACKOFF);
                 tracing::warn!(%pipeline, loop_id, error = %err, ?delay, "fetch failed; retrying");
                 ctx.totals.record_error(format!("fetch failed: {err}"));
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                if failures >= 3
-                    && let Err(err) = source.reopen(&js).await
+                let sleep = tokio::time::sleep(delay);
+                tokio::pin!(sleep);
+                let stopped = loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break true,
+                        _ = &mut sleep => break false,
+                        Some(outcome) = settling.next(), if !settling.is_empty() => settled(outcome),
+                    }
+                };
+                if !stopped
+                    && failures >= 3
+                    && let Err(err) = home.reopen(&js).await
                 {
                     tracing::warn!(%pipeline, loop_id, error = %err, "re-opening the consumer failed");
                 }
             }
         }
+        source = Some(home);
     }
+    // Stopped: no new fetch; finish (store and ack) the batches in hand.
+    while let Some(outcome) = settling.next().await {
+        settled(outcome);
+    }
+    let mut source = source.expect("no fetch is running after the loop");
     let released = source.release_buffered().await;
     tracing::debug!(%pipeline, loop_id, released, "batch loop stopped");
 }
