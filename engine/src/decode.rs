@@ -1,5 +1,7 @@
 //! Payload decoding: each JSON payload is parsed once per batch, and only the payload paths the
-//! pipeline reads are kept (as borrowed raw JSON), then turned into typed Arrow columns.
+//! pipeline reads are kept (as borrowed raw JSON), then turned into typed Arrow columns. Object
+//! payloads go through the strict scanner of [`crate::scan`]; whatever it refuses is parsed by
+//! serde_json, which gives the verdict and the error message.
 //!
 //! Measured choice: this "extract the known paths once" decoder beats calling JSON functions
 //! (`json_get_*` from `datafusion-functions-json`) per expression, which re-parses the payload
@@ -123,9 +125,15 @@ pub(crate) struct Extracted {
 pub(crate) fn extract<'a>(
     text: &'a str,
     trie: &PathTrie,
-    out: &mut [Option<&'a RawValue>],
-    spans: Option<&mut Vec<FieldSpan>>,
+    out: &mut [Option<&'a str>],
+    mut spans: Option<&mut Vec<FieldSpan>>,
 ) -> Result<Extracted, String> {
+    if let Some(extracted) = extract_scanned(text, trie, out, spans.as_deref_mut()) {
+        return Ok(extracted);
+    }
+    // The scanner refused the payload (invalid, not an object, escaped keys, deep): serde_json
+    // gives the verdict and the error message.
+    out.fill(None);
     let mut de = serde_json::Deserializer::from_str(text);
     let mut recorder = spans.map(|buffer| Spans {
         base: text.as_ptr() as usize,
@@ -150,6 +158,62 @@ pub(crate) fn extract<'a>(
     };
     let is_object = is_object.map_err(|e| format!("payload is not valid JSON: {e}"))?;
     Ok(Extracted { is_object, fields })
+}
+
+/// The fast path of [`extract`]: an object payload the scanner accepts. `None` when it does
+/// not (nothing recorded then).
+fn extract_scanned<'a>(
+    text: &'a str,
+    trie: &PathTrie,
+    out: &mut [Option<&'a str>],
+    spans: Option<&mut Vec<FieldSpan>>,
+) -> Option<Extracted> {
+    let mut spans = spans;
+    let start = spans.as_ref().map_or(0, |s| s.len());
+    let mut nested_ok = true;
+    let accepted = crate::scan::scan_object(text, |[k0, k1, v0, v1]| {
+        if let Some(spans) = spans.as_deref_mut() {
+            spans.push([k0, k1, v0, v1]);
+        }
+        if trie.children.is_empty() {
+            return;
+        }
+        let Some(child) = trie.child(&text[k0 as usize..k1 as usize]) else {
+            return;
+        };
+        let value = &text[v0 as usize..v1 as usize];
+        nested_ok &= fill_paths(value, child, out);
+    });
+    if !(accepted && nested_ok) {
+        if let Some(spans) = spans {
+            spans.truncate(start);
+        }
+        return None;
+    }
+    let fields = spans.map(|s| (start as u32, s.len() as u32));
+    Some(Extracted {
+        is_object: true,
+        fields,
+    })
+}
+
+/// Records `value` (already validated) at `trie`'s slot and, when it is an object, its nested
+/// paths. False when a nested object cannot be scanned (escaped keys): the caller falls back.
+fn fill_paths<'a>(value: &'a str, trie: &PathTrie, out: &mut [Option<&'a str>]) -> bool {
+    if let Some(slot) = trie.slot {
+        out[slot] = Some(value);
+    }
+    if trie.children.is_empty() || !value.starts_with('{') {
+        // Only objects have nested paths; anything else leaves them missing.
+        return true;
+    }
+    let mut ok = true;
+    let scanned = crate::scan::scan_object(value, |[k0, k1, v0, v1]| {
+        if let Some(child) = trie.child(&value[k0 as usize..k1 as usize]) {
+            ok &= fill_paths(&value[v0 as usize..v1 as usize], child, out);
+        }
+    });
+    scanned && ok
 }
 
 /// Top-level field spans being recorded into a shared buffer from `start` on.
@@ -206,7 +270,7 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 
 struct TrieSeed<'t, 'o, 'a, 'b> {
     trie: &'t PathTrie,
-    out: &'o mut [Option<&'a RawValue>],
+    out: &'o mut [Option<&'a str>],
     /// Top-level field spans (the root object only).
     spans: Option<&'o mut Spans<'b>>,
 }
@@ -274,7 +338,7 @@ impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
             }
             let Some(child) = child else { continue };
             if let Some(slot) = child.slot {
-                out[slot] = Some(raw);
+                out[slot] = Some(raw.get());
             }
             // Only objects have nested paths; anything else leaves them missing.
             if !child.children.is_empty() && raw.get().starts_with('{') {
@@ -303,8 +367,7 @@ enum Kind {
     Nested,
 }
 
-fn kind(raw: &RawValue) -> Kind {
-    let s = raw.get();
+fn kind(s: &str) -> Kind {
     match s.as_bytes()[0] {
         b'n' => Kind::Null,
         b't' | b'f' => Kind::Bool,
@@ -346,7 +409,7 @@ fn kind_name(k: Kind) -> &'static str {
 /// strings → Utf8, only null/missing → Null, anything mixed or nested → Utf8 holding the JSON
 /// text (strings unquoted).
 pub(crate) fn build_column(
-    raws: &[Option<&RawValue>],
+    raws: &[Option<&str>],
     declared: Option<FieldType>,
     name: &str,
 ) -> (ArrayRef, Vec<(usize, String)>) {
@@ -382,7 +445,7 @@ pub(crate) fn build_column(
             let mut b = BooleanBuilder::with_capacity(n);
             for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
                 match (r, k) {
-                    (Some(r), Kind::Bool) => b.append_value(r.get() == "true"),
+                    (Some(r), Kind::Bool) => b.append_value(*r == "true"),
                     (_, Kind::Null) => b.append_null(),
                     (_, k) => {
                         errors.push(mismatch(i, *k, "a boolean"));
@@ -396,13 +459,13 @@ pub(crate) fn build_column(
             let mut b = Int64Builder::with_capacity(n);
             for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
                 match (r, k) {
-                    (Some(r), Kind::Int) => b.append_value(r.get().parse().unwrap_or_default()),
-                    (Some(r), Kind::Float) => match r.get().parse::<f64>() {
+                    (Some(r), Kind::Int) => b.append_value(r.parse().unwrap_or_default()),
+                    (Some(r), Kind::Float) => match r.parse::<f64>() {
                         Ok(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => b.append_value(f as i64),
                         _ => {
                             errors.push((
                                 i,
-                                format!("field {name}: expected an integer, found {}", r.get()),
+                                format!("field {name}: expected an integer, found {}", r),
                             ));
                             b.append_null()
                         }
@@ -421,7 +484,7 @@ pub(crate) fn build_column(
             for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
                 match (r, k) {
                     (Some(r), Kind::Int | Kind::Float) => {
-                        b.append_value(r.get().parse().unwrap_or(f64::NAN))
+                        b.append_value(r.parse().unwrap_or(f64::NAN))
                     }
                     (_, Kind::Null) => b.append_null(),
                     (_, k) => {
@@ -436,7 +499,7 @@ pub(crate) fn build_column(
             let mut b = StringBuilder::with_capacity(n, n * 24);
             for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
                 match (r, k) {
-                    (Some(r), Kind::String) => b.append_value(string_value(r.get())),
+                    (Some(r), Kind::String) => b.append_value(string_value(r)),
                     (_, Kind::Null) => b.append_null(),
                     (_, k) => {
                         errors.push(mismatch(i, *k, "an RFC 3339 timestamp string"));
@@ -482,13 +545,13 @@ pub(crate) fn build_column(
                 match (r, k) {
                     (_, Kind::Null) => b.append_null(),
                     (Some(r), Kind::String) if declared != Some(FieldType::Json) => {
-                        b.append_value(string_value(r.get()))
+                        b.append_value(string_value(r))
                     }
                     (Some(_), k) if strict => {
                         errors.push(mismatch(i, *k, "a string"));
                         b.append_null()
                     }
-                    (Some(r), _) => b.append_value(r.get()),
+                    (Some(r), _) => b.append_value(r),
                     (None, _) => b.append_null(),
                 }
             }

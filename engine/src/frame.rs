@@ -12,7 +12,6 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::Bytes;
 use datafusion::execution::SessionState;
-use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// One message inside the pipeline.
@@ -172,7 +171,7 @@ impl BatchContext<'_> {
         let paths = self.catalog.paths();
         let n_paths = paths.len();
         let inputs = self.inputs;
-        let mut raws: Vec<Option<&RawValue>> = Vec::with_capacity(rows.len() * n_paths);
+        let mut raws: Vec<Option<&str>> = Vec::with_capacity(rows.len() * n_paths);
         let mut texts: Vec<&str> = Vec::with_capacity(rows.len());
         let mut kept: Vec<Row> = Vec::with_capacity(rows.len());
         let mut failures: Vec<(Row, String)> = Vec::new();
@@ -218,7 +217,7 @@ impl BatchContext<'_> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.catalog.len());
         let mut bad_rows: Vec<usize> = Vec::new();
         let mut path_no = 0usize;
-        let mut column_raws: Vec<Option<&RawValue>> = Vec::with_capacity(n);
+        let mut column_raws: Vec<Option<&str>> = Vec::with_capacity(n);
         for (idx, source) in self.catalog.columns() {
             let array: ArrayRef = match source {
                 ColumnSource::Subject => Arc::new(

@@ -13,6 +13,7 @@ pub mod message;
 mod operators;
 mod payload;
 mod pipeline;
+mod scan;
 mod sql;
 mod template;
 pub mod testing;
