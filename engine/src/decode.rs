@@ -374,7 +374,11 @@ fn kind(s: &str) -> Kind {
         b'"' => Kind::String,
         b'[' | b'{' => Kind::Nested,
         _ => {
-            if s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) || s.parse::<i64>().is_err() {
+            // A valid JSON number without fraction or exponent is an integer; up to 18 digits
+            // (and a sign) it always fits an i64, so only longer ones need parsing.
+            if s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+                || (s.len() > 18 && s.parse::<i64>().is_err())
+            {
                 Kind::Float
             } else {
                 Kind::Int

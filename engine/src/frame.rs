@@ -82,41 +82,69 @@ impl Frame {
         .expect("frame columns match the catalog")
     }
 
-    /// The rows where `mask` is true (null = false).
-    pub(crate) fn filter(&self, mask: &BooleanArray) -> Frame {
-        let mask = if mask.null_count() > 0 {
-            arrow::compute::prep_null_mask_filter(mask)
-        } else {
-            mask.clone()
-        };
-        if mask.true_count() == self.rows.len() {
-            return self.clone();
+    /// One frame per mask (null = false), consuming this one. A row goes to every frame
+    /// whose mask is true for it: moved into the last of them, cloned for the others, so a
+    /// filter or a route without fan-out copies no row.
+    pub(crate) fn split(self, masks: &[BooleanArray]) -> Vec<Frame> {
+        let Frame { rows, columns } = self;
+        let n = rows.len();
+        let masks: Vec<BooleanArray> = masks
+            .iter()
+            .map(|m| {
+                if m.null_count() > 0 {
+                    arrow::compute::prep_null_mask_filter(m)
+                } else {
+                    m.clone()
+                }
+            })
+            .collect();
+        let mut last_use = vec![usize::MAX; n];
+        for (k, mask) in masks.iter().enumerate() {
+            for i in mask.values().set_indices() {
+                last_use[i] = k;
+            }
         }
-        let rows = self
-            .rows
+        let mut rows: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+        masks
             .iter()
-            .zip(mask.values().iter())
-            .filter(|(_, keep)| *keep)
-            .map(|(r, _)| r.clone())
-            .collect();
-        let columns = self
-            .columns
-            .iter()
-            .map(|c| arrow::compute::filter(c, &mask).expect("filter kernel"))
-            .collect();
-        Frame { rows, columns }
+            .enumerate()
+            .map(|(k, mask)| {
+                let mut taken = Vec::with_capacity(mask.true_count());
+                for i in mask.values().set_indices() {
+                    let row = if last_use[i] == k {
+                        rows[i].take()
+                    } else {
+                        rows[i].clone()
+                    };
+                    taken.push(row.expect("a row is moved out only at its last use"));
+                }
+                let columns = if taken.len() == n {
+                    columns.clone()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| arrow::compute::filter(c, mask).expect("filter kernel"))
+                        .collect()
+                };
+                Frame {
+                    rows: taken,
+                    columns,
+                }
+            })
+            .collect()
     }
 
     /// The frame without the rows in `drop` (sorted or not).
-    pub(crate) fn without(&self, drop: &[usize]) -> Frame {
+    pub(crate) fn without(self, drop: &[usize]) -> Frame {
         if drop.is_empty() {
-            return self.clone();
+            return self;
         }
         let mut keep = vec![true; self.rows.len()];
         for &i in drop {
             keep[i] = false;
         }
-        self.filter(&BooleanArray::from(keep))
+        let mut kept = self.split(&[BooleanArray::from(keep)]);
+        kept.pop().expect("one mask gives one frame")
     }
 }
 

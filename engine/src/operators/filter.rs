@@ -14,6 +14,7 @@ pub(crate) struct Filter {
 impl Operator for Filter {
     fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
         let mask = predicate_mask(&self.predicate, &frame, ctx, &self.id);
-        vec![(0, frame.filter(&mask))]
+        let kept = frame.split(std::slice::from_ref(&mask));
+        kept.into_iter().map(|f| (0, f)).collect()
     }
 }

@@ -31,7 +31,8 @@ impl Operator for Route {
         let failed: Vec<bool> = frame.rows.iter().map(|r| ctx.failed(r)).collect();
         let mut active: Vec<bool> = failed.iter().map(|f| !f).collect();
         let mut matched_any = vec![false; n];
-        let mut out = Vec::with_capacity(self.rules.len() + 1);
+        let mut ports = Vec::with_capacity(self.rules.len() + 1);
+        let mut masks = Vec::with_capacity(self.rules.len() + 1);
         for (port, (rule, m)) in self.rules.iter().zip(&matches).enumerate() {
             let fire: Vec<bool> = (0..n).map(|i| active[i] && m.value(i)).collect();
             for i in 0..n {
@@ -43,13 +44,16 @@ impl Operator for Route {
                 }
             }
             if fire.iter().any(|f| *f) {
-                out.push((port, frame.filter(&BooleanArray::from(fire))));
+                ports.push(port);
+                masks.push(BooleanArray::from(fire));
             }
         }
         let default: Vec<bool> = (0..n).map(|i| !failed[i] && !matched_any[i]).collect();
         if default.iter().any(|d| *d) {
-            out.push((self.rules.len(), frame.filter(&BooleanArray::from(default))));
+            ports.push(self.rules.len());
+            masks.push(BooleanArray::from(default));
         }
-        out
+        // Each row is copied only for its second and later ports.
+        ports.into_iter().zip(frame.split(&masks)).collect()
     }
 }
