@@ -67,23 +67,15 @@ pub fn is_server_header(name: &str) -> bool {
 pub struct JetStreamSink {
     js: jetstream::Context,
     window: Arc<Semaphore>,
-    size: usize,
 }
 
 impl JetStreamSink {
     /// A sink on `js` with `window` in-flight PubAcks at most.
     pub fn new(js: jetstream::Context, window: usize) -> Self {
-        let size = window.clamp(1, Semaphore::MAX_PERMITS);
         JetStreamSink {
             js,
-            window: Arc::new(Semaphore::new(size)),
-            size,
+            window: Arc::new(Semaphore::new(window.clamp(1, Semaphore::MAX_PERMITS))),
         }
-    }
-
-    /// The in-flight window.
-    pub fn window(&self) -> usize {
-        self.size
     }
 
     /// Publishes every message and returns, for each, its PubAck or why it has none. Results
@@ -160,15 +152,15 @@ impl JetStreamSink {
 /// forever on others sharing the context or the window (parallelism, batches in flight, the
 /// other pipelines of a worker) that do the same.
 pub async fn await_draining<T, F: std::future::Future>(
-    send: impl std::future::Future<Output = T>,
+    wait: impl std::future::Future<Output = T>,
     in_flight: &mut FuturesUnordered<F>,
     mut done: impl FnMut(F::Output),
 ) -> T {
-    tokio::pin!(send);
+    tokio::pin!(wait);
     loop {
         tokio::select! {
             biased;
-            sent = &mut send => return sent,
+            waited = &mut wait => return waited,
             Some(finished) = in_flight.next(), if !in_flight.is_empty() => done(finished),
         }
     }

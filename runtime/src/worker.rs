@@ -329,31 +329,10 @@ async fn stop_running(key: String, mut pipeline: RunningPipeline, grace: Duratio
 /// bound by the sink's window), so neither the server nor the engine waits on the other.
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// A fetch in progress. It owns the source so that it can be kept across `select!`s and
-/// finished rather than dropped: a batch half-read when dropped would only come back after
-/// `ack_wait`.
-type Fetch = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = (
-                    PullSource,
-                    Result<Vec<jetstream::Message>, weir_connectors::ConnectorError>,
-                ),
-            > + Send,
-    >,
->;
-
-fn fetch(mut source: PullSource) -> Fetch {
-    Box::pin(async move {
-        let batch = source.next_batch(IDLE_POLL).await;
-        (source, batch)
-    })
-}
-
 async fn batch_loop(
     ctx: Arc<BatchContext>,
     js: jetstream::Context,
-    source: PullSource,
+    mut source: PullSource,
     stop: CancellationToken,
     limiter: Option<Arc<IngestLimiter>>,
     loop_id: usize,
@@ -364,46 +343,34 @@ async fn batch_loop(
     let settled = |outcome: BatchOutcome| {
         tracing::trace!(%pipeline, loop_id, ?outcome, "batch settled");
     };
-    let mut source = Some(source);
-    let mut fetching: Option<Fetch> = None;
-    loop {
-        if fetching.is_none() {
-            if stop.is_cancelled() {
-                break;
+    while !stop.is_cancelled() {
+        if settling.len() >= BATCHES_IN_FLIGHT {
+            if let Some(outcome) = settling.next().await {
+                settled(outcome);
             }
-            if settling.len() >= BATCHES_IN_FLIGHT {
-                if let Some(outcome) = settling.next().await {
-                    settled(outcome);
-                }
-                continue;
-            }
-            if let Some(limiter) = &limiter {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = limiter.ready() => {}
-                    Some(outcome) = settling.next(), if !settling.is_empty() => {
-                        settled(outcome);
-                        continue;
-                    }
-                }
-            }
-            fetching = Some(fetch(
-                source.take().expect("the source is home between fetches"),
-            ));
+            continue;
         }
-        // Settle finished batches while the fetch runs; the fetch itself is never dropped.
-        let (home, fetched) = {
-            let running = fetching.as_mut().expect("set above");
+        if let Some(limiter) = &limiter {
             tokio::select! {
-                done = running => done,
+                _ = stop.cancelled() => break,
+                _ = limiter.ready() => {}
                 Some(outcome) = settling.next(), if !settling.is_empty() => {
                     settled(outcome);
                     continue;
                 }
             }
+        }
+        // Settle finished batches while the fetch runs. The fetch itself is never dropped: a
+        // batch half-read when dropped would only come back after `ack_wait`.
+        let fetched = {
+            let mut fetch = std::pin::pin!(source.next_batch(IDLE_POLL));
+            loop {
+                tokio::select! {
+                    fetched = &mut fetch => break fetched,
+                    Some(outcome) = settling.next(), if !settling.is_empty() => settled(outcome),
+                }
+            }
         };
-        fetching = None;
-        let mut home = home;
         match fetched {
             Ok(batch) if batch.is_empty() => {}
             Ok(batch) => {
@@ -431,19 +398,17 @@ async fn batch_loop(
                 };
                 if !stopped
                     && failures >= 3
-                    && let Err(err) = home.reopen(&js).await
+                    && let Err(err) = source.reopen(&js).await
                 {
                     tracing::warn!(%pipeline, loop_id, error = %err, "re-opening the consumer failed");
                 }
             }
         }
-        source = Some(home);
     }
     // Stopped: no new fetch; finish (store and ack) the batches in hand.
     while let Some(outcome) = settling.next().await {
         settled(outcome);
     }
-    let mut source = source.expect("no fetch is running after the loop");
     let released = source.release_buffered().await;
     tracing::debug!(%pipeline, loop_id, released, "batch loop stopped");
 }
