@@ -124,9 +124,9 @@ pub(crate) type FieldSpan = [u32; 4];
 pub(crate) struct Extracted {
     /// Whether the document is an object.
     pub(crate) is_object: bool,
-    /// Where its top-level field spans lie in the span buffer, when asked for and when every
-    /// key is free of escapes (a key with escapes is not a slice of the text; the encoder
-    /// parses such payloads again).
+    /// Where its top-level field spans lie in the span buffer, when asked for and when the
+    /// scanner took the payload (its keys are then free of escapes, so each is a slice of the
+    /// text); otherwise the encoder parses the payload again.
     pub(crate) fields: Option<(u32, u32)>,
 }
 
@@ -137,38 +137,24 @@ pub(crate) fn extract<'a>(
     text: &'a str,
     trie: &PathTrie,
     out: &mut [Option<&'a str>],
-    mut spans: Option<&mut Vec<FieldSpan>>,
+    spans: Option<&mut Vec<FieldSpan>>,
 ) -> Result<Extracted, String> {
-    if let Some(extracted) = extract_scanned(text, trie, out, spans.as_deref_mut()) {
+    if let Some(extracted) = extract_scanned(text, trie, out, spans) {
         return Ok(extracted);
     }
     // The scanner refused the payload (invalid, not an object, escaped keys, deep): serde_json
-    // gives the verdict and the error message.
+    // gives the verdict and the error message. No spans then: the encoder parses such a
+    // payload again if it must edit it.
     out.fill(None);
     let mut de = serde_json::Deserializer::from_str(text);
-    let mut recorder = spans.map(|buffer| Spans {
-        base: text.as_ptr() as usize,
-        start: buffer.len(),
-        buffer,
-        ok: true,
-    });
-    let is_object = TrieSeed {
-        trie,
-        out,
-        spans: recorder.as_mut(),
-    }
-    .deserialize(&mut de)
-    .and_then(|o| de.end().map(|()| o));
-    let fields = match (&is_object, recorder) {
-        (Ok(true), Some(r)) if r.ok => Some((r.start as u32, r.buffer.len() as u32)),
-        (_, Some(r)) => {
-            r.buffer.truncate(r.start);
-            None
-        }
-        (_, None) => None,
-    };
-    let is_object = is_object.map_err(|e| format!("payload is not valid JSON: {e}"))?;
-    Ok(Extracted { is_object, fields })
+    let is_object = TrieSeed { trie, out }
+        .deserialize(&mut de)
+        .and_then(|o| de.end().map(|()| o))
+        .map_err(|e| format!("payload is not valid JSON: {e}"))?;
+    Ok(Extracted {
+        is_object,
+        fields: None,
+    })
 }
 
 /// The fast path of [`extract`]: an object payload the scanner accepts. `None` when it does
@@ -177,9 +163,8 @@ fn extract_scanned<'a>(
     text: &'a str,
     trie: &PathTrie,
     out: &mut [Option<&'a str>],
-    spans: Option<&mut Vec<FieldSpan>>,
+    mut spans: Option<&mut Vec<FieldSpan>>,
 ) -> Option<Extracted> {
-    let mut spans = spans;
     let start = spans.as_ref().map_or(0, |s| s.len());
     let mut nested_ok = true;
     let accepted = crate::scan::scan_object(text, |[k0, k1, v0, v1]| {
@@ -227,33 +212,6 @@ fn fill_paths<'a>(value: &'a str, trie: &PathTrie, out: &mut [Option<&'a str>]) 
     scanned && ok
 }
 
-/// Top-level field spans being recorded into a shared buffer from `start` on.
-struct Spans<'b> {
-    base: usize,
-    start: usize,
-    buffer: &'b mut Vec<FieldSpan>,
-    /// False once a key could not be recorded.
-    ok: bool,
-}
-
-impl Spans<'_> {
-    fn offset(&self, s: &str) -> u32 {
-        (s.as_ptr() as usize - self.base) as u32
-    }
-
-    /// Records a field; `key` is `None` when it was not borrowed from the text (escapes).
-    fn record(&mut self, key: Option<&str>, value: &RawValue) {
-        match key {
-            Some(k) if self.ok => {
-                let (k0, v0) = (self.offset(k), self.offset(value.get()));
-                self.buffer
-                    .push([k0, k0 + k.len() as u32, v0, v0 + value.get().len() as u32]);
-            }
-            _ => self.ok = false,
-        }
-    }
-}
-
 /// A JSON object key, borrowed when it has no escapes.
 pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
@@ -279,21 +237,19 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
     }
 }
 
-struct TrieSeed<'t, 'o, 'a, 'b> {
+struct TrieSeed<'t, 'o, 'a> {
     trie: &'t PathTrie,
     out: &'o mut [Option<&'a str>],
-    /// Top-level field spans (the root object only).
-    spans: Option<&'o mut Spans<'b>>,
 }
 
-impl<'de> DeserializeSeed<'de> for TrieSeed<'_, '_, 'de, '_> {
+impl<'de> DeserializeSeed<'de> for TrieSeed<'_, '_, 'de> {
     type Value = bool;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
+impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de> {
     type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
@@ -321,33 +277,13 @@ impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
         Ok(false)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let TrieSeed {
-            trie,
-            out,
-            mut spans,
-        } = self;
-        if trie.children.is_empty() && spans.is_none() {
-            // Nothing to extract: validate only (keys need not even be decoded).
-            while map.next_key::<IgnoredAny>()?.is_some() {
-                map.next_value::<IgnoredAny>()?;
-            }
-            return Ok(true);
-        }
+        let TrieSeed { trie, out } = self;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let child = trie.child(&key);
-            if child.is_none() && spans.is_none() {
+            let Some(child) = trie.child(&key) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
-            }
+            };
             let raw: &'de RawValue = map.next_value()?;
-            if let Some(spans) = spans.as_deref_mut() {
-                let borrowed = match &key {
-                    Cow::Borrowed(k) => Some(*k),
-                    Cow::Owned(_) => None,
-                };
-                spans.record(borrowed, raw);
-            }
-            let Some(child) = child else { continue };
             if let Some(slot) = child.slot {
                 out[slot] = Some(raw.get());
             }
@@ -357,7 +293,6 @@ impl<'de> Visitor<'de> for TrieSeed<'_, '_, 'de, '_> {
                 TrieSeed {
                     trie: child,
                     out: &mut *out,
-                    spans: None,
                 }
                 .deserialize(&mut de)
                 .map_err(serde::de::Error::custom)?;

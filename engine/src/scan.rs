@@ -31,52 +31,29 @@ static PLAIN: [bool; 256] = {
 /// value end]` (byte offsets; the key without its quotes) for each top-level field, in order,
 /// and returns true when the whole text is a valid object whose keys have no escapes. When it
 /// returns false, the calls made so far mean nothing.
-pub(crate) fn scan_object(text: &str, mut field: impl FnMut([u32; 4])) -> bool {
+pub(crate) fn scan_object(text: &str, field: impl FnMut([u32; 4])) -> bool {
+    if text.len() > u32::MAX as usize {
+        return false;
+    }
     let mut s = Scanner {
         b: text.as_bytes(),
         i: 0,
     };
-    if text.len() > u32::MAX as usize {
-        return false;
-    }
     s.ws();
-    if s.peek() != Some(b'{') {
+    if s.peek() != Some(b'{') || !s.object(1, Keys::Plain, field) {
         return false;
-    }
-    s.i += 1;
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.i += 1;
-    } else {
-        loop {
-            if s.peek() != Some(b'"') {
-                return false;
-            }
-            let k0 = s.i + 1;
-            if !s.plain_string() {
-                return false;
-            }
-            let k1 = s.i - 1;
-            s.ws();
-            if s.bump() != Some(b':') {
-                return false;
-            }
-            s.ws();
-            let v0 = s.i;
-            if !s.value(1) {
-                return false;
-            }
-            field([k0 as u32, k1 as u32, v0 as u32, s.i as u32]);
-            s.ws();
-            match s.bump() {
-                Some(b',') => s.ws(),
-                Some(b'}') => break,
-                _ => return false,
-            }
-        }
     }
     s.ws();
     s.i == s.b.len()
+}
+
+/// Which keys an object may have.
+#[derive(Clone, Copy, PartialEq)]
+enum Keys {
+    /// Without escapes (so that each key is a slice of the text).
+    Plain,
+    /// Any valid string.
+    Any,
 }
 
 struct Scanner<'a> {
@@ -218,7 +195,7 @@ impl Scanner<'_> {
     fn value(&mut self, depth: usize) -> bool {
         match self.peek() {
             Some(b'"') => self.string(),
-            Some(b'{') => self.object(depth + 1),
+            Some(b'{') => self.object(depth + 1, Keys::Any, |_| {}),
             Some(b'[') => self.array(depth + 1),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
@@ -228,7 +205,9 @@ impl Scanner<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> bool {
+    /// An object at `i` (on its `{`); `depth` counts it and the arrays and objects around it.
+    /// Calls `field` with each field's key and value spans.
+    fn object(&mut self, depth: usize, keys: Keys, mut field: impl FnMut([u32; 4])) -> bool {
         if depth >= MAX_DEPTH {
             return false;
         }
@@ -239,17 +218,28 @@ impl Scanner<'_> {
             return true;
         }
         loop {
-            if self.peek() != Some(b'"') || !self.string() {
+            if self.peek() != Some(b'"') {
                 return false;
             }
+            let k0 = self.i + 1;
+            let key = match keys {
+                Keys::Plain => self.plain_string(),
+                Keys::Any => self.string(),
+            };
+            if !key {
+                return false;
+            }
+            let k1 = self.i - 1;
             self.ws();
             if self.bump() != Some(b':') {
                 return false;
             }
             self.ws();
+            let v0 = self.i;
             if !self.value(depth) {
                 return false;
             }
+            field([k0 as u32, k1 as u32, v0 as u32, self.i as u32]);
             self.ws();
             match self.bump() {
                 Some(b',') => self.ws(),
