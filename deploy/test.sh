@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# README command (2): set everything up, then run every test of the workspace against real
-# components (nats-server, PostgreSQL) that the tests start themselves. Idempotent.
+# README command (2): set everything up, check formatting and lints, then run every test of
+# the workspace against real components (nats-server, PostgreSQL) that the tests start
+# themselves. Idempotent. `.ci/run` runs exactly this. Extra arguments go to the test runner.
+#
+# Lints and the test build share one compilation: clippy-driver is the compiler of the
+# workspace crates (RUSTC_WORKSPACE_WRAPPER, exactly as `cargo clippy` sets it up), so the
+# dependencies are built once instead of once for `cargo clippy` and once more for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 bash deploy/setup.sh
 # Compiled dependencies are reused across clones when CARGO_TARGET_DIR points outside the tree.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
+cargo fmt --all -- --check
+
+clippy_driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
+if [[ -z "$clippy_driver" ]]; then
+  echo "test: clippy-driver not found; install it with: rustup component add clippy" >&2
+  exit 1
+fi
+export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# Every target (lib, bins, tests, benches, examples) is compiled, and so linted, here.
+cargo test --workspace --all-targets --no-run
+echo "test: lints clean, everything built after $(( $(date +%s) - start )) s"
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+echo "test: finished in $(( $(date +%s) - start )) s"
