@@ -82,6 +82,9 @@ spec:
       publish: { subject: "bench.out.standard" }
 "#;
 
+/// The stream that stores the raw stage's outputs.
+const RAW_STREAM: &str = "BENCH_RAW";
+
 /// Why a bench could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -316,7 +319,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         .ok_or_else(|| BenchError::Pipeline("source stream has no subjects".into()))?;
     let subject = filter.replace(['>', '*'], "bench");
     js.create_or_update_stream(stream::Config {
-        name: "BENCH_RAW".into(),
+        name: RAW_STREAM.into(),
         subjects: vec!["bench.raw.>".into()],
         ..Default::default()
     })
@@ -598,6 +601,7 @@ async fn measure(
     settle(&consumer, Duration::from_secs(300)).await?;
     let seconds = started.elapsed().as_secs_f64();
     stop(running).await?;
+    reset(setup, &consumer).await?;
     let bytes: f64 = setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64
         / setup.inputs.len() as f64
         * n as f64;
@@ -616,6 +620,29 @@ async fn measure(
     })
 }
 
+/// Puts the server back where it was before a stage: its consumer deleted, the source and
+/// output streams purged. Every stage then starts on the same, empty streams, so that the
+/// order of the stages does not favour one of them (a stream that holds more messages costs
+/// the server more per message).
+async fn reset(setup: &Setup, consumer: &consumer::PullConsumer) -> Result<(), BenchError> {
+    let mut consumer = consumer.clone();
+    let name = consumer.info().await.map_err(nats)?.name.clone();
+    let source = setup
+        .js
+        .get_stream(&setup.source_stream)
+        .await
+        .map_err(nats)?;
+    source.delete_consumer(&name).await.map_err(nats)?;
+    let streams = std::iter::once(setup.source_stream.as_str())
+        .chain(std::iter::once(RAW_STREAM))
+        .chain(setup.output_streams.iter().map(String::as_str));
+    for name in streams {
+        let stream = setup.js.get_stream(name).await.map_err(nats)?;
+        stream.purge().await.map_err(nats)?;
+    }
+    Ok(())
+}
+
 /// Paced run at `rate` msgs/s for `seconds`: p50 and p99 of input publish → output stored.
 async fn latency(
     setup: &mut Setup,
@@ -631,7 +658,7 @@ async fn latency(
         .map_err(nats)?;
     let next_seq = source.info().await.map_err(nats)?.state.last_sequence + 1;
     let out_streams: Vec<String> = match stage {
-        Stage::Raw => vec!["BENCH_RAW".into()],
+        Stage::Raw => vec![RAW_STREAM.into()],
         Stage::Pipeline => setup.output_streams.clone(),
     };
     let mut out_start = HashMap::new();

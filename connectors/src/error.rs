@@ -34,7 +34,7 @@ pub struct PublishFailure {
 }
 
 /// JetStream API error code: "message size exceeds maximum allowed".
-const JS_MESSAGE_EXCEEDS_MAXIMUM: u64 = 10054;
+pub(crate) const JS_MESSAGE_EXCEEDS_MAXIMUM: u64 = 10054;
 
 impl PublishFailure {
     /// Classifies an async-nats publish error for `subject`.

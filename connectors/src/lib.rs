@@ -5,6 +5,7 @@
 
 pub mod dead_letter;
 pub mod error;
+pub mod fast_batch;
 pub mod fleet;
 pub mod sink;
 pub mod source;

@@ -1,20 +1,25 @@
-//! The JetStream sink: publishes a batch's outputs with a bounded window of in-flight
-//! PubAcks, each with a deterministic `Nats-Msg-Id` so that a redelivered input never
+//! The JetStream sink: publishes a batch's outputs with a bounded window of unconfirmed
+//! messages, each with a deterministic `Nats-Msg-Id` so that a redelivered input never
 //! duplicates its outputs in the destination stream. The window is shared by every batch
 //! published through the sink (and its clones), so batches in flight at once stay within it.
+//! Outputs go in JetStream fast batches where their stream allows it (see `fast_batch`).
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
-use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
+use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
+use crate::fast_batch::{BatchMessage, FastBatches, MAX_BATCH};
 use crate::{FailureClass, PublishFailure};
+
+/// The header that carries an output's deduplication id.
+const NATS_MSG_ID: &str = "Nats-Msg-Id";
 
 /// Default number of PubAcks awaited at once.
 pub const DEFAULT_WINDOW: usize = 1024;
@@ -61,29 +66,33 @@ pub fn is_server_header(name: &str) -> bool {
     name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-")
 }
 
-/// Publishes to JetStream and awaits PubAcks, at most `window` at a time over every batch
-/// published through this sink and its clones.
+/// Publishes to JetStream, at most `window` messages unconfirmed at a time over every batch
+/// published through this sink and its clones. Messages whose stream takes fast batches
+/// (`allow_batched`, nats-server 2.14+) go in fast batches with one PubAck per batch; the
+/// others are published one by one, each with its own PubAck.
 #[derive(Clone)]
 pub struct JetStreamSink {
     js: jetstream::Context,
     window: Arc<Semaphore>,
+    window_size: usize,
+    batches: Arc<FastBatches>,
 }
 
 impl JetStreamSink {
     /// A sink on `js` with `window` in-flight PubAcks at most.
     pub fn new(js: jetstream::Context, window: usize) -> Self {
+        let window_size = window.clamp(1, Semaphore::MAX_PERMITS);
         JetStreamSink {
+            batches: Arc::new(FastBatches::new(js.clone())),
             js,
-            window: Arc::new(Semaphore::new(window.clamp(1, Semaphore::MAX_PERMITS))),
+            window: Arc::new(Semaphore::new(window_size)),
+            window_size,
         }
     }
 
-    /// Publishes every message and returns, for each, its PubAck or why it has none. Results
-    /// are in input order. A failure of one message does not stop the others.
-    pub async fn publish_all(
-        &self,
-        messages: &[Outbound],
-    ) -> Vec<Result<PublishAck, PublishFailure>> {
+    /// Publishes every message and returns, for each, whether it is stored or why not.
+    /// Results are in input order. A failure of one message does not stop the others.
+    pub async fn publish_all(&self, messages: &[Outbound]) -> Vec<Result<(), PublishFailure>> {
         self.publish_each(messages.iter()).await
     }
 
@@ -91,11 +100,93 @@ impl JetStreamSink {
     pub async fn publish_each<'a>(
         &self,
         messages: impl ExactSizeIterator<Item = &'a Outbound>,
-    ) -> Vec<Result<PublishAck, PublishFailure>> {
-        let mut results: Vec<Option<Result<PublishAck, PublishFailure>>> =
+    ) -> Vec<Result<(), PublishFailure>> {
+        let messages: Vec<&Outbound> = messages.collect();
+        let mut results: Vec<Option<Result<(), PublishFailure>>> =
             (0..messages.len()).map(|_| None).collect();
+        // Group the messages by the stream that takes them in fast batches; the rest go one
+        // by one. A pipeline writes to few streams, so a list beats a map here.
+        let mut batched: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
+        let mut single: Vec<usize> = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            match self.batches.route(&message.subject).await {
+                Some(stream) => match batched.iter_mut().find(|(s, _)| *s == stream) {
+                    Some((_, indexes)) => indexes.push(index),
+                    None => batched.push((stream, vec![index])),
+                },
+                None => single.push(index),
+            }
+        }
+        self.publish_batched(&messages, &batched, &mut results)
+            .await;
+        self.publish_single(&messages, &single, &mut results).await;
+        results
+            .into_iter()
+            .map(|r| r.expect("every publish has a result"))
+            .collect()
+    }
+
+    /// Fast batches of at most [`MAX_BATCH`] messages (and at most the window), all in flight
+    /// at once within the window.
+    async fn publish_batched(
+        &self,
+        messages: &[&Outbound],
+        batched: &[(Arc<str>, Vec<usize>)],
+        results: &mut [Option<Result<(), PublishFailure>>],
+    ) {
         let mut in_flight = FuturesUnordered::new();
-        for (index, message) in messages.enumerate() {
+        let chunk = MAX_BATCH.min(self.window_size);
+        for (stream, indexes) in batched {
+            for part in indexes.chunks(chunk) {
+                let slots = await_draining(
+                    self.window.clone().acquire_many_owned(part.len() as u32),
+                    &mut in_flight,
+                    |done: Vec<(usize, Result<(), PublishFailure>)>| {
+                        for (i, result) in done {
+                            results[i] = Some(result);
+                        }
+                    },
+                )
+                .await
+                .expect("the sink's window is never closed");
+                let batch: Vec<BatchMessage<'_>> = part
+                    .iter()
+                    .map(|&i| {
+                        let message = messages[i];
+                        let mut headers = message.headers.clone();
+                        headers.insert(NATS_MSG_ID, message.msg_id.as_str());
+                        BatchMessage {
+                            subject: &message.subject,
+                            headers,
+                            payload: message.payload.clone(),
+                        }
+                    })
+                    .collect();
+                let batches = &self.batches;
+                in_flight.push(async move {
+                    let outcome = batches.publish(stream, batch).await;
+                    drop(slots);
+                    part.iter().copied().zip(outcome).collect::<Vec<_>>()
+                });
+            }
+        }
+        while let Some(done) = in_flight.next().await {
+            for (i, result) in done {
+                results[i] = Some(result);
+            }
+        }
+    }
+
+    /// One publish and one PubAck per message.
+    async fn publish_single(
+        &self,
+        messages: &[&Outbound],
+        single: &[usize],
+        results: &mut [Option<Result<(), PublishFailure>>],
+    ) {
+        let mut in_flight = FuturesUnordered::new();
+        for &index in single {
+            let message = messages[index];
             // A slot of the shared window; freed when this message's PubAck is in. Our own
             // PubAcks keep completing while we wait (they may hold the slots we wait for).
             let slot = await_draining(
@@ -120,6 +211,7 @@ impl JetStreamSink {
                     in_flight.push(async move {
                         let result = ack
                             .await
+                            .map(|_| ())
                             .map_err(|err| PublishFailure::from_publish_error(subject, &err));
                         drop(slot);
                         (index, result)
@@ -136,10 +228,6 @@ impl JetStreamSink {
         while let Some((i, result)) = in_flight.next().await {
             results[i] = Some(result);
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every publish has a result"))
-            .collect()
     }
 }
 

@@ -29,6 +29,8 @@ pub fn stream_config(resource: &StreamResource) -> Result<stream::Config, Connec
         },
         max_messages: spec.max_msgs.unwrap_or(-1),
         num_replicas: spec.replicas.max(1) as usize,
+        // Lets the sink publish into the stream in fast batches (one PubAck per batch).
+        allow_batch_publish: true,
         ..Default::default()
     };
     if let Some(v) = &spec.max_bytes {

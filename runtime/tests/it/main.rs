@@ -3,6 +3,7 @@
 
 mod dead_letters;
 mod examples;
+mod fast_batches;
 mod missing_stream;
 mod server_restart;
 mod shared_context;

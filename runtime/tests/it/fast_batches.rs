@@ -1,0 +1,166 @@
+//! The sink's fast batches against a real nats-server: every message stored once however
+//! often it is published; a full stream (`discard: new`) refuses a message as transient and
+//! the server drops the rest of its batch (transient too); a message too large for the
+//! stream is a data failure; a stream without `allow_batched` is published one message at a
+//! time.
+
+use anyhow::Result;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use weir_connectors::{FailureClass, JetStreamSink, Outbound};
+use weir_testkit::nats::NatsServer;
+
+use crate::support::*;
+
+fn outbound(subject: &str, id: &str, payload: Bytes) -> Outbound {
+    Outbound {
+        subject: subject.into(),
+        headers: HeaderMap::new(),
+        payload,
+        msg_id: id.into(),
+    }
+}
+
+async fn batched_stream(js: &jetstream::Context, config: stream::Config) -> Result<()> {
+    js.create_stream(stream::Config {
+        allow_batch_publish: true,
+        ..config
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_store_every_message_once() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    batched_stream(
+        &js,
+        stream::Config {
+            name: "OUT".into(),
+            subjects: vec!["out.>".into()],
+            ..Default::default()
+        },
+    )
+    .await?;
+    // A window smaller than the messages: several batches, some waiting for room.
+    let sink = JetStreamSink::new(js.clone(), 64);
+    let messages: Vec<Outbound> = (0..300)
+        .map(|i| {
+            outbound(
+                &format!("out.{}", i % 3),
+                &format!("m{i}"),
+                Bytes::from(format!("{i}")),
+            )
+        })
+        .collect();
+    for round in 0..2 {
+        let results = sink.publish_all(&messages).await;
+        assert!(
+            results.iter().all(Result::is_ok),
+            "round {round}: {:?}",
+            results.iter().find(|r| r.is_err())
+        );
+    }
+    let stored = read_all(&js, "OUT").await?;
+    assert_eq!(stored.len(), 300, "the second round was deduplicated");
+    for (i, message) in stored.iter().enumerate() {
+        assert_eq!(
+            message.headers["Nats-Msg-Id"],
+            format!("m{i}"),
+            "order kept"
+        );
+        assert_eq!(message.payload, Bytes::from(format!("{i}")));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_refuses_the_rest_of_a_batch_as_transient() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    batched_stream(
+        &js,
+        stream::Config {
+            name: "SMALL".into(),
+            subjects: vec!["small.>".into()],
+            max_messages: 10,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let sink = JetStreamSink::new(js.clone(), 1024);
+    let messages: Vec<Outbound> = (0..15)
+        .map(|i| outbound("small.x", &format!("s{i}"), Bytes::from_static(b"{}")))
+        .collect();
+    let results = sink.publish_all(&messages).await;
+    assert_eq!(count(&js, "SMALL").await, 10);
+    assert!(results[..10].iter().all(Result::is_ok), "{results:?}");
+    // The 11th is refused; the server ends the batch there and drops the rest.
+    let refused = results[10].as_ref().expect_err("over the limit");
+    assert_eq!(refused.class, FailureClass::Transient, "{refused:?}");
+    assert!(refused.reason.contains("maximum messages"), "{refused:?}");
+    for result in &results[11..] {
+        let failure = result.as_ref().expect_err("dropped with the batch");
+        assert_eq!(failure.class, FailureClass::Transient, "{failure:?}");
+        assert!(failure.reason.contains("SMALL"), "{failure:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_for_the_stream_is_a_data_failure() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    batched_stream(
+        &js,
+        stream::Config {
+            name: "TIGHT".into(),
+            subjects: vec!["tight.>".into()],
+            max_message_size: 100,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let sink = JetStreamSink::new(js.clone(), 1024);
+    let messages = vec![
+        outbound("tight.a", "t0", Bytes::from_static(b"small")),
+        outbound("tight.a", "t1", Bytes::from(vec![b'x'; 500])),
+        outbound("tight.a", "t2", Bytes::from_static(b"small too")),
+    ];
+    let results = sink.publish_all(&messages).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    let failure = results[1].as_ref().expect_err("too large");
+    assert_eq!(failure.class, FailureClass::Data, "{failure:?}");
+    // The batch ends at the refused message: the next one is not stored, and retrying it
+    // (a transient failure) stores it.
+    let dropped = results[2].as_ref().expect_err("dropped with the batch");
+    assert_eq!(dropped.class, FailureClass::Transient, "{dropped:?}");
+    assert_eq!(count(&js, "TIGHT").await, 1);
+    let retried = sink.publish_all(&messages[2..]).await;
+    assert!(retried[0].is_ok(), "{retried:?}");
+    assert_eq!(count(&js, "TIGHT").await, 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_batches_gets_one_message_at_a_time() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    js.create_stream(stream::Config {
+        name: "PLAIN".into(),
+        subjects: vec!["plain.>".into()],
+        ..Default::default()
+    })
+    .await?;
+    let sink = JetStreamSink::new(js.clone(), 1024);
+    let messages: Vec<Outbound> = (0..20)
+        .map(|i| outbound("plain.x", &format!("p{i}"), Bytes::from_static(b"{}")))
+        .collect();
+    let results = sink.publish_all(&messages).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(count(&js, "PLAIN").await, 20);
+    Ok(())
+}
