@@ -42,6 +42,8 @@ const ROUTE_TTL: Duration = Duration::from_secs(30);
 const ROUTE_CACHE_MAX: usize = 16_384;
 /// JetStream API error code: "fast batch publish not enabled on stream".
 const JS_BATCH_NOT_ENABLED: u64 = 10205;
+/// JetStream API error code: "too many in-flight fast batches on the server".
+const JS_TOO_MANY_BATCHES: u64 = 10211;
 
 /// Operation codes carried in the reply subject.
 const OP_START: u8 = 0;
@@ -226,27 +228,24 @@ impl FastBatches {
     }
 
     /// Publishes `messages` (all captured by `stream`, at most [`MAX_BATCH`]) as one fast
-    /// batch and returns one result per message, in order.
-    pub async fn publish(
-        &self,
-        stream: &str,
-        messages: Vec<BatchMessage<'_>>,
-    ) -> Vec<Result<(), PublishFailure>> {
+    /// batch and returns one result per message, in order; or [`Declined`] when the server
+    /// did not take the batch (fast batches not enabled after all, too many batches in flight
+    /// on the server): the caller then publishes the messages one by one.
+    pub async fn publish(&self, stream: &str, messages: Vec<BatchMessage<'_>>) -> BatchOutcome {
         let count = messages.len();
         debug_assert!((1..=MAX_BATCH).contains(&count));
         let all_failed = |reason: String| {
-            (0..count)
+            Ok((0..count)
                 .map(|_| {
                     Err(PublishFailure {
                         class: FailureClass::Transient,
                         reason: reason.clone(),
                     })
                 })
-                .collect()
+                .collect())
         };
-        let inbox = match self.inbox().await {
-            Ok(inbox) => inbox,
-            Err(failure) => return all_failed(failure.reason),
+        let Ok(inbox) = self.inbox().await else {
+            return Err(Declined);
         };
         let id = format!(
             "{}n{}",
@@ -290,6 +289,7 @@ impl FastBatches {
         // included), and drops the rest. So messages 1..=count are stored unless they have
         // an error of their own, and the others are not.
         let mut own: Vec<Option<PublishFailure>> = vec![None; count];
+        let mut acked = vec![false; count];
         let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
         let stored: usize;
         loop {
@@ -310,11 +310,21 @@ impl FastBatches {
             }
             match serde_json::from_slice::<ReplyBody>(&reply.payload) {
                 Ok(ReplyBody::PubAck {
-                    count: stored_count,
+                    count: Some(stored_count),
                     ..
                 }) => {
-                    stored = stored_count.map_or(count, |c| (c as usize).min(count));
+                    stored = (stored_count as usize).min(count);
                     break;
+                }
+                // A PubAck of one message (a server that took the messages one by one).
+                Ok(ReplyBody::PubAck { count: None, .. }) => {
+                    if let Some(slot) = acked.get_mut((reply.seq as usize).wrapping_sub(1)) {
+                        *slot = true;
+                    }
+                    if acked.iter().zip(&own).all(|(a, o)| *a || o.is_some()) {
+                        stored = 0;
+                        break;
+                    }
                 }
                 Ok(ReplyBody::Flow {
                     kind,
@@ -330,6 +340,15 @@ impl FastBatches {
                 Ok(ReplyBody::Error { error }) if is_batch_error(error.err_code) => {
                     if error.err_code == JS_BATCH_NOT_ENABLED {
                         self.forget_stream(stream);
+                    }
+                    if matches!(error.err_code, JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES) {
+                        tracing::debug!(
+                            stream,
+                            code = error.err_code,
+                            "fast batch declined: {}",
+                            error.description
+                        );
+                        return Err(Declined);
                     }
                     return all_failed(format!(
                         "batch to stream {stream} refused: {} (error {})",
@@ -348,11 +367,12 @@ impl FastBatches {
                 }
             }
         }
-        own.into_iter()
+        Ok(own
+            .into_iter()
             .enumerate()
             .map(|(index, failed)| match failed {
                 Some(failure) => Err(failure),
-                None if index < stored => Ok(()),
+                None if index < stored || acked[index] => Ok(()),
                 None => Err(PublishFailure {
                     class: FailureClass::Transient,
                     reason: format!(
@@ -360,9 +380,16 @@ impl FastBatches {
                     ),
                 }),
             })
-            .collect()
+            .collect())
     }
 }
+
+/// One result per message of a batch, or [`Declined`].
+pub type BatchOutcome = Result<Vec<Result<(), PublishFailure>>, Declined>;
+
+/// The server did not take a batch; its messages are to be published one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declined;
 
 /// Whether an API error is about the batch as a whole (fast batches not enabled, a bad
 /// reply pattern or batch id, a batch the server forgot, too many batches in flight) rather

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
-use crate::fast_batch::{BatchMessage, FastBatches, MAX_BATCH};
+use crate::fast_batch::{BatchMessage, BatchOutcome, Declined, FastBatches, MAX_BATCH};
 use crate::{FailureClass, PublishFailure};
 
 /// The header that carries an output's deduplication id.
@@ -117,8 +117,10 @@ impl JetStreamSink {
                 None => single.push(index),
             }
         }
-        self.publish_batched(&messages, &batched, &mut results)
+        let declined = self
+            .publish_batched(&messages, &batched, &mut results)
             .await;
+        single.extend(declined);
         self.publish_single(&messages, &single, &mut results).await;
         results
             .into_iter()
@@ -127,13 +129,14 @@ impl JetStreamSink {
     }
 
     /// Fast batches of at most [`MAX_BATCH`] messages (and at most the window), all in flight
-    /// at once within the window.
+    /// at once within the window. Returns the messages of the batches the server declined.
     async fn publish_batched(
         &self,
         messages: &[&Outbound],
         batched: &[(Arc<str>, Vec<usize>)],
         results: &mut [Option<Result<(), PublishFailure>>],
-    ) {
+    ) -> Vec<usize> {
+        let mut declined = Vec::new();
         let mut in_flight = FuturesUnordered::new();
         let chunk = MAX_BATCH.min(self.window_size);
         for (stream, indexes) in batched {
@@ -141,11 +144,7 @@ impl JetStreamSink {
                 let slots = await_draining(
                     self.window.clone().acquire_many_owned(part.len() as u32),
                     &mut in_flight,
-                    |done: Vec<(usize, Result<(), PublishFailure>)>| {
-                        for (i, result) in done {
-                            results[i] = Some(result);
-                        }
-                    },
+                    |done| settle_batch(done, results, &mut declined),
                 )
                 .await
                 .expect("the sink's window is never closed");
@@ -166,15 +165,14 @@ impl JetStreamSink {
                 in_flight.push(async move {
                     let outcome = batches.publish(stream, batch).await;
                     drop(slots);
-                    part.iter().copied().zip(outcome).collect::<Vec<_>>()
+                    (part, outcome)
                 });
             }
         }
         while let Some(done) = in_flight.next().await {
-            for (i, result) in done {
-                results[i] = Some(result);
-            }
+            settle_batch(done, results, &mut declined);
         }
+        declined
     }
 
     /// One publish and one PubAck per message.
@@ -228,6 +226,22 @@ impl JetStreamSink {
         while let Some((i, result)) = in_flight.next().await {
             results[i] = Some(result);
         }
+    }
+}
+
+/// Records the results of a finished fast batch, or its messages as declined.
+fn settle_batch(
+    (part, outcome): (&[usize], BatchOutcome),
+    results: &mut [Option<Result<(), PublishFailure>>],
+    declined: &mut Vec<usize>,
+) {
+    match outcome {
+        Ok(outcome) => {
+            for (&i, result) in part.iter().zip(outcome) {
+                results[i] = Some(result);
+            }
+        }
+        Err(Declined) => declined.extend_from_slice(part),
     }
 }
 

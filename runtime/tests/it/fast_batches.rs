@@ -164,3 +164,68 @@ async fn a_stream_without_batches_gets_one_message_at_a_time() -> Result<()> {
     assert_eq!(count(&js, "PLAIN").await, 20);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_batches_at_once_are_all_stored() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    batched_stream(
+        &js,
+        stream::Config {
+            name: "WIDE".into(),
+            subjects: vec!["wide.>".into()],
+            ..Default::default()
+        },
+    )
+    .await?;
+    // Many batches in flight at once over the sink's one inbox: each gets its own PubAck
+    // (were the server to decline some, their messages would go one at a time).
+    let sink = JetStreamSink::new(js.clone(), 100_000);
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..200 {
+        let sink = sink.clone();
+        tasks.spawn(async move {
+            let messages: Vec<Outbound> = (0..50)
+                .map(|i| outbound("wide.x", &format!("w{t}-{i}"), Bytes::from_static(b"{}")))
+                .collect();
+            sink.publish_all(&messages).await
+        });
+    }
+    while let Some(results) = tasks.join_next().await {
+        let results = results?;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+    assert_eq!(count(&js, "WIDE").await, 10_000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_stops_taking_batches_gets_one_message_at_a_time() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    let config = stream::Config {
+        name: "TURN".into(),
+        subjects: vec!["turn.>".into()],
+        allow_batch_publish: true,
+        ..Default::default()
+    };
+    js.create_stream(config.clone()).await?;
+    let sink = JetStreamSink::new(js.clone(), 1024);
+    let first: Vec<Outbound> = (0..10)
+        .map(|i| outbound("turn.x", &format!("a{i}"), Bytes::from_static(b"{}")))
+        .collect();
+    assert!(sink.publish_all(&first).await.iter().all(Result::is_ok));
+    // The sink still believes the stream takes batches; the server declines the next one.
+    js.update_stream(stream::Config {
+        allow_batch_publish: false,
+        ..config
+    })
+    .await?;
+    let second: Vec<Outbound> = (0..10)
+        .map(|i| outbound("turn.x", &format!("b{i}"), Bytes::from_static(b"{}")))
+        .collect();
+    let results = sink.publish_all(&second).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(count(&js, "TURN").await, 20);
+    Ok(())
+}
