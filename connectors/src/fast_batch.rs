@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::{HeaderMap, StatusCode};
@@ -29,17 +29,13 @@ use serde::Deserialize;
 use tokio::sync::{OnceCell, mpsc};
 
 use crate::error::JS_MESSAGE_EXCEEDS_MAXIMUM;
+use crate::stream_routes::StreamRoutes;
 use crate::{FailureClass, PublishFailure};
 
 /// Most messages in one fast batch (the server's limit for a batch).
 pub const MAX_BATCH: usize = 1000;
 /// How long a batch may wait for its commit PubAck.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a subject's stream (and whether it takes fast batches) is remembered.
-const ROUTE_TTL: Duration = Duration::from_secs(30);
-/// Subjects remembered at most; the cache starts over beyond it (templated subjects can be
-/// many).
-const ROUTE_CACHE_MAX: usize = 16_384;
 /// JetStream API error code: "fast batch publish not enabled on stream".
 const JS_BATCH_NOT_ENABLED: u64 = 10205;
 /// JetStream API error code: "too many in-flight fast batches on the server".
@@ -81,7 +77,7 @@ pub struct FastBatches {
     id_base: String,
     next_id: AtomicU64,
     inbox: OnceCell<Inbox>,
-    routes: Mutex<HashMap<String, Route>>,
+    routes: StreamRoutes,
 }
 
 struct Inbox {
@@ -93,13 +89,6 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         self.reader.abort();
     }
-}
-
-#[derive(Clone)]
-struct Route {
-    /// The stream that captures the subject, when it takes fast batches.
-    stream: Option<Arc<str>>,
-    checked: Instant,
 }
 
 #[derive(Deserialize, Clone)]
@@ -140,53 +129,22 @@ impl FastBatches {
         let inbox = js.client().new_inbox();
         let unique = inbox.rsplit('.').next().unwrap_or("weir").to_string();
         FastBatches {
+            routes: StreamRoutes::new(js.clone()),
             js,
             prefix: format!("_WFI{unique}"),
             id_base: unique,
             next_id: AtomicU64::new(1),
             inbox: OnceCell::new(),
-            routes: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The stream that captures `subject` when it takes fast batches; `None` when the subject
-    /// must be published message by message (no stream, a stream without `allow_batched`, a
-    /// server older than 2.14, or the lookup failed).
-    pub async fn route(&self, subject: &str) -> Option<Arc<str>> {
-        if let Some(route) = self.routes.lock().expect("routes lock").get(subject)
-            && route.checked.elapsed() < ROUTE_TTL
-        {
-            return route.stream.clone();
-        }
-        let stream = match self.js.stream_by_subject(subject).await {
-            Ok(name) => match self.js.get_stream(&name).await {
-                Ok(stream) if stream.cached_info().config.allow_batch_publish => {
-                    Some(Arc::<str>::from(name))
-                }
-                _ => None,
-            },
-            Err(_) => None,
-        };
-        let mut routes = self.routes.lock().expect("routes lock");
-        if routes.len() >= ROUTE_CACHE_MAX {
-            routes.clear();
-        }
-        routes.insert(
-            subject.to_string(),
-            Route {
-                stream: stream.clone(),
-                checked: Instant::now(),
-            },
-        );
-        stream
-    }
-
-    /// Forgets what is known of the subjects of `stream` (its settings changed under us).
-    fn forget_stream(&self, stream: &str) {
-        self.routes
-            .lock()
-            .expect("routes lock")
-            .retain(|_, r| r.stream.as_deref() != Some(stream));
+    /// For each subject, the stream that captures it when that stream takes fast batches
+    /// (`None`: publish that message one by one).
+    pub async fn routes<'a>(
+        &self,
+        subjects: impl Iterator<Item = &'a str>,
+    ) -> Vec<Option<Arc<str>>> {
+        self.routes.batched_streams(subjects).await
     }
 
     async fn inbox(&self) -> Result<&Inbox, PublishFailure> {
@@ -303,7 +261,7 @@ impl FastBatches {
                 }
             };
             if reply.status == Some(StatusCode::NO_RESPONDERS) {
-                self.forget_stream(stream);
+                self.routes.forget().await;
                 return all_failed(format!(
                     "no JetStream stream captures the batch's subjects (stream {stream} is gone)"
                 ));
@@ -339,7 +297,7 @@ impl FastBatches {
                 Ok(ReplyBody::Flow { .. }) => {}
                 Ok(ReplyBody::Error { error }) if is_batch_error(error.err_code) => {
                     if error.err_code == JS_BATCH_NOT_ENABLED {
-                        self.forget_stream(stream);
+                        self.routes.forget().await;
                     }
                     if matches!(error.err_code, JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES) {
                         tracing::debug!(

@@ -9,6 +9,7 @@ pub mod fast_batch;
 pub mod fleet;
 pub mod sink;
 pub mod source;
+pub mod stream_routes;
 pub mod streams;
 pub mod units;
 

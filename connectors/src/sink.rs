@@ -108,8 +108,12 @@ impl JetStreamSink {
         // by one. A pipeline writes to few streams, so a list beats a map here.
         let mut batched: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
         let mut single: Vec<usize> = Vec::new();
-        for (index, message) in messages.iter().enumerate() {
-            match self.batches.route(&message.subject).await {
+        let routes = self
+            .batches
+            .routes(messages.iter().map(|m| m.subject.as_str()))
+            .await;
+        for (index, route) in routes.into_iter().enumerate() {
+            match route {
                 Some(stream) => match batched.iter_mut().find(|(s, _)| *s == stream) {
                     Some((_, indexes)) => indexes.push(index),
                     None => batched.push((stream, vec![index])),
