@@ -202,8 +202,10 @@ impl FastBatches {
                 })
                 .collect())
         };
-        let Ok(inbox) = self.inbox().await else {
-            return Err(Declined);
+        // No inbox, or its reader ended (the connection was closed for good): no batches.
+        let inbox = match self.inbox().await {
+            Ok(inbox) if !inbox.reader.is_finished() => inbox,
+            _ => return Err(Declined),
         };
         let id = format!(
             "{}n{}",

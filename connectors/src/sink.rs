@@ -112,8 +112,12 @@ impl JetStreamSink {
             .batches
             .routes(messages.iter().map(|m| m.subject.as_str()))
             .await;
+        // A message over the server's max_payload fails on its own, as a data failure, on the
+        // one-by-one path; in a batch it would fail the batch.
+        let max_payload = self.js.client().server_info().max_payload;
         for (index, route) in routes.into_iter().enumerate() {
-            match route {
+            let oversized = wire_size(messages[index]) > max_payload;
+            match route.filter(|_| !oversized) {
                 Some(stream) => match batched.iter_mut().find(|(s, _)| *s == stream) {
                     Some((_, indexes)) => indexes.push(index),
                     None => batched.push((stream, vec![index])),
@@ -231,6 +235,24 @@ impl JetStreamSink {
             results[i] = Some(result);
         }
     }
+}
+
+/// Bytes of a message on the wire as NATS counts them against max_payload: payload and
+/// header block, `Nats-Msg-Id` included.
+fn wire_size(message: &Outbound) -> usize {
+    let headers: usize = message
+        .headers
+        .iter()
+        .map(|(name, values)| {
+            let name: &str = name.as_ref();
+            values
+                .iter()
+                .map(|v| name.len() + v.as_str().len() + 4)
+                .sum::<usize>()
+        })
+        .sum();
+    // "NATS/1.0\r\n" … "\r\n", and "Nats-Msg-Id: <id>\r\n".
+    message.payload.len() + headers + 12 + NATS_MSG_ID.len() + message.msg_id.len() + 4
 }
 
 /// Records the results of a finished fast batch, or its messages as declined.

@@ -229,3 +229,31 @@ async fn a_stream_that_stops_taking_batches_gets_one_message_at_a_time() -> Resu
     assert_eq!(count(&js, "TURN").await, 20);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_max_payload_fails_alone_as_data() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (client, js) = connect(&server).await?;
+    batched_stream(
+        &js,
+        stream::Config {
+            name: "BIG".into(),
+            subjects: vec!["big.>".into()],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let sink = JetStreamSink::new(js.clone(), 1024);
+    let too_big = client.server_info().max_payload + 1;
+    let messages = vec![
+        outbound("big.a", "b0", Bytes::from_static(b"{}")),
+        outbound("big.a", "b1", Bytes::from(vec![b'x'; too_big])),
+        outbound("big.a", "b2", Bytes::from_static(b"{}")),
+    ];
+    let results = sink.publish_all(&messages).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let failure = results[1].as_ref().expect_err("over max_payload");
+    assert_eq!(failure.class, FailureClass::Data, "{failure:?}");
+    assert_eq!(count(&js, "BIG").await, 2);
+    Ok(())
+}
