@@ -17,9 +17,9 @@
 //! again, and deduplication drops whatever had been stored).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::{HeaderMap, StatusCode};
@@ -38,8 +38,18 @@ pub const MAX_BATCH: usize = 1000;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// JetStream API error code: "fast batch publish not enabled on stream".
 const JS_BATCH_NOT_ENABLED: u64 = 10205;
+/// JetStream API error code: "fast batch publish invalid reply subject pattern".
+const JS_BAD_BATCH_PATTERN: u64 = 10206;
+/// JetStream API error code: "fast batch publish id is invalid".
+const JS_BAD_BATCH_ID: u64 = 10207;
+/// JetStream API error code: "fast batch publish id is unknown" (the batch is over).
+const JS_UNKNOWN_BATCH: u64 = 10208;
 /// JetStream API error code: "too many in-flight fast batches on the server".
 const JS_TOO_MANY_BATCHES: u64 = 10211;
+/// Batches in a row that got no reply at all before batches are paused.
+const SILENT_TIMEOUTS_TO_PAUSE: u32 = 3;
+/// How long batches stay paused (messages go one by one meanwhile).
+const PAUSE: Duration = Duration::from_secs(60);
 
 /// Operation codes carried in the reply subject.
 const OP_START: u8 = 0;
@@ -78,6 +88,8 @@ pub struct FastBatches {
     next_id: AtomicU64,
     inbox: OnceCell<Inbox>,
     routes: StreamRoutes,
+    silent_timeouts: AtomicU32,
+    paused_until: Mutex<Option<Instant>>,
 }
 
 struct Inbox {
@@ -135,6 +147,8 @@ impl FastBatches {
             id_base: unique,
             next_id: AtomicU64::new(1),
             inbox: OnceCell::new(),
+            silent_timeouts: AtomicU32::new(0),
+            paused_until: Mutex::new(None),
         }
     }
 
@@ -186,22 +200,17 @@ impl FastBatches {
     }
 
     /// Publishes `messages` (all captured by `stream`, at most [`MAX_BATCH`]) as one fast
-    /// batch and returns one result per message, in order; or [`Declined`] when the server
-    /// did not take the batch (fast batches not enabled after all, too many batches in flight
-    /// on the server): the caller then publishes the messages one by one.
+    /// batch and returns one result per message, in order: `Some` with what the server said,
+    /// or `None` for a message dropped because the batch ended before it (the server never
+    /// judged it: publish it again one by one). [`Declined`] when the server did not take the
+    /// batch (fast batches not enabled after all, too many batches in flight) or batches are
+    /// paused: the caller then publishes the messages one by one.
     pub async fn publish(&self, stream: &str, messages: Vec<BatchMessage<'_>>) -> BatchOutcome {
         let count = messages.len();
         debug_assert!((1..=MAX_BATCH).contains(&count));
-        let all_failed = |reason: String| {
-            Ok((0..count)
-                .map(|_| {
-                    Err(PublishFailure {
-                        class: FailureClass::Transient,
-                        reason: reason.clone(),
-                    })
-                })
-                .collect())
-        };
+        if self.paused() {
+            return Err(Declined);
+        }
         // No inbox, or its reader ended (the connection was closed for good): no batches.
         let inbox = match self.inbox().await {
             Ok(inbox) if !inbox.reader.is_finished() => inbox,
@@ -222,8 +231,11 @@ impl FastBatches {
             waiting: &inbox.waiting,
             id: &id,
         };
+        let mut state = BatchState::new(stream, count);
         let client = self.js.client();
-        // Ask for flow acks only at the end: the batch is bounded by the sink's window.
+        // Ask for flow acks only at the end: the batch is bounded by the sink's window. The
+        // gap mode must stay "fail": only then does the server end the batch at the first
+        // message it did not store, which is what makes its PubAck count exact.
         let reply_prefix = format!("{}.{id}.{count}.fail.", self.prefix);
         for (index, message) in messages.into_iter().enumerate() {
             let seq = index + 1;
@@ -240,68 +252,61 @@ impl FastBatches {
                 .publish_with_reply_and_headers(subject, reply, message.headers, message.payload)
                 .await
             {
-                return all_failed(format!("publish to {:?} failed: {err}", message.subject));
+                return Ok(state.failed(format!("publish to {:?} failed: {err}", message.subject)));
             }
         }
 
         // A batch ends at its first refused message: the server then sends the PubAck at
         // once, on whichever message's subject, with the number of messages stored (duplicates
         // included), and drops the rest. So messages 1..=count are stored unless they have
-        // an error of their own, and the others are not.
-        let mut own: Vec<Option<PublishFailure>> = vec![None; count];
-        let mut acked = vec![false; count];
+        // an error of their own, and the others were never judged.
         let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-        let stored: usize;
+        let mut heard = false;
         loop {
             let reply = match tokio::time::timeout_at(deadline, replies.recv()).await {
                 Ok(Some(reply)) => reply,
-                Ok(None) => return all_failed("the batch inbox closed".into()),
+                Ok(None) => return Ok(state.failed("the batch inbox closed".into())),
                 Err(_) => {
-                    return all_failed(format!(
+                    if !heard {
+                        self.note_silence();
+                    }
+                    return Ok(state.failed(format!(
                         "no PubAck for a batch of {count} messages to stream {stream} within {REPLY_TIMEOUT:?}"
-                    ));
+                    )));
                 }
             };
+            heard = true;
+            self.silent_timeouts.store(0, Ordering::Relaxed);
             if reply.status == Some(StatusCode::NO_RESPONDERS) {
                 self.routes.forget().await;
-                return all_failed(format!(
-                    "no JetStream stream captures the batch's subjects (stream {stream} is gone)"
-                ));
+                return Ok(state.failed(format!(
+                    "no JetStream stream captures the subject of message {} of a batch meant for stream {stream}",
+                    reply.seq
+                )));
             }
             match serde_json::from_slice::<ReplyBody>(&reply.payload) {
                 Ok(ReplyBody::PubAck {
-                    count: Some(stored_count),
+                    count: Some(stored),
                     ..
-                }) => {
-                    stored = (stored_count as usize).min(count);
-                    break;
-                }
+                }) => return Ok(state.ended(stored as usize)),
                 // A PubAck of one message (a server that took the messages one by one).
                 Ok(ReplyBody::PubAck { count: None, .. }) => {
-                    if let Some(slot) = acked.get_mut((reply.seq as usize).wrapping_sub(1)) {
-                        *slot = true;
-                    }
-                    if acked.iter().zip(&own).all(|(a, o)| *a || o.is_some()) {
-                        stored = 0;
-                        break;
+                    if state.acked(reply.seq) {
+                        return Ok(state.ended(0));
                     }
                 }
                 Ok(ReplyBody::Flow {
                     kind,
                     seq,
                     error: Some(error),
-                }) if kind == "err" => {
-                    if let Some(slot) = own.get_mut((seq as usize).wrapping_sub(1)) {
-                        *slot = Some(failure(stream, &error));
-                    }
-                }
+                }) if kind == "err" => state.refused(seq, &error),
                 // Flow acks, and gaps (the PubAck that follows counts what was stored).
                 Ok(ReplyBody::Flow { .. }) => {}
-                Ok(ReplyBody::Error { error }) if is_batch_error(error.err_code) => {
-                    if error.err_code == JS_BATCH_NOT_ENABLED {
-                        self.routes.forget().await;
-                    }
-                    if matches!(error.err_code, JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES) {
+                Ok(ReplyBody::Error { error }) => match error.err_code {
+                    JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES => {
+                        if error.err_code == JS_BATCH_NOT_ENABLED {
+                            self.routes.disable(stream).await;
+                        }
                         tracing::debug!(
                             stream,
                             code = error.err_code,
@@ -310,53 +315,140 @@ impl FastBatches {
                         );
                         return Err(Declined);
                     }
-                    return all_failed(format!(
-                        "batch to stream {stream} refused: {} (error {})",
-                        error.description, error.err_code
-                    ));
-                }
-                Ok(ReplyBody::Error { error }) => {
-                    if let Some(slot) = own.get_mut((reply.seq as usize).wrapping_sub(1)) {
-                        *slot = Some(failure(stream, &error));
+                    JS_BAD_BATCH_PATTERN | JS_BAD_BATCH_ID => {
+                        // Our reply subjects or ids are wrong for this server: a bug here.
+                        tracing::error!(
+                            stream,
+                            code = error.err_code,
+                            "fast batch refused: {}; publishing one by one",
+                            error.description
+                        );
+                        self.pause();
+                        return Err(Declined);
                     }
-                }
+                    // The batch is over on the server (it ended, or never started because
+                    // its first message was refused): later messages were never judged.
+                    JS_UNKNOWN_BATCH => return Ok(state.ended(0)),
+                    _ => {
+                        state.refused(reply.seq, &error);
+                        // A refused commit gets no PubAck: what came before it may or may not
+                        // be stored. Published again one by one, it is stored or found to be
+                        // a duplicate.
+                        if reply.seq as usize >= count {
+                            return Ok(state.ended(0));
+                        }
+                    }
+                },
                 Err(err) => {
-                    return all_failed(format!(
+                    return Ok(state.failed(format!(
                         "unreadable reply to a batch to stream {stream}: {err}"
-                    ));
+                    )));
                 }
             }
         }
-        Ok(own
-            .into_iter()
-            .enumerate()
-            .map(|(index, failed)| match failed {
-                Some(failure) => Err(failure),
-                None if index < stored || acked[index] => Ok(()),
-                None => Err(PublishFailure {
-                    class: FailureClass::Transient,
-                    reason: format!(
-                        "not stored: the batch to stream {stream} ended after {stored} of {count} messages"
-                    ),
-                }),
-            })
-            .collect())
+    }
+
+    fn paused(&self) -> bool {
+        self.paused_until
+            .lock()
+            .expect("pause lock")
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    fn pause(&self) {
+        *self.paused_until.lock().expect("pause lock") = Some(Instant::now() + PAUSE);
+    }
+
+    /// A batch got no reply at all. After a few in a row, the replies are not reaching us
+    /// (most likely this connection may not subscribe to the reply subjects): pause batches.
+    fn note_silence(&self) {
+        if self.silent_timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= SILENT_TIMEOUTS_TO_PAUSE {
+            tracing::warn!(
+                prefix = %self.prefix,
+                "fast batches get no replies; publishing one by one for {PAUSE:?} (can this connection subscribe to {}.>?)",
+                self.prefix
+            );
+            self.silent_timeouts.store(0, Ordering::Relaxed);
+            self.pause();
+        }
     }
 }
 
-/// One result per message of a batch, or [`Declined`].
-pub type BatchOutcome = Result<Vec<Result<(), PublishFailure>>, Declined>;
+/// What is known of each message of a batch in flight.
+struct BatchState<'a> {
+    stream: &'a str,
+    own: Vec<Option<PublishFailure>>,
+    acked: Vec<bool>,
+}
+
+impl<'a> BatchState<'a> {
+    fn new(stream: &'a str, count: usize) -> Self {
+        BatchState {
+            stream,
+            own: vec![None; count],
+            acked: vec![false; count],
+        }
+    }
+
+    /// The server refused message `seq` (1-based).
+    fn refused(&mut self, seq: u64, error: &ApiError) {
+        if let Some(slot) = self.own.get_mut((seq as usize).wrapping_sub(1)) {
+            *slot = Some(failure(self.stream, error));
+        }
+    }
+
+    /// Message `seq` got a PubAck of its own; whether every message has its answer now.
+    fn acked(&mut self, seq: u64) -> bool {
+        if let Some(slot) = self.acked.get_mut((seq as usize).wrapping_sub(1)) {
+            *slot = true;
+        }
+        self.acked
+            .iter()
+            .zip(&self.own)
+            .all(|(acked, own)| *acked || own.is_some())
+    }
+
+    /// The batch ended with the first `stored` messages stored: the others are refused (with
+    /// their own error) or were never judged.
+    fn ended(self, stored: usize) -> Vec<Option<Result<(), PublishFailure>>> {
+        self.own
+            .into_iter()
+            .zip(self.acked)
+            .enumerate()
+            .map(|(index, (own, acked))| match own {
+                Some(failure) => Some(Err(failure)),
+                None if index < stored || acked => Some(Ok(())),
+                None => None,
+            })
+            .collect()
+    }
+
+    /// The batch's outcome is unknown: every message without an answer of its own fails as
+    /// transient, for `reason`.
+    fn failed(self, reason: String) -> Vec<Option<Result<(), PublishFailure>>> {
+        self.own
+            .into_iter()
+            .zip(self.acked)
+            .map(|(own, acked)| {
+                Some(match own {
+                    Some(failure) => Err(failure),
+                    None if acked => Ok(()),
+                    None => Err(PublishFailure {
+                        class: FailureClass::Transient,
+                        reason: reason.clone(),
+                    }),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One answer per message of a batch (`None`: never judged, publish again), or [`Declined`].
+pub type BatchOutcome = Result<Vec<Option<Result<(), PublishFailure>>>, Declined>;
 
 /// The server did not take a batch; its messages are to be published one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Declined;
-
-/// Whether an API error is about the batch as a whole (fast batches not enabled, a bad
-/// reply pattern or batch id, a batch the server forgot, too many batches in flight) rather
-/// than one message.
-fn is_batch_error(err_code: u64) -> bool {
-    (10205..=10211).contains(&err_code)
-}
 
 /// Classifies the error the server gave one message of a batch.
 fn failure(stream: &str, error: &ApiError) -> PublishFailure {

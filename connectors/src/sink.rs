@@ -146,7 +146,9 @@ impl JetStreamSink {
     ) -> Vec<usize> {
         let mut declined = Vec::new();
         let mut in_flight = FuturesUnordered::new();
-        let chunk = MAX_BATCH.min(self.window_size);
+        // A quarter of the window at most, so that one batch waiting for room does not hold
+        // every other publisher back.
+        let chunk = MAX_BATCH.min(self.window_size.div_ceil(4));
         for (stream, indexes) in batched {
             for part in indexes.chunks(chunk) {
                 let slots = await_draining(
@@ -255,7 +257,8 @@ fn wire_size(message: &Outbound) -> usize {
     message.payload.len() + headers + 12 + NATS_MSG_ID.len() + message.msg_id.len() + 4
 }
 
-/// Records the results of a finished fast batch, or its messages as declined.
+/// Records the results of a finished fast batch; the messages it did not judge, or all of
+/// them when it was declined, go to `declined`.
 fn settle_batch(
     (part, outcome): (&[usize], BatchOutcome),
     results: &mut [Option<Result<(), PublishFailure>>],
@@ -263,8 +266,12 @@ fn settle_batch(
 ) {
     match outcome {
         Ok(outcome) => {
-            for (&i, result) in part.iter().zip(outcome) {
-                results[i] = Some(result);
+            for (&i, answer) in part.iter().zip(outcome) {
+                match answer {
+                    Some(result) => results[i] = Some(result),
+                    // Dropped when its batch ended early: one by one, right away.
+                    None => declined.push(i),
+                }
             }
         }
         Err(Declined) => declined.extend_from_slice(part),

@@ -53,9 +53,21 @@ impl StreamRoutes {
         subjects.map(|subject| table.lookup(subject)).collect()
     }
 
-    /// Forgets the list: a stream changed under us (deleted, or its settings changed).
+    /// Forgets the list: a stream changed under us (deleted, or its subjects changed).
     pub async fn forget(&self) {
         self.table.lock().await.fetched = None;
+    }
+
+    /// Takes no more fast batches for `stream` until the next refresh (the server said it
+    /// does not allow them, whatever its listed settings say).
+    pub async fn disable(&self, stream: &str) {
+        let mut table = self.table.lock().await;
+        for (_, name, batched) in &mut table.filters {
+            if &**name == stream {
+                *batched = false;
+            }
+        }
+        table.memo.clear();
     }
 }
 

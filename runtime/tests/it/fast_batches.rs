@@ -98,14 +98,12 @@ async fn a_full_stream_refuses_the_rest_of_a_batch_as_transient() -> Result<()> 
     let results = sink.publish_all(&messages).await;
     assert_eq!(count(&js, "SMALL").await, 10);
     assert!(results[..10].iter().all(Result::is_ok), "{results:?}");
-    // The 11th is refused; the server ends the batch there and drops the rest.
-    let refused = results[10].as_ref().expect_err("over the limit");
-    assert_eq!(refused.class, FailureClass::Transient, "{refused:?}");
-    assert!(refused.reason.contains("maximum messages"), "{refused:?}");
-    for result in &results[11..] {
-        let failure = result.as_ref().expect_err("dropped with the batch");
+    // The 11th is refused and the server ends the batch there; the rest, never judged, are
+    // published one by one and refused the same way.
+    for result in &results[10..] {
+        let failure = result.as_ref().expect_err("over the limit");
         assert_eq!(failure.class, FailureClass::Transient, "{failure:?}");
-        assert!(failure.reason.contains("SMALL"), "{failure:?}");
+        assert!(failure.reason.contains("maximum messages"), "{failure:?}");
     }
     Ok(())
 }
@@ -125,23 +123,35 @@ async fn a_message_too_large_for_the_stream_is_a_data_failure() -> Result<()> {
     )
     .await?;
     let sink = JetStreamSink::new(js.clone(), 1024);
-    let messages = vec![
-        outbound("tight.a", "t0", Bytes::from_static(b"small")),
-        outbound("tight.a", "t1", Bytes::from(vec![b'x'; 500])),
-        outbound("tight.a", "t2", Bytes::from_static(b"small too")),
+    // Refused in the middle, first, last, and alone: the refused message fails as data and
+    // no other message fails with it, without waiting for a PubAck that never comes.
+    let small = |id: &str| outbound("tight.a", id, Bytes::from_static(b"small"));
+    let large = |id: &str| outbound("tight.a", id, Bytes::from(vec![b'x'; 500]));
+    let cases = [
+        vec![small("m0"), large("m1"), small("m2")],
+        vec![large("f0"), small("f1"), small("f2")],
+        vec![small("l0"), small("l1"), large("l2")],
+        vec![large("a0")],
     ];
-    let results = sink.publish_all(&messages).await;
-    assert!(results[0].is_ok(), "{results:?}");
-    let failure = results[1].as_ref().expect_err("too large");
-    assert_eq!(failure.class, FailureClass::Data, "{failure:?}");
-    // The batch ends at the refused message: the next one is not stored, and retrying it
-    // (a transient failure) stores it.
-    let dropped = results[2].as_ref().expect_err("dropped with the batch");
-    assert_eq!(dropped.class, FailureClass::Transient, "{dropped:?}");
-    assert_eq!(count(&js, "TIGHT").await, 1);
-    let retried = sink.publish_all(&messages[2..]).await;
-    assert!(retried[0].is_ok(), "{retried:?}");
-    assert_eq!(count(&js, "TIGHT").await, 2);
+    let mut stored = 0;
+    for messages in cases {
+        let started = std::time::Instant::now();
+        let results = sink.publish_all(&messages).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "answered without waiting for a timeout"
+        );
+        for (message, result) in messages.iter().zip(&results) {
+            if message.payload.len() > 100 {
+                let failure = result.as_ref().expect_err("too large");
+                assert_eq!(failure.class, FailureClass::Data, "{failure:?}");
+            } else {
+                assert!(result.is_ok(), "{}: {results:?}", message.msg_id);
+                stored += 1;
+            }
+        }
+    }
+    assert_eq!(count(&js, "TIGHT").await, stored);
     Ok(())
 }
 
