@@ -267,3 +267,27 @@ async fn a_message_over_max_payload_fails_alone_as_data() -> Result<()> {
     assert_eq!(count(&js, "BIG").await, 2);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_an_existing_stream_lets_it_take_batches() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    // A stream made before Weir declared it (or by an older Weir).
+    js.create_stream(stream::Config {
+        name: "OLD".into(),
+        subjects: vec!["old.>".into()],
+        ..Default::default()
+    })
+    .await?;
+    let resources = weir_pipelines::load_str(
+        "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: { name: OLD }\nspec: { subjects: [\"old.>\"] }\n",
+        "old.yaml",
+    )
+    .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let weir_pipelines::Resource::Stream(resource) = &resources[0] else {
+        anyhow::bail!("expected a Stream");
+    };
+    let info = weir_connectors::ensure_stream(&js, resource).await?;
+    assert!(info.config.allow_batch_publish, "{:?}", info.config);
+    Ok(())
+}
