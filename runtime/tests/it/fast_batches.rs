@@ -291,3 +291,48 @@ async fn declaring_an_existing_stream_lets_it_take_batches() -> Result<()> {
     assert!(info.config.allow_batch_publish, "{:?}", info.config);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_leave_to_hear_replies_batches_pause_and_messages_go_one_by_one() -> Result<()> {
+    // A user that may subscribe to inboxes only: the batches' reply subjects are denied.
+    let server = NatsServer::start_with(weir_testkit::nats::NatsConfig {
+        extra_config: r#"authorization { users = [ { user: "w", password: "p", permissions: { publish: ">", subscribe: "_INBOX.>" } } ] }"#.into(),
+        ..Default::default()
+    })?;
+    let client = async_nats::ConnectOptions::with_user_and_password("w".into(), "p".into())
+        .connect(server.url())
+        .await?;
+    let js = jetstream::new(client);
+    batched_stream(
+        &js,
+        stream::Config {
+            name: "DENIED".into(),
+            subjects: vec!["denied.>".into()],
+            ..Default::default()
+        },
+    )
+    .await?;
+    // A window of 4: one message per batch, four batches at a time.
+    let sink = JetStreamSink::new(js.clone(), 4);
+    let messages: Vec<Outbound> = (0..10)
+        .map(|i| outbound("denied.x", &format!("d{i}"), Bytes::from_static(b"{}")))
+        .collect();
+    // The first batches time out without a word; after three of them batches pause, and
+    // the rest of the call already goes one by one.
+    let first = sink.publish_all(&messages).await;
+    let silent = first
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .inspect(|failure| {
+            assert_eq!(failure.class, FailureClass::Transient, "{failure:?}");
+            assert!(failure.reason.contains("no PubAck"), "{failure:?}");
+        })
+        .count();
+    assert!(silent >= 3, "{first:?}");
+    // Batches stay paused: the same messages go one by one, each with its PubAck, and the
+    // ones the silent batches stored are recognised as duplicates.
+    let second = sink.publish_all(&messages).await;
+    assert!(second.iter().all(Result::is_ok), "{second:?}");
+    assert_eq!(count(&js, "DENIED").await, 10);
+    Ok(())
+}
