@@ -262,6 +262,9 @@ impl BenchReport {
 struct Setup {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// A connection of its own for the inputs of the paced run, as a producer would have:
+    /// on the stage's connection they would queue behind its outputs and acks.
+    producer: jetstream::Context,
     pipeline: PipelineResource,
     source_stream: String,
     subject: String,
@@ -334,9 +337,15 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         .clone()
         .unwrap_or_else(|| (0..1000).map(order).collect());
     let mean_size = inputs.iter().map(Bytes::len).sum::<usize>() as f64 / inputs.len() as f64;
+    let producer = jetstream::new(
+        weir_connectors::connect(&url, "weir bench producer")
+            .await
+            .map_err(nats)?,
+    );
     let mut setup = Setup {
         client,
         js,
+        producer,
         pipeline,
         source_stream,
         subject,
@@ -682,7 +691,7 @@ async fn latency(
         let payload = setup.inputs[(i % setup.inputs.len() as u64) as usize].clone();
         let at = SystemTime::now();
         let ack = setup
-            .js
+            .producer
             .publish(setup.subject.clone(), payload)
             .await
             .map_err(nats)?;
