@@ -1,6 +1,6 @@
 //! The JetStream source of a pipeline: one durable pull consumer per pipeline, shared by every
 //! worker that runs it (competing consumers), read in batches of `batch_size` that wait at
-//! most `max_wait` to fill.
+//! most `max_wait` to fill, and only while batches keep filling up.
 
 use std::time::Duration;
 
@@ -122,6 +122,10 @@ pub struct PullSource {
     settings: SourceSettings,
     consumer: consumer::PullConsumer,
     messages: Option<consumer::pull::Stream>,
+    /// Whether the last batch filled up: while batches do, the next one may wait up to
+    /// `max_wait` to fill (the stage is busy, batching pays); once one did not, the next takes
+    /// what has arrived without waiting (the stage keeps up, waiting only adds latency).
+    last_full: bool,
 }
 
 impl PullSource {
@@ -135,6 +139,7 @@ impl PullSource {
             settings,
             consumer,
             messages: None,
+            last_full: true,
         })
     }
 
@@ -149,7 +154,8 @@ impl PullSource {
     }
 
     /// The next batch: waits up to `idle` for a first message (an empty batch when none came),
-    /// then up to `max_wait` for the batch to fill to `batch_size`. Errors are transient: the
+    /// takes what has already arrived, then, if the last batch was full, waits up to
+    /// `max_wait` for the batch to fill to `batch_size`. Errors are transient: the
     /// pull subscription is dropped and re-opened on the next call.
     pub async fn next_batch(
         &mut self,
@@ -182,7 +188,12 @@ impl PullSource {
                 return Err(self.fetch_error("pull subscription ended".into()));
             }
         }
-        let deadline = Instant::now() + self.settings.max_wait;
+        let fill = if self.last_full {
+            self.settings.max_wait
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + fill;
         while batch.len() < batch_size {
             // Take what is already buffered without waiting; wait only when nothing is.
             let item = match futures::FutureExt::now_or_never(messages.next()) {
@@ -205,6 +216,7 @@ impl PullSource {
                 }
             }
         }
+        self.last_full = batch.len() >= batch_size;
         Ok(batch)
     }
 
