@@ -11,10 +11,13 @@
 //! opens a subscription per batch and publishes one batch at a time, where the sink needs many
 //! short batches in flight over one subscription.
 //!
-//! Only what the server confirms counts as stored: the batch's commit PubAck confirms every
-//! message that has no error of its own; a gap, an error reply to the batch, a missing stream
-//! or no answer in time fails every message of the batch as transient (they are published
-//! again, and deduplication drops whatever had been stored).
+//! Only what the server confirms counts as stored. A batch ends at the first message the
+//! server refuses: the PubAck then counts the messages stored before it, the refused one
+//! fails with its own error, and the ones after it were never judged (the caller publishes
+//! them again one by one). When the outcome is unknown (no answer in time, no stream, the
+//! inbox closed) every message without an answer of its own fails as transient: it is
+//! published again, and deduplication drops whatever had been stored. When the server does
+//! not take batches at all, the caller publishes one by one ([`Declined`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -173,7 +176,7 @@ impl FastBatches {
                         reason: format!("cannot subscribe to the batch inbox: {err}"),
                     })?;
                 let waiting: Waiting = Arc::default();
-                let routes = waiting.clone();
+                let batches = waiting.clone();
                 let reader = tokio::spawn(async move {
                     while let Some(message) = subscription.next().await {
                         // <prefix>.<batch id>.<flow>.<gap mode>.<seq>.<op>.$FI
@@ -184,7 +187,7 @@ impl FastBatches {
                         let Ok(seq) = seq.parse::<u64>() else {
                             continue;
                         };
-                        let sender = routes.lock().expect("waiting lock").get(id).cloned();
+                        let sender = batches.lock().expect("waiting lock").get(id).cloned();
                         if let Some(sender) = sender {
                             let _ = sender.send(Reply {
                                 seq,
