@@ -281,7 +281,7 @@ impl FastBatches {
             heard = true;
             self.silent_timeouts.store(0, Ordering::Relaxed);
             if reply.status == Some(StatusCode::NO_RESPONDERS) {
-                self.routes.forget().await;
+                self.routes.forget();
                 return Ok(state.failed(format!(
                     "no JetStream stream captures the subject of message {} of a batch meant for stream {stream}",
                     reply.seq
@@ -308,7 +308,7 @@ impl FastBatches {
                 Ok(ReplyBody::Error { error }) => match error.err_code {
                     JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES => {
                         if error.err_code == JS_BATCH_NOT_ENABLED {
-                            self.routes.disable(stream).await;
+                            self.routes.disable(stream);
                         }
                         tracing::debug!(
                             stream,

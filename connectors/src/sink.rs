@@ -79,11 +79,19 @@ pub struct JetStreamSink {
 }
 
 impl JetStreamSink {
-    /// A sink on `js` with `window` in-flight PubAcks at most.
+    /// A sink on `js` with `window` unconfirmed messages at most, and fast batches of its own.
     pub fn new(js: jetstream::Context, window: usize) -> Self {
+        let batches = Arc::new(FastBatches::new(js.clone()));
+        Self::sharing(js, window, batches)
+    }
+
+    /// A sink on `js` with `window` unconfirmed messages at most, publishing its fast batches
+    /// through `batches` (one inbox subscription and one list of streams for every sink of a
+    /// worker).
+    pub fn sharing(js: jetstream::Context, window: usize, batches: Arc<FastBatches>) -> Self {
         let window_size = window.clamp(1, Semaphore::MAX_PERMITS);
         JetStreamSink {
-            batches: Arc::new(FastBatches::new(js.clone())),
+            batches,
             js,
             window: Arc::new(Semaphore::new(window_size)),
             window_size,

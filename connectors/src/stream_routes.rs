@@ -1,9 +1,11 @@
 //! Which stream captures a subject, and whether that stream takes fast batches. The streams'
 //! subject filters are listed from the server at most every 30 s and matched here, so a new
-//! subject (templated subjects make many) costs no request.
+//! subject (templated subjects make many) costs no request. While one caller lists the
+//! streams, the others keep using the last list.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -16,18 +18,30 @@ const TTL: Duration = Duration::from_secs(30);
 /// Subjects whose answer is remembered between refreshes, at most (then it starts over).
 const MEMO_MAX: usize = 16_384;
 
+/// Subject filter, stream name, whether the stream allows fast batches.
+type Filter = (String, Arc<str>, bool);
+
 /// The streams of the account by subject filter, refreshed from the server.
 pub struct StreamRoutes {
     js: jetstream::Context,
-    table: tokio::sync::Mutex<Table>,
+    table: Mutex<Table>,
+    refreshing: AtomicBool,
 }
 
 #[derive(Default)]
 struct Table {
     fetched: Option<Instant>,
-    /// Subject filter, stream name, whether the stream allows fast batches.
-    filters: Vec<(String, Arc<str>, bool)>,
+    filters: Vec<Filter>,
     memo: HashMap<String, Option<Arc<str>>>,
+}
+
+/// Lets the next caller refresh again however the refresh ends (a dropped future included).
+struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl StreamRoutes {
@@ -35,7 +49,8 @@ impl StreamRoutes {
     pub fn new(js: jetstream::Context) -> Self {
         StreamRoutes {
             js,
-            table: tokio::sync::Mutex::new(Table::default()),
+            table: Mutex::new(Table::default()),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -46,22 +61,28 @@ impl StreamRoutes {
         &self,
         subjects: impl Iterator<Item = &'a str>,
     ) -> Vec<Option<Arc<str>>> {
-        let mut table = self.table.lock().await;
-        if table.fetched.is_none_or(|at| at.elapsed() >= TTL) {
-            table.refresh(&self.js).await;
+        let stale = self.lock().fetched.is_none_or(|at| at.elapsed() >= TTL);
+        if stale && !self.refreshing.swap(true, Ordering::AcqRel) {
+            let _refreshing = Refreshing(&self.refreshing);
+            let filters = list(&self.js).await;
+            let mut table = self.lock();
+            table.filters = filters;
+            table.memo.clear();
+            table.fetched = Some(Instant::now());
         }
+        let mut table = self.lock();
         subjects.map(|subject| table.lookup(subject)).collect()
     }
 
     /// Forgets the list: a stream changed under us (deleted, or its subjects changed).
-    pub async fn forget(&self) {
-        self.table.lock().await.fetched = None;
+    pub fn forget(&self) {
+        self.lock().fetched = None;
     }
 
     /// Takes no more fast batches for `stream` until the next refresh (the server said it
     /// does not allow them, whatever its listed settings say).
-    pub async fn disable(&self, stream: &str) {
-        let mut table = self.table.lock().await;
+    pub fn disable(&self, stream: &str) {
+        let mut table = self.lock();
         for (_, name, batched) in &mut table.filters {
             if &**name == stream {
                 *batched = false;
@@ -69,36 +90,39 @@ impl StreamRoutes {
         }
         table.memo.clear();
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().expect("stream routes lock")
+    }
 }
 
-impl Table {
-    async fn refresh(&mut self, js: &jetstream::Context) {
-        self.filters.clear();
-        self.memo.clear();
-        self.fetched = Some(Instant::now());
-        let mut streams = js.streams();
-        while let Some(info) = streams.next().await {
-            match info {
-                Ok(info) => {
-                    let name: Arc<str> = Arc::from(info.config.name.as_str());
-                    for filter in &info.config.subjects {
-                        self.filters.push((
-                            filter.clone(),
-                            name.clone(),
-                            info.config.allow_batch_publish,
-                        ));
-                    }
+/// The subject filters of every stream of the account; none when they cannot be listed
+/// (messages then go one by one until the next refresh).
+async fn list(js: &jetstream::Context) -> Vec<Filter> {
+    let mut filters = Vec::new();
+    let mut streams = js.streams();
+    while let Some(info) = streams.next().await {
+        match info {
+            Ok(info) => {
+                let name: Arc<str> = Arc::from(info.config.name.as_str());
+                for filter in &info.config.subjects {
+                    filters.push((
+                        filter.clone(),
+                        name.clone(),
+                        info.config.allow_batch_publish,
+                    ));
                 }
-                Err(err) => {
-                    // Publish one by one until the next refresh.
-                    tracing::debug!(error = %err, "cannot list streams; no fast batches for now");
-                    self.filters.clear();
-                    return;
-                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot list streams; no fast batches for now");
+                return Vec::new();
             }
         }
     }
+    filters
+}
 
+impl Table {
     fn lookup(&mut self, subject: &str) -> Option<Arc<str>> {
         if let Some(known) = self.memo.get(subject) {
             return known.clone();

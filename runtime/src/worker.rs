@@ -14,6 +14,7 @@ use futures::stream::FuturesUnordered;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use weir_connectors::dead_letter::{DEFAULT_DLQ_STREAM, DEFAULT_DLQ_SUBJECTS};
+use weir_connectors::fast_batch::FastBatches;
 use weir_connectors::{DeadLetterPublisher, JetStreamSink, PullSource, ensure_dlq_stream};
 
 use crate::batch::{BatchContext, BatchOutcome, run_batch};
@@ -52,6 +53,8 @@ struct RunningPipeline {
 pub struct Worker {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// The fast-batch publisher every pipeline's sink shares.
+    batches: Arc<FastBatches>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     running: BTreeMap<String, RunningPipeline>,
@@ -62,6 +65,7 @@ impl Worker {
     pub fn new(client: async_nats::Client, metrics: Arc<Metrics>) -> Self {
         let js = jetstream::new(client.clone());
         Worker {
+            batches: Arc::new(FastBatches::new(js.clone())),
             client,
             js,
             metrics,
@@ -161,9 +165,10 @@ impl Worker {
         let totals = options.totals.clone().unwrap_or_default();
         let ctx = Arc::new(BatchContext {
             // One window for the pipeline: `max_in_flight` PubAcks per batch loop.
-            sink: JetStreamSink::new(
+            sink: JetStreamSink::sharing(
                 self.js.clone(),
                 config.max_in_flight.saturating_mul(config.parallelism),
+                self.batches.clone(),
             ),
             dlq: DeadLetterPublisher::new(
                 self.js.clone(),
