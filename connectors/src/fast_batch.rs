@@ -288,15 +288,10 @@ impl FastBatches {
                 )));
             }
             match serde_json::from_slice::<ReplyBody>(&reply.payload) {
-                Ok(ReplyBody::PubAck {
-                    count: Some(stored),
-                    ..
-                }) => return Ok(state.ended(stored as usize)),
-                // A PubAck of one message (a server that took the messages one by one).
-                Ok(ReplyBody::PubAck { count: None, .. }) => {
-                    if state.acked(reply.seq) {
-                        return Ok(state.ended(0));
-                    }
+                // Without a count (not a batch's PubAck) nothing is known to be stored: every
+                // message without an answer of its own goes again one by one.
+                Ok(ReplyBody::PubAck { count, .. }) => {
+                    return Ok(state.ended(count.unwrap_or(0) as usize));
                 }
                 Ok(ReplyBody::Flow {
                     kind,
@@ -377,11 +372,10 @@ impl FastBatches {
     }
 }
 
-/// What is known of each message of a batch in flight.
+/// The messages of a batch in flight that the server refused, with why.
 struct BatchState<'a> {
     stream: &'a str,
     own: Vec<Option<PublishFailure>>,
-    acked: Vec<bool>,
 }
 
 impl<'a> BatchState<'a> {
@@ -389,7 +383,6 @@ impl<'a> BatchState<'a> {
         BatchState {
             stream,
             own: vec![None; count],
-            acked: vec![false; count],
         }
     }
 
@@ -400,27 +393,15 @@ impl<'a> BatchState<'a> {
         }
     }
 
-    /// Message `seq` got a PubAck of its own; whether every message has its answer now.
-    fn acked(&mut self, seq: u64) -> bool {
-        if let Some(slot) = self.acked.get_mut((seq as usize).wrapping_sub(1)) {
-            *slot = true;
-        }
-        self.acked
-            .iter()
-            .zip(&self.own)
-            .all(|(acked, own)| *acked || own.is_some())
-    }
-
     /// The batch ended with the first `stored` messages stored: the others are refused (with
     /// their own error) or were never judged.
     fn ended(self, stored: usize) -> Vec<Option<Result<(), PublishFailure>>> {
         self.own
             .into_iter()
-            .zip(self.acked)
             .enumerate()
-            .map(|(index, (own, acked))| match own {
+            .map(|(index, own)| match own {
                 Some(failure) => Some(Err(failure)),
-                None if index < stored || acked => Some(Ok(())),
+                None if index < stored => Some(Ok(())),
                 None => None,
             })
             .collect()
@@ -431,16 +412,11 @@ impl<'a> BatchState<'a> {
     fn failed(self, reason: String) -> Vec<Option<Result<(), PublishFailure>>> {
         self.own
             .into_iter()
-            .zip(self.acked)
-            .map(|(own, acked)| {
-                Some(match own {
-                    Some(failure) => Err(failure),
-                    None if acked => Ok(()),
-                    None => Err(PublishFailure {
-                        class: FailureClass::Transient,
-                        reason: reason.clone(),
-                    }),
-                })
+            .map(|own| {
+                Some(Err(own.unwrap_or_else(|| PublishFailure {
+                    class: FailureClass::Transient,
+                    reason: reason.clone(),
+                })))
             })
             .collect()
     }

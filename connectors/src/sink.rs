@@ -110,8 +110,7 @@ impl JetStreamSink {
         messages: impl ExactSizeIterator<Item = &'a Outbound>,
     ) -> Vec<Result<(), PublishFailure>> {
         let messages: Vec<&Outbound> = messages.collect();
-        let mut results: Vec<Option<Result<(), PublishFailure>>> =
-            (0..messages.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<(), PublishFailure>>> = vec![None; messages.len()];
         // Group the messages by the stream that takes them in fast batches; the rest go one
         // by one. A pipeline writes to few streams, so a list beats a map here.
         let mut batched: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
