@@ -22,6 +22,15 @@ fn outbound(subject: &str, id: &str, payload: Bytes) -> Outbound {
     }
 }
 
+/// A stream called `name` capturing `subjects`.
+fn named(name: &str, subjects: &str) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        subjects: vec![subjects.into()],
+        ..Default::default()
+    }
+}
+
 async fn batched_stream(js: &jetstream::Context, config: stream::Config) -> Result<()> {
     js.create_stream(stream::Config {
         allow_batch_publish: true,
@@ -31,19 +40,19 @@ async fn batched_stream(js: &jetstream::Context, config: stream::Config) -> Resu
     Ok(())
 }
 
+/// A server, a connection to it, and a stream of `config` that takes fast batches.
+async fn batched_server(
+    config: stream::Config,
+) -> Result<(NatsServer, async_nats::Client, jetstream::Context)> {
+    let server = NatsServer::start()?;
+    let (client, js) = connect(&server).await?;
+    batched_stream(&js, config).await?;
+    Ok((server, client, js))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_store_every_message_once() -> Result<()> {
-    let server = NatsServer::start()?;
-    let (_client, js) = connect(&server).await?;
-    batched_stream(
-        &js,
-        stream::Config {
-            name: "OUT".into(),
-            subjects: vec!["out.>".into()],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let (_server, _client, js) = batched_server(named("OUT", "out.>")).await?;
     // A window smaller than the messages: several batches, some waiting for room.
     let sink = JetStreamSink::new(js.clone(), 64);
     let messages: Vec<Outbound> = (0..300)
@@ -78,18 +87,11 @@ async fn batches_store_every_message_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_refuses_the_rest_of_a_batch_as_transient() -> Result<()> {
-    let server = NatsServer::start()?;
-    let (_client, js) = connect(&server).await?;
-    batched_stream(
-        &js,
-        stream::Config {
-            name: "SMALL".into(),
-            subjects: vec!["small.>".into()],
-            max_messages: 10,
-            discard: stream::DiscardPolicy::New,
-            ..Default::default()
-        },
-    )
+    let (_server, _client, js) = batched_server(stream::Config {
+        max_messages: 10,
+        discard: stream::DiscardPolicy::New,
+        ..named("SMALL", "small.>")
+    })
     .await?;
     let sink = JetStreamSink::new(js.clone(), 1024);
     let messages: Vec<Outbound> = (0..15)
@@ -110,17 +112,10 @@ async fn a_full_stream_refuses_the_rest_of_a_batch_as_transient() -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_too_large_for_the_stream_is_a_data_failure() -> Result<()> {
-    let server = NatsServer::start()?;
-    let (_client, js) = connect(&server).await?;
-    batched_stream(
-        &js,
-        stream::Config {
-            name: "TIGHT".into(),
-            subjects: vec!["tight.>".into()],
-            max_message_size: 100,
-            ..Default::default()
-        },
-    )
+    let (_server, _client, js) = batched_server(stream::Config {
+        max_message_size: 100,
+        ..named("TIGHT", "tight.>")
+    })
     .await?;
     let sink = JetStreamSink::new(js.clone(), 1024);
     // Refused in the middle, first, last, and alone: the refused message fails as data and
@@ -159,12 +154,7 @@ async fn a_message_too_large_for_the_stream_is_a_data_failure() -> Result<()> {
 async fn a_stream_without_batches_gets_one_message_at_a_time() -> Result<()> {
     let server = NatsServer::start()?;
     let (_client, js) = connect(&server).await?;
-    js.create_stream(stream::Config {
-        name: "PLAIN".into(),
-        subjects: vec!["plain.>".into()],
-        ..Default::default()
-    })
-    .await?;
+    js.create_stream(named("PLAIN", "plain.>")).await?;
     let sink = JetStreamSink::new(js.clone(), 1024);
     let messages: Vec<Outbound> = (0..20)
         .map(|i| outbound("plain.x", &format!("p{i}"), Bytes::from_static(b"{}")))
@@ -177,17 +167,7 @@ async fn a_stream_without_batches_gets_one_message_at_a_time() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_batches_at_once_are_all_stored() -> Result<()> {
-    let server = NatsServer::start()?;
-    let (_client, js) = connect(&server).await?;
-    batched_stream(
-        &js,
-        stream::Config {
-            name: "WIDE".into(),
-            subjects: vec!["wide.>".into()],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let (_server, _client, js) = batched_server(named("WIDE", "wide.>")).await?;
     // Many batches in flight at once over the sink's one inbox: each gets its own PubAck
     // (were the server to decline some, their messages would go one at a time).
     let sink = JetStreamSink::new(js.clone(), 100_000);
@@ -211,15 +191,8 @@ async fn many_batches_at_once_are_all_stored() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_stops_taking_batches_gets_one_message_at_a_time() -> Result<()> {
-    let server = NatsServer::start()?;
-    let (_client, js) = connect(&server).await?;
-    let config = stream::Config {
-        name: "TURN".into(),
-        subjects: vec!["turn.>".into()],
-        allow_batch_publish: true,
-        ..Default::default()
-    };
-    js.create_stream(config.clone()).await?;
+    let config = named("TURN", "turn.>");
+    let (_server, _client, js) = batched_server(config.clone()).await?;
     let sink = JetStreamSink::new(js.clone(), 1024);
     let first: Vec<Outbound> = (0..10)
         .map(|i| outbound("turn.x", &format!("a{i}"), Bytes::from_static(b"{}")))
@@ -242,17 +215,7 @@ async fn a_stream_that_stops_taking_batches_gets_one_message_at_a_time() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_over_max_payload_fails_alone_as_data() -> Result<()> {
-    let server = NatsServer::start()?;
-    let (client, js) = connect(&server).await?;
-    batched_stream(
-        &js,
-        stream::Config {
-            name: "BIG".into(),
-            subjects: vec!["big.>".into()],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let (_server, client, js) = batched_server(named("BIG", "big.>")).await?;
     let sink = JetStreamSink::new(js.clone(), 1024);
     let too_big = client.server_info().max_payload + 1;
     let messages = vec![
@@ -273,12 +236,7 @@ async fn declaring_an_existing_stream_lets_it_take_batches() -> Result<()> {
     let server = NatsServer::start()?;
     let (_client, js) = connect(&server).await?;
     // A stream made before Weir declared it (or by an older Weir).
-    js.create_stream(stream::Config {
-        name: "OLD".into(),
-        subjects: vec!["old.>".into()],
-        ..Default::default()
-    })
-    .await?;
+    js.create_stream(named("OLD", "old.>")).await?;
     let resources = weir_pipelines::load_str(
         "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: { name: OLD }\nspec: { subjects: [\"old.>\"] }\n",
         "old.yaml",
@@ -303,15 +261,7 @@ async fn without_leave_to_hear_replies_batches_pause_and_messages_go_one_by_one(
         .connect(server.url())
         .await?;
     let js = jetstream::new(client);
-    batched_stream(
-        &js,
-        stream::Config {
-            name: "DENIED".into(),
-            subjects: vec!["denied.>".into()],
-            ..Default::default()
-        },
-    )
-    .await?;
+    batched_stream(&js, named("DENIED", "denied.>")).await?;
     // A window of 4: one message per batch, four batches at a time.
     let sink = JetStreamSink::new(js.clone(), 4);
     let messages: Vec<Outbound> = (0..10)
