@@ -1,7 +1,9 @@
-//! The measurement: preload, run a stage (raw or pipeline) on a fresh durable consumer until
-//! every input is settled (nothing pending, nothing un-acked), then a paced run at half the
-//! raw throughput for latency (input publish → output stored, read from the output's stream
-//! timestamp). Prints a table and one JSON line.
+//! The measurement: preload, run a stage (the two raw baselines or the pipeline) on a fresh
+//! durable consumer until every input is settled (nothing pending, nothing un-acked). Stages
+//! are interleaved over several rounds (classic, best, pipeline, classic, best, …) and the
+//! ratios are the medians of the rounds' ratios, since single runs on a shared machine vary by
+//! ±20 %. Then a paced run at half the best raw throughput for latency (input publish →
+//! output stored, read from the output's stream timestamp). Prints a table and one JSON line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use weir_pipelines::{PipelineResource, Resource};
 use weir_runtime::{Metrics, PipelineConfig, Worker};
 
 use crate::orders::order;
-use crate::raw::run_raw;
+use crate::raw::{run_raw_best, run_raw_classic};
 
 /// The built-in passthrough pipeline (the default of `weir bench`).
 pub const PASSTHROUGH: &str = r#"
@@ -82,8 +84,11 @@ spec:
       publish: { subject: "bench.out.standard" }
 "#;
 
-/// The stream that stores the raw stage's outputs.
+/// The stream that stores the raw stages' outputs (it takes fast batches, as Weir-declared
+/// streams do).
 const RAW_STREAM: &str = "BENCH_RAW";
+/// The subject the raw stages publish to.
+const RAW_SUBJECT: &str = "bench.raw.out";
 
 /// Why a bench could not run.
 #[derive(Debug, thiserror::Error)]
@@ -143,16 +148,18 @@ pub struct BenchOptions {
     pub inputs: Option<Vec<Bytes>>,
     /// Knobs of the main measurement.
     pub knobs: Knobs,
+    /// Interleaved rounds of (classic raw, best raw, pipeline); ratios are their medians.
+    pub rounds: usize,
     /// Also sweep the knobs.
     pub sweep: bool,
     /// Seconds of the paced latency run (0 = skip).
     pub latency_seconds: f64,
 }
 
-/// One measured run.
+/// One measured run (or, in a report, the median run of a stage over the rounds).
 #[derive(Debug, Clone)]
 pub struct Measurement {
-    /// `raw` or the pipeline name.
+    /// `raw-classic`, `raw-best` or the pipeline name.
     pub name: String,
     /// Knobs used.
     pub knobs: Knobs,
@@ -170,37 +177,80 @@ pub struct Measurement {
     pub p99_ms: Option<f64>,
 }
 
+/// One interleaved round: inputs per second of each stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    /// Classic raw stage (per-message PubAcks and acks).
+    pub classic: f64,
+    /// Best raw stage (fast batches, one AckAll per batch).
+    pub best: f64,
+    /// The pipeline.
+    pub pipeline: f64,
+}
+
 /// The result of `weir bench`.
 #[derive(Debug, Clone)]
 pub struct BenchReport {
-    /// The raw baseline.
-    pub raw: Measurement,
-    /// The pipeline under test.
+    /// The classic raw baseline (median round).
+    pub classic: Measurement,
+    /// The best raw baseline (median round): the bar the pipeline is held to.
+    pub best: Measurement,
+    /// The pipeline under test (median round).
     pub pipeline: Measurement,
+    /// Every round, in order.
+    pub rounds: Vec<Round>,
     /// Sweep trials, in order.
     pub sweep: Vec<Measurement>,
     /// The best knobs found by the sweep.
-    pub best: Option<Knobs>,
+    pub best_knobs: Option<Knobs>,
     /// Mean input size in bytes.
     pub mean_size: f64,
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 impl BenchReport {
-    /// Pipeline throughput / raw throughput.
+    /// Median over the rounds of pipeline / best raw throughput.
     pub fn ratio(&self) -> f64 {
-        self.pipeline.msgs_per_s / self.raw.msgs_per_s
+        median(self.rounds.iter().map(|r| r.pipeline / r.best).collect())
+    }
+
+    /// Median over the rounds of pipeline / classic raw throughput.
+    pub fn ratio_classic(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.pipeline / r.classic).collect())
     }
 
     /// A human table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<22} {:>9} {:>8} {:>11} {:>8} {:>9} {:>9} {:>7}\n",
-            "stage", "messages", "seconds", "msgs/s", "MB/s", "p50 ms", "p99 ms", "ratio"
+            "{:<22} {:>9} {:>8} {:>11} {:>8} {:>9} {:>9} {:>9}\n",
+            "stage (median round)",
+            "messages",
+            "seconds",
+            "msgs/s",
+            "MB/s",
+            "p50 ms",
+            "p99 ms",
+            "vs best"
         );
         let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-        for (m, ratio) in [(&self.raw, 1.0), (&self.pipeline, self.ratio())] {
+        let best_of_classic = median(self.rounds.iter().map(|r| r.classic / r.best).collect());
+        for (m, ratio) in [
+            (&self.classic, best_of_classic),
+            (&self.best, 1.0),
+            (&self.pipeline, self.ratio()),
+        ] {
             out.push_str(&format!(
-                "{:<22} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>9} {:>9} {:>7.3}\n",
+                "{:<22} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>9} {:>9} {:>9.3}\n",
                 m.name,
                 m.messages,
                 m.seconds,
@@ -209,6 +259,23 @@ impl BenchReport {
                 ms(m.p50_ms),
                 ms(m.p99_ms),
                 ratio
+            ));
+        }
+        out.push_str(&format!(
+            "\nratio (median of {} interleaved rounds): {:.3} × best raw, {:.3} × classic raw\n",
+            self.rounds.len(),
+            self.ratio(),
+            self.ratio_classic()
+        ));
+        out.push_str("rounds (msgs/s): classic / best / pipeline\n");
+        for (i, r) in self.rounds.iter().enumerate() {
+            out.push_str(&format!(
+                "  {:>2}: {:>9.0} / {:>9.0} / {:>9.0}   {:.3} × best\n",
+                i + 1,
+                r.classic,
+                r.best,
+                r.pipeline,
+                r.pipeline / r.best
             ));
         }
         if !self.sweep.is_empty() {
@@ -223,11 +290,9 @@ impl BenchReport {
                     m.msgs_per_s
                 ));
             }
-            if let Some(best) = &self.best {
-                out.push_str(&format!(
-                    "best: batch_size={} max_wait={:?} max_in_flight={} parallelism={}\n",
-                    best.batch_size, best.max_wait, best.window, best.parallelism
-                ));
+            if let Some(best) = &self.best_knobs {
+                out.push_str("best settings, to paste into the pipeline file:\n");
+                out.push_str(&best.snippet());
             }
         }
         out
@@ -247,16 +312,39 @@ impl BenchReport {
         serde_json::json!({
             "bench": "weir-e2e",
             "mean_size": self.mean_size,
-            "raw": m(&self.raw),
+            "raw_classic": m(&self.classic),
+            "raw_best": m(&self.best),
             "pipeline": m(&self.pipeline),
             "ratio": self.ratio(),
-            "best": self.best.map(|b| serde_json::json!({
+            "ratio_classic": self.ratio_classic(),
+            "rounds": self.rounds.iter().map(|r| serde_json::json!({
+                "classic": r.classic, "best": r.best, "pipeline": r.pipeline,
+            })).collect::<Vec<_>>(),
+            "best_knobs": self.best_knobs.map(|b| serde_json::json!({
                 "batch_size": b.batch_size, "max_wait_ms": b.max_wait.as_secs_f64() * 1e3,
                 "max_in_flight": b.window, "parallelism": b.parallelism,
             })),
         })
         .to_string()
     }
+}
+
+impl Knobs {
+    /// The knobs as the pipeline file writes them.
+    pub fn snippet(&self) -> String {
+        format!(
+            "spec:\n  source:\n    consumer: {{ batch_size: {}, max_wait: {} }}\n  execution: {{ parallelism: {}, max_in_flight: {} }}\n",
+            self.batch_size,
+            humantime_ms(self.max_wait),
+            self.parallelism,
+            self.window
+        )
+    }
+}
+
+/// A duration as the pipeline format writes it (`5ms`).
+fn humantime_ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
 }
 
 struct Setup {
@@ -324,6 +412,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     js.create_or_update_stream(stream::Config {
         name: RAW_STREAM.into(),
         subjects: vec!["bench.raw.>".into()],
+        allow_batch_publish: true,
         ..Default::default()
     })
     .await
@@ -354,33 +443,48 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         trial: 0,
     };
 
-    let mut raw = measure(&mut setup, Stage::Raw, options.knobs, options.messages).await?;
-    let mut main = measure(&mut setup, Stage::Pipeline, options.knobs, options.messages).await?;
+    let rounds = options.rounds.max(1);
+    let mut runs: [Vec<Measurement>; 3] = Default::default();
+    for round in 0..rounds {
+        for (i, stage) in [Stage::RawClassic, Stage::RawBest, Stage::Pipeline]
+            .into_iter()
+            .enumerate()
+        {
+            let m = measure(&mut setup, stage, options.knobs, options.messages).await?;
+            eprintln!(
+                "bench: round {}/{rounds} {:<20} {:>9.0} msgs/s",
+                round + 1,
+                m.name,
+                m.msgs_per_s
+            );
+            runs[i].push(m);
+        }
+    }
+    let round_list: Vec<Round> = (0..rounds)
+        .map(|i| Round {
+            classic: runs[0][i].msgs_per_s,
+            best: runs[1][i].msgs_per_s,
+            pipeline: runs[2][i].msgs_per_s,
+        })
+        .collect();
+    let [classic, mut best, mut main] = runs.map(median_run);
     if options.latency_seconds > 0.0 {
-        let rate = raw.msgs_per_s * 0.5;
-        let (p50, p99) = latency(
-            &mut setup,
-            Stage::Raw,
-            options.knobs,
-            rate,
-            options.latency_seconds,
-        )
-        .await?;
-        raw.p50_ms = Some(p50);
-        raw.p99_ms = Some(p99);
-        let (p50, p99) = latency(
-            &mut setup,
-            Stage::Pipeline,
-            options.knobs,
-            rate,
-            options.latency_seconds,
-        )
-        .await?;
-        main.p50_ms = Some(p50);
-        main.p99_ms = Some(p99);
+        let rate = best.msgs_per_s * 0.5;
+        for (stage, m) in [(Stage::RawBest, &mut best), (Stage::Pipeline, &mut main)] {
+            let (p50, p99) = latency(
+                &mut setup,
+                stage,
+                options.knobs,
+                rate,
+                options.latency_seconds,
+            )
+            .await?;
+            m.p50_ms = Some(p50);
+            m.p99_ms = Some(p99);
+        }
     }
     let mut sweep = Vec::new();
-    let mut best = None;
+    let mut best_knobs = None;
     if options.sweep {
         let mut current = options.knobs;
         let mut current_rate = main.msgs_per_s;
@@ -428,21 +532,36 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
                 sweep.push(m);
             }
         }
-        best = Some(current);
+        best_knobs = Some(current);
     }
     Ok(BenchReport {
-        raw,
-        pipeline: main,
-        sweep,
+        classic,
         best,
+        pipeline: main,
+        rounds: round_list,
+        sweep,
+        best_knobs,
         mean_size,
     })
 }
 
+/// The run of median throughput among a stage's rounds.
+fn median_run(mut runs: Vec<Measurement>) -> Measurement {
+    runs.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+    runs.swap_remove(runs.len() / 2)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Stage {
-    Raw,
+    RawClassic,
+    RawBest,
     Pipeline,
+}
+
+impl Stage {
+    fn is_raw(self) -> bool {
+        self != Stage::Pipeline
+    }
 }
 
 /// A running stage and how to stop it.
@@ -491,14 +610,18 @@ async fn start(
     setup.trial += 1;
     let durable = format!(
         "bench_{}_{}",
-        if stage == Stage::Raw { "raw" } else { "weir" },
+        match stage {
+            Stage::RawClassic => "classic",
+            Stage::RawBest => "best",
+            Stage::Pipeline => "weir",
+        },
         setup.trial
     );
     let deliver = consumer::DeliverPolicy::ByStartSequence {
         start_sequence: start_seq,
     };
     match stage {
-        Stage::Raw => {
+        Stage::RawClassic | Stage::RawBest => {
             let stream = setup
                 .js
                 .get_stream(&setup.source_stream)
@@ -508,7 +631,11 @@ async fn start(
                 .create_consumer(consumer::pull::Config {
                     durable_name: Some(durable),
                     deliver_policy: deliver,
-                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_policy: if stage == Stage::RawBest {
+                        consumer::AckPolicy::All
+                    } else {
+                        consumer::AckPolicy::Explicit
+                    },
                     filter_subject: setup.subject.clone(),
                     max_ack_pending: weir_connectors::source::DEFAULT_MAX_ACK_PENDING,
                     ..Default::default()
@@ -516,13 +643,12 @@ async fn start(
                 .await
                 .map_err(nats)?;
             let (tx, rx) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(run_raw(
-                setup.js.clone(),
-                consumer.clone(),
-                "bench.raw.out".into(),
-                knobs,
-                rx,
-            ));
+            let (js, out) = (setup.js.clone(), RAW_SUBJECT.to_string());
+            let task = if stage == Stage::RawBest {
+                tokio::spawn(run_raw_best(js, consumer.clone(), out, rx))
+            } else {
+                tokio::spawn(run_raw_classic(js, consumer.clone(), out, knobs, rx))
+            };
             Ok((Running::Raw(tx, task), consumer))
         }
         Stage::Pipeline => {
@@ -616,7 +742,8 @@ async fn measure(
         * n as f64;
     Ok(Measurement {
         name: match stage {
-            Stage::Raw => "raw".into(),
+            Stage::RawClassic => "raw-classic".into(),
+            Stage::RawBest => "raw-best".into(),
             Stage::Pipeline => setup.pipeline.metadata.name.clone(),
         },
         knobs,
@@ -666,9 +793,10 @@ async fn latency(
         .await
         .map_err(nats)?;
     let next_seq = source.info().await.map_err(nats)?.state.last_sequence + 1;
-    let out_streams: Vec<String> = match stage {
-        Stage::Raw => vec![RAW_STREAM.into()],
-        Stage::Pipeline => setup.output_streams.clone(),
+    let out_streams: Vec<String> = if stage.is_raw() {
+        vec![RAW_STREAM.into()]
+    } else {
+        setup.output_streams.clone()
     };
     let mut out_start = HashMap::new();
     for name in &out_streams {

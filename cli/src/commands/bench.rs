@@ -1,5 +1,6 @@
-//! `weir bench`: end-to-end throughput against a real nats-server — a raw async-nats
-//! read → publish → ack baseline and the pipeline under test in one run, with the ratio;
+//! `weir bench`: end-to-end throughput against a real nats-server — two raw async-nats
+//! read → publish → ack baselines (classic, and the best technique without Weir) and the
+//! pipeline under test, interleaved over several rounds in one run, with the median ratios;
 //! `--sweep` tunes batch size, max wait, in-flight window and parallelism.
 
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub struct Args {
     /// Messages per throughput run.
     #[arg(short = 'n', long, default_value_t = 100_000)]
     pub messages: u64,
+    /// Interleaved rounds of (classic raw, best raw, pipeline); the ratios printed are the
+    /// medians of the rounds' ratios.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: u64,
     /// Payloads to send, one per line (default: generated ≈223-byte order JSON).
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -42,7 +47,7 @@ pub struct Args {
     /// Concurrent batch loops.
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// Seconds of the paced latency run at half the raw throughput (0 skips it).
+    /// Seconds of the paced latency run at half the best raw throughput (0 skips it).
     #[arg(long, default_value_t = 2.0)]
     pub latency_seconds: f64,
 }
@@ -85,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             window: args.window.unwrap_or(defaults.window),
             parallelism: args.parallelism.unwrap_or(defaults.parallelism),
         },
+        rounds: args.rounds as usize,
         sweep: args.sweep,
         latency_seconds: args.latency_seconds,
     };

@@ -1,5 +1,6 @@
 //! CLI-level tests: the real `weir` binary as a process.
 
+mod bench;
 mod fleet;
 mod fleet_api;
 mod fleet_support;

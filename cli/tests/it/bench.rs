@@ -1,0 +1,49 @@
+//! `weir bench` as a user runs it: both raw baselines and the pipeline, interleaved rounds,
+//! a table and one JSON line with the median ratios.
+
+use std::process::Command;
+
+use crate::fleet_support::weir_binary;
+
+#[test]
+fn bench_interleaves_both_baselines_and_the_pipeline() {
+    let out = Command::new(weir_binary())
+        .args([
+            "bench",
+            "--builtin",
+            "orders",
+            "-n",
+            "3000",
+            "--rounds",
+            "2",
+            "--latency-seconds",
+            "0.5",
+        ])
+        .output()
+        .expect("the weir binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stage in ["raw-classic", "raw-best", "bench-orders"] {
+        assert!(stdout.contains(stage), "no {stage} row in:\n{stdout}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
+    let rounds = json["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2, "{json}");
+    for round in rounds {
+        for stage in ["classic", "best", "pipeline"] {
+            assert!(round[stage].as_f64().unwrap() > 0.0, "{json}");
+        }
+    }
+    let ratio = json["ratio"].as_f64().expect("ratio");
+    assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
+    // The latency run covers the best raw stage and the pipeline.
+    for stage in ["raw_best", "pipeline"] {
+        let p99 = json[stage]["p99_ms"].as_f64();
+        assert!(p99.is_some_and(|p| p >= 0.0), "no p99 for {stage}: {json}");
+    }
+}
