@@ -119,13 +119,15 @@ async function main() {
   const created = await call('POST', '/users', { email: VIEWER.email, role: 'viewer', password: VIEWER.password });
   check(created.status === 201 || created.status === 200, `create viewer: ${JSON.stringify(created)}`);
 
-  const browser = await chromium.launch({
+  // A fresh profile directory per run.
+  const context = await chromium.launchPersistentContext(join(dir, 'chromium'), {
     executablePath: chromiumBin,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'chromium')}`],
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
+    const page = context.pages()[0] ?? (await context.newPage());
     const consoleErrors = [];
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -180,8 +182,12 @@ async function main() {
     }
     // One that cannot be decoded: a dead letter.
     await call('POST', '/nats/publish', { subject: 'orders.created.bad', payload: '{"id": 99, "amount":' });
-    await waitFor('counters in the builder', async () => Number(await page.getByTestId('count-in').textContent()) >= 21 && Number(await page.getByTestId('count-out').textContent()) >= 9, 30000);
-    const counts = Object.fromEntries(await Promise.all(['in', 'out', 'filtered', 'dlq'].map(async (k) => [k, Number(await page.getByTestId(`count-${k}`).textContent())])));
+    const readCounts = async () => Object.fromEntries(await Promise.all(['in', 'out', 'filtered', 'dlq'].map(async (k) => [k, Number(await page.getByTestId(`count-${k}`).textContent())])));
+    await waitFor('counters in the builder', async () => {
+      const c = await readCounts();
+      return c.in >= 21 && c.out >= 9 && c.filtered >= 11 && c.dlq >= 1;
+    }, 30000);
+    const counts = await readCounts();
     check(counts.in === 21 && counts.out === 9 && counts.filtered === 11 && counts.dlq === 1, `counters ${JSON.stringify(counts)}`);
     await page.screenshot({ path: join(shots, 'builder.png') });
     log(`deployed; counters ${JSON.stringify(counts)}`);
@@ -193,6 +199,7 @@ async function main() {
     await page.screenshot({ path: join(shots, 'overview.png') });
     await page.getByRole('link', { name: 'Streams' }).click();
     await page.getByRole('link', { name: 'OUT', exact: true }).click();
+    await page.locator('.card').first().waitFor();
     await page.getByRole('button', { name: 'Last', exact: true }).click();
     await page.getByTestId('message').filter({ hasText: 'out.big' }).waitFor();
     check((await page.getByTestId('message').textContent()).includes('"tier": "big"'), 'the output message is mapped');
@@ -231,12 +238,13 @@ async function main() {
     });
     check(refused.status === 403 && refused.body.code === 'forbidden', `the API refuses a viewer's deploy: ${JSON.stringify(refused)}`);
     await page.goto(`${base}/pipelines`);
+    await page.getByRole('link', { name: 'big-orders' }).waitFor();
     check((await page.getByRole('button', { name: 'New pipeline' }).count()) === 0, 'a viewer cannot start a pipeline');
     log('viewer: read-only builder; deploy refused with 403');
 
     check(consoleErrors.filter((e) => !e.includes('403') && !e.includes('Failed to load resource')).length === 0, `browser console errors: ${consoleErrors.join('\n')}`);
   } finally {
-    await browser.close();
+    await context.close();
   }
 }
 

@@ -44,3 +44,8 @@ export function problemText(error: unknown, response?: Response): string {
   if (typeof error === 'string' && error) return error;
   return response ? `HTTP ${response.status}` : 'request failed';
 }
+
+/** The session's bearer token (for calls that `openapi-fetch` cannot make, e.g. streams). */
+export function getToken(): string | null {
+  return token;
+}

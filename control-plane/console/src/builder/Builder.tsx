@@ -3,9 +3,10 @@
 // from the format's JSON Schema; validation as you type; save, deploy, pause, resume,
 // rollback, version history and the fleet's counters for the pipeline.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { ReactFlow, Background, Controls, Handle, Position, type Connection, type Edge, type Node, type NodeChange, type NodeProps, type EdgeChange } from '@xyflow/react';
+import { ReactFlow, Background, Controls, Handle, MarkerType, Position, type Connection, type Edge, type Node, type NodeChange, type NodeProps, type EdgeChange } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { api, problemText, yamlBody } from '../api/client';
+import { useStatusStream } from '../api/live';
 import type { components } from '../api/schema';
 import { navigate } from '../router';
 import { useCan } from '../session';
@@ -43,7 +44,7 @@ function summary(kind: string, config: unknown): string {
 function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
   return (
     <div className={`wnode kind-${data.kind} ${data.errors.length ? 'has-error' : ''} ${selected ? 'selected' : ''}`} data-testid={`node-${data.id}`} title={data.errors.join('\n')}>
-      <Handle type="target" position={Position.Left} />
+      <Handle type="target" position={Position.Top} />
       <div className="wnode-kind">{data.kind}</div>
       <div className="wnode-id">{data.id}</div>
       <div className="wnode-summary">{data.summary}</div>
@@ -54,7 +55,7 @@ function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
       ))}
       {!data.sink &&
         data.ports.map((p, i) => (
-          <Handle key={p.id} id={p.id} type="source" position={Position.Right} style={{ top: `${((i + 1) * 100) / (data.ports.length + 1)}%` }} title={p.label ?? p.id} />
+          <Handle key={p.id} id={p.id} type="source" position={Position.Bottom} style={{ left: `${((i + 1) * 100) / (data.ports.length + 1)}%` }} title={p.label ?? p.id} />
         ))}
     </div>
   );
@@ -144,11 +145,12 @@ export function Builder({ name }: { name: string | null }) {
     return () => clearTimeout(t);
   }, [text, loaded]);
 
-  // Deployment status, versions (existing pipelines), polled while the page is open.
+  // Status and versions when the page opens and after each action; then the status live
+  // from the server-sent event stream.
   useEffect(() => {
     if (!name) return;
     let stop = false;
-    const load = async () => {
+    void (async () => {
       const [s, v] = await Promise.all([
         api.GET('/api/v1/pipelines/{name}/status', { params: { path: { name } } }),
         api.GET('/api/v1/pipelines/{name}/versions', { params: { path: { name } } }),
@@ -156,14 +158,14 @@ export function Builder({ name }: { name: string | null }) {
       if (stop) return;
       if (s.data) setStatus(s.data);
       if (v.data) setVersions(v.data);
-    };
-    void load();
-    const t = setInterval(load, 2000);
+    })();
     return () => {
       stop = true;
-      clearInterval(t);
     };
   }, [name, refresh]);
+  useStatusStream((s) => {
+    if (s.pipeline === name) setStatus(s);
+  }, !!name);
 
   // Edits compose: several in one event (a node and its edges deleted) each start from the
   // text the previous one left.
@@ -210,6 +212,7 @@ export function Builder({ name }: { name: string | null }) {
     target: e.target,
     sourceHandle: e.port,
     label: e.label,
+    markerEnd: { type: MarkerType.ArrowClosed },
   }));
 
   const onNodesChange = (changes: NodeChange<Node<NodeData>>[]) => {
@@ -344,11 +347,12 @@ export function Builder({ name }: { name: string | null }) {
                 + {k}
               </button>
             ))}
-            <p className="muted small">A new node follows the selected one. Drag from a node's right edge to another node to connect; select and press Delete to remove.</p>
+            <p className="muted small">A new node follows the selected one. Drag from a node's bottom edge to another node to connect; select and press Delete to remove.</p>
           </aside>
         )}
         <section className="canvas" aria-label="canvas">
           <ReactFlow
+            key={graph.nodes.length /* re-fit the view when nodes come or go */}
             nodes={rfNodes}
             edges={rfEdges}
             nodeTypes={nodeTypes}
@@ -359,6 +363,7 @@ export function Builder({ name }: { name: string | null }) {
             nodesConnectable={editable}
             deleteKeyCode={editable ? ['Delete', 'Backspace'] : null}
             fitView
+            fitViewOptions={{ maxZoom: 1, minZoom: 0.2 }}
             proOptions={{ hideAttribution: true }}
           >
             <Background />

@@ -225,7 +225,7 @@ export function deleteNode(file: PipelineFile, id: string) {
 
 // ---- layout --------------------------------------------------------------------------------
 
-/** Layered left-to-right layout: a node's column is its longest distance from a root. */
+/** Layered top-to-bottom layout: a node's row is its longest distance from a root. */
 export function layout(graph: Graph): Record<string, { x: number; y: number }> {
   const depth: Record<string, number> = {};
   for (const n of graph.nodes) depth[n.id] = 0;
@@ -245,9 +245,9 @@ export function layout(graph: Graph): Record<string, { x: number; y: number }> {
   const out: Record<string, { x: number; y: number }> = {};
   for (const n of graph.nodes) {
     const d = depth[n.id];
-    const row = rows[d] ?? 0;
-    rows[d] = row + 1;
-    out[n.id] = { x: 40 + d * 240, y: 40 + row * 110 };
+    const col = rows[d] ?? 0;
+    rows[d] = col + 1;
+    out[n.id] = { x: 40 + col * 210, y: 40 + d * 120 };
   }
   return out;
 }

@@ -1,21 +1,18 @@
 // Overview: the tenant's pipelines with health and counters, the workers, and DLQ totals.
+import { useState } from 'react';
 import { api } from '../api/client';
+import { useStatusStream, type PipelineStatus } from '../api/live';
 import { Link } from '../router';
 import { ErrorLine, useLoad } from './common';
 
 export function Overview() {
   const pipelines = useLoad(() => api.GET('/api/v1/pipelines'), []);
   const names = pipelines.data?.items.map((p) => p.name) ?? [];
-  const statuses = useLoad(
-    async () => {
-      const all = await Promise.all(names.map((name) => api.GET('/api/v1/pipelines/{name}/status', { params: { path: { name } } })));
-      return { data: all.flatMap((r) => (r.data ? [r.data] : [])), response: new Response() };
-    },
-    [names.join(',')],
-    3000,
-  );
+  // Every pipeline's status, live from the server-sent event stream.
+  const [live, setLive] = useState<Record<string, PipelineStatus>>({});
+  useStatusStream((s) => setLive((m) => ({ ...m, [s.pipeline]: s })));
   const workers = useLoad(() => api.GET('/api/v1/workers'), [], 3000);
-  const rows = statuses.data ?? [];
+  const rows = names.flatMap((n) => (live[n] ? [live[n]] : []));
   const sum = (f: (s: (typeof rows)[number]) => number) => rows.reduce((a, s) => a + f(s), 0);
   return (
     <div>
