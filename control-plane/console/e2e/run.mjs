@@ -169,6 +169,13 @@ async function main() {
     for (const want of ['id: filter', 'filter: data.amount > 100', 'next: map', "tier: \"'big'\"", 'next: publish', 'subject: out.big'])
       check(text.includes(want), `the YAML has \`${want}\`:\n${text}`);
     log('built filter → map → publish; valid');
+    // The YAML side edits the canvas too.
+    await yaml.fill(text.replace('subject: out.big', 'subject: out.large'));
+    await page.getByTestId('node-publish').filter({ hasText: 'out.large' }).waitFor();
+    await yaml.fill(text);
+    await page.getByTestId('node-publish').filter({ hasText: 'out.big' }).waitFor();
+    await page.getByTestId('validity').filter({ hasText: /^valid$/ }).waitFor();
+    log('a YAML edit shows on the canvas');
 
     // 3. Save, deploy; traffic; counters rise.
     await page.getByRole('button', { name: 'Save' }).click();

@@ -87,6 +87,9 @@ export function Builder({ name }: { name: string | null }) {
   const [validation, setValidation] = useState<'idle' | 'checking' | 'valid' | 'invalid' | 'error'>('idle');
   const [validationMessage, setValidationMessage] = useState('');
   const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
+  // Sizes React Flow measured: nodes are rebuilt on every render (they come from the YAML), and
+  // a node without its measured size stays hidden.
+  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const [selected, setSelected] = useState<string | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [status, setStatus] = useState<Status | null>(null);
@@ -204,6 +207,7 @@ export function Builder({ name }: { name: string | null }) {
     type: 'weir',
     position: positions[n.id] ?? auto[n.id],
     selected: n.id === selected,
+    measured: measured[n.id],
     data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind) },
   }));
   const rfEdges: Edge[] = graph.edges.map((e) => ({
@@ -218,6 +222,7 @@ export function Builder({ name }: { name: string | null }) {
   const onNodesChange = (changes: NodeChange<Node<NodeData>>[]) => {
     for (const c of changes) {
       if (c.type === 'position' && c.position) setPositions((p) => ({ ...p, [c.id]: c.position! }));
+      if (c.type === 'dimensions' && c.dimensions) setMeasured((m) => ({ ...m, [c.id]: c.dimensions! }));
       if (c.type === 'select' && c.selected) setSelected(c.id);
       if (c.type === 'remove' && editable) edit((f) => M.deleteNode(f, c.id));
     }
