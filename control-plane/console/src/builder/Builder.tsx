@@ -28,7 +28,7 @@ spec:
   nodes: []
 `;
 
-type NodeData = { id: string; kind: string; summary: string; errors: string[]; ports: { id: string; label?: string }[]; sink: boolean };
+type NodeData = { id: string; kind: string; summary: string; errors: string[]; ports: { id: string; label?: string }[]; sink: boolean; direction: M.Direction };
 
 function summary(kind: string, config: unknown): string {
   if (typeof config === 'string') return config;
@@ -44,7 +44,7 @@ function summary(kind: string, config: unknown): string {
 function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
   return (
     <div className={`wnode kind-${data.kind} ${data.errors.length ? 'has-error' : ''} ${selected ? 'selected' : ''}`} data-testid={`node-${data.id}`} title={data.errors.join('\n')}>
-      <Handle type="target" position={Position.Top} />
+      <Handle type="target" position={data.direction === 'TB' ? Position.Top : Position.Left} />
       <div className="wnode-kind">{data.kind}</div>
       <div className="wnode-id">{data.id}</div>
       <div className="wnode-summary">{data.summary}</div>
@@ -55,7 +55,14 @@ function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
       ))}
       {!data.sink &&
         data.ports.map((p, i) => (
-          <Handle key={p.id} id={p.id} type="source" position={Position.Bottom} style={{ left: `${((i + 1) * 100) / (data.ports.length + 1)}%` }} title={p.label ?? p.id} />
+          <Handle
+              key={p.id}
+              id={p.id}
+              type="source"
+              position={data.direction === 'TB' ? Position.Bottom : Position.Right}
+              style={data.direction === 'TB' ? { left: `${((i + 1) * 100) / (data.ports.length + 1)}%` } : { top: `${((i + 1) * 100) / (data.ports.length + 1)}%` }}
+              title={p.label ?? p.id}
+            />
         ))}
     </div>
   );
@@ -205,10 +212,10 @@ export function Builder({ name }: { name: string | null }) {
   const rfNodes: Node<NodeData>[] = graph.nodes.map((n) => ({
     id: n.id,
     type: 'weir',
-    position: positions[n.id] ?? auto[n.id],
+    position: positions[n.id] ?? auto.positions[n.id],
     selected: n.id === selected,
     measured: measured[n.id],
-    data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind) },
+    data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind), direction: auto.direction },
   }));
   const rfEdges: Edge[] = graph.edges.map((e) => ({
     id: `${e.source}|${e.port}|${e.target}`,
@@ -343,18 +350,18 @@ export function Builder({ name }: { name: string | null }) {
           {status.reasons.length > 0 && <span className="muted">{status.reasons.join('; ')}</span>}
         </div>
       )}
+      {editable && (
+        <nav className="palette" aria-label="palette">
+          <span className="muted small">Add node:</span>
+          {nodeKinds().map((k) => (
+            <button type="button" key={k} title={kindHelp(k)} onClick={() => addKind(k)} data-testid={`palette-${k}`}>
+              + {k}
+            </button>
+          ))}
+          <span className="muted small">A new node follows the selected one. Drag from a node's output handle to another node to connect; select and press Delete to remove.</span>
+        </nav>
+      )}
       <div className="builder-body">
-        {editable && (
-          <aside className="palette" aria-label="palette">
-            <h2>Add node</h2>
-            {nodeKinds().map((k) => (
-              <button type="button" key={k} title={kindHelp(k)} onClick={() => addKind(k)} data-testid={`palette-${k}`}>
-                + {k}
-              </button>
-            ))}
-            <p className="muted small">A new node follows the selected one. Drag from a node's bottom edge to another node to connect; select and press Delete to remove.</p>
-          </aside>
-        )}
         <section className="canvas" aria-label="canvas">
           <ReactFlow
             key={graph.nodes.length /* re-fit the view when nodes come or go */}

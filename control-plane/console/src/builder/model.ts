@@ -225,8 +225,15 @@ export function deleteNode(file: PipelineFile, id: string) {
 
 // ---- layout --------------------------------------------------------------------------------
 
-/** Layered top-to-bottom layout: a node's row is its longest distance from a root. */
-export function layout(graph: Graph): Record<string, { x: number; y: number }> {
+/** Which way the canvas flows: top to bottom, or left to right (for wide, shallow graphs). */
+export type Direction = 'TB' | 'LR';
+
+/**
+ * Layered layout: a node's layer is its longest distance from a root. Layers run top to
+ * bottom, or left to right when a layer holds more nodes than there are layers (a wide fan-out
+ * fits a tall canvas better that way).
+ */
+export function layout(graph: Graph): { positions: Record<string, { x: number; y: number }>; direction: Direction } {
   const depth: Record<string, number> = {};
   for (const n of graph.nodes) depth[n.id] = 0;
   // Longest path by relaxation (bounded: a cycle is an error the server reports anyway).
@@ -241,15 +248,22 @@ export function layout(graph: Graph): Record<string, { x: number; y: number }> {
     }
     if (!changed) break;
   }
-  const rows: Record<number, number> = {};
-  const out: Record<string, { x: number; y: number }> = {};
+  const counts: Record<number, number> = {};
+  const slot: Record<string, number> = {};
   for (const n of graph.nodes) {
     const d = depth[n.id];
-    const col = rows[d] ?? 0;
-    rows[d] = col + 1;
-    out[n.id] = { x: 40 + col * 210, y: 40 + d * 120 };
+    slot[n.id] = counts[d] ?? 0;
+    counts[d] = slot[n.id] + 1;
   }
-  return out;
+  const layers = Object.keys(counts).length;
+  const widest = Math.max(0, ...Object.values(counts));
+  const direction: Direction = widest > layers ? 'LR' : 'TB';
+  const positions: Record<string, { x: number; y: number }> = {};
+  for (const n of graph.nodes) {
+    const d = depth[n.id];
+    positions[n.id] = direction === 'TB' ? { x: 40 + slot[n.id] * 210, y: 40 + d * 120 } : { x: 40 + d * 250, y: 40 + slot[n.id] * 95 };
+  }
+  return { positions, direction };
 }
 
 // ---- diagnostics ---------------------------------------------------------------------------
