@@ -234,6 +234,16 @@ async function main() {
     await page.getByRole('status').filter({ hasText: 'redriven 1' }).waitFor();
     await waitFor('the redriven message on OUT', async () => (await call('GET', '/nats/streams/OUT')).json.messages === outBefore + 1, 30000);
     log('dead letter edited and redriven to the output');
+    // The other screens render from the API without errors.
+    for (const [link, heading] of [['Users & keys', 'Users and API keys'], ['Audit log', 'Audit log'], ['KV', 'KV buckets'], ['Tenant & quotas', 'Tenant default']]) {
+      await page.getByRole('link', { name: link, exact: true }).click();
+      await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+      check((await page.getByRole('alert').count()) === 0, `${link}: ${await page.getByRole('alert').allTextContents()}`);
+    }
+    await page.getByRole('link', { name: 'Audit log', exact: true }).click();
+    await page.getByRole('cell', { name: 'admin@weir.local' }).first().waitFor();
+    await page.screenshot({ path: join(shots, 'audit.png') });
+    log('users, audit, KV and tenant screens render');
 
     // 7. A viewer: no edit or deploy controls, and the API refuses anyway.
     await page.getByRole('button', { name: 'Log out' }).click();
@@ -245,7 +255,7 @@ async function main() {
     await page.goto(`${base}/pipelines/big-orders`);
     await page.getByTestId('node-publish').waitFor();
     await page.getByTestId('count-in').waitFor();
-    for (const name of ['Save', 'Deploy', 'Pause', 'Delete node'])
+    for (const name of ['Save', 'Deploy', 'Pause', 'Undeploy', 'Delete', 'Delete node'])
       check((await page.getByRole('button', { name, exact: true }).count()) === 0, `a viewer sees no ${name} button`);
     check((await page.locator('[data-testid^="palette-"]').count()) === 0, 'a viewer sees no palette');
     check(await yaml.evaluate((el) => el.readOnly), 'the YAML is read-only for a viewer');

@@ -12,6 +12,7 @@ import { Dlq } from './screens/Dlq';
 import { Users } from './screens/Users';
 import { Audit } from './screens/Audit';
 import { Kv } from './screens/Kv';
+import { Tenant } from './screens/Tenant';
 
 /** Navigation: path, label, and the resource the role must be able to read to see it. */
 const NAV: [string, string, string][] = [
@@ -21,6 +22,7 @@ const NAV: [string, string, string][] = [
   ['/dlq', 'DLQ', 'dlq'],
   ['/kv', 'KV', 'kv'],
   ['/users', 'Users & keys', 'users'],
+  ['/tenant', 'Tenant & quotas', 'quotas'],
   ['/audit', 'Audit log', 'audit'],
 ];
 
@@ -70,6 +72,7 @@ export function App() {
   else if (path === '/dlq') screen = <Dlq />;
   else if (path === '/kv') screen = <Kv />;
   else if (path === '/users') screen = <Users />;
+  else if (path === '/tenant') screen = <Tenant />;
   else if (path === '/audit') screen = <Audit />;
   else screen = <p className="error">No page at {path}.</p>;
 

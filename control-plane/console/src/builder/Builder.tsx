@@ -298,6 +298,18 @@ export function Builder({ name }: { name: string | null }) {
               Save
             </button>
           )}
+          {name && !deployment && can('pipelines', 'delete') && (
+            <button
+              type="button"
+              className="danger"
+              onClick={async () => {
+                if (!confirm(`Delete pipeline ${name} and all its versions?`)) return;
+                if (await act('Delete', () => api.DELETE('/api/v1/pipelines/{name}', { params: { path: { name } } }))) navigate('/pipelines');
+              }}
+            >
+              Delete
+            </button>
+          )}
           {name && can('deployments', 'update') && (
             <>
               <button type="button" onClick={() => act('Deploy', () => api.POST('/api/v1/pipelines/{name}/deploy', { params: { path: { name } }, body: {} }))}>
@@ -306,6 +318,11 @@ export function Builder({ name }: { name: string | null }) {
               {deployment?.state === 'running' && (
                 <button type="button" onClick={() => act('Pause', () => api.POST('/api/v1/pipelines/{name}/pause', { params: { path: { name } } }))}>
                   Pause
+                </button>
+              )}
+              {deployment && can('deployments', 'delete') && (
+                <button type="button" onClick={() => confirm(`Stop running ${name} on the fleet?`) && act('Undeploy', () => api.DELETE('/api/v1/pipelines/{name}/deployment', { params: { path: { name } } }))}>
+                  Undeploy
                 </button>
               )}
               {deployment?.state === 'paused' && (

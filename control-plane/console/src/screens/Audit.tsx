@@ -18,6 +18,20 @@ export function Audit() {
         <button type="button" onClick={() => setApplied(filter)}>
           Filter
         </button>
+        <button
+          type="button"
+          disabled={!page.data?.items.length}
+          onClick={() => {
+            const blob = new Blob([JSON.stringify(page.data?.items ?? [], null, 2)], { type: 'application/json' });
+            const a = document.createElement('a');
+            a.href = URL.createObjectURL(blob);
+            a.download = 'weir-audit.json';
+            a.click();
+            URL.revokeObjectURL(a.href);
+          }}
+        >
+          Export JSON
+        </button>
       </div>
       <ErrorLine error={page.error} />
       <table className="panel">
@@ -39,7 +53,16 @@ export function Audit() {
               <td>{e.action}</td>
               <td>{e.resource}</td>
               <td>{e.outcome}</td>
-              <td>{'diff' in e && e.diff ? <pre className="diff">{String(e.diff)}</pre> : ''}</td>
+              <td>
+                {'diff' in e && e.diff ? (
+                  <details>
+                    <summary>before / after</summary>
+                    <pre className="diff">{String(e.diff)}</pre>
+                  </details>
+                ) : (
+                  ''
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
