@@ -524,6 +524,11 @@ function Versions({ name, versions, deployed, canRollback, onRollback, onDiff }:
   return (
     <div className="versions" aria-label={`versions of ${name}`}>
       <h2>Versions</h2>
+      {deployed !== undefined && deployed < latest && (
+        <button type="button" onClick={() => onDiff(deployed, latest)}>
+          changes since the deployed v{deployed}
+        </button>
+      )}
       <table>
         <tbody>
           {[...versions].reverse().map((v) => (
