@@ -9,7 +9,7 @@
 //
 // Usage: node e2e/run.mjs [path/to/weir]   (default: $WEIR_BIN, else $CARGO_TARGET_DIR/debug/weir)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, openSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,8 +20,8 @@ const weir = process.argv[2] ?? process.env.WEIR_BIN ?? join(process.env.CARGO_T
 const natsBin = process.env.WEIR_NATS_SERVER ?? join(repo, '.tools/bin/nats-server');
 const chromiumBin = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'weir-console-e2e-'));
-// Screenshots: into a temp dir, or where WEIR_CONSOLE_SHOTS says (docs/console to refresh the committed ones).
-const shots = process.env.WEIR_CONSOLE_SHOTS ? resolve(process.env.WEIR_CONSOLE_SHOTS) : join(dir, 'screenshots');
+// Screenshots: into $TMPDIR/weir-console-screenshots, or where WEIR_CONSOLE_SHOTS says (docs/console to refresh the committed ones).
+const shots = resolve(process.env.WEIR_CONSOLE_SHOTS ?? join(tmpdir(), 'weir-console-screenshots'));
 const KEY = 'weir_e2eConsoleBrowserTestKey0123456789abcdefghij';
 const VIEWER = { email: 'viewer@example.com', password: 'viewer-password-123' };
 const started = Date.now();
@@ -281,10 +281,14 @@ main()
   .then(() => {
     log(`all browser checks passed; screenshots in ${shots}`);
     stopAll();
-    process.exit(0);
+    // Keep the servers' logs and stores only when something failed.
+    setTimeout(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    }, 500);
   })
   .catch((e) => {
-    console.error(`[console e2e] FAILED: ${e.stack ?? e}`);
+    console.error(`[console e2e] FAILED: ${e.stack ?? e}\n(logs and stores kept in ${dir})`);
     for (const c of children) if (c.logFile) console.error(`--- ${c.logFile}\n${readFileSync(c.logFile, 'utf8').slice(-3000)}`);
     stopAll();
     process.exit(1);
