@@ -33,6 +33,8 @@ fi
 # throwaway cluster; the Debian service itself is not used).
 need_pkgs=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+# Chromium for the console's browser tests (driven by playwright-core from npm).
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     log "please install as root: apt-get install -y ${need_pkgs[*]}"; exit 1
@@ -45,5 +47,30 @@ if ((${#need_pkgs[@]})); then
   service postgresql stop >/dev/null 2>&1 || true
 fi
 log "postgresql: $(ls -d /usr/lib/postgresql/*/bin | head -1)"
+
+# The web console (control-plane/console): npm dependencies, then the Vite build into dist/,
+# which the `weir` binary serves at / (release builds embed it). Each step is skipped when
+# nothing it depends on changed since it last ran.
+console="$root/control-plane/console"
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -f "$console/node_modules/.package-lock.json" ] ||
+    [ "$console/package-lock.json" -nt "$console/node_modules/.package-lock.json" ]; then
+    log "installing the console's npm dependencies (npm ci)"
+    (cd "$console" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  changed=""
+  if [ -f "$console/dist/index.html" ]; then
+    changed=$(find "$console/src" "$console/index.html" "$console/package-lock.json" \
+      "$console/vite.config.ts" "$console/tsconfig.json" "$root/pipelines/schema" \
+      -newer "$console/dist/index.html" -print -quit)
+  fi
+  if [ ! -f "$console/dist/index.html" ] || [ -n "$changed" ]; then
+    log "building the console into control-plane/console/dist (tsc + vite)"
+    (cd "$console" && npm run --silent build)
+  fi
+  log "console: built ($(du -sh "$console/dist" | cut -f1))"
+else
+  log "npm not found: the console is not built (install Node.js >= 20 with npm, then rerun)"
+fi
 
 log "ready"

@@ -30,4 +30,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+
+# The console: its API types match the server's OpenAPI document, its component tests, then
+# the browser tests (headless chromium) against a real weir serve + weir worker + nats-server.
+(
+  cd control-plane/console
+  npm run --silent check:api
+  npx vitest run --reporter=dot
+  node e2e/run.mjs "$CARGO_TARGET_DIR/debug/weir"
+)
 echo "test: finished in $(( $(date +%s) - start )) s"

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod db;
 pub mod deployments;
 pub mod dlq;
@@ -49,7 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::gate));
     let public = routes::public_routes().into_router();
     api.merge(public)
-        .fallback(|uri: axum::http::Uri| async move { ApiError::NoRoute(uri.path().to_string()) })
+        .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(PropagateRequestIdLayer::x_request_id())

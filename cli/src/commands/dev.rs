@@ -174,6 +174,13 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         stop.clone(),
     ));
     println!("[weir dev] API:  {base}/api/v1   (API key: {api_key})");
+    if weir_control_plane::console::is_built() {
+        println!("[weir dev] Console: {base}/   (log in with the API key above)");
+    } else {
+        println!(
+            "[weir dev] Console: {base}/ is not built: run `bash deploy/setup.sh` (needs npm), then rebuild weir"
+        );
+    }
     println!("[weir dev] NATS: {nats_url}");
     println!(
         "[weir dev] sample orders: {} per second on orders.created.<region>; Ctrl-C stops",

@@ -104,3 +104,29 @@ fn validate_with_openapi_spec_validator(doc: &serde_json::Value) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The console's copy of this document (`control-plane/console/src/api/openapi.json`, from which
+/// its TypeScript types are generated) is the document the server serves. After changing a
+/// handler, refresh it with `WEIR_UPDATE_OPENAPI=1 cargo test -p weir-control-plane --test it
+/// openapi` and then `npm run gen:api` in `control-plane/console/`.
+#[tokio::test]
+async fn console_copy_of_the_document_is_current() {
+    let t = TestApp::sqlite().await;
+    let r = t
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let served = serde_json::to_string_pretty(&r.json()).unwrap() + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console/src/api/openapi.json");
+    if std::env::var_os("WEIR_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "{} differs from the served OpenAPI document: run \
+         `WEIR_UPDATE_OPENAPI=1 cargo test -p weir-control-plane --test it openapi` and then \
+         `npm run gen:api` in control-plane/console/, and commit both files",
+        path.display()
+    );
+}

@@ -1,0 +1,15 @@
+// Vite build of the Weir console. `npm run dev` proxies the API to a running `weir dev`
+// (WEIR_API, default http://127.0.0.1:7070).
+/// <reference types="vitest/config" />
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+export default defineConfig({
+  plugins: [react()],
+  build: { outDir: 'dist', sourcemap: false, chunkSizeWarningLimit: 1500 },
+  server: {
+    fs: { allow: ['..', '../../pipelines'] },
+    proxy: { '/api': process.env.WEIR_API ?? 'http://127.0.0.1:7070' },
+  },
+  test: { environment: 'jsdom', include: ['src/**/*.test.{ts,tsx}'] },
+});
