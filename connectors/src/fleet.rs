@@ -66,6 +66,11 @@ pub struct Deployment {
     /// Who made the change (user email or API key prefix).
     #[serde(default)]
     pub updated_by: String,
+    /// Credentials (`.creds` text) of a user of the tenant's own NATS account (operator
+    /// mode): workers run the pipeline on a connection made with them, so that it reaches
+    /// only that tenant's subjects and streams. `None` on a plain server (shared account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
 }
 
 /// The counters a worker reports for one pipeline it runs.

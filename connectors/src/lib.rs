@@ -3,6 +3,7 @@
 //! declarations, and the dead-letter publisher.
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod dead_letter;
 pub mod error;
 pub mod fast_batch;
@@ -22,7 +23,26 @@ pub use streams::{ensure_dlq_stream, ensure_stream, stream_config};
 /// Connects to NATS the way every Weir process does: reconnects forever, retries the first
 /// connection, and names the connection so that it can be told apart in server monitoring.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, ConnectorError> {
-    async_nats::ConnectOptions::new()
+    connect_as(url, name, None).await
+}
+
+/// [`connect`] with user credentials (the text of a `.creds` file: user JWT and seed), as a
+/// user of one NATS account in operator mode; `None` connects without credentials.
+pub async fn connect_as(
+    url: &str,
+    name: &str,
+    credentials: Option<&str>,
+) -> Result<async_nats::Client, ConnectorError> {
+    let options = match credentials {
+        Some(creds) => async_nats::ConnectOptions::with_credentials(creds).map_err(|err| {
+            ConnectorError::Connect {
+                url: url.to_string(),
+                reason: format!("unusable NATS credentials: {err}"),
+            }
+        })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
         .name(name)
         .max_reconnects(None)
         .connection_timeout(std::time::Duration::from_secs(5))

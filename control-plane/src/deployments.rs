@@ -188,6 +188,7 @@ async fn write(
         },
         updated_at_ms: now as u64,
         updated_by: caller.email.clone(),
+        credentials: state.tenant_nats(caller).await?.credentials,
     };
     let key = deployment_key(&caller.tenant_name, name);
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -246,7 +247,7 @@ async fn write(
 /// deployed pipeline finds its source and output streams: the fleet's workers create only the
 /// DLQ stream.
 async fn ensure_declared_streams(state: &AppState, caller: &Caller) -> ApiResult<()> {
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(caller).await?;
     let rows =
         sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
             .bind(&caller.tenant_id)

@@ -2,8 +2,9 @@
 //! original headers, `Weir-*` headers), redrive entries to the subject they came from
 //! (optionally with an edited payload) and purge them. The DLQ is the stream and subject of the
 //! pipeline's current version (`spec.errors.dlq`, default subject `dlq.<pipeline>` on `DLQ`);
-//! only entries whose `Weir-Pipeline` header names the pipeline (and whose `Weir-Tenant`, when
-//! present, names the caller's tenant) are shown or touched.
+//! only entries whose `Weir-Pipeline` header names the pipeline and whose `Weir-Tenant` names
+//! the caller's tenant are shown or touched. Everything goes through the tenant's own NATS
+//! account, and a redrive publishes only to a subject of the pipeline's source.
 
 use std::collections::BTreeMap;
 
@@ -183,13 +184,17 @@ struct Dlq {
     target: DlqTarget,
     /// `None` when the stream does not exist yet (nothing was dead-lettered).
     stream: Option<Stream>,
+    /// The tenant's JetStream (its own account in operator mode).
+    js: async_nats::jetstream::Context,
+    /// Subjects a redrive may publish to: the source's filters, else its stream's subjects.
+    redrive_subjects: Vec<String>,
 }
 
 impl Dlq {
     fn belongs(&self, m: &StreamMessage) -> bool {
         m.subject.as_str() == self.target.subject
             && header(m, wh::PIPELINE).as_deref() == Some(self.pipeline.as_str())
-            && header(m, TENANT_HEADER).is_none_or(|t| t == self.tenant)
+            && header(m, TENANT_HEADER).as_deref() == Some(self.tenant.as_str())
     }
 
     /// The pipeline's entries after `after`, up to the scan limit; `(entries, truncated)`.
@@ -268,7 +273,7 @@ fn entry_of(m: &StreamMessage) -> DlqEntry {
 
 /// Finds the pipeline (404 for another tenant's) and opens its DLQ stream.
 async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Dlq> {
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(caller).await?;
     let p = find(state, &caller.tenant_id, name).await?;
     let (json, _) = version_text(state, &p.id, p.summary.version, name).await?;
     let resource: Resource =
@@ -293,11 +298,22 @@ async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Dlq> {
             }
         },
     };
+    let mut redrive_subjects = pipeline.spec.source.subjects.clone();
+    if redrive_subjects.is_empty() {
+        redrive_subjects = crate::subjects::declared_subjects(
+            state,
+            &caller.tenant_id,
+            &pipeline.spec.source.stream,
+        )
+        .await?;
+    }
     Ok(Dlq {
         pipeline: name.to_string(),
         tenant: caller.tenant_name.clone(),
         target,
         stream,
+        js: nats.js.clone(),
+        redrive_subjects,
     })
 }
 
@@ -400,13 +416,28 @@ async fn redrive_one(
     m: &StreamMessage,
     payload: Option<bytes::Bytes>,
 ) -> Result<Redriven, String> {
-    let nats = state.nats().map_err(|e| e.to_string())?;
+    let _ = state;
     let subject = header(m, wh::SOURCE_SUBJECT).ok_or_else(|| {
         format!(
             "it has no {} header, so there is nowhere to send it",
             wh::SOURCE_SUBJECT
         )
     })?;
+    // The header is data: it is sent to only when it is a subject of the pipeline's source.
+    crate::subjects::check_subject("Weir-Source-Subject", &subject, false)
+        .map_err(|e| e.to_string())?;
+    if !dlq
+        .redrive_subjects
+        .iter()
+        .any(|f| crate::nats_views::subject_matches(f, &subject))
+    {
+        return Err(format!(
+            "its {} `{subject}` is not a subject of the pipeline's source ({}); \
+             a redrive only goes back to the source",
+            wh::SOURCE_SUBJECT,
+            dlq.redrive_subjects.join(", ")
+        ));
+    }
     let mut headers = async_nats::HeaderMap::new();
     for (n, values) in m.headers.iter() {
         let text = n.to_string();
@@ -423,8 +454,8 @@ async fn redrive_one(
         "Nats-Msg-Id",
         format!("weir-redrive:{stream_name}:{}", m.sequence).as_str(),
     );
-    let ack = nats
-        .js()
+    let ack = dlq
+        .js
         .publish_with_headers(
             subject.clone(),
             headers,

@@ -28,6 +28,7 @@ pub mod server;
 pub mod state;
 pub mod status;
 pub mod streams;
+pub mod subjects;
 pub mod tenants;
 pub mod users;
 

@@ -1,11 +1,23 @@
 //! The control plane's NATS connection: the JetStream context and the fleet's two KV buckets
 //! (`weir_deployments`, written here; `weir_workers`, written by workers), created when absent
 //! with the configuration below so that either side may start first.
+//!
+//! With operator keys (NATS in operator mode) every tenant gets its own NATS account: the
+//! account JWT is pushed to the server's resolver when the tenant is first used, its key and a
+//! user's credentials are kept in `weir_accounts` (in Weir's internal account, which tenants
+//! cannot reach), and [`Nats::tenant`] hands out a connection bound to that account.
+//! Without keys (a plain server) every tenant shares the one connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use weir_connectors::accounts::{self, AccountLimits, OperatorKeys};
 
 use async_nats::jetstream::{self, kv};
 use weir_connectors::fleet::{DEPLOYMENTS_BUCKET, WORKERS_BUCKET};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// Revisions kept per deployment key (the last changes of a deployment stay readable).
 pub const DEPLOYMENTS_HISTORY: i64 = 5;
@@ -30,6 +42,44 @@ pub enum NatsError {
     },
 }
 
+/// KV bucket (internal account) of tenant accounts: key, credentials, tenant id.
+pub const ACCOUNTS_BUCKET: &str = "weir_accounts";
+
+/// A connection inside one tenant's NATS account (or the shared one on a plain server).
+#[derive(Clone)]
+pub struct TenantNats {
+    /// The core client.
+    pub client: async_nats::Client,
+    /// Its JetStream context.
+    pub js: jetstream::Context,
+    /// The `.creds` text of the account's user (`None` on a plain server).
+    pub credentials: Option<String>,
+}
+
+impl TenantNats {
+    /// The JetStream context.
+    pub fn js(&self) -> &jetstream::Context {
+        &self.js
+    }
+}
+
+/// What `weir_accounts` keeps per tenant (keyed by tenant name).
+#[derive(Serialize, Deserialize)]
+struct AccountRecord {
+    tenant_id: String,
+    account_seed: String,
+    credentials: String,
+}
+
+/// The tenant accounts of a server in operator mode.
+struct TenantAccounts {
+    url: String,
+    keys: OperatorKeys,
+    system: async_nats::Client,
+    records: kv::Store,
+    open: tokio::sync::Mutex<HashMap<String, (String, TenantNats)>>,
+}
+
 /// A connected NATS with the fleet's buckets open. Cheap to clone.
 #[derive(Clone)]
 pub struct Nats {
@@ -37,13 +87,153 @@ pub struct Nats {
     js: jetstream::Context,
     deployments: kv::Store,
     workers: kv::Store,
+    accounts: Option<Arc<TenantAccounts>>,
 }
 
 impl Nats {
-    /// Connects to `url` and opens (creating when absent) the fleet's buckets.
+    /// Connects to a plain server (no accounts) at `url` and opens (creating when absent) the
+    /// fleet's buckets. Tenants are not isolated on NATS then.
     pub async fn connect(url: &str) -> Result<Nats, NatsError> {
         let client = weir_connectors::connect(url, "weir-control-plane").await?;
         Self::open(client).await
+    }
+
+    /// Connects to a server in operator mode trusting `keys`' operator: the fleet's buckets in
+    /// Weir's internal account, and one account per tenant created on first use.
+    pub async fn connect_operator(url: &str, keys: OperatorKeys) -> Result<Nats, NatsError> {
+        let client = weir_connectors::connect_as(
+            url,
+            "weir-control-plane",
+            Some(&keys.internal_creds()),
+        )
+        .await?;
+        let system =
+            weir_connectors::connect_as(url, "weir-control-plane-system", Some(&keys.system_creds()))
+                .await?;
+        // The internal account may be new on a server started without it preloaded.
+        accounts::push_account(&system, &keys.internal_account_jwt())
+            .await
+            .map_err(weir_connectors::ConnectorError::from)?;
+        let mut nats = Self::open(client).await?;
+        let records = bucket(&nats.js, ACCOUNTS_BUCKET, 1).await?;
+        nats.accounts = Some(Arc::new(TenantAccounts {
+            url: url.to_string(),
+            keys,
+            system,
+            records,
+            open: tokio::sync::Mutex::new(HashMap::new()),
+        }));
+        Ok(nats)
+    }
+
+    /// Whether each tenant has its own NATS account (operator mode).
+    pub fn isolated(&self) -> bool {
+        self.accounts.is_some()
+    }
+
+    /// A connection inside the tenant's own account, creating the account (and pushing its
+    /// JWT) on first use; on a plain server, the shared connection.
+    pub async fn tenant(&self, tenant_id: &str, tenant_name: &str) -> ApiResult<TenantNats> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(TenantNats {
+                client: self.client.clone(),
+                js: self.js.clone(),
+                credentials: None,
+            });
+        };
+        let mut open = accounts.open.lock().await;
+        if let Some((id, conn)) = open.get(tenant_name)
+            && id == tenant_id
+        {
+            return Ok(conn.clone());
+        }
+        let record = accounts.record(tenant_id, tenant_name).await?;
+        let client = weir_connectors::connect_as(
+            &accounts.url,
+            &format!("weir-control-plane-{tenant_name}"),
+            Some(&record.credentials),
+        )
+        .await
+        .map_err(|e| failed(&format!("connect to the NATS account of `{tenant_name}`"), e))?;
+        let conn = TenantNats {
+            js: jetstream::new(client.clone()),
+            client,
+            credentials: Some(record.credentials),
+        };
+        open.insert(
+            tenant_name.to_string(),
+            (tenant_id.to_string(), conn.clone()),
+        );
+        Ok(conn)
+    }
+
+    /// Sets the JetStream limits of the tenant's account (operator mode; no-op otherwise).
+    pub async fn set_tenant_limits(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        limits: AccountLimits,
+    ) -> ApiResult<()> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(());
+        };
+        let record = accounts.record(tenant_id, tenant_name).await?;
+        let key = accounts::account_key(&record.account_seed)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        accounts::push_account(
+            &accounts.system,
+            &accounts.keys.account_jwt(&key, tenant_name, limits),
+        )
+        .await
+        .map_err(|e| failed(&format!("update the NATS account of `{tenant_name}`"), e))
+    }
+
+    /// Removes the tenant's NATS data and account: deletes every stream (and so every KV
+    /// bucket) in the account, then the account itself. On a plain server nothing is removed
+    /// (the streams are shared).
+    pub async fn remove_tenant(&self, tenant_id: &str, tenant_name: &str) -> ApiResult<()> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(());
+        };
+        let Some(entry) = accounts
+            .records
+            .get(tenant_name)
+            .await
+            .map_err(|e| failed("read the tenant accounts", e))?
+        else {
+            return Ok(());
+        };
+        let record: AccountRecord =
+            serde_json::from_slice(&entry).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if record.tenant_id == tenant_id {
+            let conn = self.tenant(tenant_id, tenant_name).await?;
+            let mut names = conn.js.stream_names();
+            let mut streams = Vec::new();
+            while let Some(name) = futures::StreamExt::next(&mut names).await {
+                streams.push(name.map_err(|e| failed("list the tenant's streams", e))?);
+            }
+            for name in streams {
+                conn.js
+                    .delete_stream(&name)
+                    .await
+                    .map_err(|e| failed(&format!("delete stream `{name}`"), e))?;
+            }
+            let key = accounts::account_key(&record.account_seed)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            accounts::delete_accounts(
+                &accounts.system,
+                &accounts.keys.delete_claims(&[key.public_key()]),
+            )
+            .await
+            .map_err(|e| failed(&format!("delete the NATS account of `{tenant_name}`"), e))?;
+        }
+        accounts.open.lock().await.remove(tenant_name);
+        accounts
+            .records
+            .purge(tenant_name)
+            .await
+            .map_err(|e| failed("forget the tenant account", e))?;
+        Ok(())
     }
 
     /// Opens the fleet's buckets over an existing connection.
@@ -56,6 +246,7 @@ impl Nats {
             js,
             deployments,
             workers,
+            accounts: None,
         })
     }
 
@@ -77,6 +268,57 @@ impl Nats {
     /// The worker heartbeats bucket.
     pub fn workers(&self) -> &kv::Store {
         &self.workers
+    }
+}
+
+impl TenantAccounts {
+    /// The tenant's account record; a new account (pushed to the resolver) when there is
+    /// none for this tenant id (a tenant re-created under an old name gets a new account).
+    async fn record(&self, tenant_id: &str, tenant_name: &str) -> ApiResult<AccountRecord> {
+        for _ in 0..3 {
+            let current = self
+                .records
+                .entry(tenant_name)
+                .await
+                .map_err(|e| failed("read the tenant accounts", e))?;
+            if let Some(entry) = &current
+                && entry.operation == kv::Operation::Put
+            {
+                let record: AccountRecord = serde_json::from_slice(&entry.value)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                if record.tenant_id == tenant_id {
+                    return Ok(record);
+                }
+            }
+            let key = accounts::new_account_key();
+            accounts::push_account(
+                &self.system,
+                &self
+                    .keys
+                    .account_jwt(&key, tenant_name, AccountLimits::default()),
+            )
+            .await
+            .map_err(|e| failed(&format!("create the NATS account of `{tenant_name}`"), e))?;
+            let record = AccountRecord {
+                tenant_id: tenant_id.to_string(),
+                credentials: accounts::user_creds(&key, tenant_name),
+                account_seed: accounts::account_seed(&key),
+            };
+            let value: bytes::Bytes = serde_json::to_vec(&record)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .into();
+            let written = match &current {
+                Some(entry) => self.records.update(tenant_name, value, entry.revision).await.is_ok(),
+                None => self.records.create(tenant_name, value).await.is_ok(),
+            };
+            if written {
+                return Ok(record);
+            }
+            // Another request wrote it meanwhile: read again.
+        }
+        Err(ApiError::Nats(format!(
+            "the NATS account of `{tenant_name}` keeps changing; try again"
+        )))
     }
 }
 

@@ -200,7 +200,7 @@ async fn declared(state: &AppState, caller: &Caller) -> ApiResult<Vec<(String, V
 
 /// The stream `name` if the tenant declared it and it exists on NATS, else 404.
 async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(caller).await?;
     if !declared(state, caller)
         .await?
         .iter()
@@ -283,7 +283,7 @@ pub async fn list_streams(
     caller: Caller,
 ) -> ApiResult<Json<Vec<StreamView>>> {
     caller.require("streams", "read")?;
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(&caller).await?;
     let mut out = Vec::new();
     for (name, _) in declared(&state, &caller).await? {
         let info = match nats.js().get_stream(&name).await {
@@ -515,7 +515,7 @@ pub async fn last_message(
             let start = parse_time("start_time", &start)
                 .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
             open(&state, &caller, &name).await?;
-            return first_at_or_after(&state, &name, start).await.map(Json);
+            return first_at_or_after(&state, &caller, &name, start).await.map(Json);
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -542,10 +542,11 @@ struct MsgGetResponse {
 /// The first message stored at or after `start` (`STREAM.MSG.GET` with `start_time`, NATS 2.11+).
 async fn first_at_or_after(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     start: chrono::DateTime<chrono::Utc>,
 ) -> ApiResult<MessageView> {
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(caller).await?;
     let request = serde_json::json!({
         "start_time": start.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
     });
@@ -633,7 +634,8 @@ pub async fn publish(
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult<Json<PublishResult>> {
     caller.require("messages", "publish")?;
-    let nats = state.nats()?;
+    crate::subjects::check_subject("subject", &body.subject, false)?;
+    let nats = state.tenant_nats(&caller).await?;
     let streams = declared(&state, &caller).await?;
     if !streams
         .iter()
@@ -794,7 +796,7 @@ async fn open_bucket(
     caller: &Caller,
     bucket: &str,
 ) -> ApiResult<async_nats::jetstream::kv::Store> {
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(caller).await?;
     if !owns_bucket(&caller.tenant_name, bucket) || !bucket_name_ok(bucket) {
         return Err(ApiError::NotFound(format!("key-value bucket `{bucket}`")));
     }
@@ -885,7 +887,7 @@ pub async fn list_buckets(
     caller: Caller,
 ) -> ApiResult<Json<Vec<KvBucketView>>> {
     caller.require("kv", "read")?;
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(&caller).await?;
     let mut names = nats.js().stream_names();
     let mut buckets = Vec::new();
     while let Some(n) = names.next().await {
@@ -941,7 +943,7 @@ pub async fn create_bucket(
             "`max_bytes` must be positive (or -1 for unlimited)".into(),
         ));
     }
-    let nats = state.nats()?;
+    let nats = state.tenant_nats(&caller).await?;
     if nats.js().get_stream(format!("KV_{name}")).await.is_ok() {
         return Err(ApiError::Conflict(format!(
             "key-value bucket `{name}` already exists"
@@ -978,7 +980,8 @@ pub async fn delete_bucket(
     caller.require("kv", "delete")?;
     open_bucket(&state, &caller, &bucket).await?;
     state
-        .nats()?
+        .tenant_nats(&caller)
+        .await?
         .js()
         .delete_key_value(&bucket)
         .await

@@ -247,6 +247,7 @@ pub async fn apply(
     let Resource::Pipeline(pipeline) = &resource else {
         return Err(ApiError::Unprocessable("expected a Pipeline".into()));
     };
+    crate::subjects::check_pipeline(pipeline)?;
     let name = pipeline.metadata.name.clone();
     let parallelism = i64::from(pipeline.spec.execution.parallelism);
     let labels = pipeline.metadata.labels.clone();

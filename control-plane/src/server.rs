@@ -39,6 +39,11 @@ pub struct ServeConfig {
     /// NATS URL (`--nats`, `WEIR_NATS_URL`); without it the fleet, DLQ and NATS endpoints
     /// answer 503 `nats_unavailable`.
     pub nats_url: Option<String>,
+    /// Directory of the NATS operator's seeds (`operator.nk`, `system.nk`, `weir.nk`;
+    /// `--nats-keys`): NATS runs in operator mode and every tenant gets its own account.
+    pub nats_keys: Option<PathBuf>,
+    /// Allow more than one tenant on a NATS without accounts (`--allow-shared-nats`).
+    pub allow_shared_nats: bool,
 }
 
 impl ServeConfig {
@@ -52,6 +57,8 @@ impl ServeConfig {
             bootstrap_api_key: None,
             body_limit: 1024 * 1024,
             nats_url: None,
+            nats_keys: None,
+            allow_shared_nats: false,
         }
     }
 }
@@ -112,10 +119,28 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
     let generated = tenants::bootstrap(&db, config.bootstrap_api_key.as_deref()).await?;
     let mut settings = Settings::new(key);
     settings.body_limit = config.body_limit;
+    settings.allow_shared_nats = config.allow_shared_nats;
     let nats = match &config.nats_url {
         Some(url) => {
-            let nats = crate::nats::Nats::connect(url).await?;
-            tracing::info!(url = %url, "connected to NATS");
+            let nats = match &config.nats_keys {
+                Some(dir) => {
+                    let keys = weir_connectors::accounts::OperatorKeys::load(dir)
+                        .map_err(weir_connectors::ConnectorError::from)
+                        .map_err(crate::nats::NatsError::from)?;
+                    let nats = crate::nats::Nats::connect_operator(url, keys).await?;
+                    tracing::info!(url = %url, "connected to NATS in operator mode: one NATS account per tenant");
+                    nats
+                }
+                None => {
+                    let nats = crate::nats::Nats::connect(url).await?;
+                    tracing::warn!(
+                        url = %url,
+                        "NATS runs without accounts (no --nats-keys): tenants are NOT isolated on NATS; \
+                         a second tenant is refused unless --allow-shared-nats"
+                    );
+                    nats
+                }
+            };
             Some(nats)
         }
         None => {

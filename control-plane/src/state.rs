@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::login_limit::LoginLimiter;
-use crate::nats::Nats;
+use crate::nats::{Nats, TenantNats};
 use crate::secrets::SecretCipher;
 use crate::status::RateTracker;
 
@@ -26,6 +26,9 @@ pub struct Settings {
     pub login_window: Duration,
     /// AES-256-GCM key for secrets at rest.
     pub secret_key: [u8; 32],
+    /// Whether tenants may be created on a NATS without accounts, where they share one
+    /// namespace (`weir serve --allow-shared-nats`). Only `weir serve` defaults it to false.
+    pub allow_shared_nats: bool,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             login_max_failures: 5,
             login_window: Duration::from_secs(60),
             secret_key,
+            allow_shared_nats: true,
         }
     }
 }
@@ -78,6 +82,14 @@ impl AppState {
     /// The NATS connection, or 503 `nats_unavailable` when the server runs without one.
     pub fn nats(&self) -> ApiResult<&Nats> {
         self.0.nats.as_ref().ok_or(ApiError::NatsUnavailable)
+    }
+
+    /// A NATS connection inside the caller's tenant account (operator mode), or the shared
+    /// one on a plain server; 503 `nats_unavailable` without NATS.
+    pub async fn tenant_nats(&self, caller: &crate::auth::Caller) -> ApiResult<TenantNats> {
+        self.nats()?
+            .tenant(&caller.tenant_id, &caller.tenant_name)
+            .await
     }
 
     /// The per-worker counter samples that rates are computed from.

@@ -63,6 +63,16 @@ pub async fn apply(
 ) -> ApiResult<ApplyResult> {
     claim_tenant(&mut resource, &caller.tenant_name)?;
     let name = resource.metadata().name.clone();
+    crate::subjects::check_stream_name(&name)?;
+    if let Resource::Stream(stream) = &resource {
+        for subject in &stream.spec.subjects {
+            crate::subjects::check_subject(
+                &format!("subject of stream `{name}`"),
+                subject,
+                true,
+            )?;
+        }
+    }
     let (json, yaml) = canonical(&resource)?;
     let existing = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"

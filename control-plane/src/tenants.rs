@@ -234,6 +234,17 @@ pub async fn create(
 ) -> ApiResult<Response> {
     caller.require_platform_admin("create")?;
     check_name("tenant name", &body.name)?;
+    if let Ok(nats) = state.nats()
+        && !nats.isolated()
+        && !state.settings().allow_shared_nats
+    {
+        return Err(ApiError::Conflict(
+            "NATS runs without accounts, so a second tenant would share the first one's \
+             streams and subjects: run NATS in operator mode (weir serve --nats-keys), or \
+             accept sharing with weir serve --allow-shared-nats"
+                .into(),
+        ));
+    }
     let q = body.quotas.unwrap_or_else(Quotas::tenant_default);
     q.check()?;
     let password_hash = match body.admin.as_ref().and_then(|a| a.password.clone()) {
@@ -287,6 +298,13 @@ pub async fn create(
         admin_api_key = Some(key);
     }
     tx.commit().await?;
+    // Its NATS account (operator mode) exists from the start, with the quota's limits.
+    if let Ok(nats) = state.nats()
+        && nats.isolated()
+    {
+        nats.set_tenant_limits(&id, &body.name, account_limits(&q))
+            .await?;
+    }
     let tenant = find(&state, &id).await?;
     Ok(AuditNote {
         resource: Some(format!("/api/v1/tenants/{id}")),
@@ -361,8 +379,25 @@ pub async fn delete(
         sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    // Then its NATS data and account go (operator mode): a tenant re-created under the same
+    // name starts empty, in a new account.
+    if let Ok(nats) = state.nats() {
+        nats.remove_tenant(&id, &t.name).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The NATS account limits of a tenant's quotas: its streams (plus room for its DLQ streams and
+/// key-value buckets, which are streams too); storage and connections are left unlimited.
+pub fn account_limits(q: &Quotas) -> weir_connectors::accounts::AccountLimits {
+    weir_connectors::accounts::AccountLimits {
+        streams: q.max_streams.map_or(-1, |n| n + STREAM_ALLOWANCE),
+        ..Default::default()
+    }
+}
+
+/// Streams an account holds beyond the declared ones: DLQ streams and KV buckets.
+pub const STREAM_ALLOWANCE: i64 = 16;
 
 /// Set a tenant's quotas (platform admins). Absent fields mean no limit.
 #[utoipa::path(put, path = "/api/v1/tenants/{id}/quotas", tag = "tenants",
@@ -376,8 +411,15 @@ pub async fn put_quotas(
 ) -> ApiResult<Response> {
     caller.require_platform_admin("update")?;
     body.check()?;
-    let before = find(&state, &id).await?.quotas;
+    let tenant = find(&state, &id).await?;
+    let before = tenant.quotas;
     quotas::save(state.db().pool(), &id, &body).await?;
+    if let Ok(nats) = state.nats()
+        && nats.isolated()
+    {
+        nats.set_tenant_limits(&id, &tenant.name, account_limits(&body))
+            .await?;
+    }
     let diff = crate::resource_file::unified_diff(
         &serde_yaml::to_string(&before).unwrap_or_default(),
         &serde_yaml::to_string(&body).unwrap_or_default(),

@@ -1,5 +1,7 @@
 //! A real `nats-server` with JetStream for tests: ephemeral port, temporary store directory,
 //! readiness wait, stop on drop, and restart on the same port and store (crash tests need it).
+//! In operator mode (`NatsConfig::operator_mode`) the server trusts a fresh operator with a full
+//! account resolver, so that tests can give each tenant its own NATS account.
 
 use std::fs;
 use std::net::TcpStream;
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
+use weir_connectors::accounts::OperatorKeys;
 
 /// How long a start may take before it is reported as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -45,6 +48,8 @@ pub struct NatsConfig {
     pub max_payload: u32,
     /// Extra lines appended to the generated configuration file.
     pub extra_config: String,
+    /// Decentralised auth: a fresh operator, system and internal account, a full resolver.
+    pub operator_mode: bool,
 }
 
 impl Default for NatsConfig {
@@ -52,6 +57,7 @@ impl Default for NatsConfig {
         Self {
             max_payload: 1024 * 1024,
             extra_config: String::new(),
+            operator_mode: false,
         }
     }
 }
@@ -63,12 +69,21 @@ pub struct NatsServer {
     config: NatsConfig,
     port: u16,
     child: Option<Child>,
+    keys: Option<OperatorKeys>,
 }
 
 impl NatsServer {
     /// Starts a server with default settings and waits until it accepts clients.
     pub fn start() -> Result<Self> {
         Self::start_with(NatsConfig::default())
+    }
+
+    /// Starts a server in operator mode (one NATS account per tenant).
+    pub fn start_operator() -> Result<Self> {
+        Self::start_with(NatsConfig {
+            operator_mode: true,
+            ..NatsConfig::default()
+        })
     }
 
     /// Starts a server with `config` and waits until it accepts clients.
@@ -79,12 +94,20 @@ impl NatsServer {
             .tempdir()
             .context("creating the nats-server temp dir")?;
         fs::create_dir_all(dir.path().join("store"))?;
+        let keys = if config.operator_mode {
+            let keys = OperatorKeys::generate();
+            keys.save(&dir.path().join("keys"))?;
+            Some(keys)
+        } else {
+            None
+        };
         let mut server = Self {
             binary,
             dir,
             config,
             port: 0,
             child: None,
+            keys,
         };
         server.spawn()?;
         Ok(server)
@@ -157,9 +180,31 @@ impl NatsServer {
         self.spawn()
     }
 
-    /// Connects a client.
+    /// The operator's keys, in operator mode.
+    pub fn operator_keys(&self) -> Option<&OperatorKeys> {
+        self.keys.as_ref()
+    }
+
+    /// The directory holding the operator's seeds (`operator.nk`, `system.nk`, `weir.nk`), in
+    /// operator mode.
+    pub fn keys_dir(&self) -> Option<PathBuf> {
+        self.keys.as_ref().map(|_| self.dir.path().join("keys"))
+    }
+
+    /// Connects a client (in operator mode: a user of Weir's internal account).
     pub async fn client(&self) -> Result<async_nats::Client> {
-        async_nats::connect(self.url())
+        let creds = self.keys.as_ref().map(|k| k.internal_creds());
+        self.client_with(creds.as_deref()).await
+    }
+
+    /// Connects a client with `.creds` text, or none.
+    pub async fn client_with(&self, creds: Option<&str>) -> Result<async_nats::Client> {
+        let options = match creds {
+            Some(creds) => async_nats::ConnectOptions::with_credentials(creds)?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        options
+            .connect(self.url())
             .await
             .with_context(|| format!("connecting to {}", self.url()))
     }
@@ -175,10 +220,17 @@ impl NatsServer {
             self.port.to_string()
         };
         let conf = self.dir.path().join("nats.conf");
+        let accounts = match &self.keys {
+            Some(keys) => keys.server_config(
+                &self.dir.path().join("operator.jwt"),
+                &self.dir.path().join("resolver"),
+            )?,
+            None => String::new(),
+        };
         fs::write(
             &conf,
             format!(
-                "max_payload: {}\njetstream {{\n  store_dir: \"{}\"\n}}\n{}\n",
+                "max_payload: {}\njetstream {{\n  store_dir: \"{}\"\n}}\n{accounts}{}\n",
                 self.config.max_payload,
                 self.store_dir().display(),
                 self.config.extra_config
@@ -250,6 +302,51 @@ fn read_ports_file(dir: &Path) -> Option<u16> {
 mod tests {
     use super::*;
     use futures::StreamExt;
+
+    /// Two accounts pushed at run time each hold a stream `ORDERS`; neither sees the other's.
+    #[tokio::test]
+    async fn accounts_pushed_at_run_time_are_isolated() -> Result<()> {
+        use weir_connectors::accounts::{self, AccountLimits};
+        let server = NatsServer::start_operator()?;
+        let keys = server.operator_keys().expect("operator mode");
+        let system = server.client_with(Some(&keys.system_creds())).await?;
+        let mut tenants = Vec::new();
+        for name in ["alpha", "beta"] {
+            let account = accounts::new_account_key();
+            accounts::push_account(
+                &system,
+                &keys.account_jwt(&account, name, AccountLimits::default()),
+            )
+            .await?;
+            let client = server
+                .client_with(Some(&accounts::user_creds(&account, name)))
+                .await?;
+            let js = async_nats::jetstream::new(client);
+            js.create_stream(async_nats::jetstream::stream::Config {
+                name: "ORDERS".into(),
+                subjects: vec!["orders.>".into()],
+                ..Default::default()
+            })
+            .await?;
+            js.publish("orders.a", name.as_bytes().to_vec().into())
+                .await?
+                .await?;
+            tenants.push((account, js));
+        }
+        for (i, name) in ["alpha", "beta"].iter().enumerate() {
+            let mut stream = tenants[i].1.get_stream("ORDERS").await?;
+            assert_eq!(stream.info().await?.state.messages, 1, "{name}");
+            let msg = stream.get_raw_message(1).await?;
+            assert_eq!(&msg.payload[..], name.as_bytes());
+        }
+        // Weir's internal account sees neither.
+        let internal = async_nats::jetstream::new(server.client().await?);
+        assert!(internal.get_stream("ORDERS").await.is_err());
+        // Deleting an account ends its users' access.
+        accounts::delete_accounts(&system, &keys.delete_claims(&[tenants[0].0.public_key()]))
+            .await?;
+        Ok(())
+    }
 
     /// Creates a stream, publishes, restarts the server on the same store and reads it back.
     #[tokio::test]

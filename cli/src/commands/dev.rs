@@ -104,6 +104,10 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         bootstrap_api_key: Some(api_key.clone()),
         body_limit: 1024 * 1024,
         nats_url: Some(nats_url.to_string()),
+        // One machine, one developer: the embedded NATS has no accounts (yet), so tenants
+        // share it; `weir serve --nats-keys` isolates them.
+        nats_keys: None,
+        allow_shared_nats: true,
     };
     let control_plane = tokio::spawn(weir_control_plane::server::serve_until(
         config,

@@ -28,6 +28,14 @@ pub struct Args {
     /// NATS server URL (deployments, pipeline status, DLQs and NATS views need it).
     #[arg(long = "nats", env = "WEIR_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Directory of the NATS operator's seeds (`operator.nk`, `system.nk`, `weir.nk`): NATS
+    /// runs in operator mode and each tenant gets its own NATS account.
+    #[arg(long, env = "WEIR_NATS_KEYS")]
+    pub nats_keys: Option<std::path::PathBuf>,
+    /// On a NATS without accounts, allow more than one tenant (they then share subjects and
+    /// streams on NATS; only the API keeps them apart).
+    #[arg(long)]
+    pub allow_shared_nats: bool,
 }
 
 /// Runs the command; returns the exit code.
@@ -51,6 +59,8 @@ pub fn run(args: Args) -> Result<u8> {
         bootstrap_api_key: std::env::var("WEIR_BOOTSTRAP_API_KEY").ok(),
         body_limit: args.body_limit,
         nats_url: args.nats_url,
+        nats_keys: args.nats_keys,
+        allow_shared_nats: args.allow_shared_nats,
     };
     super::client::block_on(weir_control_plane::serve(config))??;
     Ok(0)

@@ -23,6 +23,11 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (e.g. `127.0.0.1:9464`) at `/metrics`.
     #[arg(long)]
     pub metrics_addr: Option<String>,
+    /// Credentials file (`.creds`) of a user of Weir's internal NATS account, when NATS runs in
+    /// operator mode (one account per tenant); pipelines then run with the credentials their
+    /// deployment carries.
+    #[arg(long, env = "WEIR_NATS_CREDS")]
+    pub nats_creds: Option<std::path::PathBuf>,
     /// Longest wait, when stopping a pipeline, for its batches in flight to finish.
     #[arg(long, default_value = "10s", value_parser = weir_pipelines::units::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -37,6 +42,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .unwrap_or_else(weir_runtime::fleet::default_worker_id);
     let mut config = weir_runtime::FleetConfig::new(id)?;
     config.grace = args.shutdown_timeout;
+    config.nats_url = Some(args.nats.clone());
+    let creds = match &args.nats_creds {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading NATS credentials {}", path.display()))?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,7 +58,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let signal = tokio::spawn(wait_for_signal());
         let stop = CancellationToken::new();
         let client =
-            weir_connectors::connect(&args.nats, &format!("weir worker {}", config.worker_id))
+            weir_connectors::connect_as(
+                &args.nats,
+                &format!("weir worker {}", config.worker_id),
+                creds.as_deref(),
+            )
                 .await
                 .with_context(|| format!("connecting to NATS at {}", args.nats))?;
         let metrics = Arc::new(weir_runtime::Metrics::new());

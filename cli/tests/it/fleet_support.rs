@@ -179,6 +179,7 @@ impl Fleet {
             quota,
             updated_at_ms: now_ms(),
             updated_by: "test".into(),
+            credentials: None,
         };
         self.deployments
             .put(

@@ -215,9 +215,11 @@ async fn list_show_redrive_and_purge_dead_letters() {
     let l = t.get("/api/v1/pipelines/orders/dlq", &key).await.ok();
     assert_eq!(l["total"], 0);
 
-    // Purge removes only this pipeline's letters (the subject holds others too).
+    // Purge removes only this pipeline's letters (the subject holds others too); a letter
+    // without `Weir-Tenant` is no tenant's: never shown, never purged.
     dead_letter(&js, "orders", Some("acme"), "decode", "a", 21).await;
-    dead_letter(&js, "orders", None, "size", "b", 22).await;
+    dead_letter(&js, "orders", Some("acme"), "size", "b", 22).await;
+    dead_letter(&js, "orders", None, "size", "forged", 23).await;
     let (_, operator) = t
         .user_with_key(&key, "operator@acme.test", "operator")
         .await;
@@ -231,8 +233,8 @@ async fn list_show_redrive_and_purge_dead_letters() {
     let mut dlq_stream = dlq_stream;
     assert_eq!(
         dlq_stream.info().await.unwrap().state.messages,
-        2,
-        "billing's and beta's letters stay"
+        3,
+        "billing's, beta's and the tenant-less letters stay"
     );
     let l = t.get("/api/v1/pipelines/orders/dlq", &beta).await.ok();
     assert_eq!(l["total"], 1);
@@ -270,4 +272,63 @@ async fn list_show_redrive_and_purge_dead_letters() {
         .collect();
     assert!(actions.contains(&"pipelines.dlq.redrive"), "{actions:?}");
     assert!(actions.contains(&"pipelines.dlq.delete"), "{actions:?}");
+}
+
+/// A forged dead letter in the tenant's own DLQ whose `Weir-Source-Subject` points outside the
+/// pipeline's source (another tenant's subject, a JetStream API subject) is not redriven: it
+/// stays in the DLQ with the reason, and nothing is published there.
+#[tokio::test]
+async fn forged_source_subjects_are_not_redriven() {
+    let t = TestApp::sqlite_nats().await;
+    let js = t.nats().js().clone();
+    for (name, subject) in [("ORDERS", "orders.>"), ("DLQ", "dlq.>"), ("OTHER", "other.>")] {
+        js.create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    js.publish("other.data", "keep".into()).await.unwrap().await.unwrap();
+    let (_, key) = t.tenant("acme").await;
+    t.yaml(
+        Method::POST,
+        "/api/v1/pipelines",
+        &key,
+        &pipeline_yaml("orders", "true", 1),
+    )
+    .await
+    .ok();
+    let mut seqs = Vec::new();
+    for target in ["other.data", "$JS.API.STREAM.PURGE.OTHER"] {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Weir-Pipeline", "orders");
+        h.insert("Weir-Tenant", "acme");
+        h.insert("Weir-Error-Kind", "decode");
+        h.insert("Weir-Error", "forged");
+        h.insert("Weir-Source-Subject", target);
+        let ack = js
+            .publish_with_headers("dlq.orders", h, "{}".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        seqs.push(ack.sequence);
+    }
+    let r = t
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/orders/dlq/redrive",
+            &key,
+            json!({"all": true}),
+        )
+        .await
+        .ok();
+    assert!(r["redriven"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(r["failed"].as_array().unwrap().len(), 2, "{r}");
+    let mut other = js.get_stream("OTHER").await.unwrap();
+    assert_eq!(other.info().await.unwrap().state.messages, 1, "OTHER untouched");
+    let l = t.get("/api/v1/pipelines/orders/dlq", &key).await.ok();
+    assert_eq!(l["total"], 2, "the forged letters stay in the DLQ");
 }

@@ -13,3 +13,4 @@ mod nats_views;
 mod openapi;
 mod store;
 mod support;
+mod tenant_accounts;

@@ -118,6 +118,27 @@ impl TestApp {
         t
     }
 
+    /// A control plane on SQLite connected to a fresh nats-server in operator mode: every
+    /// tenant gets its own NATS account.
+    pub async fn sqlite_nats_operator() -> TestApp {
+        let server = NatsServer::start_operator().expect("start nats-server in operator mode");
+        let keys = weir_connectors::accounts::OperatorKeys::load(&server.keys_dir().unwrap())
+            .expect("operator keys");
+        let nats = Nats::connect_operator(&server.url(), keys)
+            .await
+            .expect("connect to NATS in operator mode");
+        let dir = tempfile::tempdir().unwrap();
+        let url = Db::sqlite_url(&dir.path().join("weir.db"));
+        let mut t = Self::open_with(&url, dir, None, Some(nats), |_| {}).await;
+        t._nats_server = Some(server);
+        t
+    }
+
+    /// The nats-server of `sqlite_nats*` tests.
+    pub fn nats_server(&self) -> &NatsServer {
+        self._nats_server.as_ref().expect("a TestApp with NATS")
+    }
+
     /// A control plane on a throwaway PostgreSQL connected to a fresh real nats-server.
     pub async fn postgres_nats() -> TestApp {
         let server = NatsServer::start().expect("start nats-server (set WEIR_NATS_SERVER)");

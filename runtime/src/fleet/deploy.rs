@@ -114,6 +114,7 @@ mod tests {
             },
             updated_at_ms: 0,
             updated_by: String::new(),
+            credentials: None,
         }
     }
 

@@ -45,6 +45,9 @@ pub struct FleetConfig {
     pub host: String,
     /// Longest wait for a pipeline's batches in flight when stopping it.
     pub grace: Duration,
+    /// The NATS URL, for the per-tenant connections of deployments that carry credentials
+    /// (operator mode: each pipeline runs inside its tenant's own NATS account).
+    pub nats_url: Option<String>,
 }
 
 impl FleetConfig {
@@ -56,6 +59,7 @@ impl FleetConfig {
             worker_id,
             host: host_name(),
             grace: Duration::from_secs(10),
+            nats_url: None,
         })
     }
 }
@@ -151,6 +155,7 @@ impl FleetWorker {
 
         let worker = Worker::new(client, metrics);
         let mut reconciler = Reconciler::new(worker, config.grace, status, limiters);
+        reconciler.set_nats_url(config.nats_url.clone());
         let mut retry = tokio::time::interval(RETRY_FAILED_EVERY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         'watching: while !stop.is_cancelled() {

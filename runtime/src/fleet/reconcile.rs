@@ -10,6 +10,9 @@
 //!   same durable consumer, so no input is lost or processed by both versions;
 //! - a deleted or purged key stops it.
 //!
+//! A record that carries credentials (operator mode) runs on a connection made with them,
+//! inside the tenant's own NATS account; one connection (one `Worker`) per set of credentials.
+//!
 //! A record or spec that cannot be used is reported `failed` (with the error) in the
 //! heartbeat; a start that failed on JetStream (e.g. the source stream does not exist yet)
 //! is retried by `retry_failed`.
@@ -36,6 +39,9 @@ struct Applied {
 /// Applies deployment records to a `Worker`.
 pub struct Reconciler {
     worker: Worker,
+    /// Workers on tenant-account connections, by credentials.
+    tenant_workers: BTreeMap<String, Worker>,
+    nats_url: Option<String>,
     grace: Duration,
     status: StatusTable,
     limiters: TenantLimiters,
@@ -53,6 +59,8 @@ impl Reconciler {
     ) -> Self {
         Reconciler {
             worker,
+            tenant_workers: BTreeMap::new(),
+            nats_url: None,
             grace,
             status,
             limiters,
@@ -64,6 +72,48 @@ impl Reconciler {
     /// The worker.
     pub fn worker(&self) -> &Worker {
         &self.worker
+    }
+
+    /// The NATS URL that tenant-account connections are made to.
+    pub fn set_nats_url(&mut self, url: Option<String>) {
+        self.nats_url = url;
+    }
+
+    /// The worker that runs `deployment`: the shared one, or one on a connection inside the
+    /// tenant's account (made on first use) when the record carries credentials.
+    async fn worker_for(&mut self, deployment: &Deployment) -> Result<&mut Worker, (String, bool)> {
+        let Some(creds) = &deployment.credentials else {
+            return Ok(&mut self.worker);
+        };
+        if !self.tenant_workers.contains_key(creds) {
+            let url = self.nats_url.clone().ok_or_else(|| {
+                (
+                    "the deployment carries tenant credentials but this worker has no NATS URL to use them with".to_string(),
+                    false,
+                )
+            })?;
+            let client = weir_connectors::connect_as(
+                &url,
+                &format!("weir worker for {}", deployment.tenant),
+                Some(creds),
+            )
+            .await
+            .map_err(|e| (e.to_string(), true))?;
+            let worker = Worker::new(client, self.worker.metrics().clone());
+            self.tenant_workers.insert(creds.clone(), worker);
+        }
+        Ok(self
+            .tenant_workers
+            .get_mut(creds)
+            .expect("inserted above"))
+    }
+
+    /// The worker running `key`, if any.
+    fn running_worker(&mut self, key: &str) -> Option<&mut Worker> {
+        if self.worker.is_running(key) {
+            return Some(&mut self.worker);
+        }
+        self.tenant_workers.values_mut().find(|w| w.is_running(key))
     }
 
     /// A key was put with `value`.
@@ -156,7 +206,8 @@ impl Reconciler {
             ingest_limiter,
             totals: Some(totals),
         };
-        self.worker
+        self.worker_for(deployment)
+            .await?
             .start_pipeline_with(prepared.config, prepared.compiled, options)
             .await
             .map_err(|err| {
@@ -193,12 +244,17 @@ impl Reconciler {
     /// Stops every pipeline gracefully; returns whether all ended in time.
     pub async fn shutdown(mut self) -> bool {
         let grace = self.grace;
-        self.worker.stop_all(grace).await
+        let mut drained = self.worker.stop_all(grace).await;
+        for worker in self.tenant_workers.values_mut() {
+            drained &= worker.stop_all(grace).await;
+        }
+        drained
     }
 
     async fn stop(&mut self, key: &str) {
-        if self.worker.is_running(key) {
-            let drained = self.worker.stop_pipeline(key, self.grace).await;
+        let grace = self.grace;
+        if let Some(worker) = self.running_worker(key) {
+            let drained = worker.stop_pipeline(key, grace).await;
             if !drained {
                 tracing::warn!(
                     key,
@@ -220,4 +276,5 @@ fn same_target(a: &Deployment, b: &Deployment) -> bool {
         && a.state == b.state
         && a.quota == b.quota
         && a.spec == b.spec
+        && a.credentials == b.credentials
 }
