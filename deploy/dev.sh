@@ -4,7 +4,7 @@
 # sample orders flowing. Extra arguments go to `weir dev` (see `weir dev --help`). Ctrl-C stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash deploy/setup.sh
+bash deploy/setup.sh --dev
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
 cargo build --bin weir
 weir="$CARGO_TARGET_DIR/debug/weir"

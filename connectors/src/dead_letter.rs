@@ -51,6 +51,9 @@ pub struct DlqTarget {
     pub stream: String,
     /// Subject they are published to.
     pub subject: String,
+    /// Whether the pipeline names the stream (`errors.dlq.stream`); otherwise whichever
+    /// stream captures the subject stores them, `DLQ` when none does.
+    pub named: bool,
     /// Owning tenant (fleet deployments); stamped on every dead letter as `Weir-Tenant` so the
     /// control plane never shows one tenant's dead letters to another.
     pub tenant: Option<String>,
@@ -66,11 +69,13 @@ impl DlqTarget {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_DLQ_STREAM.to_string()),
                 subject: dlq.subject.clone(),
+                named: dlq.stream.is_some(),
                 tenant: pipeline.metadata.tenant.clone(),
             },
             None => DlqTarget {
                 stream: DEFAULT_DLQ_STREAM.to_string(),
                 subject: format!("dlq.{}", pipeline.metadata.name),
+                named: false,
                 tenant: pipeline.metadata.tenant.clone(),
             },
         }

@@ -18,7 +18,7 @@ pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqTarget};
 pub use error::{ConnectorError, FailureClass, PublishFailure};
 pub use sink::{JetStreamSink, Outbound};
 pub use source::{PullSource, SourceSettings};
-pub use streams::{ensure_dlq_stream, ensure_stream, stream_config};
+pub use streams::{ensure_dlq_stream, ensure_stream, stream_capturing, stream_config};
 
 /// Connects to NATS the way every Weir process does: reconnects forever, retries the first
 /// connection, and names the connection so that it can be told apart in server monitoring.

@@ -73,30 +73,67 @@ pub async fn ensure_stream(
         })
 }
 
-/// Makes sure stream `name` exists and captures `subject`: creates it with `default_subjects`
-/// when absent, and adds `subject` to its subjects when no filter of it matches.
+/// The stream that captures `subject`, if any.
+pub async fn stream_capturing(
+    js: &jetstream::Context,
+    subject: &str,
+) -> Result<Option<String>, String> {
+    match js.stream_by_subject(subject).await {
+        Ok(name) => Ok(Some(name)),
+        Err(err)
+            if matches!(
+                err.kind(),
+                jetstream::context::GetStreamByNameErrorKind::NotFound
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Makes sure a stream stores the dead letters published to `subject`; returns its name.
+///
+/// When a stream already captures `subject`, that stream is used, whatever its name, unless
+/// `named` (the pipeline names its DLQ `stream:`) and it is another stream: then the names
+/// conflict and the error says which stream captures the subject. Otherwise stream `name` is
+/// created with `default_subjects` (and `subject`) when absent, or given `subject`.
 pub async fn ensure_dlq_stream(
     js: &jetstream::Context,
     name: &str,
     subject: &str,
     default_subjects: &[String],
-) -> Result<(), ConnectorError> {
+    named: bool,
+) -> Result<String, ConnectorError> {
     let fail = |reason: String| ConnectorError::Stream {
         stream: name.to_string(),
         reason,
     };
+    if let Some(capturing) = stream_capturing(js, subject).await.map_err(&fail)? {
+        if named && capturing != name {
+            return Err(fail(format!(
+                "the dead-letter subject `{subject}` is already captured by stream `{capturing}`; \
+                 remove `errors.dlq.stream` to store dead letters there, or pick a subject that \
+                 `{capturing}` does not capture"
+            )));
+        }
+        return Ok(capturing);
+    }
     match js.get_stream(name).await {
         Ok(mut existing) => {
             let info = existing.info().await.map_err(|e| fail(e.to_string()))?;
             let mut config = info.config.clone();
-            if config.subjects.iter().any(|f| subject_matches(f, subject)) {
-                return Ok(());
-            }
             config.subjects.push(subject.to_string());
-            js.update_stream(config)
-                .await
-                .map_err(|e| fail(format!("adding subject {subject:?}: {e}")))?;
-            Ok(())
+            if let Err(e) = js.update_stream(config).await {
+                // Another worker may have made a stream capture it meanwhile.
+                if let Ok(Some(capturing)) = stream_capturing(js, subject).await
+                    && (!named || capturing == name)
+                {
+                    return Ok(capturing);
+                }
+                return Err(fail(format!("cannot add the subject `{subject}`: {e}")));
+            }
+            Ok(name.to_string())
         }
         Err(err) => {
             if !matches!(
@@ -110,15 +147,40 @@ pub async fn ensure_dlq_stream(
             if !subjects.iter().any(|f| subject_matches(f, subject)) {
                 subjects.push(subject.to_string());
             }
-            js.create_or_update_stream(stream::Config {
-                name: name.to_string(),
-                subjects,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-            Ok(())
+            let created = js
+                .create_or_update_stream(stream::Config {
+                    name: name.to_string(),
+                    subjects: subjects.clone(),
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(_) => Ok(name.to_string()),
+                Err(first) => {
+                    // The default subjects (`dlq.>`) may overlap a stream of the user's: then
+                    // the stream takes only this pipeline's subject.
+                    if subjects.len() > 1 || subjects[0] != subject {
+                        if let Ok(_) = js
+                            .create_or_update_stream(stream::Config {
+                                name: name.to_string(),
+                                subjects: vec![subject.to_string()],
+                                storage: stream::StorageType::File,
+                                ..Default::default()
+                            })
+                            .await
+                        {
+                            return Ok(name.to_string());
+                        }
+                    }
+                    if let Ok(Some(capturing)) = stream_capturing(js, subject).await
+                        && (!named || capturing == name)
+                    {
+                        return Ok(capturing);
+                    }
+                    Err(fail(first.to_string()))
+                }
+            }
         }
     }
 }

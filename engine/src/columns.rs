@@ -87,6 +87,10 @@ pub(crate) fn timestamp_type() -> DataType {
 pub(crate) struct Catalog {
     columns: IndexSet<ColumnSource>,
     declared: Vec<Option<FieldType>>,
+    /// Where each column is first read: a JSON pointer into the pipeline resource.
+    first_read: Vec<String>,
+    /// The pointer of the expression being compiled (recorded for the columns it adds).
+    pub(crate) reading: String,
 }
 
 impl Catalog {
@@ -95,6 +99,7 @@ impl Catalog {
         let (idx, inserted) = self.columns.insert_full(source);
         if inserted {
             self.declared.push(None);
+            self.first_read.push(self.reading.clone());
         }
         idx
     }
@@ -123,6 +128,11 @@ impl Catalog {
     /// The declared type of column `idx` (payload paths from `source.fields`).
     pub(crate) fn declared(&self, idx: usize) -> Option<FieldType> {
         self.declared[idx]
+    }
+
+    /// Where column `idx` is first read (a JSON pointer; empty for declared fields).
+    pub(crate) fn first_read(&self, idx: usize) -> &str {
+        &self.first_read[idx]
     }
 
     /// Indices of the payload path columns, with their paths.

@@ -8,6 +8,7 @@
 //! in every call; see `benches/benches/engine.rs` (`decode_only` vs `json_functions`).
 
 use crate::columns::{field_type_to_arrow, timestamp_type};
+use crate::frame::Row;
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, NullArray, StringBuilder,
 };
@@ -15,6 +16,7 @@ use arrow::datatypes::DataType;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use weir_pipelines::FieldType;
@@ -331,6 +333,80 @@ fn kind(s: &str) -> Kind {
             }
         }
     }
+}
+
+/// The kind classes that decide a column's type: values of two classes in one column of a
+/// batch would give every message of the batch a type that is not its own.
+const CLASS_NULL: u8 = 1;
+const CLASS_BOOL: u8 = 2;
+const CLASS_NUMBER: u8 = 4;
+const CLASS_TEXT: u8 = 8;
+
+/// The class of a raw value, from its first byte (strings and nested values are both text).
+fn class(raw: &str) -> u8 {
+    match raw.as_bytes()[0] {
+        b'n' => CLASS_NULL,
+        b't' | b'f' => CLASS_BOOL,
+        b'"' | b'[' | b'{' => CLASS_TEXT,
+        _ => CLASS_NUMBER,
+    }
+}
+
+/// Groups the decoded rows of a batch when some undeclared path (`undeclared`: path numbers)
+/// holds values of different classes (numbers and strings, ...; nulls apart from strings
+/// and booleans): the rows of the messages
+/// whose values have the same classes go together, so that each group's columns have the
+/// types its messages would have alone. All rows of one input stay in one group (their
+/// outputs keep their order). `None` when no path mixes classes (the common case: one frame).
+/// `raws` is row-major, `n_paths` values per row.
+pub(crate) fn kind_groups(
+    rows: &[Row],
+    raws: &[Option<&str>],
+    n_paths: usize,
+    undeclared: &[usize],
+) -> Option<Vec<Vec<usize>>> {
+    if rows.len() < 2 {
+        return None;
+    }
+    let conflicting: Vec<usize> = undeclared
+        .iter()
+        .copied()
+        .filter(|&p| {
+            let mut seen = 0u8;
+            for i in 0..rows.len() {
+                seen |= raws[i * n_paths + p].map_or(CLASS_NULL, class);
+            }
+            // A null (or missing value) typed as text or boolean fails where a bare null
+            // would pass (`data.a + 1`), so it goes apart from them; among numbers it
+            // behaves as a bare null does.
+            (seen & !CLASS_NULL).count_ones() > 1
+                || (seen & CLASS_NULL != 0 && seen & (CLASS_TEXT | CLASS_BOOL) != 0)
+        })
+        .collect();
+    if conflicting.is_empty() {
+        return None;
+    }
+    // Each input's key: the classes its rows hold in each conflicting path (missing = null).
+    let mut keys: HashMap<u32, Vec<u8>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let key = keys
+            .entry(row.input)
+            .or_insert_with(|| vec![0; conflicting.len()]);
+        for (k, &p) in conflicting.iter().enumerate() {
+            key[k] |= raws[i * n_paths + p].map_or(CLASS_NULL, class);
+        }
+    }
+    let mut group_of: HashMap<&[u8], usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let key = keys[&row.input].as_slice();
+        let g = *group_of.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    Some(groups)
 }
 
 /// The text of a JSON string value, borrowed when it has no escapes.

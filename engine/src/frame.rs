@@ -2,7 +2,7 @@
 //! payload and pending edits) and the Arrow columns the pipeline's expressions read, row-aligned.
 
 use crate::columns::{Catalog, ColumnSource, timestamp_type};
-use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract};
+use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract, kind_groups};
 use crate::message::{ErrorKind, InputMessage, MessageError, OutputMessage};
 use crate::payload::{Edit, apply};
 use arrow::array::{
@@ -192,10 +192,16 @@ impl BatchContext<'_> {
         self.errors[row.input as usize].is_some()
     }
 
-    /// Decodes `rows` into a frame: validates and parses each payload once, extracts the
+    /// Decodes `rows` into frames: validates and parses each payload once, extracts the
     /// pipeline's paths into typed columns, and builds the metadata and header columns. Rows
     /// that fail are recorded as errors of `node` and left out.
-    pub(crate) fn decode(&mut self, mut rows: Vec<Row>, node: &str) -> Frame {
+    ///
+    /// Usually one frame. When an undeclared payload field holds values of different kinds in
+    /// this batch (`"21.5"` among numbers), the messages are grouped so that each frame holds
+    /// messages whose values have the same kinds: each message then sees the types it would
+    /// see alone, and an expression that cannot take a string fails only the messages that
+    /// carry one, never their well-typed neighbours.
+    pub(crate) fn decode(&mut self, mut rows: Vec<Row>, node: &str) -> Vec<Frame> {
         let paths = self.catalog.paths();
         let n_paths = paths.len();
         let inputs = self.inputs;
@@ -241,6 +247,46 @@ impl BatchContext<'_> {
         for (row, message) in failures {
             self.fail(&row, node, ErrorKind::Decode, message);
         }
+        let undeclared: Vec<usize> = paths
+            .iter()
+            .enumerate()
+            .filter(|(_, (idx, _))| self.catalog.declared(*idx).is_none())
+            .map(|(no, _)| no)
+            .collect();
+        match kind_groups(&kept, &raws, n_paths, &undeclared) {
+            None => {
+                let all: Vec<usize> = (0..kept.len()).collect();
+                vec![self.build_frame(kept, &all, &texts, &raws, n_paths, node)]
+            }
+            Some(groups) => {
+                let mut rows: Vec<Option<Row>> = kept.into_iter().map(Some).collect();
+                groups
+                    .into_iter()
+                    .map(|members| {
+                        let group_rows = members
+                            .iter()
+                            .map(|&i| rows[i].take().expect("a row is in one group"))
+                            .collect();
+                        self.build_frame(group_rows, &members, &texts, &raws, n_paths, node)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Builds the columns of `rows`, which are the decoded rows `members` (indices into
+    /// `texts` and the row-major `raws`), into a frame; rows whose values do not fit a
+    /// declared type are recorded as errors of `node` and left out.
+    fn build_frame(
+        &mut self,
+        kept: Vec<Row>,
+        members: &[usize],
+        texts: &[&str],
+        raws: &[Option<&str>],
+        n_paths: usize,
+        node: &str,
+    ) -> Frame {
+        let inputs = self.inputs;
         let n = kept.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.catalog.len());
         let mut bad_rows: Vec<usize> = Vec::new();
@@ -269,9 +315,9 @@ impl BatchContext<'_> {
                     .with_data_type(timestamp_type()),
                 ),
                 ColumnSource::Payload => Arc::new(
-                    texts
+                    members
                         .iter()
-                        .map(|t| Some(*t))
+                        .map(|&i| Some(texts[i]))
                         .collect::<arrow::array::StringArray>(),
                 ),
                 ColumnSource::Header(name) => {
@@ -287,7 +333,7 @@ impl BatchContext<'_> {
                 }
                 ColumnSource::Path(_) => {
                     column_raws.clear();
-                    column_raws.extend((0..n).map(|i| raws[i * n_paths + path_no]));
+                    column_raws.extend(members.iter().map(|&i| raws[i * n_paths + path_no]));
                     path_no += 1;
                     let (array, errors) =
                         build_column(&column_raws, self.catalog.declared(idx), &source.name());
@@ -310,7 +356,7 @@ impl BatchContext<'_> {
 
     /// Applies every row's pending edits and decodes the frame again (after a `map` changed
     /// something an expression downstream reads in a way the columns cannot follow).
-    pub(crate) fn redecode(&mut self, frame: Frame, node: &str) -> Frame {
+    pub(crate) fn redecode(&mut self, frame: Frame, node: &str) -> Vec<Frame> {
         let mut rows = Vec::with_capacity(frame.rows.len());
         for row in frame.rows {
             match row.encode(self.inputs, &self.spans) {

@@ -6,6 +6,7 @@
 //! [`testing`] runs a pipeline's `tests:` cases and `weir test` input files.
 #![warn(missing_docs)]
 
+pub mod check;
 mod columns;
 mod decode;
 mod frame;
@@ -18,6 +19,7 @@ mod sql;
 mod template;
 pub mod testing;
 
+pub use check::check;
 pub use decode::MAX_DEPTH;
 pub use message::*;
 pub use pipeline::{CompileError, CompileProblem, CompiledPipeline};

@@ -21,6 +21,9 @@ use weir_pipelines::{NodeKind, PayloadFormat, PipelineResource};
 pub struct CompileProblem {
     /// Node id (`source` for the source, empty for the pipeline as a whole).
     pub node: String,
+    /// JSON pointer of the offending value in the pipeline resource (e.g.
+    /// `/spec/nodes/2/filter`), so that a checker can give it a line and column.
+    pub path: String,
     /// What is wrong and what to do.
     pub message: String,
 }
@@ -90,9 +93,10 @@ fn session() -> SessionState {
     state
 }
 
-fn problem(problems: &mut Vec<CompileProblem>, node: &str, message: String) {
+fn problem(problems: &mut Vec<CompileProblem>, node: &str, path: String, message: String) {
     problems.push(CompileProblem {
         node: node.to_string(),
+        path,
         message,
     });
 }
@@ -113,6 +117,7 @@ impl CompiledPipeline {
                 problem(
                     &mut problems,
                     "source",
+                    "/spec/source/format".into(),
                     format!(
                         "payload format `{}` is not supported by the engine yet; use `json` or `raw`",
                         serde_json::to_value(other)
@@ -129,7 +134,12 @@ impl CompiledPipeline {
         }
 
         if spec.nodes.is_empty() {
-            problem(&mut problems, "", "the pipeline has no nodes".into());
+            problem(
+                &mut problems,
+                "",
+                "/spec/nodes".into(),
+                "the pipeline has no nodes".into(),
+            );
         }
         let index: HashMap<&str, usize> = spec
             .nodes
@@ -139,32 +149,42 @@ impl CompiledPipeline {
             .collect();
         if index.len() != spec.nodes.len() {
             let mut seen = std::collections::HashSet::new();
-            for n in &spec.nodes {
+            for (i, n) in spec.nodes.iter().enumerate() {
                 if !seen.insert(n.id.as_str()) {
-                    problem(&mut problems, &n.id, "duplicate node id".into());
+                    problem(
+                        &mut problems,
+                        &n.id,
+                        format!("/spec/nodes/{i}/id"),
+                        "duplicate node id".into(),
+                    );
                 }
             }
         }
-        let resolve =
-            |ids: Vec<&str>, node: &str, problems: &mut Vec<CompileProblem>| -> Vec<usize> {
-                ids.into_iter()
-                    .filter_map(|id| match index.get(id) {
-                        Some(i) => Some(*i),
-                        None => {
-                            problems.push(CompileProblem {
-                                node: node.to_string(),
-                                message: format!(
-                                    "`next` names `{id}`, which is not a node of this pipeline"
-                                ),
-                            });
-                            None
-                        }
-                    })
-                    .collect()
-            };
+        let resolve = |ids: Vec<&str>,
+                       node: &str,
+                       path: String,
+                       problems: &mut Vec<CompileProblem>|
+         -> Vec<usize> {
+            ids.into_iter()
+                .filter_map(|id| match index.get(id) {
+                    Some(i) => Some(*i),
+                    None => {
+                        problems.push(CompileProblem {
+                            node: node.to_string(),
+                            path: path.clone(),
+                            message: format!(
+                                "`next` names `{id}`, which is not a node of this pipeline"
+                            ),
+                        });
+                        None
+                    }
+                })
+                .collect()
+        };
 
         let mut nodes: Vec<CompiledNode> = Vec::with_capacity(spec.nodes.len());
-        for node in &spec.nodes {
+        for (node_no, node) in spec.nodes.iter().enumerate() {
+            let at = format!("/spec/nodes/{node_no}");
             let id: Arc<str> = Arc::from(node.id.as_str());
             let kind = match node.kind() {
                 Some(k) => k,
@@ -173,6 +193,7 @@ impl CompiledPipeline {
                     problem(
                         &mut problems,
                         &node.id,
+                        at.clone(),
                         if kinds.is_empty() {
                             "a node needs exactly one kind (filter, map, route, publish, split, drop)".into()
                         } else {
@@ -190,23 +211,27 @@ impl CompiledPipeline {
                 }
             };
             let next = node.next.as_ref().map(|n| n.ids()).unwrap_or_default();
-            let mut node_problems: Vec<String> = Vec::new();
-            let mut expr = |text: &str, catalog: &mut Catalog, what: &str| -> Option<SqlExpr> {
-                match SqlExpr::compile(text, &state, catalog)
-                    .and_then(|e| check_plans(e, &state, catalog))
-                {
-                    Ok(e) => Some(e),
-                    Err(e) => {
-                        node_problems.push(format!("{what}: {e}"));
-                        None
+            // (pointer below the node, message)
+            let mut node_problems: Vec<(String, String)> = Vec::new();
+            let mut expr =
+                |text: &str, catalog: &mut Catalog, what: &str, field: String| -> Option<SqlExpr> {
+                    catalog.reading = format!("{at}{field}");
+                    match SqlExpr::compile(text, &state, catalog)
+                        .and_then(|e| check_plans(e, &state, catalog))
+                    {
+                        Ok(e) => Some(e),
+                        Err(e) => {
+                            node_problems.push((field, format!("{what}: {e}")));
+                            None
+                        }
                     }
-                }
-            };
+                };
             let op: Option<Box<dyn Operator>> = match kind {
                 NodeKind::Filter => expr(
                     node.filter.as_deref().unwrap_or_default(),
                     &mut catalog,
                     "filter",
+                    "/filter".into(),
                 )
                 .map(|predicate| {
                     Box::new(Filter {
@@ -218,7 +243,12 @@ impl CompiledPipeline {
                     let spec = node.map.as_ref().expect("kind is map");
                     let mut set = Vec::new();
                     for (path, text) in &spec.set {
-                        if let Some(e) = expr(text, &mut catalog, &format!("set {path}")) {
+                        if let Some(e) = expr(
+                            text,
+                            &mut catalog,
+                            &format!("set {path}"),
+                            format!("/map/set/{}", escape_pointer(path)),
+                        ) {
                             set.push((Arc::new(split_path(path)), e));
                         }
                     }
@@ -232,6 +262,7 @@ impl CompiledPipeline {
                         .iter()
                         .map(|(p, t)| (Arc::new(split_path(p)), *t))
                         .collect();
+                    catalog.reading = format!("{at}/map/cast");
                     for (p, _) in &cast {
                         catalog.add(ColumnSource::Path(p.to_vec()));
                     }
@@ -256,7 +287,9 @@ impl CompiledPipeline {
                             Some(n) => format!("rule `{n}`"),
                             None => format!("rule {}", i + 1),
                         };
-                        if let Some(when) = expr(&r.when, &mut catalog, &what) {
+                        if let Some(when) =
+                            expr(&r.when, &mut catalog, &what, format!("/route/{i}/when"))
+                        {
                             rules.push(Rule { when, stop: r.stop });
                         }
                     }
@@ -267,29 +300,39 @@ impl CompiledPipeline {
                 }
                 NodeKind::Publish => {
                     let p = node.publish.as_ref().expect("kind is publish");
-                    let subject = Template::compile(&p.subject, &state, &mut catalog);
+                    catalog.reading = format!("{at}/publish/subject");
+                    let subject =
+                        Template::compile(&p.subject, &state, &mut catalog).map(Template::subject);
                     let mut headers = Vec::new();
                     let mut ok = true;
                     match &subject {
                         Err(es) => {
                             ok = false;
-                            node_problems.extend(es.iter().map(|e| format!("subject: {e}")));
+                            node_problems.extend(
+                                es.iter()
+                                    .map(|e| ("/publish/subject".into(), format!("subject: {e}"))),
+                            );
                         }
                         Ok(t) => {
                             if let Some(c) = t.constant()
                                 && let Err(e) = crate::template::check_subject(c)
                             {
                                 ok = false;
-                                node_problems.push(e);
+                                node_problems.push(("/publish/subject".into(), e));
                             }
                         }
                     }
                     for (k, v) in &p.headers {
+                        let field = format!("/publish/headers/{}", escape_pointer(k));
+                        catalog.reading = format!("{at}{field}");
                         match Template::compile(v, &state, &mut catalog) {
                             Ok(t) => headers.push((k.clone(), t)),
                             Err(es) => {
                                 ok = false;
-                                node_problems.extend(es.iter().map(|e| format!("header {k}: {e}")));
+                                node_problems.extend(
+                                    es.iter()
+                                        .map(|e| (field.clone(), format!("header {k}: {e}"))),
+                                );
                             }
                         }
                     }
@@ -311,13 +354,14 @@ impl CompiledPipeline {
                 }
                 NodeKind::Drop => Some(Box::new(DropSink) as Box<dyn Operator>),
             };
-            for m in node_problems {
-                problem(&mut problems, &node.id, m);
+            for (field, m) in node_problems {
+                problem(&mut problems, &node.id, format!("{at}{field}"), m);
             }
             if !kind.is_sink() && node.targets().is_empty() {
                 problem(
                     &mut problems,
                     &node.id,
+                    at.clone(),
                     format!(
                         "a `{}` node needs `next` (only publish and drop end a path)",
                         kind.as_str()
@@ -327,17 +371,23 @@ impl CompiledPipeline {
             let ports = match kind {
                 NodeKind::Route => {
                     let mut ports: Vec<Vec<usize>> = Vec::new();
-                    for r in node.route.as_deref().unwrap_or_default() {
-                        ports.push(resolve(r.next.ids(), &node.id, &mut problems));
+                    for (i, r) in node.route.as_deref().unwrap_or_default().iter().enumerate() {
+                        ports.push(resolve(
+                            r.next.ids(),
+                            &node.id,
+                            format!("{at}/route/{i}/next"),
+                            &mut problems,
+                        ));
                     }
                     ports.push(resolve(
                         node.default.as_ref().map(|d| d.ids()).unwrap_or_default(),
                         &node.id,
+                        format!("{at}/default"),
                         &mut problems,
                     ));
                     ports
                 }
-                _ => vec![resolve(next, &node.id, &mut problems)],
+                _ => vec![resolve(next, &node.id, format!("{at}/next"), &mut problems)],
             };
             if let Some(op) = op {
                 nodes.push(CompiledNode { id, op, ports });
@@ -346,6 +396,7 @@ impl CompiledPipeline {
         if raw_format && !catalog.paths().is_empty() {
             problems.push(CompileProblem {
                 node: "source".into(),
+                path: "/spec/source/format".into(),
                 message: "`format: raw` payloads have no fields; expressions may read only subject, headers and metadata".into(),
             });
         }
@@ -354,8 +405,15 @@ impl CompiledPipeline {
             match topological_order(&nodes) {
                 Ok(o) => o,
                 Err(cycle_at) => {
+                    let path = spec
+                        .nodes
+                        .iter()
+                        .position(|n| n.id == cycle_at)
+                        .map(|i| format!("/spec/nodes/{i}/next"))
+                        .unwrap_or_default();
                     problems.push(CompileProblem {
                         node: cycle_at,
+                        path,
                         message: "the nodes form a cycle; a pipeline is a DAG".into(),
                     });
                     Vec::new()
@@ -387,6 +445,11 @@ impl CompiledPipeline {
         })
     }
 
+    /// The columns the pipeline reads.
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -416,10 +479,10 @@ impl CompiledPipeline {
                 fields: None,
             })
             .collect();
-        let frame = ctx.decode(rows, "source");
+        let frames = ctx.decode(rows, "source");
         let mut inbox: Vec<Vec<Frame>> = (0..self.nodes.len()).map(|_| Vec::new()).collect();
-        if !self.nodes.is_empty() && !frame.rows.is_empty() {
-            inbox[0].push(frame);
+        if !self.nodes.is_empty() {
+            inbox[0].extend(frames.into_iter().filter(|f| !f.rows.is_empty()));
         }
         for &i in &self.order {
             let frames = std::mem::take(&mut inbox[i]);
@@ -463,6 +526,11 @@ impl Drop for CompiledPipeline {
             n.op.on_close();
         }
     }
+}
+
+/// A map key or header name as one JSON pointer segment.
+fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
 }
 
 /// Plans the expression against the compile-time schema so that unknown functions and

@@ -21,6 +21,9 @@ pub(crate) enum Piece {
 /// A compiled template.
 pub(crate) struct Template {
     pieces: Vec<Piece>,
+    /// A subject template: each hole fills exactly one token, so a value holding `.`, a
+    /// wildcard or whitespace is that message's error (it would publish elsewhere).
+    one_token: bool,
 }
 
 impl Template {
@@ -44,10 +47,19 @@ impl Template {
             }
         }
         if problems.is_empty() {
-            Ok(Template { pieces })
+            Ok(Template {
+                pieces,
+                one_token: false,
+            })
         } else {
             Err(problems)
         }
+    }
+
+    /// The template of a subject: each hole's value must be one token.
+    pub(crate) fn subject(mut self) -> Template {
+        self.one_token = true;
+        self
     }
 
     /// Whether the template is plain text.
@@ -117,6 +129,19 @@ impl Template {
                             if text.is_null(i) {
                                 *r = Err(format!(
                                     "`{{{}}}` has no value for this message (a field it reads is missing or null)",
+                                    expr.text
+                                ));
+                            } else if self.one_token
+                                && let Some(c) = text
+                                    .value(i)
+                                    .chars()
+                                    .find(|c| matches!(c, '.' | '*' | '>') || c.is_whitespace())
+                            {
+                                *r = Err(format!(
+                                    "`{{{}}}` is `{}`, which holds {:?}: a placeholder fills one subject token, so this message would go to another subject; clean the value, e.g. `{{replace({}, '{c}', '_')}}`",
+                                    expr.text,
+                                    text.value(i),
+                                    c,
                                     expr.text
                                 ));
                             } else {

@@ -31,7 +31,8 @@ pub fn check_resource(resource: &Resource) -> Vec<Problem> {
 }
 
 /// Checks what concerns several resources of one file: two resources of one kind may not
-/// share a name. Returns (index of the resource, problem).
+/// share a name; a pipeline's source must lie within a stream of the file that it reads, and
+/// it must not publish into its own source. Returns (index of the resource, problem).
 pub fn check_file(resources: &[Resource]) -> Vec<(usize, Problem)> {
     let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
     let mut out = Vec::new();
@@ -53,6 +54,25 @@ pub fn check_file(resources: &[Resource]) -> Vec<(usize, Problem)> {
             ));
         } else {
             seen.insert(key, i);
+        }
+    }
+    let streams: Vec<crate::context::KnownStream> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Stream(s) => Some(crate::context::KnownStream {
+                name: &s.metadata.name,
+                subjects: &s.spec.subjects,
+            }),
+            Resource::Pipeline(_) => None,
+        })
+        .collect();
+    for (i, r) in resources.iter().enumerate() {
+        if let Resource::Pipeline(p) = r {
+            out.extend(
+                crate::context::check_against_streams(p, &streams)
+                    .into_iter()
+                    .map(|problem| (i, problem)),
+            );
         }
     }
     out

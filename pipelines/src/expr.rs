@@ -128,6 +128,13 @@ fn check_root(ident: &Ident, path_len: usize) -> Result<(), ExprError> {
     } else {
         ident.value.to_lowercase()
     };
+    if !RECORD_FIELDS.contains(&name.as_str()) && ident.quote_style == Some('"') {
+        // `"plant-a"`: double quotes make a name in SQL; text takes single quotes.
+        return Err(ExprError::Reference(format!(
+            "`\"{v}\"` is a name in SQL (double quotes quote names), and no field is called `{v}`; for the text {v} write single quotes: `'{v}'`",
+            v = ident.value
+        )));
+    }
     if !RECORD_FIELDS.contains(&name.as_str()) {
         let known = RECORD_FIELDS
             .iter()
@@ -194,6 +201,13 @@ mod tests {
         }
         let deep = format!("{}1{}", "(".repeat(500), ")".repeat(500));
         assert!(matches!(parse_checked(&deep), Err(ExprError::Syntax(_))));
+    }
+
+    #[test]
+    fn double_quoted_text_gets_the_single_quote_advice() {
+        let err = parse("data.site = \"plant-a\"").unwrap_err();
+        assert!(err.contains("write single quotes: `'plant-a'`"), "{err}");
+        assert!(!err.contains("data.plant-a"), "{err}");
     }
 
     #[test]

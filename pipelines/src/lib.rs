@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod context;
 pub mod diagnostics;
 mod document;
 pub mod expr;

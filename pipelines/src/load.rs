@@ -59,6 +59,9 @@ pub fn load_str(text: &str, file_name: &str) -> Result<Vec<Resource>, Diagnostic
             match serde_json::from_value::<Resource>(doc.value.clone()) {
                 Ok(resource) => {
                     problems.extend(check_resource(&resource));
+                    if let (true, Resource::Pipeline(p)) = (problems.is_empty(), &resource) {
+                        problems.extend(crate::context::compile_problems(p));
+                    }
                     resources.push(resource);
                     kept.push((index, doc));
                     // `doc` moved into `kept`; report through it below.

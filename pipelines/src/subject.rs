@@ -53,6 +53,49 @@ fn check(subject: &str, wildcards: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether every subject matched by `inner` is also matched by `outer` (both filters).
+/// `orders.>` covers `orders.eu.*`; `sensors.>` does not cover `sensor.>`.
+pub fn filter_covers(outer: &str, inner: &str) -> bool {
+    let outer: Vec<&str> = outer.split('.').collect();
+    let inner: Vec<&str> = inner.split('.').collect();
+    for (i, o) in outer.iter().enumerate() {
+        if *o == ">" {
+            return i < inner.len();
+        }
+        let Some(t) = inner.get(i) else {
+            return false;
+        };
+        match (*o, *t) {
+            (_, ">") => return false,
+            ("*", _) => {}
+            (_, "*") => return false,
+            (o, t) if o == t => {}
+            _ => return false,
+        }
+    }
+    outer.len() == inner.len()
+}
+
+/// Whether some subject is matched by both filters.
+pub fn filters_overlap(a: &str, b: &str) -> bool {
+    let a: Vec<&str> = a.split('.').collect();
+    let b: Vec<&str> = b.split('.').collect();
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (Some(&">"), Some(_)) | (Some(_), Some(&">")) => return true,
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                if *x != "*" && *y != "*" && x != y {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +123,23 @@ mod tests {
         assert!(check_filter("orders.*x").is_err());
         assert!(check_filter("orders.\t").is_err());
         assert!(check_filter("orders..>").is_err());
+    }
+
+    #[test]
+    fn relations() {
+        assert!(filter_covers("orders.>", "orders.eu.*"));
+        assert!(filter_covers("orders.>", "orders.created"));
+        assert!(filter_covers(">", "a"));
+        assert!(filter_covers("a.*", "a.b"));
+        assert!(!filter_covers("a.b", "a.*"));
+        assert!(!filter_covers("orders.>", "orders"));
+        assert!(!filter_covers("sensors.>", "sensor.>"));
+        assert!(!filter_covers("a.*", "a.>"));
+        assert!(filter_covers("a.>", "a.>"));
+        assert!(filters_overlap("readings.>", "readings.clean.*"));
+        assert!(filters_overlap("a.*.c", "a.b.*"));
+        assert!(!filters_overlap("a.b", "a.c"));
+        assert!(!filters_overlap("a.b", "a.b.c"));
+        assert!(filters_overlap("*", "x"));
     }
 }

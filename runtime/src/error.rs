@@ -15,13 +15,14 @@ pub enum RuntimeError {
         reason: String,
     },
     /// Talking to JetStream failed while setting the pipeline up.
-    #[error("pipeline {pipeline}: {source}")]
+    // The connector's error is part of the message, not a `source`: printed as a chain, it
+    // would appear twice on one line.
+    #[error("pipeline {pipeline}: {error}")]
     Connector {
         /// Pipeline name.
         pipeline: String,
         /// The connector's error.
-        #[source]
-        source: ConnectorError,
+        error: ConnectorError,
     },
     /// The pipeline does not compile.
     #[error(transparent)]

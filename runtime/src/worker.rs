@@ -136,20 +136,22 @@ impl Worker {
                 reason: format!("a pipeline already runs under {key:?} in this worker"),
             });
         }
-        let connector = |source| RuntimeError::Connector {
+        let connector = |error| RuntimeError::Connector {
             pipeline: name.clone(),
-            source,
+            error,
         };
         let default_subjects = if config.dlq.stream == DEFAULT_DLQ_STREAM {
             vec![DEFAULT_DLQ_SUBJECTS.to_string()]
         } else {
             Vec::new()
         };
-        ensure_dlq_stream(
+        let mut config = config;
+        config.dlq.stream = ensure_dlq_stream(
             &self.js,
             &config.dlq.stream,
             &config.dlq.subject,
             &default_subjects,
+            config.dlq.named,
         )
         .await
         .map_err(connector)?;
@@ -251,7 +253,8 @@ impl Worker {
     }
 
     /// Runs the resources of a pipeline file: `Stream`s are created or updated (idempotent),
-    /// then every `Pipeline` is compiled and started. Returns the started pipeline names.
+    /// then every `Pipeline` is compiled and started. Returns the started pipeline names; a
+    /// pipeline that cannot start is logged and skipped (an error only when none started).
     pub async fn run_resources(
         &mut self,
         resources: &[weir_pipelines::Resource],
@@ -260,23 +263,38 @@ impl Worker {
             if let weir_pipelines::Resource::Stream(stream) = resource {
                 weir_connectors::ensure_stream(&self.js, stream)
                     .await
-                    .map_err(|source| RuntimeError::Connector {
+                    .map_err(|error| RuntimeError::Connector {
                         pipeline: format!("(stream {})", stream.metadata.name),
-                        source,
+                        error,
                     })?;
                 tracing::info!(stream = %stream.metadata.name, "stream created or updated");
             }
         }
         let mut started = Vec::new();
+        let mut first_failure = None;
         for resource in resources {
             if let weir_pipelines::Resource::Pipeline(pipeline) = resource {
-                let config = PipelineConfig::from_spec(pipeline)?;
-                let compiled = weir_engine::CompiledPipeline::compile(pipeline)?;
-                self.start_pipeline(config, Arc::new(compiled)).await?;
-                started.push(pipeline.metadata.name.clone());
+                // One pipeline that cannot start (its DLQ, its source) never keeps the
+                // others from running: it is reported, and the rest start.
+                let result = async {
+                    let config = PipelineConfig::from_spec(pipeline)?;
+                    let compiled = weir_engine::CompiledPipeline::compile(pipeline)?;
+                    self.start_pipeline(config, Arc::new(compiled)).await
+                }
+                .await;
+                match result {
+                    Ok(()) => started.push(pipeline.metadata.name.clone()),
+                    Err(err) => {
+                        tracing::error!(pipeline = %pipeline.metadata.name, "not started: {err}");
+                        first_failure.get_or_insert(err);
+                    }
+                }
             }
         }
-        Ok(started)
+        match first_failure {
+            Some(err) if started.is_empty() => Err(err),
+            _ => Ok(started),
+        }
     }
 
     /// Waits until the stop token is cancelled (or every loop ended), then stops: loops

@@ -143,9 +143,27 @@ impl Operator for Map {
         }
 
         if !self.cast.is_empty() && redecode {
-            frame = ctx.redecode(frame, node);
-            redecode = false;
+            // Re-decoding may group the messages by the kinds of their values: cast and
+            // remove run on each group.
+            return ctx
+                .redecode(frame, node)
+                .into_iter()
+                .flat_map(|frame| self.cast_and_remove(frame, ctx, false))
+                .collect();
         }
+        self.cast_and_remove(frame, ctx, redecode)
+    }
+}
+
+impl Map {
+    /// The `cast` and `remove` steps, then a re-decode when the columns cannot follow.
+    fn cast_and_remove(
+        &self,
+        mut frame: Frame,
+        ctx: &mut BatchContext<'_>,
+        mut redecode: bool,
+    ) -> Vec<(usize, Frame)> {
+        let node: &str = &self.id;
         for (path, to) in &self.cast {
             // The compiler registers every cast path as a column.
             let Some(idx) = ctx.catalog.index_of(&ColumnSource::Path(path.to_vec())) else {
@@ -184,7 +202,11 @@ impl Operator for Map {
         }
 
         if redecode {
-            frame = ctx.redecode(frame, node);
+            return ctx
+                .redecode(frame, node)
+                .into_iter()
+                .map(|frame| (0, frame))
+                .collect();
         }
         vec![(0, frame)]
     }

@@ -69,7 +69,10 @@ impl Operator for Split {
         if rows.is_empty() {
             return Vec::new();
         }
-        vec![(0, ctx.decode(rows, node))]
+        ctx.decode(rows, node)
+            .into_iter()
+            .map(|frame| (0, frame))
+            .collect()
     }
 }
 

@@ -3,3 +3,4 @@
 mod batch;
 mod golden;
 mod testing;
+mod type_conflicts;

@@ -1,6 +1,7 @@
 //! Integration tests of the pipeline file format: examples, diagnostics with positions,
 //! robustness against arbitrary input, and the committed JSON Schema.
 
+mod context;
 mod diagnostics;
 mod examples;
 mod robustness;

@@ -2,6 +2,7 @@
 //! an ephemeral port with a temporary store) and the real engine.
 
 mod dead_letters;
+mod dlq_capture;
 mod examples;
 mod fast_batches;
 mod missing_stream;
@@ -9,3 +10,4 @@ mod server_restart;
 mod shared_context;
 mod stop_one;
 mod support;
+mod type_conflicts;
