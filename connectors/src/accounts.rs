@@ -384,7 +384,9 @@ async fn claims_request(
         system.request(subject, jwt.to_string().into()),
     )
     .await
-    .map_err(|_| fail("no answer within 10 s (is the server in operator mode with a full resolver?)".into()))?
+    .map_err(|_| {
+        fail("no answer within 10 s (is the server in operator mode with a full resolver?)".into())
+    })?
     .map_err(|e| fail(e.to_string()))?;
     let answer: Value = serde_json::from_slice(&reply.payload)
         .map_err(|e| fail(format!("unreadable answer: {e}")))?;

@@ -101,15 +101,15 @@ impl Nats {
     /// Connects to a server in operator mode trusting `keys`' operator: the fleet's buckets in
     /// Weir's internal account, and one account per tenant created on first use.
     pub async fn connect_operator(url: &str, keys: OperatorKeys) -> Result<Nats, NatsError> {
-        let client = weir_connectors::connect_as(
+        let client =
+            weir_connectors::connect_as(url, "weir-control-plane", Some(&keys.internal_creds()))
+                .await?;
+        let system = weir_connectors::connect_as(
             url,
-            "weir-control-plane",
-            Some(&keys.internal_creds()),
+            "weir-control-plane-system",
+            Some(&keys.system_creds()),
         )
         .await?;
-        let system =
-            weir_connectors::connect_as(url, "weir-control-plane-system", Some(&keys.system_creds()))
-                .await?;
         // The internal account may be new on a server started without it preloaded.
         accounts::push_account(&system, &keys.internal_account_jwt())
             .await
@@ -154,7 +154,12 @@ impl Nats {
             Some(&record.credentials),
         )
         .await
-        .map_err(|e| failed(&format!("connect to the NATS account of `{tenant_name}`"), e))?;
+        .map_err(|e| {
+            failed(
+                &format!("connect to the NATS account of `{tenant_name}`"),
+                e,
+            )
+        })?;
         let conn = TenantNats {
             js: jetstream::new(client.clone()),
             client,
@@ -308,7 +313,11 @@ impl TenantAccounts {
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .into();
             let written = match &current {
-                Some(entry) => self.records.update(tenant_name, value, entry.revision).await.is_ok(),
+                Some(entry) => self
+                    .records
+                    .update(tenant_name, value, entry.revision)
+                    .await
+                    .is_ok(),
                 None => self.records.create(tenant_name, value).await.is_ok(),
             };
             if written {

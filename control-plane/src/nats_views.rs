@@ -515,7 +515,9 @@ pub async fn last_message(
             let start = parse_time("start_time", &start)
                 .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
             open(&state, &caller, &name).await?;
-            return first_at_or_after(&state, &caller, &name, start).await.map(Json);
+            return first_at_or_after(&state, &caller, &name, start)
+                .await
+                .map(Json);
         }
         _ => {
             return Err(ApiError::bad_request(

@@ -66,11 +66,7 @@ pub async fn apply(
     crate::subjects::check_stream_name(&name)?;
     if let Resource::Stream(stream) = &resource {
         for subject in &stream.spec.subjects {
-            crate::subjects::check_subject(
-                &format!("subject of stream `{name}`"),
-                subject,
-                true,
-            )?;
+            crate::subjects::check_subject(&format!("subject of stream `{name}`"), subject, true)?;
         }
     }
     let (json, yaml) = canonical(&resource)?;

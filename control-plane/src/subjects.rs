@@ -25,7 +25,9 @@ pub fn check_subject(what: &str, subject: &str, wildcards: bool) -> ApiResult<()
     }
     let first = tokens[0];
     if first == ">" || first == "*" {
-        return refuse("starts with a wildcard, which would reach every subject, NATS internals included");
+        return refuse(
+            "starts with a wildcard, which would reach every subject, NATS internals included",
+        );
     }
     if first.starts_with('$') {
         return refuse("is in a NATS internal namespace (`$JS`, `$KV`, `$O`, `$SYS`, …)");
@@ -73,7 +75,10 @@ pub fn check_pipeline(p: &Pipeline) -> ApiResult<()> {
     }
     for node in &p.spec.nodes {
         if let Some(publish) = &node.publish {
-            check_template(&format!("publish subject of node `{}`", node.id), &publish.subject)?;
+            check_template(
+                &format!("publish subject of node `{}`", node.id),
+                &publish.subject,
+            )?;
         }
     }
     if let Some(dlq) = &p.spec.errors.dlq {
@@ -118,7 +123,16 @@ mod tests {
 
     #[test]
     fn internal_and_root_subjects_are_refused() {
-        for bad in ["", ">", "*.>", "$KV.b.k", "$JS.API.STREAM.DELETE.X", "$SYS.x", "_INBOX.a", "a..b"] {
+        for bad in [
+            "",
+            ">",
+            "*.>",
+            "$KV.b.k",
+            "$JS.API.STREAM.DELETE.X",
+            "$SYS.x",
+            "_INBOX.a",
+            "a..b",
+        ] {
             assert!(check_subject("s", bad, true).is_err(), "{bad}");
         }
         for good in ["orders.>", "orders.*.eu", "dlq.p"] {

@@ -57,14 +57,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     runtime.block_on(async move {
         let signal = tokio::spawn(wait_for_signal());
         let stop = CancellationToken::new();
-        let client =
-            weir_connectors::connect_as(
-                &args.nats,
-                &format!("weir worker {}", config.worker_id),
-                creds.as_deref(),
-            )
-                .await
-                .with_context(|| format!("connecting to NATS at {}", args.nats))?;
+        let client = weir_connectors::connect_as(
+            &args.nats,
+            &format!("weir worker {}", config.worker_id),
+            creds.as_deref(),
+        )
+        .await
+        .with_context(|| format!("connecting to NATS at {}", args.nats))?;
         let metrics = Arc::new(weir_runtime::Metrics::new());
         if let Some(addr) = &args.metrics_addr {
             let (bound, _task) =

@@ -281,7 +281,11 @@ async fn list_show_redrive_and_purge_dead_letters() {
 async fn forged_source_subjects_are_not_redriven() {
     let t = TestApp::sqlite_nats().await;
     let js = t.nats().js().clone();
-    for (name, subject) in [("ORDERS", "orders.>"), ("DLQ", "dlq.>"), ("OTHER", "other.>")] {
+    for (name, subject) in [
+        ("ORDERS", "orders.>"),
+        ("DLQ", "dlq.>"),
+        ("OTHER", "other.>"),
+    ] {
         js.create_stream(stream::Config {
             name: name.into(),
             subjects: vec![subject.into()],
@@ -290,7 +294,11 @@ async fn forged_source_subjects_are_not_redriven() {
         .await
         .unwrap();
     }
-    js.publish("other.data", "keep".into()).await.unwrap().await.unwrap();
+    js.publish("other.data", "keep".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let (_, key) = t.tenant("acme").await;
     t.yaml(
         Method::POST,
@@ -328,7 +336,11 @@ async fn forged_source_subjects_are_not_redriven() {
     assert!(r["redriven"].as_array().unwrap().is_empty(), "{r}");
     assert_eq!(r["failed"].as_array().unwrap().len(), 2, "{r}");
     let mut other = js.get_stream("OTHER").await.unwrap();
-    assert_eq!(other.info().await.unwrap().state.messages, 1, "OTHER untouched");
+    assert_eq!(
+        other.info().await.unwrap().state.messages,
+        1,
+        "OTHER untouched"
+    );
     let l = t.get("/api/v1/pipelines/orders/dlq", &key).await.ok();
     assert_eq!(l["total"], 2, "the forged letters stay in the DLQ");
 }

@@ -160,9 +160,12 @@ async fn a_second_tenant_cannot_reach_the_first_ones_data() {
     assert_eq!(s["messages"], 2);
 
     // Deleting beta removes its account and data; a new beta starts empty.
-    t.delete(&format!("/api/v1/tenants/{beta_id}"), crate::support::ADMIN_KEY)
-        .await
-        .ok();
+    t.delete(
+        &format!("/api/v1/tenants/{beta_id}"),
+        crate::support::ADMIN_KEY,
+    )
+    .await
+    .ok();
     let (beta2_id, _) = t.tenant("beta").await;
     let conn = t.nats().tenant(&beta2_id, "beta").await.unwrap();
     assert_ne!(conn.credentials.as_deref(), Some(creds.as_str()));
@@ -199,7 +202,10 @@ async fn plain_nats_refuses_a_second_tenant_unless_allowed() {
     let req = axum::http::Request::builder()
         .method(Method::POST)
         .uri("/api/v1/tenants")
-        .header("authorization", format!("Bearer {}", crate::support::ADMIN_KEY))
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::support::ADMIN_KEY),
+        )
         .header("content-type", "application/json")
         .body(axum::body::Body::from(json!({"name": "beta"}).to_string()))
         .unwrap();

@@ -102,10 +102,7 @@ impl Reconciler {
             let worker = Worker::new(client, self.worker.metrics().clone());
             self.tenant_workers.insert(creds.clone(), worker);
         }
-        Ok(self
-            .tenant_workers
-            .get_mut(creds)
-            .expect("inserted above"))
+        Ok(self.tenant_workers.get_mut(creds).expect("inserted above"))
     }
 
     /// The worker running `key`, if any.
