@@ -30,7 +30,65 @@ pub struct AuditNote {
     pub resource: Option<String>,
     /// Unified diff of the resource before and after.
     pub diff: Option<String>,
+    /// The handler already wrote the event in its own transaction (see [`AuditContext`]).
+    pub recorded: bool,
 }
+
+/// What the audit event of the current request says before its outcome is known. The gate
+/// puts it in the request's extensions; a handler that writes takes it and records the event
+/// in the same transaction as its write ([`AuditContext::record_in`]), so that no successful
+/// write is ever left unaudited.
+#[derive(Clone, Debug)]
+pub struct AuditContext {
+    tenant_id: Option<String>,
+    actor: String,
+    action: String,
+    resource: String,
+    request_id: Option<String>,
+    source: String,
+}
+
+impl AuditContext {
+    /// Writes the success event of this request through `conn` (the handler's transaction).
+    pub async fn record_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        status: u16,
+        resource: Option<String>,
+        diff: Option<String>,
+    ) -> Result<(), sqlx::Error> {
+        insert(
+            conn,
+            NewEvent {
+                tenant_id: self.tenant_id.clone(),
+                actor: self.actor.clone(),
+                action: self.action.clone(),
+                resource: resource.unwrap_or_else(|| self.resource.clone()),
+                outcome: "success",
+                status: i64::from(status),
+                diff,
+                request_id: self.request_id.clone(),
+                source: Some(self.source.clone()),
+            },
+        )
+        .await
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuditContext>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("no audit context on this route".into()))
+    }
+}
+
+/// Longest `x-request-id` stored in the log; longer ones are cut.
+pub const MAX_REQUEST_ID: usize = 128;
 
 impl AuditNote {
     /// A note carrying a diff.
@@ -128,7 +186,7 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(|v| v.chars().take(MAX_REQUEST_ID).collect::<String>());
     let source = source_of(req.extensions());
 
     let credential = req.headers().get(header::AUTHORIZATION).map(|v| {
@@ -149,6 +207,14 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         Ok(caller) => {
             if let Some(c) = &caller {
                 req.extensions_mut().insert(c.clone());
+                req.extensions_mut().insert(AuditContext {
+                    tenant_id: Some(c.tenant_id.clone()),
+                    actor: c.email.clone(),
+                    action: action_name(&method, &route),
+                    resource: path.clone(),
+                    request_id: request_id.clone(),
+                    source: source.clone(),
+                });
             }
             (caller, next.run(req).await)
         }
@@ -161,6 +227,9 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             .get::<AuditNote>()
             .cloned()
             .unwrap_or_default();
+        if note.recorded {
+            return response;
+        }
         let status = response.status().as_u16();
         let outcome = match status {
             200..=399 => "success",
@@ -201,6 +270,11 @@ struct NewEvent {
 }
 
 async fn record(state: &AppState, e: NewEvent) -> Result<(), sqlx::Error> {
+    let mut conn = state.db().writer().acquire().await?;
+    insert(&mut conn, e).await
+}
+
+async fn insert(conn: &mut sqlx::AnyConnection, e: NewEvent) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, tenant_id, actor, action, resource, outcome, status, \
          diff, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -216,7 +290,7 @@ async fn record(state: &AppState, e: NewEvent) -> Result<(), sqlx::Error> {
     .bind(e.diff)
     .bind(e.request_id)
     .bind(e.source)
-    .execute(state.db().pool())
+    .execute(conn)
     .await
     .map(|_| ())
 }

@@ -207,14 +207,17 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
         ));
     }
     if session_id.is_none() {
-        // Record use, at most once a minute per key, to keep reads cheap.
+        // Record use, at most once a minute per key, to keep reads cheap; only when the
+        // writer is free at once, so that no request waits behind other writes for this.
         let last_used: Option<i64> = row.try_get(2)?;
-        if last_used.is_none_or(|t| now - t > 60_000) {
+        if last_used.is_none_or(|t| now - t > 60_000)
+            && let Some(mut conn) = state.db().writer().try_acquire()
+        {
             let key_id: String = row.try_get(9)?;
             sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(key_id)
-                .execute(state.db().pool())
+                .execute(&mut *conn)
                 .await?;
         }
     }
@@ -309,7 +312,7 @@ async fn issue_session(
     .bind(now + access_ttl)
     .bind(now + refresh_ttl)
     .bind(now)
-    .execute(state.db().pool())
+    .execute(state.db().writer())
     .await?;
     Ok(TokenPair {
         access_token: access,
@@ -363,7 +366,7 @@ pub async fn login(
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(&user_id)
-            .execute(state.db().pool())
+            .execute(state.db().writer())
             .await?;
         issue_session(&state, &new_id(), &tenant_id, &user_id).await
     }
@@ -405,7 +408,7 @@ pub async fn refresh(
         )
         .bind(now)
         .bind(&family)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
         return Err(ApiError::Unauthenticated(
             "this refresh token was already used; the session is revoked, log in again".into(),
@@ -428,7 +431,7 @@ pub async fn refresh(
     .bind(now)
     .bind(now)
     .bind(&id)
-    .execute(state.db().pool())
+    .execute(state.db().writer())
     .await?;
     if spent.rows_affected() != 1 {
         return Err(ApiError::Unauthenticated(
@@ -455,7 +458,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family_id = (SELECT family_id FROM sessions WHERE id = $2)")
         .bind(now_ms())
         .bind(session)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -196,7 +196,7 @@ async fn write(
 
     // The row and the KV record change together: the transaction commits only once KV took
     // the record.
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
     sqlx::query(
         "INSERT INTO deployments (pipeline_id, tenant_id, pipeline, version, parallelism, state, \
          updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -403,7 +403,7 @@ pub async fn undeploy(
     let before = load(&state, &p.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))?;
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
     sqlx::query("DELETE FROM deployments WHERE pipeline_id = $1")
         .bind(&p.id)
         .execute(&mut *tx)

@@ -62,6 +62,9 @@ pub enum ApiError {
     /// The request conflicts with existing state (duplicate name, resource in use).
     #[error("{0}")]
     Conflict(String),
+    /// The resource changed since the version the caller read (`If-Match`): a lost update.
+    #[error("{0}")]
+    VersionConflict(String),
     /// A pipeline or stream file that fails validation.
     #[error("{detail}")]
     InvalidSpec {
@@ -147,7 +150,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::VersionConflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidSpec { .. } | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -172,6 +175,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound(_) | ApiError::NoRoute(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::VersionConflict(_) => "version_conflict",
             ApiError::InvalidSpec { .. } => "invalid_spec",
             ApiError::Unprocessable(_) => "invalid_value",
             ApiError::BadRequest { code, .. } => code,

@@ -188,7 +188,7 @@ pub async fn revoke(
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now_ms())
         .bind(&id)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -211,7 +211,7 @@ pub async fn rotate(
         )));
     }
     let key = random_token("weir_");
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(&id)

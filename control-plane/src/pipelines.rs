@@ -11,7 +11,7 @@ use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
-use crate::audit::AuditNote;
+use crate::audit::{AuditContext, AuditNote};
 use crate::auth::Caller;
 use crate::body::{QueryArgs, SpecBody};
 use crate::db::{new_id, now_ms, rfc3339};
@@ -235,13 +235,28 @@ pub enum ApplyMode {
     Upsert,
 }
 
+/// What a write of a pipeline may require besides the spec.
+#[derive(Clone, Debug, Default)]
+pub struct WriteGuard<'a> {
+    /// The version the caller last read (`If-Match`): refuse with 409 `version_conflict` when
+    /// the pipeline is at another version (a lost update), or does not exist.
+    pub expect_version: Option<i64>,
+    /// When given, the success event is written in the write's own transaction.
+    pub audit: Option<&'a AuditContext>,
+}
+
 /// Creates or updates a pipeline of the caller's tenant; a changed spec is a new version.
+///
+/// One transaction on the writer does every read and write (quotas, current version, the new
+/// version, the audit event): concurrent writers of one tenant are serialised, so versions stay
+/// contiguous and quota counts true.
 pub async fn apply(
     state: &AppState,
     caller: &Caller,
     mut resource: Resource,
     mode: ApplyMode,
     dry_run: bool,
+    guard: WriteGuard<'_>,
 ) -> ApiResult<ApplyResult> {
     claim_tenant(&mut resource, &caller.tenant_name)?;
     let Resource::Pipeline(pipeline) = &resource else {
@@ -253,28 +268,44 @@ pub async fn apply(
     let labels = pipeline.metadata.labels.clone();
     let (json, yaml) = canonical(&resource)?;
     let now = now_ms();
-    let quotas = quotas::load(state.db().pool(), &caller.tenant_id).await?;
 
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    let quotas = quotas::load(&mut *tx, &caller.tenant_id).await?;
     let existing =
         sqlx::query("SELECT id, current_version FROM pipelines WHERE tenant_id = $1 AND name = $2")
             .bind(&caller.tenant_id)
             .bind(&name)
             .fetch_optional(&mut *tx)
             .await?;
-    let others_parallelism = |exclude: Option<String>| {
-        let tenant = caller.tenant_id.clone();
-        async move {
-            let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT), COUNT(*) FROM pipelines \
-                 WHERE tenant_id = $1 AND id <> $2",
-            )
-            .bind(tenant)
-            .bind(exclude.unwrap_or_default())
-            .fetch_one(state.db().pool())
-            .await?;
-            Ok::<(i64, i64), sqlx::Error>((row.try_get(0)?, row.try_get(1)?))
+    if let Some(expected) = guard.expect_version {
+        let current = existing
+            .as_ref()
+            .map(|row| row.try_get::<i64, _>(1))
+            .transpose()?;
+        if current != Some(expected) {
+            return Err(ApiError::VersionConflict(match current {
+                Some(current) => format!(
+                    "pipeline `{name}` is at version {current}, not {expected} (If-Match): \
+                     someone changed it since you read it; GET it again, reapply your change \
+                     and retry"
+                ),
+                None => format!(
+                    "pipeline `{name}` does not exist, so it is not at version {expected} (If-Match)"
+                ),
+            }));
         }
+    }
+    let (others, count) = {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT), COUNT(*) FROM pipelines \
+             WHERE tenant_id = $1 AND name <> $2",
+        )
+        .bind(&caller.tenant_id)
+        .bind(&name)
+        .fetch_one(&mut *tx)
+        .await?;
+        (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)
     };
     let (result, version, diff, pipeline_id) = match existing {
         Some(row) => {
@@ -286,7 +317,9 @@ pub async fn apply(
             let id: String = row.try_get(0)?;
             let current: i64 = row.try_get(1)?;
             let old = sqlx::query(
-                "SELECT spec_json, spec_yaml FROM pipeline_versions WHERE pipeline_id = $1 AND version = $2",
+                "SELECT v.spec_json, v.spec_yaml, p.parallelism FROM pipeline_versions v \
+                 JOIN pipelines p ON p.id = v.pipeline_id \
+                 WHERE v.pipeline_id = $1 AND v.version = $2",
             )
             .bind(&id)
             .bind(current)
@@ -304,13 +337,7 @@ pub async fn apply(
                     dry_run,
                 });
             }
-            let (others, _) = others_parallelism(Some(id.clone())).await?;
-            let current_total = others
-                + sqlx::query("SELECT parallelism FROM pipelines WHERE id = $1")
-                    .bind(&id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get::<i64, _>(0)?;
+            let current_total = others + old.try_get::<i64, _>(2)?;
             quotas::enforce(
                 "max_parallelism",
                 quotas.max_parallelism,
@@ -327,13 +354,12 @@ pub async fn apply(
             ("configured", version, diff, id)
         }
         None => {
-            let (total, count) = others_parallelism(None).await?;
             quotas::enforce("max_pipelines", quotas.max_pipelines, count, count + 1)?;
             quotas::enforce(
                 "max_parallelism",
                 quotas.max_parallelism,
-                total,
-                total + parallelism,
+                others,
+                others + parallelism,
             )?;
             let diff = unified_diff("", &yaml, "/dev/null", &format!("{name} (version 1)"));
             ("created", 1, diff, new_id())
@@ -366,17 +392,24 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
     } else {
-        sqlx::query(
+        // Guarded by the version read above: a writer that lost a race changes nothing.
+        let done = sqlx::query(
             "UPDATE pipelines SET current_version = $1, parallelism = $2, updated_at = $3, \
-             updated_by = $4 WHERE id = $5",
+             updated_by = $4 WHERE id = $5 AND current_version = $6",
         )
         .bind(version)
         .bind(parallelism)
         .bind(now)
         .bind(&caller.email)
         .bind(&pipeline_id)
+        .bind(version - 1)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Err(ApiError::VersionConflict(format!(
+                "pipeline `{name}` changed while this update ran; GET it again and retry"
+            )));
+        }
     }
     sqlx::query(
         "INSERT INTO pipeline_versions (pipeline_id, version, spec_json, spec_yaml, created_at, \
@@ -402,6 +435,12 @@ pub async fn apply(
             .execute(&mut *tx)
             .await?;
     }
+    if let Some(audit) = guard.audit {
+        let status = if version == 1 { 201 } else { 200 };
+        audit
+            .record_in(&mut tx, status, None, Some(diff.clone()))
+            .await?;
+    }
     tx.commit().await?;
     Ok(ApplyResult {
         kind: "Pipeline".into(),
@@ -413,18 +452,46 @@ pub async fn apply(
     })
 }
 
+/// The version named by an `If-Match` header (`"3"`, `3` or `W/"3"`), if one was sent.
+pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "bad_if_match",
+            format!(
+                "If-Match `{text}` is not a pipeline version: send the ETag of GET /api/v1/pipelines/{{name}}, such as \"3\""
+            ),
+        )
+    })
+}
+
 fn apply_response(result: ApplyResult) -> Response {
     let status = if result.result == "created" && !result.dry_run {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let note = if result.dry_run || result.diff.is_empty() {
+    let mut note = if result.dry_run || result.diff.is_empty() {
         AuditNote::default()
     } else {
         AuditNote::diff(result.diff.clone())
     };
-    note.attach((status, Json(result)))
+    // A saved change was audited in its own transaction.
+    note.recorded = !result.dry_run && result.result != "unchanged";
+    let etag = result.version.map(etag);
+    let mut response = note.attach((status, Json(result)));
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 /// List pipelines, filtered by name prefix and label, paged by name.
@@ -494,30 +561,49 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     QueryArgs(q): QueryArgs<WriteQuery>,
     body: SpecBody,
 ) -> ApiResult<Response> {
     caller.require("pipelines", "create")?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
-    let result = apply(&state, &caller, resource, ApplyMode::CreateOnly, q.dry_run).await?;
+    let guard = WriteGuard {
+        audit: Some(&audit),
+        ..Default::default()
+    };
+    let result = apply(
+        &state,
+        &caller,
+        resource,
+        ApplyMode::CreateOnly,
+        q.dry_run,
+        guard,
+    )
+    .await?;
     Ok(apply_response(result))
 }
 
 /// Create or update a pipeline. A changed spec becomes a new version; an identical one changes
-/// nothing and says `unchanged`.
+/// nothing and says `unchanged`. With `If-Match: "<version>"` (the ETag of a GET) the update is
+/// refused with 409 `version_conflict` when the pipeline moved on since that version.
 #[utoipa::path(put, path = "/api/v1/pipelines/{name}", tag = "pipelines",
-    params(("name" = String, Path, description = "Pipeline name"), WriteQuery),
+    params(("name" = String, Path, description = "Pipeline name"), WriteQuery,
+           ("If-Match" = Option<String>, Header, description = "The version the change is based on, as the ETag of GET (`\"3\"`)")),
     request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
     responses((status = 200, body = ApplyResult), (status = 201, body = ApplyResult),
+              (status = 409, body = crate::error::Problem, description = "`version_conflict`: the pipeline is not at the If-Match version"),
               (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<WriteQuery>,
+    headers: HeaderMap,
     body: SpecBody,
 ) -> ApiResult<Response> {
     caller.require("pipelines", "update")?;
+    let expect_version = if_match(&headers)?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
     if resource.metadata().name != name {
         return Err(ApiError::Unprocessable(format!(
@@ -529,7 +615,19 @@ pub async fn put(
     if !exists {
         caller.require("pipelines", "create")?;
     }
-    let result = apply(&state, &caller, resource, ApplyMode::Upsert, q.dry_run).await?;
+    let guard = WriteGuard {
+        expect_version,
+        audit: Some(&audit),
+    };
+    let result = apply(
+        &state,
+        &caller,
+        resource,
+        ApplyMode::Upsert,
+        q.dry_run,
+        guard,
+    )
+    .await?;
     Ok(apply_response(result))
 }
 
@@ -598,11 +696,14 @@ pub async fn get(
         return Ok(yaml_response(yaml_text));
     }
     let resource = serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(PipelineDetail {
+    let tag = etag(p.summary.version);
+    let mut response = Json(PipelineDetail {
         summary: p.summary,
         resource,
     })
-    .into_response())
+    .into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    Ok(response)
 }
 
 /// Delete a pipeline and all its versions.
@@ -612,6 +713,7 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
+    audit: AuditContext,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     caller.require("pipelines", "delete")?;
@@ -623,22 +725,35 @@ pub async fn delete(
         )));
     }
     let (_, yaml) = version_text(&state, &p.id, p.summary.version, &name).await?;
-    let mut tx = state.db().pool().begin().await?;
-    for sql in [
-        "DELETE FROM pipeline_labels WHERE pipeline_id = $1",
-        "DELETE FROM pipeline_versions WHERE pipeline_id = $1",
-        "DELETE FROM pipelines WHERE id = $1",
-    ] {
-        sqlx::query(sql).bind(&p.id).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
     let diff = unified_diff(
         &yaml,
         "",
         &format!("{name} (version {})", p.summary.version),
         "/dev/null",
     );
-    Ok(AuditNote::diff(diff).attach(StatusCode::NO_CONTENT))
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    let mut gone = 0;
+    for sql in [
+        "DELETE FROM pipeline_labels WHERE pipeline_id = $1",
+        "DELETE FROM pipeline_versions WHERE pipeline_id = $1",
+        "DELETE FROM pipelines WHERE id = $1",
+    ] {
+        gone = sqlx::query(sql)
+            .bind(&p.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    if gone == 0 {
+        // Another request deleted it since it was read.
+        return Err(ApiError::NotFound(format!("pipeline `{name}`")));
+    }
+    audit.record_in(&mut tx, 204, None, Some(diff)).await?;
+    tx.commit().await?;
+    let mut note = AuditNote::default();
+    note.recorded = true;
+    Ok(note.attach(StatusCode::NO_CONTENT))
 }
 
 /// List a pipeline's versions, newest first.

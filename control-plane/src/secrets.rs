@@ -277,7 +277,7 @@ pub async fn put(
         .bind(now)
         .bind(&caller.tenant_id)
         .bind(&name)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
         StatusCode::OK
     } else {
@@ -294,7 +294,7 @@ pub async fn put(
         .bind(&sealed)
         .bind(now)
         .bind(now)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
         StatusCode::CREATED
     };
@@ -320,7 +320,7 @@ pub async fn delete(
     sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
         .bind(&caller.tenant_id)
         .bind(&name)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

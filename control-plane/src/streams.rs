@@ -102,7 +102,7 @@ pub async fn apply(
                     .bind(now)
                     .bind(&caller.email)
                     .bind(row.try_get::<String, _>(7)?)
-                    .execute(state.db().pool())
+                    .execute(state.db().writer())
                     .await?;
                 }
                 ApplyResult {
@@ -133,7 +133,7 @@ pub async fn apply(
                 .bind(&caller.email)
                 .bind(now)
                 .bind(&caller.email)
-                .execute(state.db().pool())
+                .execute(state.db().writer())
                 .await?;
             }
             ApplyResult {
@@ -261,7 +261,7 @@ pub async fn delete(
     let yaml: String = row.try_get(2)?;
     sqlx::query("DELETE FROM streams WHERE id = $1")
         .bind(row.try_get::<String, _>(7)?)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
     Ok(AuditNote::diff(unified_diff(&yaml, "", &name, "/dev/null")).attach(StatusCode::NO_CONTENT))
 }

@@ -97,7 +97,7 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
 /// (or a generated one, returned so that it can be printed once). On a store that has them,
 /// only adds `api_key` to the admin when it is new.
 pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>, StoreError> {
-    let pool = db.pool();
+    let pool = db.writer();
     let existing = sqlx::query(
         "SELECT t.id, u.id FROM tenants t JOIN users u ON u.tenant_id = t.id \
          WHERE t.is_system = 1 AND u.email = $1",
@@ -256,7 +256,7 @@ pub async fn create(
     };
     let id = new_id();
     let now = now_ms();
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
     sqlx::query(
         "INSERT INTO tenants (id, name, display_name, is_system, created_at) VALUES ($1, $2, $3, 0, $4)",
     )
@@ -361,7 +361,7 @@ pub async fn delete(
         }
     }
     // Foreign keys cascade on both stores; the explicit order keeps SQLite without them safe too.
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
     for sql in [
         "DELETE FROM deployments WHERE tenant_id = $1",
         "DELETE FROM pipeline_labels WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
@@ -413,7 +413,7 @@ pub async fn put_quotas(
     body.check()?;
     let tenant = find(&state, &id).await?;
     let before = tenant.quotas;
-    quotas::save(state.db().pool(), &id, &body).await?;
+    quotas::save(state.db().writer(), &id, &body).await?;
     if let Ok(nats) = state.nats()
         && nats.isolated()
     {

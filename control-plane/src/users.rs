@@ -191,7 +191,7 @@ pub async fn create(
     .bind(hash)
     .bind(&body.role)
     .bind(now_ms())
-    .execute(state.db().pool())
+    .execute(state.db().writer())
     .await
     .map_err(|e| match ApiError::from(e) {
         ApiError::Conflict(_) => {
@@ -239,7 +239,7 @@ pub async fn update(
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role)
             .bind(&id)
-            .execute(state.db().pool())
+            .execute(state.db().writer())
             .await?;
         changes.push(format!("- role {}\n+ role {role}", before.role));
     }
@@ -249,7 +249,7 @@ pub async fn update(
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(&id)
-            .execute(state.db().pool())
+            .execute(state.db().writer())
             .await?;
         // A new password ends every login session of the user.
         sqlx::query(
@@ -257,7 +257,7 @@ pub async fn update(
         )
         .bind(now_ms())
         .bind(&id)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
         changes.push("~ password changed".into());
     }
@@ -280,7 +280,7 @@ pub async fn delete(
     if user.id == caller.user_id {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
     }
-    let mut tx = state.db().pool().begin().await?;
+    let mut tx = state.db().begin().await?;
     for sql in [
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM api_keys WHERE user_id = $1",
@@ -359,7 +359,7 @@ pub async fn create_role(
     .bind(&body.description)
     .bind(serde_json::to_string(&permissions).unwrap_or_default())
     .bind(now_ms())
-    .execute(state.db().pool())
+    .execute(state.db().writer())
     .await
     .map_err(|e| match ApiError::from(e) {
         ApiError::Conflict(_) => ApiError::Conflict(format!("role `{}` already exists", body.name)),
@@ -406,7 +406,7 @@ pub async fn delete_role(
     let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND name = $2")
         .bind(&caller.tenant_id)
         .bind(&name)
-        .execute(state.db().pool())
+        .execute(state.db().writer())
         .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::NotFound(format!("role `{name}`")));

@@ -5,6 +5,7 @@ mod api;
 mod audit_quotas;
 mod auth_flows;
 mod authz;
+mod concurrency;
 mod console;
 mod dlq;
 mod fleet;
