@@ -160,8 +160,8 @@ pub async fn ensure_dlq_stream(
                 Err(first) => {
                     // The default subjects (`dlq.>`) may overlap a stream of the user's: then
                     // the stream takes only this pipeline's subject.
-                    if subjects.len() > 1 || subjects[0] != subject {
-                        if let Ok(_) = js
+                    if (subjects.len() > 1 || subjects[0] != subject)
+                        && js
                             .create_or_update_stream(stream::Config {
                                 name: name.to_string(),
                                 subjects: vec![subject.to_string()],
@@ -169,9 +169,9 @@ pub async fn ensure_dlq_stream(
                                 ..Default::default()
                             })
                             .await
-                        {
-                            return Ok(name.to_string());
-                        }
+                            .is_ok()
+                    {
+                        return Ok(name.to_string());
                     }
                     if let Ok(Some(capturing)) = stream_capturing(js, subject).await
                         && (!named || capturing == name)
