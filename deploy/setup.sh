@@ -33,11 +33,10 @@ fi
 # Debian packages: PostgreSQL server binaries for the store tests only (the tests start their
 # own throwaway cluster; the Debian service itself is not used). `weir dev` needs none of it:
 # `setup.sh --dev` (what deploy/dev.sh runs) skips this part.
-if [ "${1:-}" = "--dev" ]; then
-  log "ready for weir dev (PostgreSQL is only needed by the tests: deploy/test.sh installs it)"
-  exit 0
-fi
 need_pkgs=()
+if [ "${1:-}" = "--dev" ]; then
+  log "weir dev needs no Debian packages (PostgreSQL and Chromium are for the tests: deploy/test.sh installs them)"
+else
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # Chromium for the console's browser tests (driven by playwright-core from npm).
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
@@ -53,6 +52,7 @@ if ((${#need_pkgs[@]})); then
   service postgresql stop >/dev/null 2>&1 || true
 fi
 log "postgresql: $(ls -d /usr/lib/postgresql/*/bin | head -1)"
+fi
 
 # The web console (control-plane/console): npm dependencies, then the Vite build into dist/,
 # which the `weir` binary serves at / (release builds embed it). Each step is skipped when
