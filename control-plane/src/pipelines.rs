@@ -751,8 +751,10 @@ pub async fn delete(
     }
     audit.record_in(&mut tx, 204, None, Some(diff)).await?;
     tx.commit().await?;
-    let mut note = AuditNote::default();
-    note.recorded = true;
+    let note = AuditNote {
+        recorded: true,
+        ..Default::default()
+    };
     Ok(note.attach(StatusCode::NO_CONTENT))
 }
 
