@@ -453,7 +453,8 @@ export interface paths {
         get: operations["pipelines_get"];
         /**
          * Create or update a pipeline. A changed spec becomes a new version; an identical one changes
-         *     nothing and says `unchanged`.
+         *     nothing and says `unchanged`. With `If-Match: "<version>"` (the ETag of a GET) the update is
+         *     refused with 409 `version_conflict` when the pipeline moved on since that version.
          */
         put: operations["pipelines_put"];
         post?: never;
@@ -3239,7 +3240,10 @@ export interface operations {
                 /** @description Check and report what would change, save nothing. */
                 dry_run?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description The version the change is based on, as the ETag of GET (`"3"`) */
+                "If-Match"?: string | null;
+            };
             path: {
                 /** @description Pipeline name */
                 name: string;
@@ -3267,6 +3271,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApplyResult"];
+                };
+            };
+            /** @description `version_conflict`: the pipeline is not at the If-Match version */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
             422: {
