@@ -13,6 +13,9 @@ bash deploy/setup.sh
 # Compiled dependencies are reused across clones when CARGO_TARGET_DIR points outside the tree.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
 cargo fmt --all -- --check
+# No import loops among the modules of these crates (docs/architecture.md).
+python3 deploy/module-deps.py --no-loops pipelines,engine,connectors,runtime,cli,benches,testkit >/dev/null \
+  || { python3 deploy/module-deps.py | grep -B1 LOOP; echo "test: import loop (see docs/architecture.md)" >&2; exit 1; }
 
 clippy_driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
 if [[ -z "$clippy_driver" ]]; then

@@ -16,6 +16,8 @@ use futures::stream::FuturesUnordered;
 use weir_pipelines::{PipelineResource, Resource};
 use weir_runtime::{Metrics, PipelineConfig, Worker};
 
+use crate::knobs::nats;
+pub use crate::knobs::{BenchError, Knobs};
 use crate::orders::order;
 use crate::raw::{run_raw_best, run_raw_classic};
 
@@ -89,51 +91,6 @@ spec:
 const RAW_STREAM: &str = "BENCH_RAW";
 /// The subject the raw stages publish to.
 const RAW_SUBJECT: &str = "bench.raw.out";
-
-/// Why a bench could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    /// Talking to NATS failed.
-    #[error("NATS: {0}")]
-    Nats(String),
-    /// The pipeline file is unusable for a bench.
-    #[error("pipeline: {0}")]
-    Pipeline(String),
-    /// No nats-server could be started.
-    #[error("cannot start nats-server: {0}")]
-    Server(String),
-    /// A stage did not finish in time.
-    #[error("{0}")]
-    Stalled(String),
-}
-
-fn nats<E: std::fmt::Display>(err: E) -> BenchError {
-    BenchError::Nats(err.to_string())
-}
-
-/// The tuning knobs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Knobs {
-    /// Messages per fetched batch.
-    pub batch_size: usize,
-    /// Longest wait for a batch to fill.
-    pub max_wait: Duration,
-    /// In-flight PubAcks per loop.
-    pub window: usize,
-    /// Concurrent batch loops.
-    pub parallelism: usize,
-}
-
-impl Default for Knobs {
-    fn default() -> Self {
-        Knobs {
-            batch_size: weir_connectors::source::DEFAULT_BATCH_SIZE,
-            max_wait: weir_connectors::source::DEFAULT_MAX_WAIT,
-            window: weir_runtime::config::DEFAULT_MAX_IN_FLIGHT,
-            parallelism: 2,
-        }
-    }
-}
 
 /// What to bench.
 #[derive(Debug, Clone)]
@@ -327,24 +284,6 @@ impl BenchReport {
         })
         .to_string()
     }
-}
-
-impl Knobs {
-    /// The knobs as the pipeline file writes them.
-    pub fn snippet(&self) -> String {
-        format!(
-            "spec:\n  source:\n    consumer: {{ batch_size: {}, max_wait: {} }}\n  execution: {{ parallelism: {}, max_in_flight: {} }}\n",
-            self.batch_size,
-            humantime_ms(self.max_wait),
-            self.parallelism,
-            self.window
-        )
-    }
-}
-
-/// A duration as the pipeline format writes it (`5ms`).
-fn humantime_ms(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
 }
 
 struct Setup {
@@ -652,8 +591,9 @@ async fn start(
             Ok((Running::Raw(tx, task), consumer))
         }
         Stage::Pipeline => {
-            let mut config = PipelineConfig::from_spec(&setup.pipeline)
+            let plan = weir_engine::plan(&setup.pipeline)
                 .map_err(|e| BenchError::Pipeline(e.to_string()))?;
+            let mut config = PipelineConfig::from_plan(&plan);
             config.source.durable = durable;
             config.source.deliver = deliver;
             config.source.filter_subjects = vec![setup.subject.clone()];
@@ -661,7 +601,7 @@ async fn start(
             config.source.max_wait = knobs.max_wait;
             config.max_in_flight = knobs.window;
             config.parallelism = knobs.parallelism;
-            let compiled = weir_engine::CompiledPipeline::compile(&setup.pipeline)
+            let compiled = weir_engine::CompiledPipeline::from_plan(&plan)
                 .map_err(|e| BenchError::Pipeline(e.to_string()))?;
             let mut worker = Worker::new(setup.client.clone(), Arc::new(Metrics::new()));
             let source = config.source.clone();

@@ -3,6 +3,7 @@
 //! test, measured side by side in one run; plus a sweep of the tuning knobs.
 
 pub mod harness;
+pub mod knobs;
 pub mod orders;
 pub mod raw;
 

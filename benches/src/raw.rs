@@ -20,7 +20,7 @@ use futures::stream::{FuturesOrdered, FuturesUnordered};
 use weir_connectors::fast_batch::{BatchMessage, FastBatches, MAX_BATCH};
 use weir_connectors::sink::await_draining;
 
-use crate::harness::{BenchError, Knobs};
+use crate::knobs::{BenchError, Knobs};
 
 /// Messages per fast batch of the best raw stage (the measured optimum on 2 cores).
 pub const BEST_BATCH: usize = 500;

@@ -14,16 +14,6 @@ pub enum FailureClass {
     Transient,
 }
 
-impl FailureClass {
-    /// Stable name, used in the `Weir-Error-Kind` header of dead letters.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Data => "publish",
-            FailureClass::Transient => "transient",
-        }
-    }
-}
-
 /// Why one publish did not get its PubAck.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishFailure {
@@ -120,11 +110,4 @@ pub enum ConnectorError {
         /// What went wrong.
         reason: String,
     },
-}
-
-impl ConnectorError {
-    /// Whether retrying the same operation later can succeed.
-    pub fn is_transient(&self) -> bool {
-        !matches!(self, ConnectorError::InvalidSetting { .. })
-    }
 }

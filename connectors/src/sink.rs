@@ -21,9 +21,6 @@ use crate::{FailureClass, PublishFailure};
 /// The header that carries an output's deduplication id.
 const NATS_MSG_ID: &str = "Nats-Msg-Id";
 
-/// Default number of PubAcks awaited at once.
-pub const DEFAULT_WINDOW: usize = 1024;
-
 /// One message to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {

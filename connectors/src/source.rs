@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use tokio::time::Instant;
-use weir_pipelines::{DeliverPolicy, PipelineResource};
+use weir_pipelines::PipelineResource;
+use weir_pipelines::plan::{Deliver, ValidatedPipeline};
 
-use crate::{ConnectorError, units};
+use crate::ConnectorError;
 
 /// Default messages per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
@@ -49,48 +50,32 @@ impl SourceSettings {
         format!("weir_{tenant}_{}", pipeline.metadata.name).replace(['.', '*', '>', ' '], "_")
     }
 
-    /// Settings from the pipeline's `spec.source`, with the defaults above for what it omits.
-    pub fn from_spec(pipeline: &PipelineResource) -> Result<Self, ConnectorError> {
-        let source = &pipeline.spec.source;
-        let settings = &source.consumer;
-        let name = &pipeline.metadata.name;
-        let field = |f: &str| format!("Pipeline {name}: spec.source.{f}");
-        let deliver = match &source.deliver {
-            DeliverPolicy::All => consumer::DeliverPolicy::All,
-            DeliverPolicy::New => consumer::DeliverPolicy::New,
-            DeliverPolicy::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
-            DeliverPolicy::Sequence(seq) => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: *seq,
-            },
-            DeliverPolicy::Time(text) => consumer::DeliverPolicy::ByStartTime {
-                start_time: async_nats::datetime::parse_rfc3339(text).map_err(|err| {
-                    ConnectorError::InvalidSetting {
-                        field: field("deliver.time"),
-                        value: text.clone(),
-                        reason: format!("{err}; write an RFC 3339 time"),
-                    }
-                })?,
-            },
+    /// Settings from the pipeline's planned source, with the defaults above for what it omits.
+    pub fn from_plan(plan: &ValidatedPipeline) -> Self {
+        let pipeline = &plan.resource;
+        let source = &plan.source;
+        let deliver = match source.deliver {
+            Deliver::All => consumer::DeliverPolicy::All,
+            Deliver::New => consumer::DeliverPolicy::New,
+            Deliver::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
+            Deliver::Sequence(start_sequence) => {
+                consumer::DeliverPolicy::ByStartSequence { start_sequence }
+            }
+            Deliver::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
         };
-        Ok(SourceSettings {
-            stream: source.stream.clone(),
-            durable: settings
+        SourceSettings {
+            stream: pipeline.spec.source.stream.clone(),
+            durable: source
                 .durable
                 .clone()
                 .unwrap_or_else(|| Self::default_durable(pipeline)),
-            filter_subjects: source.subjects.clone(),
+            filter_subjects: pipeline.spec.source.subjects.clone(),
             deliver,
-            ack_wait: match &settings.ack_wait {
-                Some(v) => units::duration(&field("consumer.ack_wait"), v)?,
-                None => DEFAULT_ACK_WAIT,
-            },
-            max_ack_pending: settings.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING),
-            batch_size: settings.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
-            max_wait: match &settings.max_wait {
-                Some(v) => units::duration(&field("consumer.max_wait"), v)?,
-                None => DEFAULT_MAX_WAIT,
-            },
-        })
+            ack_wait: source.ack_wait.unwrap_or(DEFAULT_ACK_WAIT),
+            max_ack_pending: source.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING),
+            batch_size: source.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
+            max_wait: source.max_wait.unwrap_or(DEFAULT_MAX_WAIT),
+        }
     }
 
     fn consumer_config(&self) -> consumer::pull::Config {

@@ -185,32 +185,4 @@ pub async fn ensure_dlq_stream(
     }
 }
 
-/// Whether the NATS subject filter `filter` (with `*` and `>`) matches `subject`.
-pub fn subject_matches(filter: &str, subject: &str) -> bool {
-    let mut f = filter.split('.');
-    let mut s = subject.split('.');
-    loop {
-        match (f.next(), s.next()) {
-            (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::subject_matches;
-
-    #[test]
-    fn wildcards() {
-        assert!(subject_matches("dlq.>", "dlq.orders"));
-        assert!(subject_matches("dlq.*", "dlq.orders"));
-        assert!(!subject_matches("dlq.*", "dlq.orders.x"));
-        assert!(!subject_matches("dlq.>", "dlq"));
-        assert!(subject_matches("a.b", "a.b"));
-        assert!(!subject_matches("a.b", "a.c"));
-    }
-}
+pub use weir_pipelines::subject::subject_matches;

@@ -157,20 +157,7 @@ pub struct PublishResult {
     pub duplicate: bool,
 }
 
-/// Whether NATS subject `subject` is matched by `filter` (`*` one token, `>` the rest).
-pub fn subject_matches(filter: &str, subject: &str) -> bool {
-    let mut f = filter.split('.');
-    let mut s = subject.split('.');
-    loop {
-        match (f.next(), s.next()) {
-            (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
+pub use weir_pipelines::subject::subject_matches;
 
 /// The tenant's declared streams: (name, subjects).
 async fn declared(state: &AppState, caller: &Caller) -> ApiResult<Vec<(String, Vec<String>)>> {

@@ -8,7 +8,7 @@
 //! in every call; see `benches/benches/engine.rs` (`decode_only` vs `json_functions`).
 
 use crate::columns::{field_type_to_arrow, timestamp_type};
-use crate::frame::Row;
+use crate::scan::MAX_DEPTH;
 use arrow::array::{
     Array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, NullArray, StringBuilder,
 };
@@ -20,9 +20,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use weir_pipelines::FieldType;
-
-/// Deepest nesting of arrays/objects a payload may have.
-pub const MAX_DEPTH: usize = 128;
 
 /// The payload paths a pipeline reads, as a trie over object keys.
 #[derive(Debug, Default)]
@@ -358,14 +355,16 @@ fn class(raw: &str) -> u8 {
 /// whose values have the same classes go together, so that each group's columns have the
 /// types its messages would have alone. All rows of one input stay in one group (their
 /// outputs keep their order). `None` when no path mixes classes (the common case: one frame).
-/// `raws` is row-major, `n_paths` values per row.
+/// `raws` is row-major, `n_paths` values per row; `input_of(i)` is the input row `i` derives
+/// from, for `rows` rows.
 pub(crate) fn kind_groups(
-    rows: &[Row],
+    rows: usize,
+    input_of: impl Fn(usize) -> u32,
     raws: &[Option<&str>],
     n_paths: usize,
     undeclared: &[usize],
 ) -> Option<Vec<Vec<usize>>> {
-    if rows.len() < 2 {
+    if rows < 2 {
         return None;
     }
     let conflicting: Vec<usize> = undeclared
@@ -373,7 +372,7 @@ pub(crate) fn kind_groups(
         .copied()
         .filter(|&p| {
             let mut seen = 0u8;
-            for i in 0..rows.len() {
+            for i in 0..rows {
                 seen |= raws[i * n_paths + p].map_or(CLASS_NULL, class);
             }
             // A null (or missing value) typed as text or boolean fails where a bare null
@@ -388,9 +387,9 @@ pub(crate) fn kind_groups(
     }
     // Each input's key: the classes its rows hold in each conflicting path (missing = null).
     let mut keys: HashMap<u32, Vec<u8>> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
+    for i in 0..rows {
         let key = keys
-            .entry(row.input)
+            .entry(input_of(i))
             .or_insert_with(|| vec![0; conflicting.len()]);
         for (k, &p) in conflicting.iter().enumerate() {
             key[k] |= raws[i * n_paths + p].map_or(CLASS_NULL, class);
@@ -398,8 +397,8 @@ pub(crate) fn kind_groups(
     }
     let mut group_of: HashMap<&[u8], usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let key = keys[&row.input].as_slice();
+    for i in 0..rows {
+        let key = keys[&input_of(i)].as_slice();
         let g = *group_of.entry(key).or_insert_with(|| {
             groups.push(Vec::new());
             groups.len() - 1

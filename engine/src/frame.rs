@@ -253,7 +253,7 @@ impl BatchContext<'_> {
             .filter(|(_, (idx, _))| self.catalog.declared(*idx).is_none())
             .map(|(no, _)| no)
             .collect();
-        match kind_groups(&kept, &raws, n_paths, &undeclared) {
+        match kind_groups(kept.len(), |i| kept[i].input, &raws, n_paths, &undeclared) {
             None => {
                 let all: Vec<usize> = (0..kept.len()).collect();
                 vec![self.build_frame(kept, &all, &texts, &raws, n_paths, node)]

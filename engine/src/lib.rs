@@ -2,7 +2,8 @@
 //! operator DAG over Arrow `RecordBatch`es; a batch of messages goes in, and the result says,
 //! for every input, its outputs, that it was filtered, or its error.
 //!
-//! Entry point: [`CompiledPipeline::compile`], then [`CompiledPipeline::process`] per batch.
+//! Entry point: [`plan`] (or `weir_pipelines::plan`) and [`CompiledPipeline::from_plan`], or
+//! [`CompiledPipeline::compile`] for both; then [`CompiledPipeline::process`] per batch.
 //! [`testing`] runs a pipeline's `tests:` cases and `weir test` input files.
 #![warn(missing_docs)]
 
@@ -20,6 +21,6 @@ mod template;
 pub mod testing;
 
 pub use check::check;
-pub use decode::MAX_DEPTH;
 pub use message::*;
-pub use pipeline::{CompileError, CompileProblem, CompiledPipeline};
+pub use pipeline::{CompileError, CompileProblem, CompiledPipeline, plan};
+pub use scan::MAX_DEPTH;

@@ -1,20 +1,16 @@
 //! A compiled pipeline: the operator DAG with its planned expressions, and the batch loop that
 //! runs a batch of messages through it and says, per input, its outputs, filtered, or its error.
 
-use crate::columns::{Catalog, ColumnSource, split_path};
+use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
 use crate::message::{BatchResult, Fate, InputMessage};
-use crate::operators::route::Rule;
-use crate::operators::{DropSink, Filter, Map, Operator, Publish, Route, Split};
-use crate::sql::SqlExpr;
-use crate::template::Template;
+use crate::operators::{self, Operator, PlanContext};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use weir_pipelines::{NodeKind, PayloadFormat, PipelineResource};
+use weir_pipelines::{NodeKind, PayloadFormat, PipelineResource, ValidatedPipeline};
 
 /// One problem found while compiling, with the node it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,304 +89,84 @@ fn session() -> SessionState {
     state
 }
 
-fn problem(problems: &mut Vec<CompileProblem>, node: &str, path: String, message: String) {
-    problems.push(CompileProblem {
-        node: node.to_string(),
-        path,
-        message,
-    });
+/// Checks a pipeline resource into its plan ([`weir_pipelines::plan`]), with the problems as a
+/// [`CompileError`] (each with its node id).
+pub fn plan(pipeline: &PipelineResource) -> Result<ValidatedPipeline, CompileError> {
+    weir_pipelines::plan(pipeline).map_err(|problems| CompileError {
+        pipeline: pipeline.metadata.name.clone(),
+        problems: problems
+            .into_iter()
+            .map(|p| CompileProblem {
+                node: node_of(pipeline, &p.path),
+                path: p.path,
+                message: p.message,
+            })
+            .collect(),
+    })
 }
 
 impl CompiledPipeline {
-    /// Compiles a pipeline. Reports every problem at once, each with its node id.
+    /// Checks and compiles a pipeline resource: [`weir_pipelines::plan`], then
+    /// [`CompiledPipeline::from_plan`]. Reports every problem at once, each with its node id.
     pub fn compile(pipeline: &PipelineResource) -> Result<CompiledPipeline, CompileError> {
-        let name = pipeline.metadata.name.clone();
-        let spec = &pipeline.spec;
+        Self::from_plan(&plan(pipeline)?)
+    }
+
+    /// Compiles a validated pipeline: each node's operator builds itself (expressions planned
+    /// against the columns the pipeline reads); the graph is the plan's. Reports every problem
+    /// at once (unknown functions, expression types), each with its node id.
+    pub fn from_plan(plan: &ValidatedPipeline) -> Result<CompiledPipeline, CompileError> {
+        let name = plan.name().to_string();
         let state = session();
         let mut catalog = Catalog::default();
         let mut problems: Vec<CompileProblem> = Vec::new();
 
-        let raw_format = match spec.source.format {
+        let raw_format = match plan.source.format {
             PayloadFormat::Json => false,
             PayloadFormat::Raw => true,
             other => {
-                problem(
-                    &mut problems,
-                    "source",
-                    "/spec/source/format".into(),
-                    format!(
+                problems.push(CompileProblem {
+                    node: "source".into(),
+                    path: "/spec/source/format".into(),
+                    message: format!(
                         "payload format `{}` is not supported by the engine yet; use `json` or `raw`",
                         serde_json::to_value(other)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
                             .unwrap_or_default()
                     ),
-                );
+                });
                 false
             }
         };
-        for (path, t) in &spec.source.fields {
+        for (path, t) in &plan.source.fields {
             catalog.declare(split_path(path), *t);
         }
 
-        if spec.nodes.is_empty() {
-            problem(
-                &mut problems,
-                "",
-                "/spec/nodes".into(),
-                "the pipeline has no nodes".into(),
-            );
-        }
-        let index: HashMap<&str, usize> = spec
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id.as_str(), i))
-            .collect();
-        if index.len() != spec.nodes.len() {
-            let mut seen = std::collections::HashSet::new();
-            for (i, n) in spec.nodes.iter().enumerate() {
-                if !seen.insert(n.id.as_str()) {
-                    problem(
-                        &mut problems,
-                        &n.id,
-                        format!("/spec/nodes/{i}/id"),
-                        "duplicate node id".into(),
-                    );
-                }
-            }
-        }
-        let resolve = |ids: Vec<&str>,
-                       node: &str,
-                       path: String,
-                       problems: &mut Vec<CompileProblem>|
-         -> Vec<usize> {
-            ids.into_iter()
-                .filter_map(|id| match index.get(id) {
-                    Some(i) => Some(*i),
-                    None => {
-                        problems.push(CompileProblem {
-                            node: node.to_string(),
-                            path: path.clone(),
-                            message: format!(
-                                "`next` names `{id}`, which is not a node of this pipeline"
-                            ),
-                        });
-                        None
-                    }
-                })
-                .collect()
-        };
-
-        let mut nodes: Vec<CompiledNode> = Vec::with_capacity(spec.nodes.len());
-        for (node_no, node) in spec.nodes.iter().enumerate() {
-            let at = format!("/spec/nodes/{node_no}");
+        let mut nodes: Vec<CompiledNode> = Vec::with_capacity(plan.nodes.len());
+        for node in &plan.nodes {
             let id: Arc<str> = Arc::from(node.id.as_str());
-            let kind = match node.kind() {
-                Some(k) => k,
-                None => {
-                    let kinds = node.kinds();
-                    problem(
-                        &mut problems,
-                        &node.id,
-                        at.clone(),
-                        if kinds.is_empty() {
-                            "a node needs exactly one kind (filter, map, route, publish, split, drop)".into()
-                        } else {
-                            format!(
-                                "a node has exactly one kind, this one has {}",
-                                kinds
-                                    .iter()
-                                    .map(|k| k.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        },
-                    );
-                    continue;
-                }
+            let mut cx = PlanContext {
+                state: &state,
+                catalog: &mut catalog,
+                id: id.clone(),
+                at: &node.pointer,
+                problems: Vec::new(),
             };
-            let next = node.next.as_ref().map(|n| n.ids()).unwrap_or_default();
-            // (pointer below the node, message)
-            let mut node_problems: Vec<(String, String)> = Vec::new();
-            let mut expr =
-                |text: &str, catalog: &mut Catalog, what: &str, field: String| -> Option<SqlExpr> {
-                    catalog.reading = format!("{at}{field}");
-                    match SqlExpr::compile(text, &state, catalog)
-                        .and_then(|e| check_plans(e, &state, catalog))
-                    {
-                        Ok(e) => Some(e),
-                        Err(e) => {
-                            node_problems.push((field, format!("{what}: {e}")));
-                            None
-                        }
-                    }
-                };
-            let op: Option<Box<dyn Operator>> = match kind {
-                NodeKind::Filter => expr(
-                    node.filter.as_deref().unwrap_or_default(),
-                    &mut catalog,
-                    "filter",
-                    "/filter".into(),
-                )
-                .map(|predicate| {
-                    Box::new(Filter {
-                        id: id.clone(),
-                        predicate,
-                    }) as Box<dyn Operator>
-                }),
-                NodeKind::Map => {
-                    let spec = node.map.as_ref().expect("kind is map");
-                    let mut set = Vec::new();
-                    for (path, text) in &spec.set {
-                        if let Some(e) = expr(
-                            text,
-                            &mut catalog,
-                            &format!("set {path}"),
-                            format!("/map/set/{}", escape_pointer(path)),
-                        ) {
-                            set.push((Arc::new(split_path(path)), e));
-                        }
-                    }
-                    let rename = spec
-                        .rename
-                        .iter()
-                        .map(|(a, b)| (Arc::new(split_path(a)), Arc::new(split_path(b))))
-                        .collect();
-                    let cast: Vec<_> = spec
-                        .cast
-                        .iter()
-                        .map(|(p, t)| (Arc::new(split_path(p)), *t))
-                        .collect();
-                    catalog.reading = format!("{at}/map/cast");
-                    for (p, _) in &cast {
-                        catalog.add(ColumnSource::Path(p.to_vec()));
-                    }
-                    let remove = spec
-                        .remove
-                        .iter()
-                        .map(|p| Arc::new(split_path(p)))
-                        .collect();
-                    Some(Box::new(Map {
-                        id: id.clone(),
-                        set,
-                        rename,
-                        cast,
-                        remove,
-                    }) as Box<dyn Operator>)
-                }
-                NodeKind::Route => {
-                    let rules_spec = node.route.as_ref().expect("kind is route");
-                    let mut rules = Vec::new();
-                    for (i, r) in rules_spec.iter().enumerate() {
-                        let what = match &r.name {
-                            Some(n) => format!("rule `{n}`"),
-                            None => format!("rule {}", i + 1),
-                        };
-                        if let Some(when) =
-                            expr(&r.when, &mut catalog, &what, format!("/route/{i}/when"))
-                        {
-                            rules.push(Rule { when, stop: r.stop });
-                        }
-                    }
-                    Some(Box::new(Route {
-                        id: id.clone(),
-                        rules,
-                    }) as Box<dyn Operator>)
-                }
-                NodeKind::Publish => {
-                    let p = node.publish.as_ref().expect("kind is publish");
-                    catalog.reading = format!("{at}/publish/subject");
-                    let subject =
-                        Template::compile(&p.subject, &state, &mut catalog).map(Template::subject);
-                    let mut headers = Vec::new();
-                    let mut ok = true;
-                    match &subject {
-                        Err(es) => {
-                            ok = false;
-                            node_problems.extend(
-                                es.iter()
-                                    .map(|e| ("/publish/subject".into(), format!("subject: {e}"))),
-                            );
-                        }
-                        Ok(t) => {
-                            if let Some(c) = t.constant()
-                                && let Err(e) = crate::template::check_subject(c)
-                            {
-                                ok = false;
-                                node_problems.push(("/publish/subject".into(), e));
-                            }
-                        }
-                    }
-                    for (k, v) in &p.headers {
-                        let field = format!("/publish/headers/{}", escape_pointer(k));
-                        catalog.reading = format!("{at}{field}");
-                        match Template::compile(v, &state, &mut catalog) {
-                            Ok(t) => headers.push((k.clone(), t)),
-                            Err(es) => {
-                                ok = false;
-                                node_problems.extend(
-                                    es.iter()
-                                        .map(|e| (field.clone(), format!("header {k}: {e}"))),
-                                );
-                            }
-                        }
-                    }
-                    match subject {
-                        Ok(subject) if ok => Some(Box::new(Publish {
-                            id: id.clone(),
-                            subject,
-                            headers,
-                        }) as Box<dyn Operator>),
-                        _ => None,
-                    }
-                }
-                NodeKind::Split => {
-                    let s = node.split.as_ref().expect("kind is split");
-                    Some(Box::new(Split {
-                        id: id.clone(),
-                        field: split_path(&s.field),
-                    }) as Box<dyn Operator>)
-                }
-                NodeKind::Drop => Some(Box::new(DropSink) as Box<dyn Operator>),
-            };
-            for (field, m) in node_problems {
-                problem(&mut problems, &node.id, format!("{at}{field}"), m);
+            let op = operators::build(&node.op, &mut cx);
+            for (field, message) in cx.problems {
+                problems.push(CompileProblem {
+                    node: node.id.clone(),
+                    path: format!("{}{field}", node.pointer),
+                    message,
+                });
             }
-            if !kind.is_sink() && node.targets().is_empty() {
-                problem(
-                    &mut problems,
-                    &node.id,
-                    at.clone(),
-                    format!(
-                        "a `{}` node needs `next` (only publish and drop end a path)",
-                        kind.as_str()
-                    ),
-                );
-            }
-            let ports = match kind {
-                NodeKind::Route => {
-                    let mut ports: Vec<Vec<usize>> = Vec::new();
-                    for (i, r) in node.route.as_deref().unwrap_or_default().iter().enumerate() {
-                        ports.push(resolve(
-                            r.next.ids(),
-                            &node.id,
-                            format!("{at}/route/{i}/next"),
-                            &mut problems,
-                        ));
-                    }
-                    ports.push(resolve(
-                        node.default.as_ref().map(|d| d.ids()).unwrap_or_default(),
-                        &node.id,
-                        format!("{at}/default"),
-                        &mut problems,
-                    ));
-                    ports
-                }
-                _ => vec![resolve(next, &node.id, format!("{at}/next"), &mut problems)],
-            };
             if let Some(op) = op {
-                nodes.push(CompiledNode { id, op, ports });
+                nodes.push(CompiledNode {
+                    id,
+                    op,
+                    ports: node.ports.clone(),
+                });
             }
         }
         if raw_format && !catalog.paths().is_empty() {
@@ -400,35 +176,13 @@ impl CompiledPipeline {
                 message: "`format: raw` payloads have no fields; expressions may read only subject, headers and metadata".into(),
             });
         }
-
-        let order = if problems.is_empty() {
-            match topological_order(&nodes) {
-                Ok(o) => o,
-                Err(cycle_at) => {
-                    let path = spec
-                        .nodes
-                        .iter()
-                        .position(|n| n.id == cycle_at)
-                        .map(|i| format!("/spec/nodes/{i}/next"))
-                        .unwrap_or_default();
-                    problems.push(CompileProblem {
-                        node: cycle_at,
-                        path,
-                        message: "the nodes form a cycle; a pipeline is a DAG".into(),
-                    });
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
         if !problems.is_empty() {
             return Err(CompileError {
                 pipeline: name,
                 problems,
             });
         }
-        let edits_payload = spec.nodes.iter().any(|n| n.kind() == Some(NodeKind::Map));
+        let edits_payload = plan.has(NodeKind::Map);
         let trie = PathTrie::build(catalog.paths().into_iter().map(|(_, p)| p));
         for n in &nodes {
             n.op.on_start();
@@ -439,7 +193,7 @@ impl CompiledPipeline {
             catalog,
             trie,
             nodes,
-            order,
+            order: plan.order.clone(),
             raw_format,
             edits_payload,
         })
@@ -528,48 +282,16 @@ impl Drop for CompiledPipeline {
     }
 }
 
-/// A map key or header name as one JSON pointer segment.
-fn escape_pointer(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
-}
-
-/// Plans the expression against the compile-time schema so that unknown functions and
-/// columns are reported now, not on the first batch.
-fn check_plans(expr: SqlExpr, state: &SessionState, catalog: &Catalog) -> Result<SqlExpr, String> {
-    let schema = catalog.schema(&catalog.compile_time_types());
-    expr.physical(state, &schema)?;
-    Ok(expr)
-}
-
-/// Kahn's algorithm from the entry node; Err(node id) on a cycle.
-fn topological_order(nodes: &[CompiledNode]) -> Result<Vec<usize>, String> {
-    let n = nodes.len();
-    let mut indegree = vec![0usize; n];
-    for node in nodes {
-        for port in &node.ports {
-            for &t in port {
-                indegree[t] += 1;
-            }
-        }
+/// The id of the node a JSON pointer lies in (`source` for the source, empty for the pipeline).
+fn node_of(pipeline: &PipelineResource, pointer: &str) -> String {
+    if pointer.starts_with("/spec/source") {
+        return "source".into();
     }
-    let mut ready: std::collections::VecDeque<usize> =
-        (0..n).filter(|i| indegree[*i] == 0).collect();
-    let mut order = Vec::with_capacity(n);
-    while let Some(i) = ready.pop_front() {
-        order.push(i);
-        for port in &nodes[i].ports {
-            for &t in port {
-                indegree[t] -= 1;
-                if indegree[t] == 0 {
-                    ready.push_back(t);
-                }
-            }
-        }
-    }
-    if order.len() == n {
-        Ok(order)
-    } else {
-        let at = (0..n).find(|i| indegree[*i] > 0).unwrap_or(0);
-        Err(nodes[at].id.to_string())
-    }
+    pointer
+        .strip_prefix("/spec/nodes/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| pipeline.spec.nodes.get(i))
+        .map(|n| n.id.clone())
+        .unwrap_or_default()
 }

@@ -11,7 +11,8 @@
 //! through serde_json, which then gives the verdict and the error message. So it must never
 //! accept what serde_json refuses; `tests::agrees_with_serde_json` checks that property.
 
-use crate::decode::MAX_DEPTH;
+/// Deepest nesting of arrays/objects a payload may have.
+pub const MAX_DEPTH: usize = 128;
 
 /// Bytes that can appear in a JSON string as they are: everything but `"`, `\` and control
 /// characters (the input is a `&str`, so bytes above 0x7f are parts of valid UTF-8).

@@ -76,6 +76,21 @@ pub fn filter_covers(outer: &str, inner: &str) -> bool {
     outer.len() == inner.len()
 }
 
+/// Whether the concrete `subject` is matched by `filter` (`*` one token, `>` the rest).
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// Whether some subject is matched by both filters.
 pub fn filters_overlap(a: &str, b: &str) -> bool {
     let a: Vec<&str> = a.split('.').collect();
@@ -141,5 +156,11 @@ mod tests {
         assert!(!filters_overlap("a.b", "a.c"));
         assert!(!filters_overlap("a.b", "a.b.c"));
         assert!(filters_overlap("*", "x"));
+        assert!(subject_matches("dlq.>", "dlq.orders"));
+        assert!(subject_matches("dlq.*", "dlq.orders"));
+        assert!(!subject_matches("dlq.*", "dlq.orders.x"));
+        assert!(!subject_matches("dlq.>", "dlq"));
+        assert!(subject_matches("a.b", "a.b"));
+        assert!(!subject_matches("a.b", "a.c"));
     }
 }

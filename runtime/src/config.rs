@@ -1,12 +1,10 @@
-//! A pipeline's runtime settings, compiled from its spec once: source, dead-letter target,
-//! retry policy, parallelism, in-flight window and size limit.
+//! A pipeline's runtime settings, taken from its validated plan once: source, dead-letter
+//! target, retry policy, parallelism, in-flight window and size limit.
 
 use std::time::Duration;
 
-use weir_connectors::{DlqTarget, SourceSettings, units};
-use weir_pipelines::PipelineResource;
-
-use crate::RuntimeError;
+use weir_connectors::{DlqTarget, SourceSettings};
+use weir_pipelines::ValidatedPipeline;
 
 /// Default largest payload a pipeline accepts (1 MiB, the nats-server default max payload).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
@@ -67,43 +65,33 @@ pub struct TenantSizeQuota {
 }
 
 impl PipelineConfig {
-    /// Compiles the runtime settings of `pipeline`.
-    pub fn from_spec(pipeline: &PipelineResource) -> Result<Self, RuntimeError> {
-        let name = pipeline.metadata.name.clone();
-        let config_error = |err: weir_connectors::ConnectorError| RuntimeError::Config {
-            pipeline: name.clone(),
-            reason: err.to_string(),
-        };
-        let spec = &pipeline.spec;
-        let backoff = &spec.errors.retry.backoff;
-        let field = |f: &str| format!("Pipeline {name}: spec.{f}");
+    /// The runtime settings of a validated pipeline.
+    pub fn from_plan(plan: &ValidatedPipeline) -> Self {
         let retry = RetrySettings {
-            max_attempts: spec.errors.retry.max_attempts.max(1),
-            initial: units::duration(&field("errors.retry.backoff.initial"), &backoff.initial)
-                .map_err(config_error)?,
-            max: units::duration(&field("errors.retry.backoff.max"), &backoff.max)
-                .map_err(config_error)?,
-            factor: backoff.factor,
+            max_attempts: plan.retry.max_attempts,
+            initial: plan.retry.initial,
+            max: plan.retry.max,
+            factor: plan.retry.factor,
         };
-        let max_message_size = match &spec.execution.max_message_size {
-            Some(text) => units::size(&field("execution.max_message_size"), text)
-                .map_err(config_error)? as usize,
-            None => DEFAULT_MAX_MESSAGE_SIZE,
-        };
-        Ok(PipelineConfig {
-            source: SourceSettings::from_spec(pipeline).map_err(config_error)?,
-            dlq: DlqTarget::for_pipeline(pipeline),
+        let max_message_size = plan
+            .execution
+            .max_message_size
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+        PipelineConfig {
+            name: plan.name().to_string(),
+            source: SourceSettings::from_plan(plan),
+            dlq: DlqTarget::for_pipeline(&plan.resource),
             retry,
-            parallelism: spec.execution.parallelism.max(1) as usize,
-            max_in_flight: spec
+            parallelism: plan.execution.parallelism.max(1) as usize,
+            max_in_flight: plan
                 .execution
                 .max_in_flight
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT)
                 .max(1),
             max_message_size,
             tenant_quota: None,
-            name,
-        })
+        }
     }
 }
 

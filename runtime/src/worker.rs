@@ -277,8 +277,9 @@ impl Worker {
                 // One pipeline that cannot start (its DLQ, its source) never keeps the
                 // others from running: it is reported, and the rest start.
                 let result = async {
-                    let config = PipelineConfig::from_spec(pipeline)?;
-                    let compiled = weir_engine::CompiledPipeline::compile(pipeline)?;
+                    let plan = weir_engine::plan(pipeline)?;
+                    let config = PipelineConfig::from_plan(&plan);
+                    let compiled = weir_engine::CompiledPipeline::from_plan(&plan)?;
                     self.start_pipeline(config, Arc::new(compiled)).await
                 }
                 .await;

@@ -1,6 +1,6 @@
 //! `filter`: keeps the messages for which a SQL predicate is true.
 
-use super::{Operator, predicate_mask};
+use super::{Operator, PlanContext, predicate_mask};
 use crate::frame::{BatchContext, Frame};
 use crate::sql::SqlExpr;
 use std::sync::Arc;
@@ -17,4 +17,13 @@ impl Operator for Filter {
         let kept = frame.split(std::slice::from_ref(&mask));
         kept.into_iter().map(|f| (0, f)).collect()
     }
+}
+
+/// Builds a `filter` node from its predicate.
+pub(crate) fn build(predicate: &str, cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    let predicate = cx.expr(predicate, "filter", "/filter".into())?;
+    Some(Box::new(Filter {
+        id: cx.id.clone(),
+        predicate,
+    }))
 }

@@ -2,8 +2,8 @@
 //! it entered the node), then `rename`, `cast`, `remove`. Edits are recorded per message and
 //! encoded once at the sink; the columns downstream expressions read are updated in place.
 
-use super::Operator;
-use crate::columns::{Catalog, ColumnSource, field_type_to_arrow, path_display};
+use super::{Operator, PlanContext, escape_pointer};
+use crate::columns::{Catalog, ColumnSource, field_type_to_arrow, path_display, split_path};
 use crate::frame::{BatchContext, Frame};
 use crate::message::ErrorKind;
 use crate::payload::Edit;
@@ -12,7 +12,7 @@ use arrow::array::{Array, ArrayRef, AsArray, new_null_array};
 use arrow::datatypes::{DataType, TimeUnit};
 use serde_json::{Number, Value};
 use std::sync::Arc;
-use weir_pipelines::FieldType;
+use weir_pipelines::{FieldType, MapSpec};
 
 /// A field path inside the payload, shared between rows.
 pub(crate) type FieldPath = Arc<Vec<String>>;
@@ -344,4 +344,42 @@ pub(crate) fn json_value(array: &ArrayRef, i: usize) -> Value {
 
 fn float(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// Builds a `map` node: `set` expressions are planned now; the columns `cast` reads are added
+/// to the catalog so that their values are decoded.
+pub(crate) fn build(spec: &MapSpec, cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    let mut set = Vec::with_capacity(spec.set.len());
+    for (path, text) in &spec.set {
+        let field = format!("/map/set/{}", escape_pointer(path));
+        if let Some(e) = cx.expr(text, &format!("set {path}"), field) {
+            set.push((Arc::new(split_path(path)), e));
+        }
+    }
+    let rename = spec
+        .rename
+        .iter()
+        .map(|(a, b)| (Arc::new(split_path(a)), Arc::new(split_path(b))))
+        .collect();
+    let cast: Vec<_> = spec
+        .cast
+        .iter()
+        .map(|(p, t)| (Arc::new(split_path(p)), *t))
+        .collect();
+    cx.reading("/map/cast");
+    for (p, _) in &cast {
+        cx.catalog.add(ColumnSource::Path(p.to_vec()));
+    }
+    let remove = spec
+        .remove
+        .iter()
+        .map(|p| Arc::new(split_path(p)))
+        .collect();
+    Some(Box::new(Map {
+        id: cx.id.clone(),
+        set,
+        rename,
+        cast,
+        remove,
+    }))
 }

@@ -1,26 +1,83 @@
-//! Operators: one per node kind. Each takes a frame (a batch of messages at its node) and
-//! returns frames for its output ports; per-message errors go to the batch context, never
-//! fail the batch.
+//! Operators: one per node kind. Each builds itself from its planned spec ([`build`]) and
+//! then takes a frame (a batch of messages at its node) and returns frames for its output
+//! ports; per-message errors go to the batch context, never fail the batch.
 
 mod drop;
 mod filter;
 mod map;
 mod publish;
-pub(crate) mod route;
+mod route;
 mod split;
 
-pub(crate) use drop::DropSink;
-pub(crate) use filter::Filter;
-pub(crate) use map::Map;
-pub(crate) use publish::Publish;
-pub(crate) use route::Route;
-pub(crate) use split::Split;
-
+use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
 use crate::message::ErrorKind;
 use crate::sql::SqlExpr;
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::DataType;
+use datafusion::execution::SessionState;
+use std::sync::Arc;
+use weir_pipelines::plan::NodeOp;
+
+/// What an operator's `build` works with: the session expressions are planned in, the catalog
+/// of columns the pipeline reads, and the problems found so far at this node.
+pub(crate) struct PlanContext<'a> {
+    pub(crate) state: &'a SessionState,
+    pub(crate) catalog: &'a mut Catalog,
+    /// The node's id.
+    pub(crate) id: Arc<str>,
+    /// The node's JSON pointer (`/spec/nodes/3`).
+    pub(crate) at: &'a str,
+    /// (pointer below the node, message).
+    pub(crate) problems: Vec<(String, String)>,
+}
+
+impl PlanContext<'_> {
+    /// Records that the catalog's next reads come from `field` of this node.
+    pub(crate) fn reading(&mut self, field: &str) {
+        self.catalog.reading = format!("{}{field}", self.at);
+    }
+
+    /// Records a problem at `field` of this node.
+    pub(crate) fn problem(&mut self, field: impl Into<String>, message: String) {
+        self.problems.push((field.into(), message));
+    }
+
+    /// Compiles a SQL expression read from `field` and plans it against the compile-time
+    /// schema, so that unknown functions and columns are reported now, not on the first batch.
+    pub(crate) fn expr(&mut self, text: &str, what: &str, field: String) -> Option<SqlExpr> {
+        self.reading(&field);
+        let compiled = SqlExpr::compile(text, self.state, self.catalog).and_then(|e| {
+            let schema = self.catalog.schema(&self.catalog.compile_time_types());
+            e.physical(self.state, &schema)?;
+            Ok(e)
+        });
+        match compiled {
+            Ok(e) => Some(e),
+            Err(e) => {
+                self.problem(field, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Builds the operator of a planned node; `None` when its problems are in `cx`.
+pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    match op {
+        NodeOp::Filter { predicate } => filter::build(predicate, cx),
+        NodeOp::Map(spec) => map::build(spec, cx),
+        NodeOp::Route { rules } => route::build(rules, cx),
+        NodeOp::Publish(spec) => publish::build(spec, cx),
+        NodeOp::Split(spec) => split::build(spec, cx),
+        NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
+    }
+}
+
+/// A map key or header name as one JSON pointer segment.
+pub(crate) fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
 
 /// A node's compute over batches. Only [`Operator::process_batch`] is required; the hooks are
 /// for stateful operators (windows, dedup) and default to doing nothing.

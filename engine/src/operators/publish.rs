@@ -2,13 +2,15 @@
 //! emits one output each: headers are the input's plus the rendered ones (a rendered header
 //! replaces an input header of the same name), payload the original bytes unless edited.
 
-use super::Operator;
+use super::{Operator, PlanContext, escape_pointer};
 use crate::frame::{BatchContext, Frame};
 use crate::message::{ErrorKind, OutputMessage};
-use crate::template::{Template, check_subject};
+use crate::template::Template;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionState;
 use std::sync::Arc;
+use weir_pipelines::PublishSpec;
+use weir_pipelines::subject::check_subject;
 
 /// A compiled `publish` node.
 pub(crate) struct Publish {
@@ -112,4 +114,48 @@ impl Operator for Publish {
         }
         vec![(0, frame)]
     }
+}
+
+/// Builds a `publish` node: its subject and header templates, a constant subject checked now.
+pub(crate) fn build(spec: &PublishSpec, cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    let mut ok = true;
+    cx.reading("/publish/subject");
+    let subject = match Template::compile(&spec.subject, cx.state, cx.catalog) {
+        Ok(t) => {
+            let t = t.subject();
+            if let Some(c) = t.constant()
+                && let Err(e) = check_subject(c)
+            {
+                ok = false;
+                cx.problem("/publish/subject", e);
+            }
+            Some(t)
+        }
+        Err(es) => {
+            for e in es {
+                cx.problem("/publish/subject", format!("subject: {e}"));
+            }
+            None
+        }
+    };
+    let mut headers = Vec::with_capacity(spec.headers.len());
+    for (k, v) in &spec.headers {
+        let field = format!("/publish/headers/{}", escape_pointer(k));
+        cx.reading(&field);
+        match Template::compile(v, cx.state, cx.catalog) {
+            Ok(t) => headers.push((k.clone(), t)),
+            Err(es) => {
+                ok = false;
+                for e in es {
+                    cx.problem(field.clone(), format!("header {k}: {e}"));
+                }
+            }
+        }
+    }
+    let subject = subject.filter(|_| ok)?;
+    Some(Box::new(Publish {
+        id: cx.id.clone(),
+        subject,
+        headers,
+    }))
 }

@@ -1,11 +1,12 @@
 //! `route`: rules evaluated in order; every matching rule fires (fan-out), a rule with
 //! `stop: true` ends matching for that message, and `default` gets the messages no rule matched.
 
-use super::{Operator, predicate_mask};
+use super::{Operator, PlanContext, predicate_mask};
 use crate::frame::{BatchContext, Frame};
 use crate::sql::SqlExpr;
 use arrow::array::BooleanArray;
 use std::sync::Arc;
+use weir_pipelines::plan::RulePlan;
 
 /// One compiled rule.
 pub(crate) struct Rule {
@@ -56,4 +57,22 @@ impl Operator for Route {
         // Each row is copied only for its second and later ports.
         ports.into_iter().zip(frame.split(&masks)).collect()
     }
+}
+
+/// Builds a `route` node from its rules (ports: the rules in order, then `default`).
+pub(crate) fn build(rules: &[RulePlan], cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    let mut compiled = Vec::with_capacity(rules.len());
+    for (i, r) in rules.iter().enumerate() {
+        let what = match &r.name {
+            Some(n) => format!("rule `{n}`"),
+            None => format!("rule {}", i + 1),
+        };
+        if let Some(when) = cx.expr(&r.when, &what, format!("/route/{i}/when")) {
+            compiled.push(Rule { when, stop: r.stop });
+        }
+    }
+    Some(Box::new(Route {
+        id: cx.id.clone(),
+        rules: compiled,
+    }))
 }

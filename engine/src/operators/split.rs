@@ -3,13 +3,14 @@
 //! element's bytes are a zero-copy slice of the payload. An empty array yields no message; a
 //! missing field or one that is not an array is a `shape` error.
 
-use super::Operator;
-use crate::columns::path_display;
+use super::{Operator, PlanContext};
+use crate::columns::{path_display, split_path};
 use crate::frame::{BatchContext, Frame, Row};
 use crate::message::ErrorKind;
 use crate::payload::find_raw;
 use serde_json::value::RawValue;
 use std::sync::Arc;
+use weir_pipelines::SplitSpec;
 
 /// A compiled `split` node.
 pub(crate) struct Split {
@@ -81,4 +82,12 @@ fn truncate(s: &str, max: usize) -> &str {
         Some((i, _)) => &s[..i],
         None => s,
     }
+}
+
+/// Builds a `split` node.
+pub(crate) fn build(spec: &SplitSpec, cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    Some(Box::new(Split {
+        id: cx.id.clone(),
+        field: split_path(&spec.field),
+    }))
 }

@@ -68,8 +68,8 @@ pub fn prepare(deployment: &Deployment) -> Result<Prepared, String> {
         ));
     }
     pipeline.metadata.tenant = Some(deployment.tenant.clone());
-    let mut config =
-        PipelineConfig::from_spec(&pipeline).map_err(|err| format!("{origin}: {err}"))?;
+    let plan = weir_engine::plan(&pipeline).map_err(|err| format!("{origin}: {err}"))?;
+    let mut config = PipelineConfig::from_plan(&plan);
     // Every worker running the deployment competes on the one durable of DESIGN §3.1,
     // whatever the spec asks for.
     config.source.durable = SourceSettings::default_durable(&pipeline);
@@ -86,8 +86,7 @@ pub fn prepare(deployment: &Deployment) -> Result<Prepared, String> {
         let cap = (rate / 20).max(1) as usize;
         config.source.batch_size = config.source.batch_size.min(cap);
     }
-    let compiled =
-        CompiledPipeline::compile(&pipeline).map_err(|err| format!("{origin}: {err}"))?;
+    let compiled = CompiledPipeline::from_plan(&plan).map_err(|err| format!("{origin}: {err}"))?;
     Ok(Prepared {
         config,
         compiled: Arc::new(compiled),

@@ -1,0 +1,67 @@
+//! What a bench is tuned with (the knobs a sweep varies and the pipeline file can set) and
+//! why a bench can fail; shared by the harness and the raw baselines.
+
+use std::time::Duration;
+
+/// Why a bench could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Talking to NATS failed.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// The pipeline file is unusable for a bench.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
+    /// No nats-server could be started.
+    #[error("cannot start nats-server: {0}")]
+    Server(String),
+    /// A stage did not finish in time.
+    #[error("{0}")]
+    Stalled(String),
+}
+
+pub(crate) fn nats<E: std::fmt::Display>(err: E) -> BenchError {
+    BenchError::Nats(err.to_string())
+}
+
+/// The tuning knobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Knobs {
+    /// Messages per fetched batch.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill.
+    pub max_wait: Duration,
+    /// In-flight PubAcks per loop.
+    pub window: usize,
+    /// Concurrent batch loops.
+    pub parallelism: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            batch_size: weir_connectors::source::DEFAULT_BATCH_SIZE,
+            max_wait: weir_connectors::source::DEFAULT_MAX_WAIT,
+            window: weir_runtime::config::DEFAULT_MAX_IN_FLIGHT,
+            parallelism: 2,
+        }
+    }
+}
+
+impl Knobs {
+    /// The knobs as the pipeline file writes them.
+    pub fn snippet(&self) -> String {
+        format!(
+            "spec:\n  source:\n    consumer: {{ batch_size: {}, max_wait: {} }}\n  execution: {{ parallelism: {}, max_in_flight: {} }}\n",
+            self.batch_size,
+            humantime_ms(self.max_wait),
+            self.parallelism,
+            self.window
+        )
+    }
+}
+
+/// A duration as the pipeline format writes it (`5ms`).
+fn humantime_ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}

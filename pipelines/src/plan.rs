@@ -1,0 +1,378 @@
+//! The validated, typed form of a pipeline (the plan): what the engine compiles and the runtime
+//! runs. [`plan`] checks a pipeline resource once and returns its nodes as a kind enum with a
+//! resolved graph (target indices per output port, topological order) and its durations, sizes
+//! and start time parsed, so that no later stage re-checks or re-parses the file's strings.
+
+use std::time::Duration;
+
+use crate::check::check_resource;
+use crate::problem::Problem;
+use crate::spec::{
+    DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
+    PublishSpec, Resource, SplitSpec,
+};
+use crate::units::{parse_duration, parse_size};
+use indexmap::IndexMap;
+
+/// A pipeline that passed every check of this crate, in typed form.
+#[derive(Debug, Clone)]
+pub struct ValidatedPipeline {
+    /// The resource as written (kept for what is already typed there: metadata, source
+    /// stream and subjects, DLQ target, tests).
+    pub resource: PipelineResource,
+    /// The source's typed settings.
+    pub source: SourcePlan,
+    /// The nodes, in file order; index 0 is the entry node.
+    pub nodes: Vec<PlannedNode>,
+    /// Node indices in topological order (the entry node first).
+    pub order: Vec<usize>,
+    /// Retries of transient errors.
+    pub retry: RetryPlan,
+    /// Worker-side execution settings.
+    pub execution: ExecutionPlan,
+}
+
+impl ValidatedPipeline {
+    /// The pipeline's name (`metadata.name`).
+    pub fn name(&self) -> &str {
+        &self.resource.metadata.name
+    }
+
+    /// Whether some node is of `kind`.
+    pub fn has(&self, kind: crate::spec::NodeKind) -> bool {
+        self.nodes.iter().any(|n| n.op.kind() == kind)
+    }
+}
+
+/// The source's settings with units parsed; absent values stay `None` for the runtime's
+/// defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcePlan {
+    /// Payload encoding.
+    pub format: PayloadFormat,
+    /// Declared payload fields.
+    pub fields: IndexMap<String, FieldType>,
+    /// Where a new consumer starts.
+    pub deliver: Deliver,
+    /// Durable name, when the file names one.
+    pub durable: Option<String>,
+    /// Ack wait.
+    pub ack_wait: Option<Duration>,
+    /// Max unacknowledged messages.
+    pub max_ack_pending: Option<i64>,
+    /// Messages per fetch.
+    pub batch_size: Option<usize>,
+    /// Longest wait for a fetch to fill.
+    pub max_wait: Option<Duration>,
+}
+
+/// Where a new consumer starts, with the start time parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deliver {
+    /// From the first message.
+    All,
+    /// Only new messages.
+    New,
+    /// The last message of each subject, then new ones.
+    LastPerSubject,
+    /// From a stream sequence.
+    Sequence(u64),
+    /// From a time.
+    Time(time::OffsetDateTime),
+}
+
+/// Retries of transient errors, with durations parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPlan {
+    /// Deliveries before a message goes to the DLQ (at least 1).
+    pub max_attempts: u32,
+    /// First backoff delay.
+    pub initial: Duration,
+    /// Largest backoff delay.
+    pub max: Duration,
+    /// Growth factor (at least 1).
+    pub factor: f64,
+}
+
+/// Execution settings, with the size parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionPlan {
+    /// Concurrent batches per worker (at least 1).
+    pub parallelism: u32,
+    /// Max in-flight PubAcks per batch sink.
+    pub max_in_flight: Option<usize>,
+    /// Largest payload accepted, in bytes.
+    pub max_message_size: Option<u64>,
+}
+
+/// One node of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedNode {
+    /// The node's id.
+    pub id: String,
+    /// JSON pointer of the node in the resource (`/spec/nodes/3`), for located errors.
+    pub pointer: String,
+    /// What the node does.
+    pub op: NodeOp,
+    /// Target node indices of each output port. Port 0 is `next`; a route's ports are its
+    /// rules in order, then `default`. Sinks have one empty port.
+    pub ports: Vec<Vec<usize>>,
+}
+
+/// A node's kind with its spec: one variant per kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeOp {
+    /// Keep messages for which the SQL predicate is true.
+    Filter {
+        /// The predicate.
+        predicate: String,
+    },
+    /// Change payload fields.
+    Map(MapSpec),
+    /// Rules evaluated in order (ports follow the rules, then `default`).
+    Route {
+        /// The rules.
+        rules: Vec<RulePlan>,
+    },
+    /// Publish to a subject.
+    Publish(PublishSpec),
+    /// One message per array element.
+    Split(SplitSpec),
+    /// Drop on purpose.
+    Drop(DropSpec),
+}
+
+impl NodeOp {
+    /// The kind, as named in files.
+    pub fn kind(&self) -> crate::spec::NodeKind {
+        use crate::spec::NodeKind;
+        match self {
+            NodeOp::Filter { .. } => NodeKind::Filter,
+            NodeOp::Map(_) => NodeKind::Map,
+            NodeOp::Route { .. } => NodeKind::Route,
+            NodeOp::Publish(_) => NodeKind::Publish,
+            NodeOp::Split(_) => NodeKind::Split,
+            NodeOp::Drop(_) => NodeKind::Drop,
+        }
+    }
+}
+
+/// One rule of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulePlan {
+    /// Optional name, for errors.
+    pub name: Option<String>,
+    /// SQL predicate.
+    pub when: String,
+    /// Stop evaluating later rules when this one matches.
+    pub stop: bool,
+}
+
+/// Checks `pipeline` and returns its plan, or every problem found (each at a JSON pointer).
+pub fn plan(pipeline: &PipelineResource) -> Result<ValidatedPipeline, Vec<Problem>> {
+    let problems = check_resource(&Resource::Pipeline(pipeline.clone()));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    build(pipeline).map_err(|message| {
+        // The checks above guarantee what `build` relies on; this is a bug, reported as a
+        // problem rather than a panic.
+        vec![Problem::new("", "internal", message)]
+    })
+}
+
+fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
+    let spec = &pipeline.spec;
+    let index: std::collections::HashMap<&str, usize> = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let resolve = |next: Option<&Next>| -> Result<Vec<usize>, String> {
+        next.map(|n| n.ids())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| {
+                index
+                    .get(id)
+                    .copied()
+                    .ok_or_else(|| format!("unresolved node `{id}`"))
+            })
+            .collect()
+    };
+    let mut nodes = Vec::with_capacity(spec.nodes.len());
+    for (i, node) in spec.nodes.iter().enumerate() {
+        let (op, ports) = if let Some(predicate) = &node.filter {
+            let op = NodeOp::Filter {
+                predicate: predicate.clone(),
+            };
+            (op, vec![resolve(node.next.as_ref())?])
+        } else if let Some(map) = &node.map {
+            (NodeOp::Map(map.clone()), vec![resolve(node.next.as_ref())?])
+        } else if let Some(rules) = &node.route {
+            let mut ports = Vec::with_capacity(rules.len() + 1);
+            for r in rules {
+                ports.push(resolve(Some(&r.next))?);
+            }
+            ports.push(resolve(node.default.as_ref())?);
+            let rules = rules
+                .iter()
+                .map(|r| RulePlan {
+                    name: r.name.clone(),
+                    when: r.when.clone(),
+                    stop: r.stop,
+                })
+                .collect();
+            (NodeOp::Route { rules }, ports)
+        } else if let Some(p) = &node.publish {
+            (NodeOp::Publish(p.clone()), vec![Vec::new()])
+        } else if let Some(s) = &node.split {
+            (NodeOp::Split(s.clone()), vec![resolve(node.next.as_ref())?])
+        } else if let Some(d) = &node.drop {
+            (NodeOp::Drop(d.clone()), vec![Vec::new()])
+        } else {
+            return Err(format!("node `{}` has no kind", node.id));
+        };
+        nodes.push(PlannedNode {
+            id: node.id.clone(),
+            pointer: format!("/spec/nodes/{i}"),
+            op,
+            ports,
+        });
+    }
+    let order = topological_order(&nodes).ok_or("the node graph has a cycle")?;
+
+    let src = &spec.source;
+    let c = &src.consumer;
+    let duration = |v: &Option<String>| v.as_deref().map(parse_duration).transpose();
+    let deliver = match &src.deliver {
+        DeliverPolicy::All => Deliver::All,
+        DeliverPolicy::New => Deliver::New,
+        DeliverPolicy::LastPerSubject => Deliver::LastPerSubject,
+        DeliverPolicy::Sequence(s) => Deliver::Sequence(*s),
+        DeliverPolicy::Time(t) => Deliver::Time(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let source = SourcePlan {
+        format: src.format,
+        fields: src.fields.clone(),
+        deliver,
+        durable: c.durable.clone(),
+        ack_wait: duration(&c.ack_wait)?,
+        max_ack_pending: c.max_ack_pending,
+        batch_size: c.batch_size,
+        max_wait: duration(&c.max_wait)?,
+    };
+    let r = &spec.errors.retry;
+    let retry = RetryPlan {
+        max_attempts: r.max_attempts.max(1),
+        initial: parse_duration(&r.backoff.initial)?,
+        max: parse_duration(&r.backoff.max)?,
+        factor: r.backoff.factor.max(1.0),
+    };
+    let x = &spec.execution;
+    let execution = ExecutionPlan {
+        parallelism: x.parallelism.max(1),
+        max_in_flight: x.max_in_flight,
+        max_message_size: x.max_message_size.as_deref().map(parse_size).transpose()?,
+    };
+    Ok(ValidatedPipeline {
+        resource: pipeline.clone(),
+        source,
+        nodes,
+        order,
+        retry,
+        execution,
+    })
+}
+
+/// Kahn's algorithm over every port, nodes taken in file order when several are ready; `None`
+/// on a cycle (which [`check_resource`] already refuses).
+fn topological_order(nodes: &[PlannedNode]) -> Option<Vec<usize>> {
+    let mut indegree = vec![0usize; nodes.len()];
+    for t in nodes.iter().flat_map(|n| n.ports.iter().flatten()) {
+        indegree[*t] += 1;
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..nodes.len()).filter(|i| indegree[*i] == 0).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &t in nodes[i].ports.iter().flatten() {
+            indegree[t] -= 1;
+            if indegree[t] == 0 {
+                ready.push_back(t);
+            }
+        }
+    }
+    (order.len() == nodes.len()).then_some(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load_str;
+
+    fn pipeline(yaml: &str) -> PipelineResource {
+        match load_str(yaml, "t.yaml").expect("valid").remove(0) {
+            Resource::Pipeline(p) => p,
+            Resource::Stream(_) => panic!("not a pipeline"),
+        }
+    }
+
+    #[test]
+    fn resolves_ports_order_and_units() {
+        let p = pipeline(
+            r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: p }
+spec:
+  source: { stream: ORDERS, consumer: { ack_wait: 45s, max_wait: 20ms } }
+  errors: { retry: { backoff: { initial: 100ms, max: 2s } } }
+  execution: { max_message_size: 64KiB }
+  nodes:
+    - id: r
+      route:
+        - { when: "data.a > 1", next: [big, all] }
+      default: all
+    - { id: big, publish: { subject: big } }
+    - { id: all, publish: { subject: all } }
+"#,
+        );
+        let plan = plan(&p).expect("plans");
+        assert_eq!(plan.nodes[0].ports, vec![vec![1, 2], vec![2]]);
+        assert_eq!(plan.nodes[1].ports, vec![Vec::<usize>::new()]);
+        assert_eq!(plan.order, vec![0, 1, 2]);
+        assert_eq!(plan.source.ack_wait, Some(Duration::from_secs(45)));
+        assert_eq!(plan.source.max_wait, Some(Duration::from_millis(20)));
+        assert_eq!(plan.retry.initial, Duration::from_millis(100));
+        assert_eq!(plan.execution.max_message_size, Some(65_536));
+        assert!(matches!(plan.nodes[0].op, NodeOp::Route { ref rules } if rules.len() == 1));
+    }
+
+    #[test]
+    fn refuses_what_the_checks_refuse() {
+        let mut p = pipeline(
+            r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: p }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - { id: a, filter: "true", next: b }
+    - { id: b, publish: { subject: out } }
+"#,
+        );
+        p.spec.nodes[0].next = Some(Next::One("nowhere".into()));
+        let problems = plan(&p).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.code == "dangling-next"),
+            "{problems:?}"
+        );
+    }
+}
