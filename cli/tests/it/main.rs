@@ -6,4 +6,5 @@ mod fleet_api;
 mod fleet_support;
 mod process;
 mod runtime_crash;
+mod tenants_e2e;
 mod validate;
