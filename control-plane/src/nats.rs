@@ -8,7 +8,7 @@
 //! cannot reach), and [`Nats::tenant`] hands out a connection bound to that account.
 //! Without keys (a plain server) every tenant shares the one connection.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -68,8 +68,19 @@ impl TenantNats {
 struct AccountRecord {
     tenant_id: String,
     account_seed: String,
+    /// The control plane's own user in the account.
     credentials: String,
+    /// The account's limits as last pushed (absent: unlimited).
+    #[serde(default)]
+    limits: Option<AccountLimits>,
+    /// Revoked users (public key → unix seconds): credentials of replaced deployments.
+    #[serde(default)]
+    revoked: BTreeMap<String, u64>,
 }
+
+/// Revocations kept per account; the oldest are dropped past it (a deployment's credentials
+/// are revoked when it is replaced, so old entries name long-gone users).
+pub const MAX_REVOCATIONS: usize = 10_000;
 
 /// The tenant accounts of a server in operator mode.
 struct TenantAccounts {
@@ -182,15 +193,66 @@ impl Nats {
         let Some(accounts) = &self.accounts else {
             return Ok(());
         };
+        accounts
+            .update(tenant_id, tenant_name, |record| {
+                record.limits = Some(limits);
+            })
+            .await
+    }
+
+    /// Fresh credentials of a new user of the tenant's account for one deployment of
+    /// `pipeline` (operator mode; `None` on a plain server). Each deploy gets its own, and
+    /// [`revoke_credentials`](Self::revoke_credentials) ends the previous ones.
+    pub async fn deployment_credentials(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        pipeline: &str,
+    ) -> ApiResult<Option<String>> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(None);
+        };
         let record = accounts.record(tenant_id, tenant_name).await?;
         let key = accounts::account_key(&record.account_seed)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        accounts::push_account(
-            &accounts.system,
-            &accounts.keys.account_jwt(&key, tenant_name, limits),
-        )
-        .await
-        .map_err(|e| failed(&format!("update the NATS account of `{tenant_name}`"), e))
+        Ok(Some(accounts::user_creds(
+            &key,
+            &format!("{tenant_name}.{pipeline}"),
+        )))
+    }
+
+    /// Revokes the user of `creds` in the tenant's account: the server refuses its credentials
+    /// from now on and closes its connections (operator mode; no-op otherwise).
+    pub async fn revoke_credentials(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        creds: &str,
+    ) -> ApiResult<()> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(());
+        };
+        let Some(user) = accounts::creds_user(creds) else {
+            return Err(ApiError::Internal(
+                "unreadable deployment credentials".into(),
+            ));
+        };
+        let now = accounts::now_secs();
+        accounts
+            .update(tenant_id, tenant_name, |record| {
+                record.revoked.insert(user.clone(), now);
+                while record.revoked.len() > MAX_REVOCATIONS {
+                    let oldest = record
+                        .revoked
+                        .iter()
+                        .min_by_key(|(_, t)| **t)
+                        .map(|(k, _)| k.clone());
+                    if let Some(k) = oldest {
+                        record.revoked.remove(&k);
+                    }
+                }
+            })
+            .await
     }
 
     /// Removes the tenant's NATS data and account: deletes every stream (and so every KV
@@ -308,6 +370,8 @@ impl TenantAccounts {
                 tenant_id: tenant_id.to_string(),
                 credentials: accounts::user_creds(&key, tenant_name),
                 account_seed: accounts::account_seed(&key),
+                limits: None,
+                revoked: BTreeMap::new(),
             };
             let value: bytes::Bytes = serde_json::to_vec(&record)
                 .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -324,6 +388,61 @@ impl TenantAccounts {
                 return Ok(record);
             }
             // Another request wrote it meanwhile: read again.
+        }
+        Err(ApiError::Nats(format!(
+            "the NATS account of `{tenant_name}` keeps changing; try again"
+        )))
+    }
+}
+
+impl TenantAccounts {
+    /// Changes the tenant's account record with `change`, pushes the account JWT it now
+    /// describes (limits, revocations), and stores it (retrying when another request wrote
+    /// it meanwhile).
+    async fn update(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        mut change: impl FnMut(&mut AccountRecord),
+    ) -> ApiResult<()> {
+        for _ in 0..5 {
+            self.record(tenant_id, tenant_name).await?;
+            let Some(entry) = self
+                .records
+                .entry(tenant_name)
+                .await
+                .map_err(|e| failed("read the tenant accounts", e))?
+            else {
+                continue;
+            };
+            let mut record: AccountRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if record.tenant_id != tenant_id {
+                continue;
+            }
+            change(&mut record);
+            let key = accounts::account_key(&record.account_seed)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let jwt = self.keys.account_jwt_revoking(
+                &key,
+                tenant_name,
+                record.limits.unwrap_or_default(),
+                &record.revoked,
+            );
+            let value: bytes::Bytes = serde_json::to_vec(&record)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .into();
+            if self
+                .records
+                .update(tenant_name, value, entry.revision)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            return accounts::push_account(&self.system, &jwt)
+                .await
+                .map_err(|e| failed(&format!("update the NATS account of `{tenant_name}`"), e));
         }
         Err(ApiError::Nats(format!(
             "the NATS account of `{tenant_name}` keeps changing; try again"

@@ -13,7 +13,9 @@ use anyhow::{Context as _, Result, ensure};
 use async_nats::jetstream;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use weir_connectors::fleet::{DEPLOYMENTS_BUCKET, Deployment, deployment_key};
+use weir_connectors::fleet::{
+    DEPLOYMENTS_BUCKET, Deployment, WORKERS_BUCKET, WorkerHeartbeat, deployment_key, worker_key,
+};
 use weir_testkit::nats::NatsServer;
 
 use crate::fleet_api::{Proc, wait_for, weir_cli_as};
@@ -225,8 +227,14 @@ pub async fn create_tenant(admin: &TenantApi, name: &str) -> Result<(String, Str
     ))
 }
 
-async fn publish_inputs(js: &jetstream::Context, from: &str, n: u64, bad: u64) -> Result<()> {
-    for i in 0..n {
+/// Publishes inputs `ids` from `from` (all naming alpha as `owner`), then `bad` undecodable ones.
+async fn publish_inputs(
+    js: &jetstream::Context,
+    from: &str,
+    ids: std::ops::Range<u64>,
+    bad: u64,
+) -> Result<()> {
+    for i in ids {
         let body = json!({"id": i, "owner": "alpha", "from": from}).to_string();
         js.publish("orders.created", body.into()).await?.await?;
     }
@@ -298,52 +306,91 @@ fn tenants_are_isolated_across_processes_in_operator_mode() -> Result<()> {
     })
 }
 
-async fn run(nats: &NatsServer, dir: &Path) -> Result<()> {
-    let (mut serve, base) = start_serve(nats, dir, ADMIN_KEY).await?;
-    let mut worker = start_worker(nats, dir, "e2e-tenants-w1")?;
-    let http = reqwest::Client::new();
-    let platform = TenantApi {
-        base: base.clone(),
-        key: ADMIN_KEY.into(),
-        http: http.clone(),
-    };
-    let (_, alpha_key) = create_tenant(&platform, "alpha").await?;
-    let (_, beta_key) = create_tenant(&platform, "beta").await?;
-    let alpha = TenantApi {
-        base: base.clone(),
-        key: alpha_key.clone(),
-        http: http.clone(),
-    };
-    let beta = TenantApi {
-        base: base.clone(),
-        key: beta_key.clone(),
-        http,
-    };
+/// `weir serve`, one `weir worker` and tenants alpha and beta, each with the resources of
+/// [`RESOURCES`] applied and its pipeline `orders` running.
+struct TwoTenants {
+    serve: Proc,
+    worker: Proc,
+    base: String,
+    platform: TenantApi,
+    alpha: TenantApi,
+    beta: TenantApi,
+    beta_id: String,
+}
 
-    // 1. The same resources for both, deployed.
-    let file = dir.join("orders.yaml");
-    std::fs::write(&file, RESOURCES)?;
-    for key in [&alpha_key, &beta_key] {
-        let applied = weir_cli_as(dir, &base, key, &["apply", "-f", file.to_str().unwrap()])?;
-        ensure!(
-            applied.contains("stream/ORDERS created")
-                && applied.contains("pipeline/orders created"),
-            "weir apply printed {applied:?}"
-        );
-        let deployed = weir_cli_as(dir, &base, key, &["deploy", "orders"])?;
-        ensure!(
-            deployed.contains("deployed"),
-            "weir deploy printed {deployed:?}"
-        );
+impl TwoTenants {
+    async fn start(nats: &NatsServer, dir: &Path) -> Result<TwoTenants> {
+        let (serve, base) = start_serve(nats, dir, ADMIN_KEY).await?;
+        let worker = start_worker(nats, dir, "e2e-tenants-w1")?;
+        let http = reqwest::Client::new();
+        let api = |key: &str| TenantApi {
+            base: base.clone(),
+            key: key.to_string(),
+            http: http.clone(),
+        };
+        let platform = api(ADMIN_KEY);
+        let (_, alpha_key) = create_tenant(&platform, "alpha").await?;
+        let (beta_id, beta_key) = create_tenant(&platform, "beta").await?;
+        let file = dir.join("orders.yaml");
+        std::fs::write(&file, RESOURCES)?;
+        for key in [&alpha_key, &beta_key] {
+            let applied = weir_cli_as(dir, &base, key, &["apply", "-f", file.to_str().unwrap()])?;
+            ensure!(
+                applied.contains("stream/ORDERS created")
+                    && applied.contains("pipeline/orders created"),
+                "weir apply printed {applied:?}"
+            );
+            let deployed = weir_cli_as(dir, &base, key, &["deploy", "orders"])?;
+            ensure!(
+                deployed.contains("deployed"),
+                "weir deploy printed {deployed:?}"
+            );
+        }
+        let two = TwoTenants {
+            alpha: api(&alpha_key),
+            beta: api(&beta_key),
+            platform,
+            serve,
+            worker,
+            base,
+            beta_id,
+        };
+        for api in [&two.alpha, &two.beta] {
+            two.wait_running(api).await?;
+        }
+        Ok(two)
     }
-    for api in [&alpha, &beta] {
+
+    /// Waits until the tenant's `orders` runs on the worker.
+    async fn wait_running(&self, api: &TenantApi) -> Result<Value> {
         wait_for("the pipeline running", Duration::from_secs(30), || async {
             let s = api.get("/pipelines/orders/status").await?;
-            Ok(((s["running_workers"] == 1).then_some(()), s.to_string()))
+            Ok((
+                (s["running_workers"] == 1).then_some(s.clone()),
+                s.to_string(),
+            ))
         })
         .await
-        .map_err(|e| e.context(worker.log_text()))?;
+        .map_err(|e| e.context(self.worker.log_text()))
     }
+
+    /// SIGTERM to the worker and the control plane; both exit 0.
+    fn stop(mut self) -> Result<()> {
+        let status = self.worker.sigterm(Duration::from_secs(15))?;
+        ensure!(
+            status.success(),
+            "worker: {status}; {}",
+            self.worker.log_text()
+        );
+        let status = self.serve.sigterm(Duration::from_secs(10))?;
+        ensure!(status.success(), "serve: {status}");
+        Ok(())
+    }
+}
+
+async fn run(nats: &NatsServer, dir: &Path) -> Result<()> {
+    let two = TwoTenants::start(nats, dir).await?;
+    let (alpha, beta) = (&two.alpha, &two.beta);
 
     // 2. Traffic on both, through each tenant's issued credentials (as a producer would).
     let internal = jetstream::new(nats.client().await?);
@@ -353,8 +400,8 @@ async fn run(nats: &NatsServer, dir: &Path) -> Result<()> {
     let beta_raw = nats.client_with(Some(&beta_creds)).await?;
     let alpha_js = jetstream::new(alpha_raw.clone());
     let beta_js = jetstream::new(beta_raw.clone());
-    publish_inputs(&alpha_js, "alpha", ALPHA_N, ALPHA_BAD).await?;
-    publish_inputs(&beta_js, "beta", BETA_N, 0).await?;
+    publish_inputs(&alpha_js, "alpha", 0..ALPHA_N, ALPHA_BAD).await?;
+    publish_inputs(&beta_js, "beta", 0..BETA_N, 0).await?;
     wait_count(&alpha_js, "OUT", ALPHA_N, "alpha's outputs").await?;
     wait_count(&beta_js, "OUT", BETA_N, "beta's outputs").await?;
     wait_count(&alpha_js, "DLQ", ALPHA_BAD, "alpha's dead letters").await?;
@@ -667,9 +714,123 @@ async fn run(nats: &NatsServer, dir: &Path) -> Result<()> {
         "alpha's credentials reach Weir's deployment records"
     );
 
-    let status = worker.sigterm(Duration::from_secs(15))?;
-    ensure!(status.success(), "worker: {status}; {}", worker.log_text());
-    let status = serve.sigterm(Duration::from_secs(10))?;
-    ensure!(status.success(), "serve: {status}");
-    Ok(())
+    two.stop()
+}
+
+#[test]
+fn redeploy_rotates_credentials_and_deleting_a_tenant_stops_its_pipelines() -> Result<()> {
+    block_on(async {
+        let nats = NatsServer::start_operator()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weir-tenants-rotate-")
+            .tempdir()?;
+        let result = rotate_and_delete(&nats, dir.path()).await;
+        if result.is_err() {
+            let _ = dir.keep();
+        }
+        result
+    })
+}
+
+/// Waits until connecting with `creds` is refused by the server.
+async fn wait_refused(nats: &NatsServer, creds: &str, what: &str) -> Result<()> {
+    wait_for(what, Duration::from_secs(10), || async {
+        Ok(match nats.client_with(Some(creds)).await {
+            Ok(c) => {
+                // Connected: the server may still refuse the first request.
+                let refused = c.flush().await.is_err();
+                (refused.then_some(()), "still accepted".to_string())
+            }
+            Err(e) => (Some(()), format!("{e:#}")),
+        })
+    })
+    .await
+}
+
+async fn rotate_and_delete(nats: &NatsServer, dir: &Path) -> Result<()> {
+    let two = TwoTenants::start(nats, dir).await?;
+    let internal = jetstream::new(nats.client().await?);
+    let first = issued_credentials(&internal, "alpha", "orders").await?;
+    let old_conn = nats.client_with(Some(&first)).await?;
+    let old_js = jetstream::new(old_conn.clone());
+    publish_inputs(&old_js, "alpha", 0..50, 0).await?;
+    wait_count(&old_js, "OUT", 50, "alpha's first outputs").await?;
+
+    // A redeploy issues fresh credentials; the worker moves to them; the old ones are revoked.
+    let deployed = weir_cli_as(dir, &two.base, &two.alpha.key, &["deploy", "orders"])?;
+    ensure!(deployed.contains("deployed"), "{deployed}");
+    let second = issued_credentials(&internal, "alpha", "orders").await?;
+    ensure!(second != first, "a redeploy issues new credentials");
+    wait_refused(nats, &first, "the old credentials refused").await?;
+    wait_for(
+        "the old connection closed by the server",
+        Duration::from_secs(10),
+        || async {
+            let state = old_conn.connection_state();
+            Ok((
+                (state != async_nats::connection::State::Connected).then_some(()),
+                format!("{state:?}"),
+            ))
+        },
+    )
+    .await?;
+    two.wait_running(&two.alpha).await?;
+    let new_js = jetstream::new(nats.client_with(Some(&second)).await?);
+    publish_inputs(&new_js, "alpha", 50..100, 0).await?;
+    wait_count(&new_js, "OUT", 100, "alpha's outputs after the redeploy")
+        .await
+        .map_err(|e| e.context(two.worker.log_text()))?;
+    assert_outputs(&new_js, "alpha", 100).await?;
+
+    // Deleting beta while its pipeline runs: the pipeline stops, the account is gone, alpha
+    // carries on.
+    let beta_creds = issued_credentials(&internal, "beta", "orders").await?;
+    let (status, v) = two
+        .platform
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/tenants/{}", two.beta_id),
+            None,
+        )
+        .await?;
+    ensure!(status == 204, "delete beta: {status} {v}");
+    let workers = internal.get_key_value(WORKERS_BUCKET).await?;
+    wait_for(
+        "beta's pipeline gone from the worker",
+        Duration::from_secs(20),
+        || async {
+            let beat: WorkerHeartbeat = serde_json::from_slice(
+                &workers
+                    .get(worker_key("e2e-tenants-w1"))
+                    .await?
+                    .context("heartbeat")?,
+            )?;
+            let tenants: Vec<String> = beat.pipelines.iter().map(|p| p.tenant.clone()).collect();
+            Ok((
+                (!tenants.contains(&"beta".to_string()) && tenants.contains(&"alpha".to_string()))
+                    .then_some(()),
+                format!("{tenants:?}"),
+            ))
+        },
+    )
+    .await?;
+    wait_refused(nats, &beta_creds, "beta's account gone").await?;
+    ensure!(
+        internal
+            .get_key_value(DEPLOYMENTS_BUCKET)
+            .await?
+            .get(deployment_key("beta", "orders"))
+            .await?
+            .is_none(),
+        "beta's deployment record removed"
+    );
+    let (status, _) = two
+        .beta
+        .call(reqwest::Method::GET, "/pipelines", None)
+        .await?;
+    ensure!(status == 401, "beta's key after deletion: {status}");
+    publish_inputs(&new_js, "alpha", 100..120, 0).await?;
+    wait_count(&new_js, "OUT", 120, "alpha's outputs after beta's deletion").await?;
+    assert_outputs(&new_js, "alpha", 120).await?;
+    two.stop()
 }
