@@ -76,7 +76,15 @@ struct AccountRecord {
     /// Revoked users (public key → unix seconds): credentials of replaced deployments.
     #[serde(default)]
     revoked: BTreeMap<String, u64>,
+    /// Users to revoke once their time (unix seconds) has come: replaced deployments' whose
+    /// workers are still moving to the new credentials.
+    #[serde(default)]
+    pending: BTreeMap<String, u64>,
 }
+
+/// How long the credentials of a replaced deployment keep working by default: time for the
+/// workers to finish the old version's batches and move to the new credentials.
+pub const DEFAULT_REVOKE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Revocations kept per account; the oldest are dropped past it (a deployment's credentials
 /// are revoked when it is replaced, so old entries name long-gone users).
@@ -99,6 +107,7 @@ pub struct Nats {
     deployments: kv::Store,
     workers: kv::Store,
     accounts: Option<Arc<TenantAccounts>>,
+    revoke_after: std::time::Duration,
 }
 
 impl Nats {
@@ -135,6 +144,13 @@ impl Nats {
             open: tokio::sync::Mutex::new(HashMap::new()),
         }));
         Ok(nats)
+    }
+
+    /// How long the credentials of a replaced deployment keep working (default
+    /// [`DEFAULT_REVOKE_AFTER`]); [`revoke_due`](Self::revoke_due) ends them then.
+    pub fn with_revoke_after(mut self, after: std::time::Duration) -> Self {
+        self.revoke_after = after;
+        self
     }
 
     /// Whether each tenant has its own NATS account (operator mode).
@@ -221,8 +237,10 @@ impl Nats {
         )))
     }
 
-    /// Revokes the user of `creds` in the tenant's account: the server refuses its credentials
-    /// from now on and closes its connections (operator mode; no-op otherwise).
+    /// Revokes the user of `creds` in the tenant's account once the revocation delay has
+    /// passed (at once when it is zero): the server then refuses its credentials and closes
+    /// its connections (operator mode; no-op otherwise). The delay lets workers finish the
+    /// replaced version's batches before they move to the new credentials.
     pub async fn revoke_credentials(
         &self,
         tenant_id: &str,
@@ -237,22 +255,70 @@ impl Nats {
                 "unreadable deployment credentials".into(),
             ));
         };
-        let now = accounts::now_secs();
+        let due = accounts::now_secs() + self.revoke_after.as_secs();
+        let now = self.revoke_after.is_zero();
         accounts
             .update(tenant_id, tenant_name, |record| {
-                record.revoked.insert(user.clone(), now);
-                while record.revoked.len() > MAX_REVOCATIONS {
-                    let oldest = record
-                        .revoked
-                        .iter()
-                        .min_by_key(|(_, t)| **t)
-                        .map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        record.revoked.remove(&k);
-                    }
+                if now {
+                    record.revoked.insert(user.clone(), due);
+                } else {
+                    record.pending.insert(user.clone(), due);
                 }
+                trim_revocations(record);
             })
             .await
+    }
+
+    /// Applies the revocations whose time has come, in every tenant account; returns how many
+    /// accounts changed. `weir serve` calls it every second ([`sweep_revocations`]).
+    pub async fn revoke_due(&self) -> ApiResult<usize> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(0);
+        };
+        let mut names = Vec::new();
+        let mut keys = accounts
+            .records
+            .keys()
+            .await
+            .map_err(|e| failed("list the tenant accounts", e))?;
+        while let Some(key) = futures::StreamExt::next(&mut keys).await {
+            names.push(key.map_err(|e| failed("list the tenant accounts", e))?);
+        }
+        let now = accounts::now_secs();
+        let mut changed = 0;
+        for name in names {
+            let Some(value) = accounts
+                .records
+                .get(&name)
+                .await
+                .map_err(|e| failed("read the tenant accounts", e))?
+            else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_slice::<AccountRecord>(&value) else {
+                continue;
+            };
+            if !record.pending.values().any(|due| *due <= now) {
+                continue;
+            }
+            accounts
+                .update(&record.tenant_id, &name, |record| {
+                    let due: Vec<String> = record
+                        .pending
+                        .iter()
+                        .filter(|(_, t)| **t <= now)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for user in due {
+                        record.pending.remove(&user);
+                        record.revoked.insert(user, now);
+                    }
+                    trim_revocations(record);
+                })
+                .await?;
+            changed += 1;
+        }
+        Ok(changed)
     }
 
     /// Removes the tenant's NATS data and account: deletes every stream (and so every KV
@@ -314,6 +380,7 @@ impl Nats {
             deployments,
             workers,
             accounts: None,
+            revoke_after: DEFAULT_REVOKE_AFTER,
         })
     }
 
@@ -372,6 +439,7 @@ impl TenantAccounts {
                 account_seed: accounts::account_seed(&key),
                 limits: None,
                 revoked: BTreeMap::new(),
+                pending: BTreeMap::new(),
             };
             let value: bytes::Bytes = serde_json::to_vec(&record)
                 .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -392,6 +460,34 @@ impl TenantAccounts {
         Err(ApiError::Nats(format!(
             "the NATS account of `{tenant_name}` keeps changing; try again"
         )))
+    }
+}
+
+/// Drops the oldest revocations past [`MAX_REVOCATIONS`].
+fn trim_revocations(record: &mut AccountRecord) {
+    while record.revoked.len() > MAX_REVOCATIONS {
+        let oldest = record
+            .revoked
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => record.revoked.remove(&k),
+            None => break,
+        };
+    }
+}
+
+/// Applies due revocations every second until the task is dropped (`weir serve` runs it in
+/// operator mode; pending revocations are stored, so a restart loses none).
+pub async fn sweep_revocations(nats: Nats) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = nats.revoke_due().await {
+            tracing::warn!(%error, "applying due NATS credential revocations failed; retrying");
+        }
     }
 }
 

@@ -108,6 +108,7 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         // share it; `weir serve --nats-keys` isolates them.
         nats_keys: None,
         allow_shared_nats: true,
+        nats_revoke_after: weir_control_plane::nats::DEFAULT_REVOKE_AFTER,
     };
     let control_plane = tokio::spawn(weir_control_plane::server::serve_until(
         config,

@@ -138,6 +138,18 @@ pub async fn issued_credentials(
         .context("operator mode: the deployment carries credentials")
 }
 
+/// The credentials of the control plane's own user in `tenant`'s account (stable across
+/// deploys; from `weir_accounts` in Weir's internal account), for a test's producer.
+pub async fn account_credentials(internal: &jetstream::Context, tenant: &str) -> Result<String> {
+    let kv = internal.get_key_value("weir_accounts").await?;
+    let value = kv.get(tenant).await?.context("account record")?;
+    let record: Value = serde_json::from_slice(&value)?;
+    Ok(record["credentials"]
+        .as_str()
+        .context("credentials")?
+        .to_string())
+}
+
 /// Starts `weir serve` in operator mode on `nats`, waits for `/healthz`.
 pub async fn start_serve(nats: &NatsServer, dir: &Path, admin_key: &str) -> Result<(Proc, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -155,6 +167,8 @@ pub async fn start_serve(nats: &NatsServer, dir: &Path, admin_key: &str) -> Resu
             &nats.url(),
             "--nats-keys",
             keys.to_str().context("UTF-8")?,
+            "--nats-revoke-after",
+            "2s",
             "--addr",
             &addr,
             "--data-dir",
@@ -315,6 +329,7 @@ struct TwoTenants {
     platform: TenantApi,
     alpha: TenantApi,
     beta: TenantApi,
+    alpha_id: String,
     beta_id: String,
 }
 
@@ -329,7 +344,7 @@ impl TwoTenants {
             http: http.clone(),
         };
         let platform = api(ADMIN_KEY);
-        let (_, alpha_key) = create_tenant(&platform, "alpha").await?;
+        let (alpha_id, alpha_key) = create_tenant(&platform, "alpha").await?;
         let (beta_id, beta_key) = create_tenant(&platform, "beta").await?;
         let file = dir.join("orders.yaml");
         std::fs::write(&file, RESOURCES)?;
@@ -353,6 +368,7 @@ impl TwoTenants {
             serve,
             worker,
             base,
+            alpha_id,
             beta_id,
         };
         for api in [&two.alpha, &two.beta] {
@@ -832,5 +848,130 @@ async fn rotate_and_delete(nats: &NatsServer, dir: &Path) -> Result<()> {
     publish_inputs(&new_js, "alpha", 100..120, 0).await?;
     wait_count(&new_js, "OUT", 120, "alpha's outputs after beta's deletion").await?;
     assert_outputs(&new_js, "alpha", 120).await?;
+    two.stop()
+}
+
+#[test]
+fn a_storage_quota_holds_outputs_back_until_raised() -> Result<()> {
+    block_on(async {
+        let nats = NatsServer::start_operator()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weir-tenants-quota-")
+            .tempdir()?;
+        let result = storage_quota(&nats, dir.path()).await;
+        if result.is_err() {
+            let _ = dir.keep();
+        }
+        result
+    })
+}
+
+/// Messages in `stream` of `js` (0 when it does not exist).
+async fn count(js: &jetstream::Context, stream: &str) -> Result<u64> {
+    Ok(match js.get_stream(stream).await {
+        Ok(mut s) => s.info().await?.state.messages,
+        Err(_) => 0,
+    })
+}
+
+async fn storage_quota(nats: &NatsServer, dir: &Path) -> Result<()> {
+    const N: u64 = 100;
+    let two = TwoTenants::start(nats, dir).await?;
+    let internal = jetstream::new(nats.client().await?);
+    // Inputs stored while the pipeline is paused.
+    let paused = weir_cli_as(dir, &two.base, &two.alpha.key, &["pause", "orders"])?;
+    ensure!(paused.contains("paused"), "{paused}");
+    let creds = account_credentials(&internal, "alpha").await?;
+    let js = jetstream::new(nats.client_with(Some(&creds)).await?);
+    publish_inputs(&js, "alpha", 0..N, 0)
+        .await
+        .context("publishing while paused")?;
+    js.create_stream(jetstream::stream::Config {
+        name: "PROBE".into(),
+        subjects: vec!["probe.>".into()],
+        ..Default::default()
+    })
+    .await
+    .context("creating PROBE")?;
+
+    // A storage quota just above what the account stores now.
+    let usage = two.alpha.get("/quotas/usage").await?;
+    let stored = usage["quotas"]
+        .as_array()
+        .context("quotas")?
+        .iter()
+        .find(|q| q["name"] == "max_storage_bytes")
+        .and_then(|q| q["usage"].as_i64())
+        .with_context(|| format!("storage usage in {usage}"))?;
+    ensure!(stored > 0, "{usage}");
+    let quotas = |bytes: Option<i64>| json!({"max_storage_bytes": bytes, "max_streams": 50});
+    two.platform
+        .ok(
+            reqwest::Method::PUT,
+            &format!("/tenants/{}/quotas", two.alpha_id),
+            Some(quotas(Some(stored + 1_000))),
+        )
+        .await?;
+    // The server refuses what does not fit.
+    wait_for(
+        "a publish past the account's storage refused",
+        Duration::from_secs(10),
+        || async {
+            let refused = match js.publish("probe.big", vec![b'x'; 2_000].into()).await {
+                Ok(ack) => ack.await.is_err(),
+                Err(_) => true,
+            };
+            Ok((refused.then_some(()), "accepted".to_string()))
+        },
+    )
+    .await?;
+
+    // Resumed: some outputs fit, the rest wait (not acked, not dead-lettered).
+    let resumed = weir_cli_as(dir, &two.base, &two.alpha.key, &["resume", "orders"])?;
+    ensure!(
+        resumed.contains("running") || resumed.contains("resumed"),
+        "{resumed}"
+    );
+    two.wait_running(&two.alpha).await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = count(&js, "OUT").await?;
+    eprintln!("storage quota: {held} of {N} outputs stored before raising it");
+    ensure!(held < N, "{held} outputs stored past the quota");
+    ensure!(count(&js, "DLQ").await? == 0, "outputs dead-lettered");
+    let info = js
+        .get_stream("ORDERS")
+        .await?
+        .consumer_info("weir_alpha_orders")
+        .await
+        .context("consumer info")?;
+    ensure!(
+        info.num_pending + info.num_ack_pending as u64 > 0,
+        "the held inputs are not acked: {info:?}"
+    );
+    // Beta is not held back.
+    let beta_js = jetstream::new(
+        nats.client_with(Some(
+            &issued_credentials(&internal, "beta", "orders").await?,
+        ))
+        .await?,
+    );
+    publish_inputs(&beta_js, "beta", 0..10, 0)
+        .await
+        .context("beta's inputs")?;
+    wait_count(&beta_js, "OUT", 10, "beta's outputs").await?;
+
+    // Raised: every output arrives, exactly once, none dead-lettered.
+    two.platform
+        .ok(
+            reqwest::Method::PUT,
+            &format!("/tenants/{}/quotas", two.alpha_id),
+            Some(quotas(None)),
+        )
+        .await?;
+    wait_count(&js, "OUT", N, "alpha's outputs after raising the quota")
+        .await
+        .map_err(|e| e.context(two.worker.log_text()))?;
+    assert_outputs(&js, "alpha", N).await?;
+    ensure!(count(&js, "DLQ").await? == 0, "outputs dead-lettered");
     two.stop()
 }
