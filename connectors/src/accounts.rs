@@ -254,7 +254,7 @@ impl OperatorKeys {
     /// The lines of a nats-server configuration that trust this operator, with a full
     /// (NATS-based) account resolver under `resolver_dir` that accepts pushes and deletions,
     /// and the system and internal accounts preloaded. `operator_jwt_file` is where the
-    /// operator JWT is written.
+    /// operator JWT is written; `resolver_dir` is created.
     pub fn server_config(
         &self,
         operator_jwt_file: &Path,
@@ -262,7 +262,14 @@ impl OperatorKeys {
     ) -> std::io::Result<String> {
         std::fs::write(operator_jwt_file, self.operator_jwt())?;
         std::fs::create_dir_all(resolver_dir)?;
-        Ok(format!(
+        Ok(self.server_config_lines(operator_jwt_file, resolver_dir))
+    }
+
+    /// The configuration lines of [`server_config`](Self::server_config) for a server where
+    /// the operator JWT lies at `operator_jwt_file` and the resolver keeps `resolver_dir`
+    /// (nothing is written).
+    pub fn server_config_lines(&self, operator_jwt_file: &Path, resolver_dir: &Path) -> String {
+        format!(
             "operator: \"{op}\"\nsystem_account: {sys}\n\
              resolver: {{\n  type: full\n  dir: \"{dir}\"\n  allow_delete: true\n  interval: \"2m\"\n}}\n\
              resolver_preload: {{\n  {sys}: \"{sys_jwt}\"\n  {weir}: \"{weir_jwt}\"\n}}\n",
@@ -272,7 +279,7 @@ impl OperatorKeys {
             sys_jwt = self.system_account_jwt(),
             weir = self.internal.public_key(),
             weir_jwt = self.internal_account_jwt(),
-        ))
+        )
     }
 }
 

@@ -5,6 +5,7 @@ mod dev_operator;
 mod fleet;
 mod fleet_api;
 mod fleet_support;
+mod nats_setup;
 mod process;
 mod runtime_crash;
 mod tenants_e2e;
