@@ -97,7 +97,15 @@ struct TenantAccounts {
     system: async_nats::Client,
     records: kv::Store,
     open: tokio::sync::Mutex<HashMap<String, (String, TenantNats)>>,
+    /// Earliest time (unix seconds) a pending revocation known here falls due; 0: unknown.
+    next_due: std::sync::atomic::AtomicU64,
+    /// When every account was last scanned for due revocations (unix seconds).
+    last_scan: std::sync::atomic::AtomicU64,
 }
+
+/// How often every account is scanned for due revocations even when none is known here
+/// (another control-plane replica may have scheduled them).
+const FULL_SCAN_EVERY_SECS: u64 = 60;
 
 /// A connected NATS with the fleet's buckets open. Cheap to clone.
 #[derive(Clone)]
@@ -142,6 +150,8 @@ impl Nats {
             system,
             records,
             open: tokio::sync::Mutex::new(HashMap::new()),
+            next_due: std::sync::atomic::AtomicU64::new(0),
+            last_scan: std::sync::atomic::AtomicU64::new(0),
         }));
         Ok(nats)
     }
@@ -266,7 +276,11 @@ impl Nats {
                 }
                 trim_revocations(record);
             })
-            .await
+            .await?;
+        accounts
+            .next_due
+            .fetch_min(due, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Applies the revocations whose time has come, in every tenant account; returns how many
@@ -275,6 +289,26 @@ impl Nats {
         let Some(accounts) = &self.accounts else {
             return Ok(0);
         };
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = accounts::now_secs();
+        let next_due = accounts.next_due.load(SeqCst);
+        let last_scan = accounts.last_scan.load(SeqCst);
+        if next_due != 0 && now < next_due && now < last_scan + FULL_SCAN_EVERY_SECS {
+            return Ok(0);
+        }
+        accounts.last_scan.store(now, SeqCst);
+        // Rescanned below: what stays pending lowers it again (as do new schedules meanwhile).
+        accounts.next_due.store(u64::MAX, SeqCst);
+        let scanned = self.apply_due(accounts, now).await;
+        if scanned.is_err() {
+            // Unknown again: the next tick scans.
+            accounts.next_due.store(0, SeqCst);
+        }
+        scanned
+    }
+
+    async fn apply_due(&self, accounts: &TenantAccounts, now: u64) -> ApiResult<usize> {
+        use std::sync::atomic::Ordering::SeqCst;
         let mut names = Vec::new();
         let mut keys = accounts
             .records
@@ -284,7 +318,6 @@ impl Nats {
         while let Some(key) = futures::StreamExt::next(&mut keys).await {
             names.push(key.map_err(|e| failed("list the tenant accounts", e))?);
         }
-        let now = accounts::now_secs();
         let mut changed = 0;
         for name in names {
             let Some(value) = accounts
@@ -298,6 +331,9 @@ impl Nats {
             let Ok(record) = serde_json::from_slice::<AccountRecord>(&value) else {
                 continue;
             };
+            if let Some(later) = record.pending.values().filter(|due| **due > now).min() {
+                accounts.next_due.fetch_min(*later, SeqCst);
+            }
             if !record.pending.values().any(|due| *due <= now) {
                 continue;
             }

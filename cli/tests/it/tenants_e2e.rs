@@ -848,6 +848,16 @@ async fn rotate_and_delete(nats: &NatsServer, dir: &Path) -> Result<()> {
     publish_inputs(&new_js, "alpha", 100..120, 0).await?;
     wait_count(&new_js, "OUT", 120, "alpha's outputs after beta's deletion").await?;
     assert_outputs(&new_js, "alpha", 120).await?;
+
+    // Undeploying revokes the pipeline's credentials too.
+    let undeployed = weir_cli_as(dir, &two.base, &two.alpha.key, &["undeploy", "orders"])?;
+    ensure!(undeployed.contains("undeployed"), "{undeployed}");
+    wait_refused(
+        nats,
+        &second,
+        "the undeployed pipeline's credentials refused",
+    )
+    .await?;
     two.stop()
 }
 
