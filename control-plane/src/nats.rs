@@ -30,6 +30,14 @@ pub enum NatsError {
     /// The server cannot be reached.
     #[error(transparent)]
     Connect(#[from] weir_connectors::ConnectorError),
+    /// The operator keys cannot be read.
+    #[error("{reason} (make the keys with `weir nats-setup --keys {dir}`)")]
+    Keys {
+        /// What is wrong.
+        reason: String,
+        /// The keys directory.
+        dir: String,
+    },
     /// A bucket can neither be opened nor created.
     #[error(
         "cannot open or create the KV bucket `{bucket}` on NATS (is JetStream enabled?): {reason}"

@@ -128,9 +128,12 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
         Some(url) => {
             let nats = match &config.nats_keys {
                 Some(dir) => {
-                    let keys = weir_connectors::accounts::OperatorKeys::load(dir)
-                        .map_err(weir_connectors::ConnectorError::from)
-                        .map_err(crate::nats::NatsError::from)?;
+                    let keys = weir_connectors::accounts::OperatorKeys::load(dir).map_err(|e| {
+                        crate::nats::NatsError::Keys {
+                            reason: e.to_string(),
+                            dir: dir.display().to_string(),
+                        }
+                    })?;
                     let nats = crate::nats::Nats::connect_operator(url, keys)
                         .await?
                         .with_revoke_after(config.nats_revoke_after);
