@@ -53,6 +53,9 @@ enum Command {
     Status(commands::status::Args),
     /// Browse, redrive and purge a pipeline's dead letters.
     Dlq(commands::dlq::Args),
+    /// Make the NATS operator keys, server configuration and worker credentials for operator
+    /// mode (one NATS account per tenant).
+    NatsSetup(commands::nats_setup::Args),
 }
 
 /// The allocator of every `weir` process (workers, control plane, bench).
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Undeploy(args) => commands::deploy::undeploy(args),
         Command::Status(args) => commands::status::run(args),
         Command::Dlq(args) => commands::dlq::run(args),
+        Command::NatsSetup(args) => commands::nats_setup::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),

@@ -3,6 +3,7 @@
 //! user credentials (`.creds` text) for each; the server configuration that trusts the
 //! operator; and pushing / deleting account claims at run time through the system account.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
@@ -54,7 +55,7 @@ impl From<AccountError> for ConnectorError {
 
 /// JetStream and connection limits of a tenant's account, enforced by nats-server
 /// (`-1` is unlimited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountLimits {
     /// Streams the account may hold.
     pub streams: i64,
@@ -196,7 +197,13 @@ impl OperatorKeys {
 
     /// The system account's JWT (no JetStream: the server refuses it there).
     pub fn system_account_jwt(&self) -> String {
-        account_claims(&self.operator, &self.system, SYSTEM_ACCOUNT, None)
+        account_claims(
+            &self.operator,
+            &self.system,
+            SYSTEM_ACCOUNT,
+            None,
+            &BTreeMap::new(),
+        )
     }
 
     /// The internal account's JWT (JetStream without limits).
@@ -206,12 +213,26 @@ impl OperatorKeys {
             &self.internal,
             INTERNAL_ACCOUNT,
             Some(AccountLimits::default()),
+            &BTreeMap::new(),
         )
     }
 
     /// The JWT of a tenant account `account` named `name`, with JetStream `limits`.
     pub fn account_jwt(&self, account: &KeyPair, name: &str, limits: AccountLimits) -> String {
-        account_claims(&self.operator, account, name, Some(limits))
+        self.account_jwt_revoking(account, name, limits, &BTreeMap::new())
+    }
+
+    /// [`account_jwt`](Self::account_jwt) that also revokes users: `revoked` maps a user's
+    /// public key to a unix time; the server refuses (and disconnects) that user's credentials
+    /// issued at or before it.
+    pub fn account_jwt_revoking(
+        &self,
+        account: &KeyPair,
+        name: &str,
+        limits: AccountLimits,
+        revoked: &BTreeMap<String, u64>,
+    ) -> String {
+        account_claims(&self.operator, account, name, Some(limits), revoked)
     }
 
     /// Credentials of a fresh user of the system account.
@@ -233,7 +254,7 @@ impl OperatorKeys {
     /// The lines of a nats-server configuration that trust this operator, with a full
     /// (NATS-based) account resolver under `resolver_dir` that accepts pushes and deletions,
     /// and the system and internal accounts preloaded. `operator_jwt_file` is where the
-    /// operator JWT is written.
+    /// operator JWT is written; `resolver_dir` is created.
     pub fn server_config(
         &self,
         operator_jwt_file: &Path,
@@ -241,7 +262,14 @@ impl OperatorKeys {
     ) -> std::io::Result<String> {
         std::fs::write(operator_jwt_file, self.operator_jwt())?;
         std::fs::create_dir_all(resolver_dir)?;
-        Ok(format!(
+        Ok(self.server_config_lines(operator_jwt_file, resolver_dir))
+    }
+
+    /// The configuration lines of [`server_config`](Self::server_config) for a server where
+    /// the operator JWT lies at `operator_jwt_file` and the resolver keeps `resolver_dir`
+    /// (nothing is written).
+    pub fn server_config_lines(&self, operator_jwt_file: &Path, resolver_dir: &Path) -> String {
+        format!(
             "operator: \"{op}\"\nsystem_account: {sys}\n\
              resolver: {{\n  type: full\n  dir: \"{dir}\"\n  allow_delete: true\n  interval: \"2m\"\n}}\n\
              resolver_preload: {{\n  {sys}: \"{sys_jwt}\"\n  {weir}: \"{weir_jwt}\"\n}}\n",
@@ -251,7 +279,7 @@ impl OperatorKeys {
             sys_jwt = self.system_account_jwt(),
             weir = self.internal.public_key(),
             weir_jwt = self.internal_account_jwt(),
-        ))
+        )
     }
 }
 
@@ -283,6 +311,7 @@ fn account_claims(
     account: &KeyPair,
     name: &str,
     jetstream: Option<AccountLimits>,
+    revoked: &BTreeMap<String, u64>,
 ) -> String {
     let mut limits = json!({
         "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
@@ -295,17 +324,37 @@ fn account_claims(
         limits["streams"] = json!(js.streams);
         limits["consumer"] = json!(js.consumers);
     }
-    encode(
-        operator,
-        &account.public_key(),
-        name,
-        json!({
-            "limits": limits,
-            "default_permissions": { "pub": {}, "sub": {} },
-            "type": "account",
-            "version": 2,
-        }),
-    )
+    let mut nats = json!({
+        "limits": limits,
+        "default_permissions": { "pub": {}, "sub": {} },
+        "type": "account",
+        "version": 2,
+    });
+    if !revoked.is_empty() {
+        nats["revocations"] = json!(revoked);
+    }
+    encode(operator, &account.public_key(), name, nats)
+}
+
+/// The public key (`U…`) of the user whose `.creds` text this is, when readable.
+pub fn creds_user(creds: &str) -> Option<String> {
+    let jwt = creds
+        .split("-----BEGIN NATS USER JWT-----")
+        .nth(1)?
+        .split("------END NATS USER JWT------")
+        .next()?
+        .trim();
+    let body = URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1)?).ok()?;
+    let claims: Value = serde_json::from_slice(&body).ok()?;
+    claims.get("sub")?.as_str().map(str::to_string)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Credentials (`.creds` text: user JWT and seed) of a fresh user of `account`, allowed
@@ -425,5 +474,16 @@ mod tests {
             .expect("signed by the operator");
         let creds = user_creds(&account, "u");
         assert!(creds.contains("BEGIN NATS USER JWT") && creds.contains("SU"));
+        let user = creds_user(&creds).expect("the user's public key");
+        assert!(user.starts_with('U'), "{user}");
+        let revoked = BTreeMap::from([(user.clone(), 42)]);
+        let jwt = keys.account_jwt_revoking(&account, "acme", AccountLimits::default(), &revoked);
+        let claims: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["nats"]["revocations"][&user], 42);
     }
 }

@@ -188,9 +188,14 @@ async fn write(
         },
         updated_at_ms: now as u64,
         updated_by: caller.email.clone(),
-        credentials: state.tenant_nats(caller).await?.credentials,
+        // Fresh credentials on every write (operator mode); the previous ones are revoked
+        // once the new record is in place.
+        credentials: nats
+            .deployment_credentials(&caller.tenant_id, &caller.tenant_name, name)
+            .await?,
     };
     let key = deployment_key(&caller.tenant_name, name);
+    let previous = record_credentials(nats, &key).await?;
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
     ensure_declared_streams(state, caller).await?;
 
@@ -219,6 +224,10 @@ async fn write(
         .await
         .map_err(|e| failed(&format!("write the deployment record `{key}`"), e))?;
     tx.commit().await?;
+    if let Some(old) = previous {
+        nats.revoke_credentials(&caller.tenant_id, &caller.tenant_name, &old)
+            .await?;
+    }
 
     let after = DeploymentInfo {
         pipeline: name.clone(),
@@ -241,6 +250,21 @@ async fn write(
         StatusCode::OK
     };
     Ok(AuditNote::diff(diff).attach((status, Json(after))))
+}
+
+/// The credentials the deployment record `key` carries now, if any.
+async fn record_credentials(nats: &crate::nats::Nats, key: &str) -> ApiResult<Option<String>> {
+    let Some(value) = nats
+        .deployments()
+        .get(key)
+        .await
+        .map_err(|e| failed(&format!("read the deployment record `{key}`"), e))?
+    else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<Deployment>(&value)
+        .ok()
+        .and_then(|d| d.credentials))
 }
 
 /// Creates (or updates) on NATS every stream the tenant declared with `kind: Stream`, so that a
@@ -403,6 +427,7 @@ pub async fn undeploy(
     let before = load(&state, &p.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))?;
+    let previous = record_credentials(nats, &before.key).await?;
     let mut tx = state.db().begin().await?;
     sqlx::query("DELETE FROM deployments WHERE pipeline_id = $1")
         .bind(&p.id)
@@ -413,6 +438,10 @@ pub async fn undeploy(
         .await
         .map_err(|e| failed(&format!("delete the deployment record `{}`", before.key), e))?;
     tx.commit().await?;
+    if let Some(old) = previous {
+        nats.revoke_credentials(&caller.tenant_id, &caller.tenant_name, &old)
+            .await?;
+    }
     let diff = unified_diff(
         &describe(Some(&before)),
         "",

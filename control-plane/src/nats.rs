@@ -8,7 +8,7 @@
 //! cannot reach), and [`Nats::tenant`] hands out a connection bound to that account.
 //! Without keys (a plain server) every tenant shares the one connection.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,14 @@ pub enum NatsError {
     /// The server cannot be reached.
     #[error(transparent)]
     Connect(#[from] weir_connectors::ConnectorError),
+    /// The operator keys cannot be read.
+    #[error("{reason} (make the keys with `weir nats-setup --keys {dir}`)")]
+    Keys {
+        /// What is wrong.
+        reason: String,
+        /// The keys directory.
+        dir: String,
+    },
     /// A bucket can neither be opened nor created.
     #[error(
         "cannot open or create the KV bucket `{bucket}` on NATS (is JetStream enabled?): {reason}"
@@ -68,8 +76,27 @@ impl TenantNats {
 struct AccountRecord {
     tenant_id: String,
     account_seed: String,
+    /// The control plane's own user in the account.
     credentials: String,
+    /// The account's limits as last pushed (absent: unlimited).
+    #[serde(default)]
+    limits: Option<AccountLimits>,
+    /// Revoked users (public key → unix seconds): credentials of replaced deployments.
+    #[serde(default)]
+    revoked: BTreeMap<String, u64>,
+    /// Users to revoke once their time (unix seconds) has come: replaced deployments' whose
+    /// workers are still moving to the new credentials.
+    #[serde(default)]
+    pending: BTreeMap<String, u64>,
 }
+
+/// How long the credentials of a replaced deployment keep working by default: time for the
+/// workers to finish the old version's batches and move to the new credentials.
+pub const DEFAULT_REVOKE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Revocations kept per account; the oldest are dropped past it (a deployment's credentials
+/// are revoked when it is replaced, so old entries name long-gone users).
+pub const MAX_REVOCATIONS: usize = 10_000;
 
 /// The tenant accounts of a server in operator mode.
 struct TenantAccounts {
@@ -78,7 +105,15 @@ struct TenantAccounts {
     system: async_nats::Client,
     records: kv::Store,
     open: tokio::sync::Mutex<HashMap<String, (String, TenantNats)>>,
+    /// Earliest time (unix seconds) a pending revocation known here falls due; 0: unknown.
+    next_due: std::sync::atomic::AtomicU64,
+    /// When every account was last scanned for due revocations (unix seconds).
+    last_scan: std::sync::atomic::AtomicU64,
 }
+
+/// How often every account is scanned for due revocations even when none is known here
+/// (another control-plane replica may have scheduled them).
+const FULL_SCAN_EVERY_SECS: u64 = 60;
 
 /// A connected NATS with the fleet's buckets open. Cheap to clone.
 #[derive(Clone)]
@@ -88,6 +123,7 @@ pub struct Nats {
     deployments: kv::Store,
     workers: kv::Store,
     accounts: Option<Arc<TenantAccounts>>,
+    revoke_after: std::time::Duration,
 }
 
 impl Nats {
@@ -122,8 +158,17 @@ impl Nats {
             system,
             records,
             open: tokio::sync::Mutex::new(HashMap::new()),
+            next_due: std::sync::atomic::AtomicU64::new(0),
+            last_scan: std::sync::atomic::AtomicU64::new(0),
         }));
         Ok(nats)
+    }
+
+    /// How long the credentials of a replaced deployment keep working (default
+    /// [`DEFAULT_REVOKE_AFTER`]); [`revoke_due`](Self::revoke_due) ends them then.
+    pub fn with_revoke_after(mut self, after: std::time::Duration) -> Self {
+        self.revoke_after = after;
+        self
     }
 
     /// Whether each tenant has its own NATS account (operator mode).
@@ -182,15 +227,142 @@ impl Nats {
         let Some(accounts) = &self.accounts else {
             return Ok(());
         };
+        accounts
+            .update(tenant_id, tenant_name, |record| {
+                record.limits = Some(limits);
+            })
+            .await
+    }
+
+    /// Fresh credentials of a new user of the tenant's account for one deployment of
+    /// `pipeline` (operator mode; `None` on a plain server). Each deploy gets its own, and
+    /// [`revoke_credentials`](Self::revoke_credentials) ends the previous ones.
+    pub async fn deployment_credentials(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        pipeline: &str,
+    ) -> ApiResult<Option<String>> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(None);
+        };
         let record = accounts.record(tenant_id, tenant_name).await?;
         let key = accounts::account_key(&record.account_seed)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        accounts::push_account(
-            &accounts.system,
-            &accounts.keys.account_jwt(&key, tenant_name, limits),
-        )
-        .await
-        .map_err(|e| failed(&format!("update the NATS account of `{tenant_name}`"), e))
+        Ok(Some(accounts::user_creds(
+            &key,
+            &format!("{tenant_name}.{pipeline}"),
+        )))
+    }
+
+    /// Revokes the user of `creds` in the tenant's account once the revocation delay has
+    /// passed (at once when it is zero): the server then refuses its credentials and closes
+    /// its connections (operator mode; no-op otherwise). The delay lets workers finish the
+    /// replaced version's batches before they move to the new credentials.
+    pub async fn revoke_credentials(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        creds: &str,
+    ) -> ApiResult<()> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(());
+        };
+        let Some(user) = accounts::creds_user(creds) else {
+            return Err(ApiError::Internal(
+                "unreadable deployment credentials".into(),
+            ));
+        };
+        let due = accounts::now_secs() + self.revoke_after.as_secs();
+        let now = self.revoke_after.is_zero();
+        accounts
+            .update(tenant_id, tenant_name, |record| {
+                if now {
+                    record.revoked.insert(user.clone(), due);
+                } else {
+                    record.pending.insert(user.clone(), due);
+                }
+                trim_revocations(record);
+            })
+            .await?;
+        accounts
+            .next_due
+            .fetch_min(due, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Applies the revocations whose time has come, in every tenant account; returns how many
+    /// accounts changed. `weir serve` calls it every second ([`sweep_revocations`]).
+    pub async fn revoke_due(&self) -> ApiResult<usize> {
+        let Some(accounts) = &self.accounts else {
+            return Ok(0);
+        };
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = accounts::now_secs();
+        let next_due = accounts.next_due.load(SeqCst);
+        let last_scan = accounts.last_scan.load(SeqCst);
+        if next_due != 0 && now < next_due && now < last_scan + FULL_SCAN_EVERY_SECS {
+            return Ok(0);
+        }
+        accounts.last_scan.store(now, SeqCst);
+        // Rescanned below: what stays pending lowers it again (as do new schedules meanwhile).
+        accounts.next_due.store(u64::MAX, SeqCst);
+        let scanned = self.apply_due(accounts, now).await;
+        if scanned.is_err() {
+            // Unknown again: the next tick scans.
+            accounts.next_due.store(0, SeqCst);
+        }
+        scanned
+    }
+
+    async fn apply_due(&self, accounts: &TenantAccounts, now: u64) -> ApiResult<usize> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut names = Vec::new();
+        let mut keys = accounts
+            .records
+            .keys()
+            .await
+            .map_err(|e| failed("list the tenant accounts", e))?;
+        while let Some(key) = futures::StreamExt::next(&mut keys).await {
+            names.push(key.map_err(|e| failed("list the tenant accounts", e))?);
+        }
+        let mut changed = 0;
+        for name in names {
+            let Some(value) = accounts
+                .records
+                .get(&name)
+                .await
+                .map_err(|e| failed("read the tenant accounts", e))?
+            else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_slice::<AccountRecord>(&value) else {
+                continue;
+            };
+            if let Some(later) = record.pending.values().filter(|due| **due > now).min() {
+                accounts.next_due.fetch_min(*later, SeqCst);
+            }
+            if !record.pending.values().any(|due| *due <= now) {
+                continue;
+            }
+            accounts
+                .update(&record.tenant_id, &name, |record| {
+                    let due: Vec<String> = record
+                        .pending
+                        .iter()
+                        .filter(|(_, t)| **t <= now)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for user in due {
+                        record.pending.remove(&user);
+                        record.revoked.insert(user, now);
+                    }
+                    trim_revocations(record);
+                })
+                .await?;
+            changed += 1;
+        }
+        Ok(changed)
     }
 
     /// Removes the tenant's NATS data and account: deletes every stream (and so every KV
@@ -252,6 +424,7 @@ impl Nats {
             deployments,
             workers,
             accounts: None,
+            revoke_after: DEFAULT_REVOKE_AFTER,
         })
     }
 
@@ -308,6 +481,9 @@ impl TenantAccounts {
                 tenant_id: tenant_id.to_string(),
                 credentials: accounts::user_creds(&key, tenant_name),
                 account_seed: accounts::account_seed(&key),
+                limits: None,
+                revoked: BTreeMap::new(),
+                pending: BTreeMap::new(),
             };
             let value: bytes::Bytes = serde_json::to_vec(&record)
                 .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -324,6 +500,89 @@ impl TenantAccounts {
                 return Ok(record);
             }
             // Another request wrote it meanwhile: read again.
+        }
+        Err(ApiError::Nats(format!(
+            "the NATS account of `{tenant_name}` keeps changing; try again"
+        )))
+    }
+}
+
+/// Drops the oldest revocations past [`MAX_REVOCATIONS`].
+fn trim_revocations(record: &mut AccountRecord) {
+    while record.revoked.len() > MAX_REVOCATIONS {
+        let oldest = record
+            .revoked
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => record.revoked.remove(&k),
+            None => break,
+        };
+    }
+}
+
+/// Applies due revocations every second until the task is dropped (`weir serve` runs it in
+/// operator mode; pending revocations are stored, so a restart loses none).
+pub async fn sweep_revocations(nats: Nats) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = nats.revoke_due().await {
+            tracing::warn!(%error, "applying due NATS credential revocations failed; retrying");
+        }
+    }
+}
+
+impl TenantAccounts {
+    /// Changes the tenant's account record with `change`, pushes the account JWT it now
+    /// describes (limits, revocations), and stores it (retrying when another request wrote
+    /// it meanwhile).
+    async fn update(
+        &self,
+        tenant_id: &str,
+        tenant_name: &str,
+        mut change: impl FnMut(&mut AccountRecord),
+    ) -> ApiResult<()> {
+        for _ in 0..5 {
+            self.record(tenant_id, tenant_name).await?;
+            let Some(entry) = self
+                .records
+                .entry(tenant_name)
+                .await
+                .map_err(|e| failed("read the tenant accounts", e))?
+            else {
+                continue;
+            };
+            let mut record: AccountRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if record.tenant_id != tenant_id {
+                continue;
+            }
+            change(&mut record);
+            let key = accounts::account_key(&record.account_seed)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let jwt = self.keys.account_jwt_revoking(
+                &key,
+                tenant_name,
+                record.limits.unwrap_or_default(),
+                &record.revoked,
+            );
+            let value: bytes::Bytes = serde_json::to_vec(&record)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .into();
+            if self
+                .records
+                .update(tenant_name, value, entry.revision)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            return accounts::push_account(&self.system, &jwt)
+                .await
+                .map_err(|e| failed(&format!("update the NATS account of `{tenant_name}`"), e));
         }
         Err(ApiError::Nats(format!(
             "the NATS account of `{tenant_name}` keeps changing; try again"

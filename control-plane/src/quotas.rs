@@ -1,5 +1,6 @@
 //! Tenant quotas: limits on pipelines, total parallelism, streams (enforced here, by the API),
-//! and on message size and ingest rate (stored here, enforced by workers).
+//! on message size and ingest rate (stored here, enforced by workers), and on JetStream storage
+//! and connections (set on the tenant's NATS account, enforced by nats-server).
 
 use axum::Json;
 use axum::extract::State;
@@ -25,6 +26,15 @@ pub struct Quotas {
     pub max_ingest_rate: Option<i64>,
     /// Most streams.
     pub max_streams: Option<i64>,
+    /// Most JetStream bytes the tenant's NATS account may store, in file and in memory each
+    /// (enforced by nats-server in operator mode: publishing past it is refused, and a
+    /// pipeline's outputs wait and retry until there is room).
+    #[serde(default)]
+    pub max_storage_bytes: Option<i64>,
+    /// Most client connections to the tenant's NATS account at once (workers hold one per
+    /// deployed pipeline; the control plane one; enforced by nats-server in operator mode).
+    #[serde(default)]
+    pub max_connections: Option<i64>,
 }
 
 impl Quotas {
@@ -36,6 +46,8 @@ impl Quotas {
             max_message_bytes: Some(1024 * 1024),
             max_ingest_rate: Some(10_000),
             max_streams: Some(50),
+            max_storage_bytes: None,
+            max_connections: None,
         }
     }
 
@@ -47,6 +59,8 @@ impl Quotas {
             ("max_message_bytes", self.max_message_bytes),
             ("max_ingest_rate", self.max_ingest_rate),
             ("max_streams", self.max_streams),
+            ("max_storage_bytes", self.max_storage_bytes),
+            ("max_connections", self.max_connections),
         ] {
             if v.is_some_and(|v| v < 0) {
                 return Err(ApiError::Unprocessable(format!(
@@ -66,10 +80,12 @@ pub async fn save<'e, E: Executor<'e, Database = Any>>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO quotas (tenant_id, max_pipelines, max_parallelism, max_message_bytes, \
-         max_ingest_rate, max_streams) VALUES ($1, $2, $3, $4, $5, $6) \
+         max_ingest_rate, max_streams, max_storage_bytes, max_connections) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (tenant_id) DO UPDATE SET max_pipelines = excluded.max_pipelines, \
          max_parallelism = excluded.max_parallelism, max_message_bytes = excluded.max_message_bytes, \
-         max_ingest_rate = excluded.max_ingest_rate, max_streams = excluded.max_streams",
+         max_ingest_rate = excluded.max_ingest_rate, max_streams = excluded.max_streams, \
+         max_storage_bytes = excluded.max_storage_bytes, max_connections = excluded.max_connections",
     )
     .bind(tenant_id)
     .bind(q.max_pipelines)
@@ -77,6 +93,8 @@ pub async fn save<'e, E: Executor<'e, Database = Any>>(
     .bind(q.max_message_bytes)
     .bind(q.max_ingest_rate)
     .bind(q.max_streams)
+    .bind(q.max_storage_bytes)
+    .bind(q.max_connections)
     .execute(db)
     .await
     .map(|_| ())
@@ -88,8 +106,8 @@ pub async fn load<'e, E: Executor<'e, Database = Any>>(
     tenant_id: &str,
 ) -> Result<Quotas, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT max_pipelines, max_parallelism, max_message_bytes, max_ingest_rate, max_streams \
-         FROM quotas WHERE tenant_id = $1",
+        "SELECT max_pipelines, max_parallelism, max_message_bytes, max_ingest_rate, max_streams, \
+         max_storage_bytes, max_connections FROM quotas WHERE tenant_id = $1",
     )
     .bind(tenant_id)
     .fetch_optional(db)
@@ -102,6 +120,8 @@ pub async fn load<'e, E: Executor<'e, Database = Any>>(
             max_message_bytes: r.try_get(2)?,
             max_ingest_rate: r.try_get(3)?,
             max_streams: r.try_get(4)?,
+            max_storage_bytes: r.try_get(5)?,
+            max_connections: r.try_get(6)?,
         },
     })
 }
@@ -131,7 +151,8 @@ pub struct QuotaStatus {
     pub name: String,
     /// The limit; absent = unlimited.
     pub limit: Option<i64>,
-    /// Current usage; absent for quotas enforced by workers (message size, ingest rate).
+    /// Current usage; absent for quotas enforced by workers (message size, ingest rate) and,
+    /// on a NATS without accounts, by nats-server (storage, connections).
     pub usage: Option<i64>,
 }
 
@@ -157,6 +178,17 @@ pub async fn usage(state: &AppState, tenant_id: &str) -> Result<(i64, i64, i64),
     Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
+/// JetStream bytes (file and memory) stored by the caller's NATS account, in operator mode.
+async fn account_storage(state: &AppState, caller: &Caller) -> Option<i64> {
+    let nats = state.nats().ok()?;
+    if !nats.isolated() {
+        return None;
+    }
+    let conn = state.tenant_nats(caller).await.ok()?;
+    let account = conn.js().query_account().await.ok()?;
+    Some((account.storage + account.memory) as i64)
+}
+
 /// The caller's quotas and usage.
 #[utoipa::path(get, path = "/api/v1/quotas/usage", tag = "quotas",
     responses((status = 200, body = QuotaUsage), (status = 403, body = crate::error::Problem)))]
@@ -167,6 +199,7 @@ pub async fn get_usage(
     caller.require("quotas", "read")?;
     let q = load(state.db().pool(), &caller.tenant_id).await?;
     let (pipelines, parallelism, streams) = usage(&state, &caller.tenant_id).await?;
+    let storage = account_storage(&state, &caller).await;
     let item = |name: &str, limit, usage| QuotaStatus {
         name: name.into(),
         limit,
@@ -180,6 +213,8 @@ pub async fn get_usage(
             item("max_streams", q.max_streams, Some(streams)),
             item("max_message_bytes", q.max_message_bytes, None),
             item("max_ingest_rate", q.max_ingest_rate, None),
+            item("max_storage_bytes", q.max_storage_bytes, storage),
+            item("max_connections", q.max_connections, None),
         ],
     }))
 }

@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub nats_keys: Option<PathBuf>,
     /// Allow more than one tenant on a NATS without accounts (`--allow-shared-nats`).
     pub allow_shared_nats: bool,
+    /// How long a replaced deployment's NATS credentials keep working (operator mode;
+    /// `--nats-revoke-after`).
+    pub nats_revoke_after: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -59,6 +62,7 @@ impl ServeConfig {
             nats_url: None,
             nats_keys: None,
             allow_shared_nats: false,
+            nats_revoke_after: crate::nats::DEFAULT_REVOKE_AFTER,
         }
     }
 }
@@ -124,10 +128,15 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
         Some(url) => {
             let nats = match &config.nats_keys {
                 Some(dir) => {
-                    let keys = weir_connectors::accounts::OperatorKeys::load(dir)
-                        .map_err(weir_connectors::ConnectorError::from)
-                        .map_err(crate::nats::NatsError::from)?;
-                    let nats = crate::nats::Nats::connect_operator(url, keys).await?;
+                    let keys = weir_connectors::accounts::OperatorKeys::load(dir).map_err(|e| {
+                        crate::nats::NatsError::Keys {
+                            reason: e.to_string(),
+                            dir: dir.display().to_string(),
+                        }
+                    })?;
+                    let nats = crate::nats::Nats::connect_operator(url, keys)
+                        .await?
+                        .with_revoke_after(config.nats_revoke_after);
                     tracing::info!(url = %url, "connected to NATS in operator mode: one NATS account per tenant");
                     nats
                 }
@@ -174,9 +183,16 @@ pub async fn serve_until(
             source,
         })?;
     let local = listener.local_addr().unwrap_or(config.addr);
+    // Replaced deployments' credentials are revoked when their time comes (operator mode).
+    let sweeper = state
+        .nats()
+        .ok()
+        .filter(|nats| nats.isolated())
+        .cloned()
+        .map(|nats| tokio::spawn(crate::nats::sweep_revocations(nats)));
     tracing::info!(addr = %local, "weir control plane listening");
     println!("weir control plane listening on http://{local}/api/v1");
-    axum::serve(
+    let served = axum::serve(
         listener,
         crate::app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
@@ -185,7 +201,11 @@ pub async fn serve_until(
     .map_err(|source| ServeError::Listen {
         addr: config.addr,
         source,
-    })
+    });
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
+    served
 }
 
 /// Serves the API until Ctrl-C or SIGTERM.

@@ -388,10 +388,14 @@ pub async fn delete(
 }
 
 /// The NATS account limits of a tenant's quotas: its streams (plus room for its DLQ streams and
-/// key-value buckets, which are streams too); storage and connections are left unlimited.
+/// key-value buckets, which are streams too), its JetStream storage (file and memory) and its
+/// client connections.
 pub fn account_limits(q: &Quotas) -> weir_connectors::accounts::AccountLimits {
     weir_connectors::accounts::AccountLimits {
         streams: q.max_streams.map_or(-1, |n| n + STREAM_ALLOWANCE),
+        disk_storage: q.max_storage_bytes.unwrap_or(-1),
+        mem_storage: q.max_storage_bytes.unwrap_or(-1),
+        connections: q.max_connections.unwrap_or(-1),
         ..Default::default()
     }
 }

@@ -4,6 +4,10 @@
 //! pipeline files through the API, deploys their pipelines, and runs a small generator of
 //! sample orders. Prints where the API listens and a status line every few seconds; Ctrl-C
 //! (or SIGTERM) stops everything cleanly.
+//!
+//! The nats-server it starts runs in operator mode (keys generated once under
+//! `<data dir>/nats-keys`), so each tenant gets its own NATS account as in production;
+//! `--plain-nats`, or `--nats` with a server without accounts, is the single-tenant mode.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +51,15 @@ pub struct Args {
     /// Sample orders generated per second (0: none).
     #[arg(long, default_value_t = 20)]
     pub rate: u64,
+    /// Start the embedded nats-server without accounts (one shared account: tenants are not
+    /// isolated on NATS). By default it runs in operator mode, one account per tenant.
+    #[arg(long)]
+    pub plain_nats: bool,
+}
+
+/// The operator keys of the embedded nats-server: `<data dir>/nats-keys`.
+fn keys_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("nats-keys")
 }
 
 /// Runs the command; returns the exit code.
@@ -78,14 +91,25 @@ pub fn run(args: Args) -> Result<u8> {
                 stop.cancel();
             });
         }
-        let (nats_url, nats_child) = match &args.nats {
-            Some(url) => (url.clone(), None),
+        let (nats_url, nats_child, keys) = match &args.nats {
+            Some(url) => (url.clone(), None, None),
             None => {
-                let (url, child) = start_nats(&args.data_dir, args.nats_port).await?;
-                (url, Some(child))
+                let keys = if args.plain_nats {
+                    None
+                } else {
+                    Some(
+                        weir_connectors::accounts::OperatorKeys::load_or_generate(&keys_dir(
+                            &args.data_dir,
+                        ))
+                        .context("NATS operator keys")?,
+                    )
+                };
+                let (url, child) =
+                    start_nats(&args.data_dir, args.nats_port, keys.as_ref()).await?;
+                (url, Some(child), keys)
             }
         };
-        let result = run_dev(&args, &nats_url, stop.clone()).await;
+        let result = run_dev(&args, &nats_url, keys, stop.clone()).await;
         stop.cancel();
         if let Some(child) = nats_child {
             stop_child(child);
@@ -94,7 +118,12 @@ pub fn run(args: Args) -> Result<u8> {
     })
 }
 
-async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result<()> {
+async fn run_dev(
+    args: &Args,
+    nats_url: &str,
+    keys: Option<weir_connectors::accounts::OperatorKeys>,
+    stop: CancellationToken,
+) -> Result<()> {
     let api_key = dev_api_key(&args.data_dir)?;
     let config = ServeConfig {
         addr: args.addr,
@@ -104,10 +133,11 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         bootstrap_api_key: Some(api_key.clone()),
         body_limit: 1024 * 1024,
         nats_url: Some(nats_url.to_string()),
-        // One machine, one developer: the embedded NATS has no accounts (yet), so tenants
-        // share it; `weir serve --nats-keys` isolates them.
-        nats_keys: None,
+        // The embedded NATS runs in operator mode: one account per tenant. On a server without
+        // accounts (`--plain-nats`, `--nats`) tenants share it: allowed here, with a warning.
+        nats_keys: keys.as_ref().map(|_| keys_dir(&args.data_dir)),
         allow_shared_nats: true,
+        nats_revoke_after: weir_control_plane::nats::DEFAULT_REVOKE_AFTER,
     };
     let control_plane = tokio::spawn(weir_control_plane::server::serve_until(
         config,
@@ -117,19 +147,19 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
     let api = Client::new(&base, &api_key);
     wait_for_api(&api, &control_plane).await?;
 
-    let client = weir_connectors::connect(nats_url, "weir dev")
-        .await
-        .with_context(|| format!("connecting to NATS at {nats_url}"))?;
-    let js = async_nats::jetstream::new(client.clone());
-
-    // Apply the examples through the API; create their streams in NATS.
+    // Apply the examples through the API; create their streams in NATS (in operator mode the
+    // deploys below create them in the tenant's account).
     let files = example_files(&args.examples)?;
     let resources = apply::load(&files)?;
-    for resource in &resources {
-        if let weir_pipelines::Resource::Stream(stream) = resource {
-            weir_connectors::ensure_stream(&js, stream)
-                .await
-                .with_context(|| format!("creating stream {}", stream.metadata.name))?;
+    if keys.is_none() {
+        let client = weir_connectors::connect(nats_url, "weir dev").await?;
+        let js = async_nats::jetstream::new(client);
+        for resource in &resources {
+            if let weir_pipelines::Resource::Stream(stream) = resource {
+                weir_connectors::ensure_stream(&js, stream)
+                    .await
+                    .with_context(|| format!("creating stream {}", stream.metadata.name))?;
+            }
         }
     }
     let outcomes = apply::send_all(&api, &resources, false).await?;
@@ -159,14 +189,36 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         );
     }
 
-    // One in-process fleet worker.
-    let worker_client = weir_connectors::connect(nats_url, "weir dev worker").await?;
+    // The sample orders go into the dev tenant's account (operator mode: with the control
+    // plane's credentials for it, from `weir_accounts` in Weir's internal account).
+    let internal_creds = keys.as_ref().map(|k| k.internal_creds());
+    let producer_creds = match &internal_creds {
+        Some(creds) => Some(tenant_credentials(nats_url, creds).await?),
+        None => None,
+    };
+    let creds_file = keys_dir(&args.data_dir).join("dev.creds");
+    if let Some(creds) = &producer_creds {
+        std::fs::write(&creds_file, creds)
+            .with_context(|| format!("saving {}", creds_file.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(&creds_file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    let client = weir_connectors::connect_as(nats_url, "weir dev", producer_creds.as_deref())
+        .await
+        .with_context(|| format!("connecting to NATS at {nats_url}"))?;
+    let js = async_nats::jetstream::new(client.clone());
+
+    // One in-process fleet worker (in Weir's internal account in operator mode; each pipeline
+    // then runs on its deployment's credentials).
+    let worker_client =
+        weir_connectors::connect_as(nats_url, "weir dev worker", internal_creds.as_deref()).await?;
     let metrics = Arc::new(weir_runtime::Metrics::new());
-    let fleet = weir_runtime::FleetWorker::new(
-        worker_client,
-        weir_runtime::FleetConfig::new(format!("dev-{}", std::process::id()))?,
-        metrics,
-    );
+    let mut fleet_config = weir_runtime::FleetConfig::new(format!("dev-{}", std::process::id()))?;
+    fleet_config.nats_url = Some(nats_url.to_string());
+    let fleet = weir_runtime::FleetWorker::new(worker_client, fleet_config, metrics);
     let status = fleet.status();
     let worker = tokio::spawn(fleet.run(stop.clone()));
 
@@ -185,7 +237,14 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
             "[weir dev] Console: {base}/ is not built: run `bash deploy/setup.sh` (needs npm), then rebuild weir"
         );
     }
-    println!("[weir dev] NATS: {nats_url}");
+    if producer_creds.is_some() {
+        println!(
+            "[weir dev] NATS: {nats_url}   (the dev tenant's account: nats --creds {})",
+            creds_file.display()
+        );
+    } else {
+        println!("[weir dev] NATS: {nats_url}");
+    }
     println!(
         "[weir dev] sample orders: {} per second on orders.created.<region>; Ctrl-C stops",
         args.rate
@@ -394,11 +453,56 @@ fn nats_server_binary() -> Result<PathBuf> {
     )
 }
 
-/// Starts nats-server with JetStream under `<data dir>/nats`, on 127.0.0.1:`port`.
-async fn start_nats(data_dir: &Path, port: u16) -> Result<(String, Child)> {
+/// The credentials of the control plane's user in the system tenant's account (created by
+/// the deploys), read from `weir_accounts` with Weir's internal credentials.
+async fn tenant_credentials(nats_url: &str, internal_creds: &str) -> Result<String> {
+    let client = weir_connectors::connect_as(nats_url, "weir dev", Some(internal_creds)).await?;
+    let kv = async_nats::jetstream::new(client)
+        .get_key_value(weir_control_plane::nats::ACCOUNTS_BUCKET)
+        .await
+        .context("opening the NATS accounts bucket")?;
+    let value = kv
+        .get(weir_control_plane::tenants::SYSTEM_TENANT)
+        .await
+        .context("reading the dev tenant's NATS account")?
+        .context("the dev tenant has no NATS account yet")?;
+    let record: serde_json::Value = serde_json::from_slice(&value)?;
+    Ok(record["credentials"]
+        .as_str()
+        .context("the dev tenant's NATS account has no credentials")?
+        .to_string())
+}
+
+/// Starts nats-server with JetStream under `<data dir>/nats`, on 127.0.0.1:`port`; in operator
+/// mode (`keys`) trusting that operator, with a full account resolver under
+/// `<data dir>/nats-jwt`. Its pid goes to `<data dir>/nats.pid`.
+async fn start_nats(
+    data_dir: &Path,
+    port: u16,
+    keys: Option<&weir_connectors::accounts::OperatorKeys>,
+) -> Result<(String, Child)> {
     let binary = nats_server_binary()?;
     let store = data_dir.join("nats");
     std::fs::create_dir_all(&store)?;
+    let accounts = match keys {
+        Some(keys) => keys
+            .server_config(
+                &keys_dir(data_dir).join("operator.jwt"),
+                &data_dir.join("nats-jwt"),
+            )
+            .context("writing the NATS operator configuration")?,
+        None => String::new(),
+    };
+    let conf = data_dir.join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "jetstream {{\n  store_dir: \"{}\"\n}}\npid_file: \"{}\"\n{accounts}",
+            store.display(),
+            data_dir.join("nats.pid").display()
+        ),
+    )
+    .with_context(|| format!("writing {}", conf.display()))?;
     let log_path = data_dir.join("nats.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
@@ -407,8 +511,9 @@ async fn start_nats(data_dir: &Path, port: u16) -> Result<(String, Child)> {
     // worker first and the server last.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(&store)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -428,9 +533,14 @@ async fn start_nats(data_dir: &Path, port: u16) -> Result<(String, Child)> {
             .is_ok()
         {
             println!(
-                "[weir dev] nats-server {} on {url}, store {}",
+                "[weir dev] nats-server {} on {url}, store {}, {}",
                 binary.display(),
-                store.display()
+                store.display(),
+                if keys.is_some() {
+                    "operator mode (one NATS account per tenant)"
+                } else {
+                    "no accounts (tenants not isolated on NATS)"
+                }
             );
             return Ok((url, child));
         }

@@ -9,6 +9,7 @@ pub mod dev;
 pub mod diff;
 pub mod dlq;
 pub mod get;
+pub mod nats_setup;
 pub mod run;
 pub mod schema;
 pub mod serve;

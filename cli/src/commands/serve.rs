@@ -36,6 +36,10 @@ pub struct Args {
     /// streams on NATS; only the API keeps them apart).
     #[arg(long)]
     pub allow_shared_nats: bool,
+    /// In operator mode, how long a replaced deployment's NATS credentials keep working after
+    /// a redeploy (time for workers to finish its batches and move to the new credentials).
+    #[arg(long, default_value = "30s", value_parser = weir_pipelines::units::parse_duration)]
+    pub nats_revoke_after: std::time::Duration,
 }
 
 /// Runs the command; returns the exit code.
@@ -61,6 +65,7 @@ pub fn run(args: Args) -> Result<u8> {
         nats_url: args.nats_url,
         nats_keys: args.nats_keys,
         allow_shared_nats: args.allow_shared_nats,
+        nats_revoke_after: args.nats_revoke_after,
     };
     super::client::block_on(weir_control_plane::serve(config))??;
     Ok(0)

@@ -63,7 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             creds.as_deref(),
         )
         .await
-        .with_context(|| format!("connecting to NATS at {}", args.nats))?;
+        .with_context(|| {
+            if creds.is_none() {
+                format!(
+                    "connecting to NATS at {} (a server in operator mode needs \
+                     --nats-creds: the worker.creds that `weir nats-setup` writes)",
+                    args.nats
+                )
+            } else {
+                format!("connecting to NATS at {}", args.nats)
+            }
+        })?;
         let metrics = Arc::new(weir_runtime::Metrics::new());
         if let Some(addr) = &args.metrics_addr {
             let (bound, _task) =

@@ -91,14 +91,14 @@ fn payload(i: u64) -> String {
 }
 
 /// A child process (`weir serve`, `weir worker`) logging to a file, killed on drop.
-struct Proc {
+pub struct Proc {
     name: String,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
+    pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log)?;
         let mut cmd = Command::new(weir_binary());
@@ -119,11 +119,11 @@ impl Proc {
         })
     }
 
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
+    pub fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("not running")?;
         match sigterm_and_wait(&mut child, within)? {
             Some(status) => Ok(status),
@@ -183,7 +183,7 @@ impl Api {
 
 /// Polls `probe` until it returns `Some`, or fails after `timeout` naming `what` and the last
 /// thing seen.
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(Option<T>, String)>>,
@@ -204,10 +204,15 @@ where
 
 /// Runs `weir ARGS` against the API (WEIR_URL / WEIR_API_KEY), returning its stdout.
 fn weir_cli(dir: &Path, base: &str, args: &[&str]) -> Result<String> {
+    weir_cli_as(dir, base, API_KEY, args)
+}
+
+/// Runs `weir ARGS` against the API with `key`, returning its stdout.
+pub fn weir_cli_as(dir: &Path, base: &str, key: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(weir_binary())
         .args(args)
         .env("WEIR_URL", base)
-        .env("WEIR_API_KEY", API_KEY)
+        .env("WEIR_API_KEY", key)
         .env("HOME", dir)
         .stdin(Stdio::null())
         .output()

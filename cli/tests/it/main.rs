@@ -1,9 +1,12 @@
 //! CLI-level tests: the real `weir` binary as a process.
 
 mod bench;
+mod dev_operator;
 mod fleet;
 mod fleet_api;
 mod fleet_support;
+mod nats_setup;
 mod process;
 mod runtime_crash;
+mod tenants_e2e;
 mod validate;

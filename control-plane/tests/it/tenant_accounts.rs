@@ -217,3 +217,81 @@ async fn plain_nats_refuses_a_second_tenant_unless_allowed() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("--allow-shared-nats"), "{text}");
 }
+
+/// A tenant's `max_connections` and `max_storage_bytes` quotas are its NATS account's limits:
+/// the server itself refuses a connection or a publish past them, and raising the quota lets
+/// them through.
+#[tokio::test]
+async fn account_limits_follow_the_tenant_quotas() {
+    let t = TestApp::sqlite_nats_operator().await;
+    let (id, key) = t.tenant("alpha").await;
+    // The control plane's own connection to the account is one of the two.
+    let conn = t.nats().tenant(&id, "alpha").await.unwrap();
+    let creds = conn.credentials.clone().unwrap();
+    conn.js()
+        .create_stream(stream::Config {
+            name: "BIG".into(),
+            subjects: vec!["big.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let quotas = |connections: i64, storage: i64| json!({"max_streams": 50, "max_connections": connections, "max_storage_bytes": storage});
+    t.json(
+        Method::PUT,
+        &format!("/api/v1/tenants/{id}/quotas"),
+        crate::support::ADMIN_KEY,
+        quotas(2, 4096),
+    )
+    .await
+    .ok();
+    let first = t.nats_server().client_with(Some(&creds)).await;
+    assert!(first.is_ok(), "the second connection fits");
+    let third = t.nats_server().client_with(Some(&creds)).await;
+    assert!(
+        third.is_err(),
+        "a third connection is refused by the server"
+    );
+    let js = conn.js();
+    // The server checks what the account stores before each message: one may cross the
+    // limit, the next is refused.
+    let mut refused = false;
+    for _ in 0..2 {
+        refused = match js.publish("big.x", vec![b'x'; 8192].into()).await {
+            Ok(ack) => ack.await.is_err(),
+            Err(_) => true,
+        };
+    }
+    assert!(refused, "a publish past the storage limit is refused");
+    let usage = t.get("/api/v1/quotas/usage", &key).await.ok();
+    let storage = usage["quotas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "max_storage_bytes")
+        .unwrap()
+        .clone();
+    assert_eq!(storage["limit"], 4096, "{usage}");
+    assert!(
+        storage["usage"].as_i64().is_some_and(|u| u >= 4096),
+        "the account's stored bytes: {usage}"
+    );
+
+    t.json(
+        Method::PUT,
+        &format!("/api/v1/tenants/{id}/quotas"),
+        crate::support::ADMIN_KEY,
+        quotas(3, 1 << 20),
+    )
+    .await
+    .ok();
+    assert!(
+        t.nats_server().client_with(Some(&creds)).await.is_ok(),
+        "a third connection fits the raised quota"
+    );
+    js.publish("big.x", vec![b'x'; 8192].into())
+        .await
+        .unwrap()
+        .await
+        .expect("a publish within the raised storage limit");
+}

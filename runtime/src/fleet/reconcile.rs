@@ -11,7 +11,9 @@
 //! - a deleted or purged key stops it.
 //!
 //! A record that carries credentials (operator mode) runs on a connection made with them,
-//! inside the tenant's own NATS account; one connection (one `Worker`) per set of credentials.
+//! inside the tenant's own NATS account; one connection (one `Worker`) per set of credentials,
+//! closed when its last pipeline stops. Each deploy carries fresh credentials (the control
+//! plane revokes the previous ones), so a redeploy moves the pipeline to a new connection.
 //!
 //! A record or spec that cannot be used is reported `failed` (with the error) in the
 //! heartbeat; a start that failed on JetStream (e.g. the source stream does not exist yet)
@@ -259,6 +261,9 @@ impl Reconciler {
                 );
             }
         }
+        // A tenant connection left without pipelines is closed: its credentials belong to a
+        // replaced deployment and are revoked (a redeploy carries fresh ones).
+        self.tenant_workers.retain(|_, w| !w.pipelines().is_empty());
     }
 
     fn totals_of(&mut self, key: &str) -> Arc<PipelineTotals> {

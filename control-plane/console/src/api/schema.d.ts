@@ -1618,7 +1618,8 @@ export interface components {
             name: string;
             /**
              * Format: int64
-             * @description Current usage; absent for quotas enforced by workers (message size, ingest rate).
+             * @description Current usage; absent for quotas enforced by workers (message size, ingest rate) and,
+             *     on a NATS without accounts, by nats-server (storage, connections).
              */
             usage?: number | null;
         };
@@ -1631,6 +1632,12 @@ export interface components {
         };
         /** @description A tenant's limits; absent = unlimited. */
         Quotas: {
+            /**
+             * Format: int64
+             * @description Most client connections to the tenant's NATS account at once (workers hold one per
+             *     deployed pipeline; the control plane one; enforced by nats-server in operator mode).
+             */
+            max_connections?: number | null;
             /**
              * Format: int64
              * @description Most messages per second ingested (enforced by workers).
@@ -1651,6 +1658,13 @@ export interface components {
              * @description Most pipelines.
              */
             max_pipelines?: number | null;
+            /**
+             * Format: int64
+             * @description Most JetStream bytes the tenant's NATS account may store, in file and in memory each
+             *     (enforced by nats-server in operator mode: publishing past it is refused, and a
+             *     pipeline's outputs wait and retry until there is room).
+             */
+            max_storage_bytes?: number | null;
             /**
              * Format: int64
              * @description Most streams.
