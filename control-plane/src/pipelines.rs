@@ -263,6 +263,7 @@ pub async fn apply(
         return Err(ApiError::Unprocessable("expected a Pipeline".into()));
     };
     crate::subjects::check_pipeline(pipeline)?;
+    check_with_declared_streams(state, &caller.tenant_id, &[pipeline]).await?;
     let name = pipeline.metadata.name.clone();
     let parallelism = i64::from(pipeline.spec.execution.parallelism);
     let labels = pipeline.metadata.labels.clone();
@@ -636,9 +637,21 @@ pub async fn put(
 #[utoipa::path(post, path = "/api/v1/pipelines:validate", tag = "pipelines",
     request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
     responses((status = 200, body = ValidationResult), (status = 422, body = crate::error::Problem)))]
-pub async fn validate(caller: Caller, body: SpecBody) -> ApiResult<Json<ValidationResult>> {
+pub async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: SpecBody,
+) -> ApiResult<Json<ValidationResult>> {
     caller.require("pipelines", "read")?;
     let resources = parse_all(&body.text, body.file_name)?;
+    let pipelines: Vec<&weir_pipelines::PipelineResource> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Pipeline(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    check_with_declared_streams(&state, &caller.tenant_id, &pipelines).await?;
     Ok(Json(ValidationResult {
         valid: true,
         resources: resources
@@ -646,6 +659,58 @@ pub async fn validate(caller: Caller, body: SpecBody) -> ApiResult<Json<Validati
             .map(|r| format!("{}/{}", r.kind(), r.metadata().name))
             .collect(),
     }))
+}
+
+/// Checks pipelines against the streams the tenant declared (`kind: Stream`): a source filter
+/// outside its stream's subjects, a publish into the pipeline's own source, a named DLQ stream
+/// that does not capture the DLQ subject. 422 `invalid_spec` with every problem.
+pub(crate) async fn check_with_declared_streams(
+    state: &AppState,
+    tenant_id: &str,
+    pipelines: &[&weir_pipelines::PipelineResource],
+) -> ApiResult<()> {
+    if pipelines.is_empty() {
+        return Ok(());
+    }
+    let rows =
+        sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(state.db().pool())
+            .await?;
+    let mut declared: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let name: String = row.try_get(0)?;
+        let json: String = row.try_get(1)?;
+        if let Ok(Resource::Stream(stream)) = serde_json::from_str::<Resource>(&json) {
+            declared.push((name, stream.spec.subjects));
+        }
+    }
+    let known: Vec<weir_pipelines::context::KnownStream> = declared
+        .iter()
+        .map(|(name, subjects)| weir_pipelines::context::KnownStream { name, subjects })
+        .collect();
+    let mut diagnostics = Vec::new();
+    for p in pipelines {
+        for problem in weir_pipelines::context::check_against_streams(p, &known) {
+            diagnostics.push(serde_json::json!({
+                "pipeline": p.metadata.name,
+                "path": problem.path,
+                "code": problem.code,
+                "message": problem.message,
+            }));
+        }
+    }
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::InvalidSpec {
+        detail: format!(
+            "{} problem{} with the streams you declared (see `diagnostics`)",
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        ),
+        diagnostics: serde_json::Value::Array(diagnostics),
+    })
 }
 
 fn wants_yaml(headers: &HeaderMap, format: Option<&str>) -> ApiResult<bool> {

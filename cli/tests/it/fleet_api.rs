@@ -222,6 +222,101 @@ fn weir_cli(dir: &Path, base: &str, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
+/// `weir ARGS` that may fail: its exit code and its stdout and stderr together.
+fn weir_cli_any(dir: &Path, base: &str, args: &[&str]) -> Result<(Option<i32>, String)> {
+    let out = Command::new(weir_binary())
+        .args(args)
+        .env("WEIR_URL", base)
+        .env("WEIR_API_KEY", API_KEY)
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running weir {args:?}"))?;
+    Ok((
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+/// `weir ARGS` with `input` on standard input.
+fn weir_cli_stdin(dir: &Path, base: &str, args: &[&str], input: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new(weir_binary())
+        .args(args)
+        .env("WEIR_URL", base)
+        .env("WEIR_API_KEY", API_KEY)
+        .env("HOME", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running weir {args:?}"))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    ensure!(
+        out.status.success(),
+        "weir {args:?}: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
+
+/// Pipelines that could never run are refused by validate, apply and deploy, with the reason.
+async fn refusals(api: &Api, dir: &Path, base: &str) -> Result<()> {
+    // The engine's compile runs in the API: an unknown SQL function.
+    let bad = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: iot }\nspec:\n  source: { stream: ORDERS, subjects: [\"orders.created.>\"] }\n  nodes:\n    - id: f\n      filter: \"no_such_fn(data.temp_c) > 1\"\n      next: out\n    - id: out\n      publish: { subject: out.iot }\n";
+    let res = api
+        .http
+        .post(format!("{}/api/v1/pipelines:validate", api.base))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/yaml")
+        .body(bad)
+        .send()
+        .await?;
+    let status = res.status();
+    let text = res.text().await?;
+    ensure!(
+        status == 422 && text.contains("invalid_spec") && text.contains("no_such_fn"),
+        "validate of an unknown function: {status} {text}"
+    );
+    // A source filter outside the declared stream's subjects (`order.>` on `orders.>`).
+    let outside = bad
+        .replace("orders.created.>", "order.created.>")
+        .replace("no_such_fn(data.temp_c) > 1", "data.temp_c > 1");
+    let file = dir.join("outside.yaml");
+    std::fs::write(&file, &outside)?;
+    let (code, out) = weir_cli_any(dir, base, &["apply", "-f", file.to_str().unwrap()])?;
+    ensure!(
+        code != Some(0) && out.contains("lies outside the subjects of stream `ORDERS`"),
+        "apply of a filter outside its stream: {out}"
+    );
+    // A source stream that exists nowhere: applied (it may come later), but not deployed.
+    let missing = outside
+        .replace("stream: ORDERS", "stream: NOPE")
+        .replace("name: iot", "name: iot-missing");
+    std::fs::write(&file, &missing)?;
+    weir_cli(dir, base, &["apply", "-f", file.to_str().unwrap()])?;
+    let (code, out) = weir_cli_any(dir, base, &["deploy", "iot-missing"])?;
+    ensure!(
+        code != Some(0)
+            && out.contains("the source stream `NOPE`")
+            && out.contains("does not exist"),
+        "deploy on a missing stream: {out}"
+    );
+    weir_cli(dir, base, &["delete", "pipeline", "iot-missing"])?;
+    Ok(())
+}
+
 async fn consumer_settled(js: &jetstream::Context) -> Result<(Option<()>, String)> {
     let info = js
         .get_stream("ORDERS")
@@ -337,9 +432,8 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
     .await?;
 
     // 2. Streams and the pipeline, as a user applies them.
-    let file = dir.join("orders.yaml");
-    std::fs::write(&file, RESOURCES)?;
-    let applied = weir_cli(dir, &base, &["apply", "-f", file.to_str().unwrap()])?;
+    // `-f -` reads them from standard input.
+    let applied = weir_cli_stdin(dir, &base, &["apply", "-f", "-"], RESOURCES)?;
     for line in [
         "stream/ORDERS created",
         "stream/OUT created",
@@ -353,9 +447,12 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         Proc::spawn(dir, "w1", &["worker", "--nats", url, "--id", "e2e-w1"], &[])?,
         Proc::spawn(dir, "w2", &["worker", "--nats", url, "--id", "e2e-w2"], &[])?,
     ];
-    let deployed = weir_cli(dir, &base, &["deploy", PIPELINE])?;
+    // The URL as `weir dev` prints it, with `/api/v1`, works too. Deploy waits for the
+    // workers and says what they do.
+    let deployed = weir_cli(dir, &format!("{base}/api/v1"), &["deploy", PIPELINE])?;
     ensure!(
-        deployed.contains("deployed pipeline/orders-api version 1"),
+        deployed.contains("deployed pipeline/orders-api version 1")
+            && deployed.contains(": running on"),
         "weir deploy printed {deployed:?}"
     );
     wait_for(
@@ -372,6 +469,31 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         let logs: Vec<String> = workers.iter().map(Proc::log_text).collect();
         e.context(logs.join("\n----\n"))
     })?;
+
+    // 3b. What cannot run is refused before it is deployed, and the fleet is in view.
+    refusals(&api, dir, &base).await?;
+    let overview = weir_cli(dir, &base, &["status"])?;
+    ensure!(
+        overview.contains(PIPELINE) && overview.contains("workers: 2 alive"),
+        "weir status printed {overview:?}"
+    );
+    let listed = weir_cli(dir, &base, &["get", "workers"])?;
+    ensure!(
+        listed.contains("e2e-w1") && listed.contains("e2e-w2") && listed.contains(PIPELINE),
+        "weir get workers printed {listed:?}"
+    );
+    let listed = weir_cli(dir, &base, &["get", "deployments"])?;
+    ensure!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(PIPELINE) && l.contains("running")),
+        "weir get deployments printed {listed:?}"
+    );
+    let listed = weir_cli(dir, &base, &["get", "pipelines"])?;
+    ensure!(
+        listed.contains("DEPLOYED") && listed.contains("v1 running"),
+        "weir get pipelines printed {listed:?}"
+    );
 
     // 4. Traffic: passed, filtered and undecodable inputs.
     let client = async_nats::connect(url).await?;
