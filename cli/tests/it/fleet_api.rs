@@ -442,6 +442,17 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         ensure!(applied.contains(line), "weir apply printed {applied:?}");
     }
 
+    // Applied streams exist on NATS at once, before any deployment.
+    {
+        let js = jetstream::new(async_nats::connect(url).await?);
+        for name in ["ORDERS", "OUT"] {
+            ensure!(
+                js.get_stream(name).await.is_ok(),
+                "stream {name} on NATS after apply"
+            );
+        }
+    }
+
     // 3. Two workers, then the deployment.
     let mut workers = vec![
         Proc::spawn(dir, "w1", &["worker", "--nats", url, "--id", "e2e-w1"], &[])?,
@@ -615,6 +626,28 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         "DLQ entries are the invalid inputs"
     );
 
+    // Pages through the CLI: a full page says how to get the next one.
+    let page = weir_cli(dir, &base, &["dlq", "ls", PIPELINE, "--limit", "2"])?;
+    let more = format!(
+        "more: weir dlq ls {PIPELINE} --limit 2 --cursor {}",
+        dlq_seqs[1]
+    );
+    ensure!(page.contains(&more), "weir dlq ls printed {page:?}");
+    let cursor = dlq_seqs[1].to_string();
+    let next = weir_cli(
+        dir,
+        &base,
+        &["dlq", "ls", PIPELINE, "--limit", "2", "--cursor", &cursor],
+    )?;
+    ensure!(
+        next.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{} ", dlq_seqs[2])))
+            && !next
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{} ", dlq_seqs[1]))),
+        "the second page starts after the cursor: {next:?}"
+    );
+
     let edited = api
         .call(
             reqwest::Method::POST,
@@ -632,17 +665,15 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
     let edited_seq = edited["redriven"][0]["stream_seq"]
         .as_u64()
         .context("stream_seq")?;
-    let rest = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/pipelines/{PIPELINE}/dlq/redrive"),
-            Some(json!({ "seqs": &dlq_seqs[1..] })),
-        )
-        .await?;
+    // The rest, by error kind, through the CLI.
+    let rest = weir_cli(
+        dir,
+        &base,
+        &["dlq", "redrive", PIPELINE, "--kind", "decode"],
+    )?;
     ensure!(
-        rest["redriven"].as_array().map(Vec::len) == Some(dlq_seqs.len() - 1)
-            && rest["failed"] == json!([]),
-        "redrive as-is: {rest:#}"
+        rest.lines().filter(|l| l.starts_with("redriven ")).count() == dlq_seqs.len() - 1,
+        "redrive --kind decode printed {rest:?}"
     );
     let expect_id = format!("{PIPELINE}:ORDERS:{edited_seq}:0");
     let redriven_out = wait_for(
@@ -688,6 +719,17 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
             .all(|e| e["seq"].as_u64() > dlq_seqs.last().copied()),
         "new entries, the old ones removed: {again:#}"
     );
+    // Each one failed again and names the entry it was redriven from.
+    let earlier: BTreeSet<u64> = again["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["redrive_of"].as_u64())
+        .collect();
+    ensure!(
+        earlier == dlq_seqs[1..].iter().copied().collect::<BTreeSet<u64>>(),
+        "Weir-Redrive-Of links each new entry to its earlier one: {again:#}"
+    );
     wait_for(
         "the consumer to settle after the redrive",
         Duration::from_secs(15),
@@ -719,7 +761,46 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         "after the purge: {empty:#}"
     );
 
-    // 6. SIGTERM: both workers exit 0.
+    // 6. Delete: the consumer goes, the dead letters stay reachable, a stream holding data
+    // needs --force.
+    js.publish("orders.created.eu", payload(7).into())
+        .await?
+        .await?;
+    wait_for("one new dead letter", Duration::from_secs(15), || async {
+        let l = dlq_list(&api).await?;
+        Ok(((l["total"] == 1).then_some(()), format!("{}", l["total"])))
+    })
+    .await?;
+    weir_cli(dir, &base, &["undeploy", PIPELINE])?;
+    let deleted = weir_cli(dir, &base, &["delete", "pipeline", PIPELINE])?;
+    ensure!(
+        deleted.contains("pipeline/orders-api deleted"),
+        "weir delete printed {deleted:?}"
+    );
+    ensure!(
+        js.get_stream("ORDERS")
+            .await?
+            .consumer_info(CONSUMER)
+            .await
+            .is_err(),
+        "the consumer went with the pipeline"
+    );
+    let listed = weir_cli(dir, &base, &["dlq", "ls", PIPELINE])?;
+    ensure!(
+        listed.contains("1 dead letter(s)"),
+        "the deleted pipeline's dead letters: {listed:?}"
+    );
+    let (code, refused) = weir_cli_any(dir, &base, &["delete", "stream", "OUT"])?;
+    ensure!(
+        code != Some(0) && refused.contains("--force"),
+        "delete of a stream holding messages: {refused:?}"
+    );
+    ensure!(js.get_stream("OUT").await.is_ok(), "OUT stays");
+    let deleted = weir_cli(dir, &base, &["delete", "stream", "OUT", "--force"])?;
+    ensure!(deleted.contains("stream/OUT deleted"), "{deleted:?}");
+    ensure!(js.get_stream("OUT").await.is_err(), "OUT gone from NATS");
+
+    // 7. SIGTERM: both workers exit 0.
     for w in &mut workers {
         let status = w.sigterm(Duration::from_secs(15))?;
         ensure!(

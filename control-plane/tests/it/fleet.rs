@@ -14,7 +14,7 @@ use weir_connectors::fleet::{
     Deployment, DesiredState, PipelineCounters, PipelineReport, WorkerHeartbeat, now_ms, worker_key,
 };
 
-use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml};
+use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml, stream_yaml};
 
 async fn kv_deployment(t: &TestApp, key: &str) -> Option<Deployment> {
     t.nats()
@@ -62,6 +62,15 @@ async fn beat(t: &TestApp, worker: &str, sent_at_ms: u64, pipelines: Vec<Pipelin
 /// A tenant `acme` with pipeline `orders` in two versions (parallelism 2); returns its admin key.
 async fn acme_with_orders(t: &TestApp) -> (String, String) {
     let (id, key) = t.tenant("acme").await;
+    // Its source stream: deploy refuses a pipeline whose source stream does not exist.
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &key,
+        &stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
     t.yaml(
         Method::POST,
         "/api/v1/pipelines",
@@ -93,6 +102,35 @@ async fn deployments_on_postgres() {
 
 async fn deploy_scenario(t: &TestApp) {
     let (acme, key) = acme_with_orders(t).await;
+
+    // A pipeline whose source stream exists nowhere cannot run: refused, nothing written.
+    let lost = pipeline_yaml("lost", "true", 1).replace("stream: ORDERS", "stream: NOPE");
+    t.yaml(Method::POST, "/api/v1/pipelines", &key, &lost).await.ok();
+    let p = t
+        .json(Method::POST, "/api/v1/pipelines/lost/deploy", &key, json!({}))
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "source-stream-missing", "{p}");
+    assert!(kv_deployment(t, "acme.lost").await.is_none());
+    // A source filter outside the stream as it exists on NATS (created there, not declared).
+    t.nats()
+        .js()
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "SENSORS".into(),
+            subjects: vec!["sensors.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let outside = pipeline_yaml("outside", "true", 1)
+        .replace("stream: ORDERS", "stream: SENSORS")
+        .replace("orders.created.>", "sensor.>");
+    t.yaml(Method::POST, "/api/v1/pipelines", &key, &outside).await.ok();
+    let p = t
+        .json(Method::POST, "/api/v1/pipelines/outside/deploy", &key, json!({}))
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "subject-outside-stream", "{p}");
 
     let r = t
         .json(

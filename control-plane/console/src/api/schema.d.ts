@@ -458,7 +458,11 @@ export interface paths {
          */
         put: operations["pipelines_put"];
         post?: never;
-        /** Delete a pipeline and all its versions. */
+        /**
+         * Delete a pipeline and all its versions. Its durable consumer is removed from the source
+         *     stream (unless `keep_position`); its dead letters stay in their stream and stay reachable
+         *     under its name (`/pipelines/{name}/dlq`) until a pipeline of that name exists again.
+         */
         delete: operations["pipelines_delete"];
         options?: never;
         head?: never;
@@ -848,7 +852,10 @@ export interface paths {
         /** Declare or update a stream from a `kind: Stream` file. */
         put: operations["streams_put"];
         post?: never;
-        /** Remove a stream declaration. */
+        /**
+         * Remove a stream declaration and the NATS stream. A NATS stream holding messages is removed
+         *     only with `force=true` (409 otherwise).
+         */
         delete: operations["streams_delete"];
         options?: never;
         head?: never;
@@ -1171,6 +1178,12 @@ export interface components {
             kind: string;
             /** @description `Weir-Node`. */
             node?: string | null;
+            /**
+             * Format: int64
+             * @description `Weir-Redrive-Of`: the DLQ sequence of the earlier entry this one was redriven from,
+             *     when it failed again after a redrive.
+             */
+            redrive_of?: number | null;
             /**
              * Format: int64
              * @description Sequence in the DLQ stream.
@@ -1689,6 +1702,8 @@ export interface components {
         RedriveRequest: {
             /** @description Redrive every entry of the pipeline. */
             all?: boolean;
+            /** @description With `all`: only the entries of this error kind (`decode`, `expression`, …). */
+            kind?: string | null;
             /** @description A replacement payload (text), only with exactly one sequence. */
             payload?: string | null;
             /** @description A replacement payload (base64), only with exactly one sequence. */
@@ -3302,7 +3317,14 @@ export interface operations {
     };
     pipelines_delete: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Keep the pipeline's durable consumer (its position in the source stream), so that a
+                 *     pipeline re-created under this name resumes where this one stopped. By default the
+                 *     consumer is removed and a re-created pipeline starts by its `deliver` policy.
+                 */
+                keep_position?: boolean;
+            };
             header?: never;
             path: {
                 /** @description Pipeline name */
@@ -3319,6 +3341,22 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4353,7 +4391,13 @@ export interface operations {
     };
     streams_delete: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Also delete the NATS stream when it holds messages (they are lost). Without it, a
+                 *     stream holding messages is refused with 409.
+                 */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 /** @description Stream name */
@@ -4370,6 +4414,22 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
