@@ -339,11 +339,12 @@ async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Dlq> {
 
 /// The last spec of a deleted pipeline of the tenant, if one of that name was deleted.
 async fn deleted_spec(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Option<String>> {
-    let row = sqlx::query("SELECT spec_json FROM deleted_pipelines WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(state.db().pool())
-        .await?;
+    let row =
+        sqlx::query("SELECT spec_json FROM deleted_pipelines WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(state.db().pool())
+            .await?;
     Ok(match row {
         Some(row) => Some(sqlx::Row::try_get(&row, 0)?),
         None => None,

@@ -50,9 +50,7 @@ pub fn run(args: Args) -> Result<u8> {
         "pipelines" if args.keep_position => {
             " (its consumer kept; its dead letters stay reachable with `weir dlq ls`)"
         }
-        "pipelines" => {
-            " (and its consumer; its dead letters stay reachable with `weir dlq ls`)"
-        }
+        "pipelines" => " (and its consumer; its dead letters stay reachable with `weir dlq ls`)",
         _ => " (and its NATS stream)",
     };
     println!("{}/{} deleted{what}", coll.trim_end_matches('s'), args.name);

@@ -492,6 +492,7 @@ mod tests {
             lag: 0,
             ack_pending: 0,
             last_error: error.map(|e| (e.to_string(), 1)),
+            last_dead_letter: None,
         }
     }
 

@@ -94,9 +94,7 @@ pub fn run(args: Args) -> Result<u8> {
                 print!("{}", render_list(&v));
                 if let Some(next) = v["next_cursor"].as_u64() {
                     let kind = kind.map(|k| format!(" --kind {k}")).unwrap_or_default();
-                    println!(
-                        "more: weir dlq ls {pipeline}{kind} --limit {limit} --cursor {next}"
-                    );
+                    println!("more: weir dlq ls {pipeline}{kind} --limit {limit} --cursor {next}");
                 }
             }
             Ok(0)
@@ -216,7 +214,8 @@ fn render_list(v: &Value) -> String {
                 text(&e["node"]),
                 text(&e["source_subject"]),
                 match e["redrive_of"].as_u64() {
-                    Some(earlier) => format!("{} (again, redriven from {earlier})", text(&e["error"])),
+                    Some(earlier) =>
+                        format!("{} (again, redriven from {earlier})", text(&e["error"])),
                     None => text(&e["error"]).to_string(),
                 }
             ));

@@ -166,10 +166,11 @@ fn render(s: &Value) -> String {
     }
     let t = &s["totals"];
     out.push_str(&format!(
-        "workers: {} running, {} dead\nin {} out {} filtered {} dlq {} retried {}\n",
+        "workers: {} running, {} dead\nin {} (deliveries {}) out {} filtered {} dlq {} retried {}\n",
         s["running_workers"],
         s["dead_workers"],
         t["messages_in"],
+        t["deliveries"],
         t["messages_out"],
         t["filtered"],
         t["dead_lettered"],
@@ -185,6 +186,14 @@ fn render(s: &Value) -> String {
     if let Some(e) = s["last_error"].as_object() {
         out.push_str(&format!(
             "last error ({} at {}): {}\n",
+            e["worker_id"].as_str().unwrap_or("?"),
+            e["at"].as_str().unwrap_or("?"),
+            e["message"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(e) = s["last_dead_letter"].as_object() {
+        out.push_str(&format!(
+            "last dead letter ({} at {}): {}\n",
             e["worker_id"].as_str().unwrap_or("?"),
             e["at"].as_str().unwrap_or("?"),
             e["message"].as_str().unwrap_or("")

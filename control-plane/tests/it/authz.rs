@@ -554,11 +554,11 @@ async fn every_role_against_every_endpoint() {
         .await
         .unwrap()
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
-        durable_name: Some("c1".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+            durable_name: Some("c1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let kv = js
         .create_key_value(async_nats::jetstream::kv::Config {
             bucket: "acme_b1".into(),

@@ -152,7 +152,10 @@ async fn deleting_a_pipeline_removes_its_consumer_and_keeps_its_dead_letters_rea
         .problem(404, "not_found");
     t.delete("/api/v1/pipelines/orders", &acme).await.ok();
     assert!(
-        orders.get_consumer::<consumer::pull::Config>(&durable("orders")).await.is_err(),
+        orders
+            .get_consumer::<consumer::pull::Config>(&durable("orders"))
+            .await
+            .is_err(),
         "the consumer went with the pipeline"
     );
     // Its dead letters: still listed, shown and redriven by its name; not to beta.
@@ -175,7 +178,10 @@ async fn deleting_a_pipeline_removes_its_consumer_and_keeps_its_dead_letters_rea
         .await
         .ok();
     assert!(
-        orders.get_consumer::<consumer::pull::Config>(&durable("kept")).await.is_ok(),
+        orders
+            .get_consumer::<consumer::pull::Config>(&durable("kept"))
+            .await
+            .is_ok(),
         "kept"
     );
 }
@@ -222,12 +228,22 @@ async fn redrive_by_kind_links_the_redriven_message_to_its_entry() {
         );
     }
     let body = json!({"all": true, "kind": "expression"});
-    t.json(Method::POST, "/api/v1/pipelines/orders/dlq/redrive", &viewer, body.clone())
-        .await
-        .problem(403, "forbidden");
-    t.json(Method::POST, "/api/v1/pipelines/orders/dlq/redrive", &beta, body.clone())
-        .await
-        .problem(404, "not_found");
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/orders/dlq/redrive",
+        &viewer,
+        body.clone(),
+    )
+    .await
+    .problem(403, "forbidden");
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/orders/dlq/redrive",
+        &beta,
+        body.clone(),
+    )
+    .await
+    .problem(404, "not_found");
     t.json(
         Method::POST,
         "/api/v1/pipelines/orders/dlq/redrive",
@@ -237,7 +253,12 @@ async fn redrive_by_kind_links_the_redriven_message_to_its_entry() {
     .await
     .problem(422, "invalid_value");
     let r = t
-        .json(Method::POST, "/api/v1/pipelines/orders/dlq/redrive", &acme, body)
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/orders/dlq/redrive",
+            &acme,
+            body,
+        )
         .await
         .ok();
     let redriven: Vec<u64> = r["redriven"]
@@ -276,8 +297,15 @@ async fn redrive_by_kind_links_the_redriven_message_to_its_entry() {
         .await
         .ok();
     assert_eq!(l["entries"][0]["redrive_of"], seqs[1], "{l}");
-    let l = t.get("/api/v1/pipelines/orders/dlq?kind=decode", &acme).await.ok();
-    assert_eq!(l["entries"].as_array().unwrap().len(), 2, "decode entries stay: {l}");
+    let l = t
+        .get("/api/v1/pipelines/orders/dlq?kind=decode", &acme)
+        .await
+        .ok();
+    assert_eq!(
+        l["entries"].as_array().unwrap().len(),
+        2,
+        "decode entries stay: {l}"
+    );
 }
 
 #[tokio::test]
@@ -307,12 +335,20 @@ async fn validate_and_apply_check_pipelines_against_the_tenants_declared_streams
             .await
             .problem(422, "invalid_spec");
         assert_eq!(p["diagnostics"][0]["code"], "subject-outside-stream", "{p}");
-        assert_eq!(p["diagnostics"][0]["path"], "/spec/source/subjects/0", "{p}");
+        assert_eq!(
+            p["diagnostics"][0]["path"], "/spec/source/subjects/0",
+            "{p}"
+        );
     }
     // The viewer may validate (and gets the same answer), not apply.
-    t.yaml(Method::POST, "/api/v1/pipelines:validate", &viewer, &outside)
-        .await
-        .problem(422, "invalid_spec");
+    t.yaml(
+        Method::POST,
+        "/api/v1/pipelines:validate",
+        &viewer,
+        &outside,
+    )
+    .await
+    .problem(422, "invalid_spec");
     t.yaml(Method::POST, "/api/v1/pipelines", &viewer, &outside)
         .await
         .problem(403, "forbidden");

@@ -3,7 +3,6 @@
 //! first one's data (views, purge, publish into NATS internals, a raw client with its issued
 //! credentials) and gets nothing; deleting a tenant removes its account and data.
 
-use async_nats::jetstream::stream;
 use axum::http::Method;
 use futures::StreamExt;
 use serde_json::json;

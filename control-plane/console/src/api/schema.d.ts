@@ -1108,12 +1108,17 @@ export interface components {
             dead_lettered: number;
             /**
              * Format: int64
+             * @description Deliveries fetched: messages plus redeliveries (retries, restarts).
+             */
+            deliveries: number;
+            /**
+             * Format: int64
              * @description Inputs filtered or dropped.
              */
             filtered: number;
             /**
              * Format: int64
-             * @description Messages fetched from the source.
+             * @description Messages received from the source, each counted once (at its first delivery).
              */
             messages_in: number;
             /**
@@ -1497,6 +1502,7 @@ export interface components {
              * @description Consumer lag from the freshest live report (one consumer is shared by all workers).
              */
             lag?: number | null;
+            last_dead_letter?: null | components["schemas"]["LastError"];
             last_error?: null | components["schemas"]["LastError"];
             /** @description Pipeline name. */
             pipeline: string;
