@@ -161,6 +161,9 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
     // One in-process fleet worker.
     let worker_client = weir_connectors::connect(nats_url, "weir dev worker").await?;
     let metrics = Arc::new(weir_runtime::Metrics::new());
+    // The worker's metrics are served with the control plane's, at `/metrics`.
+    let served = metrics.clone();
+    weir_control_plane::metrics::add_source(move || served.encode());
     let fleet = weir_runtime::FleetWorker::new(
         worker_client,
         weir_runtime::FleetConfig::new(format!("dev-{}", std::process::id()))?,
@@ -185,6 +188,7 @@ async fn run_dev(args: &Args, nats_url: &str, stop: CancellationToken) -> Result
         );
     }
     println!("[weir dev] NATS: {nats_url}");
+    println!("[weir dev] metrics: {base}/metrics (control plane and the in-process worker)");
     println!("[weir dev] to use the CLI from another shell, paste:");
     println!("  export WEIR_URL={base} WEIR_API_KEY={api_key}");
     println!(

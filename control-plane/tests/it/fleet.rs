@@ -740,3 +740,44 @@ async fn a_paused_pipelines_lag_is_read_from_nats() {
         .await
         .problem(403, "forbidden");
 }
+
+/// `/metrics` needs no credentials and says nothing of tenants: request counts and the
+/// fleet's workers and pipeline states.
+#[tokio::test]
+async fn metrics_count_requests_and_the_fleet_without_tenant_names() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, key) = acme_with_orders(&t).await;
+    let now = weir_connectors::fleet::now_ms();
+    beat(&t, "w1", now, vec![report("acme", "orders", 2, 10)]).await;
+    beat(
+        &t,
+        "w2",
+        now - 10 * 60_000,
+        vec![report("acme", "orders", 2, 5)],
+    )
+    .await;
+    t.get("/api/v1/pipelines/orders/status", &key).await.ok();
+    let reply = t.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(
+        reply
+            .content_type
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        reply.content_type
+    );
+    let text = &reply.text;
+    for line in [
+        "weir_api_requests_total{method=\"GET\",status=\"200\"}",
+        "weir_fleet_workers{state=\"alive\"} 1",
+        "weir_fleet_workers{state=\"dead\"} 1",
+        "weir_fleet_pipeline_instances{state=\"running\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        !text.contains("acme") && !text.contains("orders"),
+        "no tenant or pipeline names: {text}"
+    );
+}
