@@ -427,9 +427,14 @@ async fn start_nats(data_dir: &Path, port: u16) -> Result<(String, Child)> {
     // Its own process group: Ctrl-C in the terminal reaches `weir dev` only, which stops the
     // worker first and the server last.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Its monitoring endpoint (`/varz`, `/jsz`, …) on a free port.
+    let monitor = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut child = command
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(&store)
+        .args(["-m", &monitor.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -453,6 +458,7 @@ async fn start_nats(data_dir: &Path, port: u16) -> Result<(String, Child)> {
                 binary.display(),
                 store.display()
             );
+            println!("[weir dev] NATS monitoring: http://127.0.0.1:{monitor}/varz (and /jsz)");
             return Ok((url, child));
         }
         if Instant::now() > deadline {

@@ -1,14 +1,13 @@
-//! `weir dev` as a user starts it (on a test nats-server): it prints a ready-to-paste
-//! `export WEIR_URL=… WEIR_API_KEY=…` line that the CLI works with as printed, serves
-//! `/metrics` with the control plane's and the in-process worker's metrics, and prints a
-//! compact screen.
+//! `weir dev` as a user starts it (with its own nats-server, on free ports): it prints a
+//! ready-to-paste `export WEIR_URL=… WEIR_API_KEY=…` line that the CLI works with as printed,
+//! serves `/metrics` with the control plane's and the in-process worker's metrics, turns on
+//! the nats-server's monitoring, and prints a compact screen.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use weir_testkit::nats::NatsServer;
 
 use crate::fleet_support::{block_on, weir_binary};
 use crate::process::sigterm_and_wait;
@@ -19,17 +18,19 @@ fn repo() -> std::path::PathBuf {
 
 #[test]
 fn dev_prints_an_export_line_and_serves_metrics() -> Result<()> {
-    let server = NatsServer::start()?;
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let free_port = || -> Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (port, nats_port) = (free_port()?, free_port()?);
     let out = dir.path().join("dev.out");
     let mut child = Command::new(weir_binary())
         .args([
             "dev",
-            "--nats",
-            &server.url(),
+            "--nats-port",
+            &nats_port.to_string(),
             "--data-dir",
             dir.path().join("data").to_str().context("UTF-8")?,
             "--addr",
@@ -43,6 +44,10 @@ fn dev_prints_an_export_line_and_serves_metrics() -> Result<()> {
             "50",
         ])
         .env("HOME", dir.path())
+        .env(
+            "WEIR_NATS_SERVER",
+            weir_testkit::nats::nats_server_binary()?,
+        )
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out)?)
         .stderr(std::fs::File::create(dir.path().join("dev.err"))?)
@@ -106,9 +111,19 @@ fn check(dir: &Path, out: &Path) -> Result<()> {
         );
     }
 
+    let text = std::fs::read_to_string(out)?;
+    let monitoring = text
+        .lines()
+        .find_map(|l| l.strip_prefix("[weir dev] NATS monitoring: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("the NATS monitoring line")?
+        .to_string();
+
     // `/metrics`: the control plane's and the worker's, once messages flow.
     block_on(async move {
         let http = reqwest::Client::new();
+        let varz = http.get(&monitoring).send().await?.text().await?;
+        ensure!(varz.contains("server_id"), "{monitoring}: {varz}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = http
