@@ -453,7 +453,14 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         }
     }
 
-    // 3. Two workers, then the deployment.
+    // 3. Deployed before any worker runs: honestly `pending`, not `running`.
+    let pending = weir_cli(dir, &base, &["deploy", PIPELINE, "--wait", "1s"])?;
+    ensure!(
+        pending.contains("deployed pipeline/orders-api version 1")
+            && pending.contains(": pending (no live worker has picked it up yet"),
+        "weir deploy without workers printed {pending:?}"
+    );
+    // Two workers, then the deployment again: it waits until they run it.
     let mut workers = vec![
         Proc::spawn(dir, "w1", &["worker", "--nats", url, "--id", "e2e-w1"], &[])?,
         Proc::spawn(dir, "w2", &["worker", "--nats", url, "--id", "e2e-w2"], &[])?,
