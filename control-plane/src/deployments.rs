@@ -193,7 +193,10 @@ async fn write(
     let key = deployment_key(&caller.tenant_name, name);
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
     ensure_declared_streams(state, caller).await?;
-    check_source_on_nats(state, caller, &record.spec).await?;
+    // Pausing a pipeline is always allowed; running one needs a source it can read.
+    if matches!(desired, DesiredState::Running) {
+        check_source_on_nats(state, caller, &record.spec).await?;
+    }
 
     // The row and the KV record change together: the transaction commits only once KV took
     // the record.

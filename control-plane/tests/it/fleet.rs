@@ -147,6 +147,42 @@ async fn deploy_scenario(t: &TestApp) {
         .await
         .problem(422, "invalid_spec");
     assert_eq!(p["diagnostics"][0]["code"], "subject-outside-stream", "{p}");
+    // Deployed on its stream, which then disappears: pausing still works, resuming says why
+    // it cannot.
+    let gone = pipeline_yaml("gone", "true", 1)
+        .replace("stream: ORDERS", "stream: SENSORS")
+        .replace("orders.created.>", "sensors.>");
+    t.yaml(Method::POST, "/api/v1/pipelines", &key, &gone)
+        .await
+        .ok();
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/gone/deploy",
+        &key,
+        json!({}),
+    )
+    .await
+    .ok();
+    t.nats().js().delete_stream("SENSORS").await.unwrap();
+    t.call(
+        Method::POST,
+        "/api/v1/pipelines/gone/pause",
+        Some(&key),
+        None,
+    )
+    .await
+    .ok();
+    t.call(
+        Method::POST,
+        "/api/v1/pipelines/gone/resume",
+        Some(&key),
+        None,
+    )
+    .await
+    .problem(422, "invalid_spec");
+    t.delete("/api/v1/pipelines/gone/deployment", &key)
+        .await
+        .ok();
 
     let r = t
         .json(
