@@ -64,6 +64,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Every pipeline file this binary loads (validate, apply, the API, workers) is also
+    // compiled by the engine: unknown SQL functions and undeclared fields are refused early.
+    weir_pipelines::context::set_compile_check(weir_engine::check);
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Schema(args) => commands::schema::run(args),

@@ -42,6 +42,9 @@ pub mod headers {
     pub const TENANT: &str = "Weir-Tenant";
     /// Set when the payload had to be cut to fit the server's max payload: the original size.
     pub const PAYLOAD_TRUNCATED: &str = "Weir-Payload-Truncated";
+    /// On a redriven message: the DLQ sequence of the entry it was redriven from. The message
+    /// keeps it, so when it fails again its new dead letter names the earlier one.
+    pub const REDRIVE_OF: &str = "Weir-Redrive-Of";
 }
 
 /// Where a pipeline's dead letters go.

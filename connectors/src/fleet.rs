@@ -76,8 +76,11 @@ pub struct Deployment {
 /// The counters a worker reports for one pipeline it runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PipelineCounters {
-    /// Messages fetched from the source.
+    /// Messages received from the source: each counted once, at its first delivery.
     pub messages_in: u64,
+    /// Deliveries fetched from the source: messages plus redeliveries (retries, restarts).
+    #[serde(default)]
+    pub deliveries: u64,
     /// Outputs published.
     pub messages_out: u64,
     /// Inputs filtered or dropped.
@@ -105,8 +108,13 @@ pub struct PipelineReport {
     pub lag: u64,
     /// Consumer ack-pending as last polled.
     pub ack_pending: u64,
-    /// Last error and its unix-millisecond time.
+    /// Last failure of the pipeline itself (fetch, transient, start) and its unix-millisecond
+    /// time.
     pub last_error: Option<(String, u64)>,
+    /// Last message that went to the DLQ (a per-message data error, handled as designed) and
+    /// its unix-millisecond time.
+    #[serde(default)]
+    pub last_dead_letter: Option<(String, u64)>,
 }
 
 /// A worker's heartbeat: who it is and what it runs.

@@ -47,7 +47,7 @@ pub fn is_built() -> bool {
 /// GET or HEAD is a console file, or `index.html` for a client-side route (SPA fallback).
 pub async fn fallback(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    if path == "/api" || path.starts_with("/api/") || path == "/healthz" {
+    if path == "/api" || path.starts_with("/api/") || path == "/healthz" || path == "/metrics" {
         return ApiError::NoRoute(path.to_string()).into_response();
     }
     if method != Method::GET && method != Method::HEAD {

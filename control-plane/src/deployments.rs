@@ -198,6 +198,10 @@ async fn write(
     let previous = record_credentials(nats, &key).await?;
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
     ensure_declared_streams(state, caller).await?;
+    // Pausing a pipeline is always allowed; running one needs a source it can read.
+    if matches!(desired, DesiredState::Running) {
+        check_source_on_nats(state, caller, &record.spec).await?;
+    }
 
     // The row and the KV record change together: the transaction commits only once KV took
     // the record.
@@ -290,6 +294,81 @@ async fn ensure_declared_streams(state: &AppState, caller: &Caller) -> ApiResult
             .map_err(|e| failed(&format!("create the declared stream `{name}`"), e))?;
     }
     Ok(())
+}
+
+/// Refuses a deployment whose source stream does not exist on NATS (after the declared
+/// streams were created), or whose source subjects lie outside that stream's: the workers could
+/// never run it, so answering "deployed" would be a lie. 422 with what to do.
+async fn check_source_on_nats(
+    state: &AppState,
+    caller: &Caller,
+    spec: &serde_json::Value,
+) -> ApiResult<()> {
+    let Ok(weir_pipelines::Resource::Pipeline(pipeline)) =
+        serde_json::from_value::<weir_pipelines::Resource>(spec.clone())
+    else {
+        return Ok(());
+    };
+    let stream_name = &pipeline.spec.source.stream;
+    let nats = state.tenant_nats(caller).await?;
+    let mut stream = match nats.js().get_stream(stream_name).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            return Err(ApiError::InvalidSpec {
+                detail: format!(
+                    "the source stream `{stream_name}` of pipeline `{}` does not exist: declare it \
+                     (`kind: Stream`, `weir apply -f`) or create it on NATS, then deploy again",
+                    pipeline.metadata.name
+                ),
+                diagnostics: serde_json::json!([{
+                    "pipeline": pipeline.metadata.name,
+                    "path": "/spec/source/stream",
+                    "code": "source-stream-missing",
+                    "message": format!("stream `{stream_name}` does not exist"),
+                }]),
+            });
+        }
+        Err(e) => return Err(failed(&format!("look up the stream `{stream_name}`"), e)),
+    };
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| failed(&format!("look up the stream `{stream_name}`"), e))?;
+    let subjects = info.config.subjects.clone();
+    let known = [weir_pipelines::context::KnownStream {
+        name: stream_name,
+        subjects: &subjects,
+    }];
+    let problems = weir_pipelines::context::check_against_streams(&pipeline, &known);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::InvalidSpec {
+        detail: format!(
+            "pipeline `{}` does not fit its source stream `{stream_name}` as it exists on NATS \
+             (see `diagnostics`)",
+            pipeline.metadata.name
+        ),
+        diagnostics: serde_json::Value::Array(
+            problems
+                .into_iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "pipeline": pipeline.metadata.name,
+                        "path": p.path,
+                        "code": p.code,
+                        "message": p.message,
+                    })
+                })
+                .collect(),
+        ),
+    })
 }
 
 /// Deploy a pipeline: run a version (default: the current one) with a parallelism (default:

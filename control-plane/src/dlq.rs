@@ -71,6 +71,9 @@ pub struct DlqEntry {
     pub attempts: Option<u64>,
     /// Payload bytes.
     pub size: usize,
+    /// `Weir-Redrive-Of`: the DLQ sequence of the earlier entry this one was redriven from,
+    /// when it failed again after a redrive.
+    pub redrive_of: Option<u64>,
 }
 
 /// The DLQ of a pipeline: groups over every entry, and a page of entries.
@@ -133,6 +136,8 @@ pub struct RedriveRequest {
     /// Redrive every entry of the pipeline.
     #[serde(default)]
     pub all: bool,
+    /// With `all`: only the entries of this error kind (`decode`, `expression`, …).
+    pub kind: Option<String>,
     /// A replacement payload (text), only with exactly one sequence.
     pub payload: Option<String>,
     /// A replacement payload (base64), only with exactly one sequence.
@@ -268,20 +273,35 @@ fn entry_of(m: &StreamMessage) -> DlqEntry {
         source_seq: header(m, wh::SOURCE_SEQ).and_then(|v| v.parse().ok()),
         attempts: header(m, wh::ATTEMPTS).and_then(|v| v.parse().ok()),
         size: m.payload.len(),
+        redrive_of: header(m, wh::REDRIVE_OF).and_then(|v| v.parse().ok()),
     }
 }
 
 /// Finds the pipeline (404 for another tenant's) and opens its DLQ stream.
 async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Dlq> {
     let nats = state.tenant_nats(caller).await?;
-    let p = find(state, &caller.tenant_id, name).await?;
-    let (json, _) = version_text(state, &p.id, p.summary.version, name).await?;
+    let json = match find(state, &caller.tenant_id, name).await {
+        Ok(p) => version_text(state, &p.id, p.summary.version, name).await?.0,
+        // A deleted pipeline: its dead letters stay reachable by its last spec.
+        Err(ApiError::NotFound(what)) => deleted_spec(state, &caller.tenant_id, name)
+            .await?
+            .ok_or(ApiError::NotFound(what))?,
+        Err(e) => return Err(e),
+    };
     let resource: Resource =
         serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
     let Resource::Pipeline(pipeline) = resource else {
         return Err(ApiError::Internal(format!("`{name}` is not a pipeline")));
     };
-    let target = DlqTarget::for_pipeline(&pipeline);
+    let mut target = DlqTarget::for_pipeline(&pipeline);
+    if !target.named {
+        // Dead letters go to whichever stream captures their subject.
+        if let Ok(Some(capturing)) =
+            weir_connectors::stream_capturing(nats.js(), &target.subject).await
+        {
+            target.stream = capturing;
+        }
+    }
     let stream = match nats.js().get_stream(&target.stream).await {
         Ok(s) => Some(s),
         Err(e) => match e.kind() {
@@ -314,6 +334,20 @@ async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Dlq> {
         stream,
         js: nats.js.clone(),
         redrive_subjects,
+    })
+}
+
+/// The last spec of a deleted pipeline of the tenant, if one of that name was deleted.
+async fn deleted_spec(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Option<String>> {
+    let row =
+        sqlx::query("SELECT spec_json FROM deleted_pipelines WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(state.db().pool())
+            .await?;
+    Ok(match row {
+        Some(row) => Some(sqlx::Row::try_get(&row, 0)?),
+        None => None,
     })
 }
 
@@ -449,6 +483,8 @@ async fn redrive_one(
         }
     }
     let stream_name = &dlq.target.stream;
+    // Lineage: if it fails again, its new dead letter names this entry.
+    headers.insert(wh::REDRIVE_OF, m.sequence.to_string().as_str());
     // A retried redrive of the same entry is deduplicated by JetStream.
     headers.insert(
         "Nats-Msg-Id",
@@ -498,6 +534,11 @@ pub async fn redrive(
             "give either `seqs` (a non-empty list of DLQ sequences) or `all: true`".into(),
         ));
     }
+    if body.kind.is_some() && !body.all {
+        return Err(ApiError::Unprocessable(
+            "`kind` selects among all entries: give it with `all: true`, not with `seqs`".into(),
+        ));
+    }
     let payload = match (&body.payload, &body.payload_base64) {
         (Some(_), Some(_)) => {
             return Err(ApiError::Unprocessable(
@@ -520,7 +561,11 @@ pub async fn redrive(
     }
     let dlq = open(&state, &caller, &name).await?;
     let messages = if body.all {
-        dlq.scan(0).await?.0
+        let mut all = dlq.scan(0).await?.0;
+        if let Some(kind) = &body.kind {
+            all.retain(|m| header(m, wh::ERROR_KIND).as_deref() == Some(kind.as_str()));
+        }
+        all
     } else {
         let mut list = Vec::new();
         for seq in &body.seqs {

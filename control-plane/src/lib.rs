@@ -15,6 +15,7 @@ pub mod dlq;
 pub mod error;
 pub mod keys;
 pub mod login_limit;
+pub mod metrics;
 pub mod nats;
 pub mod nats_views;
 pub mod openapi;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(metrics::count))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -88,7 +88,7 @@ impl Modify for UniqueOperationIds {
     modifiers(&BearerAuth, &UniqueOperationIds),
     security(("bearer" = [])),
     paths(
-        healthz, document,
+        healthz, document, crate::metrics::handler,
         auth::login, auth::refresh, auth::logout, auth::me,
         tenants::list, tenants::create, tenants::get, tenants::delete, tenants::put_quotas,
         quotas::get_usage,

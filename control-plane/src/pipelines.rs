@@ -134,6 +134,18 @@ pub struct WriteQuery {
     pub dry_run: bool,
 }
 
+/// Query of `DELETE /pipelines/{name}`.
+#[derive(Deserialize, IntoParams, Debug, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Keep the pipeline's durable consumer (its position in the source stream), so that a
+    /// pipeline re-created under this name resumes where this one stopped. By default the
+    /// consumer is removed and a re-created pipeline starts by its `deliver` policy.
+    #[serde(default)]
+    pub keep_position: bool,
+}
+
 /// Query of reads that return a spec.
 #[derive(Deserialize, IntoParams, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -263,6 +275,7 @@ pub async fn apply(
         return Err(ApiError::Unprocessable("expected a Pipeline".into()));
     };
     crate::subjects::check_pipeline(pipeline)?;
+    check_with_declared_streams(state, &caller.tenant_id, &[pipeline]).await?;
     let name = pipeline.metadata.name.clone();
     let parallelism = i64::from(pipeline.spec.execution.parallelism);
     let labels = pipeline.metadata.labels.clone();
@@ -636,9 +649,21 @@ pub async fn put(
 #[utoipa::path(post, path = "/api/v1/pipelines:validate", tag = "pipelines",
     request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
     responses((status = 200, body = ValidationResult), (status = 422, body = crate::error::Problem)))]
-pub async fn validate(caller: Caller, body: SpecBody) -> ApiResult<Json<ValidationResult>> {
+pub async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: SpecBody,
+) -> ApiResult<Json<ValidationResult>> {
     caller.require("pipelines", "read")?;
     let resources = parse_all(&body.text, body.file_name)?;
+    let pipelines: Vec<&weir_pipelines::PipelineResource> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Pipeline(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    check_with_declared_streams(&state, &caller.tenant_id, &pipelines).await?;
     Ok(Json(ValidationResult {
         valid: true,
         resources: resources
@@ -646,6 +671,58 @@ pub async fn validate(caller: Caller, body: SpecBody) -> ApiResult<Json<Validati
             .map(|r| format!("{}/{}", r.kind(), r.metadata().name))
             .collect(),
     }))
+}
+
+/// Checks pipelines against the streams the tenant declared (`kind: Stream`): a source filter
+/// outside its stream's subjects, a publish into the pipeline's own source, a named DLQ stream
+/// that does not capture the DLQ subject. 422 `invalid_spec` with every problem.
+pub(crate) async fn check_with_declared_streams(
+    state: &AppState,
+    tenant_id: &str,
+    pipelines: &[&weir_pipelines::PipelineResource],
+) -> ApiResult<()> {
+    if pipelines.is_empty() {
+        return Ok(());
+    }
+    let rows =
+        sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(state.db().pool())
+            .await?;
+    let mut declared: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let name: String = row.try_get(0)?;
+        let json: String = row.try_get(1)?;
+        if let Ok(Resource::Stream(stream)) = serde_json::from_str::<Resource>(&json) {
+            declared.push((name, stream.spec.subjects));
+        }
+    }
+    let known: Vec<weir_pipelines::context::KnownStream> = declared
+        .iter()
+        .map(|(name, subjects)| weir_pipelines::context::KnownStream { name, subjects })
+        .collect();
+    let mut diagnostics = Vec::new();
+    for p in pipelines {
+        for problem in weir_pipelines::context::check_against_streams(p, &known) {
+            diagnostics.push(serde_json::json!({
+                "pipeline": p.metadata.name,
+                "path": problem.path,
+                "code": problem.code,
+                "message": problem.message,
+            }));
+        }
+    }
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::InvalidSpec {
+        detail: format!(
+            "{} problem{} with the streams you declared (see `diagnostics`)",
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        ),
+        diagnostics: serde_json::Value::Array(diagnostics),
+    })
 }
 
 fn wants_yaml(headers: &HeaderMap, format: Option<&str>) -> ApiResult<bool> {
@@ -706,15 +783,19 @@ pub async fn get(
     Ok(response)
 }
 
-/// Delete a pipeline and all its versions.
+/// Delete a pipeline and all its versions. Its durable consumer is removed from the source
+/// stream (unless `keep_position`); its dead letters stay in their stream and stay reachable
+/// under its name (`/pipelines/{name}/dlq`) until a pipeline of that name exists again.
 #[utoipa::path(delete, path = "/api/v1/pipelines/{name}", tag = "pipelines",
-    params(("name" = String, Path, description = "Pipeline name")),
-    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+    params(("name" = String, Path, description = "Pipeline name"), DeleteQuery),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     audit: AuditContext,
     Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<DeleteQuery>,
 ) -> ApiResult<Response> {
     caller.require("pipelines", "delete")?;
     let p = find(&state, &caller.tenant_id, &name).await?;
@@ -724,7 +805,10 @@ pub async fn delete(
              DELETE /api/v1/pipelines/{name}/deployment (weir undeploy {name})"
         )));
     }
-    let (_, yaml) = version_text(&state, &p.id, p.summary.version, &name).await?;
+    let (json, yaml) = version_text(&state, &p.id, p.summary.version, &name).await?;
+    if !q.keep_position {
+        remove_consumer(&state, &caller, &json).await?;
+    }
     let diff = unified_diff(
         &yaml,
         "",
@@ -749,6 +833,18 @@ pub async fn delete(
         // Another request deleted it since it was read.
         return Err(ApiError::NotFound(format!("pipeline `{name}`")));
     }
+    // Its last spec, so its dead letters stay reachable by name.
+    sqlx::query(
+        "INSERT INTO deleted_pipelines (tenant_id, name, spec_json, deleted_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET \
+         spec_json = excluded.spec_json, deleted_at = excluded.deleted_at",
+    )
+    .bind(&caller.tenant_id)
+    .bind(&name)
+    .bind(&json)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
     audit.record_in(&mut tx, 204, None, Some(diff)).await?;
     tx.commit().await?;
     let note = AuditNote {
@@ -756,6 +852,59 @@ pub async fn delete(
         ..Default::default()
     };
     Ok(note.attach(StatusCode::NO_CONTENT))
+}
+
+/// Removes the durable consumer of a pipeline (given as its stored JSON) from its source
+/// stream, in the tenant's account; nothing to do when the stream or consumer is gone, or when
+/// the control plane runs without NATS.
+async fn remove_consumer(state: &AppState, caller: &Caller, json: &str) -> ApiResult<()> {
+    if state.nats().is_err() {
+        return Ok(());
+    }
+    let Ok(Resource::Pipeline(mut pipeline)) = serde_json::from_str::<Resource>(json) else {
+        return Ok(());
+    };
+    pipeline.metadata.tenant = Some(caller.tenant_name.clone());
+    let durable = match weir_connectors::source::SourceSettings::from_spec(&pipeline) {
+        Ok(settings) => settings.durable,
+        Err(_) => weir_connectors::source::SourceSettings::default_durable(&pipeline),
+    };
+    let stream_name = &pipeline.spec.source.stream;
+    let nats = state.tenant_nats(caller).await?;
+    let not_found = |code: async_nats::jetstream::ErrorCode| {
+        code == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+            || code == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
+    };
+    let stream = match nats.js().get_stream(stream_name).await {
+        Ok(s) => s,
+        Err(e) => {
+            return match e.kind() {
+                async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if not_found(j.error_code()) =>
+                {
+                    Ok(())
+                }
+                _ => Err(crate::nats::failed(
+                    &format!("look up the source stream `{stream_name}`"),
+                    e,
+                )),
+            };
+        }
+    };
+    match stream.delete_consumer(&durable).await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.kind() {
+            async_nats::jetstream::stream::ConsumerErrorKind::JetStream(j)
+                if not_found(j.error_code()) =>
+            {
+                Ok(())
+            }
+            _ => Err(crate::nats::failed(
+                &format!("remove the consumer `{durable}` from stream `{stream_name}`"),
+                e,
+            )),
+        },
+    }
 }
 
 /// List a pipeline's versions, newest first.

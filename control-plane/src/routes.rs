@@ -263,5 +263,6 @@ pub fn api_routes() -> ApiRoutes {
 pub fn public_routes() -> ApiRoutes {
     ApiRoutes::new()
         .add(Method::GET, "/healthz", get(openapi::healthz))
+        .add(Method::GET, "/metrics", get(crate::metrics::handler))
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
 }

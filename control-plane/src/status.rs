@@ -35,8 +35,10 @@ pub const RECENT_DEATH_MS: u64 = 5 * 60_000;
 /// Counters of a pipeline.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
 pub struct Counters {
-    /// Messages fetched from the source.
+    /// Messages received from the source, each counted once (at its first delivery).
     pub messages_in: u64,
+    /// Deliveries fetched: messages plus redeliveries (retries, restarts).
+    pub deliveries: u64,
     /// Outputs published.
     pub messages_out: u64,
     /// Inputs filtered or dropped.
@@ -51,6 +53,7 @@ impl From<&PipelineCounters> for Counters {
     fn from(c: &PipelineCounters) -> Self {
         Counters {
             messages_in: c.messages_in,
+            deliveries: c.deliveries,
             messages_out: c.messages_out,
             filtered: c.filtered,
             dead_lettered: c.dead_lettered,
@@ -62,6 +65,7 @@ impl From<&PipelineCounters> for Counters {
 impl Counters {
     fn add(&mut self, o: &Counters) {
         self.messages_in += o.messages_in;
+        self.deliveries += o.deliveries;
         self.messages_out += o.messages_out;
         self.filtered += o.filtered;
         self.dead_lettered += o.dead_lettered;
@@ -151,8 +155,12 @@ pub struct PipelineStatus {
     pub lag: Option<u64>,
     /// Consumer ack-pending from the freshest live report.
     pub ack_pending: Option<u64>,
-    /// The most recent error any worker reported.
+    /// The most recent failure any worker reported (fetch, transient, start): a recent one
+    /// makes a running pipeline `degraded`.
     pub last_error: Option<LastError>,
+    /// The most recent message sent to the DLQ (a data error of that message alone, handled
+    /// as designed: it does not make the pipeline `degraded`).
+    pub last_dead_letter: Option<LastError>,
     /// Each worker's report, live ones first.
     pub workers: Vec<WorkerPipeline>,
 }
@@ -288,6 +296,7 @@ pub fn aggregate(
     let mut rate_sum: Option<Rates> = None;
     let mut freshest: Option<(u64, u64, u64)> = None;
     let mut last_error: Option<LastError> = None;
+    let mut last_dead_letter: Option<LastError> = None;
     let (mut running, mut dead, mut recent_dead) = (0, 0, 0);
     let mut not_running = Vec::new();
     let mut other_version = Vec::new();
@@ -310,6 +319,16 @@ pub fn aggregate(
                 && last_error.as_ref().is_none_or(|l| l.at_ms < e.at_ms)
             {
                 last_error = Some(e.clone());
+            }
+            if let Some((message, at)) = &r.last_dead_letter
+                && last_dead_letter.as_ref().is_none_or(|l| l.at_ms < *at)
+            {
+                last_dead_letter = Some(LastError {
+                    message: message.clone(),
+                    at: rfc3339(*at as i64),
+                    worker_id: hb.worker_id.clone(),
+                    at_ms: *at,
+                });
             }
             if is_alive {
                 totals.add(&counters);
@@ -395,6 +414,7 @@ pub fn aggregate(
         lag: freshest.map(|f| f.1),
         ack_pending: freshest.map(|f| f.2),
         last_error,
+        last_dead_letter,
         workers,
     }
 }
@@ -418,14 +438,54 @@ pub async fn pipeline_status(
     let p = find(&state, &caller.tenant_id, &name).await?;
     let deployment = deployments::load(&state, &p.id).await?;
     let hbs = heartbeats(nats).await?;
-    Ok(Json(aggregate(
+    let version = deployment.as_ref().map(|d| d.version);
+    let mut status = aggregate(
         state.rates(),
         &caller.tenant_name,
         &name,
         deployment,
         &hbs,
         now_ms(),
-    )))
+    );
+    // The lag as NATS has it now, not as a worker last polled it: a paused pipeline has no
+    // worker polling, and its backlog still grows.
+    if let Some(version) = version
+        && let Some((pending, ack_pending)) =
+            consumer_backlog(&state, &caller, &p.id, &name, version).await
+    {
+        status.lag = Some(pending);
+        status.ack_pending = Some(ack_pending);
+    }
+    Ok(Json(status))
+}
+
+/// The deployed version's durable consumer's pending and ack-pending counts, asked of NATS in
+/// the tenant's account; `None` when it cannot be read (no consumer yet, NATS trouble).
+async fn consumer_backlog(
+    state: &AppState,
+    caller: &Caller,
+    pipeline_id: &str,
+    name: &str,
+    version: i64,
+) -> Option<(u64, u64)> {
+    let (json, _) = crate::pipelines::version_text(state, pipeline_id, version, name)
+        .await
+        .ok()?;
+    let weir_pipelines::Resource::Pipeline(mut pipeline) = serde_json::from_str(&json).ok()? else {
+        return None;
+    };
+    pipeline.metadata.tenant = Some(caller.tenant_name.clone());
+    let durable = weir_connectors::SourceSettings::from_spec(&pipeline)
+        .ok()?
+        .durable;
+    let nats = state.tenant_nats(caller).await.ok()?;
+    let stream = nats
+        .js()
+        .get_stream(&pipeline.spec.source.stream)
+        .await
+        .ok()?;
+    let info = stream.consumer_info(&durable).await.ok()?;
+    Some((info.num_pending, info.num_ack_pending as u64))
 }
 
 /// The workers of the fleet, with the pipelines of the caller's tenant they run (workers that

@@ -1,6 +1,7 @@
 //! Stream declarations (`kind: Stream`) of a tenant: recorded here so that `weir apply` of a
-//! file with streams works and quotas count them; deploying a pipeline creates (or updates) the
-//! tenant's declared streams on NATS.
+//! file with streams works and quotas count them, and reconciled on NATS in the tenant's
+//! account: applying creates or updates the stream, deleting removes it (a stream holding
+//! messages only with `force`). Deploying a pipeline also makes sure its declared streams exist.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
 use crate::audit::AuditNote;
@@ -16,6 +17,7 @@ use crate::auth::Caller;
 use crate::body::{QueryArgs, SpecBody};
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::nats::failed;
 use crate::pipelines::{ApplyResult, FormatQuery, WriteQuery};
 use crate::quotas;
 use crate::resource_file::{canonical, claim_tenant, parse_one, unified_diff};
@@ -70,6 +72,9 @@ pub async fn apply(
         }
     }
     let (json, yaml) = canonical(&resource)?;
+    if !dry_run && let Resource::Stream(stream) = &resource {
+        reconcile_on_nats(state, caller, stream).await?;
+    }
     let existing = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
     ))
@@ -147,6 +152,31 @@ pub async fn apply(
         }
     };
     Ok(result)
+}
+
+/// Creates or updates the declared stream on NATS, in the tenant's account (nothing to do when
+/// the control plane runs without NATS). A stream NATS refuses (its subjects overlap another
+/// stream's, a limit it cannot change) is a 409 with NATS's reason.
+async fn reconcile_on_nats(
+    state: &AppState,
+    caller: &Caller,
+    stream: &weir_pipelines::StreamResource,
+) -> ApiResult<()> {
+    if state.nats().is_err() {
+        return Ok(());
+    }
+    let nats = state.tenant_nats(caller).await?;
+    let name = &stream.metadata.name;
+    match weir_connectors::ensure_stream(nats.js(), stream).await {
+        Ok(_) => Ok(()),
+        Err(weir_connectors::ConnectorError::Stream { reason, .. }) => {
+            Err(ApiError::Conflict(format!(
+                "NATS refused stream `{name}`: {reason}; change the declaration (subjects that \
+                 no other stream captures, limits the server allows) and apply it again"
+            )))
+        }
+        Err(e) => Err(ApiError::Unprocessable(format!("stream `{name}`: {e}"))),
+    }
 }
 
 /// List the tenant's stream declarations.
@@ -247,18 +277,61 @@ pub async fn put(
     Ok(note.attach((status, Json(result))))
 }
 
-/// Remove a stream declaration.
+/// Query of `DELETE /streams/{name}`.
+#[derive(Deserialize, IntoParams, Debug, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteStreamQuery {
+    /// Also delete the NATS stream when it holds messages (they are lost). Without it, a
+    /// stream holding messages is refused with 409.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Remove a stream declaration and the NATS stream. A NATS stream holding messages is removed
+/// only with `force=true` (409 otherwise).
 #[utoipa::path(delete, path = "/api/v1/streams/{name}", tag = "streams",
-    params(("name" = String, Path, description = "Stream name")),
-    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+    params(("name" = String, Path, description = "Stream name"), DeleteStreamQuery),
+    responses((status = 204), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<DeleteStreamQuery>,
 ) -> ApiResult<Response> {
     caller.require("streams", "delete")?;
     let row = find(&state, &caller, &name).await?;
     let yaml: String = row.try_get(2)?;
+    if state.nats().is_ok() {
+        let nats = state.tenant_nats(&caller).await?;
+        match nats.js().get_stream(&name).await {
+            Ok(mut stream) => {
+                let info = stream
+                    .info()
+                    .await
+                    .map_err(|e| failed(&format!("look up the stream `{name}`"), e))?;
+                let held = info.state.messages;
+                if held > 0 && !q.force {
+                    return Err(ApiError::Conflict(format!(
+                        "stream `{name}` holds {held} message{} on NATS; deleting it deletes \
+                         them: confirm with DELETE /api/v1/streams/{name}?force=true \
+                         (`weir delete stream {name} --force`)",
+                        if held == 1 { "" } else { "s" }
+                    )));
+                }
+                nats.js()
+                    .delete_stream(&name)
+                    .await
+                    .map_err(|e| failed(&format!("delete the stream `{name}`"), e))?;
+            }
+            Err(e) => match e.kind() {
+                async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND => {}
+                _ => return Err(failed(&format!("look up the stream `{name}`"), e)),
+            },
+        }
+    }
     sqlx::query("DELETE FROM streams WHERE id = $1")
         .bind(row.try_get::<String, _>(7)?)
         .execute(state.db().writer())

@@ -367,6 +367,7 @@ pub async fn delete(
         "DELETE FROM pipeline_labels WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
         "DELETE FROM pipeline_versions WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
         "DELETE FROM pipelines WHERE tenant_id = $1",
+        "DELETE FROM deleted_pipelines WHERE tenant_id = $1",
         "DELETE FROM streams WHERE tenant_id = $1",
         "DELETE FROM secrets WHERE tenant_id = $1",
         "DELETE FROM sessions WHERE tenant_id = $1",

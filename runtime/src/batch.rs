@@ -109,6 +109,11 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
         inputs: messages.len(),
         ..Default::default()
     };
+    // Redeliveries are deliveries, not new messages.
+    let first_deliveries = messages
+        .iter()
+        .filter(|m| m.info().map_or(true, |i| i.delivered <= 1))
+        .count() as u64;
     ctx.metrics
         .messages_in
         .get_or_create(&Metrics::pipeline(pipeline))
@@ -371,7 +376,7 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
     for ((i, result), letter) in letter_of.into_iter().zip(dlq_results).zip(&letters) {
         match result {
             Ok(()) => {
-                ctx.totals.record_error(format!(
+                ctx.totals.record_dead_letter(format!(
                     "seq {} dead-lettered at node {} ({}): {}",
                     letter.source_seq, letter.node, letter.kind, letter.error
                 ));
@@ -435,7 +440,7 @@ pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) ->
         }
     }
     ctx.totals.record_batch(
-        outcome.inputs as u64,
+        (first_deliveries, outcome.inputs as u64),
         out_by_node.values().sum(),
         outcome.filtered as u64,
         outcome.dead_lettered as u64,

@@ -12,6 +12,7 @@ use weir_connectors::fleet::{PipelineCounters, now_ms};
 #[derive(Debug, Default)]
 pub struct PipelineTotals {
     messages_in: AtomicU64,
+    deliveries: AtomicU64,
     messages_out: AtomicU64,
     filtered: AtomicU64,
     dead_lettered: AtomicU64,
@@ -19,19 +20,21 @@ pub struct PipelineTotals {
     lag: AtomicU64,
     ack_pending: AtomicU64,
     last_error: Mutex<Option<(String, u64)>>,
+    last_dead_letter: Mutex<Option<(String, u64)>>,
 }
 
 impl PipelineTotals {
-    /// Adds a settled batch.
+    /// Adds a settled batch: `deliveries` fetched, of which `messages_in` first deliveries.
     pub fn record_batch(
         &self,
-        messages_in: u64,
+        (messages_in, deliveries): (u64, u64),
         messages_out: u64,
         filtered: u64,
         dead_lettered: u64,
         retried: u64,
     ) {
         self.messages_in.fetch_add(messages_in, Ordering::Relaxed);
+        self.deliveries.fetch_add(deliveries, Ordering::Relaxed);
         self.messages_out.fetch_add(messages_out, Ordering::Relaxed);
         self.filtered.fetch_add(filtered, Ordering::Relaxed);
         self.dead_lettered
@@ -51,10 +54,28 @@ impl PipelineTotals {
         *last = Some((error.into(), now_ms()));
     }
 
+    /// Remembers the last dead letter (a data error of one message), stamped now.
+    pub fn record_dead_letter(&self, what: impl Into<String>) {
+        let mut last = self
+            .last_dead_letter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *last = Some((what.into(), now_ms()));
+    }
+
+    /// The last dead letter and its unix-millisecond time.
+    pub fn last_dead_letter(&self) -> Option<(String, u64)> {
+        self.last_dead_letter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The counters as the fleet contract reports them.
     pub fn counters(&self) -> PipelineCounters {
         PipelineCounters {
             messages_in: self.messages_in.load(Ordering::Relaxed),
+            deliveries: self.deliveries.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
             filtered: self.filtered.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
@@ -88,13 +109,14 @@ mod tests {
     #[test]
     fn batches_add_up_and_errors_are_kept() {
         let totals = PipelineTotals::default();
-        totals.record_batch(10, 7, 2, 1, 0);
-        totals.record_batch(5, 5, 0, 0, 3);
+        totals.record_batch((10, 10), 7, 2, 1, 0);
+        totals.record_batch((3, 5), 5, 0, 0, 3);
         totals.record_consumer(42, 3);
         assert_eq!(
             totals.counters(),
             PipelineCounters {
-                messages_in: 15,
+                messages_in: 13,
+                deliveries: 15,
                 messages_out: 12,
                 filtered: 2,
                 dead_lettered: 1,
@@ -105,5 +127,11 @@ mod tests {
         assert!(totals.last_error().is_none());
         totals.record_error("boom");
         assert_eq!(totals.last_error().map(|e| e.0), Some("boom".to_string()));
+        totals.record_dead_letter("seq 4 (decode)");
+        assert_eq!(totals.last_error().map(|e| e.0), Some("boom".to_string()));
+        assert_eq!(
+            totals.last_dead_letter().map(|e| e.0),
+            Some("seq 4 (decode)".to_string())
+        );
     }
 }

@@ -11,7 +11,8 @@ use super::client::{Client, block_on, collection};
 /// Arguments of `weir apply`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Resource files (YAML or JSON); several documents per file allowed.
+    /// Resource files (YAML or JSON); several documents per file allowed; `-` reads
+    /// standard input.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
     /// Show what would happen, change nothing.
@@ -33,9 +34,18 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<weir_pipelines::Resource>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        match weir_pipelines::load_str(&text, &path.display().to_string()) {
+        // `-` is standard input, as with kubectl.
+        let (text, name) = if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read standard input")?;
+            (text, "<stdin>".to_string())
+        } else {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            (text, path.display().to_string())
+        };
+        match weir_pipelines::load_str(&text, &name) {
             Ok(resources) => out.extend(resources),
             Err(d) => problems.push(d.to_string()),
         }

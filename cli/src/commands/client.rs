@@ -53,21 +53,20 @@ impl Client {
             .or(file.api_key)
             .ok_or_else(|| {
                 anyhow!(
-                    "no API key: set WEIR_API_KEY (the key `weir serve` printed on first start) \
-                 or `api_key:` in ~/.config/weir/config.yaml"
+                    "no API key: set WEIR_API_KEY (with `weir dev`, run the `export` line it \
+                     printed, or `export WEIR_API_KEY=$(cat .weir/dev-api-key)`; with \
+                     `weir serve`, the key it printed on first start) or `api_key:` in \
+                     ~/.config/weir/config.yaml"
                 )
             })?;
-        Ok(Client {
-            base: base.trim_end_matches('/').to_string(),
-            api_key,
-            http: reqwest::Client::new(),
-        })
+        Ok(Client::new(&base, &api_key))
     }
 
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`) with `api_key`.
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`, with or without the
+    /// `/api/v1` suffix that `weir dev` prints) with `api_key`.
     pub fn new(base: &str, api_key: &str) -> Client {
         Client {
-            base: base.trim_end_matches('/').to_string(),
+            base: base_url(base),
             api_key: api_key.to_string(),
             http: reqwest::Client::new(),
         }
@@ -106,6 +105,15 @@ impl Client {
             Err(anyhow!(describe_problem(status, &text)))
         }
     }
+}
+
+/// The server's root URL: trailing slashes and an `/api/v1` suffix removed.
+fn base_url(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    url.strip_suffix("/api/v1")
+        .unwrap_or(url)
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// A problem+json body as lines for a terminal.
@@ -155,4 +163,21 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
         .build()
         .context("start the async runtime")?
         .block_on(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    #[test]
+    fn the_url_works_with_or_without_the_api_prefix() {
+        for url in [
+            "http://127.0.0.1:7070",
+            "http://127.0.0.1:7070/",
+            "http://127.0.0.1:7070/api/v1",
+            "http://127.0.0.1:7070/api/v1/",
+        ] {
+            assert_eq!(base_url(url), "http://127.0.0.1:7070", "{url}");
+        }
+    }
 }

@@ -19,6 +19,14 @@ pub struct DeployArgs {
     /// Batch loops per worker (default: the version's `spec.execution.parallelism`).
     #[arg(long)]
     pub parallelism: Option<i64>,
+    /// How long to wait for the workers to report the deployed version running (`0s`: do not
+    /// wait; the answer is then `pending`).
+    #[arg(long, default_value = "15s", value_parser = parse_wait)]
+    pub wait: std::time::Duration,
+}
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    weir_pipelines::units::parse_duration(text)
 }
 
 /// Arguments of `weir pause`, `weir resume` and `weir undeploy`.
@@ -70,8 +78,90 @@ pub fn deploy(args: DeployArgs) -> Result<u8> {
         body.insert("parallelism".into(), json!(p));
     }
     let d = post(&args.name, "deploy", Some(Value::Object(body)))?;
-    println!("deployed {}", describe(&d));
-    Ok(0)
+    let version = d["version"].as_i64().unwrap_or_default();
+    let target = format!(
+        "pipeline/{} version {} parallelism {}",
+        d["pipeline"].as_str().unwrap_or("?"),
+        d["version"],
+        d["parallelism"]
+    );
+    match wait_for_workers(&args.name, version, args.wait)? {
+        Outcome::Running(n) => {
+            println!(
+                "deployed {target}: running on {n} worker{}",
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(0)
+        }
+        Outcome::Failed(why) => {
+            println!("deployed {target}, but it failed to start: {why}");
+            println!("see `weir status {}`", args.name);
+            Ok(1)
+        }
+        Outcome::Pending(why) => {
+            println!(
+                "deployed {target}: pending ({why}); see `weir status {}`",
+                args.name
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// What the workers say of a deployed version.
+enum Outcome {
+    /// This many live workers run it.
+    Running(usize),
+    /// A worker could not start it: its error.
+    Failed(String),
+    /// Nothing decisive yet: why.
+    Pending(String),
+}
+
+/// Polls the pipeline's status until a live worker runs `version` or fails it, or `wait` ends.
+fn wait_for_workers(name: &str, version: i64, wait: std::time::Duration) -> Result<Outcome> {
+    let client = Client::from_env()?;
+    block_on(async move {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let status = client
+                .send(
+                    Method::GET,
+                    &format!("/pipelines/{name}/status"),
+                    None,
+                    None,
+                )
+                .await?
+                .json()?;
+            let workers = status["workers"].as_array().cloned().unwrap_or_default();
+            let mine = workers
+                .iter()
+                .filter(|w| w["alive"] == true && w["version"].as_i64() == Some(version));
+            let running = mine.clone().filter(|w| w["state"] == "running").count();
+            if running > 0 {
+                return Ok(Outcome::Running(running));
+            }
+            if let Some(failed) = mine.clone().find(|w| w["state"] == "failed") {
+                let why = failed["last_error"]["message"]
+                    .as_str()
+                    .unwrap_or("no error reported")
+                    .to_string();
+                return Ok(Outcome::Failed(format!(
+                    "worker {}: {why}",
+                    failed["worker_id"].as_str().unwrap_or("?")
+                )));
+            }
+            if std::time::Instant::now() >= deadline {
+                let why = if workers.iter().any(|w| w["alive"] == true) {
+                    "the workers have not reported it running yet"
+                } else {
+                    "no live worker has picked it up yet; is a worker (`weir worker`) connected to the same NATS?"
+                };
+                return Ok(Outcome::Pending(why.into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    })?
 }
 
 /// `weir pause`.

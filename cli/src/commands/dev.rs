@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
-use weir_connectors::fleet::now_ms;
+use weir_connectors::fleet::{PipelineReport, now_ms};
 use weir_control_plane::{SecretKeySource, ServeConfig};
-use weir_runtime::fleet::status::StatusTable;
 
 use super::apply;
 use super::client::Client;
@@ -216,6 +215,9 @@ async fn run_dev(
     let worker_client =
         weir_connectors::connect_as(nats_url, "weir dev worker", internal_creds.as_deref()).await?;
     let metrics = Arc::new(weir_runtime::Metrics::new());
+    // The worker's metrics are served with the control plane's, at `/metrics`.
+    let served = metrics.clone();
+    weir_control_plane::metrics::add_source(move || served.encode());
     let mut fleet_config = weir_runtime::FleetConfig::new(format!("dev-{}", std::process::id()))?;
     fleet_config.nats_url = Some(nats_url.to_string());
     let fleet = weir_runtime::FleetWorker::new(worker_client, fleet_config, metrics);
@@ -245,6 +247,9 @@ async fn run_dev(
     } else {
         println!("[weir dev] NATS: {nats_url}");
     }
+    println!("[weir dev] metrics: {base}/metrics (control plane and the in-process worker)");
+    println!("[weir dev] to use the CLI from another shell, paste:");
+    println!("  export WEIR_URL={base} WEIR_API_KEY={api_key}");
     println!(
         "[weir dev] sample orders: {} per second on orders.created.<region>; Ctrl-C stops",
         args.rate
@@ -252,10 +257,11 @@ async fn run_dev(
 
     let mut ticker = tokio::time::interval(STATUS_EVERY);
     ticker.tick().await;
+    let mut screen = StatusScreen::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = ticker.tick() => println!("{}", status_line(&status, generated.load(Ordering::Relaxed))),
+            _ = ticker.tick() => print!("{}", screen.render(&status.reports(), generated.load(Ordering::Relaxed))),
         }
     }
     let _ = generator.await;
@@ -274,29 +280,44 @@ async fn run_dev(
     Ok(())
 }
 
-/// `[weir dev] orders 120 | order-processing running v1 in 120 out 97 dlq 0 lag 0 | …`
-fn status_line(status: &StatusTable, generated: u64) -> String {
-    let mut line = format!("[weir dev] orders {generated}");
-    for p in status.reports() {
-        let c = &p.counters;
-        line.push_str(&format!(
-            " | {} {} v{} in {} out {} filtered {} dlq {} lag {}",
-            p.pipeline,
-            p.state,
-            p.version,
-            c.messages_in,
-            c.messages_out,
-            c.filtered,
-            c.dead_lettered,
-            p.lag
-        ));
-        if p.state == "failed"
-            && let Some((error, _)) = &p.last_error
-        {
-            line.push_str(&format!(" ({error})"));
+/// The status screen: one line per pipeline each tick, and each new error once (not again
+/// every tick while it stays the last error).
+#[derive(Default)]
+struct StatusScreen {
+    /// The last error shown, per pipeline.
+    shown_errors: std::collections::HashMap<String, String>,
+}
+
+impl StatusScreen {
+    fn render(&mut self, reports: &[PipelineReport], generated: u64) -> String {
+        let mut out = format!("[weir dev] sample orders published: {generated}\n");
+        let width = reports.iter().map(|p| p.pipeline.len()).max().unwrap_or(0);
+        for p in reports {
+            let c = &p.counters;
+            out.push_str(&format!(
+                "  {:width$}  {:8} v{:<3} in {:>8}  out {:>8}  filtered {:>7}  dlq {:>6}  lag {:>6}\n",
+                p.pipeline,
+                p.state,
+                p.version,
+                c.messages_in,
+                c.messages_out,
+                c.filtered,
+                c.dead_lettered,
+                p.lag
+            ));
         }
+        for p in reports {
+            if let Some((error, _)) = &p.last_error
+                && self.shown_errors.get(&p.pipeline) != Some(error)
+            {
+                // The first line of the error, once.
+                let first = error.lines().next().unwrap_or_default();
+                out.push_str(&format!("  ! {}: {first}\n", p.pipeline));
+                self.shown_errors.insert(p.pipeline.clone(), error.clone());
+            }
+        }
+        out
     }
-    line
 }
 
 /// Publishes sample orders (like the seed's: id, customer, region, amount, items).
@@ -510,10 +531,15 @@ async fn start_nats(
     // Its own process group: Ctrl-C in the terminal reaches `weir dev` only, which stops the
     // worker first and the server last.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Its monitoring endpoint (`/varz`, `/jsz`, …) on a free port.
+    let monitor = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut child = command
         .arg("-c")
         .arg(&conf)
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", &monitor.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -542,6 +568,7 @@ async fn start_nats(
                     "no accounts (tenants not isolated on NATS)"
                 }
             );
+            println!("[weir dev] NATS monitoring: http://127.0.0.1:{monitor}/varz (and /jsz)");
             return Ok((url, child));
         }
         if Instant::now() > deadline {
@@ -569,4 +596,49 @@ fn stop_child(mut child: Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(pipeline: &str, state: &str, error: Option<&str>) -> PipelineReport {
+        PipelineReport {
+            tenant: "default".into(),
+            pipeline: pipeline.into(),
+            version: 1,
+            state: state.into(),
+            counters: Default::default(),
+            lag: 0,
+            ack_pending: 0,
+            last_error: error.map(|e| (e.to_string(), 1)),
+            last_dead_letter: None,
+        }
+    }
+
+    #[test]
+    fn the_screen_has_one_line_per_pipeline_and_shows_each_error_once() {
+        let mut screen = StatusScreen::default();
+        let error = "source stream `NOPE` not found\ncaused by: 404";
+        let reports = [
+            report("order-processing", "running", None),
+            report("broken", "failed", Some(error)),
+        ];
+        let first = screen.render(&reports, 10);
+        let lines: Vec<&str> = first.lines().collect();
+        assert_eq!(lines.len(), 4, "{first}");
+        assert!(
+            lines[1].trim_start().starts_with("order-processing"),
+            "{first}"
+        );
+        assert!(lines[2].trim_start().starts_with("broken "), "{first}");
+        assert_eq!(
+            lines[3], "  ! broken: source stream `NOPE` not found",
+            "the error's first line, once: {first}"
+        );
+        // The next tick: the same error is not printed again.
+        let second = screen.render(&reports, 20);
+        assert_eq!(second.lines().count(), 3, "{second}");
+        assert!(!second.contains('!'), "{second}");
+    }
 }

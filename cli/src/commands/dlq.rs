@@ -29,6 +29,9 @@ pub enum DlqCommand {
         /// Entries to list.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// List the entries after this DLQ sequence (the `--cursor` printed after a full page).
+        #[arg(long)]
+        cursor: Option<u64>,
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
@@ -52,6 +55,9 @@ pub enum DlqCommand {
         /// Every dead letter of the pipeline.
         #[arg(long, conflicts_with = "seqs")]
         all: bool,
+        /// Every dead letter of this error kind (`decode`, `expression`, …).
+        #[arg(long, conflicts_with = "seqs")]
+        kind: Option<String>,
         /// A file whose content replaces the payload (one sequence only).
         #[arg(long)]
         payload: Option<std::path::PathBuf>,
@@ -71,17 +77,25 @@ pub fn run(args: Args) -> Result<u8> {
             pipeline,
             kind,
             limit,
+            cursor,
             json,
         } => {
             let mut path = format!("/pipelines/{pipeline}/dlq?limit={limit}");
-            if let Some(k) = kind {
+            if let Some(k) = &kind {
                 path.push_str(&format!("&kind={k}"));
+            }
+            if let Some(c) = cursor {
+                path.push_str(&format!("&cursor={c}"));
             }
             let v = block_on(client.send(Method::GET, &path, None, None))??.json()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", render_list(&v));
+                if let Some(next) = v["next_cursor"].as_u64() {
+                    let kind = kind.map(|k| format!(" --kind {k}")).unwrap_or_default();
+                    println!("more: weir dlq ls {pipeline}{kind} --limit {limit} --cursor {next}");
+                }
             }
             Ok(0)
         }
@@ -103,12 +117,15 @@ pub fn run(args: Args) -> Result<u8> {
             pipeline,
             seqs,
             all,
+            kind,
             payload,
         } => {
-            if !all && seqs.is_empty() {
-                bail!("name the DLQ sequences to redrive, or give --all");
+            if !all && kind.is_none() && seqs.is_empty() {
+                bail!("name the DLQ sequences to redrive, or give --all or --kind KIND");
             }
-            let mut body = if all {
+            let mut body = if let Some(kind) = kind {
+                json!({"all": true, "kind": kind})
+            } else if all {
                 json!({"all": true})
             } else {
                 json!({"seqs": seqs})
@@ -196,7 +213,11 @@ fn render_list(v: &Value) -> String {
                 text(&e["kind"]),
                 text(&e["node"]),
                 text(&e["source_subject"]),
-                text(&e["error"])
+                match e["redrive_of"].as_u64() {
+                    Some(earlier) =>
+                        format!("{} (again, redriven from {earlier})", text(&e["error"])),
+                    None => text(&e["error"]).to_string(),
+                }
             ));
         }
     }

@@ -1,4 +1,5 @@
-//! `weir get pipelines|streams [NAME] [-o yaml|json]`: list or show resources of your tenant.
+//! `weir get pipelines|streams [NAME] [-o yaml|json]`: list or show resources of your tenant;
+//! `weir get workers|deployments`: the fleet's workers and the pipelines' deployments.
 
 use anyhow::{Result, bail};
 use reqwest::Method;
@@ -8,7 +9,7 @@ use super::client::{Client, block_on, collection};
 /// Arguments of `weir get`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// `pipelines` or `streams`.
+    /// `pipelines`, `streams`, `workers` or `deployments`.
     pub kind: String,
     /// One resource by name.
     pub name: Option<String>,
@@ -20,7 +21,109 @@ pub struct Args {
     pub label: Option<String>,
 }
 
+/// `weir get workers`: every worker with the pipelines it runs.
+async fn workers(client: &Client, json: bool) -> Result<String> {
+    let v = client
+        .send(Method::GET, "/workers", None, None)
+        .await?
+        .json()?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut rows = vec![vec![
+        "WORKER".to_string(),
+        "HOST".into(),
+        "ALIVE".into(),
+        "LAST SEEN".into(),
+        "PIPELINES".into(),
+    ]];
+    for w in v.as_array().into_iter().flatten() {
+        let pipelines = w["pipelines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{} v{} {}",
+                    p["pipeline"].as_str().unwrap_or("?"),
+                    p["version"],
+                    p["state"].as_str().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        rows.push(vec![
+            w["worker_id"].as_str().unwrap_or("?").into(),
+            w["host"].as_str().unwrap_or("?").into(),
+            w["alive"].to_string(),
+            w["last_seen"].as_str().unwrap_or("?").into(),
+            pipelines,
+        ]);
+    }
+    Ok(render_rows(&rows))
+}
+
+/// `weir get deployments`: the deployment of every pipeline that has one.
+async fn deployments(client: &Client, json: bool) -> Result<String> {
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/pipelines?limit=500".to_string();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let v = client.send(Method::GET, &path, None, None).await?.json()?;
+        for p in v["items"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            // 404: not deployed.
+            if let Ok(reply) = client
+                .send(
+                    Method::GET,
+                    &format!("/pipelines/{name}/deployment"),
+                    None,
+                    None,
+                )
+                .await
+            {
+                found.push(reply.json()?);
+            }
+        }
+        cursor = v["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    if json {
+        return Ok(serde_json::to_string_pretty(&found)? + "\n");
+    }
+    let mut rows = vec![vec![
+        "PIPELINE".to_string(),
+        "VERSION".into(),
+        "PARALLELISM".into(),
+        "STATE".into(),
+        "UPDATED".into(),
+        "BY".into(),
+    ]];
+    for d in &found {
+        rows.push(vec![
+            d["pipeline"].as_str().unwrap_or("?").into(),
+            d["version"].to_string(),
+            d["parallelism"].to_string(),
+            d["state"].as_str().unwrap_or("?").into(),
+            d["updated_at"].as_str().unwrap_or("?").into(),
+            d["updated_by"].as_str().unwrap_or("?").into(),
+        ]);
+    }
+    Ok(render_rows(&rows))
+}
+
 async fn fetch(client: &Client, args: &Args) -> Result<String> {
+    let json = args.output.as_deref() == Some("json");
+    match args.kind.trim_end_matches('s') {
+        "worker" => return workers(client, json).await,
+        "deployment" => return deployments(client, json).await,
+        _ => {}
+    }
     let coll = collection(&args.kind)?;
     let format = args.output.as_deref();
     if !matches!(format, None | Some("yaml") | Some("json")) {
@@ -76,6 +179,30 @@ async fn fetch(client: &Client, args: &Args) -> Result<String> {
             break;
         }
     }
+    if coll == "pipelines" && format.is_none() {
+        // The table shows which version runs, next to the latest one.
+        for p in items.iter_mut() {
+            let name = p["name"].as_str().unwrap_or_default().to_string();
+            let deployed = client
+                .send(
+                    Method::GET,
+                    &format!("/pipelines/{name}/deployment"),
+                    None,
+                    None,
+                )
+                .await
+                .ok()
+                .and_then(|r| r.json().ok());
+            p["deployed"] = match deployed {
+                Some(d) => serde_json::Value::String(format!(
+                    "v{} {}",
+                    d["version"],
+                    d["state"].as_str().unwrap_or("?")
+                )),
+                None => serde_json::Value::String("-".into()),
+            };
+        }
+    }
     Ok(match format {
         Some("json") => serde_json::to_string_pretty(&items)? + "\n",
         Some(_) => serde_yaml::to_string(&items)?,
@@ -89,6 +216,7 @@ fn table(coll: &str, items: &[serde_json::Value]) -> String {
         rows.push(vec![
             "NAME".into(),
             "VERSION".into(),
+            "DEPLOYED".into(),
             "PARALLELISM".into(),
             "UPDATED".into(),
             "LABELS".into(),
@@ -106,6 +234,7 @@ fn table(coll: &str, items: &[serde_json::Value]) -> String {
             rows.push(vec![
                 p["name"].as_str().unwrap_or("").into(),
                 p["version"].to_string(),
+                p["deployed"].as_str().unwrap_or("-").into(),
                 p["parallelism"].to_string(),
                 p["updated_at"].as_str().unwrap_or("").into(),
                 labels,
@@ -121,6 +250,11 @@ fn table(coll: &str, items: &[serde_json::Value]) -> String {
             ]);
         }
     }
+    render_rows(&rows)
+}
+
+/// Rows as aligned columns, the first row being the header.
+fn render_rows(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();

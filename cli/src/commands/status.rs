@@ -1,5 +1,6 @@
 //! `weir status NAME`: a pipeline's health across the fleet — deployment, live and dead
 //! workers, counters, rates, lag and last error — as the control plane aggregates heartbeats.
+//! `weir status` without a name: one line per pipeline, then the workers.
 
 use anyhow::Result;
 use reqwest::Method;
@@ -10,8 +11,8 @@ use super::client::{Client, block_on};
 /// Arguments of `weir status`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Pipeline name.
-    pub name: String,
+    /// Pipeline name; without one, an overview of every pipeline and worker.
+    pub name: Option<String>,
     /// Print the API's JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -34,9 +35,12 @@ fn rate(v: &Value) -> String {
 /// Runs the command; returns 0 when healthy or paused, 1 otherwise.
 pub fn run(args: Args) -> Result<u8> {
     let client = Client::from_env()?;
+    let Some(name) = &args.name else {
+        return block_on(overview(&client, args.json))?;
+    };
     let s = block_on(client.send(
         Method::GET,
-        &format!("/pipelines/{}/status", args.name),
+        &format!("/pipelines/{name}/status"),
         None,
         None,
     ))??
@@ -50,6 +54,94 @@ pub fn run(args: Args) -> Result<u8> {
         Some("healthy" | "paused") => 0,
         _ => 1,
     })
+}
+
+/// Every pipeline's health in one line each, then the workers; 0 when all deployed pipelines
+/// are healthy or paused.
+async fn overview(client: &Client, json: bool) -> Result<u8> {
+    let mut statuses = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/pipelines?limit=500".to_string();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let v = client.send(Method::GET, &path, None, None).await?.json()?;
+        for p in v["items"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            let s = client
+                .send(
+                    Method::GET,
+                    &format!("/pipelines/{name}/status"),
+                    None,
+                    None,
+                )
+                .await?
+                .json()?;
+            statuses.push(s);
+        }
+        cursor = v["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let workers = client
+        .send(Method::GET, "/workers", None, None)
+        .await?
+        .json()?;
+    if json {
+        let all = serde_json::json!({ "pipelines": statuses, "workers": workers });
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", render_overview(&statuses, &workers));
+    }
+    let bad = statuses.iter().any(|s| {
+        !matches!(
+            s["health"].as_str(),
+            Some("healthy" | "paused" | "not_deployed")
+        )
+    });
+    Ok(u8::from(bad))
+}
+
+fn render_overview(statuses: &[Value], workers: &Value) -> String {
+    let mut out = format!(
+        "{:<28} {:<13} {:>8} {:>10} {:>10} {:>8} {:>8}\n",
+        "PIPELINE", "HEALTH", "VERSION", "IN", "OUT", "DLQ", "LAG"
+    );
+    for s in statuses {
+        let t = &s["totals"];
+        out.push_str(&format!(
+            "{:<28} {:<13} {:>8} {:>10} {:>10} {:>8} {:>8}\n",
+            s["pipeline"].as_str().unwrap_or("?"),
+            s["health"].as_str().unwrap_or("?"),
+            num(&s["deployment"]["version"]),
+            t["messages_in"],
+            t["messages_out"],
+            t["dead_lettered"],
+            num(&s["lag"])
+        ));
+        if let Some(reason) = s["reasons"].as_array().and_then(|r| r.first()) {
+            out.push_str(&format!("  - {}\n", reason.as_str().unwrap_or("")));
+        }
+    }
+    let workers = workers.as_array().cloned().unwrap_or_default();
+    let alive = workers.iter().filter(|w| w["alive"] == true).count();
+    out.push_str(&format!(
+        "\nworkers: {alive} alive, {} not sending heartbeats\n",
+        workers.len() - alive
+    ));
+    for w in &workers {
+        out.push_str(&format!(
+            "  {} ({}) alive {} last seen {}: {} pipeline(s)\n",
+            w["worker_id"].as_str().unwrap_or("?"),
+            w["host"].as_str().unwrap_or("?"),
+            w["alive"],
+            w["last_seen"].as_str().unwrap_or("?"),
+            w["pipelines"].as_array().map_or(0, Vec::len)
+        ));
+    }
+    out
 }
 
 /// The status as lines for a terminal.
@@ -74,10 +166,11 @@ fn render(s: &Value) -> String {
     }
     let t = &s["totals"];
     out.push_str(&format!(
-        "workers: {} running, {} dead\nin {} out {} filtered {} dlq {} retried {}\n",
+        "workers: {} running, {} dead\nin {} (deliveries {}) out {} filtered {} dlq {} retried {}\n",
         s["running_workers"],
         s["dead_workers"],
         t["messages_in"],
+        t["deliveries"],
         t["messages_out"],
         t["filtered"],
         t["dead_lettered"],
@@ -93,6 +186,14 @@ fn render(s: &Value) -> String {
     if let Some(e) = s["last_error"].as_object() {
         out.push_str(&format!(
             "last error ({} at {}): {}\n",
+            e["worker_id"].as_str().unwrap_or("?"),
+            e["at"].as_str().unwrap_or("?"),
+            e["message"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(e) = s["last_dead_letter"].as_object() {
+        out.push_str(&format!(
+            "last dead letter ({} at {}): {}\n",
             e["worker_id"].as_str().unwrap_or("?"),
             e["at"].as_str().unwrap_or("?"),
             e["message"].as_str().unwrap_or("")

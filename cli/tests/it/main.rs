@@ -1,6 +1,7 @@
 //! CLI-level tests: the real `weir` binary as a process.
 
 mod bench;
+mod dev;
 mod dev_operator;
 mod fleet;
 mod fleet_api;

@@ -149,3 +149,47 @@ fn examples_tests_blocks_pass_and_a_wrong_expectation_fails_with_a_diff() {
         "{text}"
     );
 }
+
+/// `weir validate -f -` with `text` on standard input.
+fn validate_stdin(text: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["validate", "-f", "-"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the weir binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn pipelines_that_cannot_run_are_refused_with_their_position() {
+    // An unknown SQL function: the engine's compile runs, and its error has a line.
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: iot }\nspec:\n  source: { stream: READINGS }\n  nodes:\n    - id: f\n      filter: \"no_such_fn(data.temp_c) > 1\"\n      next: out\n    - id: out\n      publish: { subject: clean }\n";
+    let out = validate_stdin(text);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let shown = stdout(&out);
+    assert!(shown.starts_with("<stdin>:8:15: "), "{shown}");
+    assert!(shown.contains("no_such_fn"), "{shown}");
+
+    // A misspelt field when `fields` are declared.
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: iot }\nspec:\n  source: { stream: READINGS, fields: { temp_c: float64 } }\n  nodes:\n    - id: f\n      filter: \"data.tmp_c > 40\"\n      next: out\n    - id: out\n      publish: { subject: clean }\n";
+    let out = validate_stdin(text);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let shown = stdout(&out);
+    assert!(shown.starts_with("<stdin>:8:15: "), "{shown}");
+    assert!(shown.contains("did you mean `data.temp_c`"), "{shown}");
+
+    // Declared, or written by a map: fine.
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: iot }\nspec:\n  source: { stream: READINGS, fields: { temp_c: float64 } }\n  nodes:\n    - id: m\n      map: { set: { temp_f: \"data.temp_c * 1.8 + 32\" } }\n      next: f\n    - id: f\n      filter: \"data.temp_f > 100\"\n      next: out\n    - id: out\n      publish: { subject: clean }\n";
+    let out = validate_stdin(text);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

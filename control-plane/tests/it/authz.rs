@@ -550,19 +550,15 @@ async fn every_role_against_every_endpoint() {
     .ok();
     // NATS fixtures: S1 with a consumer to pause, and a bucket of acme's with a key.
     let js = t.nats().js().clone();
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "S1".into(),
-        subjects: vec!["s1.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .create_consumer(async_nats::jetstream::consumer::pull::Config {
-        durable_name: Some("c1".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    js.get_stream("S1")
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("c1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let kv = js
         .create_key_value(async_nats::jetstream::kv::Config {
             bucket: "acme_b1".into(),

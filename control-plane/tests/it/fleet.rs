@@ -14,7 +14,7 @@ use weir_connectors::fleet::{
     Deployment, DesiredState, PipelineCounters, PipelineReport, WorkerHeartbeat, now_ms, worker_key,
 };
 
-use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml};
+use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml, stream_yaml};
 
 async fn kv_deployment(t: &TestApp, key: &str) -> Option<Deployment> {
     t.nats()
@@ -33,6 +33,7 @@ fn report(tenant: &str, pipeline: &str, version: i64, messages_in: u64) -> Pipel
         state: "running".into(),
         counters: PipelineCounters {
             messages_in,
+            deliveries: messages_in + 5,
             messages_out: messages_in / 2,
             filtered: messages_in / 2,
             dead_lettered: 1,
@@ -41,6 +42,7 @@ fn report(tenant: &str, pipeline: &str, version: i64, messages_in: u64) -> Pipel
         lag: 7,
         ack_pending: 3,
         last_error: None,
+        last_dead_letter: None,
     }
 }
 
@@ -62,6 +64,15 @@ async fn beat(t: &TestApp, worker: &str, sent_at_ms: u64, pipelines: Vec<Pipelin
 /// A tenant `acme` with pipeline `orders` in two versions (parallelism 2); returns its admin key.
 async fn acme_with_orders(t: &TestApp) -> (String, String) {
     let (id, key) = t.tenant("acme").await;
+    // Its source stream: deploy refuses a pipeline whose source stream does not exist.
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &key,
+        &stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
     t.yaml(
         Method::POST,
         "/api/v1/pipelines",
@@ -93,6 +104,85 @@ async fn deployments_on_postgres() {
 
 async fn deploy_scenario(t: &TestApp) {
     let (acme, key) = acme_with_orders(t).await;
+
+    // A pipeline whose source stream exists nowhere cannot run: refused, nothing written.
+    let lost = pipeline_yaml("lost", "true", 1).replace("stream: ORDERS", "stream: NOPE");
+    t.yaml(Method::POST, "/api/v1/pipelines", &key, &lost)
+        .await
+        .ok();
+    let p = t
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/lost/deploy",
+            &key,
+            json!({}),
+        )
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "source-stream-missing", "{p}");
+    assert!(kv_deployment(t, "acme.lost").await.is_none());
+    // A source filter outside the stream as it exists on NATS (created there, not declared).
+    t.nats()
+        .js()
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "SENSORS".into(),
+            subjects: vec!["sensors.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let outside = pipeline_yaml("outside", "true", 1)
+        .replace("stream: ORDERS", "stream: SENSORS")
+        .replace("orders.created.>", "sensor.>");
+    t.yaml(Method::POST, "/api/v1/pipelines", &key, &outside)
+        .await
+        .ok();
+    let p = t
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/outside/deploy",
+            &key,
+            json!({}),
+        )
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "subject-outside-stream", "{p}");
+    // Deployed on its stream, which then disappears: pausing still works, resuming says why
+    // it cannot.
+    let gone = pipeline_yaml("gone", "true", 1)
+        .replace("stream: ORDERS", "stream: SENSORS")
+        .replace("orders.created.>", "sensors.>");
+    t.yaml(Method::POST, "/api/v1/pipelines", &key, &gone)
+        .await
+        .ok();
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/gone/deploy",
+        &key,
+        json!({}),
+    )
+    .await
+    .ok();
+    t.nats().js().delete_stream("SENSORS").await.unwrap();
+    t.call(
+        Method::POST,
+        "/api/v1/pipelines/gone/pause",
+        Some(&key),
+        None,
+    )
+    .await
+    .ok();
+    t.call(
+        Method::POST,
+        "/api/v1/pipelines/gone/resume",
+        Some(&key),
+        None,
+    )
+    .await
+    .problem(422, "invalid_spec");
+    t.delete("/api/v1/pipelines/gone/deployment", &key)
+        .await
+        .ok();
 
     let r = t
         .json(
@@ -347,6 +437,26 @@ async fn status_aggregates_heartbeats_and_reports_dead_workers() {
     assert_eq!(s["totals"]["messages_in"], 300);
     assert_eq!(worker(&s, "w1")["rates"]["messages_in"], 100.0, "{s}");
     assert_eq!(s["rates"]["messages_in"], 100.0);
+    // Messages and deliveries (with redeliveries) are counted apart.
+    assert_eq!(s["totals"]["deliveries"], 305);
+
+    // A fresh dead letter is a data error of one message, handled as designed: shown, and
+    // the pipeline stays healthy.
+    let mut r = report("acme", "orders", 2, 300);
+    r.last_dead_letter = Some((
+        "seq 9 dead-lettered at node source (decode): bad".into(),
+        now,
+    ));
+    beat(&t, "w1", now + 2_000, vec![r]).await;
+    let s = t.get("/api/v1/pipelines/orders/status", &key).await.ok();
+    assert_eq!(s["health"], "healthy", "{s}");
+    assert!(
+        s["last_dead_letter"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("(decode)")),
+        "{s}"
+    );
+    assert!(s["last_error"].is_null(), "{s}");
 
     // A worker on another version, with a fresh error.
     let mut r = report("acme", "orders", 1, 10);
@@ -597,4 +707,113 @@ async fn deleting_a_tenant_deletes_its_deployment_records() {
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(kv_deployment(&t, "acme.orders").await.is_none());
+}
+
+/// A paused pipeline has no worker polling its consumer: its lag comes from NATS.
+#[tokio::test]
+async fn a_paused_pipelines_lag_is_read_from_nats() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, key) = acme_with_orders(&t).await;
+    let (_, beta) = t.tenant("beta").await;
+    let (_, viewer) = t.user_with_key(&key, "viewer@acme.test", "viewer").await;
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/orders/deploy",
+        &key,
+        json!({}),
+    )
+    .await
+    .ok();
+    t.call(
+        Method::POST,
+        "/api/v1/pipelines/orders/pause",
+        Some(&key),
+        None,
+    )
+    .await
+    .ok();
+    // The consumer a worker created before the pause, and 50 messages since.
+    let js = t.nats().js().clone();
+    js.get_stream("ORDERS")
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("weir_acme_orders".into()),
+            filter_subject: "orders.created.>".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..50 {
+        js.publish("orders.created.eu", format!("{{\"i\":{i}}}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // Heartbeats say nothing of it (no worker runs it); NATS does.
+    let s = t.get("/api/v1/pipelines/orders/status", &viewer).await.ok();
+    assert_eq!(s["health"], "paused", "{s}");
+    assert_eq!(s["lag"], 50, "{s}");
+    assert_eq!(s["ack_pending"], 0, "{s}");
+    t.get("/api/v1/pipelines/orders/status", &beta)
+        .await
+        .problem(404, "not_found");
+    // A user without `deployments:read`: a custom role with streams only.
+    let r = t
+        .json(
+            Method::POST,
+            "/api/v1/roles",
+            &key,
+            json!({"name": "streams-only", "permissions": ["streams:read"]}),
+        )
+        .await;
+    r.ok();
+    let (_, weak) = t
+        .user_with_key(&key, "weak@acme.test", "streams-only")
+        .await;
+    t.get("/api/v1/pipelines/orders/status", &weak)
+        .await
+        .problem(403, "forbidden");
+}
+
+/// `/metrics` needs no credentials and says nothing of tenants: request counts and the
+/// fleet's workers and pipeline states.
+#[tokio::test]
+async fn metrics_count_requests_and_the_fleet_without_tenant_names() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, key) = acme_with_orders(&t).await;
+    let now = weir_connectors::fleet::now_ms();
+    beat(&t, "w1", now, vec![report("acme", "orders", 2, 10)]).await;
+    beat(
+        &t,
+        "w2",
+        now - 10 * 60_000,
+        vec![report("acme", "orders", 2, 5)],
+    )
+    .await;
+    t.get("/api/v1/pipelines/orders/status", &key).await.ok();
+    let reply = t.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(
+        reply
+            .content_type
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        reply.content_type
+    );
+    let text = &reply.text;
+    for line in [
+        "weir_api_requests_total{method=\"GET\",status=\"200\"}",
+        "weir_fleet_workers{state=\"alive\"} 1",
+        "weir_fleet_workers{state=\"dead\"} 1",
+        "weir_fleet_pipeline_instances{state=\"running\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        !text.contains("acme") && !text.contains("orders"),
+        "no tenant or pipeline names: {text}"
+    );
 }

@@ -10,6 +10,7 @@ mod console;
 mod dlq;
 mod fleet;
 mod isolation;
+mod lifecycle;
 mod nats_views;
 mod openapi;
 mod store;

@@ -23,14 +23,8 @@ async fn streams_consumers_messages_publish_and_purge() {
         .await
         .ok();
     }
-    let orders = js
-        .create_stream(stream::Config {
-            name: "ORDERS".into(),
-            subjects: vec!["orders.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // Applied: created on NATS.
+    let orders = js.get_stream("ORDERS").await.unwrap();
     orders
         .create_consumer(consumer::pull::Config {
             durable_name: Some("weir_acme_p1".into()),
@@ -71,6 +65,9 @@ async fn streams_consumers_messages_publish_and_purge() {
     .await
     .problem(422, "invalid_value");
 
+    // Applying created LATER on NATS; removed there behind Weir's back, it is still listed
+    // as declared, and as missing.
+    js.delete_stream("LATER").await.unwrap();
     let list = t.get("/api/v1/nats/streams", &key).await.ok();
     assert_eq!(list[0]["name"], "LATER");
     assert_eq!(list[0]["exists"], false);
@@ -166,7 +163,8 @@ async fn streams_consumers_messages_publish_and_purge() {
     assert_eq!(p["purged"], 1);
 }
 
-/// Declares `name` (capturing `subject`) for the tenant of `key` and creates it on NATS.
+/// Declares `name` (capturing `subject`) for the tenant of `key`: applying it creates it on
+/// NATS.
 async fn declared_stream(
     t: &TestApp,
     key: &str,
@@ -174,24 +172,16 @@ async fn declared_stream(
     subject: &str,
     retention: stream::RetentionPolicy,
 ) -> stream::Stream {
-    t.yaml(
-        Method::PUT,
-        &format!("/api/v1/streams/{name}"),
-        key,
-        &stream_yaml(name, subject),
-    )
-    .await
-    .ok();
-    t.nats()
-        .js()
-        .create_stream(stream::Config {
-            name: name.into(),
-            subjects: vec![subject.into()],
-            retention,
-            ..Default::default()
-        })
+    let mut yaml = stream_yaml(name, subject);
+    if retention == stream::RetentionPolicy::WorkQueue {
+        yaml.push_str("  retention: workqueue\n");
+    }
+    t.yaml(Method::PUT, &format!("/api/v1/streams/{name}"), key, &yaml)
         .await
-        .unwrap()
+        .ok();
+    let stream = t.nats().js().get_stream(name).await.unwrap();
+    assert_eq!(stream.cached_info().config.retention, retention);
+    stream
 }
 
 fn parse_time(v: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {

@@ -66,6 +66,7 @@ impl PipelineStatus {
             lag: self.totals.lag(),
             ack_pending: self.totals.ack_pending(),
             last_error,
+            last_dead_letter: self.totals.last_dead_letter(),
         }
     }
 }

@@ -82,6 +82,13 @@ async fn missing_output_stream_is_retried_then_dead_lettered() -> Result<()> {
         assert!(h["Weir-Error"].contains("never.out"), "{h:?}");
         assert!(h["Weir-Error"].contains("no stream"), "{h:?}");
     }
+    // Each input is one message, delivered three times: `in` counts messages.
+    let never = worker.totals["never"].counters();
+    assert_eq!(
+        (never.messages_in, never.deliveries, never.dead_lettered),
+        (5, 15, 5),
+        "{never:?}"
+    );
     let metrics = worker.metrics.encode();
     assert!(
         metrics.contains("weir_messages_retried_total{pipeline=\"late\",node=\"nak\"}"),

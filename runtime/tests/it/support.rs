@@ -27,6 +27,8 @@ pub struct RunningWorker {
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<bool>,
     pub metrics: Arc<Metrics>,
+    /// The totals each pipeline reports (by pipeline key), as a heartbeat would.
+    pub totals: BTreeMap<String, Arc<weir_runtime::counters::PipelineTotals>>,
 }
 
 impl RunningWorker {
@@ -61,12 +63,18 @@ pub async fn start_worker_with(
     let metrics = Arc::new(Metrics::new());
     let mut worker = Worker::new(client, metrics.clone());
     worker.run_resources(resources).await?;
+    let totals = worker
+        .pipelines()
+        .into_iter()
+        .filter_map(|key| worker.totals(&key).map(|t| (key, t)))
+        .collect();
     let stop = worker.stop_token();
     let task = tokio::spawn(worker.run_until_stopped(Duration::from_secs(10)));
     Ok(RunningWorker {
         stop,
         task,
         metrics,
+        totals,
     })
 }
 

@@ -458,7 +458,11 @@ export interface paths {
          */
         put: operations["pipelines_put"];
         post?: never;
-        /** Delete a pipeline and all its versions. */
+        /**
+         * Delete a pipeline and all its versions. Its durable consumer is removed from the source
+         *     stream (unless `keep_position`); its dead letters stay in their stream and stay reachable
+         *     under its name (`/pipelines/{name}/dlq`) until a pipeline of that name exists again.
+         */
         delete: operations["pipelines_delete"];
         options?: never;
         head?: never;
@@ -848,7 +852,10 @@ export interface paths {
         /** Declare or update a stream from a `kind: Stream` file. */
         put: operations["streams_put"];
         post?: never;
-        /** Remove a stream declaration. */
+        /**
+         * Remove a stream declaration and the NATS stream. A NATS stream holding messages is removed
+         *     only with `force=true` (409 otherwise).
+         */
         delete: operations["streams_delete"];
         options?: never;
         head?: never;
@@ -982,6 +989,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus metrics of the control plane (and of an in-process worker). */
+        get: operations["handler"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1101,12 +1125,17 @@ export interface components {
             dead_lettered: number;
             /**
              * Format: int64
+             * @description Deliveries fetched: messages plus redeliveries (retries, restarts).
+             */
+            deliveries: number;
+            /**
+             * Format: int64
              * @description Inputs filtered or dropped.
              */
             filtered: number;
             /**
              * Format: int64
-             * @description Messages fetched from the source.
+             * @description Messages received from the source, each counted once (at its first delivery).
              */
             messages_in: number;
             /**
@@ -1171,6 +1200,12 @@ export interface components {
             kind: string;
             /** @description `Weir-Node`. */
             node?: string | null;
+            /**
+             * Format: int64
+             * @description `Weir-Redrive-Of`: the DLQ sequence of the earlier entry this one was redriven from,
+             *     when it failed again after a redrive.
+             */
+            redrive_of?: number | null;
             /**
              * Format: int64
              * @description Sequence in the DLQ stream.
@@ -1484,6 +1519,7 @@ export interface components {
              * @description Consumer lag from the freshest live report (one consumer is shared by all workers).
              */
             lag?: number | null;
+            last_dead_letter?: null | components["schemas"]["LastError"];
             last_error?: null | components["schemas"]["LastError"];
             /** @description Pipeline name. */
             pipeline: string;
@@ -1703,6 +1739,8 @@ export interface components {
         RedriveRequest: {
             /** @description Redrive every entry of the pipeline. */
             all?: boolean;
+            /** @description With `all`: only the entries of this error kind (`decode`, `expression`, …). */
+            kind?: string | null;
             /** @description A replacement payload (text), only with exactly one sequence. */
             payload?: string | null;
             /** @description A replacement payload (base64), only with exactly one sequence. */
@@ -3316,7 +3354,14 @@ export interface operations {
     };
     pipelines_delete: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Keep the pipeline's durable consumer (its position in the source stream), so that a
+                 *     pipeline re-created under this name resumes where this one stopped. By default the
+                 *     consumer is removed and a re-created pipeline starts by its `deliver` policy.
+                 */
+                keep_position?: boolean;
+            };
             header?: never;
             path: {
                 /** @description Pipeline name */
@@ -3333,6 +3378,22 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4367,7 +4428,13 @@ export interface operations {
     };
     streams_delete: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Also delete the NATS stream when it holds messages (they are lost). Without it, a
+                 *     stream holding messages is refused with 409.
+                 */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 /** @description Stream name */
@@ -4384,6 +4451,22 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4775,6 +4858,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    handler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OpenMetrics text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/openmetrics-text": string;
                 };
             };
         };
