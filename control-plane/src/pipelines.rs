@@ -865,10 +865,8 @@ async fn remove_consumer(state: &AppState, caller: &Caller, json: &str) -> ApiRe
         return Ok(());
     };
     pipeline.metadata.tenant = Some(caller.tenant_name.clone());
-    let durable = match weir_connectors::source::SourceSettings::from_spec(&pipeline) {
-        Ok(settings) => settings.durable,
-        Err(_) => weir_connectors::source::SourceSettings::default_durable(&pipeline),
-    };
+    // Deployed pipelines always run on the default durable (see the runtime's fleet deploy).
+    let durable = weir_connectors::source::SourceSettings::default_durable(&pipeline);
     let stream_name = &pipeline.spec.source.stream;
     let nats = state.tenant_nats(caller).await?;
     let not_found = |code: async_nats::jetstream::ErrorCode| {

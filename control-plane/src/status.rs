@@ -475,9 +475,8 @@ async fn consumer_backlog(
         return None;
     };
     pipeline.metadata.tenant = Some(caller.tenant_name.clone());
-    let durable = weir_connectors::SourceSettings::from_spec(&pipeline)
-        .ok()?
-        .durable;
+    // Deployed pipelines always run on the default durable (see the runtime's fleet deploy).
+    let durable = weir_connectors::SourceSettings::default_durable(&pipeline);
     let nats = state.tenant_nats(caller).await.ok()?;
     let stream = nats
         .js()

@@ -225,7 +225,7 @@ async fn account_limits_follow_the_tenant_quotas() {
     let conn = t.nats().tenant(&id, "alpha").await.unwrap();
     let creds = conn.credentials.clone().unwrap();
     conn.js()
-        .create_stream(stream::Config {
+        .create_stream(async_nats::jetstream::stream::Config {
             name: "BIG".into(),
             subjects: vec!["big.>".into()],
             ..Default::default()
