@@ -72,6 +72,35 @@ impl Client {
         }
     }
 
+    /// `GET /api/v1{path}` and its JSON body.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        self.send(Method::GET, path, None, None).await?.json()
+    }
+
+    /// The names of every pipeline of the caller's tenant, following the pages.
+    pub async fn pipeline_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = "/pipelines?limit=500".to_string();
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let v = self.get_json(&path).await?;
+            names.extend(
+                v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["name"].as_str().map(str::to_string)),
+            );
+            cursor = v["next_cursor"].as_str().map(str::to_string);
+            if cursor.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
     /// Sends a request to `/api/v1{path}`; a non-2xx reply becomes an error with the problem.
     pub async fn send(
         &self,

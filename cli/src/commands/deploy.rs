@@ -125,14 +125,8 @@ fn wait_for_workers(name: &str, version: i64, wait: std::time::Duration) -> Resu
         let deadline = std::time::Instant::now() + wait;
         loop {
             let status = client
-                .send(
-                    Method::GET,
-                    &format!("/pipelines/{name}/status"),
-                    None,
-                    None,
-                )
-                .await?
-                .json()?;
+                .get_json(&format!("/pipelines/{name}/status"))
+                .await?;
             let workers = status["workers"].as_array().cloned().unwrap_or_default();
             let mine = workers
                 .iter()

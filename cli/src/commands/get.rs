@@ -23,10 +23,7 @@ pub struct Args {
 
 /// `weir get workers`: every worker with the pipelines it runs.
 async fn workers(client: &Client, json: bool) -> Result<String> {
-    let v = client
-        .send(Method::GET, "/workers", None, None)
-        .await?
-        .json()?;
+    let v = client.get_json("/workers").await?;
     if json {
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
@@ -66,31 +63,13 @@ async fn workers(client: &Client, json: bool) -> Result<String> {
 /// `weir get deployments`: the deployment of every pipeline that has one.
 async fn deployments(client: &Client, json: bool) -> Result<String> {
     let mut found = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/pipelines?limit=500".to_string();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let v = client.send(Method::GET, &path, None, None).await?.json()?;
-        for p in v["items"].as_array().into_iter().flatten() {
-            let name = p["name"].as_str().unwrap_or_default();
-            // 404: not deployed.
-            if let Ok(reply) = client
-                .send(
-                    Method::GET,
-                    &format!("/pipelines/{name}/deployment"),
-                    None,
-                    None,
-                )
-                .await
-            {
-                found.push(reply.json()?);
-            }
-        }
-        cursor = v["next_cursor"].as_str().map(str::to_string);
-        if cursor.is_none() {
-            break;
+    for name in client.pipeline_names().await? {
+        // 404: not deployed.
+        if let Ok(d) = client
+            .get_json(&format!("/pipelines/{name}/deployment"))
+            .await
+        {
+            found.push(d);
         }
     }
     if json {

@@ -60,35 +60,14 @@ pub fn run(args: Args) -> Result<u8> {
 /// are healthy or paused.
 async fn overview(client: &Client, json: bool) -> Result<u8> {
     let mut statuses = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/pipelines?limit=500".to_string();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let v = client.send(Method::GET, &path, None, None).await?.json()?;
-        for p in v["items"].as_array().into_iter().flatten() {
-            let name = p["name"].as_str().unwrap_or_default();
-            let s = client
-                .send(
-                    Method::GET,
-                    &format!("/pipelines/{name}/status"),
-                    None,
-                    None,
-                )
-                .await?
-                .json()?;
-            statuses.push(s);
-        }
-        cursor = v["next_cursor"].as_str().map(str::to_string);
-        if cursor.is_none() {
-            break;
-        }
+    for name in client.pipeline_names().await? {
+        statuses.push(
+            client
+                .get_json(&format!("/pipelines/{name}/status"))
+                .await?,
+        );
     }
-    let workers = client
-        .send(Method::GET, "/workers", None, None)
-        .await?
-        .json()?;
+    let workers = client.get_json("/workers").await?;
     if json {
         let all = serde_json::json!({ "pipelines": statuses, "workers": workers });
         println!("{}", serde_json::to_string_pretty(&all)?);
