@@ -42,6 +42,8 @@ pub struct Caller {
     pub platform_admin: bool,
     /// The login session, when authenticated by access token.
     pub session_id: Option<String>,
+    /// The API key, when authenticated by one.
+    pub key_id: Option<String>,
 }
 
 impl Caller {
@@ -225,7 +227,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
     let role: String = row.try_get(5)?;
     let permissions = role_permissions(state, &tenant_id, &role).await?;
     let is_system: i64 = row.try_get(8)?;
+    let key_id = match session_id {
+        Some(_) => None,
+        None => Some(row.try_get::<String, _>(9)?),
+    };
     Ok(Caller {
+        key_id,
         platform_admin: is_system != 0 && role == "admin",
         user_id: row.try_get(3)?,
         email: row.try_get(4)?,
@@ -235,6 +242,50 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
         permissions,
         session_id,
     })
+}
+
+/// Whether the credential `caller` was resolved from still works and its user still holds
+/// `resource:action`: long-lived responses (the status event stream) ask this periodically
+/// and end once a key or session is revoked, expires, or its user loses the permission.
+pub async fn still_allowed(state: &AppState, caller: &Caller, resource: &str, action: &str) -> bool {
+    let now = now_ms();
+    let row = match (&caller.key_id, &caller.session_id) {
+        (Some(key), _) => {
+            sqlx::query(
+                "SELECT k.revoked_at, k.expires_at, u.role FROM api_keys k \
+                 JOIN users u ON u.id = k.user_id WHERE k.id = $1",
+            )
+            .bind(key)
+            .fetch_optional(state.db().pool())
+            .await
+        }
+        (None, Some(session)) => {
+            // An access token that merely expired keeps an open stream: the session is
+            // what a logout or a password change revokes.
+            sqlx::query(
+                "SELECT s.revoked_at, CAST(NULL AS BIGINT), u.role FROM sessions s \
+                 JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+            )
+            .bind(session)
+            .fetch_optional(state.db().pool())
+            .await
+        }
+        (None, None) => return false,
+    };
+    let Ok(Some(row)) = row else {
+        return false;
+    };
+    let revoked: Option<i64> = row.try_get(0).unwrap_or(Some(0));
+    let expires: Option<i64> = row.try_get(1).unwrap_or(None);
+    let Ok(role) = row.try_get::<String, _>(2) else {
+        return false;
+    };
+    if revoked.is_some() || expires.is_some_and(|t| t <= now) {
+        return false;
+    }
+    role_permissions(state, &caller.tenant_id, &role)
+        .await
+        .is_ok_and(|set| set.allows(resource, action))
 }
 
 /// Body of `POST /auth/login`.

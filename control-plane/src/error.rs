@@ -56,6 +56,18 @@ pub enum ApiError {
         /// The missing `resource:action`.
         permission: String,
     },
+    /// The caller would grant, or act on a holder of, rights it does not hold itself.
+    #[error("{0}")]
+    Escalation(String),
+    /// The request would break a guarded invariant (the last platform admin, its last key);
+    /// the code names which.
+    #[error("{detail}")]
+    Guarded {
+        /// Stable code.
+        code: &'static str,
+        /// What was refused and what to do instead.
+        detail: String,
+    },
     /// The resource does not exist in the caller's tenant.
     #[error("{0} not found")]
     NotFound(String),
@@ -148,7 +160,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::Escalation(_) => StatusCode::FORBIDDEN,
+            ApiError::Guarded { .. } => StatusCode::CONFLICT,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::VersionConflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidSpec { .. } | ApiError::Unprocessable(_) => {
@@ -173,6 +186,8 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::Escalation(_) => "privilege_escalation",
+            ApiError::Guarded { code, .. } => code,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::VersionConflict(_) => "version_conflict",

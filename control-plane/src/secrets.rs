@@ -68,13 +68,20 @@ pub fn key_from_file(path: &FsPath, create: bool) -> Result<[u8; 32], SecretKeyE
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            std::fs::write(path, STANDARD.encode(key)).map_err(io)?;
+            // Created 0600 from the start (never briefly readable by others), and only if
+            // absent, so that two starting servers cannot overwrite each other's key.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
             #[cfg(unix)]
             {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(io)?;
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
             }
+            use std::io::Write as _;
+            options
+                .open(path)
+                .and_then(|mut f| f.write_all(STANDARD.encode(key).as_bytes()))
+                .map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),

@@ -89,6 +89,9 @@ pub enum ServeError {
     /// NATS cannot be reached or its buckets cannot be opened.
     #[error(transparent)]
     Nats(#[from] crate::nats::NatsError),
+    /// `WEIR_BOOTSTRAP_API_KEY` is weaker than a generated key.
+    #[error("WEIR_BOOTSTRAP_API_KEY refused: {0}")]
+    WeakBootstrapKey(String),
     /// The address cannot be bound or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -102,6 +105,9 @@ pub enum ServeError {
 /// Opens everything `serve` needs. Returns the state and, on a fresh store without
 /// `bootstrap_api_key`, the generated admin key (to print once).
 pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>), ServeError> {
+    if let Some(key) = &config.bootstrap_api_key {
+        tenants::check_bootstrap_key(key).map_err(ServeError::WeakBootstrapKey)?;
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,

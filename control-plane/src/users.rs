@@ -123,6 +123,70 @@ async fn check_role(state: &AppState, tenant_id: &str, role: &str) -> ApiResult<
     Ok(())
 }
 
+/// Refuses unless the caller's grants cover everything `role` grants: nobody hands out, or acts
+/// on a holder of, rights it does not hold itself. The system tenant's `admin` role makes its
+/// holders platform admins, so only platform admins may give it or act on its holders.
+pub(crate) async fn require_covers(
+    state: &AppState,
+    caller: &Caller,
+    role: &str,
+    what: &str,
+) -> ApiResult<()> {
+    if role == "admin"
+        && caller.tenant_name == crate::tenants::SYSTEM_TENANT
+        && !caller.platform_admin
+    {
+        return Err(ApiError::Escalation(format!(
+            "{what}: role `admin` of the system tenant makes its holders platform admins, \
+             which your role `{}` is not; ask a platform admin",
+            caller.role
+        )));
+    }
+    let set = crate::auth::role_permissions(state, &caller.tenant_id, role).await?;
+    if let Some(missing) = caller.permissions.first_missing(&set) {
+        return Err(ApiError::Escalation(format!(
+            "{what}: role `{role}` grants `{missing}`, which your role `{}` does not hold; \
+             ask a user who holds every permission of `{role}`",
+            caller.role
+        )));
+    }
+    Ok(())
+}
+
+/// Inside a write transaction: fails with 409 `code` (and the caller rolls back) when the
+/// change just made leaves no admin of the system tenant with a working API key, so that the
+/// platform can never lock itself out.
+pub(crate) async fn ensure_platform_admin_remains(
+    tx: &mut sqlx::AnyConnection,
+    code: &'static str,
+    detail: &str,
+) -> ApiResult<()> {
+    let left: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
+         JOIN tenants t ON t.id = u.tenant_id \
+         WHERE t.is_system = 1 AND u.role = 'admin' AND k.revoked_at IS NULL \
+         AND (k.expires_at IS NULL OR k.expires_at > $1)",
+    )
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    if left == 0 {
+        return Err(ApiError::Guarded {
+            code,
+            detail: detail.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn in_system_tenant(caller: &Caller) -> bool {
+    caller.tenant_name == crate::tenants::SYSTEM_TENANT
+}
+
+const LAST_ADMIN: &str = "this is the last platform admin with a working API key: give another \
+                          user of the system tenant the `admin` role and an API key first";
+
 const USER_COLUMNS: &str = "id, email, role, password_hash, created_at, last_login_at";
 
 fn user_of(r: &sqlx::any::AnyRow) -> Result<UserInfo, sqlx::Error> {
@@ -174,6 +238,13 @@ pub async fn create(
     caller.require("users", "create")?;
     check_email(&body.email)?;
     check_role(&state, &caller.tenant_id, &body.role).await?;
+    require_covers(
+        &state,
+        &caller,
+        &body.role,
+        "you cannot create a user with more rights than yours",
+    )
+    .await?;
     let hash = match body.password {
         Some(p) => {
             check_password(&p)?;
@@ -233,23 +304,49 @@ pub async fn update(
 ) -> ApiResult<Response> {
     caller.require("users", "update")?;
     let before = find(&state, &caller, &id).await?;
-    let mut changes = Vec::new();
+    require_covers(
+        &state,
+        &caller,
+        &before.role,
+        "you cannot change a user with more rights than yours",
+    )
+    .await?;
     if let Some(role) = &body.role {
         check_role(&state, &caller.tenant_id, role).await?;
+        require_covers(
+            &state,
+            &caller,
+            role,
+            "you cannot give a role with more rights than yours",
+        )
+        .await?;
+    }
+    let hash = match body.password {
+        Some(password) => {
+            check_password(&password)?;
+            Some(hash_password(password).await?)
+        }
+        None => None,
+    };
+    let mut changes = Vec::new();
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    if let Some(role) = &body.role {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role)
             .bind(&id)
-            .execute(state.db().writer())
+            .execute(&mut *tx)
             .await?;
         changes.push(format!("- role {}\n+ role {role}", before.role));
+        if in_system_tenant(&caller) && before.role == "admin" && role != "admin" {
+            ensure_platform_admin_remains(&mut tx, "last_platform_admin", LAST_ADMIN).await?;
+        }
     }
-    if let Some(password) = body.password {
-        check_password(&password)?;
-        let hash = hash_password(password).await?;
+    if let Some(hash) = hash {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(&id)
-            .execute(state.db().writer())
+            .execute(&mut *tx)
             .await?;
         // A new password ends every login session of the user.
         sqlx::query(
@@ -257,10 +354,11 @@ pub async fn update(
         )
         .bind(now_ms())
         .bind(&id)
-        .execute(state.db().writer())
+        .execute(&mut *tx)
         .await?;
         changes.push("~ password changed".into());
     }
+    tx.commit().await?;
     let after = find(&state, &caller, &id).await?;
     Ok(AuditNote::diff(changes.join("\n")).attach(Json(after)))
 }
@@ -280,13 +378,24 @@ pub async fn delete(
     if user.id == caller.user_id {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
     }
+    require_covers(
+        &state,
+        &caller,
+        &user.role,
+        "you cannot delete a user with more rights than yours",
+    )
+    .await?;
     let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     for sql in [
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM api_keys WHERE user_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {
         sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+    }
+    if in_system_tenant(&caller) && user.role == "admin" {
+        ensure_platform_admin_remains(&mut tx, "last_platform_admin", LAST_ADMIN).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -349,6 +458,13 @@ pub async fn create_role(
         )));
     }
     let set = PermissionSet::parse(&body.permissions).map_err(ApiError::Unprocessable)?;
+    if let Some(missing) = caller.permissions.first_missing(&set) {
+        return Err(ApiError::Escalation(format!(
+            "you cannot define a role with more rights than yours: `{missing}` is not granted \
+             by your role `{}`",
+            caller.role
+        )));
+    }
     let permissions = set.to_strings();
     sqlx::query(
         "INSERT INTO roles (id, tenant_id, name, description, permissions, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -8,6 +8,7 @@ mod authz;
 mod concurrency;
 mod console;
 mod dlq;
+mod escalation;
 mod fleet;
 mod isolation;
 mod nats_views;
