@@ -30,6 +30,7 @@ pub mod status;
 pub mod streams;
 pub mod subjects;
 pub mod tenants;
+pub mod text;
 pub mod users;
 
 pub use db::{Backend, Db, StoreError};

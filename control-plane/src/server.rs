@@ -156,7 +156,9 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
             None
         }
     };
-    Ok((AppState::with_nats(db, settings, nats), generated))
+    let state = AppState::with_nats(db, settings, nats);
+    crate::auth::warm_up(&state).await;
+    Ok((state, generated))
 }
 
 /// Serves the API until `shutdown` completes.

@@ -304,10 +304,18 @@ pub async fn create(
     }
     let q = body.quotas.unwrap_or_else(Quotas::tenant_default);
     q.check()?;
+    let admin_email = match &body.admin {
+        Some(admin) => {
+            let email = crate::users::normalize_email(&admin.email);
+            crate::users::check_email(&email)?;
+            Some(email)
+        }
+        None => None,
+    };
     let password_hash = match body.admin.as_ref().and_then(|a| a.password.clone()) {
         Some(p) => {
             crate::users::check_password(&p)?;
-            Some(hash_password(p).await?)
+            Some(hash_password(&state, p).await?)
         }
         None => None,
     };
@@ -329,7 +337,8 @@ pub async fn create(
     })?;
     quotas::save(&mut *tx, &id, &q).await?;
     let (mut admin_user_id, mut admin_api_key) = (None, None);
-    if let Some(admin) = &body.admin {
+    if let Some(email) = &admin_email {
+        crate::users::require_email_free(&mut tx, email).await?;
         let user_id = new_id();
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
@@ -337,16 +346,13 @@ pub async fn create(
         )
         .bind(&user_id)
         .bind(&id)
-        .bind(&admin.email)
+        .bind(email)
         .bind(password_hash)
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => ApiError::Conflict(format!(
-                "a user with email `{}` already exists",
-                admin.email
-            )),
+            ApiError::Conflict(_) => crate::users::email_taken(email),
             other => other,
         })?;
         let key = random_token("weir_");

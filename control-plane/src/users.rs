@@ -83,27 +83,79 @@ pub struct NewRole {
     pub permissions: Vec<String>,
 }
 
-/// Refuses short passwords.
+/// Longest password in bytes (hashing is deliberately slow; longer input is refused).
+pub const MAX_PASSWORD: usize = 1024;
+
+/// Refuses short and overlong passwords.
 pub fn check_password(password: &str) -> ApiResult<()> {
     if password.chars().count() < 12 {
         return Err(ApiError::Unprocessable(
             "passwords must have at least 12 characters".into(),
         ));
     }
+    if password.len() > MAX_PASSWORD {
+        return Err(ApiError::Unprocessable(format!(
+            "passwords must have at most {MAX_PASSWORD} bytes"
+        )));
+    }
     Ok(())
 }
 
-fn check_email(email: &str) -> ApiResult<()> {
-    let ok = email.split_once('@').is_some_and(|(a, b)| {
-        !a.is_empty() && b.contains('.') && !email.contains(char::is_whitespace)
-    });
+/// The form an email is stored and compared in: trimmed, Unicode NFKC, lowercase. `NEWHIRE@X`,
+/// `newhire@x` and `ｎｅｗｈｉｒｅ@x` are one login name.
+pub fn normalize_email(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let lower = email.trim().nfkc().collect::<String>().to_lowercase();
+    lower.nfkc().collect()
+}
+
+/// Longest email (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// Checks a (normalized) email: `local@domain.tld`, at most 254 characters, no whitespace,
+/// control or bidirectional-override characters.
+pub fn check_email(email: &str) -> ApiResult<()> {
+    let ok = email.chars().count() <= MAX_EMAIL
+        && !email.chars().any(|c| c.is_whitespace() || crate::text::is_unsafe_char(c))
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.contains('@'));
     if ok {
         Ok(())
     } else {
         Err(ApiError::Unprocessable(format!(
-            "`{email}` is not an email address"
+            "`{}` is not an email address (local@domain.tld, at most {MAX_EMAIL} characters, no spaces or control characters)",
+            crate::text::excerpt(email)
         )))
     }
+}
+
+/// The one answer for an email that is taken, whichever tenant holds it: emails are login
+/// names across Weir, and the answer never says where (or whether in the caller's tenant).
+pub(crate) fn email_taken(email: &str) -> ApiError {
+    ApiError::Guarded {
+        code: "email_taken",
+        detail: format!(
+            "the email `{}` cannot be used for a new user: emails are login names across Weir \
+             and this one is taken; use another address",
+            crate::text::excerpt(email)
+        ),
+    }
+}
+
+/// Fails with [`email_taken`] when a user (of any tenant) has this normalized email.
+pub(crate) async fn require_email_free(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> ApiResult<()> {
+    let taken = sqlx::query("SELECT 1 FROM users WHERE lower(email) = $1")
+        .bind(email)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if taken.is_some() {
+        return Err(email_taken(email));
+    }
+    Ok(())
 }
 
 async fn check_role(state: &AppState, tenant_id: &str, role: &str) -> ApiResult<()> {
@@ -236,7 +288,8 @@ pub async fn create(
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
     caller.require("users", "create")?;
-    check_email(&body.email)?;
+    let email = normalize_email(&body.email);
+    check_email(&email)?;
     check_role(&state, &caller.tenant_id, &body.role).await?;
     require_covers(
         &state,
@@ -248,28 +301,29 @@ pub async fn create(
     let hash = match body.password {
         Some(p) => {
             check_password(&p)?;
-            Some(hash_password(p).await?)
+            Some(hash_password(&state, p).await?)
         }
         None => None,
     };
     let id = new_id();
+    let mut tx = state.db().begin().await?;
+    require_email_free(&mut tx, &email).await?;
     sqlx::query(
         "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
     .bind(&caller.tenant_id)
-    .bind(&body.email)
+    .bind(&email)
     .bind(hash)
     .bind(&body.role)
     .bind(now_ms())
-    .execute(state.db().writer())
+    .execute(&mut *tx)
     .await
     .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => {
-            ApiError::Conflict(format!("a user with email `{}` already exists", body.email))
-        }
+        ApiError::Conflict(_) => email_taken(&email),
         other => other,
     })?;
+    tx.commit().await?;
     let user = find(&state, &caller, &id).await?;
     Ok(AuditNote {
         resource: Some(format!("/api/v1/users/{id}")),
@@ -324,7 +378,7 @@ pub async fn update(
     let hash = match body.password {
         Some(password) => {
             check_password(&password)?;
-            Some(hash_password(password).await?)
+            Some(hash_password(&state, password).await?)
         }
         None => None,
     };

@@ -11,6 +11,7 @@ mod dlq;
 mod escalation;
 mod fleet;
 mod isolation;
+mod login_abuse;
 mod nats_views;
 mod openapi;
 mod store;
