@@ -339,9 +339,11 @@ pub async fn still_allowed(state: &AppState, caller: &Caller, resource: &str, ac
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// The user's email.
+    /// The user's email (any case; compared lowercase, Unicode NFKC).
+    #[schema(max_length = 254)]
     pub email: String,
     /// The user's password.
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 

@@ -53,7 +53,8 @@ pub struct NewApiKeyResult {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    /// Name, e.g. `ci-deploy`.
+    /// Name, e.g. `ci-deploy` (1-128 characters, no control characters).
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
     /// Expiry time (RFC 3339); absent = never.
     pub expires_at: Option<String>,
@@ -158,6 +159,7 @@ pub async fn create(
     if body.name.trim().is_empty() {
         return Err(ApiError::Unprocessable("an API key needs a name".into()));
     }
+    crate::text::check_text("the API key name", &body.name, crate::text::MAX_NAME, false)?;
     let expires_at = match &body.expires_at {
         Some(t) => {
             let ms = chrono::DateTime::parse_from_rfc3339(t)

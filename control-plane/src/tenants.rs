@@ -45,8 +45,10 @@ pub struct TenantInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Name: lowercase letters, digits and `-`, at most 63.
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
-    /// Display name (default: the name).
+    /// Display name (default: the name; at most 128 characters, no control characters).
+    #[schema(max_length = 128)]
     pub display_name: Option<String>,
     /// Quotas (default: the standard tenant quotas).
     pub quotas: Option<Quotas>,
@@ -58,9 +60,12 @@ pub struct NewTenant {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantAdmin {
-    /// Email, unique across Weir.
+    /// Email, unique across Weir (stored lowercase, Unicode NFKC).
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
-    /// Password for login (optional: the response carries an API key).
+    /// Password for login (optional: the response carries an API key; 12 characters to 1024
+    /// bytes).
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -291,6 +296,14 @@ pub async fn create(
 ) -> ApiResult<Response> {
     caller.require_platform_admin("create")?;
     check_name("tenant name", &body.name)?;
+    if let Some(display) = &body.display_name {
+        crate::text::check_text(
+            "the display name",
+            display,
+            crate::text::MAX_NAME,
+            false,
+        )?;
+    }
     if let Ok(nats) = state.nats()
         && !nats.isolated()
         && !state.settings().allow_shared_nats

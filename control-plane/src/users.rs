@@ -39,9 +39,11 @@ pub struct UserInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// Email.
+    /// Email (stored lowercase, Unicode NFKC); unique across Weir.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
-    /// Password (at least 12 characters); without one the user can only use API keys.
+    /// Password (12 characters to 1024 bytes); without one the user can only use API keys.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     /// Role name.
     pub role: String,
@@ -53,7 +55,8 @@ pub struct NewUser {
 pub struct UserPatch {
     /// New role.
     pub role: Option<String>,
-    /// New password.
+    /// New password (12 characters to 1024 bytes).
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -74,10 +77,12 @@ pub struct RoleInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
-    /// Name (lowercase letters, digits, `-`).
+    /// Name (lowercase letters, digits, `-`; 1-63).
+    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
-    /// Description.
+    /// Description (at most 1024 characters, no control characters but newline and tab).
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub description: String,
     /// `resource:action` grants; `*` allowed on either side.
     pub permissions: Vec<String>,
@@ -505,6 +510,12 @@ pub async fn create_role(
 ) -> ApiResult<Response> {
     caller.require("roles", "create")?;
     crate::tenants::check_name("role name", &body.name)?;
+    crate::text::check_text(
+        "the role description",
+        &body.description,
+        crate::text::MAX_DESCRIPTION,
+        true,
+    )?;
     if rbac::builtin(&body.name).is_some() {
         return Err(ApiError::Conflict(format!(
             "`{}` is a built-in role",

@@ -4,6 +4,7 @@
 mod api;
 mod audit_quotas;
 mod auth_flows;
+mod bounded_input;
 mod authz;
 mod concurrency;
 mod console;

@@ -1358,7 +1358,7 @@ export interface components {
         };
         /** @description Body of `POST /auth/login`. */
         LoginRequest: {
-            /** @description The user's email. */
+            /** @description The user's email (any case; compared lowercase, Unicode NFKC). */
             email: string;
             /** @description The user's password. */
             password: string;
@@ -1404,7 +1404,7 @@ export interface components {
         NewApiKey: {
             /** @description Expiry time (RFC 3339); absent = never. */
             expires_at?: string | null;
-            /** @description Name, e.g. `ci-deploy`. */
+            /** @description Name, e.g. `ci-deploy` (1-128 characters, no control characters). */
             name: string;
             /** @description The user the key acts as (default: the caller). */
             user_id?: string | null;
@@ -1418,9 +1418,9 @@ export interface components {
         };
         /** @description Body of `POST /roles`. */
         NewRole: {
-            /** @description Description. */
+            /** @description Description (at most 1024 characters, no control characters but newline and tab). */
             description?: string;
-            /** @description Name (lowercase letters, digits, `-`). */
+            /** @description Name (lowercase letters, digits, `-`; 1-63). */
             name: string;
             /** @description `resource:action` grants; `*` allowed on either side. */
             permissions: string[];
@@ -1428,7 +1428,7 @@ export interface components {
         /** @description Body of `POST /tenants`. */
         NewTenant: {
             admin?: null | components["schemas"]["NewTenantAdmin"];
-            /** @description Display name (default: the name). */
+            /** @description Display name (default: the name; at most 128 characters, no control characters). */
             display_name?: string | null;
             /** @description Name: lowercase letters, digits and `-`, at most 63. */
             name: string;
@@ -1436,16 +1436,19 @@ export interface components {
         };
         /** @description The first admin of a new tenant. */
         NewTenantAdmin: {
-            /** @description Email, unique across Weir. */
+            /** @description Email, unique across Weir (stored lowercase, Unicode NFKC). */
             email: string;
-            /** @description Password for login (optional: the response carries an API key). */
+            /**
+             * @description Password for login (optional: the response carries an API key; 12 characters to 1024
+             *     bytes).
+             */
             password?: string | null;
         };
         /** @description Body of `POST /users`. */
         NewUser: {
-            /** @description Email. */
+            /** @description Email (stored lowercase, Unicode NFKC); unique across Weir. */
             email: string;
-            /** @description Password (at least 12 characters); without one the user can only use API keys. */
+            /** @description Password (12 characters to 1024 bytes); without one the user can only use API keys. */
             password?: string | null;
             /** @description Role name. */
             role: string;
@@ -1880,7 +1883,7 @@ export interface components {
         };
         /** @description Body of `PATCH /users/{id}`. */
         UserPatch: {
-            /** @description New password. */
+            /** @description New password (12 characters to 1024 bytes). */
             password?: string | null;
             /** @description New role. */
             role?: string | null;
