@@ -106,3 +106,28 @@ async fn the_secret_key_and_store_are_owner_only() {
     // The generated bootstrap key meets the rules a given one must meet.
     weir_control_plane::tenants::check_bootstrap_key(&generated.unwrap()).unwrap();
 }
+
+#[tokio::test]
+async fn out_of_range_bucket_settings_are_422_not_502() {
+    let t = TestApp::sqlite_nats().await;
+    for body in [
+        json!({"name": "default_b1", "ttl_seconds": 18446744073709551615u64}),
+        json!({"name": "default_b1", "ttl_seconds": 315360001u64}),
+        json!({"name": "default_b1", "max_bytes": 9223372036854775807i64}),
+        json!({"name": "default_b1", "description": "x\u{202E}"}),
+    ] {
+        t.json(Method::POST, "/api/v1/nats/kv", ADMIN_KEY, body)
+            .await
+            .problem(422, "invalid_value");
+    }
+    let r = t
+        .json(
+            Method::POST,
+            "/api/v1/nats/kv",
+            ADMIN_KEY,
+            json!({"name": "default_b1", "ttl_seconds": 3600, "max_bytes": 1048576}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    assert_eq!(r.json()["ttl_seconds"], 3600);
+}
