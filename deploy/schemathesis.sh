@@ -19,6 +19,8 @@ for tool in "$weir" "$st" "$nats"; do
 done
 
 tmp=$(mktemp -d)
+out="${SCHEMATHESIS_OUT:-$tmp}"   # keep the logs and reports there when set
+mkdir -p "$out"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -55,7 +57,7 @@ for who in admin viewer; do
   key=$admin_key
   [[ $who == viewer ]] && key=$viewer_key
   echo "schemathesis: as $who against $base"
-  "$st" run "$base/api/v1/openapi.json" \
+  "$st" --config-file "$root/deploy/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks all \
     --max-examples "$examples" \
@@ -71,9 +73,11 @@ for who in admin viewer; do
     --exclude-operation-id logout \
     --warnings off \
     --output-truncate true \
-    --report junit --report-dir "$tmp/report-$who" 2>&1 | tee "$tmp/st-$who.log" | tail -n 40 || status=1
+    --report junit --report-dir "$out/report-$who" >"$out/st-$who.log" 2>&1 || status=1
+  tail -n 40 "$out/st-$who.log"
 done
-grep -h "passed\|failed" "$tmp"/st-*.log | tail -n 4 || true
+grep -h "passed\|failed" "$out"/st-*.log | tail -n 4 || true
+cp "$tmp/serve.log" "$out/serve.log" 2>/dev/null || true
 if grep -q "Internal error\|panicked" "$tmp/serve.log"; then
   echo "schemathesis: the server logged internal errors:" >&2
   grep "Internal error\|panicked" "$tmp/serve.log" | head -n 20 >&2

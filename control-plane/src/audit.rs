@@ -399,8 +399,10 @@ pub struct AuditEvent {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Only this actor (email).
     pub actor: Option<String>,
@@ -413,6 +415,7 @@ pub struct AuditQuery {
     /// Events with ids after this one (the previous page's `next_cursor`).
     pub cursor: Option<String>,
     /// `json` (default), `jsonl` or `csv`.
+    #[param(pattern = "^(json|jsonl|csv)$")]
     pub format: Option<String>,
 }
 
@@ -453,8 +456,9 @@ fn csv_field(value: &str) -> String {
 
 /// Query the audit log of the caller's tenant.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage, description = "JSON page; `format=jsonl` gives \
-    application/x-ndjson and `format=csv` gives text/csv of every matching event"),
+    responses((status = 200, description = "JSON page; `format=jsonl` gives \
+    application/x-ndjson and `format=csv` gives text/csv of every matching event",
+    content((AuditPage = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
     (status = 403, body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -294,7 +294,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
 /// Whether the credential `caller` was resolved from still works and its user still holds
 /// `resource:action`: long-lived responses (the status event stream) ask this periodically
 /// and end once a key or session is revoked, expires, or its user loses the permission.
-pub async fn still_allowed(state: &AppState, caller: &Caller, resource: &str, action: &str) -> bool {
+pub async fn still_allowed(
+    state: &AppState,
+    caller: &Caller,
+    resource: &str,
+    action: &str,
+) -> bool {
     let now = now_ms();
     let row = match (&caller.key_id, &caller.session_id) {
         (Some(key), _) => {
@@ -441,12 +446,10 @@ pub async fn login(
     let result: ApiResult<TokenPair> = async {
         state.login_limiter().check(&email, &source.0)?;
         let row = if email.chars().count() <= crate::users::MAX_EMAIL {
-            sqlx::query(
-                "SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = $1",
-            )
-            .bind(&email)
-            .fetch_optional(state.db().pool())
-            .await?
+            sqlx::query("SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = $1")
+                .bind(&email)
+                .fetch_optional(state.db().pool())
+                .await?
         } else {
             None
         };

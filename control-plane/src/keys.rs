@@ -54,9 +54,14 @@ pub struct NewApiKeyResult {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// Name, e.g. `ci-deploy` (1-128 characters, no control characters).
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub name: String,
     /// Expiry time (RFC 3339); absent = never.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// The user the key acts as (default: the caller).
     pub user_id: Option<String>,
@@ -240,8 +245,7 @@ pub async fn revoke(
         .execute(&mut *tx)
         .await?;
     if caller.tenant_name == crate::tenants::SYSTEM_TENANT {
-        crate::users::ensure_platform_admin_remains(&mut tx, "last_platform_key", LAST_KEY)
-            .await?;
+        crate::users::ensure_platform_admin_remains(&mut tx, "last_platform_key", LAST_KEY).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -275,13 +279,12 @@ pub async fn rotate(
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     // Only one rotation of a key wins: the others find it revoked and get 409.
-    let spent = sqlx::query(
-        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
+    let spent =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
     if spent.rows_affected() != 1 {
         return Err(ApiError::Conflict(format!(
             "API key `{id}` was rotated or revoked meanwhile; use its successor or create a new key"

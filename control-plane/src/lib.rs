@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
     api.merge(public)
         .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::map_response(error::plain_errors_as_problems))
         .layer(DefaultBodyLimit::max(limit))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())

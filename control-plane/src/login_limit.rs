@@ -180,7 +180,10 @@ mod tests {
         l.record_failure("a", "x");
         assert!(l.check("a", "x").is_ok());
         l.record_failure("a", "x");
-        assert!(matches!(l.check("a", "x"), Err(ApiError::RateLimited { .. })));
+        assert!(matches!(
+            l.check("a", "x"),
+            Err(ApiError::RateLimited { .. })
+        ));
         assert!(l.check("a", "y").is_ok());
         assert!(l.check("b", "x").is_ok());
         l.clear("a", "x");

@@ -109,6 +109,7 @@ pub struct MessageQuery {
     /// The subject whose last message to read.
     pub last_by_subject: Option<String>,
     /// Read the first message stored at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub start_time: Option<String>,
 }
 
@@ -394,6 +395,7 @@ async fn open_consumer(
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// Deliver nothing until this time (RFC 3339, in the future); default 24 hours from now.
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -520,9 +522,8 @@ pub async fn last_message(
                 .map(Json);
         }
         _ => {
-            return Err(ApiError::bad_request(
-                "bad_query",
-                "give exactly one of `last_by_subject` and `start_time`",
+            return Err(ApiError::Unprocessable(
+                "give exactly one of `last_by_subject` and `start_time`".into(),
             ));
         }
     };
@@ -737,7 +738,10 @@ pub struct KvCreateRequest {
     #[schema(minimum = 0, maximum = 315360000)]
     pub ttl_seconds: Option<u64>,
     /// Description (at most 1024 characters).
-    #[schema(max_length = 1024)]
+    #[schema(
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub description: Option<String>,
 }
 

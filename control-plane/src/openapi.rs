@@ -142,9 +142,9 @@ impl Modify for ProblemResponses {
                         problem("The caller's role lacks a permission this operation needs")
                     });
                 }
-                responses
-                    .entry("default".into())
-                    .or_insert_with(|| problem("Any other error, as a problem with a stable `code`"));
+                responses.entry("default".into()).or_insert_with(|| {
+                    problem("Any other error, as a problem with a stable `code`")
+                });
             }
         }
     }

@@ -45,10 +45,17 @@ pub struct TenantInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Name: lowercase letters, digits and `-`, at most 63.
-    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+    )]
     pub name: String,
     /// Display name (default: the name; at most 128 characters, no control characters).
-    #[schema(max_length = 128)]
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub display_name: Option<String>,
     /// Quotas (default: the standard tenant quotas).
     pub quotas: Option<Quotas>,
@@ -105,7 +112,9 @@ pub fn check_bootstrap_key(key: &str) -> Result<(), String> {
     const HINT: &str = "use a key like the generated ones: `weir_` + 43 random URL-safe base64 \
                         characters, e.g. from `openssl rand -base64 32 | tr '+/' '-_' | tr -d '='`";
     let Some(body) = key.strip_prefix("weir_") else {
-        return Err(format!("the bootstrap API key must start with `weir_`; {HINT}"));
+        return Err(format!(
+            "the bootstrap API key must start with `weir_`; {HINT}"
+        ));
     };
     if body.chars().count() < 43 {
         return Err(format!(
@@ -297,12 +306,7 @@ pub async fn create(
     caller.require_platform_admin("create")?;
     check_name("tenant name", &body.name)?;
     if let Some(display) = &body.display_name {
-        crate::text::check_text(
-            "the display name",
-            display,
-            crate::text::MAX_NAME,
-            false,
-        )?;
+        crate::text::check_text("the display name", display, crate::text::MAX_NAME, false)?;
     }
     if let Ok(nats) = state.nats()
         && !nats.isolated()

@@ -78,11 +78,18 @@ pub struct RoleInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
     /// Name (lowercase letters, digits, `-`; 1-63).
-    #[schema(min_length = 1, max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+    )]
     pub name: String,
     /// Description (at most 1024 characters, no control characters but newline and tab).
     #[serde(default)]
-    #[schema(max_length = 1024)]
+    #[schema(
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub description: String,
     /// `resource:action` grants; `*` allowed on either side.
     pub permissions: Vec<String>,
@@ -121,7 +128,9 @@ pub const MAX_EMAIL: usize = 254;
 /// control or bidirectional-override characters.
 pub fn check_email(email: &str) -> ApiResult<()> {
     let ok = email.chars().count() <= MAX_EMAIL
-        && !email.chars().any(|c| c.is_whitespace() || crate::text::is_unsafe_char(c))
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || crate::text::is_unsafe_char(c))
         && email
             .split_once('@')
             .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.contains('@'));

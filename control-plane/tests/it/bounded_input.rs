@@ -13,8 +13,14 @@ async fn overlong_or_unsafe_names_and_descriptions_are_refused() {
     let (_, acme) = t.tenant("acme").await;
     let long_email = format!("{}@acme.test", "x".repeat(300));
     for (path, body) in [
-        ("/api/v1/users", json!({"email": long_email, "role": "viewer"})),
-        ("/api/v1/users", json!({"email": "a\u{0}b@acme.test", "role": "viewer"})),
+        (
+            "/api/v1/users",
+            json!({"email": long_email, "role": "viewer"}),
+        ),
+        (
+            "/api/v1/users",
+            json!({"email": "a\u{0}b@acme.test", "role": "viewer"}),
+        ),
         ("/api/v1/api-keys", json!({"name": "k".repeat(129)})),
         ("/api/v1/api-keys", json!({"name": "ci\u{0}deploy"})),
         ("/api/v1/api-keys", json!({"name": "evil\u{202E}gpj.exe"})),
@@ -34,7 +40,10 @@ async fn overlong_or_unsafe_names_and_descriptions_are_refused() {
             .problem(422, "invalid_value");
         let detail = p["detail"].as_str().unwrap();
         assert!(detail.len() < 600, "the answer echoes the input: {detail}");
-        assert!(!detail.contains('\u{202E}') && !detail.contains('\u{0}'), "{detail}");
+        assert!(
+            !detail.contains('\u{202E}') && !detail.contains('\u{0}'),
+            "{detail}"
+        );
     }
     t.json(
         Method::POST,
@@ -75,7 +84,9 @@ async fn the_openapi_document_states_the_bounds() {
         .call(Method::GET, "/api/v1/openapi.json", None, None)
         .await
         .json();
-    let prop = |schema: &str, field: &str| doc["components"]["schemas"][schema]["properties"][field].clone();
+    let prop = |schema: &str, field: &str| {
+        doc["components"]["schemas"][schema]["properties"][field].clone()
+    };
     assert_eq!(prop("NewApiKey", "name")["maxLength"], 128);
     assert_eq!(prop("NewApiKey", "name")["minLength"], 1);
     assert_eq!(prop("NewUser", "email")["maxLength"], 254);

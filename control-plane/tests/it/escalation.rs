@@ -37,9 +37,7 @@ async fn a_user_manager_cannot_make_anyone_admin_or_act_above_itself() {
     let (_, acme) = t.tenant("acme").await;
     let (_, globex) = t.tenant("globex").await;
     role(&t, &acme, "user-admin", &["users:read", "users:update"]).await;
-    let (me_id, key) = t
-        .user_with_key(&acme, "ua@acme.test", "user-admin")
-        .await;
+    let (me_id, key) = t.user_with_key(&acme, "ua@acme.test", "user-admin").await;
     let (viewer_id, _) = t.user_with_key(&acme, "v@acme.test", "viewer").await;
     let admin_id = me(&t, &acme).await["user_id"].as_str().unwrap().to_string();
 
@@ -89,7 +87,13 @@ async fn a_user_manager_cannot_make_anyone_admin_or_act_above_itself() {
     .problem(404, "not_found");
 
     // A role that holds everything a viewer holds may hand out viewer, not editor.
-    role(&t, &acme, "helpdesk", &["*:read", "users:update", "users:create"]).await;
+    role(
+        &t,
+        &acme,
+        "helpdesk",
+        &["*:read", "users:update", "users:create"],
+    )
+    .await;
     let (_, help) = t.user_with_key(&acme, "h@acme.test", "helpdesk").await;
     let r = t
         .json(
@@ -188,7 +192,12 @@ async fn only_admins_mint_or_rotate_keys_for_another_user() {
     }
     // For itself: fine.
     let own = t
-        .json(Method::POST, "/api/v1/api-keys", &key, json!({"name": "mine"}))
+        .json(
+            Method::POST,
+            "/api/v1/api-keys",
+            &key,
+            json!({"name": "mine"}),
+        )
         .await
         .ok();
     assert_eq!(own["info"]["user_id"], km_id.as_str());

@@ -38,9 +38,14 @@ async fn spraying_many_accounts_from_one_address_backs_off() {
     let attacker = [198, 51, 100, 7];
     // 20 free failures across accounts (known and unknown emails alike), then backoff.
     for i in 0..20 {
-        login(&t, &format!("u{}@acme.test", i % 8), "Summer2026!!!", attacker)
-            .await
-            .problem(401, "unauthenticated");
+        login(
+            &t,
+            &format!("u{}@acme.test", i % 8),
+            "Summer2026!!!",
+            attacker,
+        )
+        .await
+        .problem(401, "unauthenticated");
     }
     let p = login(&t, "u0@acme.test", PASSWORD, attacker)
         .await
@@ -165,7 +170,10 @@ async fn emails_are_one_login_name_whatever_their_case_or_width() {
         assert!(!p["detail"].as_str().unwrap().contains("acme\u{20}"), "{p}");
         details.push(p["detail"].as_str().unwrap().to_string());
     }
-    assert_eq!(details[0], details[2], "same answer in and outside the tenant");
+    assert_eq!(
+        details[0], details[2],
+        "same answer in and outside the tenant"
+    );
     let p = t
         .json(
             Method::POST,
@@ -177,7 +185,11 @@ async fn emails_are_one_login_name_whatever_their_case_or_width() {
         .problem(409, "email_taken");
     assert_eq!(p["detail"], details[0].as_str());
     // Login works with any spelling.
-    for email in ["NEWHIRE@ACME.TEST", "ｎｅｗｈｉｒｅ@acme.test", " newhire@acme.test "] {
+    for email in [
+        "NEWHIRE@ACME.TEST",
+        "ｎｅｗｈｉｒｅ@acme.test",
+        " newhire@acme.test ",
+    ] {
         login(&t, email, PASSWORD, [10, 2, 0, 1]).await.ok();
     }
 }
@@ -198,8 +210,12 @@ async fn failed_logins_reach_the_audit_log_of_the_accounts_tenant() {
             .iter()
             .any(|e| e["action"] == "auth.login" && e["actor"] == "dev@acme.test")
     };
-    assert!(seen(t.get("/api/v1/audit?outcome=denied", &acme).await.ok()));
-    assert!(!seen(t.get("/api/v1/audit?outcome=denied", &globex).await.ok()));
+    assert!(seen(
+        t.get("/api/v1/audit?outcome=denied", &acme).await.ok()
+    ));
+    assert!(!seen(
+        t.get("/api/v1/audit?outcome=denied", &globex).await.ok()
+    ));
 }
 
 #[tokio::test]
@@ -207,7 +223,13 @@ async fn anonymous_failures_cannot_flood_the_audit_log() {
     let t = TestApp::sqlite().await;
     let huge = "x".repeat(200_000);
     for i in 0..60u8 {
-        login(&t, &format!("{huge}{i}@a.b"), "whatever whatever", [10, 4, 0, 1]).await;
+        login(
+            &t,
+            &format!("{huge}{i}@a.b"),
+            "whatever whatever",
+            [10, 4, 0, 1],
+        )
+        .await;
     }
     let (rows, longest): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(MAX(LENGTH(actor)), 0) FROM audit_events WHERE action = 'auth.login'",

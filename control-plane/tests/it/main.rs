@@ -4,8 +4,8 @@
 mod api;
 mod audit_quotas;
 mod auth_flows;
-mod bounded_input;
 mod authz;
+mod bounded_input;
 mod concurrency;
 mod console;
 mod dlq;

@@ -1402,7 +1402,10 @@ export interface components {
         };
         /** @description Body of `POST /api-keys`. */
         NewApiKey: {
-            /** @description Expiry time (RFC 3339); absent = never. */
+            /**
+             * Format: date-time
+             * @description Expiry time (RFC 3339); absent = never.
+             */
             expires_at?: string | null;
             /** @description Name, e.g. `ci-deploy` (1-128 characters, no control characters). */
             name: string;
@@ -1455,7 +1458,10 @@ export interface components {
         };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
-            /** @description Deliver nothing until this time (RFC 3339, in the future); default 24 hours from now. */
+            /**
+             * Format: date-time
+             * @description Deliver nothing until this time (RFC 3339, in the future); default 24 hours from now.
+             */
             until?: string | null;
         };
         /** @description A pipeline with its current spec. */
@@ -2299,6 +2305,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditPage"];
+                    "application/x-ndjson": string;
+                    "text/csv": string;
                 };
             };
             /** @description Malformed request: unreadable body, unknown field or bad parameter */
@@ -4145,7 +4153,7 @@ export interface operations {
             };
             header?: {
                 /** @description The version the change is based on, as the ETag of GET (`"3"`) */
-                "If-Match"?: string | null;
+                "If-Match"?: string;
             };
             path: {
                 /** @description Pipeline name */
