@@ -948,7 +948,7 @@ pub async fn create_bucket(
         )));
     }
     let max_bytes = body.max_bytes.unwrap_or(-1);
-    if max_bytes == 0 || max_bytes < -1 || max_bytes > MAX_BUCKET_BYTES {
+    if max_bytes == 0 || !(-1..=MAX_BUCKET_BYTES).contains(&max_bytes) {
         return Err(ApiError::Unprocessable(format!(
             "`max_bytes` must be positive, at most {MAX_BUCKET_BYTES} (1 TiB), or -1 for unlimited"
         )));

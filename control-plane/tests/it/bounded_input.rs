@@ -142,3 +142,27 @@ async fn out_of_range_bucket_settings_are_422_not_502() {
     assert_eq!(r.status.as_u16(), 201, "{}", r.text);
     assert_eq!(r.json()["ttl_seconds"], 3600);
 }
+
+#[tokio::test]
+async fn the_audit_csv_export_neutralises_formulas() {
+    let t = TestApp::sqlite().await;
+    let (_, acme) = t.tenant("acme").await;
+    t.json(
+        Method::POST,
+        "/api/v1/api-keys",
+        &acme,
+        json!({"name": "=HYPERLINK(\"http://evil.test\",\"open\")"}),
+    )
+    .await
+    .ok();
+    let csv = t.get("/api/v1/audit?format=csv", &acme).await;
+    assert_eq!(csv.content_type, "text/csv");
+    for field_start in [",=", ",\"=", ",+", ",\"+", ",@", ",\"@"] {
+        assert!(
+            !csv.text.contains(field_start),
+            "{field_start} in {}",
+            csv.text
+        );
+    }
+    assert!(csv.text.contains("'+ api key =HYPERLINK"), "{}", csv.text);
+}
