@@ -110,7 +110,7 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
 /// empirical (Shannon) estimate of its characters. Returns what is wrong, to print at startup.
 pub fn check_bootstrap_key(key: &str) -> Result<(), String> {
     const HINT: &str = "use a key like the generated ones: `weir_` + 43 random URL-safe base64 \
-                        characters, e.g. from `openssl rand -base64 32 | tr '+/' '-_' | tr -d '='`";
+                        characters, e.g. from `echo \"weir_$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')\"`";
     let Some(body) = key.strip_prefix("weir_") else {
         return Err(format!(
             "the bootstrap API key must start with `weir_`; {HINT}"
