@@ -39,18 +39,27 @@ WEIR_BOOTSTRAP_API_KEY="$admin_key" RUST_LOG=warn "$weir" serve --addr "127.0.0.
   --data-dir "$tmp/data" --nats "nats://127.0.0.1:$nats_port" >"$tmp/serve.log" 2>&1 &
 pids+=($!)
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "$base/healthz" >/dev/null || { cat "$tmp/serve.log" >&2; exit 1; }
-
-# A viewer of the system tenant, with its own key.
-api() { curl -fsS -H "Authorization: Bearer $admin_key" -H 'content-type: application/json' "$@"; }
-viewer_id=$(api -X POST "$base/api/v1/users" -d '{"email":"viewer@weir.local","role":"viewer"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-viewer_key=$(api -X POST "$base/api/v1/api-keys" -d "{\"name\":\"schemathesis\",\"user_id\":\"$viewer_id\"}" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+# Wait for the server, then make a viewer of the system tenant with its own key (python3's
+# standard library only: no curl needed).
+viewer_key=$(BASE="$base" KEY="$admin_key" python3 - <<'PY'
+import json, os, sys, time, urllib.request
+base, key = os.environ["BASE"], os.environ["KEY"]
+for _ in range(150):
+    try:
+        urllib.request.urlopen(base + "/healthz", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.2)
+else:
+    sys.exit("schemathesis: weir serve did not answer on " + base)
+def post(path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": "Bearer " + key, "content-type": "application/json"})
+    return json.load(urllib.request.urlopen(req, timeout=10))
+user = post("/api/v1/users", {"email": "viewer@weir.local", "role": "viewer"})
+print(post("/api/v1/api-keys", {"name": "schemathesis", "user_id": user["id"]})["key"])
+PY
+) || { cat "$tmp/serve.log" >&2; exit 1; }
 
 status=0
 for who in admin viewer; do
