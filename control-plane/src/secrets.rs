@@ -158,7 +158,12 @@ pub struct SecretInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretWrite {
-    /// What it is for.
+    /// What it is for (1-128 characters, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub kind: String,
     /// Non-secret settings, returned as is.
     #[serde(default)]
@@ -255,6 +260,12 @@ pub async fn put(
     JsonBody(body): JsonBody<SecretWrite>,
 ) -> ApiResult<Response> {
     crate::tenants::check_name("secret name", &name)?;
+    if body.kind.trim().is_empty() {
+        return Err(ApiError::Unprocessable(
+            "a secret needs a `kind` saying what it is for".into(),
+        ));
+    }
+    crate::text::check_text("the secret kind", &body.kind, crate::text::MAX_NAME, false)?;
     let existing = find(&state, &caller.tenant_id, &name).await.ok();
     caller.require(
         "secrets",

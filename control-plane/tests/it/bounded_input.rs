@@ -53,6 +53,16 @@ async fn overlong_or_unsafe_names_and_descriptions_are_refused() {
     )
     .await
     .problem(422, "invalid_value");
+    for kind in ["k".repeat(129), "db\u{0}".to_string(), String::new()] {
+        t.json(
+            Method::PUT,
+            "/api/v1/secrets/db",
+            &acme,
+            json!({"kind": kind, "secret": {"password": "x"}}),
+        )
+        .await
+        .problem(422, "invalid_value");
+    }
     // Nothing of it was stored.
     let keys = t.get("/api/v1/api-keys", &acme).await.ok();
     assert_eq!(keys.as_array().unwrap().len(), 1);

@@ -1772,7 +1772,7 @@ export interface components {
         SecretWrite: {
             /** @description Non-secret settings, returned as is. */
             config?: Record<string, never>;
-            /** @description What it is for. */
+            /** @description What it is for (1-128 characters, no control characters). */
             kind: string;
             /** @description Secret fields: write-only, stored encrypted. */
             secret: {
