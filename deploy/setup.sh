@@ -30,6 +30,16 @@ if ! "$tools/venv/bin/openapi-spec-validator" --version 2>/dev/null | grep -q "$
   ln -sf "$tools/venv/bin/openapi-spec-validator" "$tools/bin/openapi-spec-validator"
 fi
 
+# schemathesis (PyPI), in its own venv (its dependencies differ from the validator's):
+# deploy/schemathesis.sh fuzzes a real `weir serve` against its OpenAPI document. Tests only.
+st_version="4.32.5"
+if [ "${1:-}" != "--dev" ] && ! "$tools/bin/schemathesis" --version 2>/dev/null | grep -q "$st_version"; then
+  log "installing schemathesis $st_version (PyPI) into .tools/"
+  python3 -m venv "$tools/st-venv"
+  "$tools/st-venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$st_version"
+  ln -sf "$tools/st-venv/bin/schemathesis" "$tools/bin/schemathesis"
+fi
+
 # Debian packages: PostgreSQL server binaries for the store tests only (the tests start their
 # own throwaway cluster; the Debian service itself is not used). `weir dev` needs none of it:
 # `setup.sh --dev` (what deploy/dev.sh runs) skips this part.

@@ -34,6 +34,9 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 
+# The API matches its OpenAPI document: schemathesis against a real weir serve (bounded).
+bash deploy/schemathesis.sh "$CARGO_TARGET_DIR/debug/weir"
+
 # The console: its API types match the server's OpenAPI document, its component tests, then
 # the browser tests (headless chromium) against a real weir serve + weir worker + nats-server.
 (

@@ -26,6 +26,8 @@ use crate::state::AppState;
 pub struct AuditNote {
     /// Actor, when not the authenticated caller (login).
     pub actor: Option<String>,
+    /// Tenant, when not the authenticated caller's (a login attempt on a user of that tenant).
+    pub tenant_id: Option<String>,
     /// The resource, when more precise than the request path.
     pub resource: Option<String>,
     /// Unified diff of the resource before and after.
@@ -236,14 +238,30 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
             401 | 403 => "denied",
             _ => "failed",
         };
+        // Failures nobody is accountable for (no credential, or one that did not resolve)
+        // are recorded at a bounded rate per source address, so that they cannot flood the
+        // store; the ones left out are counted in the log.
+        if caller.is_none()
+            && outcome != "success"
+            && note.tenant_id.is_none()
+            && !state.anonymous_audit().admit(&source)
+        {
+            return response;
+        }
         let event = NewEvent {
-            tenant_id: caller.as_ref().map(|c| c.tenant_id.clone()),
-            actor: note
-                .actor
-                .or_else(|| caller.as_ref().map(|c| c.email.clone()))
-                .unwrap_or_else(|| "anonymous".into()),
+            tenant_id: caller
+                .as_ref()
+                .map(|c| c.tenant_id.clone())
+                .or(note.tenant_id),
+            actor: crate::text::bounded(
+                &note
+                    .actor
+                    .or_else(|| caller.as_ref().map(|c| c.email.clone()))
+                    .unwrap_or_else(|| "anonymous".into()),
+                MAX_ACTOR,
+            ),
             action: action_name(&method, &route),
-            resource: note.resource.unwrap_or(path),
+            resource: crate::text::bounded(&note.resource.unwrap_or(path), MAX_RESOURCE),
             outcome,
             status: status as i64,
             diff: note.diff,
@@ -255,6 +273,58 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         }
     }
     response
+}
+
+/// Longest actor stored in an audit event (an email is at most 254 characters).
+const MAX_ACTOR: usize = 256;
+/// Longest resource path stored in an audit event.
+const MAX_RESOURCE: usize = 512;
+
+/// The budget of audit rows for anonymous failures: at most `PER_ADDRESS` per minute per
+/// source address and `TOTAL` per minute in all.
+#[derive(Debug, Default)]
+pub struct AnonymousAudit(std::sync::Mutex<AnonymousWindow>);
+
+#[derive(Debug, Default)]
+struct AnonymousWindow {
+    started: Option<std::time::Instant>,
+    total: u32,
+    dropped: u64,
+    per_address: std::collections::HashMap<String, u32>,
+}
+
+impl AnonymousAudit {
+    const PER_ADDRESS: u32 = 30;
+    const TOTAL: u32 = 600;
+
+    /// Whether one more anonymous failure from `source` is recorded now.
+    pub fn admit(&self, source: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if w.started
+            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(60))
+        {
+            if w.dropped > 0 {
+                tracing::warn!(
+                    dropped = w.dropped,
+                    "anonymous failed requests beyond the audit budget were not recorded"
+                );
+            }
+            *w = AnonymousWindow {
+                started: Some(now),
+                ..Default::default()
+            };
+        }
+        let bounded_source = crate::text::bounded(source, 64);
+        let count = w.per_address.get(&bounded_source).copied().unwrap_or(0);
+        if w.total >= Self::TOTAL || count >= Self::PER_ADDRESS {
+            w.dropped += 1;
+            return false;
+        }
+        w.total += 1;
+        w.per_address.insert(bounded_source, count + 1);
+        true
+    }
 }
 
 struct NewEvent {
@@ -329,8 +399,10 @@ pub struct AuditEvent {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Only this actor (email).
     pub actor: Option<String>,
@@ -343,6 +415,7 @@ pub struct AuditQuery {
     /// Events with ids after this one (the previous page's `next_cursor`).
     pub cursor: Option<String>,
     /// `json` (default), `jsonl` or `csv`.
+    #[param(pattern = "^(json|jsonl|csv)$")]
     pub format: Option<String>,
 }
 
@@ -366,18 +439,26 @@ fn parse_time(name: &str, value: &str) -> ApiResult<i64> {
         })
 }
 
+/// One CSV field, quoted when needed. A value a spreadsheet would run as a formula (starting
+/// with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'` so that it stays text.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_string()
+        value
     }
 }
 
 /// Query the audit log of the caller's tenant.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage, description = "JSON page; `format=jsonl` gives \
-    application/x-ndjson and `format=csv` gives text/csv of every matching event"),
+    responses((status = 200, description = "JSON page; `format=jsonl` gives \
+    application/x-ndjson and `format=csv` gives text/csv of every matching event",
+    content((AuditPage = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
     (status = 403, body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -542,6 +623,12 @@ mod tests {
     #[test]
     fn csv_quotes_when_needed() {
         assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-1"), "'-1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\"\n"), "\"say \"\"hi\"\"\n\"");
     }

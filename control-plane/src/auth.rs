@@ -42,6 +42,8 @@ pub struct Caller {
     pub platform_admin: bool,
     /// The login session, when authenticated by access token.
     pub session_id: Option<String>,
+    /// The API key, when authenticated by one.
+    pub key_id: Option<String>,
 }
 
 impl Caller {
@@ -99,33 +101,80 @@ pub fn random_token(prefix: &str) -> String {
     )
 }
 
-/// Hashes a password with argon2id (on a blocking thread).
-pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let mut salt_bytes = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt_bytes);
-        let salt = SaltString::encode_b64(&salt_bytes)
-            .map_err(|e| ApiError::Internal(format!("argon2 salt: {e}")))?;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("argon2 task: {e}")))?
+/// The argon2id hasher of new passwords: memory and passes from the settings (the argon2
+/// crate's recommended defaults unless tuned).
+fn hasher(settings: &crate::state::Settings) -> argon2::Argon2<'static> {
+    let params = argon2::Params::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        argon2::Params::DEFAULT_P_COST,
+        None,
+    )
+    .unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
-async fn verify_password(password: String, hash: String) -> bool {
+fn hash_now(hasher: &argon2::Argon2<'_>, password: &[u8]) -> ApiResult<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt_bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt_bytes);
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| ApiError::Internal(format!("argon2 salt: {e}")))?;
+    hasher
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+}
+
+/// Hashes a password with argon2id (on a blocking thread).
+pub async fn hash_password(state: &AppState, password: String) -> ApiResult<String> {
+    let hasher = hasher(state.settings());
+    tokio::task::spawn_blocking(move || hash_now(&hasher, password.as_bytes()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("argon2 task: {e}")))?
+}
+
+/// A hash of a random password with the parameters of new passwords: logins of unknown
+/// emails (or of users without a password) verify against it, so that they take as long as
+/// a wrong password and timing does not tell which emails exist.
+fn dummy_hash(state: &AppState) -> String {
+    state
+        .dummy_password_hash()
+        .get_or_init(|| {
+            let mut bytes = [0u8; 16];
+            rand::rng().fill_bytes(&mut bytes);
+            hash_now(&hasher(state.settings()), &bytes).unwrap_or_default()
+        })
+        .clone()
+}
+
+/// Computes the dummy hash ahead of the first login (startup), off the async threads.
+pub async fn warm_up(state: &AppState) {
+    let state = state.clone();
+    let _ = tokio::task::spawn_blocking(move || dummy_hash(&state)).await;
+}
+
+/// Verifies `password` against `hash`, or against the dummy hash (always false) without one.
+async fn verify_password(state: &AppState, password: String, hash: Option<String>) -> bool {
+    let state = state.clone();
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&hash)
+        let real = hash.is_some();
+        let hash = hash.unwrap_or_else(|| dummy_hash(&state));
+        // Overlong input is refused at the same cost as a wrong password.
+        let password = if password.len() > crate::users::MAX_PASSWORD {
+            ""
+        } else {
+            password.as_str()
+        };
+        let ok = PasswordHash::new(&hash)
             .map(|parsed| {
                 argon2::Argon2::default()
                     .verify_password(password.as_bytes(), &parsed)
                     .is_ok()
             })
-            .unwrap_or(false)
+            .unwrap_or(false);
+        ok && real && !password.is_empty()
     })
     .await
     .unwrap_or(false)
@@ -225,7 +274,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
     let role: String = row.try_get(5)?;
     let permissions = role_permissions(state, &tenant_id, &role).await?;
     let is_system: i64 = row.try_get(8)?;
+    let key_id = match session_id {
+        Some(_) => None,
+        None => Some(row.try_get::<String, _>(9)?),
+    };
     Ok(Caller {
+        key_id,
         platform_admin: is_system != 0 && role == "admin",
         user_id: row.try_get(3)?,
         email: row.try_get(4)?,
@@ -237,13 +291,64 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
     })
 }
 
+/// Whether the credential `caller` was resolved from still works and its user still holds
+/// `resource:action`: long-lived responses (the status event stream) ask this periodically
+/// and end once a key or session is revoked, expires, or its user loses the permission.
+pub async fn still_allowed(
+    state: &AppState,
+    caller: &Caller,
+    resource: &str,
+    action: &str,
+) -> bool {
+    let now = now_ms();
+    let row = match (&caller.key_id, &caller.session_id) {
+        (Some(key), _) => {
+            sqlx::query(
+                "SELECT k.revoked_at, k.expires_at, u.role FROM api_keys k \
+                 JOIN users u ON u.id = k.user_id WHERE k.id = $1",
+            )
+            .bind(key)
+            .fetch_optional(state.db().pool())
+            .await
+        }
+        (None, Some(session)) => {
+            // An access token that merely expired keeps an open stream: the session is
+            // what a logout or a password change revokes.
+            sqlx::query(
+                "SELECT s.revoked_at, CAST(NULL AS BIGINT), u.role FROM sessions s \
+                 JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+            )
+            .bind(session)
+            .fetch_optional(state.db().pool())
+            .await
+        }
+        (None, None) => return false,
+    };
+    let Ok(Some(row)) = row else {
+        return false;
+    };
+    let revoked: Option<i64> = row.try_get(0).unwrap_or(Some(0));
+    let expires: Option<i64> = row.try_get(1).unwrap_or(None);
+    let Ok(role) = row.try_get::<String, _>(2) else {
+        return false;
+    };
+    if revoked.is_some() || expires.is_some_and(|t| t <= now) {
+        return false;
+    }
+    role_permissions(state, &caller.tenant_id, &role)
+        .await
+        .is_ok_and(|set| set.allows(resource, action))
+}
+
 /// Body of `POST /auth/login`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// The user's email.
+    /// The user's email (any case; compared lowercase, Unicode NFKC).
+    #[schema(max_length = 254)]
     pub email: String,
     /// The user's password.
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
@@ -333,36 +438,37 @@ pub async fn login(
     source: SourceAddr,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Response {
-    let key = format!("{}|{}", body.email.to_lowercase(), source.0);
-    let note = AuditNote {
-        actor: Some(body.email.clone()),
+    let email = crate::users::normalize_email(&body.email);
+    let mut note = AuditNote {
+        actor: Some(crate::text::bounded(&email, crate::users::MAX_EMAIL + 1)),
         ..AuditNote::default()
     };
     let result: ApiResult<TokenPair> = async {
-        state.login_limiter().check(&key)?;
-        let row = sqlx::query(
-            "SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = lower($1)",
-        )
-        .bind(&body.email)
-        .fetch_optional(state.db().pool())
-        .await?;
-        let found = match row {
-            Some(row) => {
-                let hash: Option<String> = row.try_get(2)?;
-                match hash {
-                    Some(hash) if verify_password(body.password.clone(), hash.clone()).await => {
-                        Some((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?))
-                    }
-                    _ => None,
-                }
-            }
-            None => None,
+        state.login_limiter().check(&email, &source.0)?;
+        let row = if email.chars().count() <= crate::users::MAX_EMAIL {
+            sqlx::query("SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = $1")
+                .bind(&email)
+                .fetch_optional(state.db().pool())
+                .await?
+        } else {
+            None
         };
-        let Some((user_id, tenant_id)) = found else {
-            state.login_limiter().record_failure(&key);
+        let (user, hash) = match &row {
+            Some(row) => (
+                Some((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)),
+                row.try_get::<Option<String>, _>(2)?,
+            ),
+            None => (None, None),
+        };
+        // A failed login shows up in the audit log of the tenant whose user was tried.
+        note.tenant_id = user.as_ref().map(|(_, tenant)| tenant.clone());
+        // Unknown emails verify against a dummy hash: the same work as a wrong password.
+        let verified = verify_password(&state, body.password.clone(), hash).await;
+        let (Some((user_id, tenant_id)), true) = (user, verified) else {
+            state.login_limiter().record_failure(&email, &source.0);
             return Err(ApiError::Unauthenticated("wrong email or password".into()));
         };
-        state.login_limiter().clear(&key);
+        state.login_limiter().clear(&email, &source.0);
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(&user_id)

@@ -59,16 +59,54 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             }
         }
         let bytes = read_body(req, state).await?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::bad_request(
-                "malformed_json",
-                format!(
-                    "invalid JSON body at line {} column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .or_else(|e| {
+                // JSON (and JSON Schema) count `2.0` as the integer 2; serde does not. Retry with
+                // integral floats made integers before refusing.
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .map(integral_floats_as_integers)
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .map(JsonBody)
+                    .ok_or(e)
+            })
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "malformed_json",
+                    format!(
+                        "invalid JSON body at line {} column {}: {e}",
+                        e.line(),
+                        e.column()
+                    ),
+                )
+            })
+    }
+}
+
+/// `v` with every float that has no fractional part (and fits) turned into an integer.
+fn integral_floats_as_integers(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                Value::from(f as i64)
+            } else if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
+                Value::from(f as u64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(integral_floats_as_integers).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integral_floats_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -56,6 +56,18 @@ pub enum ApiError {
         /// The missing `resource:action`.
         permission: String,
     },
+    /// The caller would grant, or act on a holder of, rights it does not hold itself.
+    #[error("{0}")]
+    Escalation(String),
+    /// The request would break a guarded invariant (the last platform admin, its last key);
+    /// the code names which.
+    #[error("{detail}")]
+    Guarded {
+        /// Stable code.
+        code: &'static str,
+        /// What was refused and what to do instead.
+        detail: String,
+    },
     /// The resource does not exist in the caller's tenant.
     #[error("{0} not found")]
     NotFound(String),
@@ -148,7 +160,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::Escalation(_) => StatusCode::FORBIDDEN,
+            ApiError::Guarded { .. } => StatusCode::CONFLICT,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::VersionConflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidSpec { .. } | ApiError::Unprocessable(_) => {
@@ -173,6 +186,8 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::Escalation(_) => "privilege_escalation",
+            ApiError::Guarded { code, .. } => code,
             ApiError::NotFound(_) | ApiError::NoRoute(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::VersionConflict(_) => "version_conflict",
@@ -257,6 +272,63 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Rejections of axum's own extractors (a path segment that is not a number, …) leave as
+/// `text/plain`; this turns every error response that is not already a problem into one, so
+/// that no error leaves the server in another shape.
+pub async fn plain_errors_as_problems(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let is_plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.to_str().is_ok_and(|t| t.starts_with("text/plain")));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || !is_plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_value",
+        _ => "error",
+    };
+    let problem = Problem {
+        kind: format!("https://weir.dev/problems/{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        detail: if text.trim().is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            crate::text::bounded(text.trim(), 500)
+        },
+        code: code.to_string(),
+        diagnostics: None,
+        quota: None,
+        limit: None,
+        usage: None,
+        requested: None,
+    };
+    let mut out = (status, serde_json::to_vec(&problem).unwrap_or_default()).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    out
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -53,9 +53,15 @@ pub struct NewApiKeyResult {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    /// Name, e.g. `ci-deploy`.
+    /// Name, e.g. `ci-deploy` (1-128 characters, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub name: String,
     /// Expiry time (RFC 3339); absent = never.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// The user the key acts as (default: the caller).
     pub user_id: Option<String>,
@@ -91,6 +97,42 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(ApiKeyI
     Ok((info_of(&row)?, row.try_get(6)?))
 }
 
+/// The role of a user of the caller's tenant.
+async fn role_of(state: &AppState, caller: &Caller, user_id: &str) -> ApiResult<String> {
+    let row = sqlx::query("SELECT role FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(&caller.tenant_id)
+        .bind(user_id)
+        .fetch_optional(state.db().pool())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user `{user_id}`")))?;
+    Ok(row.try_get(0)?)
+}
+
+/// A key for another user hands its secret to the caller: only admins (a role that holds every
+/// permission) may mint one, and never for a user with more rights than theirs.
+async fn require_may_mint_for(
+    state: &AppState,
+    caller: &Caller,
+    user_id: &str,
+    what: &str,
+) -> ApiResult<()> {
+    let role = role_of(state, caller, user_id).await?;
+    if user_id == caller.user_id {
+        return Ok(());
+    }
+    if !caller.permissions.is_everything() {
+        return Err(ApiError::Escalation(format!(
+            "{what}: only admins may hold a key that acts as another user; your role `{}` \
+             may create keys for yourself only (leave out user_id)",
+            caller.role
+        )));
+    }
+    crate::users::require_covers(state, caller, &role, what).await
+}
+
+const LAST_KEY: &str = "this is the last working API key of a platform admin: create another \
+                        key for a platform admin first, then revoke this one";
+
 /// List the tenant's API keys.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "keys",
     responses((status = 200, body = Vec<ApiKeyInfo>), (status = 403, body = crate::error::Problem)))]
@@ -122,6 +164,7 @@ pub async fn create(
     if body.name.trim().is_empty() {
         return Err(ApiError::Unprocessable("an API key needs a name".into()));
     }
+    crate::text::check_text("the API key name", &body.name, crate::text::MAX_NAME, false)?;
     let expires_at = match &body.expires_at {
         Some(t) => {
             let ms = chrono::DateTime::parse_from_rfc3339(t)
@@ -144,17 +187,16 @@ pub async fn create(
         .user_id
         .clone()
         .unwrap_or_else(|| caller.user_id.clone());
-    let user = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")
-        .bind(&caller.tenant_id)
-        .bind(&user_id)
-        .fetch_optional(state.db().pool())
-        .await?;
-    if user.is_none() {
-        return Err(ApiError::NotFound(format!("user `{user_id}`")));
-    }
+    require_may_mint_for(
+        &state,
+        &caller,
+        &user_id,
+        "you cannot create an API key for this user",
+    )
+    .await?;
     let key = random_token("weir_");
     let id = insert_key(
-        state.db().pool(),
+        state.db().writer(),
         &caller.tenant_id,
         &user_id,
         &body.name,
@@ -184,12 +226,28 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require("keys", "delete")?;
-    find(&state, &caller, &id).await?;
+    let (key, _) = find(&state, &caller, &id).await?;
+    if key.user_id != caller.user_id {
+        let role = role_of(&state, &caller, &key.user_id).await?;
+        crate::users::require_covers(
+            &state,
+            &caller,
+            &role,
+            "you cannot revoke a key of a user with more rights than yours",
+        )
+        .await?;
+    }
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now_ms())
         .bind(&id)
-        .execute(state.db().writer())
+        .execute(&mut *tx)
         .await?;
+    if caller.tenant_name == crate::tenants::SYSTEM_TENANT {
+        crate::users::ensure_platform_admin_remains(&mut tx, "last_platform_key", LAST_KEY).await?;
+    }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -210,13 +268,28 @@ pub async fn rotate(
             "API key `{id}` is revoked; create a new key instead"
         )));
     }
+    require_may_mint_for(
+        &state,
+        &caller,
+        &old.user_id,
+        "you cannot rotate a key of another user",
+    )
+    .await?;
     let key = random_token("weir_");
     let mut tx = state.db().begin().await?;
-    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    // Only one rotation of a key wins: the others find it revoked and get 409.
+    let spent =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    if spent.rows_affected() != 1 {
+        return Err(ApiError::Conflict(format!(
+            "API key `{id}` was rotated or revoked meanwhile; use its successor or create a new key"
+        )));
+    }
     let new_id = insert_key(
         &mut *tx,
         &caller.tenant_id,

@@ -31,6 +31,7 @@ pub mod status;
 pub mod streams;
 pub mod subjects;
 pub mod tenants;
+pub mod text;
 pub mod users;
 
 pub use db::{Backend, Db, StoreError};
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
     api.merge(public)
         .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::map_response(error::plain_errors_as_problems))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(metrics::count))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -49,8 +49,8 @@ pub struct StreamView {
     pub consumer_count: usize,
     /// When created (RFC 3339).
     pub created: Option<String>,
-    /// The JetStream configuration as NATS returns it.
-    #[schema(value_type = Object)]
+    /// The JetStream configuration as NATS returns it (null when NATS did not return one).
+    #[schema(value_type = Option<Object>)]
     pub config: Option<serde_json::Value>,
 }
 
@@ -109,6 +109,7 @@ pub struct MessageQuery {
     /// The subject whose last message to read.
     pub last_by_subject: Option<String>,
     /// Read the first message stored at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub start_time: Option<String>,
 }
 
@@ -381,6 +382,7 @@ async fn open_consumer(
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     /// Deliver nothing until this time (RFC 3339, in the future); default 24 hours from now.
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -507,9 +509,8 @@ pub async fn last_message(
                 .map(Json);
         }
         _ => {
-            return Err(ApiError::bad_request(
-                "bad_query",
-                "give exactly one of `last_by_subject` and `start_time`",
+            return Err(ApiError::Unprocessable(
+                "give exactly one of `last_by_subject` and `start_time`".into(),
             ));
         }
     };
@@ -715,12 +716,19 @@ pub struct KvCreateRequest {
     /// `acme`), then letters, digits, `_` or `-`.
     pub name: String,
     /// Revisions kept per key, 1-64 (default 1).
+    #[schema(minimum = 1, maximum = 64)]
     pub history: Option<i64>,
-    /// Most bytes the bucket may hold (default unlimited).
+    /// Most bytes the bucket may hold: positive, or -1 for unlimited (default), at most 1 TiB.
+    #[schema(minimum = -1, maximum = 1099511627776_i64)]
     pub max_bytes: Option<i64>,
-    /// Entries expire after this many seconds (default never).
+    /// Entries expire after this many seconds, at most 10 years (default 0: never).
+    #[schema(minimum = 0, maximum = 315360000)]
     pub ttl_seconds: Option<u64>,
-    /// Description.
+    /// Description (at most 1024 characters).
+    #[schema(
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub description: Option<String>,
 }
 
@@ -927,10 +935,24 @@ pub async fn create_bucket(
         )));
     }
     let max_bytes = body.max_bytes.unwrap_or(-1);
-    if max_bytes == 0 || max_bytes < -1 {
-        return Err(ApiError::Unprocessable(
-            "`max_bytes` must be positive (or -1 for unlimited)".into(),
-        ));
+    if max_bytes == 0 || !(-1..=MAX_BUCKET_BYTES).contains(&max_bytes) {
+        return Err(ApiError::Unprocessable(format!(
+            "`max_bytes` must be positive, at most {MAX_BUCKET_BYTES} (1 TiB), or -1 for unlimited"
+        )));
+    }
+    let ttl = body.ttl_seconds.unwrap_or(0);
+    if ttl > MAX_TTL_SECONDS {
+        return Err(ApiError::Unprocessable(format!(
+            "`ttl_seconds` must be at most {MAX_TTL_SECONDS} (10 years), not {ttl}; 0 keeps entries forever"
+        )));
+    }
+    if let Some(description) = &body.description {
+        crate::text::check_text(
+            "the bucket description",
+            description,
+            crate::text::MAX_DESCRIPTION,
+            true,
+        )?;
     }
     let nats = state.tenant_nats(&caller).await?;
     if nats.js().get_stream(format!("KV_{name}")).await.is_ok() {
@@ -945,7 +967,7 @@ pub async fn create_bucket(
             description: body.description.clone().unwrap_or_default(),
             history,
             max_bytes,
-            max_age: std::time::Duration::from_secs(body.ttl_seconds.unwrap_or(0)),
+            max_age: std::time::Duration::from_secs(ttl),
             ..Default::default()
         })
         .await
@@ -955,6 +977,11 @@ pub async fn create_bucket(
         Json(bucket_view(&store, &name).await?),
     ))
 }
+
+/// Largest `max_bytes` of a bucket (1 TiB).
+const MAX_BUCKET_BYTES: i64 = 1 << 40;
+/// Longest `ttl_seconds` of a bucket (10 years).
+const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// Delete one of your key-value buckets, with all its keys.
 #[utoipa::path(delete, path = "/api/v1/nats/kv/{bucket}", tag = "nats",
@@ -1124,7 +1151,7 @@ pub async fn delete_key(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require("kv", "update")?;
+    caller.require("kv", "delete")?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let current = store

@@ -79,13 +79,84 @@ impl Modify for UniqueOperationIds {
     }
 }
 
+/// Every error of the API is `application/problem+json` ([`crate::error::Problem`]): error
+/// responses the handlers document as JSON are stated with that media type, and every
+/// operation also documents 400 (malformed request), 401 and 403 (where credentials are
+/// needed), and a `default` problem for the remaining statuses (404, 409, 413, 415, 422, 429,
+/// 5xx) that any operation can meet.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        const PROBLEM: &str = crate::error::PROBLEM_JSON;
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        PROBLEM,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .filter_map(Option::as_mut)
+            {
+                let public = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        let is_problem = response.content.get("application/json").is_some_and(
+                            |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")),
+                        );
+                        if is_problem
+                            && let Some(content) = response.content.shift_remove("application/json")
+                        {
+                            response.content.insert(PROBLEM.to_string(), content);
+                        }
+                    }
+                }
+                let responses = &mut op.responses.responses;
+                responses.entry("400".into()).or_insert_with(|| {
+                    problem("Malformed request: unreadable body, unknown field or bad parameter")
+                });
+                if !public {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        problem("Missing, unknown, expired or revoked credentials")
+                    });
+                    responses.entry("403".into()).or_insert_with(|| {
+                        problem("The caller's role lacks a permission this operation needs")
+                    });
+                }
+                responses.entry("default".into()).or_insert_with(|| {
+                    problem("Any other error, as a problem with a stable `code`")
+                });
+            }
+        }
+    }
+}
+
 /// The API document.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Weir control plane", version = "1",
          description = "Pipelines, deployments, fleet status, DLQs, streams, tenants, users, API keys, quotas, secrets and audit log of Weir. \
                         Errors are application/problem+json with a stable `code`."),
-    modifiers(&BearerAuth, &UniqueOperationIds),
+    modifiers(&BearerAuth, &UniqueOperationIds, &ProblemResponses),
     security(("bearer" = [])),
     paths(
         healthz, document, crate::metrics::handler,

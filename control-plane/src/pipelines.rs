@@ -117,6 +117,7 @@ pub struct ListQuery {
     /// Only names starting with this.
     pub prefix: Option<String>,
     /// Only pipelines with this label, `key=value`.
+    #[param(pattern = "^[^=]+=")]
     pub label: Option<String>,
     /// Page size (default 50, max 500).
     pub limit: Option<i64>,
@@ -152,6 +153,7 @@ pub struct DeleteQuery {
 #[into_params(parameter_in = Query)]
 pub struct FormatQuery {
     /// `json` (default) or `yaml`; `Accept: application/yaml` also gives YAML.
+    #[param(pattern = "^(json|yaml)$")]
     pub format: Option<String>,
 }
 
@@ -601,7 +603,7 @@ pub async fn create(
 /// refused with 409 `version_conflict` when the pipeline moved on since that version.
 #[utoipa::path(put, path = "/api/v1/pipelines/{name}", tag = "pipelines",
     params(("name" = String, Path, description = "Pipeline name"), WriteQuery,
-           ("If-Match" = Option<String>, Header, description = "The version the change is based on, as the ETag of GET (`\"3\"`)")),
+           ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(W/)?\"?[0-9]+\"?$", description = "The version the change is based on, as the ETag of GET (`\"3\"`)")),
     request_body(content = String, description = "A pipeline file", content_type = "application/yaml"),
     responses((status = 200, body = ApplyResult), (status = 201, body = ApplyResult),
               (status = 409, body = crate::error::Problem, description = "`version_conflict`: the pipeline is not at the If-Match version"),

@@ -17,14 +17,19 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct Quotas {
     /// Most pipelines.
+    #[schema(minimum = 0)]
     pub max_pipelines: Option<i64>,
     /// Most total parallelism (sum of `spec.execution.parallelism` of every pipeline).
+    #[schema(minimum = 0)]
     pub max_parallelism: Option<i64>,
     /// Largest message in bytes (enforced by workers: larger ones go to the DLQ).
+    #[schema(minimum = 0)]
     pub max_message_bytes: Option<i64>,
     /// Most messages per second ingested (enforced by workers).
+    #[schema(minimum = 0)]
     pub max_ingest_rate: Option<i64>,
     /// Most streams.
+    #[schema(minimum = 0)]
     pub max_streams: Option<i64>,
     /// Most JetStream bytes the tenant's NATS account may store, in file and in memory each
     /// (enforced by nats-server in operator mode: publishing past it is refused, and a

@@ -93,6 +93,34 @@ impl PermissionSet {
         self.0.iter().any(|p| p.grants(resource, action))
     }
 
+    /// Whether the set grants everything `other` grants: every `resource:action` of the
+    /// vocabulary that `other` allows, this set allows too. A caller may only hand out roles
+    /// and permissions its own set covers.
+    pub fn covers(&self, other: &PermissionSet) -> bool {
+        RESOURCES.iter().all(|r| {
+            ACTIONS
+                .iter()
+                .all(|a| !other.allows(r, a) || self.allows(r, a))
+        })
+    }
+
+    /// Whether the set grants every permission there is (the `admin` role or its equal).
+    pub fn is_everything(&self) -> bool {
+        RESOURCES
+            .iter()
+            .all(|r| ACTIONS.iter().all(|a| self.allows(r, a)))
+    }
+
+    /// The first `resource:action` that `other` grants and this set does not.
+    pub fn first_missing(&self, other: &PermissionSet) -> Option<String> {
+        RESOURCES.iter().find_map(|r| {
+            ACTIONS
+                .iter()
+                .find(|a| other.allows(r, a) && !self.allows(r, a))
+                .map(|a| format!("{r}:{a}"))
+        })
+    }
+
     /// The grants as strings.
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(ToString::to_string).collect()
@@ -201,5 +229,26 @@ mod tests {
         let set = PermissionSet::parse(&["streams:manage"]).unwrap();
         assert!(set.allows("streams", "delete"));
         assert!(!set.allows("pipelines", "read"));
+    }
+
+    #[test]
+    fn coverage_compares_what_sets_grant() {
+        let set = |r| PermissionSet::parse(&builtin(r).unwrap()).unwrap();
+        let custom = |l: &[&str]| PermissionSet::parse(l).unwrap();
+        assert!(set("admin").covers(&set("editor")));
+        assert!(set("editor").covers(&set("viewer")));
+        assert!(!set("viewer").covers(&set("editor")));
+        assert!(!set("operator").covers(&set("editor")));
+        assert!(!set("editor").covers(&set("operator")));
+        assert!(custom(&["users:manage"]).covers(&custom(&["users:update"])));
+        assert!(!custom(&["users:update"]).covers(&custom(&["users:*"])));
+        assert!(!custom(&["users:update"]).covers(&set("admin")));
+        assert_eq!(
+            custom(&["users:update"]).first_missing(&custom(&["users:read"])),
+            Some("users:read".into())
+        );
+        assert!(set("admin").is_everything());
+        assert!(custom(&["*:manage"]).is_everything());
+        assert!(!set("editor").is_everything());
     }
 }

@@ -68,13 +68,20 @@ pub fn key_from_file(path: &FsPath, create: bool) -> Result<[u8; 32], SecretKeyE
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            std::fs::write(path, STANDARD.encode(key)).map_err(io)?;
+            // Created 0600 from the start (never briefly readable by others), and only if
+            // absent, so that two starting servers cannot overwrite each other's key.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
             #[cfg(unix)]
             {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(io)?;
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
             }
+            use std::io::Write as _;
+            options
+                .open(path)
+                .and_then(|mut f| f.write_all(STANDARD.encode(key).as_bytes()))
+                .map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),
@@ -151,7 +158,12 @@ pub struct SecretInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretWrite {
-    /// What it is for.
+    /// What it is for (1-128 characters, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub kind: String,
     /// Non-secret settings, returned as is.
     #[serde(default)]
@@ -248,6 +260,12 @@ pub async fn put(
     JsonBody(body): JsonBody<SecretWrite>,
 ) -> ApiResult<Response> {
     crate::tenants::check_name("secret name", &name)?;
+    if body.kind.trim().is_empty() {
+        return Err(ApiError::Unprocessable(
+            "a secret needs a `kind` saying what it is for".into(),
+        ));
+    }
+    crate::text::check_text("the secret kind", &body.kind, crate::text::MAX_NAME, false)?;
     let existing = find(&state, &caller.tenant_id, &name).await.ok();
     caller.require(
         "secrets",

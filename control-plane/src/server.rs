@@ -93,6 +93,9 @@ pub enum ServeError {
     /// NATS cannot be reached or its buckets cannot be opened.
     #[error(transparent)]
     Nats(#[from] crate::nats::NatsError),
+    /// `WEIR_BOOTSTRAP_API_KEY` is weaker than a generated key.
+    #[error("WEIR_BOOTSTRAP_API_KEY refused: {0}")]
+    WeakBootstrapKey(String),
     /// The address cannot be bound or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -103,9 +106,34 @@ pub enum ServeError {
     },
 }
 
+/// A NATS URL (or comma-separated list) for logs: the credentials before `@` — `user:pass`
+/// or a token — are replaced by `***`.
+pub fn redact_nats_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let start = one.find("://").map_or(0, |i| i + 3);
+            match one[start..].find('@') {
+                Some(at) => {
+                    let creds = &one[start..start + at];
+                    let shown = match creds.split_once(':') {
+                        Some((user, _)) => format!("{user}:***"),
+                        None => "***".to_string(),
+                    };
+                    format!("{}{shown}{}", &one[..start], &one[start + at..])
+                }
+                None => one.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Opens everything `serve` needs. Returns the state and, on a fresh store without
 /// `bootstrap_api_key`, the generated admin key (to print once).
 pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>), ServeError> {
+    if let Some(key) = &config.bootstrap_api_key {
+        tenants::check_bootstrap_key(key).map_err(ServeError::WeakBootstrapKey)?;
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -137,13 +165,13 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
                     let nats = crate::nats::Nats::connect_operator(url, keys)
                         .await?
                         .with_revoke_after(config.nats_revoke_after);
-                    tracing::info!(url = %url, "connected to NATS in operator mode: one NATS account per tenant");
+                    tracing::info!(url = %redact_nats_url(url), "connected to NATS in operator mode: one NATS account per tenant");
                     nats
                 }
                 None => {
                     let nats = crate::nats::Nats::connect(url).await?;
                     tracing::warn!(
-                        url = %url,
+                        url = %redact_nats_url(url),
                         "NATS runs without accounts (no --nats-keys): tenants are NOT isolated on NATS; \
                          a second tenant is refused unless --allow-shared-nats"
                     );
@@ -159,7 +187,9 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
             None
         }
     };
-    Ok((AppState::with_nats(db, settings, nats), generated))
+    let state = AppState::with_nats(db, settings, nats);
+    crate::auth::warm_up(&state).await;
+    Ok((state, generated))
 }
 
 /// Serves the API until `shutdown` completes.
@@ -235,4 +265,20 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nats_credentials_are_redacted() {
+        use super::redact_nats_url as r;
+        assert_eq!(r("nats://u:pw@h:4222"), "nats://u:***@h:4222");
+        assert_eq!(r("nats://s3cr3t-token@h:4222"), "nats://***@h:4222");
+        assert_eq!(r("nats://h:4222"), "nats://h:4222");
+        assert_eq!(
+            r("nats://a:b@h1:4222,nats://c:d@h2:4222"),
+            "nats://a:***@h1:4222,nats://c:***@h2:4222"
+        );
+        assert_eq!(r("u:pw@h:4222"), "u:***@h:4222");
+    }
 }

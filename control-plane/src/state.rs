@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
-use crate::login_limit::LoginLimiter;
+use crate::login_limit::{LoginLimiter, LoginLimits};
 use crate::nats::{Nats, TenantNats};
 use crate::secrets::SecretCipher;
 use crate::status::RateTracker;
@@ -20,10 +20,12 @@ pub struct Settings {
     pub access_ttl: Duration,
     /// Lifetime of refresh tokens.
     pub refresh_ttl: Duration,
-    /// Failed logins allowed per email and source address within `login_window`.
-    pub login_max_failures: usize,
-    /// The login limiter's window.
-    pub login_window: Duration,
+    /// Memory of argon2id password hashing, KiB (default 19456, the argon2 recommendation).
+    pub argon2_memory_kib: u32,
+    /// Passes of argon2id password hashing (default 2).
+    pub argon2_iterations: u32,
+    /// The login limiter's limits (per email and address, per account, per address).
+    pub login_limits: LoginLimits,
     /// AES-256-GCM key for secrets at rest.
     pub secret_key: [u8; 32],
     /// Whether tenants may be created on a NATS without accounts, where they share one
@@ -33,14 +35,16 @@ pub struct Settings {
 
 impl Settings {
     /// Defaults with the given secret key: 1 MiB bodies, 15 min access tokens, 7 day refresh
-    /// tokens, 5 failed logins per minute.
+    /// tokens, 5 failed logins per minute per email and address, then backoff per account (after 10)
+    /// and per address (after 20).
     pub fn new(secret_key: [u8; 32]) -> Self {
         Self {
             body_limit: 1024 * 1024,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
-            login_max_failures: 5,
-            login_window: Duration::from_secs(60),
+            login_limits: LoginLimits::default(),
+            argon2_memory_kib: argon2::Params::DEFAULT_M_COST,
+            argon2_iterations: argon2::Params::DEFAULT_T_COST,
             secret_key,
             allow_shared_nats: true,
         }
@@ -54,6 +58,8 @@ struct Inner {
     cipher: SecretCipher,
     nats: Option<Nats>,
     rates: RateTracker,
+    anonymous_audit: crate::audit::AnonymousAudit,
+    dummy_password_hash: std::sync::OnceLock<String>,
 }
 
 /// Cheap to clone; shared by every request.
@@ -70,12 +76,14 @@ impl AppState {
     /// DLQs and the NATS views need one; without it they answer 503 `nats_unavailable`).
     pub fn with_nats(db: Db, settings: Settings, nats: Option<Nats>) -> Self {
         Self(Arc::new(Inner {
-            login_limiter: LoginLimiter::new(settings.login_max_failures, settings.login_window),
+            login_limiter: LoginLimiter::new(settings.login_limits.clone()),
             cipher: SecretCipher::new(&settings.secret_key),
             db,
             settings,
             nats,
             rates: RateTracker::default(),
+            anonymous_audit: crate::audit::AnonymousAudit::default(),
+            dummy_password_hash: std::sync::OnceLock::new(),
         }))
     }
 
@@ -95,6 +103,16 @@ impl AppState {
     /// The per-worker counter samples that rates are computed from.
     pub fn rates(&self) -> &RateTracker {
         &self.0.rates
+    }
+
+    /// The hash unknown emails are verified against (made once, see `auth::warm_up`).
+    pub fn dummy_password_hash(&self) -> &std::sync::OnceLock<String> {
+        &self.0.dummy_password_hash
+    }
+
+    /// The budget of audit rows for anonymous failures.
+    pub fn anonymous_audit(&self) -> &crate::audit::AnonymousAudit {
+        &self.0.anonymous_audit
     }
 
     /// The store.

@@ -565,6 +565,9 @@ async fn tenant_statuses(
         .collect())
 }
 
+/// How often the status stream re-checks the credential it was opened with.
+const CREDENTIAL_RECHECK: Duration = Duration::from_secs(1);
+
 /// Live statuses of the caller's pipelines as server-sent events: one `status` event per
 /// pipeline on connect, then one for each pipeline whose status changed, whenever a heartbeat
 /// or one of the tenant's deployments changes (and at least every heartbeat interval, so that
@@ -593,7 +596,19 @@ pub async fn stream(
     tokio::spawn(async move {
         let mut sent: HashMap<String, String> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+        let mut checked = std::time::Instant::now();
         loop {
+            // A revoked key or session, or a lost permission, ends the stream within seconds.
+            if checked.elapsed() >= CREDENTIAL_RECHECK {
+                if !crate::auth::still_allowed(&state, &caller, "deployments", "read").await {
+                    let event = Event::default()
+                        .event("error")
+                        .data("your credential was revoked or no longer grants deployments:read; the stream ends");
+                    let _ = tx.send(event).await;
+                    return;
+                }
+                checked = std::time::Instant::now();
+            }
             match tenant_statuses(&state, &caller, sent.keys().cloned().collect::<Vec<_>>()).await {
                 Ok(list) => {
                     for s in list {

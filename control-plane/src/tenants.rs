@@ -45,8 +45,17 @@ pub struct TenantInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Name: lowercase letters, digits and `-`, at most 63.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+    )]
     pub name: String,
-    /// Display name (default: the name).
+    /// Display name (default: the name; at most 128 characters, no control characters).
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub display_name: Option<String>,
     /// Quotas (default: the standard tenant quotas).
     pub quotas: Option<Quotas>,
@@ -58,9 +67,12 @@ pub struct NewTenant {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantAdmin {
-    /// Email, unique across Weir.
+    /// Email, unique across Weir (stored lowercase, Unicode NFKC).
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
-    /// Password for login (optional: the response carries an API key).
+    /// Password for login (optional: the response carries an API key; 12 characters to 1024
+    /// bytes).
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -93,29 +105,68 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
     }
 }
 
+/// Checks a bootstrap API key against the rules of generated keys: `weir_` followed by at
+/// least 43 characters of the URL-safe base64 alphabet, carrying at least 128 bits by the
+/// empirical (Shannon) estimate of its characters. Returns what is wrong, to print at startup.
+pub fn check_bootstrap_key(key: &str) -> Result<(), String> {
+    const HINT: &str = "use a key like the generated ones: `weir_` + 43 random URL-safe base64 \
+                        characters, e.g. from `echo \"weir_$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')\"`";
+    let Some(body) = key.strip_prefix("weir_") else {
+        return Err(format!(
+            "the bootstrap API key must start with `weir_`; {HINT}"
+        ));
+    };
+    if body.chars().count() < 43 {
+        return Err(format!(
+            "the bootstrap API key is too short ({} characters after `weir_`, at least 43); {HINT}",
+            body.chars().count()
+        ));
+    }
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "the bootstrap API key may only hold letters, digits, `-` and `_`; {HINT}"
+        ));
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in body.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = body.chars().count() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    let bits = per_char * n;
+    if bits < 128.0 {
+        return Err(format!(
+            "the bootstrap API key is too predictable (about {bits:.0} bits, at least 128); {HINT}"
+        ));
+    }
+    Ok(())
+}
+
 /// Creates the system tenant and its admin on a fresh store, with `api_key` as the admin's key
 /// (or a generated one, returned so that it can be printed once). On a store that has them,
-/// only adds `api_key` to the admin when it is new.
+/// only adds `api_key` when it is new: to the bootstrap admin, or when that user was deleted,
+/// to the oldest admin of the system tenant, or (none left) to a re-created bootstrap admin.
+/// A restart never depends on the bootstrap admin still existing.
 pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>, StoreError> {
-    let pool = db.writer();
-    let existing = sqlx::query(
-        "SELECT t.id, u.id FROM tenants t JOIN users u ON u.tenant_id = t.id \
-         WHERE t.is_system = 1 AND u.email = $1",
-    )
-    .bind(BOOTSTRAP_ADMIN)
-    .fetch_optional(pool)
-    .await?;
+    let mut tx = db.begin().await?;
     let now = now_ms();
-    let (tenant_id, user_id, fresh) = match existing {
-        Some(row) => (
-            row.try_get::<String, _>(0)?,
-            row.try_get::<String, _>(1)?,
-            false,
-        ),
+    let system = sqlx::query("SELECT id FROM tenants WHERE is_system = 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let fresh = system.is_none();
+    let tenant_id = match system {
+        Some(row) => row.try_get::<String, _>(0)?,
         None => {
             let tenant_id = new_id();
-            let user_id = new_id();
-            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO tenants (id, name, display_name, is_system, created_at) VALUES ($1, $2, $3, 1, $4)",
             )
@@ -125,6 +176,37 @@ pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>,
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            tenant_id
+        }
+    };
+    let (key, generated) = match api_key {
+        Some(k) => (k.to_string(), false),
+        None if fresh => (random_token("weir_"), true),
+        None => {
+            tx.commit().await?;
+            return Ok(None);
+        }
+    };
+    let known = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1")
+        .bind(hash_secret(&key))
+        .fetch_optional(&mut *tx)
+        .await?;
+    if known.is_some() {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let admin = sqlx::query(
+        "SELECT id FROM users WHERE tenant_id = $1 AND role = 'admin' \
+         ORDER BY CASE WHEN email = $2 THEN 0 ELSE 1 END, created_at, id",
+    )
+    .bind(&tenant_id)
+    .bind(BOOTSTRAP_ADMIN)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let user_id = match admin {
+        Some(row) => row.try_get::<String, _>(0)?,
+        None => {
+            let user_id = new_id();
             sqlx::query(
                 "INSERT INTO users (id, tenant_id, email, role, created_at) VALUES ($1, $2, $3, 'admin', $4)",
             )
@@ -134,22 +216,11 @@ pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>,
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            (tenant_id, user_id, true)
+            user_id
         }
     };
-    let (key, generated) = match api_key {
-        Some(k) => (k.to_string(), false),
-        None if fresh => (random_token("weir_"), true),
-        None => return Ok(None),
-    };
-    let known = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1")
-        .bind(hash_secret(&key))
-        .fetch_optional(pool)
-        .await?;
-    if known.is_none() {
-        insert_key(pool, &tenant_id, &user_id, "bootstrap", &key, None).await?;
-    }
+    insert_key(&mut *tx, &tenant_id, &user_id, "bootstrap", &key, None).await?;
+    tx.commit().await?;
     Ok(generated.then_some(key))
 }
 
@@ -234,6 +305,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     caller.require_platform_admin("create")?;
     check_name("tenant name", &body.name)?;
+    if let Some(display) = &body.display_name {
+        crate::text::check_text("the display name", display, crate::text::MAX_NAME, false)?;
+    }
     if let Ok(nats) = state.nats()
         && !nats.isolated()
         && !state.settings().allow_shared_nats
@@ -247,10 +321,18 @@ pub async fn create(
     }
     let q = body.quotas.unwrap_or_else(Quotas::tenant_default);
     q.check()?;
+    let admin_email = match &body.admin {
+        Some(admin) => {
+            let email = crate::users::normalize_email(&admin.email);
+            crate::users::check_email(&email)?;
+            Some(email)
+        }
+        None => None,
+    };
     let password_hash = match body.admin.as_ref().and_then(|a| a.password.clone()) {
         Some(p) => {
             crate::users::check_password(&p)?;
-            Some(hash_password(p).await?)
+            Some(hash_password(&state, p).await?)
         }
         None => None,
     };
@@ -272,7 +354,8 @@ pub async fn create(
     })?;
     quotas::save(&mut *tx, &id, &q).await?;
     let (mut admin_user_id, mut admin_api_key) = (None, None);
-    if let Some(admin) = &body.admin {
+    if let Some(email) = &admin_email {
+        crate::users::require_email_free(&mut tx, email).await?;
         let user_id = new_id();
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
@@ -280,16 +363,13 @@ pub async fn create(
         )
         .bind(&user_id)
         .bind(&id)
-        .bind(&admin.email)
+        .bind(email)
         .bind(password_hash)
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => ApiError::Conflict(format!(
-                "a user with email `{}` already exists",
-                admin.email
-            )),
+            ApiError::Conflict(_) => crate::users::email_taken(email),
             other => other,
         })?;
         let key = random_token("weir_");

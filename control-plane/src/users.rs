@@ -39,9 +39,11 @@ pub struct UserInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// Email.
+    /// Email (stored lowercase, Unicode NFKC); unique across Weir.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
-    /// Password (at least 12 characters); without one the user can only use API keys.
+    /// Password (12 characters to 1024 bytes); without one the user can only use API keys.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     /// Role name.
     pub role: String,
@@ -53,7 +55,8 @@ pub struct NewUser {
 pub struct UserPatch {
     /// New role.
     pub role: Option<String>,
-    /// New password.
+    /// New password (12 characters to 1024 bytes).
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -74,36 +77,99 @@ pub struct RoleInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
-    /// Name (lowercase letters, digits, `-`).
+    /// Name (lowercase letters, digits, `-`; 1-63).
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+    )]
     pub name: String,
-    /// Description.
+    /// Description (at most 1024 characters, no control characters but newline and tab).
     #[serde(default)]
+    #[schema(
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub description: String,
     /// `resource:action` grants; `*` allowed on either side.
     pub permissions: Vec<String>,
 }
 
-/// Refuses short passwords.
+/// Longest password in bytes (hashing is deliberately slow; longer input is refused).
+pub const MAX_PASSWORD: usize = 1024;
+
+/// Refuses short and overlong passwords.
 pub fn check_password(password: &str) -> ApiResult<()> {
     if password.chars().count() < 12 {
         return Err(ApiError::Unprocessable(
             "passwords must have at least 12 characters".into(),
         ));
     }
+    if password.len() > MAX_PASSWORD {
+        return Err(ApiError::Unprocessable(format!(
+            "passwords must have at most {MAX_PASSWORD} bytes"
+        )));
+    }
     Ok(())
 }
 
-fn check_email(email: &str) -> ApiResult<()> {
-    let ok = email.split_once('@').is_some_and(|(a, b)| {
-        !a.is_empty() && b.contains('.') && !email.contains(char::is_whitespace)
-    });
+/// The form an email is stored and compared in: trimmed, Unicode NFKC, lowercase. `NEWHIRE@X`,
+/// `newhire@x` and `ｎｅｗｈｉｒｅ@x` are one login name.
+pub fn normalize_email(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let lower = email.trim().nfkc().collect::<String>().to_lowercase();
+    lower.nfkc().collect()
+}
+
+/// Longest email (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// Checks a (normalized) email: `local@domain.tld`, at most 254 characters, no whitespace,
+/// control or bidirectional-override characters.
+pub fn check_email(email: &str) -> ApiResult<()> {
+    let ok = email.chars().count() <= MAX_EMAIL
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || crate::text::is_unsafe_char(c))
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.contains('@'));
     if ok {
         Ok(())
     } else {
         Err(ApiError::Unprocessable(format!(
-            "`{email}` is not an email address"
+            "`{}` is not an email address (local@domain.tld, at most {MAX_EMAIL} characters, no spaces or control characters)",
+            crate::text::excerpt(email)
         )))
     }
+}
+
+/// The one answer for an email that is taken, whichever tenant holds it: emails are login
+/// names across Weir, and the answer never says where (or whether in the caller's tenant).
+pub(crate) fn email_taken(email: &str) -> ApiError {
+    ApiError::Guarded {
+        code: "email_taken",
+        detail: format!(
+            "the email `{}` cannot be used for a new user: emails are login names across Weir \
+             and this one is taken; use another address",
+            crate::text::excerpt(email)
+        ),
+    }
+}
+
+/// Fails with [`email_taken`] when a user (of any tenant) has this normalized email.
+pub(crate) async fn require_email_free(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> ApiResult<()> {
+    let taken = sqlx::query("SELECT 1 FROM users WHERE lower(email) = $1")
+        .bind(email)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if taken.is_some() {
+        return Err(email_taken(email));
+    }
+    Ok(())
 }
 
 async fn check_role(state: &AppState, tenant_id: &str, role: &str) -> ApiResult<()> {
@@ -122,6 +188,70 @@ async fn check_role(state: &AppState, tenant_id: &str, role: &str) -> ApiResult<
     }
     Ok(())
 }
+
+/// Refuses unless the caller's grants cover everything `role` grants: nobody hands out, or acts
+/// on a holder of, rights it does not hold itself. The system tenant's `admin` role makes its
+/// holders platform admins, so only platform admins may give it or act on its holders.
+pub(crate) async fn require_covers(
+    state: &AppState,
+    caller: &Caller,
+    role: &str,
+    what: &str,
+) -> ApiResult<()> {
+    if role == "admin"
+        && caller.tenant_name == crate::tenants::SYSTEM_TENANT
+        && !caller.platform_admin
+    {
+        return Err(ApiError::Escalation(format!(
+            "{what}: role `admin` of the system tenant makes its holders platform admins, \
+             which your role `{}` is not; ask a platform admin",
+            caller.role
+        )));
+    }
+    let set = crate::auth::role_permissions(state, &caller.tenant_id, role).await?;
+    if let Some(missing) = caller.permissions.first_missing(&set) {
+        return Err(ApiError::Escalation(format!(
+            "{what}: role `{role}` grants `{missing}`, which your role `{}` does not hold; \
+             ask a user who holds every permission of `{role}`",
+            caller.role
+        )));
+    }
+    Ok(())
+}
+
+/// Inside a write transaction: fails with 409 `code` (and the caller rolls back) when the
+/// change just made leaves no admin of the system tenant with a working API key, so that the
+/// platform can never lock itself out.
+pub(crate) async fn ensure_platform_admin_remains(
+    tx: &mut sqlx::AnyConnection,
+    code: &'static str,
+    detail: &str,
+) -> ApiResult<()> {
+    let left: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
+         JOIN tenants t ON t.id = u.tenant_id \
+         WHERE t.is_system = 1 AND u.role = 'admin' AND k.revoked_at IS NULL \
+         AND (k.expires_at IS NULL OR k.expires_at > $1)",
+    )
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    if left == 0 {
+        return Err(ApiError::Guarded {
+            code,
+            detail: detail.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn in_system_tenant(caller: &Caller) -> bool {
+    caller.tenant_name == crate::tenants::SYSTEM_TENANT
+}
+
+const LAST_ADMIN: &str = "this is the last platform admin with a working API key: give another \
+                          user of the system tenant the `admin` role and an API key first";
 
 const USER_COLUMNS: &str = "id, email, role, password_hash, created_at, last_login_at";
 
@@ -172,33 +302,42 @@ pub async fn create(
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
     caller.require("users", "create")?;
-    check_email(&body.email)?;
+    let email = normalize_email(&body.email);
+    check_email(&email)?;
     check_role(&state, &caller.tenant_id, &body.role).await?;
+    require_covers(
+        &state,
+        &caller,
+        &body.role,
+        "you cannot create a user with more rights than yours",
+    )
+    .await?;
     let hash = match body.password {
         Some(p) => {
             check_password(&p)?;
-            Some(hash_password(p).await?)
+            Some(hash_password(&state, p).await?)
         }
         None => None,
     };
     let id = new_id();
+    let mut tx = state.db().begin().await?;
+    require_email_free(&mut tx, &email).await?;
     sqlx::query(
         "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
     .bind(&caller.tenant_id)
-    .bind(&body.email)
+    .bind(&email)
     .bind(hash)
     .bind(&body.role)
     .bind(now_ms())
-    .execute(state.db().writer())
+    .execute(&mut *tx)
     .await
     .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => {
-            ApiError::Conflict(format!("a user with email `{}` already exists", body.email))
-        }
+        ApiError::Conflict(_) => email_taken(&email),
         other => other,
     })?;
+    tx.commit().await?;
     let user = find(&state, &caller, &id).await?;
     Ok(AuditNote {
         resource: Some(format!("/api/v1/users/{id}")),
@@ -233,23 +372,49 @@ pub async fn update(
 ) -> ApiResult<Response> {
     caller.require("users", "update")?;
     let before = find(&state, &caller, &id).await?;
-    let mut changes = Vec::new();
+    require_covers(
+        &state,
+        &caller,
+        &before.role,
+        "you cannot change a user with more rights than yours",
+    )
+    .await?;
     if let Some(role) = &body.role {
         check_role(&state, &caller.tenant_id, role).await?;
+        require_covers(
+            &state,
+            &caller,
+            role,
+            "you cannot give a role with more rights than yours",
+        )
+        .await?;
+    }
+    let hash = match body.password {
+        Some(password) => {
+            check_password(&password)?;
+            Some(hash_password(&state, password).await?)
+        }
+        None => None,
+    };
+    let mut changes = Vec::new();
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    if let Some(role) = &body.role {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(role)
             .bind(&id)
-            .execute(state.db().writer())
+            .execute(&mut *tx)
             .await?;
         changes.push(format!("- role {}\n+ role {role}", before.role));
+        if in_system_tenant(&caller) && before.role == "admin" && role != "admin" {
+            ensure_platform_admin_remains(&mut tx, "last_platform_admin", LAST_ADMIN).await?;
+        }
     }
-    if let Some(password) = body.password {
-        check_password(&password)?;
-        let hash = hash_password(password).await?;
+    if let Some(hash) = hash {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(&id)
-            .execute(state.db().writer())
+            .execute(&mut *tx)
             .await?;
         // A new password ends every login session of the user.
         sqlx::query(
@@ -257,10 +422,11 @@ pub async fn update(
         )
         .bind(now_ms())
         .bind(&id)
-        .execute(state.db().writer())
+        .execute(&mut *tx)
         .await?;
         changes.push("~ password changed".into());
     }
+    tx.commit().await?;
     let after = find(&state, &caller, &id).await?;
     Ok(AuditNote::diff(changes.join("\n")).attach(Json(after)))
 }
@@ -280,13 +446,24 @@ pub async fn delete(
     if user.id == caller.user_id {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
     }
+    require_covers(
+        &state,
+        &caller,
+        &user.role,
+        "you cannot delete a user with more rights than yours",
+    )
+    .await?;
     let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     for sql in [
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM api_keys WHERE user_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {
         sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+    }
+    if in_system_tenant(&caller) && user.role == "admin" {
+        ensure_platform_admin_remains(&mut tx, "last_platform_admin", LAST_ADMIN).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -342,6 +519,12 @@ pub async fn create_role(
 ) -> ApiResult<Response> {
     caller.require("roles", "create")?;
     crate::tenants::check_name("role name", &body.name)?;
+    crate::text::check_text(
+        "the role description",
+        &body.description,
+        crate::text::MAX_DESCRIPTION,
+        true,
+    )?;
     if rbac::builtin(&body.name).is_some() {
         return Err(ApiError::Conflict(format!(
             "`{}` is a built-in role",
@@ -349,6 +532,13 @@ pub async fn create_role(
         )));
     }
     let set = PermissionSet::parse(&body.permissions).map_err(ApiError::Unprocessable)?;
+    if let Some(missing) = caller.permissions.first_missing(&set) {
+        return Err(ApiError::Escalation(format!(
+            "you cannot define a role with more rights than yours: `{missing}` is not granted \
+             by your role `{}`",
+            caller.role
+        )));
+    }
     let permissions = set.to_strings();
     sqlx::query(
         "INSERT INTO roles (id, tenant_id, name, description, permissions, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

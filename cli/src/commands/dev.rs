@@ -406,25 +406,27 @@ fn dev_api_key(data_dir: &Path) -> Result<String> {
     let path = data_dir.join("dev-api-key");
     if let Ok(key) = std::fs::read_to_string(&path) {
         let key = key.trim().to_string();
-        if !key.is_empty() {
+        // A key saved by an older `weir dev` that is weaker than the rules is replaced.
+        if weir_control_plane::tenants::check_bootstrap_key(&key).is_ok() {
             return Ok(key);
         }
     }
-    let mut bytes = [0u8; 16];
-    use std::io::Read as _;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for a new API key")?;
-    let key = format!(
-        "weir_dev_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    std::fs::write(&path, &key).with_context(|| format!("saving {}", path.display()))?;
+    let key = weir_control_plane::auth::random_token("weir_");
+    // Created readable by the owner only, never briefly world-readable.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        // An older file keeps its mode on truncation: tighten it too.
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
+    use std::io::Write as _;
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(key.as_bytes()))
+        .with_context(|| format!("saving {}", path.display()))?;
     Ok(key)
 }
 

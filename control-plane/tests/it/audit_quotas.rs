@@ -274,6 +274,7 @@ async fn every_mutation_is_audited_and_exportable() {
         csv.text
             .contains(",viewer@weir.test,pipelines.delete,/api/v1/pipelines/p,denied,403,")
     );
-    // Multi-line diffs are quoted, so the CSV has one record per event.
-    assert!(csv.text.contains(",\"---"));
+    // Multi-line diffs are quoted, so the CSV has one record per event; a leading `-` (as
+    // any formula character) gets a `'` so that spreadsheets do not evaluate it.
+    assert!(csv.text.contains(",\"'---"));
 }

@@ -457,7 +457,7 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
             Method::DELETE,
             "/api/v1/nats/kv/{bucket}/keys/{key}",
             s(&format!("/api/v1/nats/kv/acme_b1/keys/gone-{n}")),
-            Perm("kv", "update"),
+            Perm("kv", "delete"),
             Body::None,
         ),
         e(

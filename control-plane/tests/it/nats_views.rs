@@ -258,10 +258,10 @@ async fn message_by_start_time_on_a_work_queue_stream() {
         &key,
     )
     .await
-    .problem(400, "bad_query");
+    .problem(422, "invalid_value");
     t.get("/api/v1/nats/streams/JOBS/messages", &key)
         .await
-        .problem(400, "bad_query");
+        .problem(422, "invalid_value");
     // Another tenant: 404.
     t.get(&at(between), &beta).await.problem(404, "not_found");
 }

@@ -130,3 +130,42 @@ async fn console_copy_of_the_document_is_current() {
         path.display()
     );
 }
+
+/// Every operation states its errors as `application/problem+json`: 400, 401 and 403 where
+/// credentials are needed, and a `default` problem; no error is documented as plain JSON.
+#[tokio::test]
+async fn every_operation_documents_its_problems() {
+    let t = TestApp::sqlite().await;
+    let doc = t
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .json();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let public = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|r| r.as_object().unwrap().is_empty()));
+            let mut needed = vec!["400", "default"];
+            if !public {
+                needed.extend(["401", "403"]);
+            }
+            for status in needed {
+                assert!(
+                    responses[status]["content"]["application/problem+json"].is_object(),
+                    "{method} {path}: no problem+json {status}"
+                );
+            }
+            for (status, r) in responses {
+                let json = &r["content"]["application/json"]["schema"]["$ref"];
+                assert!(
+                    !json.as_str().is_some_and(|s| s.ends_with("/Problem")),
+                    "{method} {path}: {status} documented as application/json"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked} operations");
+}

@@ -11,7 +11,7 @@ use weir_control_plane::{AppState, Db, Settings, app, tenants};
 use weir_testkit::nats::NatsServer;
 use weir_testkit::postgres::PostgresServer;
 
-pub const ADMIN_KEY: &str = "weir_test-bootstrap-admin-key-0123456789abcdef";
+pub const ADMIN_KEY: &str = "weir_test-bootstrap-admin-key-0123456789abcdefGHIJ";
 
 /// A pipeline that passes the format's checker.
 pub fn pipeline_yaml(name: &str, filter: &str, parallelism: u32) -> String {
@@ -105,6 +105,18 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = Db::sqlite_url(&dir.path().join("weir.db"));
         Self::open(&url, dir, None, tune).await
+    }
+
+    /// A test client over a state opened elsewhere (e.g. by `weir_control_plane::prepare`).
+    pub fn over(state: AppState) -> TestApp {
+        TestApp {
+            app: app(state.clone()),
+            state,
+            nats: None,
+            _dir: tempfile::tempdir().unwrap(),
+            _pg: None,
+            _nats_server: None,
+        }
     }
 
     /// A control plane on SQLite connected to a fresh real nats-server.

@@ -8,6 +8,8 @@ export function Audit() {
   const [applied, setApplied] = useState(filter);
   const q = Object.fromEntries(Object.entries(applied).filter(([, v]) => v));
   const page = useLoad(() => api.GET('/api/v1/audit', { params: { query: { ...q, limit: 200 } } }), [JSON.stringify(applied)]);
+  // JSON is asked for; the operation's CSV and JSON-lines forms are typed as strings.
+  const events = page.data && typeof page.data === 'object' ? page.data.items : [];
   return (
     <div>
       <h1>Audit log</h1>
@@ -20,9 +22,9 @@ export function Audit() {
         </button>
         <button
           type="button"
-          disabled={!page.data?.items.length}
+          disabled={!events.length}
           onClick={() => {
-            const blob = new Blob([JSON.stringify(page.data?.items ?? [], null, 2)], { type: 'application/json' });
+            const blob = new Blob([JSON.stringify(events, null, 2)], { type: 'application/json' });
             const a = document.createElement('a');
             a.href = URL.createObjectURL(blob);
             a.download = 'weir-audit.json';
@@ -46,7 +48,7 @@ export function Audit() {
           </tr>
         </thead>
         <tbody>
-          {(page.data?.items ?? []).map((e) => (
+          {events.map((e) => (
             <tr key={e.id}>
               <td className="small">{e.at}</td>
               <td>{e.actor}</td>
