@@ -556,13 +556,31 @@ async fn tenant_statuses(
     }
     names.extend(extra);
     let now = now_ms();
-    Ok(names
+    let mut statuses: Vec<PipelineStatus> = names
         .into_iter()
         .map(|name| {
             let d = deployed.remove(&name);
             aggregate(state.rates(), &caller.tenant_name, &name, d, &hbs, now)
         })
-        .collect())
+        .collect();
+    // A paused pipeline has no worker polling its consumer: its backlog is asked of NATS, as
+    // `GET …/status` does (only for paused ones, to keep each refresh cheap).
+    for s in &mut statuses {
+        let Some(d) = s.deployment.as_ref().filter(|d| d.state == "paused") else {
+            continue;
+        };
+        let version = d.version;
+        let Ok(p) = find(state, &caller.tenant_id, &s.pipeline).await else {
+            continue;
+        };
+        if let Some((pending, ack_pending)) =
+            consumer_backlog(state, caller, &p.id, &s.pipeline, version).await
+        {
+            s.lag = Some(pending);
+            s.ack_pending = Some(ack_pending);
+        }
+    }
+    Ok(statuses)
 }
 
 /// How often the status stream re-checks the credential it was opened with.

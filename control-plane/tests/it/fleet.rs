@@ -756,6 +756,17 @@ async fn a_paused_pipelines_lag_is_read_from_nats() {
     assert_eq!(s["health"], "paused", "{s}");
     assert_eq!(s["lag"], 50, "{s}");
     assert_eq!(s["ack_pending"], 0, "{s}");
+    // The live status stream (the console's) says the same.
+    let req = Request::get("/api/v1/status/stream")
+        .header(header::AUTHORIZATION, format!("Bearer {viewer}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = t.app.clone().oneshot(req).await.unwrap();
+    let mut events = res.into_body().into_data_stream();
+    let mut buffer = String::new();
+    let live = next_event(&mut events, &mut buffer, |v| v["pipeline"] == "orders").await;
+    assert_eq!(live["health"], "paused", "{live}");
+    assert_eq!(live["lag"], 50, "{live}");
     t.get("/api/v1/pipelines/orders/status", &beta)
         .await
         .problem(404, "not_found");
