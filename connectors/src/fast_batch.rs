@@ -31,9 +31,10 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{OnceCell, mpsc};
 
+use crate::PublishFailure;
 use crate::error::JS_MESSAGE_EXCEEDS_MAXIMUM;
 use crate::stream_routes::StreamRoutes;
-use crate::{FailureClass, PublishFailure};
+use weir_pipelines::FailureKind;
 
 /// Most messages in one fast batch (the server's limit for a batch).
 pub const MAX_BATCH: usize = 1000;
@@ -172,7 +173,7 @@ impl FastBatches {
                     .subscribe(format!("{}.>", self.prefix))
                     .await
                     .map_err(|err| PublishFailure {
-                        class: FailureClass::Transient,
+                        kind: FailureKind::Transient,
                         reason: format!("cannot subscribe to the batch inbox: {err}"),
                     })?;
                 let waiting: Waiting = Arc::default();
@@ -414,7 +415,7 @@ impl<'a> BatchState<'a> {
             .into_iter()
             .map(|own| {
                 Some(Err(own.unwrap_or_else(|| PublishFailure {
-                    class: FailureClass::Transient,
+                    kind: FailureKind::Transient,
                     reason: reason.clone(),
                 })))
             })
@@ -432,10 +433,10 @@ pub struct Declined;
 /// Classifies the error the server gave one message of a batch.
 fn failure(stream: &str, error: &ApiError) -> PublishFailure {
     PublishFailure {
-        class: if error.err_code == JS_MESSAGE_EXCEEDS_MAXIMUM {
-            FailureClass::Data
+        kind: if error.err_code == JS_MESSAGE_EXCEEDS_MAXIMUM {
+            FailureKind::Publish
         } else {
-            FailureClass::Transient
+            FailureKind::Transient
         },
         reason: format!(
             "stream {stream} refused the message: {} (error {})",
