@@ -385,3 +385,61 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         "unknown panic payload".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(node: &str, header: &str) -> OutputMessage {
+        OutputMessage {
+            node: node.into(),
+            subject: format!("out.{node}"),
+            headers: vec![(header.into(), "v".into())],
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn outputs_get_ids_per_input_and_a_bad_header_withholds_all_of_them() {
+        let ids = MsgIdPolicy::PerInput {
+            pipeline: "p".into(),
+        };
+        let input = InputMessage {
+            stream: "IN".into(),
+            seq: 7,
+            ..Default::default()
+        };
+        let (mut outbound, mut nodes) = (Vec::new(), Vec::new());
+        let ok = add_outputs(
+            &ids,
+            &input,
+            vec![output("a", "X-A"), output("b", "X-B")],
+            (&mut outbound, &mut nodes),
+        );
+        assert_eq!(ok, Disposition::Publish(vec![0, 1]));
+        let msg_ids: Vec<_> = outbound.iter().map(|o| o.msg_id.as_str()).collect();
+        assert_eq!(msg_ids, ["p:IN:7:0", "p:IN:7:1"]);
+        assert_eq!(nodes, ["a", "b"]);
+
+        let bad = add_outputs(
+            &ids,
+            &input,
+            vec![output("c", "X-C"), output("d", "bad name")],
+            (&mut outbound, &mut nodes),
+        );
+        let Disposition::DeadLetter(error) = bad else {
+            panic!("not dead-lettered: {bad:?}")
+        };
+        assert_eq!(
+            (error.kind, error.node.as_str()),
+            (FailureKind::Template, "d")
+        );
+        assert!(error.message.contains("bad name"), "{}", error.message);
+        assert_eq!(
+            outbound.len(),
+            2,
+            "the first output of the failed input is withheld"
+        );
+        assert_eq!(nodes.len(), 2);
+    }
+}
