@@ -7,9 +7,11 @@ use std::time::SystemTime;
 use async_nats::jetstream;
 use bytes::Bytes;
 use weir_pipelines::PipelineResource;
+use weir_pipelines::message::{InputMessage, MessageError};
 
 use crate::sink::{Outbound, headers_from_pairs, is_server_header};
-use crate::{FailureClass, JetStreamSink, PublishFailure};
+use crate::{JetStreamSink, PublishFailure};
+use weir_pipelines::FailureKind;
 
 /// Default DLQ stream name.
 pub const DEFAULT_DLQ_STREAM: &str = "DLQ";
@@ -18,7 +20,8 @@ pub const DEFAULT_DLQ_SUBJECTS: &str = "dlq.>";
 
 /// Header names a dead letter carries.
 pub mod headers {
-    /// Error kind: `decode`, `expression`, `template`, `shape`, `size`, `publish`, `transient`.
+    /// Error kind: `decode`, `expression`, `template`, `shape`, `size`, `quota`, `publish`,
+    /// `transient`, `internal` (the names of `weir_pipelines::FailureKind`).
     pub const ERROR_KIND: &str = "Weir-Error-Kind";
     /// Human message.
     pub const ERROR: &str = "Weir-Error";
@@ -95,7 +98,7 @@ pub struct DeadLetter {
     /// The input's payload.
     pub payload: Bytes,
     /// Error kind (see [`headers::ERROR_KIND`]).
-    pub kind: String,
+    pub kind: FailureKind,
     /// What went wrong.
     pub error: String,
     /// Pipeline name.
@@ -111,6 +114,23 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// The dead letter of `input` of `pipeline`, which failed with `error` after `attempts`
+    /// deliveries.
+    pub fn of(pipeline: &str, input: &InputMessage, error: &MessageError, attempts: u64) -> Self {
+        DeadLetter {
+            subject: input.subject.clone(),
+            headers: input.headers.clone(),
+            payload: input.payload.clone(),
+            kind: error.kind,
+            error: error.message.clone(),
+            pipeline: pipeline.to_string(),
+            node: error.node.clone(),
+            source_stream: input.stream.clone(),
+            source_seq: input.seq,
+            attempts,
+        }
+    }
+
     /// The dead letter's deterministic id: one per input, so a redelivered input is never
     /// dead-lettered twice.
     pub fn msg_id(&self) -> String {
@@ -121,18 +141,37 @@ impl DeadLetter {
     }
 }
 
+/// One input that failed for good: the input, where and why, and its deliveries so far.
+#[derive(Debug, Clone, Copy)]
+pub struct Failed<'a> {
+    /// The input as the source delivered it.
+    pub input: &'a InputMessage,
+    /// Where and why it failed.
+    pub error: &'a MessageError,
+    /// Deliveries so far.
+    pub attempts: u64,
+}
+
 /// Publishes dead letters to one pipeline's DLQ subject.
 #[derive(Clone)]
 pub struct DeadLetterPublisher {
+    pipeline: String,
     sink: JetStreamSink,
     target: DlqTarget,
     max_payload: usize,
 }
 
 impl DeadLetterPublisher {
-    /// A publisher to `target`; `max_payload` is the server's limit (payload plus headers).
-    pub fn new(js: jetstream::Context, target: DlqTarget, max_payload: usize) -> Self {
+    /// A publisher of `pipeline`'s dead letters to `target`; `max_payload` is the server's
+    /// limit (payload plus headers).
+    pub fn new(
+        js: jetstream::Context,
+        pipeline: &str,
+        target: DlqTarget,
+        max_payload: usize,
+    ) -> Self {
         DeadLetterPublisher {
+            pipeline: pipeline.to_string(),
             sink: JetStreamSink::new(js, 256),
             target,
             max_payload,
@@ -156,7 +195,7 @@ impl DeadLetterPublisher {
         }
         let failed_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         pairs.extend([
-            (headers::ERROR_KIND.into(), letter.kind.clone()),
+            (headers::ERROR_KIND.into(), letter.kind.as_str().into()),
             (headers::ERROR.into(), one_line(&letter.error)),
             (headers::PIPELINE.into(), letter.pipeline.clone()),
             (headers::NODE.into(), letter.node.clone()),
@@ -204,12 +243,22 @@ impl DeadLetterPublisher {
         }
     }
 
-    /// Publishes the dead letters; one result per letter, in order.
-    pub async fn publish(&self, letters: &[DeadLetter]) -> Vec<Result<(), PublishFailure>> {
-        if letters.is_empty() {
+    /// Publishes the dead letters of `failed`; one result per input, in order.
+    pub async fn publish(&self, failed: &[Failed<'_>]) -> Vec<Result<(), PublishFailure>> {
+        if failed.is_empty() {
             return Vec::new();
         }
-        let outbound: Vec<Outbound> = letters.iter().map(|l| self.outbound(l)).collect();
+        let outbound: Vec<Outbound> = failed
+            .iter()
+            .map(|f| {
+                self.outbound(&DeadLetter::of(
+                    &self.pipeline,
+                    f.input,
+                    f.error,
+                    f.attempts,
+                ))
+            })
+            .collect();
         self.sink
             .publish_all(&outbound)
             .await
@@ -217,7 +266,7 @@ impl DeadLetterPublisher {
             .map(|r| {
                 r.map(|_| ()).map_err(|f| PublishFailure {
                     // A DLQ that refuses a letter is never the letter's fault for retries.
-                    class: FailureClass::Transient,
+                    kind: FailureKind::Transient,
                     reason: format!("dead letter not stored: {}", f.reason),
                 })
             })

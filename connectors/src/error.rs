@@ -1,24 +1,16 @@
 //! Connector errors, and the one decision the runtime needs from them: is a failure about
-//! the data (dead-letter it now, a retry cannot help) or transient (retry with backoff)?
+//! the data (`FailureKind::Publish`: dead-letter it now, a retry cannot help) or transient
+//! (`FailureKind::Transient`: retry with backoff)?
 
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
-
-/// Whether retrying can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// The message itself cannot be published (too large for the stream, invalid subject):
-    /// it goes to the dead-letter queue at once.
-    Data,
-    /// The destination is unavailable for now (timeout, no stream for the subject, stream
-    /// full with `discard: new`): retry with backoff, then dead-letter after `max_attempts`.
-    Transient,
-}
+use weir_pipelines::FailureKind;
 
 /// Why one publish did not get its PubAck.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishFailure {
-    /// Data or transient.
-    pub class: FailureClass,
+    /// `Publish` (the message itself was refused; also `Template` for a header NATS cannot
+    /// carry) or `Transient` (the destination is unavailable for now).
+    pub kind: FailureKind,
     /// What went wrong, for logs and the `Weir-Error` header.
     pub reason: String,
 }
@@ -29,13 +21,13 @@ pub(crate) const JS_MESSAGE_EXCEEDS_MAXIMUM: u64 = 10054;
 impl PublishFailure {
     /// Classifies an async-nats publish error for `subject`.
     pub fn from_publish_error(subject: &str, err: &PublishError) -> Self {
-        let class = match err.kind() {
-            PublishErrorKind::MaxPayloadExceeded => FailureClass::Data,
+        let kind = match err.kind() {
+            PublishErrorKind::MaxPayloadExceeded => FailureKind::Publish,
             PublishErrorKind::Other => match js_error_code(err) {
-                Some(JS_MESSAGE_EXCEEDS_MAXIMUM) => FailureClass::Data,
-                _ => FailureClass::Transient,
+                Some(JS_MESSAGE_EXCEEDS_MAXIMUM) => FailureKind::Publish,
+                _ => FailureKind::Transient,
             },
-            _ => FailureClass::Transient,
+            _ => FailureKind::Transient,
         };
         let detail = match std::error::Error::source(err) {
             Some(source) => format!("{err}: {source}"),
@@ -48,7 +40,7 @@ impl PublishFailure {
             _ => "",
         };
         PublishFailure {
-            class,
+            kind,
             reason: format!("publish to {subject:?} failed: {detail}{hint}"),
         }
     }

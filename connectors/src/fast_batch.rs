@@ -31,9 +31,10 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{OnceCell, mpsc};
 
+use crate::PublishFailure;
 use crate::error::JS_MESSAGE_EXCEEDS_MAXIMUM;
 use crate::stream_routes::StreamRoutes;
-use crate::{FailureClass, PublishFailure};
+use weir_pipelines::FailureKind;
 
 /// Most messages in one fast batch (the server's limit for a batch).
 pub const MAX_BATCH: usize = 1000;
@@ -172,7 +173,7 @@ impl FastBatches {
                     .subscribe(format!("{}.>", self.prefix))
                     .await
                     .map_err(|err| PublishFailure {
-                        class: FailureClass::Transient,
+                        kind: FailureKind::Transient,
                         reason: format!("cannot subscribe to the batch inbox: {err}"),
                     })?;
                 let waiting: Waiting = Arc::default();
@@ -234,12 +235,25 @@ impl FastBatches {
             waiting: &inbox.waiting,
             id: &id,
         };
-        let mut state = BatchState::new(stream, count);
-        let client = self.js.client();
+        let state = BatchState::new(stream, count);
         // Ask for flow acks only at the end: the batch is bounded by the sink's window. The
         // gap mode must stay "fail": only then does the server end the batch at the first
         // message it did not store, which is what makes its PubAck count exact.
         let reply_prefix = format!("{}.{id}.{count}.fail.", self.prefix);
+        if let Err(reason) = self.send(&reply_prefix, messages).await {
+            return Ok(state.failed(reason));
+        }
+        self.await_replies(stream, count, &mut replies, state).await
+    }
+
+    /// Sends the messages of a batch, each with its reply subject (`<prefix><seq>.<op>.$FI`).
+    async fn send(
+        &self,
+        reply_prefix: &str,
+        messages: Vec<BatchMessage<'_>>,
+    ) -> Result<(), String> {
+        let count = messages.len();
+        let client = self.js.client();
         for (index, message) in messages.into_iter().enumerate() {
             let seq = index + 1;
             let op = if seq == count {
@@ -255,10 +269,20 @@ impl FastBatches {
                 .publish_with_reply_and_headers(subject, reply, message.headers, message.payload)
                 .await
             {
-                return Ok(state.failed(format!("publish to {:?} failed: {err}", message.subject)));
+                return Err(format!("publish to {:?} failed: {err}", message.subject));
             }
         }
+        Ok(())
+    }
 
+    /// Waits for the server's answers to a batch of `count` messages to `stream`.
+    async fn await_replies(
+        &self,
+        stream: &str,
+        count: usize,
+        replies: &mut mpsc::UnboundedReceiver<Reply>,
+        mut state: BatchState<'_>,
+    ) -> BatchOutcome {
         // A batch ends at its first refused message: the server then sends the PubAck at
         // once, on whichever message's subject, with the number of messages stored (duplicates
         // included), and drops the rest. So messages 1..=count are stored unless they have
@@ -300,48 +324,66 @@ impl FastBatches {
                 }) if kind == "err" => state.refused(seq, &error),
                 // Flow acks, and gaps (the PubAck that follows counts what was stored).
                 Ok(ReplyBody::Flow { .. }) => {}
-                Ok(ReplyBody::Error { error }) => match error.err_code {
-                    JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES => {
-                        if error.err_code == JS_BATCH_NOT_ENABLED {
-                            self.routes.disable(stream);
-                        }
-                        tracing::debug!(
-                            stream,
-                            code = error.err_code,
-                            "fast batch declined: {}",
-                            error.description
-                        );
-                        return Err(Declined);
+                Ok(ReplyBody::Error { error }) => {
+                    match self.batch_error(stream, count, reply.seq, &error, &mut state) {
+                        None => {}
+                        Some(Ok(())) => return Ok(state.ended(0)),
+                        Some(Err(declined)) => return Err(declined),
                     }
-                    JS_BAD_BATCH_PATTERN | JS_BAD_BATCH_ID => {
-                        // Our reply subjects or ids are wrong for this server: a bug here.
-                        tracing::error!(
-                            stream,
-                            code = error.err_code,
-                            "fast batch refused: {}; publishing one by one",
-                            error.description
-                        );
-                        self.pause();
-                        return Err(Declined);
-                    }
-                    // The batch is over on the server (it ended, or never started because
-                    // its first message was refused): later messages were never judged.
-                    JS_UNKNOWN_BATCH => return Ok(state.ended(0)),
-                    _ => {
-                        state.refused(reply.seq, &error);
-                        // A refused commit gets no PubAck: what came before it may or may not
-                        // be stored. Published again one by one, it is stored or found to be
-                        // a duplicate.
-                        if reply.seq as usize >= count {
-                            return Ok(state.ended(0));
-                        }
-                    }
-                },
+                }
                 Err(err) => {
                     return Ok(state.failed(format!(
                         "unreadable reply to a batch to stream {stream}: {err}"
                     )));
                 }
+            }
+        }
+    }
+
+    /// What an error reply to message `seq` of a batch means: `None` when the batch goes on
+    /// (the error is noted in `state`), `Some(Ok(()))` when it ended with nothing more
+    /// stored, `Some(Err(Declined))` when the server did not take it.
+    fn batch_error(
+        &self,
+        stream: &str,
+        count: usize,
+        seq: u64,
+        error: &ApiError,
+        state: &mut BatchState<'_>,
+    ) -> Option<Result<(), Declined>> {
+        match error.err_code {
+            JS_BATCH_NOT_ENABLED | JS_TOO_MANY_BATCHES => {
+                if error.err_code == JS_BATCH_NOT_ENABLED {
+                    self.routes.disable(stream);
+                }
+                tracing::debug!(
+                    stream,
+                    code = error.err_code,
+                    "fast batch declined: {}",
+                    error.description
+                );
+                Some(Err(Declined))
+            }
+            JS_BAD_BATCH_PATTERN | JS_BAD_BATCH_ID => {
+                // Our reply subjects or ids are wrong for this server: a bug here.
+                tracing::error!(
+                    stream,
+                    code = error.err_code,
+                    "fast batch refused: {}; publishing one by one",
+                    error.description
+                );
+                self.pause();
+                Some(Err(Declined))
+            }
+            // The batch is over on the server (it ended, or never started because
+            // its first message was refused): later messages were never judged.
+            JS_UNKNOWN_BATCH => Some(Ok(())),
+            _ => {
+                state.refused(seq, error);
+                // A refused commit gets no PubAck: what came before it may or may not
+                // be stored. Published again one by one, it is stored or found to be
+                // a duplicate.
+                (seq as usize >= count).then_some(Ok(()))
             }
         }
     }
@@ -414,7 +456,7 @@ impl<'a> BatchState<'a> {
             .into_iter()
             .map(|own| {
                 Some(Err(own.unwrap_or_else(|| PublishFailure {
-                    class: FailureClass::Transient,
+                    kind: FailureKind::Transient,
                     reason: reason.clone(),
                 })))
             })
@@ -432,10 +474,10 @@ pub struct Declined;
 /// Classifies the error the server gave one message of a batch.
 fn failure(stream: &str, error: &ApiError) -> PublishFailure {
     PublishFailure {
-        class: if error.err_code == JS_MESSAGE_EXCEEDS_MAXIMUM {
-            FailureClass::Data
+        kind: if error.err_code == JS_MESSAGE_EXCEEDS_MAXIMUM {
+            FailureKind::Publish
         } else {
-            FailureClass::Transient
+            FailureKind::Transient
         },
         reason: format!(
             "stream {stream} refused the message: {} (error {})",

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod dead_letter;
+pub mod delivery;
 pub mod error;
 pub mod fast_batch;
 pub mod fleet;
@@ -14,11 +15,13 @@ pub mod stream_routes;
 pub mod streams;
 pub mod units;
 
-pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqTarget};
-pub use error::{ConnectorError, FailureClass, PublishFailure};
-pub use sink::{JetStreamSink, Outbound};
+pub use dead_letter::{DeadLetter, DeadLetterPublisher, DlqTarget, Failed};
+pub use delivery::{AckHandle, Delivery, Settle};
+pub use error::{ConnectorError, PublishFailure};
+pub use sink::{JetStreamSink, MsgIdPolicy, Outbound};
 pub use source::{PullSource, SourceSettings};
 pub use streams::{ensure_dlq_stream, ensure_stream, stream_capturing, stream_config};
+pub use weir_pipelines::FailureKind;
 
 /// Connects to NATS the way every Weir process does: reconnects forever, retries the first
 /// connection, and names the connection so that it can be told apart in server monitoring.

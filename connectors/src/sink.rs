@@ -15,8 +15,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 
+use crate::PublishFailure;
 use crate::fast_batch::{BatchMessage, BatchOutcome, Declined, FastBatches, MAX_BATCH};
-use crate::{FailureClass, PublishFailure};
+use weir_pipelines::FailureKind;
+use weir_pipelines::message::{InputMessage, OutputMessage};
 
 /// The header that carries an output's deduplication id.
 const NATS_MSG_ID: &str = "Nats-Msg-Id";
@@ -34,6 +36,49 @@ pub struct Outbound {
     pub msg_id: String,
 }
 
+/// How outputs get their `Nats-Msg-Id`: deterministic, so that a redelivered input never
+/// duplicates its outputs in the destination stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsgIdPolicy {
+    /// `<pipeline>:<source stream>:<source seq>:<output index>`: one id per output of an input.
+    PerInput {
+        /// Pipeline name.
+        pipeline: String,
+    },
+}
+
+impl MsgIdPolicy {
+    /// The id of output `k` of `input`.
+    pub fn msg_id(&self, input: &InputMessage, k: usize) -> String {
+        match self {
+            MsgIdPolicy::PerInput { pipeline } => {
+                format!("{pipeline}:{}:{}:{k}", input.stream, input.seq)
+            }
+        }
+    }
+}
+
+impl Outbound {
+    /// The wire message for output `k` of `input`: its headers as NATS headers (leaving out
+    /// `Nats-*` ones) and its id from `ids`. A header NATS cannot carry is a `Template`
+    /// failure of the output's node.
+    pub fn from_output(
+        ids: &MsgIdPolicy,
+        input: &InputMessage,
+        k: usize,
+        output: OutputMessage,
+    ) -> Result<Self, PublishFailure> {
+        let headers =
+            headers_from_pairs(output.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+        Ok(Outbound {
+            subject: output.subject,
+            headers,
+            payload: output.payload,
+            msg_id: ids.msg_id(input, k),
+        })
+    }
+}
+
 /// Builds a header map from name/value pairs, leaving out `Nats-*` headers (they steer the
 /// server: expected sequences, message ids, rollups, and must not leak from an input into an
 /// output). A name or value NATS cannot carry is a data failure.
@@ -46,11 +91,11 @@ pub fn headers_from_pairs<'a>(
             continue;
         }
         let header_name = HeaderName::from_str(name).map_err(|_| PublishFailure {
-            class: FailureClass::Data,
+            kind: FailureKind::Template,
             reason: format!("header name {name:?} cannot be sent over NATS"),
         })?;
         let header_value = HeaderValue::from_str(value).map_err(|_| PublishFailure {
-            class: FailureClass::Data,
+            kind: FailureKind::Template,
             reason: format!("header {name:?} has a value with a line break: {value:?}"),
         })?;
         map.append(header_name, header_value);

@@ -11,6 +11,7 @@ use weir_pipelines::PipelineResource;
 use weir_pipelines::plan::{Deliver, ValidatedPipeline};
 
 use crate::ConnectorError;
+use crate::delivery::Delivery;
 
 /// Default messages per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
@@ -142,10 +143,7 @@ impl PullSource {
     /// takes what has already arrived, then, if the last batch was full, waits up to
     /// `max_wait` for the batch to fill to `batch_size`. Errors are transient: the
     /// pull subscription is dropped and re-opened on the next call.
-    pub async fn next_batch(
-        &mut self,
-        idle: Duration,
-    ) -> Result<Vec<jetstream::Message>, ConnectorError> {
+    pub async fn next_batch(&mut self, idle: Duration) -> Result<Vec<Delivery>, ConnectorError> {
         let batch_size = self.settings.batch_size;
         if self.messages.is_none() {
             let stream = self
@@ -166,7 +164,7 @@ impl PullSource {
             Ok(item) => item,
         };
         match first {
-            Some(Ok(message)) => batch.push(message),
+            Some(Ok(message)) => push(&self.settings.durable, &mut batch, message),
             Some(Err(err)) => return Err(self.stream_failed(err)),
             None => {
                 self.messages = None;
@@ -189,7 +187,7 @@ impl PullSource {
                 },
             };
             match item {
-                Some(Ok(message)) => batch.push(message),
+                Some(Ok(message)) => push(&self.settings.durable, &mut batch, message),
                 Some(Err(err)) => {
                     tracing::warn!(consumer = %self.settings.durable, error = %err, "pull error; keeping the partial batch");
                     self.drop_stream_if_fatal(&err);
@@ -271,4 +269,16 @@ async fn open_consumer(
         .get_or_create_consumer(&settings.durable, settings.consumer_config())
         .await
         .map_err(|err| fail(err.to_string()))
+}
+
+/// Adds a fetched message to the batch as a delivery; one without JetStream metadata cannot
+/// be acked and is skipped.
+fn push(durable: &str, batch: &mut Vec<Delivery>, message: jetstream::Message) {
+    let subject = message.subject.clone();
+    match Delivery::from_message(message) {
+        Some(delivery) => batch.push(delivery),
+        None => {
+            tracing::error!(consumer = %durable, %subject, "message without JetStream metadata; cannot ack it, skipping")
+        }
+    }
 }

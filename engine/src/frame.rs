@@ -3,7 +3,7 @@
 
 use crate::columns::{Catalog, ColumnSource, timestamp_type};
 use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract, kind_groups};
-use crate::message::{ErrorKind, InputMessage, MessageError, OutputMessage};
+use crate::message::{FailureKind, InputMessage, MessageError, OutputMessage};
 use crate::payload::{Edit, apply};
 use arrow::array::{
     Array, ArrayRef, BooleanArray, StringBuilder, TimestampMicrosecondArray, UInt64Array,
@@ -56,7 +56,7 @@ impl Row {
             .and_then(|(a, b)| spans.get(a as usize..b as usize));
         apply(base, &self.edits, fields).map_err(|message| MessageError {
             node: self.edited_by.as_deref().unwrap_or("source").to_string(),
-            kind: ErrorKind::Shape,
+            kind: FailureKind::Shape,
             message,
         })
     }
@@ -168,7 +168,7 @@ pub(crate) struct BatchContext<'a> {
 
 impl BatchContext<'_> {
     /// Records an error for the input of `row` (the first one wins).
-    pub(crate) fn fail(&mut self, row: &Row, node: &str, kind: ErrorKind, message: String) {
+    pub(crate) fn fail(&mut self, row: &Row, node: &str, kind: FailureKind, message: String) {
         let slot = &mut self.errors[row.input as usize];
         if slot.is_none() {
             *slot = Some(MessageError {
@@ -245,7 +245,7 @@ impl BatchContext<'_> {
             }
         }
         for (row, message) in failures {
-            self.fail(&row, node, ErrorKind::Decode, message);
+            self.fail(&row, node, FailureKind::Decode, message);
         }
         let undeclared: Vec<usize> = paths
             .iter()
@@ -339,7 +339,7 @@ impl BatchContext<'_> {
                         build_column(&column_raws, self.catalog.declared(idx), &source.name());
                     for (i, message) in errors {
                         let row = kept[i].clone();
-                        self.fail(&row, node, ErrorKind::Decode, message);
+                        self.fail(&row, node, FailureKind::Decode, message);
                         bad_rows.push(i);
                     }
                     array

@@ -9,7 +9,9 @@ pub mod context;
 pub mod diagnostics;
 mod document;
 pub mod expr;
+pub mod failure;
 mod load;
+pub mod message;
 pub mod plan;
 pub mod problem;
 pub mod schema;
@@ -22,6 +24,7 @@ pub mod units;
 
 pub use check::check_resource;
 pub use diagnostics::{Diagnostic, Diagnostics};
+pub use failure::FailureKind;
 pub use load::{load_file, load_str};
 pub use plan::{ValidatedPipeline, plan};
 pub use problem::Problem;

@@ -1,21 +1,22 @@
-//! One batch, start to finish: convert the fetched messages, process them, publish outputs
-//! with deterministic ids, dead-letter what failed for good, and only then ack — or nak with
-//! a backoff delay what failed for now. Nothing is acked before its outputs are stored.
+//! One batch, start to finish, in stages: admit (size and quota checks), process (the
+//! engine), publish outputs (retrying a little), dead-letter what failed for good, and settle:
+//! ack what is done — only once its outputs or its dead letter are stored — and nak with a
+//! backoff delay what failed for now. Each stage gives a verdict per input
+//! ([`Disposition`]); the wire formats stay in the connectors.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind};
-use weir_connectors::sink::headers_from_pairs;
 use weir_connectors::{
-    DeadLetter, DeadLetterPublisher, FailureClass, JetStreamSink, Outbound, PublishFailure,
+    AckHandle, DeadLetterPublisher, Delivery, Failed, JetStreamSink, MsgIdPolicy, Outbound,
+    PublishFailure, Settle,
 };
-use weir_engine::{Fate, InputMessage};
+use weir_engine::{FailureKind, Fate, InputMessage, MessageError, OutputMessage};
 
-use crate::counters::PipelineTotals;
-use crate::metrics::{ErrorLabels, Metrics};
+use crate::disposition::Disposition;
+use crate::telemetry::{Settled, Telemetry};
 use crate::{BatchProcessor, PipelineConfig};
 
 /// Publish retries inside one delivery before the input is naked.
@@ -23,25 +24,25 @@ const IN_PROCESS_RETRIES: u32 = 2;
 /// Longest time spent retrying publishes inside one delivery (keeps shutdown bounded).
 const IN_PROCESS_RETRY_BUDGET: Duration = Duration::from_secs(4);
 
-/// What one pipeline's batch loops share.
-pub struct BatchContext {
+/// What one running pipeline's batch loops share.
+pub struct PipelineRun {
     /// The pipeline's settings.
     pub config: Arc<PipelineConfig>,
     /// The compiled pipeline.
     pub processor: Arc<dyn BatchProcessor>,
     /// Output sink.
     pub sink: JetStreamSink,
+    /// How outputs get their deduplication ids.
+    pub ids: MsgIdPolicy,
     /// Dead-letter publisher.
     pub dlq: DeadLetterPublisher,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Plain totals of this pipeline (for heartbeats).
-    pub totals: Arc<PipelineTotals>,
+    /// Metrics, heartbeat totals and traces.
+    pub telemetry: Telemetry,
 }
 
 /// What happened to a batch, for logs and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct BatchOutcome {
+pub struct BatchReport {
     /// Inputs in the batch.
     pub inputs: usize,
     /// Inputs acked after all their outputs were stored.
@@ -54,413 +55,325 @@ pub struct BatchOutcome {
     pub retried: usize,
 }
 
-enum Disposition {
-    Publish(Vec<usize>),
-    Filtered,
-    DeadLetter {
-        kind: String,
-        node: String,
-        error: String,
-    },
-    Retry {
-        node: String,
-        reason: String,
-    },
+/// A batch between stages: inputs, their ack handles and verdicts (same index), which of
+/// them go to the engine, and the outbound messages of the outputs.
+struct Batch {
+    inputs: Vec<InputMessage>,
+    acks: Vec<AckHandle>,
+    verdicts: Vec<Disposition>,
+    to_engine: Vec<usize>,
+    outbound: Vec<Outbound>,
+    outbound_node: Vec<String>,
 }
 
-struct Input {
-    message: jetstream::Message,
-    delivered: u64,
-    disposition: Disposition,
-}
-
-/// Converts a JetStream message into the engine's input, with its delivery count.
-pub fn to_input(message: &jetstream::Message) -> Option<(InputMessage, u64)> {
-    let info = message.info().ok()?;
-    let mut headers: Vec<(String, String)> = Vec::new();
-    if let Some(map) = &message.headers {
-        let mut names: Vec<_> = map.iter().collect();
-        // HeaderMap does not keep arrival order; sort by name so that outputs are
-        // deterministic across redeliveries.
-        names.sort_by(|a, b| AsRef::<str>::as_ref(a.0).cmp(AsRef::<str>::as_ref(b.0)));
-        for (name, values) in names {
-            for value in values {
-                headers.push((name.to_string(), value.as_str().to_string()));
-            }
-        }
-    }
-    let input = InputMessage {
-        subject: message.subject.to_string(),
-        headers,
-        payload: message.payload.clone(),
-        seq: info.stream_sequence,
-        stream: info.stream.to_string(),
-        timestamp_micros: (info.published.unix_timestamp_nanos() / 1_000) as i64,
-    };
-    Some((input, info.delivered.max(1) as u64))
-}
-
-/// Runs one fetched batch through the pipeline and settles every message in it.
-pub async fn run_batch(ctx: &BatchContext, messages: Vec<jetstream::Message>) -> BatchOutcome {
+/// Runs one fetched batch through the pipeline and settles every delivery in it.
+pub async fn run_batch(run: &PipelineRun, deliveries: Vec<Delivery>) -> BatchReport {
     let started = Instant::now();
-    let config = &ctx.config;
-    let pipeline = config.name.as_str();
-    let mut outcome = BatchOutcome {
-        inputs: messages.len(),
-        ..Default::default()
-    };
-    // Redeliveries are deliveries, not new messages.
-    let first_deliveries = messages
-        .iter()
-        .filter(|m| m.info().map_or(true, |i| i.delivered <= 1))
-        .count() as u64;
-    ctx.metrics
-        .messages_in
-        .get_or_create(&Metrics::pipeline(pipeline))
-        .inc_by(messages.len() as u64);
-
-    // 1. Convert; refuse oversized payloads before they reach the engine.
-    let mut inputs: Vec<Input> = Vec::with_capacity(messages.len());
-    let mut engine_index: Vec<usize> = Vec::with_capacity(messages.len());
-    let mut originals: Vec<InputMessage> = Vec::with_capacity(messages.len());
-    for message in messages {
-        let Some((input, delivered)) = to_input(&message) else {
-            tracing::error!(pipeline, subject = %message.subject, "message without JetStream metadata; cannot ack it, skipping");
-            continue;
-        };
-        let over_quota = config
-            .tenant_quota
-            .as_ref()
-            .filter(|quota| input.payload.len() > quota.max_message_bytes);
-        let disposition = if let Some(quota) = over_quota {
-            Disposition::DeadLetter {
-                kind: "quota".into(),
-                node: "source".into(),
-                error: format!(
-                    "payload of {} bytes exceeds tenant {}'s quota max_message_bytes of {} bytes",
-                    input.payload.len(),
-                    quota.tenant,
-                    quota.max_message_bytes
-                ),
-            }
-        } else if input.payload.len() > config.max_message_size {
-            Disposition::DeadLetter {
-                kind: "size".into(),
-                node: "source".into(),
-                error: format!(
-                    "payload of {} bytes exceeds the pipeline's max_message_size of {} bytes",
-                    input.payload.len(),
-                    config.max_message_size
-                ),
-            }
-        } else {
-            engine_index.push(inputs.len());
-            Disposition::Filtered
-        };
-        originals.push(input);
-        inputs.push(Input {
-            message,
-            delivered,
-            disposition,
-        });
+    run.telemetry.fetched(deliveries.len());
+    let mut batch = admit(&run.config, deliveries);
+    process(run, &mut batch);
+    let in_process_retries = publish(run, &mut batch).await;
+    let max_attempts = u64::from(run.config.retry.max_attempts);
+    for (verdict, ack) in batch.verdicts.iter_mut().zip(&batch.acks) {
+        let current = std::mem::replace(verdict, Disposition::Filtered);
+        *verdict = current.escalate(ack.attempts(), max_attempts);
     }
+    dead_letter(run, &mut batch).await;
+    settle(run, &batch, started, in_process_retries).await
+}
 
-    // 2. Process. A panic or a malformed result is an internal error: retried, never acked.
-    let mut outbound: Vec<Outbound> = Vec::new();
-    let mut outbound_node: Vec<String> = Vec::new();
-    // Usually every input goes to the engine: pass them without copying.
-    let engine_inputs: std::borrow::Cow<'_, [InputMessage]> =
-        if engine_index.len() == originals.len() {
-            std::borrow::Cow::Borrowed(&originals)
-        } else {
-            engine_index.iter().map(|&i| originals[i].clone()).collect()
-        };
-    if !engine_inputs.is_empty() {
-        let process_started = Instant::now();
-        let processor = ctx.processor.clone();
-        let result =
-            std::panic::catch_unwind(AssertUnwindSafe(|| processor.process(&engine_inputs)));
-        ctx.metrics
-            .process_duration
-            .get_or_create(&Metrics::pipeline(pipeline))
-            .observe(process_started.elapsed().as_secs_f64());
-        let fates = match result {
-            Ok(result) if result.fates.len() == engine_inputs.len() => Ok(result.fates),
-            Ok(result) => Err(format!(
-                "engine returned {} fates for {} inputs",
-                result.fates.len(),
-                engine_inputs.len()
-            )),
-            Err(panic) => Err(format!("engine panicked: {}", panic_message(&panic))),
-        };
-        match fates {
-            Err(reason) => {
-                tracing::error!(pipeline, %reason, "batch failed inside the engine");
-                for &i in &engine_index {
-                    inputs[i].disposition = Disposition::Retry {
-                        node: "engine".into(),
-                        reason: reason.clone(),
-                    };
-                }
+/// Admit: refuse oversized payloads before they reach the engine.
+fn admit(config: &PipelineConfig, deliveries: Vec<Delivery>) -> Batch {
+    let mut batch = Batch {
+        inputs: Vec::with_capacity(deliveries.len()),
+        acks: Vec::with_capacity(deliveries.len()),
+        verdicts: Vec::with_capacity(deliveries.len()),
+        to_engine: Vec::with_capacity(deliveries.len()),
+        outbound: Vec::new(),
+        outbound_node: Vec::new(),
+    };
+    for (i, Delivery { input, ack }) in deliveries.into_iter().enumerate() {
+        let verdict = match oversized(config, &input) {
+            Some(error) => Disposition::failure(error),
+            None => {
+                batch.to_engine.push(i);
+                Disposition::Filtered
             }
-            Ok(fates) => {
-                for (fate, &i) in fates.into_iter().zip(&engine_index) {
-                    let source = &originals[i];
-                    inputs[i].disposition = match fate {
-                        Fate::Filtered => Disposition::Filtered,
-                        Fate::Error(err) => Disposition::DeadLetter {
-                            kind: err.kind.as_str().into(),
-                            node: err.node,
-                            error: err.message,
-                        },
-                        Fate::Outputs(outputs) => {
-                            let mut indexes = Vec::with_capacity(outputs.len());
-                            let mut failed = None;
-                            for (k, out) in outputs.into_iter().enumerate() {
-                                match headers_from_pairs(
-                                    out.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-                                ) {
-                                    Ok(headers) => {
-                                        indexes.push(outbound.len());
-                                        outbound.push(Outbound {
-                                            subject: out.subject,
-                                            headers,
-                                            payload: out.payload,
-                                            msg_id: format!(
-                                                "{pipeline}:{}:{}:{k}",
-                                                source.stream, source.seq
-                                            ),
-                                        });
-                                        outbound_node.push(out.node);
-                                    }
-                                    Err(failure) => {
-                                        failed = Some((out.node, failure.reason));
-                                        break;
-                                    }
-                                }
-                            }
-                            match failed {
-                                Some((node, error)) => Disposition::DeadLetter {
-                                    kind: "template".into(),
-                                    node,
-                                    error,
-                                },
-                                None => Disposition::Publish(indexes),
-                            }
-                        }
-                    };
-                }
+        };
+        batch.inputs.push(input);
+        batch.acks.push(ack);
+        batch.verdicts.push(verdict);
+    }
+    batch
+}
+
+/// Why a payload is too large for the tenant's quota or the pipeline, if it is.
+fn oversized(config: &PipelineConfig, input: &InputMessage) -> Option<MessageError> {
+    let size = input.payload.len();
+    let error = |kind, message| {
+        Some(MessageError {
+            node: "source".into(),
+            kind,
+            message,
+        })
+    };
+    if let Some(quota) = config
+        .tenant_quota
+        .as_ref()
+        .filter(|quota| size > quota.max_message_bytes)
+    {
+        return error(
+            FailureKind::Quota,
+            format!(
+                "payload of {size} bytes exceeds tenant {}'s quota max_message_bytes of {} bytes",
+                quota.tenant, quota.max_message_bytes
+            ),
+        );
+    }
+    if size > config.max_message_size {
+        return error(
+            FailureKind::Size,
+            format!(
+                "payload of {size} bytes exceeds the pipeline's max_message_size of {} bytes",
+                config.max_message_size
+            ),
+        );
+    }
+    None
+}
+
+/// Process: run the admitted inputs through the engine. A panic or a malformed result is an
+/// internal error: retried, never acked.
+fn process(run: &PipelineRun, batch: &mut Batch) {
+    if batch.to_engine.is_empty() {
+        return;
+    }
+    // Usually every input goes to the engine: pass them without copying.
+    let engine_inputs: Cow<'_, [InputMessage]> = if batch.to_engine.len() == batch.inputs.len() {
+        Cow::Borrowed(&batch.inputs)
+    } else {
+        batch
+            .to_engine
+            .iter()
+            .map(|&i| batch.inputs[i].clone())
+            .collect()
+    };
+    match run_engine(run, &engine_inputs) {
+        Err(reason) => {
+            run.telemetry.engine_failed(&reason);
+            for &i in &batch.to_engine {
+                batch.verdicts[i] =
+                    Disposition::failed(FailureKind::Internal, "engine", reason.clone());
+            }
+        }
+        Ok(fates) => {
+            for (fate, &i) in fates.into_iter().zip(&batch.to_engine) {
+                batch.verdicts[i] = match fate {
+                    Fate::Filtered => Disposition::Filtered,
+                    Fate::Error(error) => Disposition::failure(error),
+                    Fate::Outputs(outputs) => add_outputs(
+                        &run.ids,
+                        &batch.inputs[i],
+                        outputs,
+                        (&mut batch.outbound, &mut batch.outbound_node),
+                    ),
+                };
             }
         }
     }
+}
 
-    // 3. Publish outputs; retry transient failures a little inside this delivery.
-    let mut results: Vec<Option<Result<(), PublishFailure>>> = vec![None; outbound.len()];
-    let mut todo: Vec<usize> = (0..outbound.len()).collect();
+/// The engine's fates for `inputs`, timed; an error when it panics or answers malformed.
+fn run_engine(run: &PipelineRun, inputs: &[InputMessage]) -> Result<Vec<Fate>, String> {
+    let started = Instant::now();
+    let processor = run.processor.clone();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| processor.process(inputs)));
+    run.telemetry.processed(started.elapsed());
+    match result {
+        Ok(result) if result.fates.len() == inputs.len() => Ok(result.fates),
+        Ok(result) => Err(format!(
+            "engine returned {} fates for {} inputs",
+            result.fates.len(),
+            inputs.len()
+        )),
+        Err(panic) => Err(format!("engine panicked: {}", panic_message(&panic))),
+    }
+}
+
+/// Turns one input's outputs into outbound messages (the sink's wire format and ids). When
+/// one cannot be sent (a header NATS cannot carry), none of the input's outputs are.
+fn add_outputs(
+    ids: &MsgIdPolicy,
+    input: &InputMessage,
+    outputs: Vec<OutputMessage>,
+    (outbound, outbound_node): (&mut Vec<Outbound>, &mut Vec<String>),
+) -> Disposition {
+    let first = outbound.len();
+    for (k, mut output) in outputs.into_iter().enumerate() {
+        let node = std::mem::take(&mut output.node);
+        match Outbound::from_output(ids, input, k, output) {
+            Ok(message) => {
+                outbound.push(message);
+                outbound_node.push(node);
+            }
+            Err(failure) => {
+                outbound.truncate(first);
+                outbound_node.truncate(first);
+                return Disposition::failed(failure.kind, &node, failure.reason);
+            }
+        }
+    }
+    Disposition::Publish((first..outbound.len()).collect())
+}
+
+/// Publish: store the outputs; retry transient failures a little inside this delivery, then
+/// fold each output's failure into its input's verdict. Returns the outputs retried.
+async fn publish(run: &PipelineRun, batch: &mut Batch) -> u64 {
+    let mut results: Vec<Option<PublishFailure>> = vec![None; batch.outbound.len()];
+    let mut todo: Vec<usize> = (0..batch.outbound.len()).collect();
     let mut attempt = 0u32;
-    let mut in_process_retries = 0u64;
-    let retry_started = Instant::now();
+    let mut retried = 0u64;
+    let started = Instant::now();
     loop {
-        // Only publish outputs of inputs that are still going to be published.
-        let published = ctx
+        let published = run
             .sink
-            .publish_each(todo.iter().map(|&o| &outbound[o]))
+            .publish_each(todo.iter().map(|&o| &batch.outbound[o]))
             .await;
         let mut again = Vec::new();
         for (&o, result) in todo.iter().zip(published) {
-            match result {
-                Ok(_) => results[o] = Some(Ok(())),
-                Err(failure) => {
-                    if failure.class == FailureClass::Transient {
-                        again.push(o);
-                    }
-                    results[o] = Some(Err(failure));
-                }
+            results[o] = result.err();
+            if results[o].as_ref().is_some_and(|f| f.kind.is_retryable()) {
+                again.push(o);
             }
         }
         if again.is_empty() || attempt >= IN_PROCESS_RETRIES {
             break;
         }
-        let delay = config.retry.backoff(attempt);
-        if retry_started.elapsed() + delay > IN_PROCESS_RETRY_BUDGET {
+        let delay = run.config.retry.backoff(attempt);
+        if started.elapsed() + delay > IN_PROCESS_RETRY_BUDGET {
             break;
         }
-        in_process_retries += again.len() as u64;
-        for &o in &again {
-            ctx.metrics
-                .messages_retried
-                .get_or_create(&Metrics::node(pipeline, &outbound_node[o]))
-                .inc();
-        }
-        tracing::debug!(pipeline, failed = again.len(), ?delay, "retrying publishes");
+        retried += again.len() as u64;
+        let nodes = again.iter().map(|&o| batch.outbound_node[o].as_str());
+        run.telemetry.publish_retried(nodes, delay);
         tokio::time::sleep(delay).await;
         attempt += 1;
         todo = again;
     }
-    for input in &mut inputs {
-        let Disposition::Publish(indexes) = &input.disposition else {
+    for verdict in &mut batch.verdicts {
+        let Disposition::Publish(indexes) = &*verdict else {
             continue;
         };
-        let mut data_failure = None;
-        let mut transient = None;
-        for &o in indexes {
-            if let Some(Err(failure)) = &results[o] {
-                match failure.class {
-                    FailureClass::Data => {
-                        data_failure
-                            .get_or_insert((outbound_node[o].clone(), failure.reason.clone()));
-                    }
-                    FailureClass::Transient => {
-                        transient.get_or_insert((outbound_node[o].clone(), failure.reason.clone()));
-                    }
-                }
-            }
-        }
-        if let Some((node, error)) = data_failure {
-            input.disposition = Disposition::DeadLetter {
-                kind: "publish".into(),
-                node,
-                error,
-            };
-        } else if let Some((node, reason)) = transient {
-            input.disposition = if input.delivered >= u64::from(config.retry.max_attempts) {
-                Disposition::DeadLetter {
-                    kind: "transient".into(),
+        let failures: Vec<Disposition> = indexes
+            .iter()
+            .filter_map(|&o| {
+                let failure = results[o].as_ref()?;
+                let node = &batch.outbound_node[o];
+                Some(Disposition::failed(
+                    failure.kind,
                     node,
-                    error: format!(
-                        "{reason}; gave up after {} deliveries (errors.retry.max_attempts)",
-                        input.delivered
-                    ),
-                }
-            } else {
-                Disposition::Retry { node, reason }
-            };
+                    failure.reason.clone(),
+                ))
+            })
+            .collect();
+        for failure in failures {
+            let current = std::mem::replace(verdict, Disposition::Filtered);
+            *verdict = current.merge(failure);
         }
     }
-    // Internal errors also go to the DLQ once attempts are exhausted.
-    for input in &mut inputs {
-        if let Disposition::Retry { node, reason } = &input.disposition
-            && node == "engine"
-            && input.delivered >= u64::from(config.retry.max_attempts)
-        {
-            input.disposition = Disposition::DeadLetter {
-                kind: "internal".into(),
-                node: node.clone(),
-                error: reason.clone(),
-            };
-        }
-    }
+    retried
+}
 
-    // 4. Dead letters: stored first, acked after.
+/// Dead-letter: store the dead letters of what failed for good; a dead letter not stored
+/// turns its input into a retry.
+async fn dead_letter(run: &PipelineRun, batch: &mut Batch) {
     let mut letters = Vec::new();
     let mut letter_of = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
-        if let Disposition::DeadLetter { kind, node, error } = &input.disposition {
-            let original = &originals[i];
-            letters.push(DeadLetter {
-                subject: original.subject.clone(),
-                headers: original.headers.clone(),
-                payload: original.payload.clone(),
-                kind: kind.clone(),
-                error: error.clone(),
-                pipeline: pipeline.to_string(),
-                node: node.clone(),
-                source_stream: original.stream.clone(),
-                source_seq: original.seq,
-                attempts: input.delivered,
+    for (i, verdict) in batch.verdicts.iter().enumerate() {
+        if let Disposition::DeadLetter(error) = verdict {
+            letters.push(Failed {
+                input: &batch.inputs[i],
+                error,
+                attempts: batch.acks[i].attempts(),
             });
             letter_of.push(i);
         }
     }
-    let dlq_results = ctx.dlq.publish(&letters).await;
-    for ((i, result), letter) in letter_of.into_iter().zip(dlq_results).zip(&letters) {
+    let results = run.dlq.publish(&letters).await;
+    let mut not_stored = Vec::new();
+    for ((i, result), letter) in letter_of.into_iter().zip(results).zip(&letters) {
         match result {
-            Ok(()) => {
-                ctx.totals.record_dead_letter(format!(
-                    "seq {} dead-lettered at node {} ({}): {}",
-                    letter.source_seq, letter.node, letter.kind, letter.error
-                ));
-                tracing::debug!(pipeline, seq = letter.source_seq, kind = %letter.kind, error = %letter.error, "dead-lettered");
-                ctx.metrics
-                    .messages_dead_lettered
-                    .get_or_create(&ErrorLabels {
-                        pipeline: pipeline.to_string(),
-                        node: letter.node.clone(),
-                        kind: letter.kind.clone(),
-                    })
-                    .inc();
-            }
+            Ok(()) => run.telemetry.dead_lettered(letter.input, letter.error),
             Err(failure) => {
-                tracing::warn!(pipeline, seq = letter.source_seq, reason = %failure.reason, "dead letter not stored; will retry");
-                inputs[i].disposition = Disposition::Retry {
-                    node: "dlq".into(),
-                    reason: failure.reason,
-                };
+                run.telemetry
+                    .dead_letter_not_stored(letter.input, &failure.reason);
+                not_stored.push((i, failure.reason));
             }
         }
     }
+    drop(letters);
+    for (i, reason) in not_stored {
+        batch.verdicts[i] = Disposition::failed(FailureKind::Transient, "dlq", reason);
+    }
+}
 
-    // 5. Settle: ack what is done, nak with backoff what must be retried.
-    let mut out_by_node: BTreeMap<&str, u64> = BTreeMap::new();
-    for input in &inputs {
-        let ack = match &input.disposition {
+/// Settle: ack what is done, nak with backoff what must be retried; record the batch.
+async fn settle(
+    run: &PipelineRun,
+    batch: &Batch,
+    started: Instant,
+    in_process_retries: u64,
+) -> BatchReport {
+    let mut report = BatchReport {
+        inputs: batch.inputs.len(),
+        ..Default::default()
+    };
+    let mut settled = Settled {
+        deliveries: batch.inputs.len() as u64,
+        first_deliveries: batch.acks.iter().filter(|a| a.is_first()).count() as u64,
+        ..Default::default()
+    };
+    for (verdict, ack) in batch.verdicts.iter().zip(&batch.acks) {
+        let settle = match verdict {
             Disposition::Publish(indexes) => {
-                outcome.published += 1;
+                report.published += 1;
                 for &o in indexes {
-                    *out_by_node.entry(outbound_node[o].as_str()).or_default() += 1;
+                    *settled
+                        .out_by_node
+                        .entry(batch.outbound_node[o].as_str())
+                        .or_default() += 1;
                 }
-                AckKind::Ack
+                Settle::Ack
             }
             Disposition::Filtered => {
-                outcome.filtered += 1;
-                AckKind::Ack
+                report.filtered += 1;
+                Settle::Ack
             }
-            Disposition::DeadLetter { .. } => {
-                outcome.dead_lettered += 1;
-                AckKind::Ack
+            Disposition::DeadLetter(_) => {
+                report.dead_lettered += 1;
+                Settle::Ack
             }
-            Disposition::Retry { node, reason } => {
-                outcome.retried += 1;
-                let delay = config
+            Disposition::Retry(error) => {
+                report.retried += 1;
+                let attempt = ack.attempts();
+                let delay = run
+                    .config
                     .retry
-                    .backoff(input.delivered.saturating_sub(1).min(64) as u32);
-                ctx.totals
-                    .record_error(format!("transient failure at node {node}: {reason}"));
-                tracing::info!(pipeline, node = %node, %reason, attempt = input.delivered, ?delay, "transient failure; nak with delay");
-                ctx.metrics
-                    .messages_retried
-                    .get_or_create(&Metrics::node(pipeline, "nak"))
-                    .inc();
-                AckKind::Nak(Some(delay))
+                    .backoff(attempt.saturating_sub(1).min(64) as u32);
+                run.telemetry.naked(error, attempt, delay);
+                Settle::Retry(delay)
             }
         };
-        if let Err(err) = input.message.ack_with(ack).await {
-            // The server redelivers after ack_wait; outputs are deduplicated by id.
-            tracing::warn!(pipeline, error = %err, "ack failed; the message will be redelivered");
+        if let Err(error) = ack.settle(settle).await {
+            run.telemetry.ack_failed(&error);
         }
     }
-    ctx.totals.record_batch(
-        (first_deliveries, outcome.inputs as u64),
-        out_by_node.values().sum(),
-        outcome.filtered as u64,
-        outcome.dead_lettered as u64,
-        outcome.retried as u64 + in_process_retries,
-    );
-    for (node, count) in out_by_node {
-        ctx.metrics
-            .messages_out
-            .get_or_create(&Metrics::node(pipeline, node))
-            .inc_by(count);
-    }
-    ctx.metrics
-        .messages_filtered
-        .get_or_create(&Metrics::pipeline(pipeline))
-        .inc_by(outcome.filtered as u64);
-    ctx.metrics
-        .batch_duration
-        .get_or_create(&Metrics::pipeline(pipeline))
-        .observe(started.elapsed().as_secs_f64());
-    outcome
+    settled.filtered = report.filtered as u64;
+    settled.dead_lettered = report.dead_lettered as u64;
+    settled.retried = report.retried as u64 + in_process_retries;
+    settled.elapsed = started.elapsed();
+    run.telemetry.settled(&settled);
+    report
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -470,5 +383,63 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "unknown panic payload".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(node: &str, header: &str) -> OutputMessage {
+        OutputMessage {
+            node: node.into(),
+            subject: format!("out.{node}"),
+            headers: vec![(header.into(), "v".into())],
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn outputs_get_ids_per_input_and_a_bad_header_withholds_all_of_them() {
+        let ids = MsgIdPolicy::PerInput {
+            pipeline: "p".into(),
+        };
+        let input = InputMessage {
+            stream: "IN".into(),
+            seq: 7,
+            ..Default::default()
+        };
+        let (mut outbound, mut nodes) = (Vec::new(), Vec::new());
+        let ok = add_outputs(
+            &ids,
+            &input,
+            vec![output("a", "X-A"), output("b", "X-B")],
+            (&mut outbound, &mut nodes),
+        );
+        assert_eq!(ok, Disposition::Publish(vec![0, 1]));
+        let msg_ids: Vec<_> = outbound.iter().map(|o| o.msg_id.as_str()).collect();
+        assert_eq!(msg_ids, ["p:IN:7:0", "p:IN:7:1"]);
+        assert_eq!(nodes, ["a", "b"]);
+
+        let bad = add_outputs(
+            &ids,
+            &input,
+            vec![output("c", "X-C"), output("d", "bad name")],
+            (&mut outbound, &mut nodes),
+        );
+        let Disposition::DeadLetter(error) = bad else {
+            panic!("not dead-lettered: {bad:?}")
+        };
+        assert_eq!(
+            (error.kind, error.node.as_str()),
+            (FailureKind::Template, "d")
+        );
+        assert!(error.message.contains("bad name"), "{}", error.message);
+        assert_eq!(
+            outbound.len(),
+            2,
+            "the first output of the failed input is withheld"
+        );
+        assert_eq!(nodes.len(), 2);
     }
 }

@@ -7,11 +7,13 @@
 pub mod batch;
 pub mod config;
 pub mod counters;
+mod disposition;
 pub mod error;
 pub mod fleet;
 pub mod metrics;
 pub mod processor;
 pub mod ratelimit;
+pub mod telemetry;
 pub mod worker;
 
 pub use config::{PipelineConfig, RetrySettings, TenantSizeQuota};

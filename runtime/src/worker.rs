@@ -15,11 +15,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use weir_connectors::dead_letter::{DEFAULT_DLQ_STREAM, DEFAULT_DLQ_SUBJECTS};
 use weir_connectors::fast_batch::FastBatches;
-use weir_connectors::{DeadLetterPublisher, JetStreamSink, PullSource, ensure_dlq_stream};
+use weir_connectors::{
+    DeadLetterPublisher, JetStreamSink, MsgIdPolicy, PullSource, ensure_dlq_stream,
+};
 
-use crate::batch::{BatchContext, BatchOutcome, run_batch};
+use crate::batch::{BatchReport, PipelineRun, run_batch};
 use crate::counters::PipelineTotals;
 use crate::ratelimit::IngestLimiter;
+use crate::telemetry::Telemetry;
 use crate::{BatchProcessor, Metrics, PipelineConfig, RuntimeError};
 
 /// How long a fetch waits for a first message before the loop checks for shutdown.
@@ -165,22 +168,25 @@ impl Worker {
         }
         let consumer = sources[0].consumer();
         let totals = options.totals.clone().unwrap_or_default();
-        let ctx = Arc::new(BatchContext {
+        let ctx = Arc::new(PipelineRun {
             // One window for the pipeline: `max_in_flight` PubAcks per batch loop.
             sink: JetStreamSink::sharing(
                 self.js.clone(),
                 config.max_in_flight.saturating_mul(config.parallelism),
                 self.batches.clone(),
             ),
+            ids: MsgIdPolicy::PerInput {
+                pipeline: config.name.clone(),
+            },
             dlq: DeadLetterPublisher::new(
                 self.js.clone(),
+                &config.name,
                 config.dlq.clone(),
                 self.client.server_info().max_payload,
             ),
+            telemetry: Telemetry::new(&config.name, self.metrics.clone(), totals.clone()),
             config: Arc::new(config),
             processor,
-            metrics: self.metrics.clone(),
-            totals: totals.clone(),
         });
         tracing::info!(
             pipeline = %name,
@@ -204,13 +210,7 @@ impl Worker {
                 loop_id,
             ));
         }
-        tasks.spawn(lag_loop(
-            name,
-            consumer,
-            self.metrics.clone(),
-            totals.clone(),
-            stop.clone(),
-        ));
+        tasks.spawn(lag_loop(name, consumer, ctx, stop.clone()));
         self.running.insert(
             key,
             RunningPipeline {
@@ -354,7 +354,7 @@ async fn stop_running(key: String, mut pipeline: RunningPipeline, grace: Duratio
 const BATCHES_IN_FLIGHT: usize = 4;
 
 async fn batch_loop(
-    ctx: Arc<BatchContext>,
+    ctx: Arc<PipelineRun>,
     js: jetstream::Context,
     mut source: PullSource,
     stop: CancellationToken,
@@ -364,7 +364,7 @@ async fn batch_loop(
     let pipeline = ctx.config.name.clone();
     let mut failures = 0u32;
     let mut settling = FuturesUnordered::new();
-    let settled = |outcome: BatchOutcome| {
+    let settled = |outcome: BatchReport| {
         tracing::trace!(%pipeline, loop_id, ?outcome, "batch settled");
     };
     while !stop.is_cancelled() {
@@ -409,8 +409,7 @@ async fn batch_loop(
                 failures += 1;
                 let delay =
                     Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(MAX_FETCH_BACKOFF);
-                tracing::warn!(%pipeline, loop_id, error = %err, ?delay, "fetch failed; retrying");
-                ctx.totals.record_error(format!("fetch failed: {err}"));
+                ctx.telemetry.fetch_failed(loop_id, &err, delay);
                 let sleep = tokio::time::sleep(delay);
                 tokio::pin!(sleep);
                 let stopped = loop {
@@ -440,24 +439,14 @@ async fn batch_loop(
 async fn lag_loop(
     pipeline: String,
     consumer: jetstream::consumer::PullConsumer,
-    metrics: Arc<Metrics>,
-    totals: Arc<PipelineTotals>,
+    run: Arc<PipelineRun>,
     stop: CancellationToken,
 ) {
-    let labels = Metrics::pipeline(&pipeline);
     loop {
         match consumer.get_info().await {
-            Ok(info) => {
-                totals.record_consumer(info.num_pending, info.num_ack_pending as u64);
-                metrics
-                    .consumer_pending
-                    .get_or_create(&labels)
-                    .set(info.num_pending as i64);
-                metrics
-                    .consumer_ack_pending
-                    .get_or_create(&labels)
-                    .set(info.num_ack_pending as i64);
-            }
+            Ok(info) => run
+                .telemetry
+                .consumer_polled(info.num_pending, info.num_ack_pending as u64),
             Err(err) => tracing::debug!(%pipeline, error = %err, "consumer info failed"),
         }
         tokio::select! {

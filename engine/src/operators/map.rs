@@ -5,7 +5,7 @@
 use super::{Operator, PlanContext, escape_pointer};
 use crate::columns::{Catalog, ColumnSource, field_type_to_arrow, path_display, split_path};
 use crate::frame::{BatchContext, Frame};
-use crate::message::ErrorKind;
+use crate::message::FailureKind;
 use crate::payload::Edit;
 use crate::sql::SqlExpr;
 use arrow::array::{Array, ArrayRef, AsArray, new_null_array};
@@ -60,7 +60,7 @@ impl Operator for Map {
             ctx.fail(
                 &frame.rows[i],
                 node,
-                ErrorKind::Shape,
+                FailureKind::Shape,
                 "map needs a JSON object payload, but this payload is not an object".into(),
             );
         }
@@ -91,7 +91,7 @@ impl Operator for Map {
                             ctx.fail(
                                 &frame.rows[i],
                                 node,
-                                ErrorKind::Expression,
+                                FailureKind::Expression,
                                 format!("set {}: {message}", path_display(path)),
                             );
                         }
@@ -102,7 +102,7 @@ impl Operator for Map {
                             ctx.fail(
                                 row,
                                 node,
-                                ErrorKind::Expression,
+                                FailureKind::Expression,
                                 format!("set {}: {message}", path_display(path)),
                             );
                         }
@@ -175,7 +175,7 @@ impl Map {
                 ctx.fail(
                     &frame.rows[*i],
                     node,
-                    ErrorKind::Expression,
+                    FailureKind::Expression,
                     message.clone(),
                 );
             }

@@ -11,7 +11,7 @@ mod split;
 
 use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
-use crate::message::ErrorKind;
+use crate::message::FailureKind;
 use crate::sql::SqlExpr;
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::DataType;
@@ -121,7 +121,7 @@ pub(crate) fn predicate_mask(
         Ok(e) => e,
         Err(message) => {
             for row in &frame.rows {
-                ctx.fail(row, node, ErrorKind::Expression, message.clone());
+                ctx.fail(row, node, FailureKind::Expression, message.clone());
             }
             return BooleanArray::from(vec![false; n]);
         }
@@ -130,7 +130,7 @@ pub(crate) fn predicate_mask(
         ctx.fail(
             &frame.rows[*i],
             node,
-            ErrorKind::Expression,
+            FailureKind::Expression,
             message.clone(),
         );
     }
@@ -143,7 +143,7 @@ pub(crate) fn predicate_mask(
                 expr.text
             );
             for row in &frame.rows {
-                ctx.fail(row, node, ErrorKind::Expression, message.clone());
+                ctx.fail(row, node, FailureKind::Expression, message.clone());
             }
             return BooleanArray::from(vec![false; n]);
         }

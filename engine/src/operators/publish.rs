@@ -4,7 +4,7 @@
 
 use super::{Operator, PlanContext, escape_pointer};
 use crate::frame::{BatchContext, Frame};
-use crate::message::{ErrorKind, OutputMessage};
+use crate::message::{FailureKind, OutputMessage};
 use crate::template::Template;
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionState;
@@ -66,12 +66,12 @@ impl Operator for Publish {
             let subject = match subjects.take(i) {
                 Ok(s) => s,
                 Err(e) => {
-                    ctx.fail(row, node, ErrorKind::Template, format!("subject: {e}"));
+                    ctx.fail(row, node, FailureKind::Template, format!("subject: {e}"));
                     continue;
                 }
             };
             if check && let Err(e) = check_subject(&subject) {
-                ctx.fail(row, node, ErrorKind::Template, e);
+                ctx.fail(row, node, FailureKind::Template, e);
                 continue;
             }
             let input = &ctx.inputs[row.input as usize];
@@ -95,7 +95,7 @@ impl Operator for Publish {
                 }
             }
             if let Some(e) = error {
-                ctx.fail(row, node, ErrorKind::Template, e);
+                ctx.fail(row, node, FailureKind::Template, e);
                 continue;
             }
             let payload = match row.encode(ctx.inputs, &ctx.spans) {

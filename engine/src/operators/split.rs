@@ -6,7 +6,7 @@
 use super::{Operator, PlanContext};
 use crate::columns::{path_display, split_path};
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::ErrorKind;
+use crate::message::FailureKind;
 use crate::payload::find_raw;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ impl Operator for Split {
                 ctx.fail(
                     row,
                     node,
-                    ErrorKind::Decode,
+                    FailureKind::Decode,
                     "payload is not valid UTF-8".into(),
                 );
                 continue;
@@ -64,7 +64,7 @@ impl Operator for Split {
                         });
                     }
                 }
-                Err(e) => ctx.fail(row, node, ErrorKind::Shape, e),
+                Err(e) => ctx.fail(row, node, FailureKind::Shape, e),
             }
         }
         if rows.is_empty() {

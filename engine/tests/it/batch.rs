@@ -1,7 +1,7 @@
 //! A batch through a compiled pipeline: outputs, filtering, fan-out and per-message errors.
 
 use bytes::Bytes;
-use weir_engine::{CompiledPipeline, ErrorKind, Fate, InputMessage};
+use weir_engine::{CompiledPipeline, FailureKind, Fate, InputMessage};
 use weir_pipelines::Resource;
 
 pub(crate) fn compile(yaml: &str) -> CompiledPipeline {
@@ -126,12 +126,12 @@ fn bad_messages_fail_alone() {
     let Fate::Error(e) = &result.fates[1] else {
         panic!()
     };
-    assert_eq!((e.node.as_str(), e.kind), ("source", ErrorKind::Decode));
+    assert_eq!((e.node.as_str(), e.kind), ("source", FailureKind::Decode));
     assert!(e.message.contains("not valid JSON"), "{}", e.message);
     let Fate::Error(e) = &result.fates[2] else {
         panic!("{:?}", result.fates[2])
     };
-    assert_eq!((e.node.as_str(), e.kind), ("eu", ErrorKind::Template));
+    assert_eq!((e.node.as_str(), e.kind), ("eu", FailureKind::Template));
     assert!(e.message.contains("data.customer_id"), "{}", e.message);
     let Fate::Outputs(o) = &result.fates[3] else {
         panic!()
@@ -161,7 +161,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
         let Fate::Error(e) = fate else {
             panic!("{fate:?}")
         };
-        assert_eq!(e.kind, ErrorKind::Decode);
+        assert_eq!(e.kind, FailureKind::Decode);
         assert!(e.message.contains("nested deeper"), "{}", e.message);
     }
 }
@@ -195,7 +195,7 @@ spec:
     let Fate::Error(e) = &result.fates[1] else {
         panic!()
     };
-    assert_eq!((e.node.as_str(), e.kind), ("m", ErrorKind::Expression));
+    assert_eq!((e.node.as_str(), e.kind), ("m", FailureKind::Expression));
     assert!(e.message.contains("forty"), "{}", e.message);
     let Fate::Outputs(o) = &result.fates[2] else {
         panic!()

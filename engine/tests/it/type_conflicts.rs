@@ -3,7 +3,7 @@
 
 use crate::batch::{compile, msg};
 use proptest::prelude::*;
-use weir_engine::{CompiledPipeline, ErrorKind, Fate};
+use weir_engine::{CompiledPipeline, FailureKind, Fate};
 
 /// The new user's IoT pipeline: filter, Fahrenheit map, alerts above 40 °C, all readings out.
 fn iot(fields: &str) -> CompiledPipeline {
@@ -66,7 +66,7 @@ fn one_string_among_numbers(p: &CompiledPipeline) {
             Fate::Error(e) => {
                 assert_eq!(i, 137, "a well-typed reading failed: {e:?}");
                 assert!(
-                    matches!(e.kind, ErrorKind::Expression | ErrorKind::Decode),
+                    matches!(e.kind, FailureKind::Expression | FailureKind::Decode),
                     "{e:?}"
                 );
             }
@@ -239,7 +239,7 @@ spec:
         let Fate::Error(e) = fate else {
             panic!("{fate:?}")
         };
-        assert_eq!(e.kind, ErrorKind::Template, "{e:?}");
+        assert_eq!(e.kind, FailureKind::Template, "{e:?}");
         assert!(e.message.contains("one subject token"), "{}", e.message);
     }
 }

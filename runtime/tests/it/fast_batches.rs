@@ -8,7 +8,7 @@ use anyhow::Result;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
-use weir_connectors::{FailureClass, JetStreamSink, Outbound};
+use weir_connectors::{FailureKind, JetStreamSink, Outbound};
 use weir_testkit::nats::NatsServer;
 
 use crate::support::*;
@@ -104,7 +104,7 @@ async fn a_full_stream_refuses_the_rest_of_a_batch_as_transient() -> Result<()> 
     // published one by one and refused the same way.
     for result in &results[10..] {
         let failure = result.as_ref().expect_err("over the limit");
-        assert_eq!(failure.class, FailureClass::Transient, "{failure:?}");
+        assert_eq!(failure.kind, FailureKind::Transient, "{failure:?}");
         assert!(failure.reason.contains("maximum messages"), "{failure:?}");
     }
     Ok(())
@@ -139,7 +139,7 @@ async fn a_message_too_large_for_the_stream_is_a_data_failure() -> Result<()> {
         for (message, result) in messages.iter().zip(&results) {
             if message.payload.len() > 100 {
                 let failure = result.as_ref().expect_err("too large");
-                assert_eq!(failure.class, FailureClass::Data, "{failure:?}");
+                assert_eq!(failure.kind, FailureKind::Publish, "{failure:?}");
             } else {
                 assert!(result.is_ok(), "{}: {results:?}", message.msg_id);
                 stored += 1;
@@ -226,7 +226,7 @@ async fn a_message_over_max_payload_fails_alone_as_data() -> Result<()> {
     let results = sink.publish_all(&messages).await;
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     let failure = results[1].as_ref().expect_err("over max_payload");
-    assert_eq!(failure.class, FailureClass::Data, "{failure:?}");
+    assert_eq!(failure.kind, FailureKind::Publish, "{failure:?}");
     assert_eq!(count(&js, "BIG").await, 2);
     Ok(())
 }
@@ -274,7 +274,7 @@ async fn without_leave_to_hear_replies_batches_pause_and_messages_go_one_by_one(
         .iter()
         .filter_map(|r| r.as_ref().err())
         .inspect(|failure| {
-            assert_eq!(failure.class, FailureClass::Transient, "{failure:?}");
+            assert_eq!(failure.kind, FailureKind::Transient, "{failure:?}");
             assert!(failure.reason.contains("no PubAck"), "{failure:?}");
         })
         .count();

@@ -1,0 +1,67 @@
+//! The engine's contract with the connectors and the runtime: messages in, per-message fates
+//! out. It lives here, beside the failure kinds, so that the connectors (which turn wire
+//! messages into these and back) need not depend on the engine.
+
+use bytes::Bytes;
+
+/// One input message, as the source fetched it from JetStream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InputMessage {
+    /// Subject the message was published to.
+    pub subject: String,
+    /// Headers in arrival order (a name may repeat).
+    pub headers: Vec<(String, String)>,
+    /// The payload's original bytes.
+    pub payload: Bytes,
+    /// Stream sequence.
+    pub seq: u64,
+    /// Stream name.
+    pub stream: String,
+    /// Publish time, microseconds since the Unix epoch.
+    pub timestamp_micros: i64,
+}
+
+/// One message a sink produced for an input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputMessage {
+    /// Id of the sink node that produced it.
+    pub node: String,
+    /// Rendered subject.
+    pub subject: String,
+    /// Headers: the input's headers plus the sink's rendered headers.
+    pub headers: Vec<(String, String)>,
+    /// The original bytes when no node changed the payload, else the re-encoded JSON.
+    pub payload: Bytes,
+}
+
+pub use crate::failure::FailureKind;
+
+/// A per-message error with where and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageError {
+    /// Node id where it happened (`source` for decode errors).
+    pub node: String,
+    /// What kind of error.
+    pub kind: FailureKind,
+    /// A human message saying what was wrong.
+    pub message: String,
+}
+
+/// What happened to one input message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fate {
+    /// It produced these outputs (at least one).
+    Outputs(Vec<OutputMessage>),
+    /// A filter removed it, or every path ended in `drop`.
+    Filtered,
+    /// It failed; no output of it may be published. If any branch of a fan-out fails, the
+    /// whole message fails, so that a redrive never duplicates the branches that succeeded.
+    Error(MessageError),
+}
+
+/// The result of one batch: one fate per input, in input order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchResult {
+    /// `fates[i]` belongs to input `i`.
+    pub fates: Vec<Fate>,
+}
