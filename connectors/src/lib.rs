@@ -8,6 +8,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod fast_batch;
 pub mod fleet;
+pub mod nats_server;
 pub mod sink;
 pub mod source;
 pub mod stream_routes;

@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
+use weir_connectors::accounts::OperatorKeys;
 use weir_connectors::fleet::{PipelineReport, now_ms};
+use weir_connectors::nats_server::{self, LaunchSpec, OperatorMode, RunningServer};
 use weir_control_plane::{SecretKeySource, ServeConfig};
 
 use super::apply;
@@ -97,21 +98,18 @@ pub fn run(args: Args) -> Result<u8> {
                     None
                 } else {
                     Some(
-                        weir_connectors::accounts::OperatorKeys::load_or_generate(&keys_dir(
-                            &args.data_dir,
-                        ))
-                        .context("NATS operator keys")?,
+                        OperatorKeys::load_or_generate(&keys_dir(&args.data_dir))
+                            .context("NATS operator keys")?,
                     )
                 };
-                let (url, child) =
-                    start_nats(&args.data_dir, args.nats_port, keys.as_ref()).await?;
-                (url, Some(child), keys)
+                let server = start_nats(&args.data_dir, args.nats_port, keys.as_ref())?;
+                (server.url(), Some(server), keys)
             }
         };
         let result = run_dev(&args, &nats_url, keys, stop.clone()).await;
         stop.cancel();
-        if let Some(child) = nats_child {
-            stop_child(child);
+        if let Some(mut server) = nats_child {
+            server.stop(Duration::from_secs(10));
         }
         result.map(|()| 0)
     })
@@ -120,7 +118,7 @@ pub fn run(args: Args) -> Result<u8> {
 async fn run_dev(
     args: &Args,
     nats_url: &str,
-    keys: Option<weir_connectors::accounts::OperatorKeys>,
+    keys: Option<OperatorKeys>,
     stop: CancellationToken,
 ) -> Result<()> {
     let api_key = dev_api_key(&args.data_dir)?;
@@ -447,33 +445,6 @@ fn example_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The nats-server binary: `$WEIR_NATS_SERVER`, `./.tools/bin/nats-server`, or on `PATH`.
-fn nats_server_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("WEIR_NATS_SERVER") {
-        let path = PathBuf::from(path);
-        if path.is_file() {
-            return Ok(path);
-        }
-        bail!("WEIR_NATS_SERVER={} is not a file", path.display());
-    }
-    let local = PathBuf::from(".tools/bin/nats-server");
-    if local.is_file() {
-        return Ok(local);
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("nats-server");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    bail!(
-        "no nats-server found: set WEIR_NATS_SERVER, put it in ./.tools/bin/, add it to PATH, \
-         or give --nats URL of a running server"
-    )
-}
-
 /// The credentials of the control plane's user in the system tenant's account (created by
 /// the deploys), read from `weir_accounts` with Weir's internal credentials.
 async fn tenant_credentials(nats_url: &str, internal_creds: &str) -> Result<String> {
@@ -494,108 +465,51 @@ async fn tenant_credentials(nats_url: &str, internal_creds: &str) -> Result<Stri
         .to_string())
 }
 
-/// Starts nats-server with JetStream under `<data dir>/nats`, on 127.0.0.1:`port`; in operator
-/// mode (`keys`) trusting that operator, with a full account resolver under
-/// `<data dir>/nats-jwt`. Its pid goes to `<data dir>/nats.pid`.
-async fn start_nats(
-    data_dir: &Path,
-    port: u16,
-    keys: Option<&weir_connectors::accounts::OperatorKeys>,
-) -> Result<(String, Child)> {
-    let binary = nats_server_binary()?;
-    let store = data_dir.join("nats");
-    std::fs::create_dir_all(&store)?;
-    let accounts = match keys {
-        Some(keys) => keys
-            .server_config(
-                &keys_dir(data_dir).join("operator.jwt"),
-                &data_dir.join("nats-jwt"),
-            )
-            .context("writing the NATS operator configuration")?,
-        None => String::new(),
-    };
-    let conf = data_dir.join("nats.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "jetstream {{\n  store_dir: \"{}\"\n}}\npid_file: \"{}\"\n{accounts}",
-            store.display(),
-            data_dir.join("nats.pid").display()
-        ),
-    )
-    .with_context(|| format!("writing {}", conf.display()))?;
-    let log_path = data_dir.join("nats.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut command = Command::new(&binary);
-    // Its own process group: Ctrl-C in the terminal reaches `weir dev` only, which stops the
-    // worker first and the server last.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+/// Starts nats-server with JetStream under `<data dir>/nats`, on 127.0.0.1:`port`, with its
+/// monitoring endpoint on a free port; in operator mode (`keys`) trusting that operator, with
+/// a full account resolver under `<data dir>/nats-jwt`. Its pid goes to `<data dir>/nats.pid`,
+/// its log to `<data dir>/nats.log`.
+fn start_nats(data_dir: &Path, port: u16, keys: Option<&OperatorKeys>) -> Result<RunningServer> {
+    let binary = nats_server::find_binary(&[PathBuf::from(".tools/bin/nats-server")])
+        .map_err(|e| anyhow::anyhow!("{e}; or give --nats URL of a running server"))?;
     // Its monitoring endpoint (`/varz`, `/jsz`, …) on a free port.
     let monitor = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut child = command
-        .arg("-c")
-        .arg(&conf)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-m", &monitor.to_string()])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    let url = format!("nats://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            bail!(
-                "nats-server exited ({status}) while starting (port {port} in use? see --nats-port):\n{log}"
-            );
+    let spec = LaunchSpec {
+        store_dir: data_dir.join("nats"),
+        port: Some(port),
+        monitor_port: Some(monitor),
+        pid_file: Some(data_dir.join("nats.pid")),
+        operator: keys.map(|keys| OperatorMode {
+            keys,
+            jwt_file: keys_dir(data_dir).join("operator.jwt"),
+            resolver_dir: data_dir.join("nats-jwt"),
+        }),
+        // Ctrl-C in the terminal reaches `weir dev` only, which stops the worker first and the
+        // server last.
+        own_process_group: true,
+        start_timeout: Duration::from_secs(15),
+        ..LaunchSpec::new(binary.clone(), data_dir)
+    };
+    // A fresh log each run.
+    let _ = std::fs::remove_file(spec.log_file());
+    let server = spec.launch().with_context(|| {
+        format!("starting nats-server on port {port} (in use? see --nats-port)")
+    })?;
+    println!(
+        "[weir dev] nats-server {} on {}, store {}, {}",
+        binary.display(),
+        server.url(),
+        spec.store_dir.display(),
+        if keys.is_some() {
+            "operator mode (one NATS account per tenant)"
+        } else {
+            "no accounts (tenants not isolated on NATS)"
         }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            println!(
-                "[weir dev] nats-server {} on {url}, store {}, {}",
-                binary.display(),
-                store.display(),
-                if keys.is_some() {
-                    "operator mode (one NATS account per tenant)"
-                } else {
-                    "no accounts (tenants not isolated on NATS)"
-                }
-            );
-            println!("[weir dev] NATS monitoring: http://127.0.0.1:{monitor}/varz (and /jsz)");
-            return Ok((url, child));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!(
-                "nats-server did not listen on port {port} within 15 s; see {}",
-                log_path.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// SIGTERM, then SIGKILL after 10 s.
-fn stop_child(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    );
+    println!("[weir dev] NATS monitoring: http://127.0.0.1:{monitor}/varz (and /jsz)");
+    Ok(server)
 }
 
 #[cfg(test)]
