@@ -181,6 +181,29 @@ impl Api {
     }
 }
 
+/// Waits until the `weir serve` process `serve` at `base` answers `/healthz` (its log in the
+/// error otherwise).
+pub async fn wait_healthy(
+    http: &reqwest::Client,
+    base: &str,
+    serve: &Proc,
+    within: Duration,
+) -> Result<()> {
+    wait_for("weir serve to answer /healthz", within, || async {
+        let res = http
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        Ok(match res {
+            Ok(r) if r.status().is_success() => (Some(()), "ok".into()),
+            Ok(r) => (None, format!("status {}", r.status())),
+            Err(e) => (None, format!("{e}; log: {}", serve.log_text())),
+        })
+    })
+    .await
+}
+
 /// Polls `probe` until it returns `Some`, or fails after `timeout` naming `what` and the last
 /// thing seen.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
@@ -417,24 +440,7 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         base: base.clone(),
         http: reqwest::Client::new(),
     };
-    wait_for(
-        "weir serve to answer /healthz",
-        Duration::from_secs(15),
-        || async {
-            let res = api
-                .http
-                .get(format!("{base}/healthz"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            Ok(match res {
-                Ok(r) if r.status().is_success() => (Some(()), "ok".into()),
-                Ok(r) => (None, format!("status {}", r.status())),
-                Err(e) => (None, format!("{e}; log: {}", serve.log_text())),
-            })
-        },
-    )
-    .await?;
+    wait_healthy(&api.http, &base, &serve, Duration::from_secs(15)).await?;
 
     // 2. Streams and the pipeline, as a user applies them.
     // `-f -` reads them from standard input.

@@ -17,6 +17,24 @@ use weir_connectors::fleet::{
 };
 use weir_testkit::nats::NatsServer;
 
+/// The streams most pipeline fixtures read and write: `ORDERS` (`orders.>`) and `OUT`
+/// (`out.>`).
+pub const ORDERS_AND_OUT: &str = r#"apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: ORDERS }
+spec: { subjects: ["orders.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: OUT }
+spec: { subjects: ["out.>"] }
+"#;
+
+/// A pipeline file: [`ORDERS_AND_OUT`], then the documents of `pipeline`.
+pub fn with_orders_and_out(pipeline: &str) -> String {
+    format!("{ORDERS_AND_OUT}---\n{}", pipeline.trim_start())
+}
+
 /// The tenant of every test deployment.
 pub const TENANT: &str = "acme";
 
