@@ -216,6 +216,28 @@ impl Fleet {
         })
     }
 
+    /// Deploys version 1 of the test pipeline `pipeline` ([`spec`], no quota) and waits until
+    /// every one of `workers` reports it running.
+    pub async fn deploy_running(&self, pipeline: &str, workers: &[&WorkerProcess]) -> Result<()> {
+        self.deploy(
+            pipeline,
+            1,
+            DesiredState::Running,
+            spec(pipeline, None),
+            DataPlaneQuota::default(),
+        )
+        .await?;
+        self.wait_heartbeats(workers, Duration::from_secs(20), "running", |beats| {
+            beats.iter().all(|beat| {
+                beat.pipelines
+                    .iter()
+                    .any(|p| p.pipeline == pipeline && p.state == "running" && p.version == 1)
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Waits until `check` holds for the heartbeats of `workers`.
     pub async fn wait_heartbeats(
         &self,
