@@ -300,15 +300,43 @@ struct Setup {
     trial: usize,
 }
 
+/// The bench's own nats-server (JetStream store in a temporary directory), killed on drop.
+struct LocalServer {
+    server: weir_connectors::nats_server::RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalServer {
+    fn start() -> Result<Self, BenchError> {
+        use weir_connectors::nats_server::{LaunchSpec, find_binary};
+        let fail = |e: &dyn std::fmt::Display| BenchError::Server(e.to_string());
+        let binary = find_binary(&[std::path::PathBuf::from(".tools/bin/nats-server")])
+            .map_err(|e| fail(&format!("{e}; or give --nats URL of a running server")))?;
+        let dir = tempfile::Builder::new()
+            .prefix("weir-bench-nats-")
+            .tempdir()
+            .map_err(|e| fail(&e))?;
+        let server = LaunchSpec::new(binary, dir.path())
+            .launch()
+            .map_err(|e| fail(&e))?;
+        Ok(Self { server, _dir: dir })
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.server.kill();
+    }
+}
+
 /// Runs the bench.
 pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let _server;
     let url = match &options.nats_url {
         Some(url) => url.clone(),
         None => {
-            let server = weir_testkit::nats::NatsServer::start()
-                .map_err(|e| BenchError::Server(format!("{e:#}")))?;
-            let url = server.url();
+            let server = LocalServer::start()?;
+            let url = server.server.url();
             _server = server;
             url
         }

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod error;
 pub mod fast_batch;
 pub mod fleet;
+pub mod nats_server;
 pub mod sink;
 pub mod source;
 pub mod stream_routes;

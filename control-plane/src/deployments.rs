@@ -17,7 +17,7 @@ use crate::body::JsonBody;
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
-use crate::pipelines::{Row_, find, version_text};
+use crate::pipelines::{StoredPipeline, find, version_text};
 use crate::quotas;
 use crate::resource_file::unified_diff;
 use crate::state::AppState;
@@ -139,7 +139,7 @@ fn spec_parallelism(spec: &serde_json::Value) -> i64 {
 async fn write(
     state: &AppState,
     caller: &Caller,
-    p: &Row_,
+    p: &StoredPipeline,
     version: i64,
     parallelism: Option<i64>,
     desired: DesiredState,

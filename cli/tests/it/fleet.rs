@@ -124,23 +124,7 @@ fn upgrade_under_traffic_loses_and_duplicates_nothing() -> Result<()> {
     block_on(async {
         let fleet = Fleet::start().await?;
         let w = fleet.spawn_worker("wu")?;
-        fleet
-            .deploy(
-                "up",
-                1,
-                DesiredState::Running,
-                spec("up", None),
-                DataPlaneQuota::default(),
-            )
-            .await?;
-        fleet
-            .wait_heartbeats(&[&w], Duration::from_secs(20), "v1 running", |beats| {
-                beats[0]
-                    .pipelines
-                    .iter()
-                    .any(|p| p.state == "running" && p.version == 1)
-            })
-            .await?;
+        fleet.deploy_running("up", &[&w]).await?;
         let publisher = fleet.publish(0..6_000, 1_500, 64);
         let upgrade = async {
             tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -197,27 +181,7 @@ fn sigkill_of_one_worker_loses_nothing() -> Result<()> {
         let fleet = Fleet::start().await?;
         let mut a = fleet.spawn_worker("ka")?;
         let b = fleet.spawn_worker("kb")?;
-        fleet
-            .deploy(
-                "kill",
-                1,
-                DesiredState::Running,
-                spec("kill", None),
-                DataPlaneQuota::default(),
-            )
-            .await?;
-        fleet
-            .wait_heartbeats(
-                &[&a, &b],
-                Duration::from_secs(20),
-                "running on both",
-                |beats| {
-                    beats
-                        .iter()
-                        .all(|beat| beat.pipelines.iter().any(|p| p.state == "running"))
-                },
-            )
-            .await?;
+        fleet.deploy_running("kill", &[&a, &b]).await?;
         let publisher = fleet.publish(0..8_000, 2_000, 64);
         let killer = async {
             tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -241,20 +205,7 @@ fn pause_lets_lag_grow_and_resume_drains_it() -> Result<()> {
     block_on(async {
         let fleet = Fleet::start().await?;
         let w = fleet.spawn_worker("wp")?;
-        fleet
-            .deploy(
-                "pz",
-                1,
-                DesiredState::Running,
-                spec("pz", None),
-                DataPlaneQuota::default(),
-            )
-            .await?;
-        fleet
-            .wait_heartbeats(&[&w], Duration::from_secs(20), "running", |beats| {
-                beats[0].pipelines.iter().any(|p| p.state == "running")
-            })
-            .await?;
+        fleet.deploy_running("pz", &[&w]).await?;
         let mut seqs = fleet.publish(0..1_000, 0, 64).await?;
         fleet.wait_settled("pz", Duration::from_secs(20)).await?;
 

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use weir_testkit::nats::NatsServer;
 
 use crate::fleet_support::{block_on, read_all, weir_binary};
+use crate::tenants_e2e::TenantApi;
 
 const PIPELINE: &str = "orders-api";
 /// The system tenant: the bootstrap admin's.
@@ -145,40 +146,27 @@ impl Drop for Proc {
     }
 }
 
-/// The API of the `weir serve` child.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}/api/v1{path}", self.base))
-            .bearer_auth(API_KEY)
-            .timeout(Duration::from_secs(10));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req
+/// Waits until the `weir serve` process `serve` at `base` answers `/healthz` (its log in the
+/// error otherwise).
+pub async fn wait_healthy(
+    http: &reqwest::Client,
+    base: &str,
+    serve: &Proc,
+    within: Duration,
+) -> Result<()> {
+    wait_for("weir serve to answer /healthz", within, || async {
+        let res = http
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(2))
             .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = res.status();
-        let text = res.text().await?;
-        ensure!(status.is_success(), "{method} {path}: {status}: {text}");
-        serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON: {text}"))
-    }
-
-    async fn get(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
+            .await;
+        Ok(match res {
+            Ok(r) if r.status().is_success() => (Some(()), "ok".into()),
+            Ok(r) => (None, format!("status {}", r.status())),
+            Err(e) => (None, format!("{e}; log: {}", serve.log_text())),
+        })
+    })
+    .await
 }
 
 /// Polls `probe` until it returns `Some`, or fails after `timeout` naming `what` and the last
@@ -277,7 +265,7 @@ fn weir_cli_stdin(dir: &Path, base: &str, args: &[&str], input: &str) -> Result<
 }
 
 /// Pipelines that could never run are refused by validate, apply and deploy, with the reason.
-async fn refusals(api: &Api, dir: &Path, base: &str) -> Result<()> {
+async fn refusals(api: &TenantApi, dir: &Path, base: &str) -> Result<()> {
     // The engine's compile runs in the API: an unknown SQL function.
     let bad = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: iot }\nspec:\n  source: { stream: ORDERS, subjects: [\"orders.created.>\"] }\n  nodes:\n    - id: f\n      filter: \"no_such_fn(data.temp_c) > 1\"\n      next: out\n    - id: out\n      publish: { subject: out.iot }\n";
     let res = api
@@ -350,7 +338,11 @@ fn totals(status: &Value) -> (u64, u64, u64, u64) {
     )
 }
 
-async fn wait_status_totals(api: &Api, want: (u64, u64, u64, u64), what: &str) -> Result<Value> {
+async fn wait_status_totals(
+    api: &TenantApi,
+    want: (u64, u64, u64, u64),
+    what: &str,
+) -> Result<Value> {
     wait_for(what, Duration::from_secs(15), || async {
         let s = api.get(&format!("/pipelines/{PIPELINE}/status")).await?;
         let ok = s["running_workers"] == 2 && totals(&s) == want;
@@ -364,7 +356,7 @@ async fn wait_status_totals(api: &Api, want: (u64, u64, u64, u64), what: &str) -
     .await
 }
 
-async fn dlq_list(api: &Api) -> Result<Value> {
+async fn dlq_list(api: &TenantApi) -> Result<Value> {
     api.get(&format!("/pipelines/{PIPELINE}/dlq?limit=500"))
         .await
 }
@@ -413,28 +405,12 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         &[("WEIR_BOOTSTRAP_API_KEY", API_KEY)],
     )?;
     let base = format!("http://{addr}");
-    let api = Api {
+    let api = TenantApi {
         base: base.clone(),
+        key: API_KEY.to_string(),
         http: reqwest::Client::new(),
     };
-    wait_for(
-        "weir serve to answer /healthz",
-        Duration::from_secs(15),
-        || async {
-            let res = api
-                .http
-                .get(format!("{base}/healthz"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            Ok(match res {
-                Ok(r) if r.status().is_success() => (Some(()), "ok".into()),
-                Ok(r) => (None, format!("status {}", r.status())),
-                Err(e) => (None, format!("{e}; log: {}", serve.log_text())),
-            })
-        },
-    )
-    .await?;
+    wait_healthy(&api.http, &base, &serve, Duration::from_secs(15)).await?;
 
     // 2. Streams and the pipeline, as a user applies them.
     // `-f -` reads them from standard input.
@@ -666,7 +642,7 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
     );
 
     let edited = api
-        .call(
+        .ok(
             reqwest::Method::POST,
             &format!("/pipelines/{PIPELINE}/dlq/redrive"),
             Some(json!({
@@ -765,7 +741,7 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
     .await?;
 
     let purged = api
-        .call(
+        .ok(
             reqwest::Method::DELETE,
             &format!("/pipelines/{PIPELINE}/dlq"),
             None,

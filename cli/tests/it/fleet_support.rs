@@ -17,6 +17,24 @@ use weir_connectors::fleet::{
 };
 use weir_testkit::nats::NatsServer;
 
+/// The streams most pipeline fixtures read and write: `ORDERS` (`orders.>`) and `OUT`
+/// (`out.>`).
+pub const ORDERS_AND_OUT: &str = r#"apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: ORDERS }
+spec: { subjects: ["orders.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: OUT }
+spec: { subjects: ["out.>"] }
+"#;
+
+/// A pipeline file: [`ORDERS_AND_OUT`], then the documents of `pipeline`.
+pub fn with_orders_and_out(pipeline: &str) -> String {
+    format!("{ORDERS_AND_OUT}---\n{}", pipeline.trim_start())
+}
+
 /// The tenant of every test deployment.
 pub const TENANT: &str = "acme";
 
@@ -196,6 +214,28 @@ impl Fleet {
             Some(value) => Some(serde_json::from_slice(&value)?),
             None => None,
         })
+    }
+
+    /// Deploys version 1 of the test pipeline `pipeline` ([`spec`], no quota) and waits until
+    /// every one of `workers` reports it running.
+    pub async fn deploy_running(&self, pipeline: &str, workers: &[&WorkerProcess]) -> Result<()> {
+        self.deploy(
+            pipeline,
+            1,
+            DesiredState::Running,
+            spec(pipeline, None),
+            DataPlaneQuota::default(),
+        )
+        .await?;
+        self.wait_heartbeats(workers, Duration::from_secs(20), "running", |beats| {
+            beats.iter().all(|beat| {
+                beat.pipelines
+                    .iter()
+                    .any(|p| p.pipeline == pipeline && p.state == "running" && p.version == 1)
+            })
+        })
+        .await?;
+        Ok(())
     }
 
     /// Waits until `check` holds for the heartbeats of `workers`.

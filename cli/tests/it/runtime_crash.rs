@@ -3,13 +3,14 @@
 //! filtered + dead-lettered = inputs — and the output stream holds exactly the expected
 //! messages, none duplicated. Then SIGTERM stops the last worker cleanly (exit 0).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::fleet_support::{Stored, read_all, with_orders_and_out};
 use crate::process::sigterm_and_wait;
 use anyhow::{Context as _, Result, bail};
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use weir_testkit::nats::NatsServer;
@@ -18,16 +19,6 @@ use weir_testkit::nats::NatsServer;
 const N: u64 = 100_000;
 
 const PIPELINE: &str = r#"
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: ORDERS }
-spec: { subjects: ["orders.>"] }
----
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: OUT }
-spec: { subjects: ["out.>"] }
----
 apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: crash }
@@ -119,40 +110,6 @@ impl Drop for WorkerProcess {
     }
 }
 
-async fn read_all(
-    js: &jetstream::Context,
-    stream: &str,
-) -> Result<Vec<(BTreeMap<String, String>, Vec<u8>)>> {
-    let mut handle = js.get_stream(stream).await?;
-    let total = handle.info().await?.state.messages as usize;
-    let reader: consumer::PullConsumer = handle
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(60),
-            ..Default::default()
-        })
-        .await?;
-    let mut out = Vec::with_capacity(total);
-    while out.len() < total {
-        let mut batch = reader.fetch().max_messages(1000).messages().await?;
-        let before = out.len();
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut headers = BTreeMap::new();
-            if let Some(map) = &message.headers {
-                for (name, values) in map.iter() {
-                    headers.insert(name.to_string(), values[0].as_str().to_string());
-                }
-            }
-            out.push((headers, message.payload.to_vec()));
-        }
-        if out.len() == before {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(out)
-}
-
 #[test]
 fn sigkill_five_times_loses_and_duplicates_nothing() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -166,7 +123,7 @@ async fn crash_run() -> Result<()> {
     let server = NatsServer::start()?;
     let dir = tempfile_dir()?;
     let file = dir.join("crash.yaml");
-    std::fs::write(&file, PIPELINE)?;
+    std::fs::write(&file, with_orders_and_out(PIPELINE))?;
     let mut worker = WorkerProcess {
         file,
         url: server.url(),
@@ -286,13 +243,19 @@ async fn crash_run() -> Result<()> {
     }
     let out = read_all(&js, "OUT").await?;
     let dead = read_all(&js, "DLQ").await?;
-    let out_ids: BTreeSet<String> = out.iter().map(|(h, _)| h["Nats-Msg-Id"].clone()).collect();
+    let out_ids: BTreeSet<String> = out
+        .iter()
+        .map(|s| s.headers["Nats-Msg-Id"].clone())
+        .collect();
     assert_eq!(out_ids.len(), out.len(), "duplicate outputs in OUT");
     assert_eq!(
         out_ids, expected_out,
         "OUT holds exactly the expected outputs"
     );
-    for (headers, payload) in &out {
+    for Stored {
+        headers, payload, ..
+    } in &out
+    {
         let value: serde_json::Value = serde_json::from_slice(payload)?;
         assert_eq!(value["seen"], "yes", "{headers:?}");
         let i = value["id"].as_u64().unwrap();
@@ -303,7 +266,7 @@ async fn crash_run() -> Result<()> {
     }
     let dead_seqs: BTreeSet<String> = dead
         .iter()
-        .map(|(h, _)| h["Weir-Source-Seq"].clone())
+        .map(|s| s.headers["Weir-Source-Seq"].clone())
         .collect();
     assert_eq!(dead_seqs.len(), dead.len(), "duplicate dead letters");
     assert_eq!(dead_seqs, expected_dead, "DLQ holds exactly the bad inputs");

@@ -18,24 +18,14 @@ use weir_connectors::fleet::{
 };
 use weir_testkit::nats::NatsServer;
 
-use crate::fleet_api::{Proc, wait_for, weir_cli_as};
-use crate::fleet_support::{block_on, read_all};
+use crate::fleet_api::{Proc, wait_for, wait_healthy, weir_cli_as};
+use crate::fleet_support::{block_on, read_all, with_orders_and_out};
 
 const ADMIN_KEY: &str = "weir_e2eTenantsTestKey0123456789abcdefghijklmnopqrs";
 
 /// The same streams and pipeline for both tenants. The publish subject is templated on a
 /// field the input controls (`owner`): beta's inputs all claim to be alpha's.
-const RESOURCES: &str = r#"
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: ORDERS }
-spec: { subjects: ["orders.>"] }
----
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: OUT }
-spec: { subjects: ["out.>"] }
----
+const PIPELINE: &str = r#"
 apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: orders }
@@ -178,23 +168,7 @@ pub async fn start_serve(nats: &NatsServer, dir: &Path, admin_key: &str) -> Resu
     )?;
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
-    wait_for(
-        "weir serve to answer /healthz",
-        Duration::from_secs(20),
-        || async {
-            let res = http
-                .get(format!("{base}/healthz"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            Ok(match res {
-                Ok(r) if r.status().is_success() => (Some(()), "ok".into()),
-                Ok(r) => (None, format!("status {}", r.status())),
-                Err(e) => (None, format!("{e}; log: {}", serve.log_text())),
-            })
-        },
-    )
-    .await?;
+    wait_healthy(&http, &base, &serve, Duration::from_secs(20)).await?;
     Ok((serve, base))
 }
 
@@ -321,7 +295,7 @@ fn tenants_are_isolated_across_processes_in_operator_mode() -> Result<()> {
 }
 
 /// `weir serve`, one `weir worker` and tenants alpha and beta, each with the resources of
-/// [`RESOURCES`] applied and its pipeline `orders` running.
+/// [`PIPELINE`] (with its streams) applied and its pipeline `orders` running.
 struct TwoTenants {
     serve: Proc,
     worker: Proc,
@@ -347,7 +321,7 @@ impl TwoTenants {
         let (alpha_id, alpha_key) = create_tenant(&platform, "alpha").await?;
         let (beta_id, beta_key) = create_tenant(&platform, "beta").await?;
         let file = dir.join("orders.yaml");
-        std::fs::write(&file, RESOURCES)?;
+        std::fs::write(&file, with_orders_and_out(PIPELINE))?;
         for key in [&alpha_key, &beta_key] {
             let applied = weir_cli_as(dir, &base, key, &["apply", "-f", file.to_str().unwrap()])?;
             ensure!(

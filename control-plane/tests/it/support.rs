@@ -259,6 +259,17 @@ impl TestApp {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// The `action` of each audit event `GET /api/v1/audit{query}` lists.
+    pub async fn audit_actions(&self, query: &str, token: &str) -> Vec<String> {
+        let events = self.get(&format!("/api/v1/audit{query}"), token).await.ok();
+        events["items"]
+            .as_array()
+            .expect("audit items")
+            .iter()
+            .map(|e| e["action"].as_str().expect("action").to_string())
+            .collect()
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
         self.call(Method::DELETE, path, Some(token), None).await
     }
