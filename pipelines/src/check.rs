@@ -232,7 +232,14 @@ fn check_field_path(path_text: &str, path: &str, at_key: bool, out: &mut Vec<Pro
 }
 
 fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
-    let src = &spec.source;
+    check_source(&spec.source, out);
+    check_nodes(&spec.nodes, out);
+    check_errors(&spec.errors, out);
+    check_execution(&spec.execution, out);
+}
+
+/// The source: stream, filters, start, format, fields and consumer settings.
+fn check_source(src: &Source, out: &mut Vec<Problem>) {
     check_stream_name(&src.stream, "/spec/source/stream", out);
     for (i, s) in src.subjects.iter().enumerate() {
         if let Err(e) = check_filter(s) {
@@ -316,10 +323,11 @@ fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
             "max_ack_pending must be at least 1 (or -1 for unlimited)".into(),
         ));
     }
+}
 
-    check_nodes(&spec.nodes, out);
-
-    let retry = &spec.errors.retry;
+/// Retries and the dead-letter target.
+fn check_errors(errors: &ErrorPolicy, out: &mut Vec<Problem>) {
+    let retry = &errors.retry;
     if retry.max_attempts == 0 {
         out.push(Problem::new(
             "/spec/errors/retry/max_attempts",
@@ -352,7 +360,7 @@ fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
             ),
         ));
     }
-    if let Some(dlq) = &spec.errors.dlq {
+    if let Some(dlq) = &errors.dlq {
         if let Err(e) = check_subject(&dlq.subject) {
             out.push(Problem::new(
                 "/spec/errors/dlq/subject",
@@ -364,7 +372,10 @@ fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
             check_stream_name(s, "/spec/errors/dlq/stream", out);
         }
     }
-    let x = &spec.execution;
+}
+
+/// Worker-side execution settings.
+fn check_execution(x: &Execution, out: &mut Vec<Problem>) {
     if x.parallelism == 0 {
         out.push(Problem::new(
             "/spec/execution/parallelism",
@@ -407,8 +418,6 @@ fn next_edges<'a>(next: &'a Next, base: &str, out: &mut Vec<Edge<'a>>) {
     }
 }
 
-// Each arm of the kind `match` reads as one rule; folding the rules into guards hides them.
-#[allow(clippy::collapsible_match)]
 fn check_nodes(nodes: &[Node], out: &mut Vec<Problem>) {
     if nodes.is_empty() {
         out.push(Problem::new(
@@ -419,6 +428,32 @@ fn check_nodes(nodes: &[Node], out: &mut Vec<Problem>) {
         ));
         return;
     }
+    let index = node_index(nodes, out);
+    let mut edges: Vec<Vec<Edge>> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let base = format!("/spec/nodes/{i}");
+        let kind = node_kind(node, &base, out);
+        let node_edges = node_edges(node, &base, out);
+        check_kind_rules(node, kind, &base, out);
+        check_targets(node, &node_edges, &index, out);
+        check_node_body(node, &base, out);
+        edges.push(node_edges);
+    }
+    // Each node's resolved targets, with the pointer of the value that names them.
+    let targets: Vec<Vec<(usize, &str)>> = edges
+        .iter()
+        .map(|es| {
+            es.iter()
+                .filter_map(|e| index.get(e.target).map(|&t| (t, e.path.as_str())))
+                .collect()
+        })
+        .collect();
+    check_cycles(nodes, &targets, out);
+    check_reachable(nodes, &index, &targets, out);
+}
+
+/// Node ids to their index; empty and duplicate ids are problems (the first one wins).
+fn node_index<'a>(nodes: &'a [Node], out: &mut Vec<Problem>) -> HashMap<&'a str, usize> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, node) in nodes.iter().enumerate() {
         let base = format!("/spec/nodes/{i}");
@@ -443,188 +478,201 @@ fn check_nodes(nodes: &[Node], out: &mut Vec<Problem>) {
         }
     }
 
-    let mut edges: Vec<Vec<Edge>> = Vec::with_capacity(nodes.len());
-    for (i, node) in nodes.iter().enumerate() {
-        let base = format!("/spec/nodes/{i}");
-        let kinds = node.kinds();
-        let kind = match kinds.as_slice() {
-            [k] => Some(*k),
-            [] => {
-                out.push(Problem::new(
-                    &base,
-                    "missing-kind",
-                    format!(
-                        "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`",
-                        node.id
-                    ),
-                ));
-                None
-            }
-            [_, rest @ ..] => {
-                let names: Vec<String> =
-                    kinds.iter().map(|k| format!("`{}`", k.as_str())).collect();
-                out.push(
-                    Problem::new(
-                        format!("{base}/{}", rest[0].as_str()),
-                        "multiple-kinds",
-                        format!("node `{}` has several kinds ({}); a node has exactly one: split it into several nodes", node.id, names.join(", ")),
-                    )
-                    .at_key(),
-                );
-                None
-            }
-        };
+    index
+}
 
-        let mut node_edges = Vec::new();
-        if let Some(n) = &node.next {
-            next_edges(n, &format!("{base}/next"), &mut node_edges);
+/// The node's one kind; none or several are problems.
+fn node_kind(node: &Node, base: &str, out: &mut Vec<Problem>) -> Option<NodeKind> {
+    let kinds = node.kinds();
+    match kinds.as_slice() {
+        [k] => Some(*k),
+        [] => {
+            out.push(Problem::new(
+                base,
+                "missing-kind",
+                format!(
+                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`",
+                    node.id
+                ),
+            ));
+            None
         }
-        if let Some(rules) = &node.route {
-            for (r, rule) in rules.iter().enumerate() {
-                next_edges(
-                    &rule.next,
-                    &format!("{base}/route/{r}/next"),
-                    &mut node_edges,
-                );
-            }
-        }
-        if let Some(d) = &node.default {
-            next_edges(d, &format!("{base}/default"), &mut node_edges);
-        }
-        for (n, path) in [(&node.next, "next"), (&node.default, "default")] {
-            if matches!(n, Some(Next::Many(v)) if v.is_empty()) {
-                out.push(Problem::new(
-                    format!("{base}/{path}"),
-                    "empty-next",
-                    format!("empty `{path}` list; name at least one node"),
-                ));
-            }
-        }
-
-        if node.default.is_some() && kind.is_some() && kind != Some(NodeKind::Route) {
+        [_, rest @ ..] => {
+            let names: Vec<String> = kinds.iter().map(|k| format!("`{}`", k.as_str())).collect();
             out.push(
                 Problem::new(
-                    format!("{base}/default"),
-                    "default-without-route",
-                    format!(
-                        "`default` is only for `route` nodes; node `{}` sends everything to `next`",
-                        node.id
-                    ),
+                    format!("{base}/{}", rest[0].as_str()),
+                    "multiple-kinds",
+                    format!("node `{}` has several kinds ({}); a node has exactly one: split it into several nodes", node.id, names.join(", ")),
                 )
                 .at_key(),
             );
+            None
         }
-        match kind {
-            Some(k) if k.is_sink() => {
-                if node.next.is_some() {
-                    out.push(
-                        Problem::new(
-                            format!("{base}/next"),
-                            "sink-with-next",
-                            format!(
-                                "node `{}` is a `{}` sink and ends its path; remove `next`",
-                                node.id,
-                                k.as_str()
-                            ),
-                        )
-                        .at_key(),
-                    );
-                }
-            }
-            Some(NodeKind::Route) => {
-                if node.next.is_some() {
-                    out.push(
-                        Problem::new(
-                            format!("{base}/next"),
-                            "next-on-route",
-                            format!(
-                                "route node `{}` sends messages through its rules' `next` and its `default`; remove `next` (use `default` for messages no rule matches)",
-                                node.id
-                            ),
-                        )
-                        .at_key(),
-                    );
-                }
-                if node.default.is_none() {
-                    out.push(Problem::new(
-                        format!("{base}/route"),
-                        "missing-default",
+    }
+}
+
+/// Every edge the node names (`next`, rule `next`s, `default`); empty lists are problems.
+fn node_edges<'a>(node: &'a Node, base: &str, out: &mut Vec<Problem>) -> Vec<Edge<'a>> {
+    let mut node_edges = Vec::new();
+    if let Some(n) = &node.next {
+        next_edges(n, &format!("{base}/next"), &mut node_edges);
+    }
+    if let Some(rules) = &node.route {
+        for (r, rule) in rules.iter().enumerate() {
+            next_edges(
+                &rule.next,
+                &format!("{base}/route/{r}/next"),
+                &mut node_edges,
+            );
+        }
+    }
+    if let Some(d) = &node.default {
+        next_edges(d, &format!("{base}/default"), &mut node_edges);
+    }
+    for (n, path) in [(&node.next, "next"), (&node.default, "default")] {
+        if matches!(n, Some(Next::Many(v)) if v.is_empty()) {
+            out.push(Problem::new(
+                format!("{base}/{path}"),
+                "empty-next",
+                format!("empty `{path}` list; name at least one node"),
+            ));
+        }
+    }
+
+    node_edges
+}
+
+/// What each kind requires of `next` and `default`.
+// Each arm of the kind `match` reads as one rule; folding the rules into guards hides them.
+#[allow(clippy::collapsible_match)]
+fn check_kind_rules(node: &Node, kind: Option<NodeKind>, base: &str, out: &mut Vec<Problem>) {
+    if node.default.is_some() && kind.is_some() && kind != Some(NodeKind::Route) {
+        out.push(
+            Problem::new(
+                format!("{base}/default"),
+                "default-without-route",
+                format!(
+                    "`default` is only for `route` nodes; node `{}` sends everything to `next`",
+                    node.id
+                ),
+            )
+            .at_key(),
+        );
+    }
+    match kind {
+        Some(k) if k.is_sink() => {
+            if node.next.is_some() {
+                out.push(
+                    Problem::new(
+                        format!("{base}/next"),
+                        "sink-with-next",
                         format!(
-                            "route node `{}` has no `default`: messages that match no rule would vanish; add `default: <node>` (a `drop` node discards them on purpose)",
-                            node.id
-                        ),
-                    ));
-                }
-                if node.route.as_ref().is_some_and(Vec::is_empty) {
-                    out.push(Problem::new(
-                        format!("{base}/route"),
-                        "empty-route",
-                        format!("route node `{}` has no rules", node.id),
-                    ));
-                }
-            }
-            Some(k) => {
-                if node.next.is_none() {
-                    out.push(Problem::new(
-                        &base,
-                        "missing-next",
-                        format!(
-                            "node `{}` ({}) has no `next`: every path must end in a `publish` or `drop` node; add `next: <node>`",
+                            "node `{}` is a `{}` sink and ends its path; remove `next`",
                             node.id,
                             k.as_str()
                         ),
-                    ));
-                }
+                    )
+                    .at_key(),
+                );
             }
-            None => {}
         }
-
-        for edge in &node_edges {
-            if !index.contains_key(edge.target) {
-                let hint = nearest(edge.target, index.keys().copied())
-                    .map(|n| format!(", did you mean `{n}`?"))
-                    .unwrap_or_else(|| {
-                        let mut ids: Vec<&str> = index.keys().copied().collect();
-                        ids.sort_unstable();
+        Some(NodeKind::Route) => {
+            if node.next.is_some() {
+                out.push(
+                    Problem::new(
+                        format!("{base}/next"),
+                        "next-on-route",
                         format!(
-                            "; nodes are: {}",
-                            ids.iter()
-                                .map(|i| format!("`{i}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    });
+                            "route node `{}` sends messages through its rules' `next` and its `default`; remove `next` (use `default` for messages no rule matches)",
+                            node.id
+                        ),
+                    )
+                    .at_key(),
+                );
+            }
+            if node.default.is_none() {
                 out.push(Problem::new(
-                    &edge.path,
-                    "dangling-next",
+                    format!("{base}/route"),
+                    "missing-default",
                     format!(
-                        "node `{}` sends to `{}`, which is not a node of this pipeline{hint}",
-                        node.id, edge.target
-                    ),
-                ));
-            } else if edge.target == node.id {
-                out.push(Problem::new(
-                    &edge.path,
-                    "cycle",
-                    format!(
-                        "node `{}` sends to itself; the graph must be acyclic",
+                        "route node `{}` has no `default`: messages that match no rule would vanish; add `default: <node>` (a `drop` node discards them on purpose)",
                         node.id
                     ),
                 ));
             }
+            if node.route.as_ref().is_some_and(Vec::is_empty) {
+                out.push(Problem::new(
+                    format!("{base}/route"),
+                    "empty-route",
+                    format!("route node `{}` has no rules", node.id),
+                ));
+            }
         }
-
-        check_node_body(node, &base, out);
-        edges.push(node_edges);
+        Some(k) => {
+            if node.next.is_none() {
+                out.push(Problem::new(
+                    base,
+                    "missing-next",
+                    format!(
+                        "node `{}` ({}) has no `next`: every path must end in a `publish` or `drop` node; add `next: <node>`",
+                        node.id,
+                        k.as_str()
+                    ),
+                ));
+            }
+        }
+        None => {}
     }
+}
 
-    // Cycles: depth-first search with colours; report the edge that closes each cycle.
-    let targets = |i: usize| -> Vec<(usize, &str)> {
-        edges[i]
-            .iter()
-            .filter_map(|e| index.get(e.target).map(|&t| (t, e.path.as_str())))
-            .collect()
-    };
+/// Every target names a node of the pipeline, and not the node itself.
+fn check_targets(
+    node: &Node,
+    edges: &[Edge],
+    index: &HashMap<&str, usize>,
+    out: &mut Vec<Problem>,
+) {
+    for edge in edges {
+        if !index.contains_key(edge.target) {
+            let hint = nearest(edge.target, index.keys().copied())
+                .map(|n| format!(", did you mean `{n}`?"))
+                .unwrap_or_else(|| {
+                    let mut ids: Vec<&str> = index.keys().copied().collect();
+                    ids.sort_unstable();
+                    format!(
+                        "; nodes are: {}",
+                        ids.iter()
+                            .map(|i| format!("`{i}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+            out.push(Problem::new(
+                &edge.path,
+                "dangling-next",
+                format!(
+                    "node `{}` sends to `{}`, which is not a node of this pipeline{hint}",
+                    node.id, edge.target
+                ),
+            ));
+        } else if edge.target == node.id {
+            out.push(Problem::new(
+                &edge.path,
+                "cycle",
+                format!(
+                    "node `{}` sends to itself; the graph must be acyclic",
+                    node.id
+                ),
+            ));
+        }
+    }
+}
+
+/// Cycles: depth-first search with colours; reports the edge that closes each cycle.
+// The match arms read as the three colours; folding the report into a guard hides that.
+#[allow(clippy::collapsible_match)]
+fn check_cycles(nodes: &[Node], targets: &[Vec<(usize, &str)>], out: &mut Vec<Problem>) {
     let mut state = vec![0u8; nodes.len()]; // 0 new, 1 on the stack, 2 done
     let mut reported: HashSet<String> = HashSet::new();
     for start in 0..nodes.len() {
@@ -634,7 +682,7 @@ fn check_nodes(nodes: &[Node], out: &mut Vec<Problem>) {
         let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
         state[start] = 1;
         while let Some(&mut (node, ref mut next_i)) = stack.last_mut() {
-            let outs = targets(node);
+            let outs = &targets[node];
             if *next_i < outs.len() {
                 let (t, path) = outs[*next_i];
                 *next_i += 1;
@@ -669,13 +717,20 @@ fn check_nodes(nodes: &[Node], out: &mut Vec<Problem>) {
             }
         }
     }
+}
 
-    // Reachability from the entry node (the first one).
+/// Every node is reachable from the entry node (the first one).
+fn check_reachable(
+    nodes: &[Node],
+    index: &HashMap<&str, usize>,
+    targets: &[Vec<(usize, &str)>],
+    out: &mut Vec<Problem>,
+) {
     let mut seen = vec![false; nodes.len()];
     let mut queue = vec![0usize];
     seen[0] = true;
     while let Some(n) = queue.pop() {
-        for (t, _) in targets(n) {
+        for &(t, _) in &targets[n] {
             if !seen[t] {
                 seen[t] = true;
                 queue.push(t);
