@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::Mutex;
 use std::time::Duration;
+use weir_connectors::fleet::now_ms;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -417,10 +418,6 @@ pub fn aggregate(
         last_dead_letter,
         workers,
     }
-}
-
-fn now_ms() -> u64 {
-    weir_connectors::fleet::now_ms()
 }
 
 /// The status of one pipeline of the caller's tenant.
