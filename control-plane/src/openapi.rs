@@ -39,19 +39,6 @@ struct UniqueOperationIds;
 impl Modify for UniqueOperationIds {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use std::collections::HashMap;
-        fn operations(
-            item: &mut utoipa::openapi::PathItem,
-        ) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-            [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .filter_map(Option::as_mut)
-        }
         let mut seen: HashMap<String, usize> = HashMap::new();
         for item in openapi.paths.paths.values_mut() {
             for op in operations(item) {
@@ -104,16 +91,7 @@ impl Modify for ProblemResponses {
             )
         };
         for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .filter_map(Option::as_mut)
-            {
+            for op in operations(item) {
                 let public = op
                     .security
                     .as_ref()
@@ -225,4 +203,19 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
     responses((status = 200, description = "The OpenAPI 3 document", body = Object)))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The operations of a path item (the methods the API uses).
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
 }
