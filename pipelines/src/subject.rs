@@ -25,9 +25,9 @@ fn check(subject: &str, wildcards: bool) -> Result<(), String> {
             "subject `{subject}` contains whitespace or a control character ({c:?})"
         ));
     }
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let count = tokens.len();
-    for (i, token) in tokens.into_iter().enumerate() {
+    // No allocation: the engine checks every rendered subject of every message with this.
+    let mut tokens = subject.split('.').peekable();
+    while let Some(token) = tokens.next() {
         if token.is_empty() {
             return Err(format!(
                 "subject `{subject}` has an empty token (tokens are separated by single dots, with none at either end)"
@@ -39,7 +39,7 @@ fn check(subject: &str, wildcards: bool) -> Result<(), String> {
                 "subject `{subject}` contains the wildcard `{token}`; a published subject must be concrete"
             ));
         }
-        if token == ">" && i + 1 != count {
+        if token == ">" && tokens.peek().is_some() {
             return Err(format!(
                 "subject `{subject}`: `>` may only be the last token"
             ));
