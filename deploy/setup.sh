@@ -89,4 +89,15 @@ else
   log "npm not found: the console is not built (install Node.js >= 20 with npm, then rerun)"
 fi
 
+# WebAssembly guests (wasm/: the Rust guest SDK, the example modules pii-redact and
+# enrich-geo, the test modules), compiled from source for wasm32-unknown-unknown into wasm/out/
+# with their own target dir. The `wasm` node's tests and benches also run wasm/build.sh.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  log "adding the Rust target wasm32-unknown-unknown (rustup)"
+  rustup target add wasm32-unknown-unknown
+fi
+log "building the WebAssembly guests (wasm/build.sh)"
+"$root/wasm/build.sh"
+log "wasm guests: $(cd "$root/wasm/out" && echo *.wasm)"
+
 log "ready"

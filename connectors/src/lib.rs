@@ -13,6 +13,7 @@ pub mod nats_server;
 pub mod sink;
 pub mod source;
 pub mod stream_routes;
+pub mod modules;
 pub mod streams;
 pub mod units;
 

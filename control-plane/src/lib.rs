@@ -16,6 +16,7 @@ pub mod error;
 pub mod keys;
 pub mod login_limit;
 pub mod metrics;
+pub mod modules;
 pub mod nats;
 pub mod nats_views;
 pub mod openapi;

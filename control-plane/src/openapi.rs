@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, nats_views, pipelines, quotas, secrets, status, streams,
+    audit, auth, deployments, dlq, keys, modules, nats_views, pipelines, quotas, secrets, status, streams,
     tenants, users,
 };
 
@@ -158,6 +158,7 @@ impl Modify for ProblemResponses {
         nats_views::key_history,
         streams::list, streams::get, streams::put, streams::delete,
         secrets::list, secrets::get, secrets::put, secrets::delete,
+        modules::list, modules::get, modules::upload, modules::delete,
         audit::list,
     ),
     components(schemas(crate::error::Problem))

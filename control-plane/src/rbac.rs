@@ -21,6 +21,7 @@ pub const RESOURCES: &[&str] = &[
     "quotas",
     "secrets",
     "kv",
+    "modules",
 ];
 
 /// Actions a permission can name.
@@ -157,6 +158,9 @@ pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
             "secrets:read",
             "secrets:create",
             "secrets:update",
+            "modules:read",
+            "modules:create",
+            "modules:delete",
             "quotas:read",
             "kv:read",
             "kv:create",
@@ -176,6 +180,7 @@ pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
             "dlq:purge",
             "schemas:read",
             "secrets:read",
+            "modules:read",
             "quotas:read",
             "kv:read",
             "kv:update",
@@ -190,6 +195,7 @@ pub fn builtin(role: &str) -> Option<Vec<&'static str>> {
             "schemas:read",
             "quotas:read",
             "kv:read",
+            "modules:read",
         ],
         _ => return None,
     };

@@ -7,8 +7,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, nats_views, openapi, pipelines, quotas, secrets, status,
-    streams, tenants, users,
+    audit, auth, deployments, dlq, keys, modules, nats_views, openapi, pipelines, quotas, secrets,
+    status, streams, tenants, users,
 };
 
 /// A router that remembers what it registered.
@@ -247,6 +247,14 @@ pub fn api_routes() -> ApiRoutes {
             Method::DELETE,
             &p("/streams/{name}"),
             delete(streams::delete),
+        )
+        .add(Method::GET, &p("/modules"), get(modules::list))
+        .add(Method::GET, &p("/modules/{name}"), get(modules::get))
+        .add(Method::POST, &p("/modules/{name}"), post(modules::upload))
+        .add(
+            Method::DELETE,
+            &p("/modules/{name}"),
+            delete(modules::delete),
         )
         .add(Method::GET, &p("/secrets"), get(secrets::list))
         .add(Method::GET, &p("/secrets/{name}"), get(secrets::get))

@@ -9,7 +9,7 @@ use weir_pipelines::{NodeKind, PipelineResource, Problem};
 /// Every problem that keeps `pipeline` from running as written, each at a JSON pointer.
 /// Register it with [`weir_pipelines::context::set_compile_check`].
 pub fn check(pipeline: &PipelineResource) -> Vec<Problem> {
-    match CompiledPipeline::compile(pipeline) {
+    match CompiledPipeline::compile_to_check(pipeline) {
         Err(e) => e
             .problems
             .into_iter()

@@ -31,9 +31,34 @@ pub(crate) struct Row {
     /// Where the top-level field spans of `base` lie in the batch's span buffer (recorded by
     /// the decoder when a `map` may edit the payload), so that encoding needs no second parse.
     pub(crate) fields: Option<(u32, u32)>,
+    /// Subject and headers a `wasm` node gave the message; `None` = the input's.
+    pub(crate) meta: Option<Arc<RowMeta>>,
+}
+
+/// A message's subject and headers after a `wasm` node changed them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RowMeta {
+    pub(crate) subject: String,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Row {
+    /// The message's subject now (the input's unless a `wasm` node changed it).
+    pub(crate) fn subject<'a>(&'a self, inputs: &'a [InputMessage]) -> &'a str {
+        match &self.meta {
+            Some(m) => &m.subject,
+            None => &inputs[self.input as usize].subject,
+        }
+    }
+
+    /// The message's headers now (the input's unless a `wasm` node changed them).
+    pub(crate) fn headers<'a>(&'a self, inputs: &'a [InputMessage]) -> &'a [(String, String)] {
+        match &self.meta {
+            Some(m) => &m.headers,
+            None => &inputs[self.input as usize].headers,
+        }
+    }
+
     /// The current payload bytes before pending edits.
     pub(crate) fn base<'a>(&'a self, inputs: &'a [InputMessage]) -> &'a Bytes {
         self.base
@@ -296,7 +321,7 @@ impl BatchContext<'_> {
             let array: ArrayRef = match source {
                 ColumnSource::Subject => Arc::new(
                     kept.iter()
-                        .map(|r| Some(inputs[r.input as usize].subject.as_str()))
+                        .map(|r| Some(r.subject(inputs)))
                         .collect::<arrow::array::StringArray>(),
                 ),
                 ColumnSource::Stream => Arc::new(
@@ -323,7 +348,7 @@ impl BatchContext<'_> {
                 ColumnSource::Header(name) => {
                     let mut b = StringBuilder::with_capacity(n, n * 8);
                     for r in &kept {
-                        let headers = &inputs[r.input as usize].headers;
+                        let headers = r.headers(inputs);
                         match headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
                             Some((_, v)) => b.append_value(v),
                             None => b.append_null(),

@@ -19,6 +19,7 @@ mod scan;
 mod sql;
 mod template;
 pub mod testing;
+pub mod wasm;
 
 pub use check::check;
 pub use message::*;

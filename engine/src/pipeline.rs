@@ -116,6 +116,18 @@ impl CompiledPipeline {
     /// against the columns the pipeline reads); the graph is the plan's. Reports every problem
     /// at once (unknown functions, expression types), each with its node id.
     pub fn from_plan(plan: &ValidatedPipeline) -> Result<CompiledPipeline, CompileError> {
+        Self::build(plan, false)
+    }
+
+    /// Compiles only to check the file: `wasm` modules this process does not hold are assumed
+    /// to exist (see [`PlanContext::checking`]).
+    pub(crate) fn compile_to_check(
+        pipeline: &PipelineResource,
+    ) -> Result<CompiledPipeline, CompileError> {
+        Self::build(&plan(pipeline)?, true)
+    }
+
+    fn build(plan: &ValidatedPipeline, checking: bool) -> Result<CompiledPipeline, CompileError> {
         let name = plan.name().to_string();
         let state = session();
         let mut catalog = Catalog::default();
@@ -151,6 +163,8 @@ impl CompiledPipeline {
                 catalog: &mut catalog,
                 id: id.clone(),
                 at: &node.pointer,
+                tenant: plan.resource.metadata.tenant.as_deref().unwrap_or_default(),
+                checking,
                 problems: Vec::new(),
             };
             let op = operators::build(&node.op, &mut cx);
@@ -209,6 +223,16 @@ impl CompiledPipeline {
         &self.name
     }
 
+    /// The named counters of the nodes that keep some (a `wasm` node's `weir.counter`), by
+    /// node id.
+    pub fn node_counters(&self) -> Vec<(String, std::collections::BTreeMap<String, i64>)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.id.to_string(), n.op.counters()))
+            .filter(|(_, c)| !c.is_empty())
+            .collect()
+    }
+
     /// Runs one batch through the DAG. Synchronous and CPU-only; never fails as a whole: each
     /// input gets its fate (outputs in a deterministic order, filtered, or its error).
     pub fn process(&self, batch: &[InputMessage]) -> BatchResult {
@@ -231,6 +255,7 @@ impl CompiledPipeline {
                 edited_by: None,
                 is_object: false,
                 fields: None,
+                meta: None,
             })
             .collect();
         let frames = ctx.decode(rows, "source");

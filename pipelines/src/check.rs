@@ -491,7 +491,7 @@ fn node_kind(node: &Node, base: &str, out: &mut Vec<Problem>) -> Option<NodeKind
                 base,
                 "missing-kind",
                 format!(
-                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`",
+                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `wasm`",
                     node.id
                 ),
             ));
@@ -796,12 +796,65 @@ fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
     if let Some(split) = &node.split {
         check_field_path(&split.field, &format!("{base}/split/field"), false, out);
     }
+    if let Some(wasm) = &node.wasm {
+        check_wasm(wasm, &format!("{base}/wasm"), out);
+    }
     if let Some(publish) = &node.publish {
         check_subject_template(&publish.subject, &format!("{base}/publish/subject"), out);
         for (name, value) in &publish.headers {
             let p = format!("{base}/publish/headers/{}", crate::document::escape(name));
             check_header_name(name, &p, out);
             check_template(value, &p, out);
+        }
+    }
+}
+
+/// A `wasm` node: a module name, an exported function name, and limits within bounds.
+fn check_wasm(wasm: &crate::spec::WasmSpec, base: &str, out: &mut Vec<Problem>) {
+    use crate::plan::{WASM_MAX_MEMORY, WASM_MAX_TIMEOUT};
+    if !crate::spec::is_module_name(&wasm.module) {
+        out.push(Problem::new(
+            format!("{base}/module"),
+            "invalid-module-name",
+            format!(
+                "invalid module name `{}`: use 1 to 63 lowercase letters, digits and `-` (e.g. `pii-redact`)",
+                wasm.module
+            ),
+        ));
+    }
+    let f = &wasm.function;
+    let ident = !f.is_empty()
+        && f.len() <= 128
+        && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !f.starts_with("weir_");
+    if !ident {
+        out.push(Problem::new(
+            format!("{base}/function"),
+            "invalid-function",
+            format!(
+                "invalid function `{f}`: an exported function name of letters, digits and `_`, not starting with `weir_` (reserved for the ABI)"
+            ),
+        ));
+    }
+    if let Some(t) = &wasm.timeout
+        && let Some(d) = check_duration(t, &format!("{base}/timeout"), out)
+        && (d.is_zero() || d > WASM_MAX_TIMEOUT)
+    {
+        out.push(Problem::new(
+            format!("{base}/timeout"),
+            "wasm-timeout",
+            format!("`timeout` must be above 0 and at most {WASM_MAX_TIMEOUT:?}"),
+        ));
+    }
+    if let Some(m) = &wasm.max_memory {
+        match parse_size(m) {
+            Ok(bytes) if (64 << 10..=WASM_MAX_MEMORY).contains(&bytes) => {}
+            Ok(_) => out.push(Problem::new(
+                format!("{base}/max_memory"),
+                "wasm-memory",
+                "`max_memory` must be between 64KiB and 256MiB".to_string(),
+            )),
+            Err(e) => out.push(Problem::new(format!("{base}/max_memory"), "invalid-size", e)),
         }
     }
 }

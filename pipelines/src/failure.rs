@@ -24,6 +24,11 @@ pub enum FailureKind {
     Transient,
     /// The engine failed as a whole (panic, malformed result): retried, then dead-lettered.
     Internal,
+    /// A `wasm` node's function failed on this message: it trapped (`unreachable`,
+    /// out-of-bounds access, stack overflow, memory past the cap), ran past the batch deadline
+    /// or its fuel, returned a malformed result, or returned an error. The same message would
+    /// fail again, so it is dead-lettered at once, with the trap text.
+    Wasm,
 }
 
 impl FailureKind {
@@ -39,6 +44,7 @@ impl FailureKind {
             FailureKind::Publish => "publish",
             FailureKind::Transient => "transient",
             FailureKind::Internal => "internal",
+            FailureKind::Wasm => "wasm",
         }
     }
 
@@ -62,7 +68,7 @@ mod tests {
     #[test]
     fn names_are_the_header_values() {
         let names: Vec<_> = [
-            Decode, Expression, Template, Shape, Size, Quota, Publish, Transient, Internal,
+            Decode, Expression, Template, Shape, Size, Quota, Publish, Transient, Internal, Wasm,
         ]
         .iter()
         .map(|k| k.as_str())
@@ -78,7 +84,8 @@ mod tests {
                 "quota",
                 "publish",
                 "transient",
-                "internal"
+                "internal",
+                "wasm"
             ]
         );
     }

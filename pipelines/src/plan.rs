@@ -9,7 +9,7 @@ use crate::check::check_resource;
 use crate::problem::Problem;
 use crate::spec::{
     DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
-    PublishSpec, Resource, SplitSpec,
+    PublishSpec, Resource, SplitSpec, WasmSpec,
 };
 use crate::units::{parse_duration, parse_size};
 use indexmap::IndexMap;
@@ -140,6 +140,19 @@ pub enum NodeOp {
     Split(SplitSpec),
     /// Drop on purpose.
     Drop(DropSpec),
+    /// A function of a WebAssembly module.
+    Wasm(WasmPlan),
+}
+
+/// A `wasm` node with its limits parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasmPlan {
+    /// The node as written (module, version, function, config).
+    pub spec: WasmSpec,
+    /// Longest run of one batch.
+    pub timeout: Duration,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory: u64,
 }
 
 impl NodeOp {
@@ -153,6 +166,7 @@ impl NodeOp {
             NodeOp::Publish(_) => NodeKind::Publish,
             NodeOp::Split(_) => NodeKind::Split,
             NodeOp::Drop(_) => NodeKind::Drop,
+            NodeOp::Wasm(_) => NodeKind::Wasm,
         }
     }
 }
@@ -167,6 +181,15 @@ pub struct RulePlan {
     /// Stop evaluating later rules when this one matches.
     pub stop: bool,
 }
+
+/// A `wasm` node's batch deadline when the file gives none.
+pub const WASM_DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest `timeout` a `wasm` node may ask for.
+pub const WASM_MAX_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `wasm` instance's memory cap when the file gives none (16 MiB).
+pub const WASM_DEFAULT_MEMORY: u64 = 16 << 20;
+/// The largest `max_memory` a `wasm` node may ask for (256 MiB).
+pub const WASM_MAX_MEMORY: u64 = 256 << 20;
 
 /// Checks `pipeline` and returns its plan, or every problem found (each at a JSON pointer).
 pub fn plan(pipeline: &PipelineResource) -> Result<ValidatedPipeline, Vec<Problem>> {
@@ -231,6 +254,23 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             (NodeOp::Split(s.clone()), vec![resolve(node.next.as_ref())?])
         } else if let Some(d) = &node.drop {
             (NodeOp::Drop(d.clone()), vec![Vec::new()])
+        } else if let Some(w) = &node.wasm {
+            let op = NodeOp::Wasm(WasmPlan {
+                spec: w.clone(),
+                timeout: w
+                    .timeout
+                    .as_deref()
+                    .map(parse_duration)
+                    .transpose()?
+                    .unwrap_or(WASM_DEFAULT_TIMEOUT),
+                max_memory: w
+                    .max_memory
+                    .as_deref()
+                    .map(parse_size)
+                    .transpose()?
+                    .unwrap_or(WASM_DEFAULT_MEMORY),
+            });
+            (op, vec![resolve(node.next.as_ref())?])
         } else {
             return Err(format!("node `{}` has no kind", node.id));
         };

@@ -202,7 +202,7 @@ pub struct ConsumerSettings {
 }
 
 /// One node of the DAG. Exactly one of the kind fields (`filter`, `map`, `route`, `publish`,
-/// `split`, `drop`) is set.
+/// `split`, `drop`, `wasm`) is set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -229,6 +229,9 @@ pub struct Node {
     /// Sink: drop the message on purpose (counted as filtered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop: Option<DropSpec>,
+    /// Run a function of an uploaded WebAssembly module on each batch (`docs/wasm-abi.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<WasmSpec>,
     /// The nodes that receive this node's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
@@ -249,6 +252,8 @@ pub enum NodeKind {
     Split,
     /// `drop`
     Drop,
+    /// `wasm`
+    Wasm,
 }
 
 impl NodeKind {
@@ -261,6 +266,7 @@ impl NodeKind {
             NodeKind::Publish => "publish",
             NodeKind::Split => "split",
             NodeKind::Drop => "drop",
+            NodeKind::Wasm => "wasm",
         }
     }
 
@@ -291,6 +297,9 @@ impl Node {
         }
         if self.drop.is_some() {
             kinds.push(NodeKind::Drop);
+        }
+        if self.wasm.is_some() {
+            kinds.push(NodeKind::Wasm);
         }
         kinds
     }
@@ -392,6 +401,75 @@ pub struct PublishSpec {
 pub struct SplitSpec {
     /// Path of the array field, e.g. `items`.
     pub field: String,
+}
+
+/// `wasm`: a function of a tenant's uploaded WebAssembly module, called once per batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WasmSpec {
+    /// The module's name (uploaded to the tenant with `POST /api/v1/modules/{name}`).
+    pub module: String,
+    /// A version number, or `latest` (the default).
+    #[serde(default, skip_serializing_if = "WasmVersion::is_latest")]
+    pub version: WasmVersion,
+    /// The exported function to call (the batch ABI, `docs/wasm-abi.md`).
+    pub function: String,
+    /// Handed to the module once per instance as JSON (`weir_init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// Longest run of one batch, e.g. `100ms` (default `100ms`, at most `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Largest linear memory of one instance, e.g. `16MiB` (default `16MiB`, at most `256MiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<String>,
+    /// Optional fuel (WebAssembly instructions, roughly) per batch; unset = no fuel metering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+}
+
+/// Whether `name` is a valid module name: 1 to 63 lowercase letters, digits and `-`, not
+/// starting or ending with `-`.
+pub fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// `version: N` or `version: latest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WasmVersion {
+    /// A fixed version (from 1).
+    Number(u32),
+    /// The newest version when the pipeline is deployed.
+    Latest(Latest),
+}
+
+/// The word `latest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Latest {
+    /// `latest`
+    #[default]
+    Latest,
+}
+
+impl Default for WasmVersion {
+    fn default() -> Self {
+        WasmVersion::Latest(Latest::Latest)
+    }
+}
+
+impl WasmVersion {
+    /// Whether this is `latest`.
+    pub fn is_latest(&self) -> bool {
+        matches!(self, WasmVersion::Latest(_))
+    }
 }
 
 /// `drop: {}` or `drop: { reason: ... }`.

@@ -14,6 +14,7 @@ mod fleet;
 mod isolation;
 mod lifecycle;
 mod login_abuse;
+mod modules;
 mod nats_views;
 mod openapi;
 mod store;

@@ -8,6 +8,7 @@ mod map;
 mod publish;
 mod route;
 mod split;
+mod wasm;
 
 use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
@@ -28,6 +29,11 @@ pub(crate) struct PlanContext<'a> {
     pub(crate) id: Arc<str>,
     /// The node's JSON pointer (`/spec/nodes/3`).
     pub(crate) at: &'a str,
+    /// The pipeline's tenant (empty when the file names none): whose modules `wasm` may use.
+    pub(crate) tenant: &'a str,
+    /// Compiling only to check the file (`weir validate`, the API): a `wasm` module this
+    /// process does not hold is not a problem here (the API checks modules against its store).
+    pub(crate) checking: bool,
     /// (pointer below the node, message).
     pub(crate) problems: Vec<(String, String)>,
 }
@@ -71,6 +77,7 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Publish(spec) => publish::build(spec, cx),
         NodeOp::Split(spec) => split::build(spec, cx),
         NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
+        NodeOp::Wasm(plan) => wasm::build(plan, cx),
     }
 }
 
@@ -105,6 +112,11 @@ pub(crate) trait Operator: Send + Sync {
 
     /// Called once when the pipeline stops.
     fn on_close(&self) {}
+
+    /// Named counters the node keeps (a `wasm` node's `weir.counter`).
+    fn counters(&self) -> std::collections::BTreeMap<String, i64> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// Evaluates a predicate over a frame: true rows are kept, null counts as false, rows whose

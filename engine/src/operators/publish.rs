@@ -74,9 +74,9 @@ impl Operator for Publish {
                 ctx.fail(row, node, FailureKind::Template, e);
                 continue;
             }
-            let input = &ctx.inputs[row.input as usize];
-            let mut out_headers = Vec::with_capacity(input.headers.len() + headers.len());
-            out_headers.extend(input.headers.iter().cloned());
+            let input_headers = row.headers(ctx.inputs);
+            let mut out_headers = Vec::with_capacity(input_headers.len() + headers.len());
+            out_headers.extend(input_headers.iter().cloned());
             let mut error = None;
             for (name, values) in &mut headers {
                 match values.take(i) {

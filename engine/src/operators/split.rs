@@ -61,6 +61,7 @@ impl Operator for Split {
                             edited_by: None,
                             is_object: el.get().starts_with('{'),
                             fields: None,
+                            meta: row.meta.clone(),
                         });
                     }
                 }

@@ -383,3 +383,31 @@ fn yaml_conveniences() {
     assert_eq!(p.spec.nodes[1].map.as_ref().unwrap().set["tier"], "'x'");
     assert!(p.spec.nodes[2].drop.is_some());
 }
+
+#[test]
+fn wasm_node_mistakes_are_reported_at_their_values() {
+    let text = pipeline(&format!(
+        "    - id: udf\n      wasm: {{ module: Bad_Name, function: weir_alloc, timeout: 1h, max_memory: 1GiB }}\n      next: out\n{SINK}"
+    ));
+    assert_eq!(
+        problems(&text),
+        vec![
+            expect(&text, "Bad_Name", 0, "invalid-module-name"),
+            expect(&text, "weir_alloc", 0, "invalid-function"),
+            expect(&text, "1h", 0, "wasm-timeout"),
+            expect(&text, "1GiB", 0, "wasm-memory"),
+        ]
+    );
+    let ok = pipeline(&format!(
+        "    - id: udf\n      wasm: {{ module: pii-redact, version: 2, function: redact, config: {{ a: 1 }} }}\n      next: out\n{SINK}"
+    ));
+    assert_eq!(problems(&ok), vec![]);
+    let latest = pipeline(&format!(
+        "    - id: udf\n      wasm: {{ module: pii-redact, version: latest, function: redact }}\n      next: out\n{SINK}"
+    ));
+    assert_eq!(problems(&latest), vec![]);
+    let bad_version = pipeline(&format!(
+        "    - id: udf\n      wasm: {{ module: pii-redact, version: newest, function: redact }}\n      next: out\n{SINK}"
+    ));
+    assert_eq!(problems(&bad_version).len(), 1, "{:?}", problems(&bad_version));
+}

@@ -14,6 +14,7 @@
 pub mod buckets;
 pub mod deploy;
 pub mod heartbeat;
+pub mod modules;
 pub mod quota;
 pub mod reconcile;
 pub mod status;

@@ -195,6 +195,9 @@ impl Reconciler {
         deployment: &Deployment,
         totals: Arc<PipelineTotals>,
     ) -> Result<(), (String, bool)> {
+        crate::fleet::modules::load(self.worker.client(), deployment)
+            .await
+            .map_err(|e| (e, true))?;
         let prepared = prepare(deployment).map_err(|e| (e, false))?;
         let ingest_limiter = deployment
             .quota

@@ -1,0 +1,110 @@
+//! Test guest: one batch function per way a guest can fail. Each passes every message through
+//! unchanged, except a message whose payload contains `poison`, on which it fails its way.
+//! `noop` passes everything (the overhead benchmark); `fail` returns an ABI error.
+
+use std::hint::black_box;
+use weir_guest::{Error, Message, Outputs, Result};
+
+weir_guest::export! {
+    noop => noop,
+    unreachable => unreachable,
+    oob => oob,
+    spin => spin,
+    grow => grow,
+    recurse => recurse,
+    fail => fail,
+    fan_out => fan_out,
+}
+
+fn poisoned(m: &Message<'_>) -> bool {
+    m.payload.windows(6).any(|w| w == b"poison")
+}
+
+fn noop(_: &Message<'_>) -> Result<Outputs> {
+    Ok(Outputs::pass())
+}
+
+fn unreachable(m: &Message<'_>) -> Result<Outputs> {
+    if poisoned(m) {
+        core::arch::wasm32::unreachable();
+    }
+    Ok(Outputs::pass())
+}
+
+fn oob(m: &Message<'_>) -> Result<Outputs> {
+    if poisoned(m) {
+        // An address far past the end of linear memory.
+        let p = black_box(0xFFFF_FFF0usize) as *const u64;
+        // SAFETY: it is not; that is the point (the host must trap, not crash).
+        let v = unsafe { core::ptr::read_volatile(p) };
+        black_box(v);
+    }
+    Ok(Outputs::pass())
+}
+
+fn spin(m: &Message<'_>) -> Result<Outputs> {
+    if poisoned(m) {
+        let mut x = 0u64;
+        loop {
+            x = black_box(x.wrapping_add(1));
+        }
+    }
+    Ok(Outputs::pass())
+}
+
+fn grow(m: &Message<'_>) -> Result<Outputs> {
+    if poisoned(m) {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(vec![1u8; 1 << 20]);
+            black_box(&hoard);
+        }
+    }
+    Ok(Outputs::pass())
+}
+
+fn depth(n: u64) -> u64 {
+    if black_box(n) == u64::MAX {
+        return 0;
+    }
+    let buf = black_box([n; 16]);
+    depth(n + 1) + buf[3]
+}
+
+fn recurse(m: &Message<'_>) -> Result<Outputs> {
+    if poisoned(m) {
+        black_box(depth(0));
+    }
+    Ok(Outputs::pass())
+}
+
+fn fail(m: &Message<'_>) -> Result<Outputs> {
+    if poisoned(m) {
+        return Err(Error("refused: the payload is poisoned".into()));
+    }
+    Ok(Outputs::pass())
+}
+
+/// Two outputs per message: the input and a copy with subject `copies.<subject>` and header
+/// `X-Copy: 1`.
+fn fan_out(m: &Message<'_>) -> Result<Outputs> {
+    Ok(Outputs(vec![
+        weir_guest::Output::unchanged(),
+        weir_guest::Output::payload(m.payload.to_vec())
+            .with_subject(format!("copies.{}", m.subject))
+            .with_header("X-Copy", "1"),
+    ]))
+}
+
+/// Malformed results: for a batch holding a poisoned message, a results pointer far outside
+/// memory; else the batch passes.
+#[unsafe(no_mangle)]
+pub extern "C" fn malformed(ptr: i32, len: i32) -> i64 {
+    let poisoned = weir_guest::abi::batch(ptr, len).is_ok_and(|(n, mut r)| {
+        (0..n).any(|_| r.message().is_ok_and(|m| poisoned(&m)))
+    });
+    if poisoned {
+        return (0x7FFF_0000i64 << 32) | 64;
+    }
+    weir_guest::abi::run(ptr, len, noop)
+}
