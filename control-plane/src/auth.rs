@@ -350,6 +350,11 @@ pub struct LoginRequest {
     /// The user's password.
     #[schema(max_length = 1024)]
     pub password: String,
+    /// The tenant to log in to (its name). Needed only when the same email and password are
+    /// a user of several tenants (the login then answers 409 `tenant_required`).
+    #[serde(default)]
+    #[schema(max_length = 63)]
+    pub tenant: Option<String>,
 }
 
 /// Body of `POST /auth/refresh`.
@@ -432,6 +437,7 @@ async fn issue_session(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -445,28 +451,29 @@ pub async fn login(
     };
     let result: ApiResult<TokenPair> = async {
         state.login_limiter().check(&email, &source.0)?;
-        let row = if email.chars().count() <= crate::users::MAX_EMAIL {
-            sqlx::query("SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = $1")
-                .bind(&email)
-                .fetch_optional(state.db().pool())
-                .await?
-        } else {
-            None
-        };
-        let (user, hash) = match &row {
-            Some(row) => (
-                Some((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)),
-                row.try_get::<Option<String>, _>(2)?,
-            ),
-            None => (None, None),
-        };
+        let candidates = login_candidates(&state, &email, body.tenant.as_deref()).await?;
         // A failed login shows up in the audit log of the tenant whose user was tried.
-        note.tenant_id = user.as_ref().map(|(_, tenant)| tenant.clone());
-        // Unknown emails verify against a dummy hash: the same work as a wrong password.
-        let verified = verify_password(&state, body.password.clone(), hash).await;
-        let (Some((user_id, tenant_id)), true) = (user, verified) else {
-            state.login_limiter().record_failure(&email, &source.0);
-            return Err(ApiError::Unauthenticated("wrong email or password".into()));
+        if let [only] = candidates.as_slice() {
+            note.tenant_id = Some(only.tenant_id.clone());
+        }
+        let matched = verify_candidates(&state, &body.password, candidates).await;
+        let (user_id, tenant_id) = match matched.as_slice() {
+            [one] => (one.user_id.clone(), one.tenant_id.clone()),
+            [] => {
+                state.login_limiter().record_failure(&email, &source.0);
+                return Err(ApiError::Unauthenticated("wrong email or password".into()));
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|c| c.tenant_name.as_str()).collect();
+                return Err(ApiError::Guarded {
+                    code: "tenant_required",
+                    detail: format!(
+                        "this email and password are a user of several tenants ({}); \
+                         log in again with `tenant` set to one of them",
+                        names.join(", ")
+                    ),
+                });
+            }
         };
         state.login_limiter().clear(&email, &source.0);
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
@@ -483,6 +490,71 @@ pub async fn login(
     };
     response.extensions_mut().insert(note);
     response
+}
+
+/// Most accounts one login tries (one email in this many tenants); each costs a password
+/// verification, so the bound keeps a login's work bounded whatever other tenants do.
+const MAX_LOGIN_CANDIDATES: i64 = 16;
+
+/// An account a login may be for.
+struct LoginCandidate {
+    user_id: String,
+    tenant_id: String,
+    tenant_name: String,
+    password_hash: Option<String>,
+}
+
+/// The accounts with this (normalized) email, in `tenant` when given, oldest first.
+async fn login_candidates(
+    state: &AppState,
+    email: &str,
+    tenant: Option<&str>,
+) -> ApiResult<Vec<LoginCandidate>> {
+    if email.chars().count() > crate::users::MAX_EMAIL {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT u.id, u.tenant_id, t.name, u.password_hash FROM users u \
+         JOIN tenants t ON t.id = u.tenant_id \
+         WHERE lower(u.email) = $1 AND ($2 = '' OR t.name = $2) \
+         ORDER BY u.created_at, u.id LIMIT $3",
+    )
+    .bind(email)
+    .bind(tenant.unwrap_or(""))
+    .bind(MAX_LOGIN_CANDIDATES)
+    .fetch_all(state.db().pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(LoginCandidate {
+                user_id: row.try_get(0)?,
+                tenant_id: row.try_get(1)?,
+                tenant_name: row.try_get(2)?,
+                password_hash: row.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// The candidates whose password is `password`. Without candidates the dummy hash is verified
+/// once, so that an unknown email costs what a wrong password costs.
+async fn verify_candidates(
+    state: &AppState,
+    password: &str,
+    candidates: Vec<LoginCandidate>,
+) -> Vec<LoginCandidate> {
+    if candidates.is_empty() {
+        verify_password(state, password.to_string(), None).await;
+        return Vec::new();
+    }
+    let mut matched = Vec::new();
+    for candidate in candidates {
+        let hash = candidate.password_hash.clone();
+        if verify_password(state, password.to_string(), hash).await {
+            matched.push(candidate);
+        }
+    }
+    matched
 }
 
 /// Exchange a refresh token for a new token pair. The old refresh token stops working; using it

@@ -67,7 +67,7 @@ pub struct NewTenant {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantAdmin {
-    /// Email, unique across Weir (stored lowercase, Unicode NFKC).
+    /// Email (stored lowercase, Unicode NFKC); unique within the tenant.
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     /// Password for login (optional: the response carries an API key; 12 characters to 1024
@@ -355,7 +355,6 @@ pub async fn create(
     quotas::save(&mut *tx, &id, &q).await?;
     let (mut admin_user_id, mut admin_api_key) = (None, None);
     if let Some(email) = &admin_email {
-        crate::users::require_email_free(&mut tx, email).await?;
         let user_id = new_id();
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \

@@ -23,7 +23,7 @@ use crate::state::AppState;
 pub struct UserInfo {
     /// Id.
     pub id: String,
-    /// Email (login name), unique across Weir.
+    /// Email (login name), unique within the tenant.
     pub email: String,
     /// Role name.
     pub role: String,
@@ -39,7 +39,7 @@ pub struct UserInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// Email (stored lowercase, Unicode NFKC); unique across Weir.
+    /// Email (stored lowercase, Unicode NFKC); unique within the tenant.
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     /// Password (12 characters to 1024 bytes); without one the user can only use API keys.
@@ -144,25 +144,27 @@ pub fn check_email(email: &str) -> ApiResult<()> {
     }
 }
 
-/// The one answer for an email that is taken, whichever tenant holds it: emails are login
-/// names across Weir, and the answer never says where (or whether in the caller's tenant).
+/// The answer for an email that is already a user of the caller's tenant. Emails are unique
+/// per tenant only, so this says nothing about other tenants.
 pub(crate) fn email_taken(email: &str) -> ApiError {
     ApiError::Guarded {
         code: "email_taken",
         detail: format!(
-            "the email `{}` cannot be used for a new user: emails are login names across Weir \
-             and this one is taken; use another address",
+            "`{}` is already a user of this tenant; change that user's role instead, or use \
+             another address",
             crate::text::excerpt(email)
         ),
     }
 }
 
-/// Fails with [`email_taken`] when a user (of any tenant) has this normalized email.
+/// Fails with [`email_taken`] when a user of `tenant_id` has this normalized email.
 pub(crate) async fn require_email_free(
     conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
     email: &str,
 ) -> ApiResult<()> {
-    let taken = sqlx::query("SELECT 1 FROM users WHERE lower(email) = $1")
+    let taken = sqlx::query("SELECT 1 FROM users WHERE tenant_id = $1 AND lower(email) = $2")
+        .bind(tenant_id)
         .bind(email)
         .fetch_optional(&mut *conn)
         .await?;
@@ -321,7 +323,7 @@ pub async fn create(
     };
     let id = new_id();
     let mut tx = state.db().begin().await?;
-    require_email_free(&mut tx, &email).await?;
+    require_email_free(&mut tx, &caller.tenant_id, &email).await?;
     sqlx::query(
         "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )

@@ -1397,6 +1397,11 @@ export interface components {
             email: string;
             /** @description The user's password. */
             password: string;
+            /**
+             * @description The tenant to log in to (its name). Needed only when the same email and password are
+             *     a user of several tenants (the login then answers 409 `tenant_required`).
+             */
+            tenant?: string | null;
         };
         /** @description The caller as the API shows it. */
         Me: {
@@ -1474,7 +1479,7 @@ export interface components {
         };
         /** @description The first admin of a new tenant. */
         NewTenantAdmin: {
-            /** @description Email, unique across Weir (stored lowercase, Unicode NFKC). */
+            /** @description Email (stored lowercase, Unicode NFKC); unique within the tenant. */
             email: string;
             /**
              * @description Password for login (optional: the response carries an API key; 12 characters to 1024
@@ -1484,7 +1489,7 @@ export interface components {
         };
         /** @description Body of `POST /users`. */
         NewUser: {
-            /** @description Email (stored lowercase, Unicode NFKC); unique across Weir. */
+            /** @description Email (stored lowercase, Unicode NFKC); unique within the tenant. */
             email: string;
             /** @description Password (12 characters to 1024 bytes); without one the user can only use API keys. */
             password?: string | null;
@@ -1928,7 +1933,7 @@ export interface components {
         UserInfo: {
             /** @description When created. */
             created_at: string;
-            /** @description Email (login name), unique across Weir. */
+            /** @description Email (login name), unique within the tenant. */
             email: string;
             /** @description Whether a password is set (login possible). */
             has_password: boolean;
@@ -2438,6 +2443,14 @@ export interface operations {
             };
             /** @description The caller's role lacks a permission this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
