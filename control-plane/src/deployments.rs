@@ -195,7 +195,6 @@ async fn write(
             .await?,
     };
     let key = deployment_key(&caller.tenant_name, name);
-    let previous = record_credentials(nats, &key).await?;
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
     ensure_declared_streams(state, caller).await?;
     // Pausing a pipeline is always allowed; running one needs a source it can read.
@@ -223,10 +222,7 @@ async fn write(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    nats.deployments()
-        .put(&key, bytes.into())
-        .await
-        .map_err(|e| failed(&format!("write the deployment record `{key}`"), e))?;
+    let previous = swap_record(nats, &key, Some(bytes.into())).await?;
     tx.commit().await?;
     if let Some(old) = previous {
         nats.revoke_credentials(&caller.tenant_id, &caller.tenant_name, &old)
@@ -256,19 +252,60 @@ async fn write(
     Ok(AuditNote::diff(diff).attach((status, Json(after))))
 }
 
-/// The credentials the deployment record `key` carries now, if any.
-async fn record_credentials(nats: &crate::nats::Nats, key: &str) -> ApiResult<Option<String>> {
-    let Some(value) = nats
-        .deployments()
-        .get(key)
-        .await
-        .map_err(|e| failed(&format!("read the deployment record `{key}`"), e))?
-    else {
-        return Ok(None);
-    };
-    Ok(serde_json::from_slice::<Deployment>(&value)
-        .ok()
-        .and_then(|d| d.credentials))
+/// How often [`swap_record`] re-reads a record that changed under it before giving up.
+const SWAP_ATTEMPTS: usize = 16;
+
+/// Replaces the deployment record `key` with `bytes` (deletes it with `None`) and returns the
+/// credentials of the record it replaced. Compare-and-set on the record's revision, retried:
+/// with concurrent writes of one pipeline each writer learns exactly the credentials it
+/// replaced, so every replaced credential is revoked once and none stays alive (a read, then a
+/// plain put, let two deploys both revoke the first record's credentials and neither the
+/// other's).
+async fn swap_record(
+    nats: &crate::nats::Nats,
+    key: &str,
+    bytes: Option<bytes::Bytes>,
+) -> ApiResult<Option<String>> {
+    use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
+    let kv = nats.deployments();
+    let what = || format!("write the deployment record `{key}`");
+    for _ in 0..SWAP_ATTEMPTS {
+        let entry = kv.entry(key).await.map_err(|e| failed(&what(), e))?;
+        let revision = entry.as_ref().map(|e| e.revision);
+        let previous = entry
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| serde_json::from_slice::<Deployment>(&e.value).ok())
+            .and_then(|d| d.credentials);
+        // Err((lost the race, error)).
+        let swapped = match (&bytes, revision) {
+            (Some(b), Some(rev)) => kv.update(key, b.clone(), rev).await.map(drop).map_err(|e| {
+                (
+                    e.kind() == UpdateErrorKind::WrongLastRevision,
+                    e.to_string(),
+                )
+            }),
+            (Some(b), None) => kv
+                .create(key, b.clone())
+                .await
+                .map(drop)
+                .map_err(|e| (e.kind() == CreateErrorKind::AlreadyExists, e.to_string())),
+            // The server's text for a failed expected-revision check (JetStream error 10071);
+            // the client has no error kind for it on deletes.
+            (None, Some(rev)) => kv
+                .delete_expect_revision(key, Some(rev))
+                .await
+                .map_err(|e| (e.to_string().contains("wrong last sequence"), e.to_string())),
+            (None, None) => return Ok(None),
+        };
+        match swapped {
+            Ok(()) => return Ok(previous),
+            Err((true, _)) => continue,
+            Err((false, e)) => return Err(failed(&what(), e)),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "the deployment record `{key}` kept changing while this request wrote it; try again"
+    )))
 }
 
 /// Creates (or updates) on NATS every stream the tenant declared with `kind: Stream`, so that a
@@ -506,16 +543,12 @@ pub async fn undeploy(
     let before = load(&state, &p.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))?;
-    let previous = record_credentials(nats, &before.key).await?;
     let mut tx = state.db().begin().await?;
     sqlx::query("DELETE FROM deployments WHERE pipeline_id = $1")
         .bind(&p.id)
         .execute(&mut *tx)
         .await?;
-    nats.deployments()
-        .delete(&before.key)
-        .await
-        .map_err(|e| failed(&format!("delete the deployment record `{}`", before.key), e))?;
+    let previous = swap_record(nats, &before.key, None).await?;
     tx.commit().await?;
     if let Some(old) = previous {
         nats.revoke_credentials(&caller.tenant_id, &caller.tenant_name, &old)

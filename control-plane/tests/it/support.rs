@@ -133,12 +133,19 @@ impl TestApp {
     /// A control plane on SQLite connected to a fresh nats-server in operator mode: every
     /// tenant gets its own NATS account.
     pub async fn sqlite_nats_operator() -> TestApp {
+        Self::sqlite_nats_operator_with(|nats| nats).await
+    }
+
+    /// [`sqlite_nats_operator`](Self::sqlite_nats_operator) with the NATS side tuned (e.g. the
+    /// revocation delay).
+    pub async fn sqlite_nats_operator_with(tune: impl FnOnce(Nats) -> Nats) -> TestApp {
         let server = NatsServer::start_operator().expect("start nats-server in operator mode");
         let keys = weir_connectors::accounts::OperatorKeys::load(&server.keys_dir().unwrap())
             .expect("operator keys");
         let nats = Nats::connect_operator(&server.url(), keys)
             .await
             .expect("connect to NATS in operator mode");
+        let nats = tune(nats);
         let dir = tempfile::tempdir().unwrap();
         let url = Db::sqlite_url(&dir.path().join("weir.db"));
         let mut t = Self::open_with(&url, dir, None, Some(nats), |_| {}).await;
