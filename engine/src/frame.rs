@@ -148,6 +148,14 @@ impl Frame {
     }
 }
 
+/// The payload a row reads: its replacement (after a `map` or `split`) or its input's.
+fn payload_of<'b>(inputs: &'b [InputMessage], row: &Row, replaced: &'b Option<Bytes>) -> &'b [u8] {
+    match replaced {
+        Some(b) => b,
+        None => &inputs[row.input as usize].payload,
+    }
+}
+
 /// Per-batch state shared by the operators: inputs, fates being built, and the session.
 pub(crate) struct BatchContext<'a> {
     pub(crate) inputs: &'a [InputMessage],
@@ -213,15 +221,31 @@ impl BatchContext<'_> {
         // move; original payloads are borrowed from the inputs.
         let replaced: Vec<Option<Bytes>> = rows.iter().map(|r| r.base.clone()).collect();
         let want_fields = self.want_fields;
-        for (row, replaced) in rows.drain(..).zip(&replaced) {
-            let base: &[u8] = match replaced {
-                Some(b) => b,
-                None => &inputs[row.input as usize].payload,
-            };
+        // `format: raw` payloads that are not UTF-8 are read as text with U+FFFD for each
+        // invalid sequence (their bytes still travel unchanged); held here for the borrow.
+        let lossy: Vec<Option<String>> = if self.raw {
+            rows.iter()
+                .zip(&replaced)
+                .map(|(row, replaced)| {
+                    let base = payload_of(inputs, row, replaced);
+                    std::str::from_utf8(base)
+                        .is_err()
+                        .then(|| String::from_utf8_lossy(base).into_owned())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (i, (row, replaced)) in rows.drain(..).zip(&replaced).enumerate() {
+            let base = payload_of(inputs, &row, replaced);
             let start = raws.len();
             raws.resize(start + n_paths, None);
             let result = if self.raw {
-                Ok((std::str::from_utf8(base).unwrap_or_default(), false, None))
+                let text = match &lossy[i] {
+                    Some(text) => text.as_str(),
+                    None => std::str::from_utf8(base).unwrap_or_default(),
+                };
+                Ok((text, false, None))
             } else {
                 let spans = want_fields.then_some(&mut self.spans);
                 check_payload(base).and_then(|text| {

@@ -239,3 +239,32 @@ spec:
     );
     assert!(err.problems.len() >= 4, "{err}");
 }
+
+/// `format: raw` payloads that are not UTF-8 are read as text with U+FFFD for each invalid
+/// sequence (not as an empty string), and their bytes travel unchanged.
+#[test]
+fn raw_payloads_that_are_not_utf8_read_lossily_and_pass_unchanged() {
+    let p = compile(
+        r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: raw-bytes }
+spec:
+  source: { stream: ORDERS, subjects: ["orders.>"], format: raw }
+  nodes:
+    - id: keep
+      filter: "data LIKE '%abc%'"
+      next: out
+    - id: out
+      publish: { subject: "raw.out" }
+"#,
+    );
+    let bytes: &[u8] = b"\xff\xfeabc";
+    let result = p.process(&[msg(1, bytes), msg(2, b"xyz"), msg(3, b"abc")]);
+    let Fate::Outputs(o) = &result.fates[0] else {
+        panic!("{:?}", result.fates[0])
+    };
+    assert_eq!(o[0].payload.as_ref(), bytes);
+    assert_eq!(result.fates[1], Fate::Filtered);
+    assert!(matches!(result.fates[2], Fate::Outputs(_)));
+}
