@@ -221,31 +221,23 @@ impl BatchContext<'_> {
         // move; original payloads are borrowed from the inputs.
         let replaced: Vec<Option<Bytes>> = rows.iter().map(|r| r.base.clone()).collect();
         let want_fields = self.want_fields;
-        // `format: raw` payloads that are not UTF-8 are read as text with U+FFFD for each
-        // invalid sequence (their bytes still travel unchanged); held here for the borrow.
-        let lossy: Vec<Option<String>> = if self.raw {
-            rows.iter()
-                .zip(&replaced)
-                .map(|(row, replaced)| {
-                    let base = payload_of(inputs, row, replaced);
-                    std::str::from_utf8(base)
-                        .is_err()
-                        .then(|| String::from_utf8_lossy(base).into_owned())
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for (i, (row, replaced)) in rows.drain(..).zip(&replaced).enumerate() {
+        // `format: raw`: a pipeline that reads `data` reads it as text, so a payload that is
+        // not UTF-8 is that message's decode error; one that never reads it passes any bytes.
+        let reads_payload = self.catalog.index_of(&ColumnSource::Payload).is_some();
+        for (row, replaced) in rows.drain(..).zip(&replaced) {
             let base = payload_of(inputs, &row, replaced);
             let start = raws.len();
             raws.resize(start + n_paths, None);
             let result = if self.raw {
-                let text = match &lossy[i] {
-                    Some(text) => text.as_str(),
-                    None => std::str::from_utf8(base).unwrap_or_default(),
-                };
-                Ok((text, false, None))
+                match std::str::from_utf8(base) {
+                    Ok(text) => Ok((text, false, None)),
+                    Err(_) if !reads_payload => Ok(("", false, None)),
+                    Err(e) => Err(format!(
+                        "the payload is not UTF-8 text ({e}), and this pipeline reads `data` as \
+                         text (format: raw); read only subject, headers and metadata to pass \
+                         binary payloads"
+                    )),
+                }
             } else {
                 let spans = want_fields.then_some(&mut self.spans);
                 check_payload(base).and_then(|text| {
