@@ -157,23 +157,6 @@ async fn write(
         )));
     }
     let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;
-    let others: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM deployments \
-         WHERE tenant_id = $1 AND pipeline_id <> $2",
-    )
-    .bind(&caller.tenant_id)
-    .bind(&p.id)
-    .fetch_one(state.db().pool())
-    .await?
-    .try_get(0)?;
-    let current = before.as_ref().map_or(0, |b| b.parallelism);
-    quotas::enforce(
-        "max_parallelism",
-        limits.max_parallelism,
-        others + current,
-        others + parallelism,
-    )?;
-
     let now = now_ms();
     let record = Deployment {
         tenant: caller.tenant_name.clone(),
@@ -205,6 +188,25 @@ async fn write(
     // The row and the KV record change together: the transaction commits only once KV took
     // the record.
     let mut tx = state.db().begin().await?;
+    // The tenant locked: concurrent deploys of its pipelines see each other's parallelism.
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    let others: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM deployments \
+         WHERE tenant_id = $1 AND pipeline_id <> $2",
+    )
+    .bind(&caller.tenant_id)
+    .bind(&p.id)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let current = before.as_ref().map_or(0, |b| b.parallelism);
+    quotas::enforce(
+        "max_parallelism",
+        limits.max_parallelism,
+        others + current,
+        others + parallelism,
+    )?;
+
     sqlx::query(
         "INSERT INTO deployments (pipeline_id, tenant_id, pipeline, version, parallelism, state, \
          updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \

@@ -72,16 +72,28 @@ pub async fn apply(
         }
     }
     let (json, yaml) = canonical(&resource)?;
-    if !dry_run && let Resource::Stream(stream) = &resource {
-        reconcile_on_nats(state, caller, stream).await?;
-    }
+    // One transaction, the tenant locked: the quota count, the NATS stream and the row agree
+    // under concurrent applies, and a stream over quota is never created on NATS.
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     let existing = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
     ))
     .bind(&caller.tenant_id)
     .bind(&name)
-    .fetch_optional(state.db().pool())
+    .fetch_optional(&mut *tx)
     .await?;
+    if existing.is_none() {
+        let limits = quotas::load(&mut *tx, &caller.tenant_id).await?;
+        let streams: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams WHERE tenant_id = $1")
+            .bind(&caller.tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        quotas::enforce("max_streams", limits.max_streams, streams, streams + 1)?;
+    }
+    if !dry_run && let Resource::Stream(stream) = &resource {
+        reconcile_on_nats(state, caller, stream).await?;
+    }
     let now = now_ms();
     let result = match existing {
         Some(row) => {
@@ -107,7 +119,7 @@ pub async fn apply(
                     .bind(now)
                     .bind(&caller.email)
                     .bind(row.try_get::<String, _>(7)?)
-                    .execute(state.db().writer())
+                    .execute(&mut *tx)
                     .await?;
                 }
                 ApplyResult {
@@ -121,9 +133,6 @@ pub async fn apply(
             }
         }
         None => {
-            let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;
-            let (_, _, streams) = quotas::usage(state, &caller.tenant_id).await?;
-            quotas::enforce("max_streams", limits.max_streams, streams, streams + 1)?;
             if !dry_run {
                 sqlx::query(
                     "INSERT INTO streams (id, tenant_id, name, spec_json, spec_yaml, created_at, \
@@ -138,7 +147,7 @@ pub async fn apply(
                 .bind(&caller.email)
                 .bind(now)
                 .bind(&caller.email)
-                .execute(state.db().writer())
+                .execute(&mut *tx)
                 .await?;
             }
             ApplyResult {
@@ -151,6 +160,7 @@ pub async fn apply(
             }
         }
     };
+    tx.commit().await?;
     Ok(result)
 }
 

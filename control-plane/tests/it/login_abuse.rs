@@ -129,10 +129,11 @@ async fn unknown_emails_take_as_long_as_wrong_passwords() {
     let (k, u) = (median(known), median(unknown));
     let diff = k.abs_diff(u);
     println!("login median: known email {k:?}, unknown email {u:?}, difference {diff:?}");
-    assert!(
-        diff < Duration::from_millis(5),
-        "known {k:?} vs unknown {u:?}"
-    );
+    // Close in absolute terms, or (on a loaded machine, where every login is slower) within
+    // a third of each other: skipping the hash for unknown emails would make them several
+    // times faster, which either test catches.
+    let close = diff < Duration::from_millis(5) || diff * 3 < k.min(u);
+    assert!(close, "known {k:?} vs unknown {u:?}");
 }
 
 async fn login_to(t: &TestApp, email: &str, password: &str, tenant: Option<&str>) -> Reply {
