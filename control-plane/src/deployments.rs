@@ -45,7 +45,7 @@ pub struct DeploymentInfo {
 }
 
 /// Body of `POST /pipelines/{name}/deploy`.
-#[derive(Deserialize, ToSchema, Debug, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Version to deploy (default: the current version).
@@ -55,7 +55,7 @@ pub struct DeployRequest {
 }
 
 /// Body of `POST /pipelines/{name}/rollback`.
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The version to run instead.

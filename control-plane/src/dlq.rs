@@ -127,7 +127,7 @@ pub struct DlqQuery {
 }
 
 /// Body of `POST /pipelines/{name}/dlq/redrive`: `seqs` or `all`.
-#[derive(Deserialize, ToSchema, Debug, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveRequest {
     /// DLQ sequences to redrive.

@@ -5,6 +5,7 @@
 //!
 //! Embed it with [`app`] over an [`AppState`], or run it with [`serve`].
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod body;

@@ -80,19 +80,16 @@ pub(super) async fn apply_examples(
             continue;
         };
         let name = &pipeline.metadata.name;
-        let reply = api
-            .send(
-                Method::POST,
+        let info: weir_control_plane::api::DeploymentInfo = api
+            .post(
                 &format!("/pipelines/{name}/deploy"),
-                Some(("application/json", "{}".to_string())),
-                None,
+                &weir_control_plane::api::DeployRequest::default(),
             )
             .await
             .with_context(|| format!("deploying {name}"))?;
-        let info: serde_json::Value = serde_json::from_str(&reply.text).unwrap_or_default();
         println!(
             "[weir dev] deployed pipeline/{name} (version {}, parallelism {})",
-            info["version"], info["parallelism"]
+            info.version, info.parallelism
         );
     }
     Ok(())
