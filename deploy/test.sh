@@ -19,7 +19,7 @@ step="cargo fmt --check"
 cargo fmt --all -- --check
 step="module import loops"
 # No import loops among the modules of these crates (docs/architecture.md).
-python3 deploy/module-deps.py --no-loops pipelines,engine,connectors,runtime,cli,benches,testkit >/dev/null \
+python3 deploy/module-deps.py --no-loops pipelines,engine,connectors,runtime,control-plane,cli,benches,testkit >/dev/null \
   || { python3 deploy/module-deps.py | grep -B1 LOOP; echo "test: import loop (see docs/architecture.md)" >&2; exit 1; }
 
 clippy_driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"

@@ -2,13 +2,13 @@
 //! uses these, so its requests and the replies it reads are the server's own types and cannot
 //! drift from them). The handlers define them next to their code; this module gathers them.
 
-pub use crate::auth::{LoginRequest, Me, TokenPair};
 pub use crate::deployments::{DeployRequest, DeploymentInfo, RollbackRequest};
 pub use crate::dlq::{
     DlqEntry, DlqGroup, DlqList, DlqMessage, PurgeResult, RedriveFailure, RedriveRequest,
     RedriveResult, Redriven,
 };
 pub use crate::error::Problem;
+pub use crate::login::{LoginRequest, Me, TokenPair};
 pub use crate::pipelines::{
     ApplyResult, PipelineDetail, PipelinePage, PipelineSummary, ValidationResult, VersionDiff,
     VersionInfo,

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use weir_connectors::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key};
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::JsonBody;
+use crate::caller::Caller;
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;

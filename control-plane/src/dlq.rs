@@ -22,8 +22,8 @@ use weir_connectors::DlqTarget;
 use weir_connectors::dead_letter::headers as wh;
 use weir_pipelines::Resource;
 
-use crate::auth::Caller;
 use crate::body::{JsonBody, QueryArgs};
+use crate::caller::Caller;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;

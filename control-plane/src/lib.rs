@@ -7,14 +7,18 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_budget;
 pub mod auth;
 pub mod body;
+pub mod caller;
 pub mod console;
+pub mod crypto;
 pub mod db;
 pub mod deployments;
 pub mod dlq;
 pub mod error;
 pub mod keys;
+pub mod login;
 pub mod login_limit;
 pub mod metrics;
 pub mod nats;
@@ -22,6 +26,7 @@ pub mod nats_views;
 pub mod openapi;
 pub mod pipelines;
 pub mod quotas;
+pub mod rates;
 pub mod rbac;
 pub mod resource_file;
 pub mod routes;

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
 use crate::body::{JsonBody, QueryArgs};
+use crate::caller::Caller;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;

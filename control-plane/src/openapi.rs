@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, nats_views, pipelines, quotas, secrets, status, streams,
+    audit, deployments, dlq, keys, login, nats_views, pipelines, quotas, secrets, status, streams,
     tenants, users,
 };
 
@@ -138,7 +138,7 @@ impl Modify for ProblemResponses {
     security(("bearer" = [])),
     paths(
         healthz, document, crate::metrics::handler,
-        auth::login, auth::refresh, auth::logout, auth::me,
+        login::login, login::refresh, login::logout, login::me,
         tenants::list, tenants::create, tenants::get, tenants::delete, tenants::put_quotas,
         quotas::get_usage,
         users::list, users::create, users::get, users::update, users::delete,

@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
 use crate::audit::{AuditContext, AuditNote};
-use crate::auth::Caller;
 use crate::body::{QueryArgs, SpecBody};
+use crate::caller::Caller;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas;
@@ -805,7 +805,11 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     caller.require("pipelines", "delete")?;
     let p = find(&state, &caller.tenant_id, &name).await?;
-    if crate::deployments::load(&state, &p.id).await?.is_some() {
+    let deployed = sqlx::query("SELECT 1 FROM deployments WHERE pipeline_id = $1")
+        .bind(&p.id)
+        .fetch_optional(state.db().pool())
+        .await?;
+    if deployed.is_some() {
         return Err(ApiError::Conflict(format!(
             "pipeline `{name}` is deployed; undeploy it first with \
              DELETE /api/v1/pipelines/{name}/deployment (weir undeploy {name})"

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Any, Executor, Row};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, nats_views, openapi, pipelines, quotas, secrets, status,
+    audit, deployments, dlq, keys, login, nats_views, openapi, pipelines, quotas, secrets, status,
     streams, tenants, users,
 };
 
@@ -47,10 +47,10 @@ pub fn api_routes() -> ApiRoutes {
     let v = "/api/v1";
     let p = |s: &str| format!("{v}{s}");
     ApiRoutes::new()
-        .add(Method::POST, &p("/auth/login"), post(auth::login))
-        .add(Method::POST, &p("/auth/refresh"), post(auth::refresh))
-        .add(Method::POST, &p("/auth/logout"), post(auth::logout))
-        .add(Method::GET, &p("/auth/me"), get(auth::me))
+        .add(Method::POST, &p("/auth/login"), post(login::login))
+        .add(Method::POST, &p("/auth/refresh"), post(login::refresh))
+        .add(Method::POST, &p("/auth/logout"), post(login::logout))
+        .add(Method::GET, &p("/auth/me"), get(login::me))
         .add(Method::GET, &p("/tenants"), get(tenants::list))
         .add(Method::POST, &p("/tenants"), post(tenants::create))
         .add(Method::GET, &p("/tenants/{id}"), get(tenants::get))

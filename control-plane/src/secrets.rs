@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,8 +17,9 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::JsonBody;
+use crate::caller::Caller;
+pub use crate::crypto::SecretCipher;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -85,54 +84,6 @@ pub fn key_from_file(path: &FsPath, create: bool) -> Result<[u8; 32], SecretKeyE
             Ok(key)
         }
         Err(e) => Err(io(e)),
-    }
-}
-
-/// AES-256-GCM with a random 96-bit nonce per value; the associated data binds a ciphertext to
-/// its tenant and name, so it cannot be moved to another record.
-pub struct SecretCipher(Aes256Gcm);
-
-impl SecretCipher {
-    /// A cipher under `key`.
-    pub fn new(key: &[u8; 32]) -> Self {
-        SecretCipher(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
-    }
-
-    /// base64(nonce ‖ ciphertext).
-    pub fn seal(&self, plaintext: &[u8], aad: &str) -> Result<String, ApiError> {
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let ct = self
-            .0
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| ApiError::Internal("encryption failed".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend(ct);
-        Ok(STANDARD.encode(out))
-    }
-
-    /// The plaintext of [`SecretCipher::seal`]'s output; fails on a wrong key or record.
-    pub fn open(&self, sealed: &str, aad: &str) -> Result<Vec<u8>, ApiError> {
-        let raw = STANDARD
-            .decode(sealed)
-            .map_err(|e| ApiError::Internal(format!("sealed secret: {e}")))?;
-        if raw.len() < 12 {
-            return Err(ApiError::Internal("sealed secret too short".into()));
-        }
-        let (nonce, ct) = raw.split_at(12);
-        self.0
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
-            .map_err(|_| {
-                ApiError::Internal(
-                    "cannot decrypt a secret: the server's secret key is not the one it was stored with".into(),
-                )
-            })
     }
 }
 

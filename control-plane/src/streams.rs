@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::{QueryArgs, SpecBody};
+use crate::caller::Caller;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;

@@ -18,8 +18,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::quotas::{self, Quotas};
 use crate::state::AppState;
 
-/// Name of the system tenant.
-pub const SYSTEM_TENANT: &str = "default";
+pub use crate::caller::SYSTEM_TENANT;
+pub use crate::text::check_name;
 /// Email of the bootstrap admin.
 pub const BOOTSTRAP_ADMIN: &str = "admin@weir.local";
 
@@ -85,24 +85,6 @@ pub struct TenantCreated {
     pub admin_user_id: Option<String>,
     /// An API key of the first admin. Shown once.
     pub admin_api_key: Option<String>,
-}
-
-/// Checks a DNS-label name.
-pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable(format!(
-            "{what} `{name}` must be 1-63 lowercase letters, digits or `-`, not starting or ending with `-`"
-        )))
-    }
 }
 
 /// Checks a bootstrap API key against the rules of generated keys: `weir_` followed by at

@@ -201,7 +201,7 @@ pub(crate) async fn require_covers(
     what: &str,
 ) -> ApiResult<()> {
     if role == "admin"
-        && caller.tenant_name == crate::tenants::SYSTEM_TENANT
+        && caller.tenant_name == crate::caller::SYSTEM_TENANT
         && !caller.platform_admin
     {
         return Err(ApiError::Escalation(format!(
@@ -249,7 +249,7 @@ pub(crate) async fn ensure_platform_admin_remains(
 }
 
 fn in_system_tenant(caller: &Caller) -> bool {
-    caller.tenant_name == crate::tenants::SYSTEM_TENANT
+    caller.tenant_name == crate::caller::SYSTEM_TENANT
 }
 
 const LAST_ADMIN: &str = "this is the last platform admin with a working API key: give another \
@@ -520,7 +520,7 @@ pub async fn create_role(
     JsonBody(body): JsonBody<NewRole>,
 ) -> ApiResult<Response> {
     caller.require("roles", "create")?;
-    crate::tenants::check_name("role name", &body.name)?;
+    crate::text::check_name("role name", &body.name)?;
     crate::text::check_text(
         "the role description",
         &body.description,
