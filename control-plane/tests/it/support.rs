@@ -321,6 +321,27 @@ impl TestApp {
 
     /// Creates a user with `role` in the key's tenant and an API key for them; returns
     /// (user id, key).
+    /// Declares the stream `ORDERS` (`orders.>`) and creates the pipeline `name` reading it
+    /// (filter `filter`, parallelism 2), with `key` of a tenant.
+    pub async fn orders_pipeline(&self, key: &str, name: &str, filter: &str) {
+        self.yaml(
+            Method::PUT,
+            "/api/v1/streams/ORDERS",
+            key,
+            &stream_yaml("ORDERS", "orders.>"),
+        )
+        .await
+        .ok();
+        self.yaml(
+            Method::POST,
+            "/api/v1/pipelines",
+            key,
+            &pipeline_yaml(name, filter, 2),
+        )
+        .await
+        .ok();
+    }
+
     pub async fn user_with_key(
         &self,
         admin_key: &str,

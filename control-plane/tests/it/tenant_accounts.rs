@@ -312,22 +312,7 @@ async fn concurrent_deploys_leave_only_the_current_credentials_alive() {
             .await,
     );
     let (_, key) = t.tenant("acme").await;
-    t.yaml(
-        Method::PUT,
-        "/api/v1/streams/ORDERS",
-        &key,
-        &stream_yaml("ORDERS", "orders.>"),
-    )
-    .await
-    .ok();
-    t.yaml(
-        Method::POST,
-        "/api/v1/pipelines",
-        &key,
-        &crate::support::pipeline_yaml("orders", "true", 1),
-    )
-    .await
-    .ok();
+    t.orders_pipeline(&key, "orders", "true").await;
     let mut tasks = Vec::new();
     for _ in 0..DEPLOYS {
         let (t, key) = (t.clone(), key.clone());
