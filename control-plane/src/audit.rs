@@ -20,6 +20,7 @@ use crate::auth::{self, Caller};
 use crate::body::QueryArgs;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// What a handler adds to its response for the audit log.
@@ -419,7 +420,7 @@ pub async fn list(
     caller: Caller,
     QueryArgs(q): QueryArgs<AuditQuery>,
 ) -> ApiResult<Response> {
-    caller.require("audit", "read")?;
+    caller.require(ApiResource::Audit, Action::Read)?;
     let format = q.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "jsonl" | "csv") {
         return Err(ApiError::bad_request(

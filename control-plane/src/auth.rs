@@ -12,7 +12,7 @@ use sqlx::Row;
 pub use crate::caller::Caller;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::{self, PermissionSet};
+use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
 
 /// SHA-256 of a secret, hex.
@@ -180,8 +180,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
 pub async fn still_allowed(
     state: &AppState,
     caller: &Caller,
-    resource: &str,
-    action: &str,
+    resource: ApiResource,
+    action: Action,
 ) -> bool {
     let now = now_ms();
     let row = match (&caller.key_id, &caller.session_id) {

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::PermissionSet;
+use crate::rbac::{Action, ApiResource, PermissionSet};
 
 /// Name of the system tenant, whose admins are the platform admins.
 pub const SYSTEM_TENANT: &str = "default";
@@ -36,7 +36,7 @@ pub struct Caller {
 
 impl Caller {
     /// Fails with 403 unless the caller's role grants `resource:action`.
-    pub fn require(&self, resource: &str, action: &str) -> ApiResult<()> {
+    pub fn require(&self, resource: ApiResource, action: Action) -> ApiResult<()> {
         if self.permissions.allows(resource, action) {
             Ok(())
         } else {
@@ -48,8 +48,8 @@ impl Caller {
     }
 
     /// Fails with 403 unless the caller is a platform admin (admin of the system tenant).
-    pub fn require_platform_admin(&self, action: &str) -> ApiResult<()> {
-        self.require("tenants", action)?;
+    pub fn require_platform_admin(&self, action: Action) -> ApiResult<()> {
+        self.require(ApiResource::Tenants, action)?;
         if self.platform_admin {
             Ok(())
         } else {

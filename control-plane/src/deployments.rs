@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
 use crate::pipelines::{StoredPipeline, find, version_text};
 use crate::quotas;
+use crate::rbac::{Action, ApiResource};
 use crate::resource_file::unified_diff;
 use crate::state::AppState;
 
@@ -424,7 +425,7 @@ pub async fn deploy(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<DeployRequest>,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "update")?;
+    caller.require(ApiResource::Deployments, Action::Update)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id).await?;
@@ -447,7 +448,7 @@ async fn set_state(
     name: String,
     desired: DesiredState,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "update")?;
+    caller.require(ApiResource::Deployments, Action::Update)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id)
@@ -505,7 +506,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<RollbackRequest>,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "update")?;
+    caller.require(ApiResource::Deployments, Action::Update)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id)
@@ -539,7 +540,7 @@ pub async fn undeploy(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "delete")?;
+    caller.require(ApiResource::Deployments, Action::Delete)?;
     let nats = state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id)
@@ -575,7 +576,7 @@ pub async fn get(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<DeploymentInfo>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     load(&state, &p.id)

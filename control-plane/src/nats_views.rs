@@ -26,6 +26,7 @@ use crate::caller::Caller;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// A stream as NATS reports it.
@@ -270,7 +271,7 @@ pub async fn list_streams(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<StreamView>>> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let nats = state.tenant_nats(&caller).await?;
     let mut out = Vec::new();
     for (name, _) in declared(&state, &caller).await? {
@@ -293,7 +294,7 @@ pub async fn get_stream(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<StreamView>> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let mut s = open(&state, &caller, &name).await?;
     let info = s
         .info()
@@ -313,7 +314,7 @@ pub async fn consumers(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<ConsumerView>>> {
-    caller.require("consumers", "read")?;
+    caller.require(ApiResource::Consumers, Action::Read)?;
     let s = open(&state, &caller, &name).await?;
     let mut list = s.consumers();
     let mut out = Vec::new();
@@ -402,7 +403,7 @@ pub async fn pause_consumer(
     Path((name, consumer)): Path<(String, String)>,
     JsonBody(body): JsonBody<PauseRequest>,
 ) -> ApiResult<Json<ConsumerView>> {
-    caller.require("consumers", "pause")?;
+    caller.require(ApiResource::Consumers, Action::Pause)?;
     let until_ms = match &body.until {
         Some(text) => {
             let t = parse_time("until", text)?;
@@ -439,7 +440,7 @@ pub async fn resume_consumer(
     caller: Caller,
     Path((name, consumer)): Path<(String, String)>,
 ) -> ApiResult<Json<ConsumerView>> {
-    caller.require("consumers", "pause")?;
+    caller.require(ApiResource::Consumers, Action::Pause)?;
     let (s, _) = open_consumer(&state, &caller, &name, &consumer).await?;
     s.resume_consumer(&consumer)
         .await
@@ -473,7 +474,7 @@ pub async fn message(
     caller: Caller,
     Path((name, seq)): Path<(String, u64)>,
 ) -> ApiResult<Json<MessageView>> {
-    caller.require("messages", "read")?;
+    caller.require(ApiResource::Messages, Action::Read)?;
     let s = open(&state, &caller, &name).await?;
     match s.get_raw_message(seq).await {
         Ok(m) => Ok(Json(message_view(&m))),
@@ -497,7 +498,7 @@ pub async fn last_message(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<MessageQuery>,
 ) -> ApiResult<Json<MessageView>> {
-    caller.require("messages", "read")?;
+    caller.require(ApiResource::Messages, Action::Read)?;
     let subject = match (q.last_by_subject, q.start_time) {
         (Some(subject), None) => subject,
         (None, Some(start)) => {
@@ -578,7 +579,7 @@ pub async fn purge(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<PurgeRequest>,
 ) -> ApiResult<Json<PurgeResult>> {
-    caller.require("streams", "purge")?;
+    caller.require(ApiResource::Streams, Action::Purge)?;
     if body.sequence.is_some() && body.keep.is_some() {
         return Err(ApiError::Unprocessable(
             "give `sequence` or `keep`, not both".into(),
@@ -623,7 +624,7 @@ pub async fn publish(
     caller: Caller,
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult<Json<PublishResult>> {
-    caller.require("messages", "publish")?;
+    caller.require(ApiResource::Messages, Action::Publish)?;
     crate::subjects::check_subject("subject", &body.subject, false)?;
     let nats = state.tenant_nats(&caller).await?;
     let streams = declared(&state, &caller).await?;
@@ -883,7 +884,7 @@ pub async fn list_buckets(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<KvBucketView>>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let nats = state.tenant_nats(&caller).await?;
     let mut names = nats.js().stream_names();
     let mut buckets = Vec::new();
@@ -919,7 +920,7 @@ pub async fn create_bucket(
     caller: Caller,
     JsonBody(body): JsonBody<KvCreateRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<KvBucketView>)> {
-    caller.require("kv", "create")?;
+    caller.require(ApiResource::Kv, Action::Create)?;
     let prefix = kv_prefix(&caller.tenant_name);
     let name = body.name.clone();
     if !owns_bucket(&caller.tenant_name, &name) || !bucket_name_ok(&name) {
@@ -993,7 +994,7 @@ pub async fn delete_bucket(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require("kv", "delete")?;
+    caller.require(ApiResource::Kv, Action::Delete)?;
     open_bucket(&state, &caller, &bucket).await?;
     state
         .tenant_nats(&caller)
@@ -1036,7 +1037,7 @@ pub async fn keys(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     let what = format!("list keys of `{bucket}`");
     let keys = store.keys().await.map_err(|e| failed(&what, e))?;
@@ -1057,7 +1058,7 @@ pub async fn get_key(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<Json<KvEntryView>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     match store
@@ -1087,7 +1088,7 @@ pub async fn key_history(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<KvEntryView>>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let what = format!("read the history of `{key}` in `{bucket}`");
@@ -1116,7 +1117,7 @@ pub async fn put_key(
     Path((bucket, key)): Path<(String, String)>,
     JsonBody(body): JsonBody<KvPutRequest>,
 ) -> ApiResult<Json<KvPutResult>> {
-    caller.require("kv", "update")?;
+    caller.require(ApiResource::Kv, Action::Update)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let value: bytes::Bytes = match (body.value, body.value_base64) {
@@ -1151,7 +1152,7 @@ pub async fn delete_key(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require("kv", "delete")?;
+    caller.require(ApiResource::Kv, Action::Delete)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let current = store

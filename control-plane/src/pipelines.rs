@@ -17,6 +17,7 @@ use crate::caller::Caller;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas;
+use crate::rbac::{Action, ApiResource};
 use crate::resource_file::{canonical, claim_tenant, parse_all, parse_one, unified_diff};
 use crate::state::AppState;
 
@@ -582,7 +583,7 @@ pub async fn list(
     caller: Caller,
     QueryArgs(q): QueryArgs<ListQuery>,
 ) -> ApiResult<Json<PipelinePage>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let mut sql = String::from(
         "SELECT p.id, p.name, p.current_version, p.parallelism, p.created_at, p.created_by, \
@@ -645,7 +646,7 @@ pub async fn create(
     QueryArgs(q): QueryArgs<WriteQuery>,
     body: SpecBody,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "create")?;
+    caller.require(ApiResource::Pipelines, Action::Create)?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
     let guard = WriteGuard {
         audit: Some(&audit),
@@ -682,7 +683,7 @@ pub async fn put(
     headers: HeaderMap,
     body: SpecBody,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "update")?;
+    caller.require(ApiResource::Pipelines, Action::Update)?;
     let expect_version = if_match(&headers)?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
     if resource.metadata().name != name {
@@ -693,7 +694,7 @@ pub async fn put(
     }
     let exists = find(&state, &caller.tenant_id, &name).await.is_ok();
     if !exists {
-        caller.require("pipelines", "create")?;
+        caller.require(ApiResource::Pipelines, Action::Create)?;
     }
     let guard = WriteGuard {
         expect_version,
@@ -721,7 +722,7 @@ pub async fn validate(
     caller: Caller,
     body: SpecBody,
 ) -> ApiResult<Json<ValidationResult>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let resources = parse_all(&body.text, body.file_name)?;
     let pipelines: Vec<&weir_pipelines::PipelineResource> = resources
         .iter()
@@ -832,7 +833,7 @@ pub async fn get(
     QueryArgs(q): QueryArgs<FormatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let yaml = wants_yaml(&headers, q.format.as_deref())?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let (json, yaml_text) = version_text(&state, &p.id, p.summary.version, &name).await?;
@@ -864,7 +865,7 @@ pub async fn delete(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DeleteQuery>,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "delete")?;
+    caller.require(ApiResource::Pipelines, Action::Delete)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let deployed = sqlx::query("SELECT 1 FROM deployments WHERE pipeline_id = $1")
         .bind(&p.id)
@@ -985,7 +986,7 @@ pub async fn versions(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<VersionInfo>>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let rows = sqlx::query(
         "SELECT version, created_at, created_by FROM pipeline_versions WHERE pipeline_id = $1 \
@@ -1019,7 +1020,7 @@ pub async fn version(
     QueryArgs(q): QueryArgs<FormatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let yaml = wants_yaml(&headers, q.format.as_deref())?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let (json, yaml_text) = version_text(&state, &p.id, version, &name).await?;
@@ -1041,7 +1042,7 @@ pub async fn diff(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DiffQuery>,
 ) -> ApiResult<Json<VersionDiff>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let to = q.to.unwrap_or(p.summary.version);
     let (_, old) = version_text(&state, &p.id, q.from, &name).await?;

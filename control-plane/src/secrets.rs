@@ -22,6 +22,7 @@ use crate::caller::Caller;
 pub use crate::crypto::SecretCipher;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// Errors of loading the secret key.
@@ -174,7 +175,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<SecretInfo>>> {
-    caller.require("secrets", "read")?;
+    caller.require(ApiResource::Secrets, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM secrets WHERE tenant_id = $1 ORDER BY name"
     ))
@@ -193,7 +194,7 @@ pub async fn get(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SecretInfo>> {
-    caller.require("secrets", "read")?;
+    caller.require(ApiResource::Secrets, Action::Read)?;
     Ok(Json(info_of(
         &find(&state, &caller.tenant_id, &name).await?,
     )?))
@@ -219,11 +220,11 @@ pub async fn put(
     crate::text::check_text("the secret kind", &body.kind, crate::text::MAX_NAME, false)?;
     let existing = find(&state, &caller.tenant_id, &name).await.ok();
     caller.require(
-        "secrets",
+        ApiResource::Secrets,
         if existing.is_some() {
-            "update"
+            Action::Update
         } else {
-            "create"
+            Action::Create
         },
     )?;
     let plain = serde_json::to_vec(&body.secret).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -284,7 +285,7 @@ pub async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("secrets", "delete")?;
+    caller.require(ApiResource::Secrets, Action::Delete)?;
     find(&state, &caller.tenant_id, &name).await?;
     sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
         .bind(&caller.tenant_id)

@@ -25,6 +25,7 @@ use crate::error::ApiResult;
 use crate::nats::{Nats, failed};
 use crate::pipelines::find;
 pub use crate::rates::{RateTracker, Rates};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// A last error younger than this makes a running pipeline `degraded`.
@@ -362,7 +363,7 @@ pub async fn pipeline_status(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PipelineStatus>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     let nats = state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let deployment = deployments::load(&state, &p.id).await?;
@@ -424,7 +425,7 @@ pub async fn workers(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<WorkerInfo>>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     let nats = state.nats()?;
     let now = now_ms();
     let list = heartbeats(nats)
@@ -527,7 +528,7 @@ pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     let nats = state.nats()?.clone();
     let mut beats = nats
         .workers()
@@ -547,7 +548,14 @@ pub async fn stream(
         loop {
             // A revoked key or session, or a lost permission, ends the stream within seconds.
             if checked.elapsed() >= CREDENTIAL_RECHECK {
-                if !crate::auth::still_allowed(&state, &caller, "deployments", "read").await {
+                if !crate::auth::still_allowed(
+                    &state,
+                    &caller,
+                    ApiResource::Deployments,
+                    Action::Read,
+                )
+                .await
+                {
                     let event = Event::default()
                         .event("error")
                         .data("your credential was revoked or no longer grants deployments:read; the stream ends");

@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
 use crate::pipelines::{ApplyResult, FormatQuery, WriteQuery};
 use crate::quotas;
+use crate::rbac::{Action, ApiResource};
 use crate::resource_file::{canonical, claim_tenant, parse_one, unified_diff};
 use crate::state::AppState;
 
@@ -196,7 +197,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<StreamInfo>>> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 ORDER BY name"
     ))
@@ -230,7 +231,7 @@ pub async fn get(
     QueryArgs(q): QueryArgs<FormatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let row = find(&state, &caller, &name).await?;
     let yaml = q.format.as_deref() == Some("yaml")
         || (q.format.is_none()
@@ -262,7 +263,7 @@ pub async fn put(
     QueryArgs(q): QueryArgs<WriteQuery>,
     body: SpecBody,
 ) -> ApiResult<Response> {
-    caller.require("streams", "update")?;
+    caller.require(ApiResource::Streams, Action::Update)?;
     let resource = parse_one(&body.text, body.file_name, "Stream")?;
     if resource.metadata().name != name {
         return Err(ApiError::Unprocessable(format!(
@@ -271,7 +272,7 @@ pub async fn put(
         )));
     }
     if find(&state, &caller, &name).await.is_err() {
-        caller.require("streams", "create")?;
+        caller.require(ApiResource::Streams, Action::Create)?;
     }
     let result = apply(&state, &caller, resource, q.dry_run).await?;
     let status = if result.result == "created" && !result.dry_run {
@@ -310,7 +311,7 @@ pub async fn delete(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DeleteStreamQuery>,
 ) -> ApiResult<Response> {
-    caller.require("streams", "delete")?;
+    caller.require(ApiResource::Streams, Action::Delete)?;
     let row = find(&state, &caller, &name).await?;
     let yaml: String = row.try_get(2)?;
     if state.nats().is_ok() {

@@ -16,6 +16,7 @@ use crate::body::JsonBody;
 use crate::db::{Db, StoreError, new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas::{self, Quotas};
+use crate::rbac::Action;
 use crate::state::AppState;
 
 pub use crate::caller::SYSTEM_TENANT;
@@ -263,7 +264,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<TenantInfo>>> {
-    caller.require_platform_admin("read")?;
+    caller.require_platform_admin(Action::Read)?;
     let rows = sqlx::query(
         "SELECT id, name, display_name, is_system, created_at FROM tenants ORDER BY name",
     )
@@ -285,7 +286,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<NewTenant>,
 ) -> ApiResult<Response> {
-    caller.require_platform_admin("create")?;
+    caller.require_platform_admin(Action::Create)?;
     check_name("tenant name", &body.name)?;
     if let Some(display) = &body.display_name {
         crate::text::check_text("the display name", display, crate::text::MAX_NAME, false)?;
@@ -390,7 +391,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantInfo>> {
-    caller.require_platform_admin("read")?;
+    caller.require_platform_admin(Action::Read)?;
     Ok(Json(find(&state, &id).await?))
 }
 
@@ -404,7 +405,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_platform_admin("delete")?;
+    caller.require_platform_admin(Action::Delete)?;
     let t = find(&state, &id).await?;
     if t.system {
         return Err(ApiError::Conflict(
@@ -475,7 +476,7 @@ pub async fn put_quotas(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Quotas>,
 ) -> ApiResult<Response> {
-    caller.require_platform_admin("update")?;
+    caller.require_platform_admin(Action::Update)?;
     body.check()?;
     let tenant = find(&state, &id).await?;
     let before = tenant.quotas;

@@ -15,7 +15,7 @@ use crate::auth::{Caller, hash_password};
 use crate::body::JsonBody;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::{self, PermissionSet};
+use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
 
 /// A user.
@@ -284,7 +284,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserInfo
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = Vec<UserInfo>), (status = 403, body = crate::error::Problem)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<UserInfo>>> {
-    caller.require("users", "read")?;
+    caller.require(ApiResource::Users, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY email"
     ))
@@ -303,7 +303,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
-    caller.require("users", "create")?;
+    caller.require(ApiResource::Users, Action::Create)?;
     let email = normalize_email(&body.email);
     check_email(&email)?;
     check_role(&state, &caller.tenant_id, &body.role).await?;
@@ -358,7 +358,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserInfo>> {
-    caller.require("users", "read")?;
+    caller.require(ApiResource::Users, Action::Read)?;
     Ok(Json(find(&state, &caller, &id).await?))
 }
 
@@ -372,7 +372,7 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserPatch>,
 ) -> ApiResult<Response> {
-    caller.require("users", "update")?;
+    caller.require(ApiResource::Users, Action::Update)?;
     let before = find(&state, &caller, &id).await?;
     require_covers(
         &state,
@@ -443,7 +443,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("users", "delete")?;
+    caller.require(ApiResource::Users, Action::Delete)?;
     let user = find(&state, &caller, &id).await?;
     if user.id == caller.user_id {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
@@ -478,7 +478,7 @@ pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<RoleInfo>>> {
-    caller.require("roles", "read")?;
+    caller.require(ApiResource::Roles, Action::Read)?;
     let mut out: Vec<RoleInfo> = rbac::BUILTIN_ROLES
         .iter()
         .map(|r| RoleInfo {
@@ -519,7 +519,7 @@ pub async fn create_role(
     caller: Caller,
     JsonBody(body): JsonBody<NewRole>,
 ) -> ApiResult<Response> {
-    caller.require("roles", "create")?;
+    caller.require(ApiResource::Roles, Action::Create)?;
     crate::text::check_name("role name", &body.name)?;
     crate::text::check_text(
         "the role description",
@@ -580,7 +580,7 @@ pub async fn delete_role(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("roles", "delete")?;
+    caller.require(ApiResource::Roles, Action::Delete)?;
     if rbac::builtin(&name).is_some() {
         return Err(ApiError::Conflict(format!("`{name}` is a built-in role")));
     }

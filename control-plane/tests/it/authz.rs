@@ -3,7 +3,7 @@
 
 use axum::http::Method;
 use serde_json::{Value, json};
-use weir_control_plane::rbac::{PermissionSet, builtin};
+use weir_control_plane::rbac::{Action, ApiResource, PermissionSet, builtin};
 use weir_control_plane::routes::api_routes;
 
 use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml, stream_yaml};
@@ -629,7 +629,10 @@ async fn every_role_against_every_endpoint() {
             let allowed = match ep.needs {
                 Needs::Anyone => true,
                 Needs::Platform => *platform,
-                Needs::Perm(r, a) => perms.allows(r, a),
+                Needs::Perm(r, a) => perms.allows(
+                    ApiResource::parse(r).expect("a resource of the vocabulary"),
+                    Action::parse(a).expect("an action of the vocabulary"),
+                ),
             };
             if ep.route == "/api/v1/status/stream" {
                 // Server-sent events never end: only the status is checked.
