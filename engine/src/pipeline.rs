@@ -212,6 +212,26 @@ impl CompiledPipeline {
     /// Runs one batch through the DAG. Synchronous and CPU-only; never fails as a whole: each
     /// input gets its fate (outputs in a deterministic order, filtered, or its error).
     pub fn process(&self, batch: &[InputMessage]) -> BatchResult {
+        self.run(batch, |_, _| {})
+    }
+
+    /// Like [`CompiledPipeline::process`], and also says, per input, the ids of the nodes it
+    /// reached, in topological order (for testing a pipeline on samples before deploying).
+    pub fn process_traced(&self, batch: &[InputMessage]) -> (BatchResult, Vec<Vec<String>>) {
+        let mut paths: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
+        let result = self.run(batch, |node, frame| {
+            for row in &frame.rows {
+                let path = &mut paths[row.input as usize];
+                if path.last().map(String::as_str) != Some(&*self.nodes[node].id) {
+                    path.push(self.nodes[node].id.to_string());
+                }
+            }
+        });
+        (result, paths)
+    }
+
+    /// The batch loop; `visit(node, frame)` sees each non-empty frame before node `node` runs.
+    fn run(&self, batch: &[InputMessage], mut visit: impl FnMut(usize, &Frame)) -> BatchResult {
         let mut ctx = BatchContext {
             inputs: batch,
             state: &self.state,
@@ -245,6 +265,7 @@ impl CompiledPipeline {
                 if frame.rows.is_empty() {
                     continue;
                 }
+                visit(i, &frame);
                 for (port, out) in node.op.process_batch(frame, &mut ctx) {
                     if out.rows.is_empty() {
                         continue;
