@@ -62,7 +62,7 @@ pub struct SampleMessage {
     pub headers: BTreeMap<String, String>,
     /// JSON payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
     /// Non-JSON payload, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,7 +109,7 @@ pub struct SampleInput {
     /// Headers (a name may repeat).
     pub headers: BTreeMap<String, Vec<String>>,
     /// The payload when it is JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
     /// The payload in base64 when it is not JSON.
     pub payload_b64: Option<String>,
@@ -127,7 +127,7 @@ pub struct SampleOutput {
     /// Headers (a name may repeat).
     pub headers: BTreeMap<String, Vec<String>>,
     /// The payload when it is JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
     /// The payload in base64 when it is not JSON.
     pub payload_b64: Option<String>,

@@ -1846,7 +1846,7 @@ export interface components {
         /** @description An input as the pipeline saw it. */
         SampleInput: {
             /** @description The payload when it is JSON. */
-            data: Record<string, never>;
+            data?: Record<string, never> | null;
             /** @description Headers (a name may repeat). */
             headers: {
                 [key: string]: string[];
@@ -1864,7 +1864,7 @@ export interface components {
         /** @description A sample message: `data` (JSON payload) or `payload_b64` (raw bytes), or neither (empty). */
         SampleMessage: {
             /** @description JSON payload. */
-            data?: Record<string, never>;
+            data?: Record<string, never> | null;
             /** @description Headers. */
             headers?: {
                 [key: string]: string;
@@ -1877,7 +1877,7 @@ export interface components {
         /** @description A message the pipeline would publish. */
         SampleOutput: {
             /** @description The payload when it is JSON. */
-            data: Record<string, never>;
+            data?: Record<string, never> | null;
             /** @description Headers (a name may repeat). */
             headers: {
                 [key: string]: string[];

@@ -13,6 +13,7 @@ import { useCan } from '../session';
 import { SchemaField } from './SchemaForm';
 import { kindHelp, kindSchema, nodeKinds, resolve, root, starter } from './schema';
 import * as M from './model';
+import { TestPanel, type Trace } from './TestPanel';
 
 type Status = components['schemas']['PipelineStatus'];
 type VersionInfo = components['schemas']['VersionInfo'];
@@ -28,7 +29,7 @@ spec:
   nodes: []
 `;
 
-type NodeData = { id: string; kind: string; summary: string; errors: string[]; ports: { id: string; label?: string }[]; sink: boolean; direction: M.Direction };
+type NodeData = { id: string; kind: string; summary: string; errors: string[]; ports: { id: string; label?: string }[]; sink: boolean; direction: M.Direction; trace?: 'path' | 'failed' };
 
 function summary(kind: string, config: unknown): string {
   if (typeof config === 'string') return config;
@@ -43,7 +44,7 @@ function summary(kind: string, config: unknown): string {
 
 function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
   return (
-    <div className={`wnode kind-${data.kind} ${data.errors.length ? 'has-error' : ''} ${selected ? 'selected' : ''}`} data-testid={`node-${data.id}`} title={data.errors.join('\n')}>
+    <div className={`wnode kind-${data.kind} ${data.errors.length ? 'has-error' : ''} ${selected ? 'selected' : ''} ${data.trace ? `trace-${data.trace}` : ''}`} data-testid={`node-${data.id}`} title={data.errors.join('\n')}>
       <Handle type="target" position={data.direction === 'TB' ? Position.Top : Position.Left} />
       <div className="wnode-kind">{data.kind}</div>
       <div className="wnode-id">{data.id}</div>
@@ -69,6 +70,13 @@ function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
 }
 
 const nodeTypes = { weir: WeirNode };
+
+/** How a node shows the chosen test result: on its path, or the node that failed. */
+function traceOf(trace: Trace, id: string): NodeData['trace'] {
+  if (!trace) return undefined;
+  if (trace.errorNode === id) return 'failed';
+  return trace.path.includes(id) ? 'path' : undefined;
+}
 
 function isSink(kind: string) {
   return kindHelp(kind).startsWith('Sink');
@@ -103,6 +111,7 @@ export function Builder({ name }: { name: string | null }) {
   const [versions, setVersions] = useState<VersionInfo[]>([]);
   const [diff, setDiff] = useState<string | null>(null);
   const [refresh, setRefresh] = useState(0);
+  const [trace, setTrace] = useState<Trace>(null);
 
   // Load the stored pipeline as YAML.
   useEffect(() => {
@@ -215,7 +224,7 @@ export function Builder({ name }: { name: string | null }) {
     position: positions[n.id] ?? auto.positions[n.id],
     selected: n.id === selected,
     measured: measured[n.id],
-    data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind), direction: auto.direction },
+    data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind), direction: auto.direction, trace: traceOf(trace, n.id) },
   }));
   const rfEdges: Edge[] = graph.edges.map((e) => ({
     id: `${e.source}|${e.port}|${e.target}`,
@@ -224,6 +233,7 @@ export function Builder({ name }: { name: string | null }) {
     sourceHandle: e.port,
     label: e.label,
     markerEnd: { type: MarkerType.ArrowClosed },
+    className: trace && trace.path.includes(e.source) && trace.path.includes(e.target) ? 'trace-path' : undefined,
   }));
 
   const onNodesChange = (changes: NodeChange<Node<NodeData>>[]) => {
@@ -484,6 +494,7 @@ export function Builder({ name }: { name: string | null }) {
           )}
         </aside>
       </div>
+      {can('pipelines', 'read') && <TestPanel text={text} canCapture={can('messages', 'read')} onTrace={setTrace} />}
     </div>
   );
 }
