@@ -4,7 +4,7 @@
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{BatchResult, Fate, InputMessage};
+use crate::message::{BatchResult, Fate, InputMessage, NodeCount};
 use crate::operators::{self, Operator, PlanContext};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -241,8 +241,11 @@ impl CompiledPipeline {
             want_fields: self.edits_payload,
             spans: Vec::new(),
             errors: vec![None; batch.len()],
+            failures: 0,
+            emitted: 0,
             outputs: vec![Vec::new(); batch.len()],
         };
+        let mut counts = self.empty_counts(batch.len());
         let rows: Vec<Row> = (0..batch.len() as u32)
             .map(|input| Row {
                 input,
@@ -254,6 +257,8 @@ impl CompiledPipeline {
             })
             .collect();
         let frames = ctx.decode(rows, "source");
+        counts[0].errors = ctx.failures;
+        counts[0].ports[0] = batch.len() as u64 - ctx.failures;
         let mut inbox: Vec<Vec<Frame>> = (0..self.nodes.len()).map(|_| Vec::new()).collect();
         if !self.nodes.is_empty() {
             inbox[0].extend(frames.into_iter().filter(|f| !f.rows.is_empty()));
@@ -266,11 +271,20 @@ impl CompiledPipeline {
                     continue;
                 }
                 visit(i, &frame);
-                for (port, out) in node.op.process_batch(frame, &mut ctx) {
+                let count = &mut counts[i + 1];
+                count.rows_in += frame.rows.len() as u64;
+                let (failures, emitted) = (ctx.failures, ctx.emitted);
+                let outs = node.op.process_batch(frame, &mut ctx);
+                count.errors += ctx.failures - failures;
+                count.outputs += ctx.emitted - emitted;
+                for (port, out) in outs {
                     if out.rows.is_empty() {
                         continue;
                     }
                     let targets = &node.ports[port];
+                    if !targets.is_empty() {
+                        count.ports[port] += out.rows.len() as u64;
+                    }
                     for (k, &t) in targets.iter().enumerate() {
                         if k + 1 == targets.len() {
                             inbox[t].push(out);
@@ -291,7 +305,28 @@ impl CompiledPipeline {
                 (None, true) => Fate::Filtered,
             })
             .collect();
-        BatchResult { fates }
+        BatchResult {
+            fates,
+            nodes: counts,
+        }
+    }
+
+    /// Zeroed per-node counts for one batch: `source` (its one port: rows decoded), then each
+    /// node in spec order.
+    fn empty_counts(&self, inputs: usize) -> Vec<NodeCount> {
+        let source = NodeCount {
+            node: Arc::from("source"),
+            rows_in: inputs as u64,
+            ports: vec![0],
+            ..NodeCount::default()
+        };
+        std::iter::once(source)
+            .chain(self.nodes.iter().map(|n| NodeCount {
+                node: n.id.clone(),
+                ports: vec![0; n.ports.len()],
+                ..NodeCount::default()
+            }))
+            .collect()
     }
 }
 

@@ -2,9 +2,11 @@
 //! the engine) and a nats-server in operator mode: two tenants capture the last messages of
 //! their own `ORDERS` stream and see per input the nodes it reached and its outputs or error;
 //! pasted and JSON-lines samples; a viewer may test; a role without `messages:read` may not
-//! capture; bad input is problem+json.
+//! capture; bad input is problem+json. Then the pipeline is deployed on a `weir worker` and its
+//! per-node counts on that known input reach the status API exactly.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use async_nats::jetstream;
@@ -12,9 +14,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use weir_testkit::nats::NatsServer;
 
-use crate::fleet_api::weir_cli_as;
+use crate::fleet_api::{wait_for, weir_cli_as};
 use crate::fleet_support::block_on;
-use crate::tenants_e2e::{TenantApi, account_credentials, create_tenant, start_serve};
+use crate::tenants_e2e::{
+    TenantApi, account_credentials, create_tenant, start_serve, start_worker,
+};
 
 const ADMIN_KEY: &str = "weir_e2eSampleTestKey0123456789abcdefghijklmnopqrs";
 
@@ -298,6 +302,45 @@ async fn run(nats: &NatsServer, dir: &Path) -> Result<()> {
     let anonymous = api("weir_not-a-key");
     let r = test_call(&anonymous, json!({"pipeline": PIPELINE, "messages": [{}]})).await?;
     ensure!(r.0 == 401, "{r:?}");
+
+    deployed_counts(nats, dir, &base, &alpha_key, &alpha).await
+}
+
+/// Deploys the pipeline for alpha on a worker: the three inputs on its subjects give exact
+/// per-node counts in the status (one undecodable at `source`, one filtered by `big`, one
+/// published by `out`), as the test above predicted.
+async fn deployed_counts(
+    nats: &NatsServer,
+    dir: &Path,
+    base: &str,
+    key: &str,
+    alpha: &TenantApi,
+) -> Result<()> {
+    let mut worker = start_worker(nats, dir, "sample-test-w1")?;
+    let file = dir.join("orders.yaml");
+    std::fs::write(&file, PIPELINE)?;
+    weir_cli_as(dir, base, key, &["apply", "-f", file.to_str().unwrap()])?;
+    weir_cli_as(dir, base, key, &["deploy", "orders"])?;
+    let expected = json!({
+        "source": {"rows_in": 3, "ports": [2], "outputs": 0, "errors": 1},
+        "big": {"rows_in": 2, "ports": [1], "outputs": 0, "errors": 0},
+        "out": {"rows_in": 1, "ports": [0], "outputs": 1, "errors": 0},
+    });
+    let status = wait_for("exact per-node counts", Duration::from_secs(30), || async {
+        let s = alpha.get("/pipelines/orders/status").await?;
+        Ok(((s["nodes"] == expected).then_some(s.clone()), s.to_string()))
+    })
+    .await
+    .map_err(|e| e.context(worker.log_text()))?;
+    ensure!(
+        status["totals"]["messages_in"] == 3 && status["totals"]["dead_lettered"] == 1,
+        "{status:#}"
+    );
+    // They stay exact: nothing is counted twice across heartbeats.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = alpha.get("/pipelines/orders/status").await?;
+    ensure!(again["nodes"] == expected, "{again:#}");
+    worker.sigterm(Duration::from_secs(15))?;
     Ok(())
 }
 

@@ -1520,6 +1520,31 @@ export interface components {
             /** @description Role name. */
             role: string;
         };
+        /**
+         * @description What one node of a pipeline saw, summed over the live workers since each started it. Rows
+         *     are messages inside the graph (a `split` makes several of one input); a batch processed
+         *     again (a retry) counts again.
+         */
+        NodeStats: {
+            /**
+             * Format: int64
+             * @description Inputs that failed at this node (their first error; they went to the DLQ or were
+             *     retried).
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Messages it published (sinks).
+             */
+            outputs: number;
+            /** @description Rows it passed on, per output port (a route: its rules in order, then `default`). */
+            ports: number[];
+            /**
+             * Format: int64
+             * @description Rows that reached the node.
+             */
+            rows_in: number;
+        };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
             /**
@@ -1559,6 +1584,10 @@ export interface components {
             lag?: number | null;
             last_dead_letter?: null | components["schemas"]["LastError"];
             last_error?: null | components["schemas"]["LastError"];
+            /** @description Per node id (and `source`, the decoding step): counts summed over live workers. */
+            nodes: {
+                [key: string]: components["schemas"]["NodeStats"];
+            };
             /** @description Pipeline name. */
             pipeline: string;
             rates?: null | components["schemas"]["Rates"];
