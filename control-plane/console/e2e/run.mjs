@@ -132,8 +132,8 @@ async function main() {
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     const consoleErrors = [];
-    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && (consoleErrors.push(m.text()), log(`browser console: ${m.text()}`)));
+    page.on('pageerror', (e) => (consoleErrors.push(String(e)), log(`page error: ${e}`)));
     page.setDefaultTimeout(15000);
 
     // 1. Log in with the admin's API key.
@@ -147,16 +147,23 @@ async function main() {
     // 2. Build filter → map → publish from the palette.
     await page.getByRole('link', { name: 'Pipelines' }).click();
     await page.getByRole('button', { name: 'New pipeline' }).click();
-    const yaml = page.getByTestId('yaml');
-    await yaml.fill((await yaml.inputValue()).replace('my-pipeline', 'big-orders'));
+    // The YAML editor (CodeMirror, loaded lazily): read and replace its text through its handle.
+    const yaml = {
+      text: () => page.getByTestId('yaml').evaluate((el) => el.weirEditor.get()),
+      fill: (t) => page.getByTestId('yaml').evaluate((el, t) => el.weirEditor.set(t), t),
+    };
+    await page.locator('.cm-content').waitFor();
+    await yaml.fill((await yaml.text()).replace('my-pipeline', 'big-orders'));
     await page.getByTestId('palette-filter').click();
     const inspector = page.getByRole('complementary', { name: 'inspector' });
     // A broken expression: the error shows on the node and on its YAML line.
     await inspector.getByLabel('filter').fill('data.amount >');
     await page.getByTestId('node-filter').and(page.locator('.has-error')).waitFor();
-    const badLine = await page.locator('.gutter .bad').first().textContent();
+    const badLine = await page.locator('.cm-lineNumbers .cm-gutterElement.bad').first().textContent();
     check(Number(badLine) > 0, 'an error line is marked in the YAML gutter');
-    check((await yaml.inputValue()).split('\n')[Number(badLine) - 1].includes('filter'), `marked line ${badLine} is the filter's`);
+    check((await yaml.text()).split('\n')[Number(badLine) - 1].includes('filter'), `marked line ${badLine} is the filter's`);
+    await page.locator('.cm-lint-marker-error').first().waitFor();
+    await page.locator('.cm-lintRange-error').first().waitFor();
     await page.screenshot({ path: join(shots, 'builder-error.png') });
     log(`validation error shown on node filter and YAML line ${badLine}`);
     await inspector.getByLabel('filter').fill('data.amount > 100');
@@ -168,7 +175,7 @@ async function main() {
     await inspector.getByLabel('subject *').fill('out.big');
     await page.getByTestId('validity').filter({ hasText: /^valid$/ }).waitFor();
     check((await page.locator('.wnode.has-error').count()) === 0, 'no node has an error once fixed');
-    const text = await yaml.inputValue();
+    const text = await yaml.text();
     for (const want of ['id: filter', 'filter: data.amount > 100', 'next: map', "tier: \"'big'\"", 'next: publish', 'subject: out.big'])
       check(text.includes(want), `the YAML has \`${want}\`:\n${text}`);
     log('built filter → map → publish; valid');
@@ -179,6 +186,20 @@ async function main() {
     await page.getByTestId('node-publish').filter({ hasText: 'out.big' }).waitFor();
     await page.getByTestId('validity').filter({ hasText: /^valid$/ }).waitFor();
     log('a YAML edit shows on the canvas');
+    // The editor completes from the JSON Schema: a key begun under `spec:` is offered the
+    // spec's fields.
+    await yaml.fill(`${text.trimEnd()}\n  e`);
+    await page.locator('.cm-line').last().click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('Control+Space');
+    const options = page.locator('.cm-tooltip-autocomplete li');
+    await options.first().waitFor();
+    const offered = await options.allTextContents();
+    check(offered.some((o) => o.includes('errors')) && offered.some((o) => o.includes('execution')), `schema completion offers the spec's fields: ${offered}`);
+    await page.keyboard.press('Escape');
+    await yaml.fill(text);
+    await page.getByTestId('validity').filter({ hasText: /^valid$/ }).waitFor();
+    log(`schema completion offers ${offered.length} fields under spec`);
 
     // 3. Save; traffic on the source stream; test on the last 12 messages captured from it.
     await page.getByRole('button', { name: 'Save' }).click();
@@ -297,7 +318,8 @@ async function main() {
       check((await page.getByRole('button', { name, exact: true }).count()) === 0, `a viewer sees no ${name} button`);
     check((await page.locator('[data-testid^="palette-"]').count()) === 0, 'a viewer sees no palette');
     check((await page.getByTestId('test-run').count()) === 1, 'a viewer may test (it changes nothing)');
-    check(await yaml.evaluate((el) => el.readOnly), 'the YAML is read-only for a viewer');
+    await page.locator('.cm-content').waitFor();
+    check((await page.locator('.cm-content').getAttribute('contenteditable')) === 'false', 'the YAML is read-only for a viewer');
     const refused = await page.evaluate(async () => {
       const s = JSON.parse(sessionStorage.getItem('weir.session'));
       const r = await fetch('/api/v1/pipelines/big-orders/deploy', { method: 'POST', headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' }, body: '{}' });

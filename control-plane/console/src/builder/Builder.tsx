@@ -2,7 +2,7 @@
 // kept in sync through the YAML document (see model.ts); a palette and an inspector generated
 // from the format's JSON Schema; validation as you type; save, deploy, pause, resume,
 // rollback, version history and the fleet's counters for the pipeline.
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ReactFlow, Background, Controls, Handle, MarkerType, Position, useStore, useUpdateNodeInternals, type Connection, type Edge, type Node, type NodeChange, type NodeProps, type EdgeChange } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { api, problemText, yamlBody } from '../api/client';
@@ -14,6 +14,10 @@ import { SchemaField } from './SchemaForm';
 import { kindHelp, kindSchema, nodeKinds, resolve, root, starter } from './schema';
 import * as M from './model';
 import { TestPanel, type Trace } from './TestPanel';
+import type { EditorProblem } from './YamlEditor';
+
+// CodeMirror and the schema tooling load with the builder's editor, not with the console.
+const YamlEditor = lazy(() => import('./YamlEditor'));
 import { compact, nodeLine, nodeRates, portIndex, type NodeCounts, type NodeStats } from './counts';
 
 type Status = components['schemas']['PipelineStatus'];
@@ -345,7 +349,10 @@ export function Builder({ name }: { name: string | null }) {
   };
 
   const selectedNode = graph.nodes.find((n) => n.id === selected);
-  const errorLines = new Set([...diagnostics.map((d) => d.line), ...file.syntaxErrors.map((e) => e.line)]);
+  const problems: EditorProblem[] = useMemo(
+    () => [...file.syntaxErrors.map((e) => ({ line: e.line, message: e.message })), ...diagnostics.map((d) => ({ line: d.line, column: d.column, message: d.message }))],
+    [file, diagnostics],
+  );
 
   async function act(label: string, call: () => Promise<{ data?: unknown; error?: unknown; response: Response }>) {
     setMessage(null);
@@ -491,25 +498,9 @@ export function Builder({ name }: { name: string | null }) {
         </section>
         <section className="yaml" aria-label="YAML">
           <div className="yaml-editor">
-            <pre className="gutter" aria-hidden="true" id="gutter">
-              {text.split('\n').map((_, i) => (
-                <div key={i} className={errorLines.has(i + 1) ? 'bad' : ''}>
-                  {i + 1}
-                </div>
-              ))}
-            </pre>
-            <textarea
-              aria-label="pipeline YAML"
-              data-testid="yaml"
-              spellCheck={false}
-              readOnly={!editable}
-              value={text}
-              onChange={(e) => setText(e.target.value)}
-              onScroll={(e) => {
-                const g = document.getElementById('gutter');
-                if (g) g.scrollTop = (e.target as HTMLTextAreaElement).scrollTop;
-              }}
-            />
+            <Suspense fallback={<p className="muted small">Loading the editor…</p>}>
+              <YamlEditor value={text} onChange={setText} readOnly={!editable} problems={problems} />
+            </Suspense>
           </div>
           <ul className="diagnostics" data-testid="diagnostics">
             {file.syntaxErrors.map((e, i) => (
