@@ -299,6 +299,24 @@ async function main() {
       await page.getByRole('heading', { name: heading, exact: true }).waitFor();
       check((await page.getByRole('alert').count()) === 0, `${link}: ${await page.getByRole('alert').allTextContents()}`);
     }
+    // A custom role: created with its grants, listed, refused when it grants an unknown
+    // permission (the API's problem shown), deleted.
+    await page.getByRole('link', { name: 'Users & keys', exact: true }).click();
+    await page.getByTestId('role-viewer').waitFor();
+    await page.getByLabel('new role name').fill('tester');
+    await page.getByLabel('new role grants').fill('pipelines:read, bogus:read');
+    await page.getByRole('button', { name: 'Create role' }).click();
+    await page.getByTestId('role-result').filter({ hasText: 'unknown resource `bogus`' }).waitFor();
+    await page.getByLabel('new role grants').fill('pipelines:read, messages:read');
+    await page.getByRole('button', { name: 'Create role' }).click();
+    await page.getByTestId('role-tester').filter({ hasText: 'messages:read' }).waitFor();
+    check((await page.getByLabel('new user role').locator('option', { hasText: 'tester' }).count()) === 1, 'the new role can be given to a user');
+    await page.screenshot({ path: join(shots, 'roles.png') });
+    page.once('dialog', (d) => d.accept());
+    await page.getByTestId('role-tester').getByRole('button', { name: 'delete' }).click();
+    await page.getByTestId('role-result').filter({ hasText: 'role tester deleted' }).waitFor();
+    check((await page.getByTestId('role-tester').count()) === 0, 'the deleted role is gone');
+    log('custom role created, refused with a bad grant, deleted');
     await page.getByRole('link', { name: 'Audit log', exact: true }).click();
     await page.getByRole('cell', { name: 'admin@weir.local' }).first().waitFor();
     await page.screenshot({ path: join(shots, 'audit.png') });
