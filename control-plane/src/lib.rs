@@ -30,6 +30,7 @@ pub mod rates;
 pub mod rbac;
 pub mod resource_file;
 pub mod routes;
+pub mod sample_test;
 pub mod secrets;
 pub mod server;
 pub mod state;

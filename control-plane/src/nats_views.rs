@@ -187,6 +187,15 @@ async fn declared(state: &AppState, caller: &Caller) -> ApiResult<Vec<(String, V
         .collect()
 }
 
+/// The stream `name` if the caller's tenant declared it and it exists on NATS, else 404.
+pub(crate) async fn open_declared_stream(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<Stream> {
+    open(state, caller, name).await
+}
+
 /// The stream `name` if the tenant declared it and it exists on NATS, else 404.
 async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
     let nats = state.tenant_nats(caller).await?;

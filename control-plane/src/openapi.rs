@@ -146,6 +146,7 @@ impl Modify for ProblemResponses {
         keys::list, keys::create, keys::revoke, keys::rotate,
         pipelines::list, pipelines::create, pipelines::validate, pipelines::get, pipelines::put,
         pipelines::delete, pipelines::versions, pipelines::version, pipelines::diff,
+        crate::sample_test::test,
         deployments::deploy, deployments::pause, deployments::resume, deployments::rollback,
         deployments::get, deployments::undeploy,
         status::pipeline_status, status::workers, status::stream,

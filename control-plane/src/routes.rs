@@ -88,6 +88,11 @@ pub fn api_routes() -> ApiRoutes {
             &p("/pipelines:validate"),
             post(pipelines::validate),
         )
+        .add(
+            Method::POST,
+            &p("/pipelines:test"),
+            post(crate::sample_test::test),
+        )
         .add(Method::GET, &p("/pipelines/{name}"), get(pipelines::get))
         .add(Method::PUT, &p("/pipelines/{name}"), put(pipelines::put))
         .add(

@@ -75,6 +75,36 @@ impl Counters {
     }
 }
 
+/// What one node of a pipeline saw, summed over the live workers since each started it. Rows
+/// are messages inside the graph (a `split` makes several of one input); a batch processed
+/// again (a retry) counts again.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
+pub struct NodeStats {
+    /// Rows that reached the node.
+    pub rows_in: u64,
+    /// Rows it passed on, per output port (a route: its rules in order, then `default`).
+    pub ports: Vec<u64>,
+    /// Messages it published (sinks).
+    pub outputs: u64,
+    /// Inputs that failed at this node (their first error; they went to the DLQ or were
+    /// retried).
+    pub errors: u64,
+}
+
+impl NodeStats {
+    fn add(&mut self, o: &weir_connectors::fleet::NodeCounters) {
+        self.rows_in += o.rows_in;
+        if self.ports.len() < o.ports.len() {
+            self.ports.resize(o.ports.len(), 0);
+        }
+        for (a, b) in self.ports.iter_mut().zip(&o.ports) {
+            *a += b;
+        }
+        self.outputs += o.outputs;
+        self.errors += o.errors;
+    }
+}
+
 /// The last error a worker reported.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
 pub struct LastError {
@@ -146,6 +176,8 @@ pub struct PipelineStatus {
     pub last_dead_letter: Option<LastError>,
     /// Each worker's report, live ones first.
     pub workers: Vec<WorkerPipeline>,
+    /// Per node id (and `source`, the decoding step): counts summed over live workers.
+    pub nodes: std::collections::BTreeMap<String, NodeStats>,
 }
 
 /// A worker as a tenant sees it: only the tenant's pipelines (platform admins see all).
@@ -227,6 +259,7 @@ pub fn aggregate(
 ) -> PipelineStatus {
     let mut workers = Vec::new();
     let mut totals = Counters::default();
+    let mut nodes: std::collections::BTreeMap<String, NodeStats> = Default::default();
     let mut rate_sum: Option<Rates> = None;
     let mut freshest: Option<(u64, u64, u64)> = None;
     let mut last_error: Option<LastError> = None;
@@ -266,6 +299,9 @@ pub fn aggregate(
             }
             if is_alive {
                 totals.add(&counters);
+                for (id, n) in &r.counters.nodes {
+                    nodes.entry(id.clone()).or_default().add(n);
+                }
                 if let Some(wr) = &worker_rates {
                     rate_sum.get_or_insert_with(Rates::default).add(wr);
                 }
@@ -350,6 +386,7 @@ pub fn aggregate(
         last_error,
         last_dead_letter,
         workers,
+        nodes,
     }
 }
 

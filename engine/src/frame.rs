@@ -170,6 +170,10 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) spans: Vec<FieldSpan>,
     /// The first error of each input.
     pub(crate) errors: Vec<Option<MessageError>>,
+    /// How many inputs have failed so far (first errors), for per-node counts.
+    pub(crate) failures: u64,
+    /// How many outputs sinks have made so far, for per-node counts.
+    pub(crate) emitted: u64,
     /// Outputs of each input, in the order sinks produced them.
     pub(crate) outputs: Vec<Vec<OutputMessage>>,
 }
@@ -179,6 +183,7 @@ impl BatchContext<'_> {
     pub(crate) fn fail(&mut self, row: &Row, node: &str, kind: FailureKind, message: String) {
         let slot = &mut self.errors[row.input as usize];
         if slot.is_none() {
+            self.failures += 1;
             *slot = Some(MessageError {
                 node: node.to_string(),
                 kind,
@@ -191,6 +196,7 @@ impl BatchContext<'_> {
     pub(crate) fn fail_with(&mut self, row: &Row, error: MessageError) {
         let slot = &mut self.errors[row.input as usize];
         if slot.is_none() {
+            self.failures += 1;
             *slot = Some(error);
         }
     }

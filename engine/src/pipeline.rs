@@ -4,7 +4,7 @@
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{BatchResult, Fate, InputMessage};
+use crate::message::{BatchResult, Fate, InputMessage, NodeCount};
 use crate::operators::{self, Operator, PlanContext};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -212,6 +212,26 @@ impl CompiledPipeline {
     /// Runs one batch through the DAG. Synchronous and CPU-only; never fails as a whole: each
     /// input gets its fate (outputs in a deterministic order, filtered, or its error).
     pub fn process(&self, batch: &[InputMessage]) -> BatchResult {
+        self.run(batch, |_, _| {})
+    }
+
+    /// Like [`CompiledPipeline::process`], and also says, per input, the ids of the nodes it
+    /// reached, in topological order (for testing a pipeline on samples before deploying).
+    pub fn process_traced(&self, batch: &[InputMessage]) -> (BatchResult, Vec<Vec<String>>) {
+        let mut paths: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
+        let result = self.run(batch, |node, frame| {
+            for row in &frame.rows {
+                let path = &mut paths[row.input as usize];
+                if path.last().map(String::as_str) != Some(&*self.nodes[node].id) {
+                    path.push(self.nodes[node].id.to_string());
+                }
+            }
+        });
+        (result, paths)
+    }
+
+    /// The batch loop; `visit(node, frame)` sees each non-empty frame before node `node` runs.
+    fn run(&self, batch: &[InputMessage], mut visit: impl FnMut(usize, &Frame)) -> BatchResult {
         let mut ctx = BatchContext {
             inputs: batch,
             state: &self.state,
@@ -221,8 +241,11 @@ impl CompiledPipeline {
             want_fields: self.edits_payload,
             spans: Vec::new(),
             errors: vec![None; batch.len()],
+            failures: 0,
+            emitted: 0,
             outputs: vec![Vec::new(); batch.len()],
         };
+        let mut counts = self.empty_counts(batch.len());
         let rows: Vec<Row> = (0..batch.len() as u32)
             .map(|input| Row {
                 input,
@@ -234,6 +257,8 @@ impl CompiledPipeline {
             })
             .collect();
         let frames = ctx.decode(rows, "source");
+        counts[0].errors = ctx.failures;
+        counts[0].ports[0] = batch.len() as u64 - ctx.failures;
         let mut inbox: Vec<Vec<Frame>> = (0..self.nodes.len()).map(|_| Vec::new()).collect();
         if !self.nodes.is_empty() {
             inbox[0].extend(frames.into_iter().filter(|f| !f.rows.is_empty()));
@@ -245,11 +270,21 @@ impl CompiledPipeline {
                 if frame.rows.is_empty() {
                     continue;
                 }
-                for (port, out) in node.op.process_batch(frame, &mut ctx) {
+                visit(i, &frame);
+                let count = &mut counts[i + 1];
+                count.rows_in += frame.rows.len() as u64;
+                let (failures, emitted) = (ctx.failures, ctx.emitted);
+                let outs = node.op.process_batch(frame, &mut ctx);
+                count.errors += ctx.failures - failures;
+                count.outputs += ctx.emitted - emitted;
+                for (port, out) in outs {
                     if out.rows.is_empty() {
                         continue;
                     }
                     let targets = &node.ports[port];
+                    if !targets.is_empty() {
+                        count.ports[port] += out.rows.len() as u64;
+                    }
                     for (k, &t) in targets.iter().enumerate() {
                         if k + 1 == targets.len() {
                             inbox[t].push(out);
@@ -270,7 +305,28 @@ impl CompiledPipeline {
                 (None, true) => Fate::Filtered,
             })
             .collect();
-        BatchResult { fates }
+        BatchResult {
+            fates,
+            nodes: counts,
+        }
+    }
+
+    /// Zeroed per-node counts for one batch: `source` (its one port: rows decoded), then each
+    /// node in spec order.
+    fn empty_counts(&self, inputs: usize) -> Vec<NodeCount> {
+        let source = NodeCount {
+            node: Arc::from("source"),
+            rows_in: inputs as u64,
+            ports: vec![0],
+            ..NodeCount::default()
+        };
+        std::iter::once(source)
+            .chain(self.nodes.iter().map(|n| NodeCount {
+                node: n.id.clone(),
+                ports: vec![0; n.ports.len()],
+                ..NodeCount::default()
+            }))
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use weir_pipelines::context::SampleRun;
 use weir_pipelines::{PipelineResource, TestCase, TestMessage};
 
 /// Publish time given to test inputs: 2026-01-01T00:00:00Z, so that results are reproducible.
@@ -140,6 +141,22 @@ pub fn run_jsonl(
         .fates
         .iter()
         .map(fate_json)
+        .collect())
+}
+
+/// The engine's [`weir_pipelines::context::SampleRunner`]: compiles `resource` and runs
+/// `inputs` as one batch, saying per input the nodes it reached and its fate.
+pub fn run_samples(
+    resource: &PipelineResource,
+    inputs: &[InputMessage],
+) -> Result<Vec<SampleRun>, String> {
+    let pipeline = CompiledPipeline::compile(resource).map_err(|e| e.to_string())?;
+    let (result, paths) = pipeline.process_traced(inputs);
+    Ok(result
+        .fates
+        .into_iter()
+        .zip(paths)
+        .map(|(fate, path)| SampleRun { path, fate })
         .collect())
 }
 

@@ -64,4 +64,23 @@ pub enum Fate {
 pub struct BatchResult {
     /// `fates[i]` belongs to input `i`.
     pub fates: Vec<Fate>,
+    /// What each node saw in this batch (`source` first, then the nodes in spec order); empty
+    /// from processors that do not count.
+    pub nodes: Vec<NodeCount>,
+}
+
+/// What one node saw in one batch. Rows are messages inside the graph (a `split` makes
+/// several of one input; a fan-out sends one to several nodes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeCount {
+    /// Node id (`source` for decoding).
+    pub node: std::sync::Arc<str>,
+    /// Rows that reached it.
+    pub rows_in: u64,
+    /// Rows it passed on, per output port (0 for a port without targets).
+    pub ports: Vec<u64>,
+    /// Messages it published (sinks).
+    pub outputs: u64,
+    /// Inputs that failed here (their first error).
+    pub errors: u64,
 }

@@ -208,6 +208,15 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
             Perm("pipelines", "read"),
             Body::Yaml(pipeline_yaml("v", "true", 1)),
         ),
+        // The roles are checked before the samples (an empty list, 422): the sample runner is
+        // the engine's, registered by the `weir` binary (cli/tests/it/sample_test_api.rs).
+        e(
+            Method::POST,
+            "/api/v1/pipelines:test",
+            s("/api/v1/pipelines:test"),
+            Perm("pipelines", "read"),
+            Body::Json(json!({"pipeline": pipeline_yaml("v", "true", 1), "messages": []})),
+        ),
         e(
             Method::GET,
             "/api/v1/pipelines/{name}",

@@ -38,6 +38,7 @@ fn report(tenant: &str, pipeline: &str, version: i64, messages_in: u64) -> Pipel
             filtered: messages_in / 2,
             dead_lettered: 1,
             retried: 0,
+            ..Default::default()
         },
         lag: 7,
         ack_pending: 3,

@@ -105,6 +105,7 @@ impl Operator for Publish {
                     continue;
                 }
             };
+            ctx.emitted += 1;
             ctx.outputs[row.input as usize].push(OutputMessage {
                 node: node.to_string(),
                 subject,

@@ -693,6 +693,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipelines:test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a pipeline on sample messages without deploying it: per input, the nodes it reached and
+         *     its outputs (subject, headers, payload), filtered, or its error. Needs `pipelines:read`
+         *     (viewers may test: nothing is published or stored), and `messages:read` to capture.
+         */
+        post: operations["test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines:validate": {
         parameters: {
             query?: never;
@@ -1081,6 +1102,14 @@ export interface components {
             items: components["schemas"]["AuditEvent"][];
             /** @description Cursor of the next page, when there is one. */
             next_cursor?: string | null;
+        };
+        /** @description How many messages to capture. */
+        CaptureRequest: {
+            /**
+             * Format: int32
+             * @description The last `count` matching messages (1 to 100).
+             */
+            count: number;
         };
         /** @description A consumer of a stream. */
         ConsumerView: {
@@ -1496,6 +1525,31 @@ export interface components {
             /** @description Role name. */
             role: string;
         };
+        /**
+         * @description What one node of a pipeline saw, summed over the live workers since each started it. Rows
+         *     are messages inside the graph (a `split` makes several of one input); a batch processed
+         *     again (a retry) counts again.
+         */
+        NodeStats: {
+            /**
+             * Format: int64
+             * @description Inputs that failed at this node (their first error; they went to the DLQ or were
+             *     retried).
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Messages it published (sinks).
+             */
+            outputs: number;
+            /** @description Rows it passed on, per output port (a route: its rules in order, then `default`). */
+            ports: number[];
+            /**
+             * Format: int64
+             * @description Rows that reached the node.
+             */
+            rows_in: number;
+        };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
             /**
@@ -1535,6 +1589,10 @@ export interface components {
             lag?: number | null;
             last_dead_letter?: null | components["schemas"]["LastError"];
             last_error?: null | components["schemas"]["LastError"];
+            /** @description Per node id (and `source`, the decoding step): counts summed over live workers. */
+            nodes: {
+                [key: string]: components["schemas"]["NodeStats"];
+            };
             /** @description Pipeline name. */
             pipeline: string;
             rates?: null | components["schemas"]["Rates"];
@@ -1810,6 +1868,73 @@ export interface components {
              */
             version: number;
         };
+        /** @description Why an input failed (it would go to the DLQ). */
+        SampleError: {
+            /** @description Failure kind (the `Weir-Error-Kind` values). */
+            kind: string;
+            /** @description What was wrong. */
+            message: string;
+            /** @description The node that raised it (`source` for undecodable payloads). */
+            node: string;
+        };
+        /** @description An input as the pipeline saw it. */
+        SampleInput: {
+            /** @description The payload when it is JSON. */
+            data?: Record<string, never> | null;
+            /** @description Headers (a name may repeat). */
+            headers: {
+                [key: string]: string[];
+            };
+            /** @description The payload in base64 when it is not JSON. */
+            payload_b64?: string | null;
+            /**
+             * Format: int64
+             * @description Its stream sequence (captured) or its number among the given samples.
+             */
+            seq?: number | null;
+            /** @description Subject. */
+            subject: string;
+        };
+        /** @description A sample message: `data` (JSON payload) or `payload_b64` (raw bytes), or neither (empty). */
+        SampleMessage: {
+            /** @description JSON payload. */
+            data?: Record<string, never> | null;
+            /** @description Headers. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description Non-JSON payload, base64. */
+            payload_b64?: string | null;
+            /** @description Subject (default `test`). */
+            subject?: string;
+        };
+        /** @description A message the pipeline would publish. */
+        SampleOutput: {
+            /** @description The payload when it is JSON. */
+            data?: Record<string, never> | null;
+            /** @description Headers (a name may repeat). */
+            headers: {
+                [key: string]: string[];
+            };
+            /** @description The sink node. */
+            node: string;
+            /** @description The payload in base64 when it is not JSON. */
+            payload_b64?: string | null;
+            /** @description Rendered subject. */
+            subject: string;
+        };
+        /** @description One input and what the pipeline did with it. */
+        SampleResult: {
+            error?: null | components["schemas"]["SampleError"];
+            /** @description The input. */
+            input: components["schemas"]["SampleInput"];
+            /** @description `outputs`, `filtered` or `error`. */
+            outcome: string;
+            /** @description Its outputs (when `outputs`). */
+            outputs: components["schemas"]["SampleOutput"][];
+            /** @description Ids of the nodes it reached, in topological order. */
+            path: string[];
+        };
         /** @description A secret as the API shows it: never the secret values. */
         SecretInfo: {
             /** @description Non-secret settings (server URL, user name). */
@@ -1909,6 +2034,26 @@ export interface components {
             quotas: components["schemas"]["Quotas"];
             /** @description The system tenant of platform admins. */
             system: boolean;
+        };
+        /** @description What to test and on which messages: give exactly one of `messages`, `jsonl`, `capture`. */
+        TestRequest: {
+            capture?: null | components["schemas"]["CaptureRequest"];
+            /**
+             * @description Sample messages as JSON lines (one `SampleMessage` a line; blank lines skipped), as
+             *     `weir test --input` reads them.
+             */
+            jsonl?: string | null;
+            /** @description Sample messages. */
+            messages?: components["schemas"]["SampleMessage"][] | null;
+            /** @description The pipeline file (YAML or JSON text) holding one `Pipeline` (other kinds are ignored). */
+            pipeline: string;
+        };
+        /** @description The result of a test: one entry per input, in input order (captures oldest first). */
+        TestResult: {
+            /** @description The pipeline tested. */
+            pipeline: string;
+            /** @description Per input. */
+            results: components["schemas"]["SampleResult"][];
         };
         /** @description A token pair. */
         TokenPair: {
@@ -5478,6 +5623,87 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestResult"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
