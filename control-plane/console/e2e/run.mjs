@@ -219,10 +219,10 @@ async function main() {
     check(outcomes.filter((o) => o === 'filtered').length === 2 && outcomes.filter((o) => o === 'outputs').length === 9 && outcomes.at(-1) === 'error', `test outcomes ${outcomes}`);
     // The first (id 9, amount 90) was filtered: its path is the filter alone.
     check((await page.getByTestId('test-path').textContent()) === 'filter', 'a filtered input stops at the filter');
-    check((await page.locator('.wnode.trace-path').count()) === 1, 'its path is highlighted on the canvas');
+    await waitFor('its path highlighted on the canvas', async () => (await page.locator('.wnode.trace-path').count()) === 1);
     await page.getByTestId('test-result-5').click();
     await page.getByTestId('test-path').filter({ hasText: 'filter → map → publish' }).waitFor();
-    check((await page.locator('.wnode.trace-path').count()) === 3, 'an output went through all three nodes');
+    await waitFor('an output highlighted through all three nodes', async () => (await page.locator('.wnode.trace-path').count()) === 3);
     check((await page.getByTestId('test-output-subject').textContent()) === 'out.big', 'its output subject');
     check((await page.getByTestId('test-detail').textContent()).includes('"tier": "big"'), 'its output is mapped');
     await page.getByTestId('test-result-11').click();
@@ -310,12 +310,13 @@ async function main() {
     await page.getByLabel('new role grants').fill('pipelines:read, messages:read');
     await page.getByRole('button', { name: 'Create role' }).click();
     await page.getByTestId('role-tester').filter({ hasText: 'messages:read' }).waitFor();
-    check((await page.getByLabel('new user role').locator('option', { hasText: 'tester' }).count()) === 1, 'the new role can be given to a user');
+    await waitFor('the new role offered for users', async () => (await page.getByLabel('new user role').locator('option', { hasText: 'tester' }).count()) === 1);
     await page.screenshot({ path: join(shots, 'roles.png') });
     page.once('dialog', (d) => d.accept());
     await page.getByTestId('role-tester').getByRole('button', { name: 'delete' }).click();
     await page.getByTestId('role-result').filter({ hasText: 'role tester deleted' }).waitFor();
-    check((await page.getByTestId('role-tester').count()) === 0, 'the deleted role is gone');
+    // The list reloads after the message: wait for the row to go rather than count at once.
+    await page.getByTestId('role-tester').waitFor({ state: 'detached' });
     log('custom role created, refused with a bad grant, deleted');
     await page.getByRole('link', { name: 'Audit log', exact: true }).click();
     await page.getByRole('cell', { name: 'admin@weir.local' }).first().waitFor();
