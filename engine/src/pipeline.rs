@@ -4,8 +4,8 @@
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{BatchResult, Fate, InputMessage};
-use crate::operators::{self, Operator, PlanContext};
+use crate::message::{BatchResult, Emitted, Fate, InputMessage};
+use crate::operators::{self, Operator, Origin, PlanContext, SideOutput};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use std::fmt;
@@ -210,8 +210,92 @@ impl CompiledPipeline {
     }
 
     /// Runs one batch through the DAG. Synchronous and CPU-only; never fails as a whole: each
-    /// input gets its fate (outputs in a deterministic order, filtered, or its error).
+    /// input gets its fate (outputs in a deterministic order, filtered, or its error). Results
+    /// of windows that the batch closed come in [`BatchResult::emitted`].
     pub fn process(&self, batch: &[InputMessage]) -> BatchResult {
+        let (fates, side) = self.run(batch, &[0]);
+        let mut result = BatchResult {
+            fates,
+            emitted: Vec::new(),
+        };
+        self.settle_side(side, &mut result);
+        result
+    }
+
+    /// Moves every stateful node's time on to `now_micros` (wall clock): windows whose
+    /// source has been quiet for their idle timeout close. Returns what they emitted.
+    pub fn advance(&self, now_micros: i64) -> Vec<Emitted> {
+        self.close_windows(Some(now_micros))
+    }
+
+    /// Closes every open window (the end of the input, as in `weir test`). Returns what they
+    /// emitted.
+    pub fn flush(&self) -> Vec<Emitted> {
+        self.close_windows(None)
+    }
+
+    fn close_windows(&self, now_micros: Option<i64>) -> Vec<Emitted> {
+        let mut side = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for s in node.op.on_time(now_micros) {
+                side.push((i, s));
+            }
+        }
+        let mut result = BatchResult::default();
+        self.settle_side(side, &mut result);
+        result.emitted
+    }
+
+    /// Whether some node keeps state across batches (a window).
+    pub fn is_stateful(&self) -> bool {
+        self.nodes.iter().any(|n| n.op.is_stateful())
+    }
+
+    /// Runs the side outputs of stateful nodes through their ports' targets: a late event's
+    /// outputs join its input's fate; a window result becomes an [`Emitted`]. Side outputs of
+    /// those runs (windows after windows) are settled the same way.
+    fn settle_side(&self, mut side: Vec<(usize, SideOutput)>, result: &mut BatchResult) {
+        while !side.is_empty() {
+            let mut next = Vec::new();
+            // One run per (node, port), in the order the side outputs came.
+            let mut groups: Vec<((usize, usize), Vec<SideOutput>)> = Vec::new();
+            for (node, s) in side {
+                match groups.iter_mut().find(|(k, _)| *k == (node, s.port)) {
+                    Some((_, v)) => v.push(s),
+                    None => groups.push(((node, s.port), vec![s])),
+                }
+            }
+            for ((node, port), outs) in groups {
+                let targets = &self.nodes[node].ports[port];
+                let (origins, messages): (Vec<Origin>, Vec<InputMessage>) =
+                    outs.into_iter().map(|s| (s.origin, s.message)).unzip();
+                let (fates, more) = if targets.is_empty() {
+                    (vec![Fate::Filtered; messages.len()], Vec::new())
+                } else {
+                    self.run(&messages, targets)
+                };
+                next.extend(more);
+                for (origin, fate) in origins.into_iter().zip(fates) {
+                    match origin {
+                        Origin::Input(i) => merge_fate(&mut result.fates[i as usize], fate),
+                        Origin::Window(id) => result.emitted.push(Emitted {
+                            node: self.nodes[node].id.to_string(),
+                            id,
+                            fate,
+                        }),
+                    }
+                }
+            }
+            side = next;
+        }
+    }
+
+    /// Runs `batch` through the DAG from the `entries` nodes (each receives every message).
+    fn run(
+        &self,
+        batch: &[InputMessage],
+        entries: &[usize],
+    ) -> (Vec<Fate>, Vec<(usize, SideOutput)>) {
         let mut ctx = BatchContext {
             inputs: batch,
             state: &self.state,
@@ -222,6 +306,7 @@ impl CompiledPipeline {
             spans: Vec::new(),
             errors: vec![None; batch.len()],
             outputs: vec![Vec::new(); batch.len()],
+            side: Vec::new(),
         };
         let rows: Vec<Row> = (0..batch.len() as u32)
             .map(|input| Row {
@@ -236,8 +321,16 @@ impl CompiledPipeline {
         let frames = ctx.decode(rows, "source");
         let mut inbox: Vec<Vec<Frame>> = (0..self.nodes.len()).map(|_| Vec::new()).collect();
         if !self.nodes.is_empty() {
-            inbox[0].extend(frames.into_iter().filter(|f| !f.rows.is_empty()));
+            let frames: Vec<Frame> = frames.into_iter().filter(|f| !f.rows.is_empty()).collect();
+            for (k, &e) in entries.iter().enumerate() {
+                if k + 1 == entries.len() {
+                    inbox[e].extend(frames);
+                    break;
+                }
+                inbox[e].extend(frames.iter().cloned());
+            }
         }
+        let mut side = Vec::new();
         for &i in &self.order {
             let frames = std::mem::take(&mut inbox[i]);
             let node = &self.nodes[i];
@@ -258,6 +351,7 @@ impl CompiledPipeline {
                         inbox[t].push(out.clone());
                     }
                 }
+                side.extend(ctx.side.drain(..).map(|s| (i, s)));
             }
         }
         let fates = ctx
@@ -270,7 +364,23 @@ impl CompiledPipeline {
                 (None, true) => Fate::Filtered,
             })
             .collect();
-        BatchResult { fates }
+        (fates, side)
+    }
+}
+
+/// Joins a late event's fate downstream of the late port into its input's fate: an error
+/// wins, outputs add up.
+fn merge_fate(fate: &mut Fate, more: Fate) {
+    match (std::mem::replace(fate, Fate::Filtered), more) {
+        (Fate::Error(e), _) | (_, Fate::Error(e)) => *fate = Fate::Error(e),
+        (Fate::Outputs(mut a), Fate::Outputs(b)) => {
+            a.extend(b);
+            *fate = Fate::Outputs(a);
+        }
+        (Fate::Outputs(a), Fate::Filtered) | (Fate::Filtered, Fate::Outputs(a)) => {
+            *fate = Fate::Outputs(a)
+        }
+        (Fate::Filtered, Fate::Filtered) => {}
     }
 }
 

@@ -64,4 +64,20 @@ pub enum Fate {
 pub struct BatchResult {
     /// `fates[i]` belongs to input `i`.
     pub fates: Vec<Fate>,
+    /// Messages that stateful nodes (windows) emitted while this batch advanced their time;
+    /// they derive from no single input.
+    pub emitted: Vec<Emitted>,
+}
+
+/// A message a stateful node emitted (a closed window's result for one group), with what
+/// became of it downstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    /// Id of the node that emitted it.
+    pub node: String,
+    /// A deterministic identity: `<node>:<window start ms>:<window end ms>:<group key JSON>`,
+    /// the same whenever the same window closes for the same group (a base for message ids).
+    pub id: String,
+    /// Its outputs downstream, filtered, or an error.
+    pub fate: Fate,
 }

@@ -1,0 +1,300 @@
+//! The aggregates of a `window` node: SQL aggregate calls lowered with DataFusion into
+//! aggregate expressions, whose accumulators (one set per window and group) are updated
+//! incrementally, merged (sessions) and evaluated when the window closes.
+
+use crate::columns::{Catalog, ColumnSource};
+use crate::sql::{SqlExpr, strip_df};
+use arrow::array::{Array, ArrayRef, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::ScalarValue;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Accumulator, Expr};
+use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use std::sync::{Arc, Mutex};
+
+/// The compiled aggregate calls of one window node.
+pub(crate) struct Aggregates {
+    /// (output name, call) in file order.
+    calls: Vec<(String, SqlExpr)>,
+    /// Planned when the first batch fixes the argument types.
+    planned: Mutex<Option<Arc<Planned>>>,
+}
+
+/// The aggregates lowered against fixed column types.
+pub(crate) struct Planned {
+    types: Vec<DataType>,
+    schema: SchemaRef,
+    exprs: Vec<Arc<AggregateFunctionExpr>>,
+}
+
+impl Aggregates {
+    /// Compiles the calls (each read from `/window/aggregates/<name>`), checking against the
+    /// compile-time column types that each is one aggregate function DataFusion can lower.
+    pub(crate) fn compile(
+        calls: &[(String, String)],
+        state: &SessionState,
+        catalog: &mut Catalog,
+        mut problem: impl FnMut(&str, String),
+    ) -> Option<Aggregates> {
+        let mut compiled = Vec::with_capacity(calls.len());
+        for (name, text) in calls {
+            match SqlExpr::compile(text, state, catalog) {
+                Ok(e) => compiled.push((name.clone(), e)),
+                Err(e) => problem(name, e),
+            }
+        }
+        if compiled.len() != calls.len() {
+            return None;
+        }
+        let aggs = Aggregates {
+            calls: compiled,
+            planned: Mutex::new(None),
+        };
+        let types = fixed_types(catalog, &catalog.compile_time_types());
+        let mut ok = true;
+        for (name, call) in &aggs.calls {
+            if let Err(e) = lower(call, state, &catalog.schema(&types)) {
+                problem(name, e);
+                ok = false;
+            }
+        }
+        ok.then_some(aggs)
+    }
+
+    /// The output names, in file order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.calls.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The aggregates planned for `batch`'s columns (the first batch fixes the types; later
+    /// batches are cast to them), with the argument arrays of each aggregate over the batch.
+    pub(crate) fn arguments(
+        &self,
+        state: &SessionState,
+        catalog: &Catalog,
+        batch: &RecordBatch,
+    ) -> Result<(Arc<Planned>, Vec<Vec<ArrayRef>>), String> {
+        let planned = {
+            let mut slot = self.planned.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(p) => Arc::clone(p),
+                None => {
+                    let types: Vec<DataType> = batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.data_type().clone())
+                        .collect();
+                    let types = fixed_types(catalog, &types);
+                    let schema = catalog.schema(&types);
+                    let exprs = self
+                        .calls
+                        .iter()
+                        .map(|(_, c)| lower(c, state, &schema))
+                        .collect::<Result<Vec<_>, String>>()?;
+                    let p = Arc::new(Planned {
+                        types,
+                        schema,
+                        exprs,
+                    });
+                    *slot = Some(Arc::clone(&p));
+                    p
+                }
+            }
+        };
+        let batch = planned.conform(batch)?;
+        let args = planned
+            .exprs
+            .iter()
+            .map(|agg| {
+                agg.expressions()
+                    .iter()
+                    .map(|e| {
+                        e.evaluate(&batch)
+                            .and_then(|v| v.into_array(batch.num_rows()))
+                            .map_err(|e| strip_df(&e))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok((planned, args))
+    }
+}
+
+impl Planned {
+    /// A fresh accumulator for each aggregate.
+    pub(crate) fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>, String> {
+        self.exprs
+            .iter()
+            .map(|e| e.create_accumulator().map_err(|e| strip_df(&e)))
+            .collect()
+    }
+
+    /// `batch` with its columns cast to the fixed types (a value that does not cast is null).
+    fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch, String> {
+        let same = batch
+            .columns()
+            .iter()
+            .zip(&self.types)
+            .all(|(c, t)| c.data_type() == t);
+        if same {
+            return RecordBatch::try_new_with_options(
+                Arc::clone(&self.schema),
+                batch.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )
+            .map_err(|e| format!("internal: {e}"));
+        }
+        let options = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.types)
+            .map(|(c, t)| {
+                if c.data_type() == t {
+                    Arc::clone(c)
+                } else {
+                    cast_with_options(c, t, &options).unwrap_or_else(|_| new_null_array(t, c.len()))
+                }
+            })
+            .collect();
+        RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )
+        .map_err(|e| format!("internal: {e}"))
+    }
+}
+
+/// Updates `accs` with row `i` of `args` (one argument list per aggregate).
+pub(crate) fn update_row(
+    accs: &mut [Box<dyn Accumulator>],
+    args: &[Vec<ArrayRef>],
+    i: usize,
+) -> Result<(), String> {
+    for (acc, values) in accs.iter_mut().zip(args) {
+        let row: Vec<ArrayRef> = values.iter().map(|a| a.slice(i, 1)).collect();
+        acc.update_batch(&row).map_err(|e| strip_df(&e))?;
+    }
+    Ok(())
+}
+
+/// Merges the state of `from` into `into` (two sessions that grew together).
+pub(crate) fn merge(
+    into: &mut [Box<dyn Accumulator>],
+    from: &mut [Box<dyn Accumulator>],
+) -> Result<(), String> {
+    for (a, b) in into.iter_mut().zip(from.iter_mut()) {
+        let state = b.state().map_err(|e| strip_df(&e))?;
+        let arrays = state
+            .iter()
+            .map(|s| s.to_array().map_err(|e| strip_df(&e)))
+            .collect::<Result<Vec<_>, String>>()?;
+        a.merge_batch(&arrays).map_err(|e| strip_df(&e))?;
+    }
+    Ok(())
+}
+
+/// Lowers one aggregate call against `schema`: it must be a single aggregate function, without
+/// `FILTER` or `ORDER BY` (filter before the window instead).
+fn lower(
+    call: &SqlExpr,
+    state: &SessionState,
+    schema: &SchemaRef,
+) -> Result<Arc<AggregateFunctionExpr>, String> {
+    let logical = call.logical(state, schema)?;
+    let Expr::AggregateFunction(f) = logical.clone().unalias() else {
+        return Err(format!(
+            "`{}` is not an aggregate call; use one aggregate function, e.g. count(*), sum(data.amount), avg, min, max, count(DISTINCT …), approx_percentile_cont(data.amount, 0.95)",
+            call.text
+        ));
+    };
+    if f.params.filter.is_some() || !f.params.order_by.is_empty() {
+        return Err(format!(
+            "`{}`: FILTER and ORDER BY are not supported in window aggregates; put a `filter` node before the window",
+            call.text
+        ));
+    }
+    let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone())
+        .map_err(|e| format!("internal: schema: {e}"))?;
+    let ctx = PhysicalPlanningContext::default();
+    LoweredAggregateBuilder::new(
+        &logical,
+        &df_schema,
+        schema.as_ref(),
+        state.execution_props(),
+        &ctx,
+    )
+    .build()
+    .map(|l| l.aggregate)
+    .map_err(|e| format!("`{}`: {}", call.text, strip_df(&e)))
+}
+
+/// The column types aggregates are planned with: a payload path without a declared type that
+/// holds integers or nothing is read as float64, so that one batch of whole numbers does not
+/// fix a later batch's decimals to integers.
+fn fixed_types(catalog: &Catalog, types: &[DataType]) -> Vec<DataType> {
+    catalog
+        .columns()
+        .zip(types)
+        .map(
+            |((idx, source), t)| match (source, catalog.declared(idx), t) {
+                (ColumnSource::Path(_), None, DataType::Int64 | DataType::Null) => {
+                    DataType::Float64
+                }
+                _ => t.clone(),
+            },
+        )
+        .collect()
+}
+
+/// A scalar as JSON: numbers, strings, booleans, null; other types as their text.
+pub(crate) fn scalar_json(v: &ScalarValue) -> serde_json::Value {
+    use serde_json::Value;
+    if v.is_null() {
+        return Value::Null;
+    }
+    match v {
+        ScalarValue::Boolean(Some(b)) => Value::Bool(*b),
+        ScalarValue::Int8(Some(n)) => Value::from(*n),
+        ScalarValue::Int16(Some(n)) => Value::from(*n),
+        ScalarValue::Int32(Some(n)) => Value::from(*n),
+        ScalarValue::Int64(Some(n)) => Value::from(*n),
+        ScalarValue::UInt8(Some(n)) => Value::from(*n),
+        ScalarValue::UInt16(Some(n)) => Value::from(*n),
+        ScalarValue::UInt32(Some(n)) => Value::from(*n),
+        ScalarValue::UInt64(Some(n)) => Value::from(*n),
+        ScalarValue::Float32(Some(f)) => float_json(f64::from(*f)),
+        ScalarValue::Float64(Some(f)) => float_json(*f),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// A float as JSON: whole numbers without a fraction print as integers; NaN and infinities
+/// are null.
+fn float_json(f: f64) -> serde_json::Value {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 {
+        serde_json::Value::from(f as i64)
+    } else {
+        serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+/// Row `i` of `array` as JSON.
+pub(crate) fn array_json(array: &dyn Array, i: usize) -> serde_json::Value {
+    let array = array.slice(i, 1);
+    match ScalarValue::try_from_array(&array, 0) {
+        Ok(v) => scalar_json(&v),
+        Err(_) => serde_json::Value::Null,
+    }
+}
