@@ -92,7 +92,8 @@ enum Placement {
     Fixed(Vec<(i64, i64)>),
     /// Joins its group's session.
     Session,
-    /// Every window of it has closed; `(start, end)` of the latest one.
+    /// Every window of it has closed (a session event: it is behind the watermark);
+    /// `(start, end)` of the latest one.
     Late(i64, i64),
 }
 
@@ -122,7 +123,8 @@ impl Window {
                 }
             }
             Shape::Session { gap } => {
-                if t.saturating_add(gap) <= watermark {
+                // Behind the watermark: a session it could join may have closed already.
+                if t < watermark {
                     Placement::Late(t, t + gap)
                 } else {
                     Placement::Session

@@ -5,3 +5,4 @@ mod golden;
 mod testing;
 mod type_conflicts;
 mod window;
+mod window_props;
