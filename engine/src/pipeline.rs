@@ -4,7 +4,7 @@
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{BatchResult, Emitted, Fate, InputMessage};
+use crate::message::{BatchResult, Emitted, Fate, InputMessage, NodeStats};
 use crate::operators::{self, Operator, Origin, PlanContext, SideOutput};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -244,6 +244,14 @@ impl CompiledPipeline {
         let mut result = BatchResult::default();
         self.settle_side(side, &mut result);
         result.emitted
+    }
+
+    /// What each stateful node holds now, by node id.
+    pub fn stats(&self) -> Vec<(String, NodeStats)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.op.stats().map(|s| (n.id.to_string(), s)))
+            .collect()
     }
 
     /// Whether some node keeps state across batches (a window).

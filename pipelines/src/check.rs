@@ -495,7 +495,7 @@ fn node_kind(node: &Node, base: &str, out: &mut Vec<Problem>) -> Option<NodeKind
                 base,
                 "missing-kind",
                 format!(
-                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `window`",
+                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `window`, `dedup`",
                     node.id
                 ),
             ));
@@ -805,6 +805,9 @@ fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
     }
     if let Some(w) = &node.window {
         crate::window_check::check_window(w, &format!("{base}/window"), out);
+    }
+    if let Some(d) = &node.dedup {
+        crate::window_check::check_dedup(d, &format!("{base}/dedup"), out);
     }
     if let Some(publish) = &node.publish {
         check_subject_template(&publish.subject, &format!("{base}/publish/subject"), out);

@@ -81,3 +81,16 @@ pub struct Emitted {
     /// Its outputs downstream, filtered, or an error.
     pub fate: Fate,
 }
+
+/// What a stateful node holds and has done, for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeStats {
+    /// Windows (or sessions) open now.
+    pub open_windows: u64,
+    /// Group keys (windows) or remembered keys (dedup) held now.
+    pub keys_held: u64,
+    /// Events sent to the `late` port so far.
+    pub late_events: u64,
+    /// Messages dropped as duplicates so far.
+    pub duplicates_dropped: u64,
+}

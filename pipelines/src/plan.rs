@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::check::check_resource;
 use crate::problem::Problem;
 use crate::spec::{
-    DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
+    DedupSpec, DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
     PublishSpec, Resource, SplitSpec, WindowKind, WindowSpec,
 };
 use crate::units::{parse_duration, parse_size};
@@ -142,6 +142,13 @@ pub enum NodeOp {
     Drop(DropSpec),
     /// Aggregate over event-time windows (port 0 `next`, port 1 `late`).
     Window(WindowPlan),
+    /// Drop repeated keys.
+    Dedup {
+        /// SQL expression of the key.
+        key: String,
+        /// How long a key is remembered.
+        within: Duration,
+    },
 }
 
 /// A `window` node with its durations parsed.
@@ -239,6 +246,7 @@ impl NodeOp {
             NodeOp::Split(_) => NodeKind::Split,
             NodeOp::Drop(_) => NodeKind::Drop,
             NodeOp::Window(_) => NodeKind::Window,
+            NodeOp::Dedup { .. } => NodeKind::Dedup,
         }
     }
 }
@@ -320,6 +328,12 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
         } else if let Some(w) = &node.window {
             let ports = vec![resolve(node.next.as_ref())?, resolve(Some(&w.late))?];
             (NodeOp::Window(WindowPlan::from_spec(w)?), ports)
+        } else if let Some(DedupSpec { key, within }) = &node.dedup {
+            let op = NodeOp::Dedup {
+                key: key.clone(),
+                within: parse_duration(within)?,
+            };
+            (op, vec![resolve(node.next.as_ref())?])
         } else {
             return Err(format!("node `{}` has no kind", node.id));
         };

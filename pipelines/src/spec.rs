@@ -202,7 +202,7 @@ pub struct ConsumerSettings {
 }
 
 /// One node of the DAG. Exactly one of the kind fields (`filter`, `map`, `route`, `publish`,
-/// `split`, `drop`, `window`) is set.
+/// `split`, `drop`, `window`, `dedup`) is set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -232,6 +232,9 @@ pub struct Node {
     /// Aggregate messages over event-time windows; emits one message per window and group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowSpec>,
+    /// Drop messages whose key was already seen within a duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupSpec>,
     /// The nodes that receive this node's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
@@ -254,6 +257,8 @@ pub enum NodeKind {
     Drop,
     /// `window`
     Window,
+    /// `dedup`
+    Dedup,
 }
 
 impl NodeKind {
@@ -267,6 +272,7 @@ impl NodeKind {
             NodeKind::Split => "split",
             NodeKind::Drop => "drop",
             NodeKind::Window => "window",
+            NodeKind::Dedup => "dedup",
         }
     }
 
@@ -300,6 +306,9 @@ impl Node {
         }
         if self.window.is_some() {
             kinds.push(NodeKind::Window);
+        }
+        if self.dedup.is_some() {
+            kinds.push(NodeKind::Dedup);
         }
         kinds
     }
@@ -455,6 +464,17 @@ pub struct WindowSpec {
     /// missed (`Weir-Window-Start`, `Weir-Window-End`): a `publish` to a stream, or a `drop`
     /// node to discard them on purpose. Late data is never silently lost.
     pub late: Next,
+}
+
+/// `dedup`: drops a message whose key was already seen, on another message, within `within`
+/// of stream time (the time messages were stored). State holds the keys of that span only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSpec {
+    /// SQL expression of the key, e.g. `data.order_id`; a message without a key passes.
+    pub key: String,
+    /// How long a key is remembered, e.g. `10m`.
+    pub within: String,
 }
 
 /// Window kinds.

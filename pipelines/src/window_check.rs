@@ -1,11 +1,11 @@
-//! Checks of a `window` node: the durations its kind needs (and no others), a hopping slide
+//! Checks of the stateful nodes. A `window`: the durations its kind needs (and no others), a hopping slide
 //! that divides into its size, named group keys and aggregates, and their SQL. Which functions
 //! are aggregates is the engine's to say (it knows DataFusion's registry).
 
 use crate::check::{check_duration, check_expression};
 use crate::document::escape;
 use crate::problem::Problem;
-use crate::spec::{WindowKind, WindowSpec};
+use crate::spec::{DedupSpec, WindowKind, WindowSpec};
 
 /// Output fields every window message has; group keys and aggregates may not reuse them.
 const RESERVED: &[&str] = &["window_start", "window_end"];
@@ -166,5 +166,21 @@ fn check_name(name: &str, at: &str, names: &mut Vec<String>, out: &mut Vec<Probl
         );
     } else {
         names.push(name.to_string());
+    }
+}
+
+/// Checks one `dedup` spec at `base` (`/spec/nodes/N/dedup`): its key expression, and a
+/// `within` of at least 1 ms.
+pub(crate) fn check_dedup(d: &DedupSpec, base: &str, out: &mut Vec<Problem>) {
+    check_expression(&d.key, &format!("{base}/key"), out);
+    let at = format!("{base}/within");
+    if let Some(w) = check_duration(&d.within, &at, out)
+        && w.as_millis() == 0
+    {
+        out.push(Problem::new(
+            at,
+            "invalid-duration",
+            "`within` must be at least 1ms".into(),
+        ));
     }
 }

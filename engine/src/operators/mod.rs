@@ -2,6 +2,7 @@
 //! then takes a frame (a batch of messages at its node) and returns frames for its output
 //! ports; per-message errors go to the batch context, never fail the batch.
 
+mod dedup;
 mod drop;
 mod filter;
 mod map;
@@ -74,6 +75,7 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Split(spec) => split::build(spec, cx),
         NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
         NodeOp::Window(spec) => window::build(spec, cx),
+        NodeOp::Dedup { key, within } => dedup::build(key, *within, cx),
     }
 }
 
@@ -137,6 +139,11 @@ pub(crate) trait Operator: Send + Sync {
     /// Whether the operator keeps state across batches.
     fn is_stateful(&self) -> bool {
         false
+    }
+
+    /// What a stateful operator holds now.
+    fn stats(&self) -> Option<crate::message::NodeStats> {
+        None
     }
 }
 

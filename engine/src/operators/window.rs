@@ -6,7 +6,7 @@
 use super::window_agg::{Aggregates, Planned, array_json, merge, scalar_json, update_row};
 use super::{Operator, Origin, PlanContext, SideOutput};
 use crate::frame::{BatchContext, Frame};
-use crate::message::{FailureKind, InputMessage};
+use crate::message::{FailureKind, InputMessage, NodeStats};
 use crate::sql::SqlExpr;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::{CastOptions, cast_with_options};
@@ -72,6 +72,8 @@ struct State {
     windows: BTreeMap<(i64, i64), HashMap<String, Group>>,
     /// Sessions by group key.
     sessions: HashMap<String, Vec<Session>>,
+    /// Events sent to `late` so far.
+    late: u64,
 }
 
 impl State {
@@ -375,6 +377,7 @@ impl Operator for Window {
             let watermark = state.watermark();
             let placed = match self.place(t, watermark) {
                 Placement::Late(start, end) => {
+                    state.late += 1;
                     late.push((i, start, end, watermark));
                     Ok(())
                 }
@@ -432,6 +435,17 @@ impl Operator for Window {
 
     fn is_stateful(&self) -> bool {
         true
+    }
+
+    fn stats(&self) -> Option<NodeStats> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let sessions: usize = state.sessions.values().map(Vec::len).sum();
+        Some(NodeStats {
+            open_windows: (state.windows.len() + sessions) as u64,
+            keys_held: (state.windows.values().map(HashMap::len).sum::<usize>() + sessions) as u64,
+            late_events: state.late,
+            duplicates_dropped: 0,
+        })
     }
 }
 

@@ -331,3 +331,69 @@ spec:
     assert_eq!(got[1].0, "/spec/nodes/0/window/aggregates/b");
     assert!(got[1].1.contains("not an aggregate"), "{}", got[1].1);
 }
+
+#[test]
+fn window_stats_count_open_windows_keys_and_late_events() {
+    let p = pipeline(TUMBLING);
+    p.process(&[
+        order(1, T0 + 1_000, "eu", 1.0),
+        order(2, T0 + 2_000, "us", 1.0),
+        order(3, T0 + 61_000, "eu", 1.0),
+    ]);
+    let stats = p.stats();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].0, "w");
+    assert_eq!(stats[0].1.open_windows, 2);
+    assert_eq!(stats[0].1.keys_held, 3);
+    p.process(&[
+        order(4, T0 + 90_000, "eu", 1.0),
+        order(5, T0 + 3_000, "eu", 1.0),
+    ]);
+    let s = p.stats()[0].1;
+    assert_eq!((s.open_windows, s.keys_held, s.late_events), (1, 1, 1));
+}
+
+#[test]
+fn dedup_drops_keys_seen_within_the_span_but_not_redeliveries() {
+    let p = compile(
+        r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: once }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: once
+      dedup: { key: data.region, within: 10s }
+      next: out
+    - { id: out, publish: { subject: "out.{data.region}" } }
+"#,
+    );
+    let at = |seq: u64, region: &str, secs: i64| InputMessage {
+        timestamp_micros: (T0 + secs * 1000) * 1000,
+        ..order(seq, 0, region, 1.0)
+    };
+    let passed = |fates: &[Fate]| -> Vec<bool> {
+        fates
+            .iter()
+            .map(|f| matches!(f, Fate::Outputs(_)))
+            .collect()
+    };
+    let r = p.process(&[
+        at(1, "eu", 0),
+        at(2, "us", 1),
+        at(3, "eu", 5),
+        at(4, "eu", 9),
+    ]);
+    assert_eq!(passed(&r.fates), vec![true, true, false, false]);
+    assert_eq!(r.fates[2], Fate::Filtered);
+    // The same message again (a redelivery after a failed publish) passes; a new one 10 s
+    // after the first `eu` is no duplicate any more.
+    let r = p.process(&[at(1, "eu", 0), at(5, "eu", 10), at(6, "us", 3)]);
+    assert_eq!(passed(&r.fates), vec![true, true, false]);
+    let s = p.stats()[0].1;
+    assert_eq!(s.duplicates_dropped, 3);
+    // Keys older than the span are forgotten: state stays bounded by `within`.
+    p.process(&[at(7, "ap", 100)]);
+    assert_eq!(p.stats()[0].1.keys_held, 1);
+}

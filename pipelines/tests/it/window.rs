@@ -90,3 +90,17 @@ fn a_good_window_plans_with_its_durations_and_ports() {
         vec![("region".to_string(), "data.customer.region".to_string())]
     );
 }
+
+#[test]
+fn dedup_needs_a_key_and_a_positive_span() {
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata:\n  name: d\nspec:\n  source:\n    stream: ORDERS\n  nodes:\n    - id: once\n      dedup: { key: \"data.id +\", within: 0s }\n      next: out\n    - id: out\n      publish: { subject: o }\n";
+    let got = problems(text);
+    assert_eq!(
+        got,
+        vec![
+            (10, 21, "invalid-expression".to_string()),
+            (10, 42, "invalid-duration".to_string()),
+        ],
+        "{text}"
+    );
+}
