@@ -744,6 +744,16 @@ pub struct TestCase {
     /// The message errors at this node (goes to the DLQ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_error: Option<ExpectedError>,
+    /// More inputs after `input`, in order: a stream of events for a pipeline with a `window`
+    /// or `dedup` node. Such a case runs on fresh state; the end of its input closes every
+    /// window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_inputs: Vec<TestMessage>,
+    /// Window results expected when the case's input ends, in order (by window end, start and
+    /// group key). Set on a case of a pipeline with a `window`, it makes the case a stream case
+    /// (with `expect_late`): `expect` then lists the outputs of the inputs themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_windows: Option<Vec<TestMessage>>,
 }
 
 /// A message in a test case or a `weir test` input line.

@@ -397,3 +397,71 @@ spec:
     p.process(&[at(7, "ap", 100)]);
     assert_eq!(p.stats()[0].1.keys_held, 1);
 }
+
+const WITH_TESTS: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: order-metrics }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: per-minute
+      window:
+        kind: tumbling
+        size: 1m
+        time: data.created_at
+        allowed_lateness: 5s
+        group_by: [data.region]
+        aggregates: { orders: count(*), total: sum(data.amount) }
+        late: late-orders
+      next: metrics
+    - { id: metrics, publish: { subject: "metrics.orders.{data.region}" } }
+    - { id: late-orders, publish: { subject: "orders.late.{data.region}" } }
+tests:
+  - name: per-minute totals by region, a late order to its own subject
+    input: { data: { region: eu, amount: 10, created_at: "2026-01-01T00:00:10Z" } }
+    more_inputs:
+      - { data: { region: eu, amount: 5, created_at: "2026-01-01T00:00:50Z" } }
+      - { data: { region: us, amount: 7, created_at: "2026-01-01T00:01:30Z" } }
+      - { data: { region: eu, amount: 1, created_at: "2026-01-01T00:00:20Z" } }
+    expect:
+      - subject: orders.late.eu
+        headers: { Weir-Window-End: "2026-01-01T00:01:00Z" }
+    expect_windows:
+      - subject: metrics.orders.eu
+        data: { window_start: "2026-01-01T00:00:00Z", window_end: "2026-01-01T00:01:00Z", region: eu, orders: 2, total: 15 }
+      - subject: metrics.orders.us
+        data: { window_start: "2026-01-01T00:01:00Z", window_end: "2026-01-01T00:02:00Z", region: us, orders: 1, total: 7 }
+  - name: a wrong total fails with a diff
+    input: { data: { region: eu, amount: 10, created_at: "2026-01-01T00:00:10Z" } }
+    expect_windows:
+      - data: { window_start: "2026-01-01T00:00:00Z", window_end: "2026-01-01T00:01:00Z", region: eu, orders: 1, total: 11 }
+"#;
+
+#[test]
+fn weir_test_cases_assert_window_results_and_late_events() {
+    let weir_pipelines::Resource::Pipeline(p) = serde_yaml::from_str(WITH_TESTS).unwrap() else {
+        panic!()
+    };
+    let compiled = CompiledPipeline::compile(&p).unwrap();
+    let outcomes = weir_engine::testing::run_cases(&p, &compiled);
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes[0].passed(), "{:?}", outcomes[0].failure);
+    let diff = outcomes[1]
+        .failure
+        .as_deref()
+        .expect("the second case fails");
+    assert!(diff.contains("-        \"total\": 11"), "{diff}");
+    assert!(diff.contains("+        \"total\": 10"), "{diff}");
+    // `weir test --input`: one line per input, then one per window result.
+    let lines = weir_engine::testing::run_jsonl(
+        &compiled,
+        "ORDERS",
+        "{\"data\": {\"region\": \"eu\", \"amount\": 3, \"created_at\": \"2026-01-01T00:00:10Z\"}}\n",
+    )
+    .unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], json!({"filtered": true}));
+    assert_eq!(lines[1]["window"]["node"], json!("per-minute"));
+    assert_eq!(lines[1]["outputs"][0]["data"]["total"], json!(3));
+}
