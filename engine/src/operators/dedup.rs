@@ -23,7 +23,7 @@ pub(crate) struct Dedup {
 
 /// Keys seen within the span: key → (stream, sequence, time ms), and keys in arrival order
 /// for forgetting.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Seen {
     keys: HashMap<String, (String, u64, i64)>,
     order: VecDeque<(i64, String)>,
@@ -104,6 +104,24 @@ impl Operator for Dedup {
 
     fn is_stateful(&self) -> bool {
         true
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        let seen = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::to_vec(&*seen)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    fn restore(
+        &self,
+        bytes: &[u8],
+        _state: &datafusion::execution::SessionState,
+        _catalog: &crate::columns::Catalog,
+    ) -> Result<(), String> {
+        let seen: Seen = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = seen;
+        Ok(())
     }
 
     fn stats(&self) -> Option<NodeStats> {

@@ -141,6 +141,21 @@ pub(crate) trait Operator: Send + Sync {
         false
     }
 
+    /// The operator's state as bytes, for a checkpoint; `None` when it keeps none.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    /// Replaces the operator's state with a [`Operator::snapshot`] of it.
+    fn restore(
+        &self,
+        _bytes: &[u8],
+        _state: &SessionState,
+        _catalog: &Catalog,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
     /// What a stateful operator holds now.
     fn stats(&self) -> Option<crate::message::NodeStats> {
         None

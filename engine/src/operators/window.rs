@@ -88,6 +88,30 @@ impl State {
     }
 }
 
+/// A window node's state in a checkpoint: the watermark, and per open window and group its
+/// bounds, key and (in `states`, one Arrow IPC stream per aggregate, a row per group) the
+/// accumulators' states.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WindowSnapshot {
+    watermark: Option<i64>,
+    max_event: Option<i64>,
+    late: u64,
+    /// The column types the aggregates were planned with (Arrow IPC schema).
+    types: Option<Vec<u8>>,
+    groups: Vec<GroupSnapshot>,
+    states: Vec<Vec<u8>>,
+}
+
+/// One open window of one group.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GroupSnapshot {
+    session: bool,
+    start: i64,
+    end: i64,
+    key: String,
+    keys: Vec<Value>,
+}
+
 /// A row's place in the windows: its group, and the windows that take it or the one it missed.
 enum Placement {
     /// Updates these fixed windows `(end, start)`.
@@ -435,6 +459,99 @@ impl Operator for Window {
 
     fn is_stateful(&self) -> bool {
         true
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let planned = self.aggs.planned();
+        let State {
+            watermark,
+            max_event,
+            windows,
+            sessions,
+            late,
+            ..
+        } = &mut *state;
+        let mut groups = Vec::new();
+        let mut accs: Vec<&mut Vec<Box<dyn Accumulator>>> = Vec::new();
+        for (&(end, start), by_key) in windows.iter_mut() {
+            for (key, g) in by_key.iter_mut() {
+                groups.push(GroupSnapshot {
+                    session: false,
+                    start,
+                    end,
+                    key: key.clone(),
+                    keys: g.keys.clone(),
+                });
+                accs.push(&mut g.accs);
+            }
+        }
+        for (key, list) in sessions.iter_mut() {
+            for s in list.iter_mut() {
+                groups.push(GroupSnapshot {
+                    session: true,
+                    start: s.start,
+                    end: s.end,
+                    key: key.clone(),
+                    keys: s.group.keys.clone(),
+                });
+                accs.push(&mut s.group.accs);
+            }
+        }
+        let (types, states) = match &planned {
+            Some(p) => (Some(p.encode_types()?), p.encode_states(&mut accs)?),
+            None => (None, Vec::new()),
+        };
+        let snapshot = WindowSnapshot {
+            watermark: *watermark,
+            max_event: *max_event,
+            late: *late,
+            types,
+            groups,
+            states,
+        };
+        serde_json::to_vec(&snapshot)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    fn restore(
+        &self,
+        bytes: &[u8],
+        session: &datafusion::execution::SessionState,
+        catalog: &crate::columns::Catalog,
+    ) -> Result<(), String> {
+        let snap: WindowSnapshot = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let mut restored = State {
+            watermark: snap.watermark,
+            max_event: snap.max_event,
+            late: snap.late,
+            ..State::default()
+        };
+        if let Some(types) = &snap.types {
+            let planned = self
+                .aggs
+                .plan_with(session, catalog, Planned::decode_types(types)?)?;
+            let accs = planned.decode_states(&snap.states, snap.groups.len())?;
+            for (g, accs) in snap.groups.into_iter().zip(accs) {
+                let group = Group { keys: g.keys, accs };
+                if g.session {
+                    restored.sessions.entry(g.key).or_default().push(Session {
+                        start: g.start,
+                        end: g.end,
+                        group,
+                    });
+                } else {
+                    restored
+                        .windows
+                        .entry((g.end, g.start))
+                        .or_default()
+                        .insert(g.key, group);
+                }
+            }
+        }
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = restored;
+        Ok(())
     }
 
     fn stats(&self) -> Option<NodeStats> {

@@ -6,7 +6,9 @@ use crate::columns::{Catalog, ColumnSource};
 use crate::sql::{SqlExpr, strip_df};
 use arrow::array::{Array, ArrayRef, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
@@ -62,6 +64,39 @@ impl Aggregates {
             }
         }
         ok.then_some(aggs)
+    }
+
+    /// The aggregates as planned so far (`None` before the first batch).
+    pub(crate) fn planned(&self) -> Option<Arc<Planned>> {
+        self.planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Plans the aggregates with column types read from a snapshot.
+    pub(crate) fn plan_with(
+        &self,
+        state: &SessionState,
+        catalog: &Catalog,
+        types: Vec<DataType>,
+    ) -> Result<Arc<Planned>, String> {
+        if types.len() != catalog.len() {
+            return Err("the snapshot's columns do not match this pipeline".into());
+        }
+        let schema = catalog.schema(&types);
+        let exprs = self
+            .calls
+            .iter()
+            .map(|(_, c)| lower(c, state, &schema))
+            .collect::<Result<Vec<_>, String>>()?;
+        let p = Arc::new(Planned {
+            types,
+            schema,
+            exprs,
+        });
+        *self.planned.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&p));
+        Ok(p)
     }
 
     /// The output names, in file order.
@@ -131,6 +166,113 @@ impl Planned {
             .iter()
             .map(|e| e.create_accumulator().map_err(|e| strip_df(&e)))
             .collect()
+    }
+
+    /// The fixed column types as an Arrow IPC stream (a schema without rows).
+    pub(crate) fn encode_types(&self) -> Result<Vec<u8>, String> {
+        let mut buf = Vec::new();
+        let mut w = StreamWriter::try_new(&mut buf, &self.schema).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| e.to_string())?;
+        drop(w);
+        Ok(buf)
+    }
+
+    /// The column types of [`Planned::encode_types`]' bytes.
+    pub(crate) fn decode_types(bytes: &[u8]) -> Result<Vec<DataType>, String> {
+        let r =
+            StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
+        Ok(r.schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect())
+    }
+
+    /// The accumulator states of `groups` as one Arrow IPC stream per aggregate (row `g` is
+    /// group `g`'s state, in the aggregate's state fields). An accumulator whose state was
+    /// taken is rebuilt from it, so that taking a snapshot never disturbs the running state.
+    pub(crate) fn encode_states(
+        &self,
+        groups: &mut [&mut Vec<Box<dyn Accumulator>>],
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let mut out = Vec::with_capacity(self.exprs.len());
+        for (a, expr) in self.exprs.iter().enumerate() {
+            let mut columns: Vec<Vec<ScalarValue>> = Vec::new();
+            for accs in groups.iter_mut() {
+                let state = accs[a].state().map_err(|e| strip_df(&e))?;
+                let mut fresh = expr.create_accumulator().map_err(|e| strip_df(&e))?;
+                let arrays = state
+                    .iter()
+                    .map(|s| s.to_array().map_err(|e| strip_df(&e)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                fresh.merge_batch(&arrays).map_err(|e| strip_df(&e))?;
+                accs[a] = fresh;
+                columns.resize_with(state.len(), Vec::new);
+                for (j, v) in state.into_iter().enumerate() {
+                    columns[j].push(v);
+                }
+            }
+            if columns.is_empty() {
+                out.push(Vec::new());
+                continue;
+            }
+            let arrays = columns
+                .into_iter()
+                .map(|c| ScalarValue::iter_to_array(c).map_err(|e| strip_df(&e)))
+                .collect::<Result<Vec<ArrayRef>, String>>()?;
+            let fields: Vec<Field> = arrays
+                .iter()
+                .enumerate()
+                .map(|(j, c)| Field::new(format!("s{j}"), c.data_type().clone(), true))
+                .collect();
+            let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+                .map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            let mut w =
+                StreamWriter::try_new(&mut buf, &batch.schema()).map_err(|e| e.to_string())?;
+            w.write(&batch).map_err(|e| e.to_string())?;
+            w.finish().map_err(|e| e.to_string())?;
+            drop(w);
+            out.push(buf);
+        }
+        Ok(out)
+    }
+
+    /// The accumulators of `n` groups rebuilt from [`Planned::encode_states`]' streams.
+    pub(crate) fn decode_states(
+        &self,
+        streams: &[Vec<u8>],
+        n: usize,
+    ) -> Result<Vec<Vec<Box<dyn Accumulator>>>, String> {
+        let mut groups: Vec<Vec<Box<dyn Accumulator>>> = (0..n).map(|_| Vec::new()).collect();
+        if streams.len() != self.exprs.len() {
+            return Err("the snapshot's aggregates do not match this window".into());
+        }
+        for (expr, bytes) in self.exprs.iter().zip(streams) {
+            let batches: Vec<RecordBatch> = if n == 0 {
+                Vec::new()
+            } else {
+                StreamReader::try_new(std::io::Cursor::new(bytes.as_slice()), None)
+                    .map_err(|e| e.to_string())?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?
+            };
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if rows != n {
+                return Err(format!("the snapshot holds {rows} states for {n} groups"));
+            }
+            let mut g = 0;
+            for b in &batches {
+                for i in 0..b.num_rows() {
+                    let mut acc = expr.create_accumulator().map_err(|e| strip_df(&e))?;
+                    let row: Vec<ArrayRef> = b.columns().iter().map(|c| c.slice(i, 1)).collect();
+                    acc.merge_batch(&row).map_err(|e| strip_df(&e))?;
+                    groups[g].push(acc);
+                    g += 1;
+                }
+            }
+        }
+        Ok(groups)
     }
 
     /// `batch` with its columns cast to the fixed types (a value that does not cast is null).

@@ -353,10 +353,7 @@ fn window_stats_count_open_windows_keys_and_late_events() {
     assert_eq!((s.open_windows, s.keys_held, s.late_events), (1, 1, 1));
 }
 
-#[test]
-fn dedup_drops_keys_seen_within_the_span_but_not_redeliveries() {
-    let p = compile(
-        r#"
+const DEDUP: &str = r#"
 apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: once }
@@ -367,8 +364,11 @@ spec:
       dedup: { key: data.region, within: 10s }
       next: out
     - { id: out, publish: { subject: "out.{data.region}" } }
-"#,
-    );
+"#;
+
+#[test]
+fn dedup_drops_keys_seen_within_the_span_but_not_redeliveries() {
+    let p = compile(DEDUP);
     let at = |seq: u64, region: &str, secs: i64| InputMessage {
         timestamp_micros: (T0 + secs * 1000) * 1000,
         ..order(seq, 0, region, 1.0)
@@ -393,6 +393,12 @@ spec:
     assert_eq!(passed(&r.fates), vec![true, true, false]);
     let s = p.stats()[0].1;
     assert_eq!(s.duplicates_dropped, 3);
+    // A restarted worker restores the keys from a checkpoint: still a duplicate.
+    let restarted = compile(DEDUP);
+    restarted.restore(&p.snapshot().unwrap()).unwrap();
+    let r = restarted.process(&[at(8, "eu", 12)]);
+    assert_eq!(r.fates[0], Fate::Filtered);
+    assert_eq!(restarted.stats()[0].1.duplicates_dropped, 4);
     // Keys older than the span are forgotten: state stays bounded by `within`.
     p.process(&[at(7, "ap", 100)]);
     assert_eq!(p.stats()[0].1.keys_held, 1);

@@ -303,3 +303,33 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A checkpoint taken between two batches and restored into a fresh pipeline (a worker
+    /// restarted) gives the same results, ids included, as running straight through.
+    #[test]
+    fn snapshot_and_restore_change_nothing(
+        kind in kinds(),
+        lateness in 0i64..8_000,
+        events in events(),
+        cut in 0usize..120,
+    ) {
+        let yaml = yaml(kind, lateness);
+        let straight = compile(&yaml);
+        let mut want = straight.process(&events.iter().map(input).collect::<Vec<_>>()).emitted;
+        want.extend(straight.flush());
+
+        let cut = cut.min(events.len());
+        let first = compile(&yaml);
+        let mut got = first.process(&events[..cut].iter().map(input).collect::<Vec<_>>()).emitted;
+        let snapshot = first.snapshot().expect("snapshot");
+        drop(first);
+        let second = compile(&yaml);
+        second.restore(&snapshot).expect("restore");
+        got.extend(second.process(&events[cut..].iter().map(input).collect::<Vec<_>>()).emitted);
+        got.extend(second.flush());
+        prop_assert_eq!(got, want);
+    }
+}
