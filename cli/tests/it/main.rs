@@ -11,3 +11,4 @@ mod process;
 mod runtime_crash;
 mod tenants_e2e;
 mod validate;
+mod window;
