@@ -7,6 +7,9 @@ use crate::document::escape;
 use crate::problem::Problem;
 use crate::spec::{DedupSpec, WindowKind, WindowSpec};
 
+/// Most hopping windows one event may fall in (`size / slide`).
+const MAX_WINDOWS_PER_EVENT: u128 = 1000;
+
 /// Output fields every window message has; group keys and aggregates may not reuse them.
 const RESERVED: &[&str] = &["window_start", "window_end"];
 
@@ -116,6 +119,21 @@ fn check_lengths(w: &WindowSpec, base: &str, out: &mut Vec<Problem>) {
             }
             (false, None) => {}
         }
+    }
+    if let [("size", size), ("slide", slide)] = lengths.as_slice()
+        && slide <= size
+        && size.as_millis() / slide.as_millis() > MAX_WINDOWS_PER_EVENT
+    {
+        out.push(Problem::new(
+            format!("{base}/slide"),
+            "invalid-value",
+            format!(
+                "with size {} and slide {}, every event would fall in {} windows; at most {MAX_WINDOWS_PER_EVENT} are allowed: make slide longer",
+                w.size.as_deref().unwrap_or_default(),
+                w.slide.as_deref().unwrap_or_default(),
+                size.as_millis() / slide.as_millis()
+            ),
+        ));
     }
     if let [("size", size), ("slide", slide)] = lengths.as_slice()
         && slide > size

@@ -104,3 +104,13 @@ fn dedup_needs_a_key_and_a_positive_span() {
         "{text}"
     );
 }
+
+#[test]
+fn a_hopping_window_may_not_put_an_event_in_too_many_windows() {
+    let text = pipeline(
+        "        kind: hopping\n        size: 1h\n        slide: 1s\n        aggregates: { n: count(*) }",
+    );
+    assert_eq!(problems(&text), vec![(13, 16, "invalid-value".to_string())]);
+    let fine = text.replace("slide: 1s", "slide: 5s");
+    assert_eq!(problems(&fine), vec![]);
+}
