@@ -3,7 +3,9 @@
 //! with the clock after an idle timeout); a window closes when the watermark reaches its end
 //! and emits one JSON message per group. Events whose every window has closed go to `late`.
 
-use super::window_agg::{Aggregates, Planned, array_json, merge, scalar_json, update_row};
+use super::window_agg::{
+    Aggregates, Planned, array_json, column_json, merge, scalar_json, update_row,
+};
 use super::{Operator, Origin, PlanContext, SideOutput};
 use crate::frame::{BatchContext, Frame};
 use crate::message::{FailureKind, InputMessage, NodeStats};
@@ -321,9 +323,16 @@ impl Window {
                 Err(e) => return vec![Err(e); n],
             }
         }
-        for (i, slot) in out.iter_mut().enumerate() {
+        let mut columns: Vec<std::vec::IntoIter<Value>> = columns
+            .iter()
+            .map(|c| column_json(c.as_ref()).into_iter())
+            .collect();
+        for slot in out.iter_mut() {
+            let values: Vec<Value> = columns
+                .iter_mut()
+                .map(|c| c.next().unwrap_or(Value::Null))
+                .collect();
             if slot.is_ok() {
-                let values: Vec<Value> = columns.iter().map(|c| array_json(c, i)).collect();
                 let text = serde_json::to_string(&values).unwrap_or_default();
                 *slot = Ok((text, values));
             }

@@ -440,3 +440,88 @@ pub(crate) fn array_json(array: &dyn Array, i: usize) -> serde_json::Value {
         Err(_) => serde_json::Value::Null,
     }
 }
+
+/// Every row of `array` as JSON: common types read straight from the typed array, others
+/// through a scalar.
+pub(crate) fn column_json(array: &dyn Array) -> Vec<serde_json::Value> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+    use serde_json::Value;
+    let n = array.len();
+    let valid = |i: usize| array.is_valid(i);
+    match array.data_type() {
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            (0..n)
+                .map(|i| {
+                    if valid(i) {
+                        Value::String(a.value(i).to_string())
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect()
+        }
+        DataType::Utf8View => {
+            let a = array.as_string_view();
+            (0..n)
+                .map(|i| {
+                    if valid(i) {
+                        Value::String(a.value(i).to_string())
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect()
+        }
+        DataType::Int64 => {
+            let a = array.as_primitive::<Int64Type>();
+            (0..n)
+                .map(|i| {
+                    if valid(i) {
+                        Value::from(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect()
+        }
+        DataType::UInt64 => {
+            let a = array.as_primitive::<UInt64Type>();
+            (0..n)
+                .map(|i| {
+                    if valid(i) {
+                        Value::from(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect()
+        }
+        DataType::Float64 => {
+            let a = array.as_primitive::<Float64Type>();
+            (0..n)
+                .map(|i| {
+                    if valid(i) {
+                        float_json(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect()
+        }
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            (0..n)
+                .map(|i| {
+                    if valid(i) {
+                        Value::Bool(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
+                .collect()
+        }
+        _ => (0..n).map(|i| array_json(array, i)).collect(),
+    }
+}
