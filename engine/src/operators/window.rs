@@ -4,7 +4,7 @@
 //! and emits one JSON message per group. Events whose every window has closed go to `late`.
 
 use super::window_agg::{
-    Aggregates, Planned, array_json, column_json, merge, scalar_json, update_row,
+    Aggregates, Pane, Planned, array_json, column_json, merge, scalar_json, update_row,
 };
 use super::{Operator, Origin, PlanContext, SideOutput};
 use crate::frame::{BatchContext, Frame};
@@ -70,8 +70,8 @@ struct State {
     max_event: Option<i64>,
     /// Wall clock of the last event (µs), for the idle timeout.
     last_arrival: Option<i64>,
-    /// Fixed windows by (end, start), then group key (JSON text).
-    windows: BTreeMap<(i64, i64), HashMap<String, Group>>,
+    /// Fixed windows by (end, start), each with its groups.
+    windows: BTreeMap<(i64, i64), Pane>,
     /// Sessions by group key.
     sessions: HashMap<String, Vec<Session>>,
     /// Events sent to `late` so far.
@@ -100,19 +100,34 @@ struct WindowSnapshot {
     late: u64,
     /// The column types the aggregates were planned with (Arrow IPC schema).
     types: Option<Vec<u8>>,
-    groups: Vec<GroupSnapshot>,
+    /// Open fixed windows.
+    panes: Vec<PaneSnapshot>,
+    /// Open sessions, their states in `states` (an IPC stream per aggregate, a row each).
+    sessions: Vec<GroupSnapshot>,
     states: Vec<Vec<u8>>,
 }
 
-/// One open window of one group.
+/// One open fixed window: its groups (key text and values) and, per aggregate, an Arrow IPC
+/// stream of the groups accumulator's state (a row per group).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PaneSnapshot {
+    start: i64,
+    end: i64,
+    keys: Vec<(String, Vec<Value>)>,
+    states: Vec<Vec<u8>>,
+}
+
+/// One open session of one group.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct GroupSnapshot {
-    session: bool,
     start: i64,
     end: i64,
     key: String,
     keys: Vec<Value>,
 }
+
+/// A closed window of one group: end, start, key text, key values, aggregate values.
+type Closed = (i64, i64, String, Vec<Value>, Vec<Value>);
 
 /// A row's place in the windows: its group, and the windows that take it or the one it missed.
 enum Placement {
@@ -214,21 +229,33 @@ impl Window {
     /// order of end, start and group key.
     fn close(&self, state: &mut State, upto: Option<i64>) -> Vec<SideOutput> {
         let due = |end: i64| upto.is_none_or(|w| end <= w);
-        let mut closed: Vec<(i64, i64, String, Group)> = Vec::new();
+        let mut closed: Vec<Closed> = Vec::new();
         while let Some(entry) = state.windows.first_entry() {
             let (end, start) = *entry.key();
             if !due(end) {
                 break;
             }
-            for (key, group) in entry.remove() {
-                closed.push((end, start, key, group));
+            let mut pane = entry.remove();
+            let values = pane.evaluate();
+            for ((key, keys), values) in pane.keys.drain(..).zip(values) {
+                closed.push((end, start, key, keys, values));
             }
         }
         state.sessions.retain(|key, sessions| {
             let (done, open): (Vec<Session>, Vec<Session>) =
                 sessions.drain(..).partition(|s| due(s.end));
-            for s in done {
-                closed.push((s.end, s.start, key.clone(), s.group));
+            for mut s in done {
+                let values = s
+                    .group
+                    .accs
+                    .iter_mut()
+                    .map(|acc| {
+                        acc.evaluate()
+                            .map(|v| scalar_json(&v))
+                            .unwrap_or(Value::Null)
+                    })
+                    .collect();
+                closed.push((s.end, s.start, key.clone(), s.group.keys, values));
             }
             *sessions = open;
             !sessions.is_empty()
@@ -236,23 +263,26 @@ impl Window {
         closed.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
         closed
             .into_iter()
-            .map(|(end, start, key, group)| self.result(start, end, &key, group))
+            .map(|(end, start, key, keys, values)| self.result(start, end, &key, keys, values))
             .collect()
     }
 
     /// The message of one closed window and group.
-    fn result(&self, start: i64, end: i64, key: &str, mut group: Group) -> SideOutput {
+    fn result(
+        &self,
+        start: i64,
+        end: i64,
+        key: &str,
+        keys: Vec<Value>,
+        values: Vec<Value>,
+    ) -> SideOutput {
         let mut object = Map::new();
         object.insert("window_start".into(), Value::String(rfc3339(start)));
         object.insert("window_end".into(), Value::String(rfc3339(end)));
-        for ((name, _), v) in self.keys.iter().zip(group.keys.drain(..)) {
+        for ((name, _), v) in self.keys.iter().zip(keys) {
             object.insert(name.clone(), v);
         }
-        for (name, acc) in self.aggs.names().zip(group.accs.iter_mut()) {
-            let v = acc
-                .evaluate()
-                .map(|v| scalar_json(&v))
-                .unwrap_or(Value::Null);
+        for (name, v) in self.aggs.names().zip(values) {
             object.insert(name.to_string(), v);
         }
         let payload = serde_json::to_vec(&Value::Object(object)).unwrap_or_default();
@@ -394,6 +424,8 @@ impl Operator for Window {
             }
         };
         let mut late = Vec::new();
+        // Rows and their group indices per fixed window, added once the rows are placed.
+        let mut updates: BTreeMap<(i64, i64), (Vec<u32>, Vec<usize>)> = BTreeMap::new();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for (i, (t, key)) in times.into_iter().zip(keys).enumerate() {
             let row = &frame.rows[i];
@@ -415,15 +447,15 @@ impl Operator for Window {
                     Ok(())
                 }
                 Placement::Fixed(windows) => windows.into_iter().try_for_each(|w| {
-                    let groups = state.windows.entry(w).or_default();
-                    let group = match groups.get_mut(&key) {
-                        Some(g) => g,
-                        None => groups.entry(key.clone()).or_insert(Group {
-                            keys: values.clone(),
-                            accs: planned.accumulators()?,
-                        }),
+                    let pane = match state.windows.entry(w) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => e.insert(planned.pane()?),
                     };
-                    update_row(&mut group.accs, &args, i)
+                    let g = pane.group(&key, &values);
+                    let (rows, groups) = updates.entry(w).or_default();
+                    rows.push(i as u32);
+                    groups.push(g);
+                    Ok(())
                 }),
                 Placement::Session => {
                     self.join_session(&mut state, &key, &values, t, (&planned, &args, i))
@@ -435,6 +467,21 @@ impl Operator for Window {
             }
             state.observe(t, self.lateness);
             state.last_arrival = Some(now_micros());
+        }
+        for (w, (rows, groups)) in updates {
+            let Some(pane) = state.windows.get_mut(&w) else {
+                continue;
+            };
+            if let Err(e) = pane.update(&args, &rows, &groups) {
+                for &i in &rows {
+                    ctx.fail(
+                        &frame.rows[i as usize],
+                        node,
+                        FailureKind::Expression,
+                        e.clone(),
+                    );
+                }
+            }
         }
         let watermark = state.watermark();
         let closed = self.close(&mut state, Some(watermark));
@@ -481,42 +528,41 @@ impl Operator for Window {
             late,
             ..
         } = &mut *state;
+        let mut panes = Vec::with_capacity(windows.len());
         let mut groups = Vec::new();
         let mut accs: Vec<&mut Vec<Box<dyn Accumulator>>> = Vec::new();
-        for (&(end, start), by_key) in windows.iter_mut() {
-            for (key, g) in by_key.iter_mut() {
-                groups.push(GroupSnapshot {
-                    session: false,
-                    start,
-                    end,
-                    key: key.clone(),
-                    keys: g.keys.clone(),
-                });
-                accs.push(&mut g.accs);
-            }
-        }
-        for (key, list) in sessions.iter_mut() {
-            for s in list.iter_mut() {
-                groups.push(GroupSnapshot {
-                    session: true,
-                    start: s.start,
-                    end: s.end,
-                    key: key.clone(),
-                    keys: s.group.keys.clone(),
-                });
-                accs.push(&mut s.group.accs);
-            }
-        }
         let (types, states) = match &planned {
-            Some(p) => (Some(p.encode_types()?), p.encode_states(&mut accs)?),
             None => (None, Vec::new()),
+            Some(p) => {
+                for (&(end, start), pane) in windows.iter_mut() {
+                    panes.push(PaneSnapshot {
+                        start,
+                        end,
+                        keys: pane.keys.clone(),
+                        states: pane.encode(p)?,
+                    });
+                }
+                for (key, list) in sessions.iter_mut() {
+                    for s in list.iter_mut() {
+                        groups.push(GroupSnapshot {
+                            start: s.start,
+                            end: s.end,
+                            key: key.clone(),
+                            keys: s.group.keys.clone(),
+                        });
+                        accs.push(&mut s.group.accs);
+                    }
+                }
+                (Some(p.encode_types()?), p.encode_states(&mut accs)?)
+            }
         };
         let snapshot = WindowSnapshot {
             watermark: *watermark,
             max_event: *max_event,
             late: *late,
             types,
-            groups,
+            panes,
+            sessions: groups,
             states,
         };
         serde_json::to_vec(&snapshot)
@@ -541,22 +587,17 @@ impl Operator for Window {
             let planned = self
                 .aggs
                 .plan_with(session, catalog, Planned::decode_types(types)?)?;
-            let accs = planned.decode_states(&snap.states, snap.groups.len())?;
-            for (g, accs) in snap.groups.into_iter().zip(accs) {
-                let group = Group { keys: g.keys, accs };
-                if g.session {
-                    restored.sessions.entry(g.key).or_default().push(Session {
-                        start: g.start,
-                        end: g.end,
-                        group,
-                    });
-                } else {
-                    restored
-                        .windows
-                        .entry((g.end, g.start))
-                        .or_default()
-                        .insert(g.key, group);
-                }
+            for p in snap.panes {
+                let pane = planned.decode_pane(p.keys, &p.states)?;
+                restored.windows.insert((p.end, p.start), pane);
+            }
+            let accs = planned.decode_states(&snap.states, snap.sessions.len())?;
+            for (g, accs) in snap.sessions.into_iter().zip(accs) {
+                restored.sessions.entry(g.key).or_default().push(Session {
+                    start: g.start,
+                    end: g.end,
+                    group: Group { keys: g.keys, accs },
+                });
             }
         }
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = restored;
@@ -568,7 +609,8 @@ impl Operator for Window {
         let sessions: usize = state.sessions.values().map(Vec::len).sum();
         Some(NodeStats {
             open_windows: (state.windows.len() + sessions) as u64,
-            keys_held: (state.windows.values().map(HashMap::len).sum::<usize>() + sessions) as u64,
+            keys_held: (state.windows.values().map(|p| p.keys.len()).sum::<usize>() + sessions)
+                as u64,
             late_events: state.late,
             duplicates_dropped: 0,
         })

@@ -4,7 +4,9 @@
 
 use crate::columns::{Catalog, ColumnSource};
 use crate::sql::{SqlExpr, strip_df};
+use arrow::array::UInt32Array;
 use arrow::array::{Array, ArrayRef, new_null_array};
+use arrow::compute::take;
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamReader;
@@ -13,8 +15,10 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Accumulator, Expr};
+use datafusion::logical_expr::{Accumulator, EmitTo, Expr, GroupsAccumulator};
+use datafusion::physical_expr::GroupsAccumulatorAdapter;
 use datafusion::physical_expr::aggregate::{AggregateFunctionExpr, LoweredAggregateBuilder};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The compiled aggregate calls of one window node.
@@ -523,5 +527,171 @@ pub(crate) fn column_json(array: &dyn Array) -> Vec<serde_json::Value> {
                 .collect()
         }
         _ => (0..n).map(|i| array_json(array, i)).collect(),
+    }
+}
+
+/// The groups of one fixed window: each aggregate as one DataFusion groups accumulator (its
+/// vectorised form, or an adapter over per-group accumulators), updated once per batch.
+pub(crate) struct Pane {
+    index: HashMap<String, usize>,
+    /// (key text, key values) of each group, by group index.
+    pub(crate) keys: Vec<(String, Vec<serde_json::Value>)>,
+    accs: Vec<Box<dyn GroupsAccumulator>>,
+}
+
+impl Planned {
+    /// An empty pane.
+    pub(crate) fn pane(&self) -> Result<Pane, String> {
+        let accs = self
+            .exprs
+            .iter()
+            .map(|e| groups_accumulator(e))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Pane {
+            index: HashMap::new(),
+            keys: Vec::new(),
+            accs,
+        })
+    }
+
+    /// A pane rebuilt from [`Pane::encode`]'s streams.
+    pub(crate) fn decode_pane(
+        &self,
+        keys: Vec<(String, Vec<serde_json::Value>)>,
+        streams: &[Vec<u8>],
+    ) -> Result<Pane, String> {
+        let mut pane = self.pane()?;
+        if streams.len() != pane.accs.len() {
+            return Err("the snapshot's aggregates do not match this window".into());
+        }
+        let n = keys.len();
+        pane.index = keys
+            .iter()
+            .enumerate()
+            .map(|(g, (k, _))| (k.clone(), g))
+            .collect();
+        pane.keys = keys;
+        if n == 0 {
+            return Ok(pane);
+        }
+        let groups: Vec<usize> = (0..n).collect();
+        for (acc, bytes) in pane.accs.iter_mut().zip(streams) {
+            let batches: Vec<RecordBatch> =
+                StreamReader::try_new(std::io::Cursor::new(bytes.as_slice()), None)
+                    .map_err(|e| e.to_string())?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?;
+            let [batch] = batches.as_slice() else {
+                return Err("a pane's state is one batch".into());
+            };
+            if batch.num_rows() != n {
+                return Err(format!(
+                    "the snapshot holds {} states for {n} groups",
+                    batch.num_rows()
+                ));
+            }
+            acc.merge_batch(batch.columns(), &groups, n)
+                .map_err(|e| strip_df(&e))?;
+        }
+        Ok(pane)
+    }
+}
+
+/// The groups accumulator of one aggregate.
+fn groups_accumulator(
+    e: &Arc<AggregateFunctionExpr>,
+) -> Result<Box<dyn GroupsAccumulator>, String> {
+    if e.groups_accumulator_supported() {
+        e.create_groups_accumulator().map_err(|e| strip_df(&e))
+    } else {
+        let e = Arc::clone(e);
+        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+            e.create_accumulator()
+        })))
+    }
+}
+
+impl Pane {
+    /// The group index of `key`, added with its values when new.
+    pub(crate) fn group(&mut self, key: &str, values: &[serde_json::Value]) -> usize {
+        if let Some(&g) = self.index.get(key) {
+            return g;
+        }
+        let g = self.keys.len();
+        self.index.insert(key.to_string(), g);
+        self.keys.push((key.to_string(), values.to_vec()));
+        g
+    }
+
+    /// Adds `rows` of the batch's argument arrays to their `groups`.
+    pub(crate) fn update(
+        &mut self,
+        args: &[Vec<ArrayRef>],
+        rows: &[u32],
+        groups: &[usize],
+    ) -> Result<(), String> {
+        let indices = UInt32Array::from(rows.to_vec());
+        let n = self.keys.len();
+        for (acc, values) in self.accs.iter_mut().zip(args) {
+            let taken = values
+                .iter()
+                .map(|a| take(a.as_ref(), &indices, None).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, String>>()?;
+            acc.update_batch(&taken, groups, None, n)
+                .map_err(|e| strip_df(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Each group's aggregate values, by group index.
+    pub(crate) fn evaluate(&mut self) -> Vec<Vec<serde_json::Value>> {
+        let n = self.keys.len();
+        let mut out: Vec<Vec<serde_json::Value>> = (0..n).map(|_| Vec::new()).collect();
+        for acc in &mut self.accs {
+            match acc.evaluate(EmitTo::All) {
+                Ok(values) => {
+                    for (g, v) in column_json(values.as_ref()).into_iter().enumerate().take(n) {
+                        out[g].push(v);
+                    }
+                }
+                Err(_) => out.iter_mut().for_each(|o| o.push(serde_json::Value::Null)),
+            }
+        }
+        out
+    }
+
+    /// The accumulator states, one Arrow IPC stream per aggregate (a row per group); the
+    /// accumulators are rebuilt from them, so taking a snapshot disturbs nothing.
+    pub(crate) fn encode(&mut self, planned: &Planned) -> Result<Vec<Vec<u8>>, String> {
+        let n = self.keys.len();
+        let groups: Vec<usize> = (0..n).collect();
+        let mut out = Vec::with_capacity(self.accs.len());
+        for (acc, expr) in self.accs.iter_mut().zip(&planned.exprs) {
+            if n == 0 {
+                out.push(Vec::new());
+                continue;
+            }
+            let state = acc.state(EmitTo::All).map_err(|e| strip_df(&e))?;
+            let mut fresh = groups_accumulator(expr)?;
+            fresh
+                .merge_batch(&state, &groups, n)
+                .map_err(|e| strip_df(&e))?;
+            *acc = fresh;
+            let fields: Vec<Field> = state
+                .iter()
+                .enumerate()
+                .map(|(j, c)| Field::new(format!("s{j}"), c.data_type().clone(), true))
+                .collect();
+            let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), state)
+                .map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            let mut w =
+                StreamWriter::try_new(&mut buf, &batch.schema()).map_err(|e| e.to_string())?;
+            w.write(&batch).map_err(|e| e.to_string())?;
+            w.finish().map_err(|e| e.to_string())?;
+            drop(w);
+            out.push(buf);
+        }
+        Ok(out)
     }
 }
