@@ -176,6 +176,9 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) emitted: u64,
     /// Outputs of each input, in the order sinks produced them.
     pub(crate) outputs: Vec<Vec<OutputMessage>>,
+    /// Messages operators sent outside the row flow (window results, late events), run
+    /// through their port's targets once the batch has passed every node.
+    pub(crate) side: Vec<crate::operators::SideOutput>,
 }
 
 impl BatchContext<'_> {

@@ -124,7 +124,11 @@ fn check_stream_name(name: &str, path: &str, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_duration(value: &str, path: &str, out: &mut Vec<Problem>) -> Option<std::time::Duration> {
+pub(crate) fn check_duration(
+    value: &str,
+    path: &str,
+    out: &mut Vec<Problem>,
+) -> Option<std::time::Duration> {
     match parse_duration(value) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -140,7 +144,7 @@ fn check_size(value: &str, path: &str, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_expression(text: &str, path: &str, out: &mut Vec<Problem>) {
+pub(crate) fn check_expression(text: &str, path: &str, out: &mut Vec<Problem>) {
     if let Err(e) = expr::parse_checked(text) {
         out.push(Problem::new(path, e.code(), e.to_string()));
     }
@@ -491,7 +495,7 @@ fn node_kind(node: &Node, base: &str, out: &mut Vec<Problem>) -> Option<NodeKind
                 base,
                 "missing-kind",
                 format!(
-                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`",
+                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `window`, `dedup`",
                     node.id
                 ),
             ));
@@ -529,6 +533,9 @@ fn node_edges<'a>(node: &'a Node, base: &str, out: &mut Vec<Problem>) -> Vec<Edg
     }
     if let Some(d) = &node.default {
         next_edges(d, &format!("{base}/default"), &mut node_edges);
+    }
+    if let Some(w) = &node.window {
+        next_edges(&w.late, &format!("{base}/window/late"), &mut node_edges);
     }
     for (n, path) in [(&node.next, "next"), (&node.default, "default")] {
         if matches!(n, Some(Next::Many(v)) if v.is_empty()) {
@@ -795,6 +802,12 @@ fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
     }
     if let Some(split) = &node.split {
         check_field_path(&split.field, &format!("{base}/split/field"), false, out);
+    }
+    if let Some(w) = &node.window {
+        crate::window_check::check_window(w, &format!("{base}/window"), out);
+    }
+    if let Some(d) = &node.dedup {
+        crate::window_check::check_dedup(d, &format!("{base}/dedup"), out);
     }
     if let Some(publish) = &node.publish {
         check_subject_template(&publish.subject, &format!("{base}/publish/subject"), out);

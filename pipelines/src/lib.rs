@@ -21,6 +21,7 @@ pub mod subject;
 mod suggest;
 pub mod template;
 pub mod units;
+mod window_check;
 
 pub use check::check_resource;
 pub use diagnostics::{Diagnostic, Diagnostics};

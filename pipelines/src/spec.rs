@@ -202,7 +202,7 @@ pub struct ConsumerSettings {
 }
 
 /// One node of the DAG. Exactly one of the kind fields (`filter`, `map`, `route`, `publish`,
-/// `split`, `drop`) is set.
+/// `split`, `drop`, `window`, `dedup`) is set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -229,6 +229,12 @@ pub struct Node {
     /// Sink: drop the message on purpose (counted as filtered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop: Option<DropSpec>,
+    /// Aggregate messages over event-time windows; emits one message per window and group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowSpec>,
+    /// Drop messages whose key was already seen within a duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupSpec>,
     /// The nodes that receive this node's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
@@ -249,6 +255,10 @@ pub enum NodeKind {
     Split,
     /// `drop`
     Drop,
+    /// `window`
+    Window,
+    /// `dedup`
+    Dedup,
 }
 
 impl NodeKind {
@@ -261,6 +271,8 @@ impl NodeKind {
             NodeKind::Publish => "publish",
             NodeKind::Split => "split",
             NodeKind::Drop => "drop",
+            NodeKind::Window => "window",
+            NodeKind::Dedup => "dedup",
         }
     }
 
@@ -292,6 +304,12 @@ impl Node {
         if self.drop.is_some() {
             kinds.push(NodeKind::Drop);
         }
+        if self.window.is_some() {
+            kinds.push(NodeKind::Window);
+        }
+        if self.dedup.is_some() {
+            kinds.push(NodeKind::Dedup);
+        }
         kinds
     }
 
@@ -316,6 +334,9 @@ impl Node {
         }
         if let Some(d) = &self.default {
             out.extend(d.ids());
+        }
+        if let Some(w) = &self.window {
+            out.extend(w.late.ids());
         }
         out
     }
@@ -401,6 +422,123 @@ pub struct DropSpec {
     /// Why, for humans and metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// `window`: aggregates messages over windows of event time, per group, with DataFusion's
+/// aggregate functions; when the watermark passes a window's end it emits one JSON message per
+/// group: `{window_start, window_end, <group keys>, <aggregates>}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// `tumbling` (needs `size`), `hopping` (`size` and `slide`) or `session` (`gap`).
+    pub kind: WindowKind,
+    /// Length of a tumbling or hopping window, e.g. `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// How far apart hopping windows start, e.g. `10s` (at most `size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide: Option<String>,
+    /// Inactivity that ends a session, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<String>,
+    /// SQL expression giving the event time: a timestamp, an RFC 3339 string or epoch
+    /// milliseconds (e.g. `data.ts`). Absent: the time the message was stored in the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// How far behind the latest event time an event may be and still count, e.g. `5s`
+    /// (default `0s`). The watermark is the latest event time seen minus this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_lateness: Option<String>,
+    /// When no message arrives for this long, the watermark moves on with the clock, so that
+    /// a quiet source does not hold windows open forever, e.g. `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Group keys: output field name → SQL expression (`region: data.region`), or a list of
+    /// payload paths (`[data.region]`, named by their last segment).
+    #[serde(default, skip_serializing_if = "GroupBy::is_empty")]
+    pub group_by: GroupBy,
+    /// Output field name → SQL aggregate call, e.g. `total: sum(data.amount)`,
+    /// `p95: approx_percentile_cont(data.amount, 0.95)`, `orders: count(*)`.
+    pub aggregates: IndexMap<String, String>,
+    /// Where events later than the watermark allows go, with headers naming the window they
+    /// missed (`Weir-Window-Start`, `Weir-Window-End`): a `publish` to a stream, or a `drop`
+    /// node to discard them on purpose. Late data is never silently lost.
+    pub late: Next,
+}
+
+/// `dedup`: drops a message whose key was already seen, on another message, within `within`
+/// of stream time (the time messages were stored). State holds the keys of that span only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSpec {
+    /// SQL expression of the key, e.g. `data.order_id`; a message without a key passes.
+    pub key: String,
+    /// How long a key is remembered, e.g. `10m`.
+    pub within: String,
+}
+
+/// Window kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// Fixed-size windows that do not overlap.
+    Tumbling,
+    /// Fixed-size windows starting every `slide`; an event falls in `size / slide` of them.
+    Hopping,
+    /// Per group, events closer than `gap` to each other.
+    Session,
+}
+
+/// Group keys of a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GroupBy {
+    /// Output field name → SQL expression.
+    Named(IndexMap<String, String>),
+    /// Payload paths (`data.region`), each named by its last segment.
+    Paths(Vec<String>),
+}
+
+impl Default for GroupBy {
+    fn default() -> Self {
+        GroupBy::Named(IndexMap::new())
+    }
+}
+
+impl GroupBy {
+    /// Whether there are no group keys.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            GroupBy::Named(m) => m.is_empty(),
+            GroupBy::Paths(v) => v.is_empty(),
+        }
+    }
+
+    /// (output name, expression) pairs; a path's name is its last segment (`data.a.region` →
+    /// `region`), `None` when an entry of the list is not a plain path.
+    pub fn named(&self) -> Vec<(Option<String>, String)> {
+        match self {
+            GroupBy::Named(m) => m
+                .iter()
+                .map(|(k, v)| (Some(k.clone()), v.clone()))
+                .collect(),
+            GroupBy::Paths(v) => v
+                .iter()
+                .map(|e| {
+                    let t = e.trim();
+                    let plain = t.starts_with("data.")
+                        && t.split('.').all(|s| {
+                            !s.is_empty()
+                                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        });
+                    (
+                        plain.then(|| t.rsplit('.').next().unwrap_or(t).to_string()),
+                        e.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Retry and dead-letter policy.
@@ -606,6 +744,16 @@ pub struct TestCase {
     /// The message errors at this node (goes to the DLQ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_error: Option<ExpectedError>,
+    /// More inputs after `input`, in order: a stream of events for a pipeline with a `window`
+    /// or `dedup` node. Such a case runs on fresh state; the end of its input closes every
+    /// window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_inputs: Vec<TestMessage>,
+    /// Window results expected when the case's input ends, in order (by window end, start and
+    /// group key). Set on a case of a pipeline with a `window`, it makes the case a stream case
+    /// (with `expect_late`): `expect` then lists the outputs of the inputs themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_windows: Option<Vec<TestMessage>>,
 }
 
 /// A message in a test case or a `weir test` input line.

@@ -12,3 +12,4 @@ mod runtime_crash;
 mod sample_test_api;
 mod tenants_e2e;
 mod validate;
+mod window;

@@ -2,12 +2,15 @@
 //! then takes a frame (a batch of messages at its node) and returns frames for its output
 //! ports; per-message errors go to the batch context, never fail the batch.
 
+mod dedup;
 mod drop;
 mod filter;
 mod map;
 mod publish;
 mod route;
 mod split;
+mod window;
+mod window_agg;
 
 use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
@@ -71,7 +74,28 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Publish(spec) => publish::build(spec, cx),
         NodeOp::Split(spec) => split::build(spec, cx),
         NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
+        NodeOp::Window(spec) => window::build(spec, cx),
+        NodeOp::Dedup { key, within } => dedup::build(key, *within, cx),
     }
+}
+
+/// A message an operator sends outside the row flow (a window's result, a late event with
+/// headers added): the pipeline runs it through the targets of `port` after the batch.
+pub(crate) struct SideOutput {
+    /// The operator's output port.
+    pub(crate) port: usize,
+    /// The message, as if it came from the source.
+    pub(crate) message: crate::message::InputMessage,
+    /// What it derives from.
+    pub(crate) origin: Origin,
+}
+
+/// Where a side output comes from.
+pub(crate) enum Origin {
+    /// A late event: its outputs belong to this input of the batch.
+    Input(u32),
+    /// A window result, with its deterministic id.
+    Window(String),
 }
 
 /// A map key or header name as one JSON pointer segment.
@@ -105,6 +129,37 @@ pub(crate) trait Operator: Send + Sync {
 
     /// Called once when the pipeline stops.
     fn on_close(&self) {}
+
+    /// Moves a stateful operator's clock to `now_micros` (wall clock), or to the end of time
+    /// (`None`: close everything); returns what that emits.
+    fn on_time(&self, _now_micros: Option<i64>) -> Vec<SideOutput> {
+        Vec::new()
+    }
+
+    /// Whether the operator keeps state across batches.
+    fn is_stateful(&self) -> bool {
+        false
+    }
+
+    /// The operator's state as bytes, for a checkpoint; `None` when it keeps none.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    /// Replaces the operator's state with a [`Operator::snapshot`] of it.
+    fn restore(
+        &self,
+        _bytes: &[u8],
+        _state: &SessionState,
+        _catalog: &Catalog,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// What a stateful operator holds now.
+    fn stats(&self) -> Option<crate::message::NodeStats> {
+        None
+    }
 }
 
 /// Evaluates a predicate over a frame: true rows are kept, null counts as false, rows whose

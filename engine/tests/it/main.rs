@@ -4,3 +4,5 @@ mod batch;
 mod golden;
 mod testing;
 mod type_conflicts;
+mod window;
+mod window_props;
