@@ -9,5 +9,6 @@ mod fleet_support;
 mod nats_setup;
 mod process;
 mod runtime_crash;
+mod schema_registry_client;
 mod tenants_e2e;
 mod validate;
