@@ -102,5 +102,65 @@ async fn run(python: &Path, dir: &Path) -> Result<()> {
             serve.log_text()
         );
     }
+    cli_commands(&base, &key_a, dir)
+}
+
+/// `weir schema register|get|ls|check|delete` against the same server, as tenant A.
+fn cli_commands(base: &str, key: &str, dir: &Path) -> Result<()> {
+    let weir = |args: &[&str]| -> Result<(i32, String)> {
+        let out = Command::new(crate::fleet_support::weir_binary())
+            .args(args)
+            .env("WEIR_URL", base)
+            .env("WEIR_API_KEY", key)
+            .env("HOME", dir)
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.code().unwrap_or(-1), text))
+    };
+    let v1 = dir.join("customer.avsc");
+    std::fs::write(
+        &v1,
+        r#"{"type":"record","name":"Customer","fields":[{"name":"id","type":"string"}]}"#,
+    )?;
+    let v2 = dir.join("customer-v2.avsc");
+    std::fs::write(
+        &v2,
+        r#"{"type":"record","name":"Customer","fields":[{"name":"id","type":"string"},{"name":"tier","type":"int"}]}"#,
+    )?;
+    let (v1, v2) = (v1.to_str().context("UTF-8")?, v2.to_str().context("UTF-8")?);
+    let expect = |(code, text): (i32, String), want: i32, needle: &str| -> Result<()> {
+        if code != want || !text.contains(needle) {
+            bail!("expected exit {want} and {needle:?}, got {code}: {text}");
+        }
+        Ok(())
+    };
+    expect(
+        weir(&["schema", "register", "customers", v1])?,
+        0,
+        "customers version 1",
+    )?;
+    expect(weir(&["schema", "ls"])?, 0, "customers")?;
+    expect(weir(&["schema", "ls", "customers"])?, 0, "AVRO")?;
+    expect(
+        weir(&["schema", "get", "customers"])?,
+        0,
+        r#""name":"Customer""#,
+    )?;
+    expect(weir(&["schema", "check", "customers", v2])?, 1, "'tier'")?;
+    expect(
+        weir(&["schema", "register", "customers", v2])?,
+        2,
+        "incompatible",
+    )?;
+    expect(
+        weir(&["schema", "delete", "customers"])?,
+        0,
+        "versions [1] deleted",
+    )?;
+    expect(weir(&["schema", "get", "customers"])?, 2, "not found")?;
     Ok(())
 }

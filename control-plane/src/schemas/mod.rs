@@ -2,6 +2,7 @@
 //! JSON Schema and Protobuf, with Confluent's compatibility levels checked on register. Served
 //! as Confluent's REST API under [`confluent::BASE_PATH`].
 
+pub mod api;
 pub mod compat;
 pub mod confluent;
 pub mod error;

@@ -673,3 +673,105 @@ async fn concurrent_registrations_sqlite() {
 async fn concurrent_registrations_postgres() {
     concurrent_registrations(TestApp::postgres().await).await;
 }
+
+#[tokio::test]
+async fn weir_api_v1_schemas() {
+    let t = TestApp::sqlite().await;
+    let (_, a) = t.tenant("tenant-a").await;
+    let (_, b) = t.tenant("tenant-b").await;
+    let (_, viewer) = t.user_with_key(&a, "viewer@a.test", "viewer").await;
+    let body = |schema: &str| json!({"schema": schema, "schema_type": "AVRO"});
+
+    let v1 = t
+        .json(
+            Method::POST,
+            "/api/v1/schemas/orders/versions",
+            &a,
+            body(&avro_order("")),
+        )
+        .await
+        .ok();
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["schema_type"], "AVRO");
+    let listed = t.get("/api/v1/schemas", &a).await.ok();
+    assert_eq!(listed[0]["subject"], "orders");
+    assert_eq!(listed[0]["latest"]["id"], v1["id"]);
+    assert_eq!(listed[0]["compatibility"], "BACKWARD");
+    assert_eq!(
+        t.get("/api/v1/schemas/orders/versions/latest", &viewer)
+            .await
+            .ok()["id"],
+        v1["id"]
+    );
+
+    // Incompatible: the check says why, registering is a 409 problem.
+    let bad = avro_order(r#",{"name":"note","type":"string"}"#);
+    let check = t
+        .json(Method::POST, "/api/v1/schemas/orders/check", &a, body(&bad))
+        .await
+        .ok();
+    assert_eq!(check["compatible"], false);
+    assert!(
+        check["messages"][0].as_str().unwrap().contains("note"),
+        "{check}"
+    );
+    let p = t
+        .json(
+            Method::POST,
+            "/api/v1/schemas/orders/versions",
+            &a,
+            body(&bad),
+        )
+        .await
+        .problem(409, "incompatible_schema");
+    assert!(p["detail"].as_str().unwrap().contains("note"), "{p}");
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders/versions",
+        &a,
+        json!({"schema": "{", "schema_type": "AVRO"}),
+    )
+    .await
+    .problem(422, "invalid_value");
+
+    // The weakest role that must fail, and the other tenant.
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders/versions",
+        &viewer,
+        body(&avro_order("")),
+    )
+    .await
+    .problem(403, "forbidden");
+    t.delete("/api/v1/schemas/orders", &viewer)
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(t.get("/api/v1/schemas", &b).await.ok(), json!([]));
+    t.get("/api/v1/schemas/orders/versions", &b)
+        .await
+        .problem(404, "not_found");
+    t.get("/api/v1/schemas/orders/versions/1", &b)
+        .await
+        .problem(404, "not_found");
+    t.delete("/api/v1/schemas/orders", &b)
+        .await
+        .problem(404, "not_found");
+
+    // Soft, then permanent.
+    t.delete("/api/v1/schemas/orders?permanent=true", &a)
+        .await
+        .problem(409, "conflict");
+    assert_eq!(
+        t.delete("/api/v1/schemas/orders", &a).await.ok(),
+        json!({"versions": [1]})
+    );
+    t.get("/api/v1/schemas/orders/versions", &a)
+        .await
+        .problem(404, "not_found");
+    assert_eq!(
+        t.delete("/api/v1/schemas/orders?permanent=true", &a)
+            .await
+            .ok(),
+        json!({"versions": [1]})
+    );
+}
