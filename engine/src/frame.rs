@@ -164,6 +164,9 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) errors: Vec<Option<MessageError>>,
     /// Outputs of each input, in the order sinks produced them.
     pub(crate) outputs: Vec<Vec<OutputMessage>>,
+    /// Headers nodes added to an input on its way (`validate` with `on_invalid: tag`), by
+    /// input; empty until a node adds one.
+    pub(crate) tags: Vec<Vec<(String, String)>>,
 }
 
 impl BatchContext<'_> {
@@ -177,6 +180,16 @@ impl BatchContext<'_> {
                 message,
             });
         }
+    }
+
+    /// Adds header `name` to every output of the input of `row` (replacing one of that name).
+    pub(crate) fn tag(&mut self, row: &Row, name: &str, value: String) {
+        if self.tags.is_empty() {
+            self.tags = vec![Vec::new(); self.inputs.len()];
+        }
+        let tags = &mut self.tags[row.input as usize];
+        tags.retain(|(k, _)| k != name);
+        tags.push((name.to_string(), value));
     }
 
     /// Records an error already built.

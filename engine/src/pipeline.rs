@@ -222,6 +222,7 @@ impl CompiledPipeline {
             spans: Vec::new(),
             errors: vec![None; batch.len()],
             outputs: vec![Vec::new(); batch.len()],
+            tags: Vec::new(),
         };
         let rows: Vec<Row> = (0..batch.len() as u32)
             .map(|input| Row {

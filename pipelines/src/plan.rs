@@ -140,6 +140,8 @@ pub enum NodeOp {
     Split(SplitSpec),
     /// Drop on purpose.
     Drop(DropSpec),
+    /// Check payloads against a JSON Schema.
+    Validate(crate::spec::ValidateSpec),
 }
 
 impl NodeOp {
@@ -153,6 +155,7 @@ impl NodeOp {
             NodeOp::Publish(_) => NodeKind::Publish,
             NodeOp::Split(_) => NodeKind::Split,
             NodeOp::Drop(_) => NodeKind::Drop,
+            NodeOp::Validate(_) => NodeKind::Validate,
         }
     }
 }
@@ -231,6 +234,11 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             (NodeOp::Split(s.clone()), vec![resolve(node.next.as_ref())?])
         } else if let Some(d) = &node.drop {
             (NodeOp::Drop(d.clone()), vec![Vec::new()])
+        } else if let Some(v) = &node.validate {
+            (
+                NodeOp::Validate(v.clone()),
+                vec![resolve(node.next.as_ref())?],
+            )
         } else {
             return Err(format!("node `{}` has no kind", node.id));
         };

@@ -775,3 +775,129 @@ async fn weir_api_v1_schemas() {
         json!({"versions": [1]})
     );
 }
+
+fn validating_pipeline(subject: &str) -> String {
+    format!(
+        r#"apiVersion: weir.dev/v1
+kind: Pipeline
+metadata:
+  name: checked
+spec:
+  source:
+    stream: ORDERS
+    subjects: ["orders.>"]
+  nodes:
+    - id: check
+      validate:
+        schema: {{ subject: {subject} }}
+      next: out
+    - id: out
+      publish:
+        subject: checked.orders
+"#
+    )
+}
+
+const ORDER_JSON_SCHEMA: &str =
+    r#"{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}"#;
+
+#[tokio::test]
+async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schema() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, a) = t.tenant("acme").await;
+    let (_, b) = t.tenant("other").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &a,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+
+    // An unknown subject: refused at validate and at create, located at the node.
+    let yaml = validating_pipeline("orders-json");
+    for path in ["/api/v1/pipelines:validate", "/api/v1/pipelines"] {
+        let p = t
+            .yaml(Method::POST, path, &a, &yaml)
+            .await
+            .problem(422, "invalid_spec");
+        let d = &p["diagnostics"][0];
+        assert_eq!(d["path"], "/spec/nodes/0/validate/schema", "{p}");
+        assert_eq!(d["code"], "unknown_schema", "{p}");
+        assert!(
+            d["message"].as_str().unwrap().contains("orders-json"),
+            "{p}"
+        );
+    }
+    // An Avro subject is not a JSON Schema.
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders-avro/versions",
+        &a,
+        json!({"schema": avro_order(""), "schema_type": "AVRO"}),
+    )
+    .await
+    .ok();
+    let p = t
+        .yaml(
+            Method::POST,
+            "/api/v1/pipelines:validate",
+            &a,
+            &validating_pipeline("orders-avro"),
+        )
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "not_json_schema", "{p}");
+
+    // Registered: accepted; the deployed spec carries the schema, its version and id.
+    let v = t
+        .json(
+            Method::POST,
+            "/api/v1/schemas/orders-json/versions",
+            &a,
+            json!({"schema": ORDER_JSON_SCHEMA, "schema_type": "JSON"}),
+        )
+        .await
+        .ok();
+    t.yaml(Method::POST, "/api/v1/pipelines", &a, &yaml)
+        .await
+        .ok();
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/checked/deploy",
+        &a,
+        json!({}),
+    )
+    .await
+    .ok();
+    let record: weir_connectors::fleet::Deployment = serde_json::from_slice(
+        &t.nats()
+            .deployments()
+            .get("acme.checked")
+            .await
+            .unwrap()
+            .expect("deployed"),
+    )
+    .unwrap();
+    let node = &record.spec["spec"]["nodes"][0]["validate"];
+    assert_eq!(
+        node["json_schema"],
+        serde_json::from_str::<Value>(ORDER_JSON_SCHEMA).unwrap(),
+        "{node}"
+    );
+    assert_eq!(
+        (
+            node["schema"]["version"].clone(),
+            node["schema"]["id"].clone()
+        ),
+        (json!(1), v["id"].clone())
+    );
+
+    // Another tenant cannot use acme's subject.
+    let p = t
+        .yaml(Method::POST, "/api/v1/pipelines:validate", &b, &yaml)
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
+}

@@ -8,6 +8,7 @@ mod map;
 mod publish;
 mod route;
 mod split;
+mod validate;
 
 use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
@@ -71,6 +72,7 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Publish(spec) => publish::build(spec, cx),
         NodeOp::Split(spec) => split::build(spec, cx),
         NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
+        NodeOp::Validate(spec) => validate::build(spec, cx),
     }
 }
 

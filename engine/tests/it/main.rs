@@ -4,3 +4,4 @@ mod batch;
 mod golden;
 mod testing;
 mod type_conflicts;
+mod validate;
