@@ -19,7 +19,7 @@ use super::compat::Level;
 use super::error::RegistryError;
 use super::formats::SchemaType;
 use super::store::{Registry, SchemaInput, SchemaReference, SchemaVersion, VersionRef};
-use crate::auth::{self, Caller};
+use crate::auth::Caller;
 use crate::state::AppState;
 
 /// Where the API is mounted.
@@ -55,50 +55,59 @@ fn ok(value: impl Serialize) -> Response {
     body(StatusCode::OK, &value)
 }
 
-/// The API's router (state applied by the caller), with its own authentication.
+/// The API's router (state applied by the caller): every route under [`BASE_PATH`] (full
+/// paths, so that the audit log records them as called), behind the API's gate.
 pub fn router(state: AppState) -> Router<AppState> {
+    let p = |path: &str| format!("{BASE_PATH}{path}");
+    let not_found = || async {
+        body(
+            StatusCode::NOT_FOUND,
+            &json!({"error_code": 404, "message": "HTTP 404 Not Found"}),
+        )
+    };
     let routes = Router::new()
-        .route("/", get(|| async { ok(json!({})) }))
+        .route(BASE_PATH, get(|| async { ok(json!({})) }))
         .route(
-            "/schemas/types",
+            &p("/schemas/types"),
             get(|| async { ok(["JSON", "PROTOBUF", "AVRO"]) }),
         )
-        .route("/subjects", get(subjects))
-        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
-        .route("/subjects/{subject}/versions", get(versions).post(register))
+        .route(&p("/subjects"), get(subjects))
         .route(
-            "/subjects/{subject}/versions/{version}",
+            &p("/subjects/{subject}"),
+            post(lookup).delete(delete_subject),
+        )
+        .route(
+            &p("/subjects/{subject}/versions"),
+            get(versions).post(register),
+        )
+        .route(
+            &p("/subjects/{subject}/versions/{version}"),
             get(version).delete(delete_version),
         )
         .route(
-            "/subjects/{subject}/versions/{version}/schema",
+            &p("/subjects/{subject}/versions/{version}/schema"),
             get(version_schema),
         )
-        .route("/schemas/ids/{id}", get(by_id))
-        .route("/schemas/ids/{id}/schema", get(by_id_schema))
-        .route("/schemas/ids/{id}/subjects", get(id_subjects))
-        .route("/schemas/ids/{id}/versions", get(id_versions))
+        .route(&p("/schemas/ids/{id}"), get(by_id))
+        .route(&p("/schemas/ids/{id}/schema"), get(by_id_schema))
+        .route(&p("/schemas/ids/{id}/subjects"), get(id_subjects))
+        .route(&p("/schemas/ids/{id}/versions"), get(id_versions))
         .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
+            &p("/compatibility/subjects/{subject}/versions/{version}"),
             post(compatibility),
         )
         .route(
-            "/compatibility/subjects/{subject}/versions",
+            &p("/compatibility/subjects/{subject}/versions"),
             post(compatibility_all),
         )
-        .route("/config", get(get_default).put(put_default))
+        .route(&p("/config"), get(get_default).put(put_default))
         .route(
-            "/config/{subject}",
+            &p("/config/{subject}"),
             get(get_config).put(put_config).delete(delete_config),
         )
-        .fallback(|| async {
-            body(
-                StatusCode::NOT_FOUND,
-                &json!({"error_code": 404, "message": "HTTP 404 Not Found"}),
-            )
-        })
-        .route_layer(middleware::from_fn_with_state(state, authenticate));
-    Router::new().nest(BASE_PATH, routes)
+        .route_layer(middleware::from_fn_with_state(state, crate::audit::gate))
+        .route_layer(middleware::from_fn(as_bearer));
+    routes.route(&p("/{*rest}"), axum::routing::any(not_found))
 }
 
 /// The API key or token of a request: Basic (the password half, or the user half when the
@@ -128,25 +137,54 @@ fn credential(req: &Request) -> Result<Option<String>> {
     Ok(Some(key.to_string()))
 }
 
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let caller = match credential(&req) {
-        Ok(Some(key)) => auth::authenticate(&state, &key)
-            .await
-            .map_err(RegistryError::from),
-        Ok(None) => Err(RegistryError::Unauthenticated(
-            "missing credentials: send HTTP Basic auth with a Weir API key as the password \
-             (basic.auth.user.info=<user>:<key>) or `Authorization: Bearer <key>`"
-                .into(),
-        )),
-        Err(e) => Err(e),
-    };
-    match caller {
-        Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
+/// Turns the request's credential into the `Bearer` form that the API's gate
+/// ([`crate::audit::gate`]: authentication and audit log) reads, and the gate's problem+json
+/// refusals into Confluent's error shape.
+async fn as_bearer(mut req: Request, next: Next) -> Response {
+    let key = match credential(&req) {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return RegistryError::Unauthenticated(
+                "missing credentials: send HTTP Basic auth with a Weir API key as the password \
+                 (basic.auth.user.info=<user>:<key>) or `Authorization: Bearer <key>`"
+                    .into(),
+            )
+            .into_response();
         }
-        Err(e) => e.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    match HeaderValue::from_str(&format!("Bearer {key}")) {
+        Ok(v) => req.headers_mut().insert(header::AUTHORIZATION, v),
+        Err(_) => {
+            return RegistryError::Unauthenticated("the API key holds invalid characters".into())
+                .into_response();
+        }
+    };
+    let response = next.run(req).await;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(crate::error::PROBLEM_JSON.as_bytes())
+        });
+    if !is_problem {
+        return response;
     }
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|p| p["detail"].as_str().map(String::from))
+        .unwrap_or_default();
+    let code = if status.is_server_error() {
+        50001
+    } else {
+        u32::from(status.as_u16()) * 100 + 1
+    };
+    body(status, &json!({"error_code": code, "message": detail}))
 }
 
 fn require(caller: &Caller, action: &str) -> Result<()> {

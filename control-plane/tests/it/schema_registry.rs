@@ -413,6 +413,16 @@ async fn confluent_api_round_trip() {
     .ok();
     assert_eq!(r["version"], 4);
 
+    // Writes through the Confluent API are in the audit log like any other.
+    let audit = t.get("/api/v1/audit", &key).await;
+    assert!(
+        audit
+            .text
+            .contains("/schema-registry/subjects/orders-value/versions"),
+        "{}",
+        audit.text
+    );
+
     // Bearer works as well as Basic.
     let r = sr(
         &t,
