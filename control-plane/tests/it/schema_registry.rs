@@ -55,7 +55,15 @@ fn avro_order(extra: &str) -> String {
 
 #[tokio::test]
 async fn confluent_api_round_trip() {
-    let t = TestApp::sqlite().await;
+    round_trip(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn confluent_api_round_trip_postgres() {
+    round_trip(TestApp::postgres().await).await;
+}
+
+async fn round_trip(t: TestApp) {
     let (_, key) = t.tenant("acme").await;
     let a = || Some(basic(&key));
 
