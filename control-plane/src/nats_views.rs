@@ -187,7 +187,7 @@ async fn declared(state: &AppState, caller: &Caller) -> ApiResult<Vec<(String, V
 }
 
 /// The stream `name` if the tenant declared it and it exists on NATS, else 404.
-async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
+pub(crate) async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
     let nats = state.tenant_nats(caller).await?;
     if !declared(state, caller)
         .await?

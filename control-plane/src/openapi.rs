@@ -161,6 +161,7 @@ impl Modify for ProblemResponses {
         audit::list,
         crate::schemas::api::list, crate::schemas::api::register, crate::schemas::api::versions,
         crate::schemas::api::version, crate::schemas::api::check, crate::schemas::api::delete,
+        crate::schemas::infer::infer_schema,
     ),
     components(schemas(crate::error::Problem))
 )]

@@ -257,6 +257,11 @@ pub fn api_routes() -> ApiRoutes {
             delete(secrets::delete),
         )
         .add(Method::GET, &p("/audit"), get(audit::list))
+        .add(
+            Method::POST,
+            &p("/streams/{name}/infer-schema"),
+            post(schemas::infer::infer_schema),
+        )
         .add(Method::GET, &p("/schemas"), get(schemas::api::list))
         .add(
             Method::DELETE,

@@ -54,6 +54,14 @@ enum Registry {
         #[arg(long = "type")]
         schema_type: Option<String>,
     },
+    /// Propose a JSON Schema from the newest messages of a stream (ready to register).
+    Infer {
+        /// The stream.
+        stream: String,
+        /// How many of its newest messages to read (1–1000).
+        #[arg(long, default_value_t = 100)]
+        samples: u32,
+    },
     /// Delete a subject or one version (soft; `--permanent` after a soft delete).
     Delete {
         /// The subject.
@@ -196,6 +204,15 @@ async fn registry(client: &Client, command: Registry) -> Result<u8> {
                 }
                 return Ok(1);
             }
+        }
+        Registry::Infer { stream, samples } => {
+            let path = format!("/streams/{stream}/infer-schema?samples={samples}");
+            let r = call(client, Method::POST, &path, None).await?;
+            eprintln!(
+                "inferred from {} messages ({} not JSON)",
+                r["samples"], r["skipped"]
+            );
+            println!("{}", serde_json::to_string_pretty(&r["schema"])?);
         }
         Registry::Delete {
             subject,

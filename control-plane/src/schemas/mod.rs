@@ -7,6 +7,7 @@ pub mod compat;
 pub mod confluent;
 pub mod error;
 pub mod formats;
+pub mod infer;
 pub mod pipeline_refs;
 pub mod store;
 

@@ -524,6 +524,13 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
             Body::None,
         ),
         e(
+            Method::POST,
+            "/api/v1/streams/{name}/infer-schema",
+            s("/api/v1/streams/NOPE/infer-schema"),
+            Perm("messages", "read"),
+            Body::None,
+        ),
+        e(
             Method::GET,
             "/api/v1/schemas",
             s("/api/v1/schemas"),

@@ -919,3 +919,78 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
         .problem(422, "invalid_spec");
     assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
 }
+
+#[tokio::test]
+async fn infer_schema_from_a_stream() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, a) = t.tenant("acme").await;
+    let (_, b) = t.tenant("other").await;
+    let (_, viewer) = t.user_with_key(&a, "viewer@acme.test", "viewer").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &a,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let js = t.nats().js();
+    for i in 0..12 {
+        let order = json!({"id": format!("o-{i}"), "amount": i, "currency": (["USD", "EUR"][i % 2]),
+            "at": "2026-12-05T10:00:00Z"});
+        js.publish("orders.created", order.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    js.publish("orders.created", "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let r = t
+        .json(
+            Method::POST,
+            "/api/v1/streams/ORDERS/infer-schema?samples=20",
+            &viewer,
+            json!(null),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (r["samples"].clone(), r["skipped"].clone()),
+        (json!(12), json!(1)),
+        "{r}"
+    );
+    let s = &r["schema"];
+    assert_eq!(
+        s["required"],
+        json!(["amount", "at", "currency", "id"]),
+        "{s}"
+    );
+    assert_eq!(s["properties"]["amount"]["type"], "integer");
+    assert_eq!(s["properties"]["currency"]["enum"], json!(["EUR", "USD"]));
+    assert_eq!(s["properties"]["at"]["format"], "date-time");
+    // Ready to register as it is.
+    let body = json!({"schema": s.to_string(), "schema_type": "JSON"});
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders-inferred/versions",
+        &a,
+        body,
+    )
+    .await
+    .ok();
+
+    // Another tenant's stream of that name is not there for B.
+    t.json(
+        Method::POST,
+        "/api/v1/streams/ORDERS/infer-schema",
+        &b,
+        json!(null),
+    )
+    .await
+    .problem(404, "not_found");
+}
