@@ -13,6 +13,11 @@ pub use crate::pipelines::{
     ApplyResult, PipelineDetail, PipelinePage, PipelineSummary, ValidationResult, VersionDiff,
     VersionInfo,
 };
+pub use crate::schemas::api::{CheckResult, Deleted, SchemaWrite, SubjectSummary};
+pub use crate::schemas::compat::Level;
+pub use crate::schemas::formats::SchemaType;
+pub use crate::schemas::infer::InferredSchema;
+pub use crate::schemas::store::SchemaVersion;
 pub use crate::status::{
     Counters, LastError, PipelineStatus, Rates, WorkerInfo, WorkerPipeline, WorkerPipelineBrief,
 };

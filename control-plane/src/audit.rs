@@ -131,7 +131,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
 
 /// `pipelines.create`, `api-keys.rotate`, `tenants.quotas.update`: derived from the route.
 pub fn action_name(method: &Method, route: &str) -> String {
-    let route = route.trim_start_matches("/api/v1/");
+    let route = route.trim_start_matches("/api/v1/").trim_start_matches('/');
     let mut words: Vec<String> = Vec::new();
     for segment in route.split('/') {
         if segment.starts_with('{') {

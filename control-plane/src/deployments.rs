@@ -149,8 +149,9 @@ async fn write(
     let nats = state.nats()?;
     let name = &p.summary.name;
     let (json, _) = version_text(state, &p.id, version, name).await?;
-    let spec: serde_json::Value =
+    let mut spec: serde_json::Value =
         serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    crate::schemas::pipeline_refs::resolve(state, &caller.tenant_id, &mut spec).await?;
     let parallelism = parallelism.unwrap_or_else(|| spec_parallelism(&spec));
     if !(1..=MAX_PARALLELISM).contains(&parallelism) {
         return Err(ApiError::Unprocessable(format!(

@@ -31,6 +31,7 @@ pub mod rbac;
 pub mod resource_file;
 pub mod routes;
 pub mod sample_test;
+pub mod schemas;
 pub mod secrets;
 pub mod server;
 pub mod state;
@@ -59,7 +60,9 @@ pub fn app(state: AppState) -> Router {
         .into_router()
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::gate));
     let public = routes::public_routes().into_router();
+    let registry = schemas::confluent::router(state.clone());
     api.merge(public)
+        .merge(registry)
         .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::map_response(error::plain_errors_as_problems))

@@ -197,7 +197,7 @@ pub(crate) async fn open_declared_stream(
 }
 
 /// The stream `name` if the tenant declared it and it exists on NATS, else 404.
-async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
+pub(crate) async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
     let nats = state.tenant_nats(caller).await?;
     if !declared(state, caller)
         .await?

@@ -160,6 +160,9 @@ impl Modify for ProblemResponses {
         streams::list, streams::get, streams::put, streams::delete,
         secrets::list, secrets::get, secrets::put, secrets::delete,
         audit::list,
+        crate::schemas::api::list, crate::schemas::api::register, crate::schemas::api::versions,
+        crate::schemas::api::version, crate::schemas::api::check, crate::schemas::api::delete,
+        crate::schemas::infer::infer_schema,
     ),
     components(schemas(crate::error::Problem))
 )]

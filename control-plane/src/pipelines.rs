@@ -771,6 +771,13 @@ pub(crate) async fn check_with_declared_streams(
         .collect();
     let mut diagnostics = Vec::new();
     for p in pipelines {
+        for (path, code, message) in
+            crate::schemas::pipeline_refs::problems(state, tenant_id, p).await
+        {
+            diagnostics.push(serde_json::json!({
+                "pipeline": p.metadata.name, "path": path, "code": code, "message": message,
+            }));
+        }
         for problem in weir_pipelines::context::check_against_streams(p, &known) {
             diagnostics.push(serde_json::json!({
                 "pipeline": p.metadata.name,

@@ -7,8 +7,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::state::AppState;
 use crate::{
-    audit, deployments, dlq, keys, login, nats_views, openapi, pipelines, quotas, secrets, status,
-    streams, tenants, users,
+    audit, deployments, dlq, keys, login, nats_views, openapi, pipelines, quotas, schemas, secrets,
+    status, streams, tenants, users,
 };
 
 /// A router that remembers what it registered.
@@ -262,6 +262,37 @@ pub fn api_routes() -> ApiRoutes {
             delete(secrets::delete),
         )
         .add(Method::GET, &p("/audit"), get(audit::list))
+        .add(
+            Method::POST,
+            &p("/streams/{name}/infer-schema"),
+            post(schemas::infer::infer_schema),
+        )
+        .add(Method::GET, &p("/schemas"), get(schemas::api::list))
+        .add(
+            Method::DELETE,
+            &p("/schemas/{subject}"),
+            delete(schemas::api::delete),
+        )
+        .add(
+            Method::GET,
+            &p("/schemas/{subject}/versions"),
+            get(schemas::api::versions),
+        )
+        .add(
+            Method::POST,
+            &p("/schemas/{subject}/versions"),
+            post(schemas::api::register),
+        )
+        .add(
+            Method::GET,
+            &p("/schemas/{subject}/versions/{version}"),
+            get(schemas::api::version),
+        )
+        .add(
+            Method::POST,
+            &p("/schemas/{subject}/check"),
+            post(schemas::api::check),
+        )
 }
 
 /// Routes outside the gate: health and the API document.

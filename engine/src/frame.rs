@@ -156,6 +156,25 @@ fn payload_of<'b>(inputs: &'b [InputMessage], row: &Row, replaced: &'b Option<By
     }
 }
 
+/// A message an operator sends outside the row flow (a window's result, a late event with
+/// headers added): the pipeline runs it through the targets of `port` after the batch.
+pub(crate) struct SideOutput {
+    /// The operator's output port.
+    pub(crate) port: usize,
+    /// The message, as if it came from the source.
+    pub(crate) message: crate::message::InputMessage,
+    /// What it derives from.
+    pub(crate) origin: Origin,
+}
+
+/// Where a side output comes from.
+pub(crate) enum Origin {
+    /// A late event: its outputs belong to this input of the batch.
+    Input(u32),
+    /// A window result, with its deterministic id.
+    Window(String),
+}
+
 /// Per-batch state shared by the operators: inputs, fates being built, and the session.
 pub(crate) struct BatchContext<'a> {
     pub(crate) inputs: &'a [InputMessage],
@@ -178,7 +197,10 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) outputs: Vec<Vec<OutputMessage>>,
     /// Messages operators sent outside the row flow (window results, late events), run
     /// through their port's targets once the batch has passed every node.
-    pub(crate) side: Vec<crate::operators::SideOutput>,
+    pub(crate) side: Vec<SideOutput>,
+    /// Headers nodes added to an input on its way (`validate` with `on_invalid: tag`), by
+    /// input; empty until a node adds one.
+    pub(crate) tags: Vec<Vec<(String, String)>>,
 }
 
 impl BatchContext<'_> {
@@ -193,6 +215,16 @@ impl BatchContext<'_> {
                 message,
             });
         }
+    }
+
+    /// Adds header `name` to every output of the input of `row` (replacing one of that name).
+    pub(crate) fn tag(&mut self, row: &Row, name: &str, value: String) {
+        if self.tags.is_empty() {
+            self.tags = vec![Vec::new(); self.inputs.len()];
+        }
+        let tags = &mut self.tags[row.input as usize];
+        tags.retain(|(k, _)| k != name);
+        tags.push((name.to_string(), value));
     }
 
     /// Records an error already built.

@@ -384,6 +384,7 @@ impl CompiledPipeline {
             emitted: 0,
             outputs: vec![Vec::new(); batch.len()],
             side: Vec::new(),
+            tags: Vec::new(),
         };
         let mut counts = self.empty_counts(batch.len());
         let rows: Vec<Row> = (0..batch.len() as u32)

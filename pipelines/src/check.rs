@@ -2,6 +2,7 @@
 //! reachability, sinks), subjects, templates, SQL expressions, durations and sizes. Every
 //! problem is collected, each at the JSON pointer of the offending value.
 
+pub(crate) use crate::value_check::{check_duration, check_expression};
 use std::collections::{HashMap, HashSet};
 
 use crate::expr;
@@ -10,7 +11,7 @@ use crate::spec::*;
 use crate::subject::{check_filter, check_subject};
 use crate::suggest::nearest;
 use crate::template::{self, Part};
-use crate::units::{parse_duration, parse_size};
+use crate::units::parse_size;
 
 /// Checks the meaning of one resource; the result is empty when it is valid.
 pub fn check_resource(resource: &Resource) -> Vec<Problem> {
@@ -124,29 +125,9 @@ fn check_stream_name(name: &str, path: &str, out: &mut Vec<Problem>) {
     }
 }
 
-pub(crate) fn check_duration(
-    value: &str,
-    path: &str,
-    out: &mut Vec<Problem>,
-) -> Option<std::time::Duration> {
-    match parse_duration(value) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            out.push(Problem::new(path, "invalid-duration", e));
-            None
-        }
-    }
-}
-
 fn check_size(value: &str, path: &str, out: &mut Vec<Problem>) {
     if let Err(e) = parse_size(value) {
         out.push(Problem::new(path, "invalid-size", e));
-    }
-}
-
-pub(crate) fn check_expression(text: &str, path: &str, out: &mut Vec<Problem>) {
-    if let Err(e) = expr::parse_checked(text) {
-        out.push(Problem::new(path, e.code(), e.to_string()));
     }
 }
 

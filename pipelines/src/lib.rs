@@ -21,6 +21,7 @@ pub mod subject;
 mod suggest;
 pub mod template;
 pub mod units;
+mod value_check;
 mod window_check;
 
 pub use check::check_resource;

@@ -149,6 +149,8 @@ pub enum NodeOp {
         /// How long a key is remembered.
         within: Duration,
     },
+    /// Check payloads against a JSON Schema.
+    Validate(crate::spec::ValidateSpec),
 }
 
 /// A `window` node with its durations parsed.
@@ -247,6 +249,7 @@ impl NodeOp {
             NodeOp::Drop(_) => NodeKind::Drop,
             NodeOp::Window(_) => NodeKind::Window,
             NodeOp::Dedup { .. } => NodeKind::Dedup,
+            NodeOp::Validate(_) => NodeKind::Validate,
         }
     }
 }
@@ -334,6 +337,11 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
                 within: parse_duration(within)?,
             };
             (op, vec![resolve(node.next.as_ref())?])
+        } else if let Some(v) = &node.validate {
+            (
+                NodeOp::Validate(v.clone()),
+                vec![resolve(node.next.as_ref())?],
+            )
         } else {
             return Err(format!("node `{}` has no kind", node.id));
         };

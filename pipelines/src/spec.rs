@@ -202,7 +202,7 @@ pub struct ConsumerSettings {
 }
 
 /// One node of the DAG. Exactly one of the kind fields (`filter`, `map`, `route`, `publish`,
-/// `split`, `drop`, `window`, `dedup`) is set.
+/// `split`, `drop`, `window`, `dedup`, `validate`) is set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -235,6 +235,9 @@ pub struct Node {
     /// Drop messages whose key was already seen within a duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<DedupSpec>,
+    /// Check the payload against a JSON Schema (inline or from the schema registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<ValidateSpec>,
     /// The nodes that receive this node's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
@@ -259,6 +262,8 @@ pub enum NodeKind {
     Window,
     /// `dedup`
     Dedup,
+    /// `validate`
+    Validate,
 }
 
 impl NodeKind {
@@ -273,6 +278,7 @@ impl NodeKind {
             NodeKind::Drop => "drop",
             NodeKind::Window => "window",
             NodeKind::Dedup => "dedup",
+            NodeKind::Validate => "validate",
         }
     }
 
@@ -309,6 +315,9 @@ impl Node {
         }
         if self.dedup.is_some() {
             kinds.push(NodeKind::Dedup);
+        }
+        if self.validate.is_some() {
+            kinds.push(NodeKind::Validate);
         }
         kinds
     }
@@ -539,6 +548,63 @@ impl GroupBy {
                 .collect(),
         }
     }
+}
+
+/// `validate`: checks each payload against a JSON Schema, given inline (`json_schema`) or as a
+/// subject of the tenant's schema registry (`schema`). The control plane resolves `schema` at
+/// validate and deploy time and writes the registry's text into `json_schema` of the deployed
+/// spec, so that workers never call the registry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateSpec {
+    /// A JSON Schema subject of the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<RegistrySchema>,
+    /// The JSON Schema document itself (draft 2020-12 or 7, by its `$schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub json_schema: Option<serde_json::Value>,
+    /// What happens to an invalid message: `dlq` (default; the failing JSON pointers and
+    /// rules in the dead letter's reason), `drop`, or `tag` (a `Weir-Invalid` header, and on).
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
+}
+
+/// A schema of the registry, by subject and version.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySchema {
+    /// The subject.
+    pub subject: String,
+    /// A version number, or `latest` (the default: the newest version at deploy time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<SchemaVersionSel>,
+    /// The schema's global id (filled in by the control plane when it resolves the subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// `latest` or a version number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SchemaVersionSel {
+    /// A version number.
+    Number(i64),
+    /// `latest`.
+    Name(String),
+}
+
+/// What a `validate` node does with an invalid message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInvalid {
+    /// Dead-letter it, with every failing JSON pointer and rule in the reason.
+    #[default]
+    Dlq,
+    /// Drop it (counted as filtered).
+    Drop,
+    /// Add a `Weir-Invalid` header with the failures and pass it on.
+    Tag,
 }
 
 /// Retry and dead-letter policy.

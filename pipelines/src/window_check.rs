@@ -2,10 +2,10 @@
 //! that divides into its size, named group keys and aggregates, and their SQL. Which functions
 //! are aggregates is the engine's to say (it knows DataFusion's registry).
 
-use crate::check::{check_duration, check_expression};
 use crate::document::escape;
 use crate::problem::Problem;
 use crate::spec::{DedupSpec, WindowKind, WindowSpec};
+use crate::value_check::{check_duration, check_expression};
 
 /// Most hopping windows one event may fall in (`size / slide`).
 const MAX_WINDOWS_PER_EVENT: u128 = 1000;

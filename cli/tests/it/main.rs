@@ -10,6 +10,7 @@ mod nats_setup;
 mod process;
 mod runtime_crash;
 mod sample_test_api;
+mod schema_registry_client;
 mod tenants_e2e;
 mod validate;
 mod window;

@@ -532,6 +532,55 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
             Perm("audit", "read"),
             Body::None,
         ),
+        e(
+            Method::POST,
+            "/api/v1/streams/{name}/infer-schema",
+            s("/api/v1/streams/NOPE/infer-schema"),
+            Perm("messages", "read"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
+            "/api/v1/schemas",
+            s("/api/v1/schemas"),
+            Perm("schemas", "read"),
+            Body::None,
+        ),
+        e(
+            Method::POST,
+            "/api/v1/schemas/{subject}/versions",
+            format!("/api/v1/schemas/subject-{n}/versions"),
+            Perm("schemas", "create"),
+            Body::Json(json!({"schema": "{\"type\":\"object\"}", "schema_type": "JSON"})),
+        ),
+        e(
+            Method::GET,
+            "/api/v1/schemas/{subject}/versions",
+            s("/api/v1/schemas/no-such/versions"),
+            Perm("schemas", "read"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
+            "/api/v1/schemas/{subject}/versions/{version}",
+            s("/api/v1/schemas/no-such/versions/latest"),
+            Perm("schemas", "read"),
+            Body::None,
+        ),
+        e(
+            Method::POST,
+            "/api/v1/schemas/{subject}/check",
+            s("/api/v1/schemas/no-such/check"),
+            Perm("schemas", "read"),
+            Body::Json(json!({"schema": "{\"type\":\"object\"}", "schema_type": "JSON"})),
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/schemas/{subject}",
+            s("/api/v1/schemas/no-such"),
+            Perm("schemas", "delete"),
+            Body::None,
+        ),
     ]
 }
 

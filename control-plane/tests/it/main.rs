@@ -16,6 +16,7 @@ mod lifecycle;
 mod login_abuse;
 mod nats_views;
 mod openapi;
+mod schema_registry;
 mod store;
 mod support;
 mod tenant_accounts;

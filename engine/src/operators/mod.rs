@@ -9,11 +9,13 @@ mod map;
 mod publish;
 mod route;
 mod split;
+mod validate;
 mod window;
 mod window_agg;
 
 use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
+pub(crate) use crate::frame::{Origin, SideOutput};
 use crate::message::FailureKind;
 use crate::sql::SqlExpr;
 use arrow::array::{Array, AsArray, BooleanArray};
@@ -76,26 +78,8 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
         NodeOp::Window(spec) => window::build(spec, cx),
         NodeOp::Dedup { key, within } => dedup::build(key, *within, cx),
+        NodeOp::Validate(spec) => validate::build(spec, cx),
     }
-}
-
-/// A message an operator sends outside the row flow (a window's result, a late event with
-/// headers added): the pipeline runs it through the targets of `port` after the batch.
-pub(crate) struct SideOutput {
-    /// The operator's output port.
-    pub(crate) port: usize,
-    /// The message, as if it came from the source.
-    pub(crate) message: crate::message::InputMessage,
-    /// What it derives from.
-    pub(crate) origin: Origin,
-}
-
-/// Where a side output comes from.
-pub(crate) enum Origin {
-    /// A late event: its outputs belong to this input of the batch.
-    Input(u32),
-    /// A window result, with its deterministic id.
-    Window(String),
 }
 
 /// A map key or header name as one JSON pointer segment.

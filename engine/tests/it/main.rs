@@ -4,5 +4,6 @@ mod batch;
 mod golden;
 mod testing;
 mod type_conflicts;
+mod validate;
 mod window;
 mod window_props;

@@ -11,3 +11,4 @@ mod shared_context;
 mod stop_one;
 mod support;
 mod type_conflicts;
+mod validation;

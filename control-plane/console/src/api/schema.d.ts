@@ -667,7 +667,7 @@ export interface paths {
             cookie?: never;
         };
         /** List a pipeline's versions, newest first. */
-        get: operations["versions"];
+        get: operations["pipelines_versions_versions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -684,7 +684,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get one version of a pipeline (JSON, or YAML like `GET /pipelines/{name}`). */
-        get: operations["version"];
+        get: operations["pipelines_versions_version"];
         put?: never;
         post?: never;
         delete?: never;
@@ -786,6 +786,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/schemas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's schema subjects, each with its latest version. */
+        get: operations["schemas_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes a subject or one version: soft (hidden, numbers kept) or, after that, permanent. */
+        delete: operations["schemas_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Checks a schema against a subject's compatibility level without registering it. */
+        post: operations["check"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every live version of a subject, oldest first. */
+        get: operations["schemas_versions_versions"];
+        put?: never;
+        /**
+         * Registers a schema under a subject: its existing version when the subject already has it,
+         *     else a new version, refused (409 `incompatible_schema`) when it breaks the subject's level.
+         */
+        post: operations["register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One version of a subject (`latest` or a number). */
+        get: operations["schemas_versions_version"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/secrets": {
         parameters: {
             query?: never;
@@ -878,6 +967,23 @@ export interface paths {
          *     only with `force=true` (409 otherwise).
          */
         delete: operations["streams_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/streams/{name}/infer-schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Proposes a JSON Schema from the newest messages of one of your streams. */
+        post: operations["infer_schema"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1111,6 +1217,15 @@ export interface components {
              */
             count: number;
         };
+        /** @description The verdict of a compatibility check. */
+        CheckResult: {
+            /** @description The level checked. */
+            compatibility: components["schemas"]["Level"];
+            /** @description Whether the schema could be registered now. */
+            compatible: boolean;
+            /** @description Each incompatibility, explained. */
+            messages: string[];
+        };
         /** @description A consumer of a stream. */
         ConsumerView: {
             /**
@@ -1177,6 +1292,11 @@ export interface components {
              * @description Retries of transient failures.
              */
             retried: number;
+        };
+        /** @description The version numbers deleted. */
+        Deleted: {
+            /** @description The versions. */
+            versions: number[];
         };
         /** @description Body of `POST /pipelines/{name}/deploy`. */
         DeployRequest: {
@@ -1316,6 +1436,15 @@ export interface components {
             /** @description `sqlite` or `postgres`. */
             store: string;
         };
+        /** @description A proposed schema. */
+        InferredSchema: {
+            /** @description Messages read. */
+            samples: number;
+            /** @description The proposed JSON Schema (draft 2020-12). */
+            schema: Record<string, never>;
+            /** @description Messages left out because their payload is not JSON. */
+            skipped: number;
+        };
         /** @description A key-value bucket of yours. */
         KvBucketView: {
             /**
@@ -1420,6 +1549,11 @@ export interface components {
             /** @description Which worker reported it. */
             worker_id: string;
         };
+        /**
+         * @description A subject's compatibility level.
+         * @enum {string}
+         */
+        Level: "NONE" | "BACKWARD" | "BACKWARD_TRANSITIVE" | "FORWARD" | "FORWARD_TRANSITIVE" | "FULL" | "FULL_TRANSITIVE";
         /** @description Body of `POST /auth/login`. */
         LoginRequest: {
             /** @description The user's email (any case; compared lowercase, Unicode NFKC). */
@@ -1935,6 +2069,56 @@ export interface components {
             /** @description Ids of the nodes it reached, in topological order. */
             path: string[];
         };
+        /** @description A reference from one schema to a version of another subject. */
+        SchemaReference: {
+            /** @description How the referring schema names it (Avro full name, `$ref` URI, import path). */
+            name: string;
+            /** @description The referenced subject. */
+            subject: string;
+            /**
+             * Format: int64
+             * @description The referenced version.
+             */
+            version: number;
+        };
+        /**
+         * @description A schema's format, named as Confluent names it (`AVRO` is the default when a request leaves
+         *     `schemaType` out).
+         * @enum {string}
+         */
+        SchemaType: "AVRO" | "JSON" | "PROTOBUF";
+        /** @description A registered version of a subject. */
+        SchemaVersion: {
+            /** @description Whether the version is soft-deleted. */
+            deleted: boolean;
+            /**
+             * Format: int64
+             * @description The schema's global id.
+             */
+            id: number;
+            /** @description Its references. */
+            references: components["schemas"]["SchemaReference"][];
+            /** @description The schema text as registered. */
+            schema: string;
+            /** @description The format. */
+            schema_type: components["schemas"]["SchemaType"];
+            /** @description The subject. */
+            subject: string;
+            /**
+             * Format: int64
+             * @description The version number (1, 2, …; never reused).
+             */
+            version: number;
+        };
+        /** @description A schema to register or check. */
+        SchemaWrite: {
+            /** @description Versions of other subjects it uses. */
+            references?: components["schemas"]["SchemaReference"][];
+            /** @description The schema text (Avro JSON, a JSON Schema document, or `.proto` text). */
+            schema: string;
+            /** @description Its format. */
+            schema_type: components["schemas"]["SchemaType"];
+        };
         /** @description A secret as the API shows it: never the secret values. */
         SecretInfo: {
             /** @description Non-secret settings (server URL, user name). */
@@ -2010,6 +2194,15 @@ export interface components {
             name: string;
             /** @description Subjects it captures. */
             subjects: string[];
+        };
+        /** @description A subject and its latest version. */
+        SubjectSummary: {
+            /** @description Its compatibility level (its own, or the tenant's default). */
+            compatibility: components["schemas"]["Level"];
+            /** @description Its newest live version. */
+            latest: components["schemas"]["SchemaVersion"];
+            /** @description The subject. */
+            subject: string;
         };
         /** @description Result of `POST /tenants`. */
         TenantCreated: {
@@ -5504,7 +5697,7 @@ export interface operations {
             };
         };
     };
-    versions: {
+    pipelines_versions_versions: {
         parameters: {
             query?: never;
             header?: never;
@@ -5570,7 +5763,7 @@ export interface operations {
             };
         };
     };
-    version: {
+    pipelines_versions_version: {
         parameters: {
             query?: {
                 /** @description `json` (default) or `yaml`; `Accept: application/yaml` also gives YAML. */
@@ -6027,6 +6220,421 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubjectSummary"][];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_delete: {
+        parameters: {
+            query?: {
+                /** @description Only this version (else the whole subject). */
+                version?: number;
+                /** @description Remove for good (the subject or version must be soft-deleted first). */
+                permanent?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    check: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchemaWrite"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckResult"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_versions_versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaVersion"][];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchemaWrite"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaVersion"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_versions_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+                /** @description `latest` or a version number */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaVersion"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6644,6 +7252,83 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    infer_schema: {
+        parameters: {
+            query?: {
+                /** @description How many of the newest messages to read (1–1000, default 100). */
+                samples?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Stream name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferredSchema"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
