@@ -524,10 +524,20 @@ async fn put_default(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Result<Response> {
-    require(&caller, Action::Update)?;
-    let level = read_level(&bytes)?;
-    registry(&state)
-        .set_level(&caller.tenant_id, None, level)
+    set_level(&state, &caller, None, &bytes).await
+}
+
+/// Sets the compatibility level of `subject`, or the tenant's default without one.
+async fn set_level(
+    state: &AppState,
+    caller: &Caller,
+    subject: Option<&str>,
+    bytes: &Bytes,
+) -> Result<Response> {
+    require(caller, Action::Update)?;
+    let level = read_level(bytes)?;
+    registry(state)
+        .set_level(&caller.tenant_id, subject, level)
         .await?;
     Ok(ok(json!({"compatibility": level})))
 }
@@ -552,12 +562,7 @@ async fn put_config(
     Path(subject): Path<String>,
     bytes: Bytes,
 ) -> Result<Response> {
-    require(&caller, Action::Update)?;
-    let level = read_level(&bytes)?;
-    registry(&state)
-        .set_level(&caller.tenant_id, Some(&subject), level)
-        .await?;
-    Ok(ok(json!({"compatibility": level})))
+    set_level(&state, &caller, Some(&subject), &bytes).await
 }
 
 async fn delete_config(

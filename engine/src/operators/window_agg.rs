@@ -451,82 +451,44 @@ pub(crate) fn column_json(array: &dyn Array) -> Vec<serde_json::Value> {
     use arrow::array::AsArray;
     use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
     use serde_json::Value;
-    let n = array.len();
-    let valid = |i: usize| array.is_valid(i);
+    // Each row through `value`, nulls as JSON null.
+    let rows = |value: &dyn Fn(usize) -> Value| -> Vec<Value> {
+        (0..array.len())
+            .map(|i| {
+                if array.is_valid(i) {
+                    value(i)
+                } else {
+                    Value::Null
+                }
+            })
+            .collect()
+    };
     match array.data_type() {
         DataType::Utf8 => {
             let a = array.as_string::<i32>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        Value::String(a.value(i).to_string())
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+            rows(&|i| Value::String(a.value(i).to_string()))
         }
         DataType::Utf8View => {
             let a = array.as_string_view();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        Value::String(a.value(i).to_string())
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+            rows(&|i| Value::String(a.value(i).to_string()))
         }
         DataType::Int64 => {
             let a = array.as_primitive::<Int64Type>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        Value::from(a.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+            rows(&|i| Value::from(a.value(i)))
         }
         DataType::UInt64 => {
             let a = array.as_primitive::<UInt64Type>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        Value::from(a.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+            rows(&|i| Value::from(a.value(i)))
         }
         DataType::Float64 => {
             let a = array.as_primitive::<Float64Type>();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        float_json(a.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+            rows(&|i| float_json(a.value(i)))
         }
         DataType::Boolean => {
             let a = array.as_boolean();
-            (0..n)
-                .map(|i| {
-                    if valid(i) {
-                        Value::Bool(a.value(i))
-                    } else {
-                        Value::Null
-                    }
-                })
-                .collect()
+            rows(&|i| Value::Bool(a.value(i)))
         }
-        _ => (0..n).map(|i| array_json(array, i)).collect(),
+        _ => (0..array.len()).map(|i| array_json(array, i)).collect(),
     }
 }
 
