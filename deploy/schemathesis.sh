@@ -61,17 +61,22 @@ print(post("/api/v1/api-keys", {"name": "schemathesis", "user_id": user["id"]})[
 PY
 ) || { cat "$tmp/serve.log" >&2; exit 1; }
 
-status=0
+# One worker: with two threads, hypothesis's lambda descriptions race in CPython 3.11's
+# ast.parse ("AST constructor recursion depth mismatch") under load, a runtime error of the tool
+# and not a finding about the API.
+# ASCII only: CI keeps the tail of this output, and schemathesis draws with box characters.
+ascii() { LC_ALL=C tr -cd '\11\12\40-\176'; }
+status=0 failed_roles=()
 for who in admin viewer; do
-  key=$admin_key
+  key=$admin_key failed=0
   [[ $who == viewer ]] && key=$viewer_key
   echo "schemathesis: as $who against $base"
-  "$st" --config-file "$root/deploy/schemathesis.toml" run "$base/api/v1/openapi.json" \
+  NO_COLOR=1 "$st" --config-file "$root/deploy/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks all \
     --max-examples "$examples" \
     --max-time "$budget" \
-    --workers 2 \
+    --workers 1 \
     --seed 1 \
     --request-timeout 10 \
     --suppress-health-check all \
@@ -82,10 +87,16 @@ for who in admin viewer; do
     --exclude-operation-id logout \
     --warnings off \
     --output-truncate true \
-    --report junit --report-dir "$out/report-$who" >"$out/st-$who.log" 2>&1 || status=1
-  tail -n 40 "$out/st-$who.log"
+    --report junit --report-dir "$out/report-$who" >"$out/st-$who.log" 2>&1 || failed=1
+  tail -n 25 "$out/st-$who.log" | ascii | grep -v '^[[:space:]]*$'
+  [[ $failed -eq 0 ]] || { status=1; failed_roles+=("$who"); }
 done
-grep -h "passed\|failed" "$out"/st-*.log | tail -n 4 || true
+# What failed comes last, so that it is in the tail that CI keeps.
+for who in "${failed_roles[@]}"; do
+  echo "schemathesis: what failed as $who:"
+  sed -n '/= \(FAILURES\|ERRORS\) =/,/= SUMMARY =/p' "$out/st-$who.log" | ascii | cut -c1-300 \
+    | grep -v '^[[:space:]]*$' | head -n 80
+done
 cp "$tmp/serve.log" "$out/serve.log" 2>/dev/null || true
 if grep -q "Internal error\|panicked" "$tmp/serve.log"; then
   echo "schemathesis: the server logged internal errors:" >&2

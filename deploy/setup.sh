@@ -40,6 +40,15 @@ if [ "${1:-}" != "--dev" ] && ! "$tools/bin/schemathesis" --version 2>/dev/null 
   ln -sf "$tools/st-venv/bin/schemathesis" "$tools/bin/schemathesis"
 fi
 
+# confluent-kafka (PyPI), in its own venv: the CLI's test runs Confluent's Python
+# SchemaRegistryClient and AvroSerializer against `weir serve`'s schema registry. Tests only.
+sr_version="2.16.1"
+if [ "${1:-}" != "--dev" ] && ! "$tools/sr-venv/bin/python" -c "import confluent_kafka, fastavro, sys; sys.exit(confluent_kafka.__version__ != '$sr_version')" 2>/dev/null; then
+  log "installing confluent-kafka $sr_version (PyPI) into .tools/sr-venv"
+  python3 -m venv "$tools/sr-venv"
+  "$tools/sr-venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka[avro,schemaregistry]==$sr_version"
+fi
+
 # Debian packages: PostgreSQL server binaries for the store tests only (the tests start their
 # own throwaway cluster; the Debian service itself is not used). `weir dev` needs none of it:
 # `setup.sh --dev` (what deploy/dev.sh runs) skips this part.

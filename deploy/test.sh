@@ -9,12 +9,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# The step under way, named in the last line printed when a step fails (CI shows the tail).
+step="setup"
+trap 'rc=$?; [[ $rc -ne 0 ]] && echo "test: FAILED in step \"$step\" (exit $rc) after $(( $(date +%s) - start )) s" | tee /dev/stderr' EXIT
 bash deploy/setup.sh
 # Compiled dependencies are reused across clones when CARGO_TARGET_DIR points outside the tree.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"
+step="cargo fmt --check"
 cargo fmt --all -- --check
+step="module import loops"
 # No import loops among the modules of these crates (docs/architecture.md).
-python3 deploy/module-deps.py --no-loops pipelines,engine,connectors,runtime,cli,benches,testkit >/dev/null \
+python3 deploy/module-deps.py --no-loops pipelines,engine,connectors,runtime,control-plane,cli,benches,testkit >/dev/null \
   || { python3 deploy/module-deps.py | grep -B1 LOOP; echo "test: import loop (see docs/architecture.md)" >&2; exit 1; }
 
 clippy_driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)"
@@ -24,10 +29,12 @@ if [[ -z "$clippy_driver" ]]; then
 fi
 export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+step="lints and build"
 # Every target (lib, bins, tests, benches, examples) is compiled, and so linted, here.
 cargo test --workspace --all-targets --no-run
 echo "test: lints clean, everything built after $(( $(date +%s) - start )) s"
 
+step="workspace tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
@@ -35,14 +42,17 @@ else
 fi
 
 # The API matches its OpenAPI document: schemathesis against a real weir serve (bounded).
+step="schemathesis"
 bash deploy/schemathesis.sh "$CARGO_TARGET_DIR/debug/weir"
 
+step="console API types and component tests"
 # The console: its API types match the server's OpenAPI document, its component tests, then
 # the browser tests (headless chromium) against a real weir serve + weir worker + nats-server.
 (
   cd control-plane/console
   npm run --silent check:api
   npx vitest run --reporter=dot
-  node e2e/run.mjs "$CARGO_TARGET_DIR/debug/weir"
 )
+step="console browser tests"
+(cd control-plane/console && node e2e/run.mjs "$CARGO_TARGET_DIR/debug/weir")
 echo "test: finished in $(( $(date +%s) - start )) s"

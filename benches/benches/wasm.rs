@@ -79,7 +79,11 @@ fn bench_wasm(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("wasm");
     g.throughput(Throughput::Elements(BATCH as u64));
-    for (name, p) in [("passthrough", &plain), ("noop", &noop), ("pii_redact", &pii)] {
+    for (name, p) in [
+        ("passthrough", &plain),
+        ("noop", &noop),
+        ("pii_redact", &pii),
+    ] {
         g.bench_function(format!("{name}/{BATCH}"), |b| {
             b.iter_batched_ref(
                 || (),
@@ -97,7 +101,11 @@ fn bench_wasm(c: &mut Criterion) {
     );
     println!("| pipeline | ns/event | events/s |");
     println!("|---|---|---|");
-    for (name, ns) in [("passthrough", base), ("+ wasm noop", with_noop), ("+ wasm pii-redact", with_pii)] {
+    for (name, ns) in [
+        ("passthrough", base),
+        ("+ wasm noop", with_noop),
+        ("+ wasm pii-redact", with_pii),
+    ] {
         println!("| {name} | {ns:.1} | {:.0} |", 1e9 / ns);
     }
     println!(

@@ -67,6 +67,8 @@ fn main() -> std::process::ExitCode {
     // Every pipeline file this binary loads (validate, apply, the API, workers) is also
     // compiled by the engine: unknown SQL functions and undeclared fields are refused early.
     weir_pipelines::context::set_compile_check(weir_engine::check);
+    // "Test before deploy" in the API runs the engine through this hook.
+    weir_pipelines::context::set_sample_runner(weir_engine::testing::run_samples);
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Schema(args) => commands::schema::run(args),

@@ -89,6 +89,38 @@ pub struct PipelineCounters {
     pub dead_lettered: u64,
     /// Retries of transient failures.
     pub retried: u64,
+    /// Per node (and `source`): what each saw, summed over the batches processed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub nodes: std::collections::BTreeMap<String, NodeCounters>,
+}
+
+/// What one node of a pipeline saw, summed over batches. Rows are messages inside the graph
+/// (a `split` makes several of one input); a batch processed again (a retry) counts again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCounters {
+    /// Rows that reached the node.
+    pub rows_in: u64,
+    /// Rows it passed on, per output port (a route: its rules in order, then `default`).
+    pub ports: Vec<u64>,
+    /// Messages it published (sinks).
+    pub outputs: u64,
+    /// Inputs that failed at this node (their first error).
+    pub errors: u64,
+}
+
+impl NodeCounters {
+    /// Adds `other` (ports added index by index; the longer list wins the length).
+    pub fn add(&mut self, rows_in: u64, ports: &[u64], outputs: u64, errors: u64) {
+        self.rows_in += rows_in;
+        if self.ports.len() < ports.len() {
+            self.ports.resize(ports.len(), 0);
+        }
+        for (a, b) in self.ports.iter_mut().zip(ports) {
+            *a += b;
+        }
+        self.outputs += outputs;
+        self.errors += errors;
+    }
 }
 
 /// One pipeline as seen by one worker.

@@ -9,11 +9,11 @@ pub mod delivery;
 pub mod error;
 pub mod fast_batch;
 pub mod fleet;
+pub mod modules;
 pub mod nats_server;
 pub mod sink;
 pub mod source;
 pub mod stream_routes;
-pub mod modules;
 pub mod streams;
 pub mod units;
 

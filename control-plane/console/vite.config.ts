@@ -11,5 +11,6 @@ export default defineConfig({
     fs: { allow: ['..', '../../pipelines'] },
     proxy: { '/api': process.env.WEIR_API ?? 'http://127.0.0.1:7070' },
   },
-  test: { environment: 'jsdom', include: ['src/**/*.test.{ts,tsx}'] },
+  // codemirror-json-schema's ESM build imports without file extensions: let Vite resolve it.
+  test: { environment: 'jsdom', include: ['src/**/*.test.{ts,tsx}'], server: { deps: { inline: ['codemirror-json-schema'] } } },
 });

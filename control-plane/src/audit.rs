@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
+pub use crate::audit_budget::AnonymousAudit;
 use crate::auth::{self, Caller};
 use crate::body::QueryArgs;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// What a handler adds to its response for the audit log.
@@ -129,7 +131,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
 
 /// `pipelines.create`, `api-keys.rotate`, `tenants.quotas.update`: derived from the route.
 pub fn action_name(method: &Method, route: &str) -> String {
-    let route = route.trim_start_matches("/api/v1/");
+    let route = route.trim_start_matches("/api/v1/").trim_start_matches('/');
     let mut words: Vec<String> = Vec::new();
     for segment in route.split('/') {
         if segment.starts_with('{') {
@@ -280,53 +282,6 @@ const MAX_ACTOR: usize = 256;
 /// Longest resource path stored in an audit event.
 const MAX_RESOURCE: usize = 512;
 
-/// The budget of audit rows for anonymous failures: at most `PER_ADDRESS` per minute per
-/// source address and `TOTAL` per minute in all.
-#[derive(Debug, Default)]
-pub struct AnonymousAudit(std::sync::Mutex<AnonymousWindow>);
-
-#[derive(Debug, Default)]
-struct AnonymousWindow {
-    started: Option<std::time::Instant>,
-    total: u32,
-    dropped: u64,
-    per_address: std::collections::HashMap<String, u32>,
-}
-
-impl AnonymousAudit {
-    const PER_ADDRESS: u32 = 30;
-    const TOTAL: u32 = 600;
-
-    /// Whether one more anonymous failure from `source` is recorded now.
-    pub fn admit(&self, source: &str) -> bool {
-        let now = std::time::Instant::now();
-        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if w.started
-            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(60))
-        {
-            if w.dropped > 0 {
-                tracing::warn!(
-                    dropped = w.dropped,
-                    "anonymous failed requests beyond the audit budget were not recorded"
-                );
-            }
-            *w = AnonymousWindow {
-                started: Some(now),
-                ..Default::default()
-            };
-        }
-        let bounded_source = crate::text::bounded(source, 64);
-        let count = w.per_address.get(&bounded_source).copied().unwrap_or(0);
-        if w.total >= Self::TOTAL || count >= Self::PER_ADDRESS {
-            w.dropped += 1;
-            return false;
-        }
-        w.total += 1;
-        w.per_address.insert(bounded_source, count + 1);
-        true
-    }
-}
-
 struct NewEvent {
     tenant_id: Option<String>,
     actor: String,
@@ -465,7 +420,7 @@ pub async fn list(
     caller: Caller,
     QueryArgs(q): QueryArgs<AuditQuery>,
 ) -> ApiResult<Response> {
-    caller.require("audit", "read")?;
+    caller.require(ApiResource::Audit, Action::Read)?;
     let format = q.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "jsonl" | "csv") {
         return Err(ApiError::bad_request(

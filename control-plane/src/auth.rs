@@ -2,89 +2,18 @@
 //! SHA-256 of a 256-bit secret) or access tokens (`wat_…`) from a password login. Access tokens
 //! are opaque random strings stored hashed with a 15-minute expiry — revocable at once, unlike a
 //! signed token — paired with a single-use rotating refresh token (`wrt_…`); presenting a used
-//! refresh token again revokes its whole session family.
+//! refresh token again revokes its whole session family. The login endpoints are in `login`.
 
-use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use utoipa::ToSchema;
 
-use crate::audit::{AuditNote, SourceAddr};
-use crate::body::JsonBody;
-use crate::db::{new_id, now_ms};
+pub use crate::caller::Caller;
+use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::{self, PermissionSet};
+use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
-
-/// An authenticated caller, resolved once per request by the gate middleware.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The caller's tenant id.
-    pub tenant_id: String,
-    /// The caller's tenant name.
-    pub tenant_name: String,
-    /// The user id.
-    pub user_id: String,
-    /// The user's email (the actor in audit events).
-    pub email: String,
-    /// The role name.
-    pub role: String,
-    /// The role's grants.
-    pub permissions: PermissionSet,
-    /// An admin of the system tenant: may manage tenants.
-    pub platform_admin: bool,
-    /// The login session, when authenticated by access token.
-    pub session_id: Option<String>,
-    /// The API key, when authenticated by one.
-    pub key_id: Option<String>,
-}
-
-impl Caller {
-    /// Fails with 403 unless the caller's role grants `resource:action`.
-    pub fn require(&self, resource: &str, action: &str) -> ApiResult<()> {
-        if self.permissions.allows(resource, action) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                role: self.role.clone(),
-                permission: format!("{resource}:{action}"),
-            })
-        }
-    }
-
-    /// Fails with 403 unless the caller is a platform admin (admin of the system tenant).
-    pub fn require_platform_admin(&self, action: &str) -> ApiResult<()> {
-        self.require("tenants", action)?;
-        if self.platform_admin {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                role: self.role.clone(),
-                permission: format!("tenants:{action} (platform admins only)"),
-            })
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::Unauthenticated(
-                "missing credentials: send `Authorization: Bearer <api key or access token>`"
-                    .into(),
-            )
-        })
-    }
-}
 
 /// SHA-256 of a secret, hex.
 pub fn hash_secret(secret: &str) -> String {
@@ -103,7 +32,7 @@ pub fn random_token(prefix: &str) -> String {
 
 /// The argon2id hasher of new passwords: memory and passes from the settings (the argon2
 /// crate's recommended defaults unless tuned).
-fn hasher(settings: &crate::state::Settings) -> argon2::Argon2<'static> {
+pub(crate) fn hasher(settings: &crate::state::Settings) -> argon2::Argon2<'static> {
     let params = argon2::Params::new(
         settings.argon2_memory_kib,
         settings.argon2_iterations,
@@ -114,7 +43,7 @@ fn hasher(settings: &crate::state::Settings) -> argon2::Argon2<'static> {
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
-fn hash_now(hasher: &argon2::Argon2<'_>, password: &[u8]) -> ApiResult<String> {
+pub(crate) fn hash_now(hasher: &argon2::Argon2<'_>, password: &[u8]) -> ApiResult<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut salt_bytes);
@@ -132,52 +61,6 @@ pub async fn hash_password(state: &AppState, password: String) -> ApiResult<Stri
     tokio::task::spawn_blocking(move || hash_now(&hasher, password.as_bytes()))
         .await
         .map_err(|e| ApiError::Internal(format!("argon2 task: {e}")))?
-}
-
-/// A hash of a random password with the parameters of new passwords: logins of unknown
-/// emails (or of users without a password) verify against it, so that they take as long as
-/// a wrong password and timing does not tell which emails exist.
-fn dummy_hash(state: &AppState) -> String {
-    state
-        .dummy_password_hash()
-        .get_or_init(|| {
-            let mut bytes = [0u8; 16];
-            rand::rng().fill_bytes(&mut bytes);
-            hash_now(&hasher(state.settings()), &bytes).unwrap_or_default()
-        })
-        .clone()
-}
-
-/// Computes the dummy hash ahead of the first login (startup), off the async threads.
-pub async fn warm_up(state: &AppState) {
-    let state = state.clone();
-    let _ = tokio::task::spawn_blocking(move || dummy_hash(&state)).await;
-}
-
-/// Verifies `password` against `hash`, or against the dummy hash (always false) without one.
-async fn verify_password(state: &AppState, password: String, hash: Option<String>) -> bool {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        let real = hash.is_some();
-        let hash = hash.unwrap_or_else(|| dummy_hash(&state));
-        // Overlong input is refused at the same cost as a wrong password.
-        let password = if password.len() > crate::users::MAX_PASSWORD {
-            ""
-        } else {
-            password.as_str()
-        };
-        let ok = PasswordHash::new(&hash)
-            .map(|parsed| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        ok && real && !password.is_empty()
-    })
-    .await
-    .unwrap_or(false)
 }
 
 /// The grants of `role` in `tenant_id`: a built-in role or a custom one.
@@ -297,8 +180,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
 pub async fn still_allowed(
     state: &AppState,
     caller: &Caller,
-    resource: &str,
-    action: &str,
+    resource: ApiResource,
+    action: Action,
 ) -> bool {
     let now = now_ms();
     let row = match (&caller.key_id, &caller.session_id) {
@@ -338,247 +221,4 @@ pub async fn still_allowed(
     role_permissions(state, &caller.tenant_id, &role)
         .await
         .is_ok_and(|set| set.allows(resource, action))
-}
-
-/// Body of `POST /auth/login`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// The user's email (any case; compared lowercase, Unicode NFKC).
-    #[schema(max_length = 254)]
-    pub email: String,
-    /// The user's password.
-    #[schema(max_length = 1024)]
-    pub password: String,
-}
-
-/// Body of `POST /auth/refresh`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    /// The refresh token of the last login or refresh.
-    pub refresh_token: String,
-}
-
-/// A token pair.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct TokenPair {
-    /// Bearer token for API calls.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    pub expires_in: i64,
-    /// Single-use token for `POST /auth/refresh`.
-    pub refresh_token: String,
-    /// Seconds until the refresh token expires.
-    pub refresh_expires_in: i64,
-}
-
-/// The caller as the API shows it.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct Me {
-    /// User id.
-    pub user_id: String,
-    /// Email.
-    pub email: String,
-    /// Tenant name.
-    pub tenant: String,
-    /// Role name.
-    pub role: String,
-    /// The role's grants.
-    pub permissions: Vec<String>,
-    /// May manage tenants.
-    pub platform_admin: bool,
-}
-
-async fn issue_session(
-    state: &AppState,
-    family_id: &str,
-    tenant_id: &str,
-    user_id: &str,
-) -> ApiResult<TokenPair> {
-    let access = random_token("wat_");
-    let refresh = random_token("wrt_");
-    let now = now_ms();
-    let access_ttl = state.settings().access_ttl.as_millis() as i64;
-    let refresh_ttl = state.settings().refresh_ttl.as_millis() as i64;
-    sqlx::query(
-        "INSERT INTO sessions (id, family_id, tenant_id, user_id, access_hash, refresh_hash, \
-         access_expires_at, refresh_expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(new_id())
-    .bind(family_id)
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(hash_secret(&access))
-    .bind(hash_secret(&refresh))
-    .bind(now + access_ttl)
-    .bind(now + refresh_ttl)
-    .bind(now)
-    .execute(state.db().writer())
-    .await?;
-    Ok(TokenPair {
-        access_token: access,
-        token_type: "Bearer".into(),
-        expires_in: access_ttl / 1000,
-        refresh_token: refresh,
-        refresh_expires_in: refresh_ttl / 1000,
-    })
-}
-
-/// Log in with email and password.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
-    request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem),
-              (status = 429, body = crate::error::Problem)))]
-pub async fn login(
-    State(state): State<AppState>,
-    source: SourceAddr,
-    JsonBody(body): JsonBody<LoginRequest>,
-) -> Response {
-    let email = crate::users::normalize_email(&body.email);
-    let mut note = AuditNote {
-        actor: Some(crate::text::bounded(&email, crate::users::MAX_EMAIL + 1)),
-        ..AuditNote::default()
-    };
-    let result: ApiResult<TokenPair> = async {
-        state.login_limiter().check(&email, &source.0)?;
-        let row = if email.chars().count() <= crate::users::MAX_EMAIL {
-            sqlx::query("SELECT id, tenant_id, password_hash FROM users WHERE lower(email) = $1")
-                .bind(&email)
-                .fetch_optional(state.db().pool())
-                .await?
-        } else {
-            None
-        };
-        let (user, hash) = match &row {
-            Some(row) => (
-                Some((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?)),
-                row.try_get::<Option<String>, _>(2)?,
-            ),
-            None => (None, None),
-        };
-        // A failed login shows up in the audit log of the tenant whose user was tried.
-        note.tenant_id = user.as_ref().map(|(_, tenant)| tenant.clone());
-        // Unknown emails verify against a dummy hash: the same work as a wrong password.
-        let verified = verify_password(&state, body.password.clone(), hash).await;
-        let (Some((user_id, tenant_id)), true) = (user, verified) else {
-            state.login_limiter().record_failure(&email, &source.0);
-            return Err(ApiError::Unauthenticated("wrong email or password".into()));
-        };
-        state.login_limiter().clear(&email, &source.0);
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(&user_id)
-            .execute(state.db().writer())
-            .await?;
-        issue_session(&state, &new_id(), &tenant_id, &user_id).await
-    }
-    .await;
-    let mut response = match result {
-        Ok(pair) => Json(pair).into_response(),
-        Err(err) => err.into_response(),
-    };
-    response.extensions_mut().insert(note);
-    response
-}
-
-/// Exchange a refresh token for a new token pair. The old refresh token stops working; using it
-/// again revokes every token of the session.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
-    request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
-pub async fn refresh(
-    State(state): State<AppState>,
-    JsonBody(body): JsonBody<RefreshRequest>,
-) -> ApiResult<Json<TokenPair>> {
-    let now = now_ms();
-    let row = sqlx::query(
-        "SELECT id, family_id, tenant_id, user_id, refresh_expires_at, rotated_at, revoked_at \
-         FROM sessions WHERE refresh_hash = $1",
-    )
-    .bind(hash_secret(&body.refresh_token))
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::Unauthenticated("unknown refresh token; log in again".into()))?;
-    let id: String = row.try_get(0)?;
-    let family: String = row.try_get(1)?;
-    let rotated_at: Option<i64> = row.try_get(5)?;
-    let revoked_at: Option<i64> = row.try_get(6)?;
-    if rotated_at.is_some() {
-        // Reuse of a spent refresh token: someone else may hold it. End the whole session.
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&family)
-        .execute(state.db().writer())
-        .await?;
-        return Err(ApiError::Unauthenticated(
-            "this refresh token was already used; the session is revoked, log in again".into(),
-        ));
-    }
-    if revoked_at.is_some() {
-        return Err(ApiError::Unauthenticated(
-            "this session was revoked; log in again".into(),
-        ));
-    }
-    if row.try_get::<i64, _>(4)? <= now {
-        return Err(ApiError::Unauthenticated(
-            "refresh token expired; log in again".into(),
-        ));
-    }
-    // Spend the token; the conditional update makes concurrent refreshes race safely.
-    let spent = sqlx::query(
-        "UPDATE sessions SET rotated_at = $1, revoked_at = $2 WHERE id = $3 AND rotated_at IS NULL",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(&id)
-    .execute(state.db().writer())
-    .await?;
-    if spent.rows_affected() != 1 {
-        return Err(ApiError::Unauthenticated(
-            "this refresh token was already used; log in again".into(),
-        ));
-    }
-    let tenant_id: String = row.try_get(2)?;
-    let user_id: String = row.try_get(3)?;
-    Ok(Json(
-        issue_session(&state, &family, &tenant_id, &user_id).await?,
-    ))
-}
-
-/// End the caller's login session (its access and refresh tokens).
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    responses((status = 204), (status = 401, body = crate::error::Problem)))]
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
-    let Some(session) = caller.session_id else {
-        return Err(ApiError::bad_request(
-            "not_a_session",
-            "you are authenticated by API key; revoke it with DELETE /api/v1/api-keys/{id}",
-        ));
-    };
-    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family_id = (SELECT family_id FROM sessions WHERE id = $2)")
-        .bind(now_ms())
-        .bind(session)
-        .execute(state.db().writer())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Who am I.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
-    responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
-pub async fn me(caller: Caller) -> Json<Me> {
-    Json(Me {
-        user_id: caller.user_id,
-        email: caller.email,
-        tenant: caller.tenant_name,
-        role: caller.role,
-        permissions: caller.permissions.to_strings(),
-        platform_admin: caller.platform_admin,
-    })
 }

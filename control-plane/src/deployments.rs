@@ -12,13 +12,14 @@ use utoipa::ToSchema;
 use weir_connectors::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key};
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::JsonBody;
+use crate::caller::Caller;
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
 use crate::pipelines::{StoredPipeline, find, version_text};
 use crate::quotas;
+use crate::rbac::{Action, ApiResource};
 use crate::resource_file::unified_diff;
 use crate::state::AppState;
 
@@ -45,7 +46,7 @@ pub struct DeploymentInfo {
 }
 
 /// Body of `POST /pipelines/{name}/deploy`.
-#[derive(Deserialize, ToSchema, Debug, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Version to deploy (default: the current version).
@@ -55,7 +56,7 @@ pub struct DeployRequest {
 }
 
 /// Body of `POST /pipelines/{name}/rollback`.
-#[derive(Deserialize, ToSchema, Debug)]
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The version to run instead.
@@ -150,6 +151,7 @@ async fn write(
     let (json, _) = version_text(state, &p.id, version, name).await?;
     let mut spec: serde_json::Value =
         serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    crate::schemas::pipeline_refs::resolve(state, &caller.tenant_id, &mut spec).await?;
     crate::modules::pin_versions(state, &caller.tenant_id, &mut spec).await?;
     let parallelism = parallelism.unwrap_or_else(|| spec_parallelism(&spec));
     if !(1..=MAX_PARALLELISM).contains(&parallelism) {
@@ -158,23 +160,6 @@ async fn write(
         )));
     }
     let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;
-    let others: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM deployments \
-         WHERE tenant_id = $1 AND pipeline_id <> $2",
-    )
-    .bind(&caller.tenant_id)
-    .bind(&p.id)
-    .fetch_one(state.db().pool())
-    .await?
-    .try_get(0)?;
-    let current = before.as_ref().map_or(0, |b| b.parallelism);
-    quotas::enforce(
-        "max_parallelism",
-        limits.max_parallelism,
-        others + current,
-        others + parallelism,
-    )?;
-
     let now = now_ms();
     let record = Deployment {
         tenant: caller.tenant_name.clone(),
@@ -196,7 +181,6 @@ async fn write(
             .await?,
     };
     let key = deployment_key(&caller.tenant_name, name);
-    let previous = record_credentials(nats, &key).await?;
     let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
     ensure_declared_streams(state, caller).await?;
     // Pausing a pipeline is always allowed; running one needs a source it can read.
@@ -207,6 +191,25 @@ async fn write(
     // The row and the KV record change together: the transaction commits only once KV took
     // the record.
     let mut tx = state.db().begin().await?;
+    // The tenant locked: concurrent deploys of its pipelines see each other's parallelism.
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    let others: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM deployments \
+         WHERE tenant_id = $1 AND pipeline_id <> $2",
+    )
+    .bind(&caller.tenant_id)
+    .bind(&p.id)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let current = before.as_ref().map_or(0, |b| b.parallelism);
+    quotas::enforce(
+        "max_parallelism",
+        limits.max_parallelism,
+        others + current,
+        others + parallelism,
+    )?;
+
     sqlx::query(
         "INSERT INTO deployments (pipeline_id, tenant_id, pipeline, version, parallelism, state, \
          updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -224,10 +227,7 @@ async fn write(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    nats.deployments()
-        .put(&key, bytes.into())
-        .await
-        .map_err(|e| failed(&format!("write the deployment record `{key}`"), e))?;
+    let previous = swap_record(nats, &key, Some(bytes.into())).await?;
     tx.commit().await?;
     if let Some(old) = previous {
         nats.revoke_credentials(&caller.tenant_id, &caller.tenant_name, &old)
@@ -257,19 +257,60 @@ async fn write(
     Ok(AuditNote::diff(diff).attach((status, Json(after))))
 }
 
-/// The credentials the deployment record `key` carries now, if any.
-async fn record_credentials(nats: &crate::nats::Nats, key: &str) -> ApiResult<Option<String>> {
-    let Some(value) = nats
-        .deployments()
-        .get(key)
-        .await
-        .map_err(|e| failed(&format!("read the deployment record `{key}`"), e))?
-    else {
-        return Ok(None);
-    };
-    Ok(serde_json::from_slice::<Deployment>(&value)
-        .ok()
-        .and_then(|d| d.credentials))
+/// How often [`swap_record`] re-reads a record that changed under it before giving up.
+const SWAP_ATTEMPTS: usize = 16;
+
+/// Replaces the deployment record `key` with `bytes` (deletes it with `None`) and returns the
+/// credentials of the record it replaced. Compare-and-set on the record's revision, retried:
+/// with concurrent writes of one pipeline each writer learns exactly the credentials it
+/// replaced, so every replaced credential is revoked once and none stays alive (a read, then a
+/// plain put, let two deploys both revoke the first record's credentials and neither the
+/// other's).
+async fn swap_record(
+    nats: &crate::nats::Nats,
+    key: &str,
+    bytes: Option<bytes::Bytes>,
+) -> ApiResult<Option<String>> {
+    use async_nats::jetstream::kv::{CreateErrorKind, Operation, UpdateErrorKind};
+    let kv = nats.deployments();
+    let what = || format!("write the deployment record `{key}`");
+    for _ in 0..SWAP_ATTEMPTS {
+        let entry = kv.entry(key).await.map_err(|e| failed(&what(), e))?;
+        let revision = entry.as_ref().map(|e| e.revision);
+        let previous = entry
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| serde_json::from_slice::<Deployment>(&e.value).ok())
+            .and_then(|d| d.credentials);
+        // Err((lost the race, error)).
+        let swapped = match (&bytes, revision) {
+            (Some(b), Some(rev)) => kv.update(key, b.clone(), rev).await.map(drop).map_err(|e| {
+                (
+                    e.kind() == UpdateErrorKind::WrongLastRevision,
+                    e.to_string(),
+                )
+            }),
+            (Some(b), None) => kv
+                .create(key, b.clone())
+                .await
+                .map(drop)
+                .map_err(|e| (e.kind() == CreateErrorKind::AlreadyExists, e.to_string())),
+            // The server's text for a failed expected-revision check (JetStream error 10071);
+            // the client has no error kind for it on deletes.
+            (None, Some(rev)) => kv
+                .delete_expect_revision(key, Some(rev))
+                .await
+                .map_err(|e| (e.to_string().contains("wrong last sequence"), e.to_string())),
+            (None, None) => return Ok(None),
+        };
+        match swapped {
+            Ok(()) => return Ok(previous),
+            Err((true, _)) => continue,
+            Err((false, e)) => return Err(failed(&what(), e)),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "the deployment record `{key}` kept changing while this request wrote it; try again"
+    )))
 }
 
 /// Creates (or updates) on NATS every stream the tenant declared with `kind: Stream`, so that a
@@ -386,7 +427,7 @@ pub async fn deploy(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<DeployRequest>,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "update")?;
+    caller.require(ApiResource::Deployments, Action::Update)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id).await?;
@@ -409,7 +450,7 @@ async fn set_state(
     name: String,
     desired: DesiredState,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "update")?;
+    caller.require(ApiResource::Deployments, Action::Update)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id)
@@ -467,7 +508,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<RollbackRequest>,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "update")?;
+    caller.require(ApiResource::Deployments, Action::Update)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id)
@@ -501,22 +542,18 @@ pub async fn undeploy(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    caller.require("deployments", "delete")?;
+    caller.require(ApiResource::Deployments, Action::Delete)?;
     let nats = state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))?;
-    let previous = record_credentials(nats, &before.key).await?;
     let mut tx = state.db().begin().await?;
     sqlx::query("DELETE FROM deployments WHERE pipeline_id = $1")
         .bind(&p.id)
         .execute(&mut *tx)
         .await?;
-    nats.deployments()
-        .delete(&before.key)
-        .await
-        .map_err(|e| failed(&format!("delete the deployment record `{}`", before.key), e))?;
+    let previous = swap_record(nats, &before.key, None).await?;
     tx.commit().await?;
     if let Some(old) = previous {
         nats.revoke_credentials(&caller.tenant_id, &caller.tenant_name, &old)
@@ -541,7 +578,7 @@ pub async fn get(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<DeploymentInfo>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     load(&state, &p.id)

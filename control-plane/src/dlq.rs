@@ -22,12 +22,13 @@ use weir_connectors::DlqTarget;
 use weir_connectors::dead_letter::headers as wh;
 use weir_pipelines::Resource;
 
-use crate::auth::Caller;
 use crate::body::{JsonBody, QueryArgs};
+use crate::caller::Caller;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
 use crate::pipelines::{find, version_text};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// Most DLQ messages one call reads (listing, `all` redrive, purge by sequence).
@@ -127,7 +128,7 @@ pub struct DlqQuery {
 }
 
 /// Body of `POST /pipelines/{name}/dlq/redrive`: `seqs` or `all`.
-#[derive(Deserialize, ToSchema, Debug, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveRequest {
     /// DLQ sequences to redrive.
@@ -363,7 +364,7 @@ pub async fn list(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DlqQuery>,
 ) -> ApiResult<Json<DlqList>> {
-    caller.require("dlq", "read")?;
+    caller.require(ApiResource::Dlq, Action::Read)?;
     let dlq = open(&state, &caller, &name).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let (all, truncated) = dlq.scan(0).await?;
@@ -414,7 +415,7 @@ pub async fn show(
     caller: Caller,
     Path((name, seq)): Path<(String, u64)>,
 ) -> ApiResult<Json<DlqMessage>> {
-    caller.require("dlq", "read")?;
+    caller.require(ApiResource::Dlq, Action::Read)?;
     let dlq = open(&state, &caller, &name).await?;
     let m = dlq.get(seq).await?;
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -528,7 +529,7 @@ pub async fn redrive(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<RedriveRequest>,
 ) -> ApiResult<Json<RedriveResult>> {
-    caller.require("dlq", "redrive")?;
+    caller.require(ApiResource::Dlq, Action::Redrive)?;
     if body.all != body.seqs.is_empty() {
         return Err(ApiError::Unprocessable(
             "give either `seqs` (a non-empty list of DLQ sequences) or `all: true`".into(),
@@ -600,7 +601,7 @@ pub async fn purge(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    caller.require("dlq", "purge")?;
+    caller.require(ApiResource::Dlq, Action::Purge)?;
     let dlq = open(&state, &caller, &name).await?;
     let Some(stream) = &dlq.stream else {
         return Ok((StatusCode::OK, Json(PurgeResult { purged: 0 })).into_response());

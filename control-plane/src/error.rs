@@ -10,6 +10,12 @@ use utoipa::ToSchema;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+impl From<crate::text::TextError> for ApiError {
+    fn from(e: crate::text::TextError) -> Self {
+        ApiError::Unprocessable(e.0)
+    }
+}
+
 /// A problem detail as sent to clients.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Problem {

@@ -14,6 +14,7 @@ use crate::auth::{Caller, random_token};
 use crate::body::JsonBody;
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 use crate::tenants::insert_key;
 
@@ -140,7 +141,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<ApiKeyInfo>>> {
-    caller.require("keys", "read")?;
+    caller.require(ApiResource::Keys, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
          WHERE k.tenant_id = $1 ORDER BY k.created_at, k.id"
@@ -160,7 +161,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<NewApiKey>,
 ) -> ApiResult<Response> {
-    caller.require("keys", "create")?;
+    caller.require(ApiResource::Keys, Action::Create)?;
     if body.name.trim().is_empty() {
         return Err(ApiError::Unprocessable("an API key needs a name".into()));
     }
@@ -225,7 +226,7 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("keys", "delete")?;
+    caller.require(ApiResource::Keys, Action::Delete)?;
     let (key, _) = find(&state, &caller, &id).await?;
     if key.user_id != caller.user_id {
         let role = role_of(&state, &caller, &key.user_id).await?;
@@ -261,7 +262,7 @@ pub async fn rotate(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    caller.require("keys", "update")?;
+    caller.require(ApiResource::Keys, Action::Update)?;
     let (old, expires_at) = find(&state, &caller, &id).await?;
     if old.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!(

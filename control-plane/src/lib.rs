@@ -5,15 +5,20 @@
 //!
 //! Embed it with [`app`] over an [`AppState`], or run it with [`serve`].
 
+pub mod api;
 pub mod audit;
+pub mod audit_budget;
 pub mod auth;
 pub mod body;
+pub mod caller;
 pub mod console;
+pub mod crypto;
 pub mod db;
 pub mod deployments;
 pub mod dlq;
 pub mod error;
 pub mod keys;
+pub mod login;
 pub mod login_limit;
 pub mod metrics;
 pub mod modules;
@@ -22,9 +27,12 @@ pub mod nats_views;
 pub mod openapi;
 pub mod pipelines;
 pub mod quotas;
+pub mod rates;
 pub mod rbac;
 pub mod resource_file;
 pub mod routes;
+pub mod sample_test;
+pub mod schemas;
 pub mod secrets;
 pub mod server;
 pub mod state;
@@ -53,7 +61,9 @@ pub fn app(state: AppState) -> Router {
         .into_router()
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::gate));
     let public = routes::public_routes().into_router();
+    let registry = schemas::confluent::router(state.clone());
     api.merge(public)
+        .merge(registry)
         .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::map_response(error::plain_errors_as_problems))

@@ -14,10 +14,11 @@ use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::QueryArgs;
+use crate::caller::Caller;
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// The largest module the API accepts.
@@ -125,10 +126,20 @@ pub async fn pin_versions(
         let Some(wasm) = node.get_mut("wasm").and_then(|w| w.as_object_mut()) else {
             continue;
         };
-        let name = wasm.get("module").and_then(|m| m.as_str()).unwrap_or_default().to_string();
-        let version = wasm.get("version").and_then(|v| v.as_u64()).map(|v| v as u32);
+        let name = wasm
+            .get("module")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let version = wasm
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .map(|v| v as u32);
         let module = resolve(state, tenant_id, &name, version).await?;
-        let function = wasm.get("function").and_then(|f| f.as_str()).unwrap_or_default();
+        let function = wasm
+            .get("function")
+            .and_then(|f| f.as_str())
+            .unwrap_or_default();
         if !module.functions.iter().any(|f| f == function) {
             return Err(ApiError::Unprocessable(format!(
                 "`wasm` node: module `{name}` version {} exports no batch function `{function}` (it has: {})",
@@ -168,7 +179,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<ModuleInfo>>> {
-    caller.require("modules", "read")?;
+    caller.require(ApiResource::Modules, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM wasm_modules WHERE tenant_id = $1 ORDER BY name, version"
     ))
@@ -187,7 +198,7 @@ pub async fn get(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<ModuleInfo>>> {
-    caller.require("modules", "read")?;
+    caller.require(ApiResource::Modules, Action::Read)?;
     let all = versions(&state, &caller.tenant_id, &name).await?;
     if all.is_empty() {
         return Err(ApiError::NotFound(format!("module `{name}`")));
@@ -210,8 +221,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    caller.require("modules", "create")?;
-    crate::tenants::check_name("module name", &name)?;
+    caller.require(ApiResource::Modules, Action::Create)?;
+    crate::text::check_name("module name", &name)?;
     let nats = state.nats()?;
     let bytes = read_module(&headers, body).await?;
     let claimed: Vec<String> = args
@@ -314,7 +325,7 @@ pub async fn delete(
     Path(name): Path<String>,
     QueryArgs(args): QueryArgs<DeleteArgs>,
 ) -> ApiResult<Response> {
-    caller.require("modules", "delete")?;
+    caller.require(ApiResource::Modules, Action::Delete)?;
     let nats = state.nats()?;
     let gone: Vec<u32> = versions(&state, &caller.tenant_id, &name)
         .await?
@@ -339,6 +350,8 @@ pub async fn delete(
             .await
             .map_err(|e| crate::nats::failed("remove the module", e))?;
     }
-    Ok(AuditNote::diff(format!("- module {name} versions {gone:?}"))
-        .attach(StatusCode::NO_CONTENT))
+    Ok(
+        AuditNote::diff(format!("- module {name} versions {gone:?}"))
+            .attach(StatusCode::NO_CONTENT),
+    )
 }

@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
 use crate::body::{JsonBody, QueryArgs};
+use crate::caller::Caller;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// A stream as NATS reports it.
@@ -186,8 +187,17 @@ async fn declared(state: &AppState, caller: &Caller) -> ApiResult<Vec<(String, V
         .collect()
 }
 
+/// The stream `name` if the caller's tenant declared it and it exists on NATS, else 404.
+pub(crate) async fn open_declared_stream(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<Stream> {
+    open(state, caller, name).await
+}
+
 /// The stream `name` if the tenant declared it and it exists on NATS, else 404.
-async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
+pub(crate) async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Stream> {
     let nats = state.tenant_nats(caller).await?;
     if !declared(state, caller)
         .await?
@@ -270,7 +280,7 @@ pub async fn list_streams(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<StreamView>>> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let nats = state.tenant_nats(&caller).await?;
     let mut out = Vec::new();
     for (name, _) in declared(&state, &caller).await? {
@@ -293,7 +303,7 @@ pub async fn get_stream(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<StreamView>> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let mut s = open(&state, &caller, &name).await?;
     let info = s
         .info()
@@ -313,7 +323,7 @@ pub async fn consumers(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<ConsumerView>>> {
-    caller.require("consumers", "read")?;
+    caller.require(ApiResource::Consumers, Action::Read)?;
     let s = open(&state, &caller, &name).await?;
     let mut list = s.consumers();
     let mut out = Vec::new();
@@ -402,7 +412,7 @@ pub async fn pause_consumer(
     Path((name, consumer)): Path<(String, String)>,
     JsonBody(body): JsonBody<PauseRequest>,
 ) -> ApiResult<Json<ConsumerView>> {
-    caller.require("consumers", "pause")?;
+    caller.require(ApiResource::Consumers, Action::Pause)?;
     let until_ms = match &body.until {
         Some(text) => {
             let t = parse_time("until", text)?;
@@ -439,7 +449,7 @@ pub async fn resume_consumer(
     caller: Caller,
     Path((name, consumer)): Path<(String, String)>,
 ) -> ApiResult<Json<ConsumerView>> {
-    caller.require("consumers", "pause")?;
+    caller.require(ApiResource::Consumers, Action::Pause)?;
     let (s, _) = open_consumer(&state, &caller, &name, &consumer).await?;
     s.resume_consumer(&consumer)
         .await
@@ -473,7 +483,7 @@ pub async fn message(
     caller: Caller,
     Path((name, seq)): Path<(String, u64)>,
 ) -> ApiResult<Json<MessageView>> {
-    caller.require("messages", "read")?;
+    caller.require(ApiResource::Messages, Action::Read)?;
     let s = open(&state, &caller, &name).await?;
     match s.get_raw_message(seq).await {
         Ok(m) => Ok(Json(message_view(&m))),
@@ -497,7 +507,7 @@ pub async fn last_message(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<MessageQuery>,
 ) -> ApiResult<Json<MessageView>> {
-    caller.require("messages", "read")?;
+    caller.require(ApiResource::Messages, Action::Read)?;
     let subject = match (q.last_by_subject, q.start_time) {
         (Some(subject), None) => subject,
         (None, Some(start)) => {
@@ -578,7 +588,7 @@ pub async fn purge(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<PurgeRequest>,
 ) -> ApiResult<Json<PurgeResult>> {
-    caller.require("streams", "purge")?;
+    caller.require(ApiResource::Streams, Action::Purge)?;
     if body.sequence.is_some() && body.keep.is_some() {
         return Err(ApiError::Unprocessable(
             "give `sequence` or `keep`, not both".into(),
@@ -623,7 +633,7 @@ pub async fn publish(
     caller: Caller,
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult<Json<PublishResult>> {
-    caller.require("messages", "publish")?;
+    caller.require(ApiResource::Messages, Action::Publish)?;
     crate::subjects::check_subject("subject", &body.subject, false)?;
     let nats = state.tenant_nats(&caller).await?;
     let streams = declared(&state, &caller).await?;
@@ -883,7 +893,7 @@ pub async fn list_buckets(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<KvBucketView>>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let nats = state.tenant_nats(&caller).await?;
     let mut names = nats.js().stream_names();
     let mut buckets = Vec::new();
@@ -919,7 +929,7 @@ pub async fn create_bucket(
     caller: Caller,
     JsonBody(body): JsonBody<KvCreateRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<KvBucketView>)> {
-    caller.require("kv", "create")?;
+    caller.require(ApiResource::Kv, Action::Create)?;
     let prefix = kv_prefix(&caller.tenant_name);
     let name = body.name.clone();
     if !owns_bucket(&caller.tenant_name, &name) || !bucket_name_ok(&name) {
@@ -993,7 +1003,7 @@ pub async fn delete_bucket(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require("kv", "delete")?;
+    caller.require(ApiResource::Kv, Action::Delete)?;
     open_bucket(&state, &caller, &bucket).await?;
     state
         .tenant_nats(&caller)
@@ -1036,7 +1046,7 @@ pub async fn keys(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     let what = format!("list keys of `{bucket}`");
     let keys = store.keys().await.map_err(|e| failed(&what, e))?;
@@ -1057,7 +1067,7 @@ pub async fn get_key(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<Json<KvEntryView>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     match store
@@ -1087,7 +1097,7 @@ pub async fn key_history(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<KvEntryView>>> {
-    caller.require("kv", "read")?;
+    caller.require(ApiResource::Kv, Action::Read)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let what = format!("read the history of `{key}` in `{bucket}`");
@@ -1116,7 +1126,7 @@ pub async fn put_key(
     Path((bucket, key)): Path<(String, String)>,
     JsonBody(body): JsonBody<KvPutRequest>,
 ) -> ApiResult<Json<KvPutResult>> {
-    caller.require("kv", "update")?;
+    caller.require(ApiResource::Kv, Action::Update)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let value: bytes::Bytes = match (body.value, body.value_base64) {
@@ -1151,7 +1161,7 @@ pub async fn delete_key(
     caller: Caller,
     Path((bucket, key)): Path<(String, String)>,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require("kv", "delete")?;
+    caller.require(ApiResource::Kv, Action::Delete)?;
     let store = open_bucket(&state, &caller, &bucket).await?;
     key_ok(&key)?;
     let current = store

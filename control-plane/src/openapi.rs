@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, modules, nats_views, pipelines, quotas, secrets, status, streams,
-    tenants, users,
+    audit, deployments, dlq, keys, login, modules, nats_views, pipelines, quotas, secrets, status,
+    streams, tenants, users,
 };
 
 struct BearerAuth;
@@ -138,7 +138,7 @@ impl Modify for ProblemResponses {
     security(("bearer" = [])),
     paths(
         healthz, document, crate::metrics::handler,
-        auth::login, auth::refresh, auth::logout, auth::me,
+        login::login, login::refresh, login::logout, login::me,
         tenants::list, tenants::create, tenants::get, tenants::delete, tenants::put_quotas,
         quotas::get_usage,
         users::list, users::create, users::get, users::update, users::delete,
@@ -146,6 +146,7 @@ impl Modify for ProblemResponses {
         keys::list, keys::create, keys::revoke, keys::rotate,
         pipelines::list, pipelines::create, pipelines::validate, pipelines::get, pipelines::put,
         pipelines::delete, pipelines::versions, pipelines::version, pipelines::diff,
+        crate::sample_test::test,
         deployments::deploy, deployments::pause, deployments::resume, deployments::rollback,
         deployments::get, deployments::undeploy,
         status::pipeline_status, status::workers, status::stream,
@@ -160,6 +161,9 @@ impl Modify for ProblemResponses {
         secrets::list, secrets::get, secrets::put, secrets::delete,
         modules::list, modules::get, modules::upload, modules::delete,
         audit::list,
+        crate::schemas::api::list, crate::schemas::api::register, crate::schemas::api::versions,
+        crate::schemas::api::version, crate::schemas::api::check, crate::schemas::api::delete,
+        crate::schemas::infer::infer_schema,
     ),
     components(schemas(crate::error::Problem))
 )]

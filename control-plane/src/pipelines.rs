@@ -12,11 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
 use crate::audit::{AuditContext, AuditNote};
-use crate::auth::Caller;
 use crate::body::{QueryArgs, SpecBody};
+use crate::caller::Caller;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas;
+use crate::rbac::{Action, ApiResource};
 use crate::resource_file::{canonical, claim_tenant, parse_all, parse_one, unified_diff};
 use crate::state::AppState;
 
@@ -282,128 +283,202 @@ pub async fn apply(
     };
     crate::subjects::check_pipeline(pipeline)?;
     check_with_declared_streams(state, &caller.tenant_id, &[pipeline]).await?;
-    let name = pipeline.metadata.name.clone();
-    let parallelism = i64::from(pipeline.spec.execution.parallelism);
-    let labels = pipeline.metadata.labels.clone();
     let (json, yaml) = canonical(&resource)?;
-    let now = now_ms();
+    let new = NewVersion {
+        name: pipeline.metadata.name.clone(),
+        parallelism: i64::from(pipeline.spec.execution.parallelism),
+        labels: pipeline
+            .metadata
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        json,
+        yaml,
+    };
+    let answer = |result: &str, version: i64, diff: String| ApplyResult {
+        kind: "Pipeline".into(),
+        name: new.name.clone(),
+        result: result.into(),
+        version: Some(version),
+        diff,
+        dry_run,
+    };
 
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
+    let change = match plan_change(&mut tx, caller, &new, mode, guard.expect_version).await? {
+        Planned::Unchanged(version) => return Ok(answer("unchanged", version, String::new())),
+        Planned::Change(change) if dry_run => {
+            return Ok(answer(change.result, change.version, change.diff));
+        }
+        Planned::Change(change) => change,
+    };
+    store_change(&mut tx, caller, &new, &change).await?;
+    if let Some(audit) = guard.audit {
+        let status = if change.version == 1 { 201 } else { 200 };
+        audit
+            .record_in(&mut tx, status, None, Some(change.diff.clone()))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(answer(change.result, change.version, change.diff))
+}
+
+/// The version an apply would store.
+struct NewVersion<'a> {
+    name: String,
+    parallelism: i64,
+    labels: Vec<(&'a str, &'a str)>,
+    json: String,
+    yaml: String,
+}
+
+/// A change an apply makes: a new pipeline (version 1) or a new version of one.
+struct Change {
+    /// `created` or `configured`.
+    result: &'static str,
+    version: i64,
+    diff: String,
+    pipeline_id: String,
+}
+
+/// What an apply will do, decided inside its transaction.
+enum Planned {
+    /// The spec is the current version's: nothing to store.
+    Unchanged(i64),
+    Change(Change),
+}
+
+/// Reads the pipeline's current version, checks `If-Match` and the quotas, and says what the
+/// apply will store.
+async fn plan_change(
+    tx: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    new: &NewVersion<'_>,
+    mode: ApplyMode,
+    expect_version: Option<i64>,
+) -> ApiResult<Planned> {
+    let name = &new.name;
     let quotas = quotas::load(&mut *tx, &caller.tenant_id).await?;
     let existing =
         sqlx::query("SELECT id, current_version FROM pipelines WHERE tenant_id = $1 AND name = $2")
             .bind(&caller.tenant_id)
-            .bind(&name)
+            .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
-    if let Some(expected) = guard.expect_version {
-        let current = existing
-            .as_ref()
-            .map(|row| row.try_get::<i64, _>(1))
-            .transpose()?;
-        if current != Some(expected) {
-            return Err(ApiError::VersionConflict(match current {
-                Some(current) => format!(
-                    "pipeline `{name}` is at version {current}, not {expected} (If-Match): \
-                     someone changed it since you read it; GET it again, reapply your change \
-                     and retry"
-                ),
-                None => format!(
-                    "pipeline `{name}` does not exist, so it is not at version {expected} (If-Match)"
-                ),
-            }));
-        }
-    }
-    let (others, count) = {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT), COUNT(*) FROM pipelines \
-             WHERE tenant_id = $1 AND name <> $2",
-        )
-        .bind(&caller.tenant_id)
-        .bind(&name)
-        .fetch_one(&mut *tx)
-        .await?;
-        (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)
-    };
-    let (result, version, diff, pipeline_id) = match existing {
-        Some(row) => {
-            if mode == ApplyMode::CreateOnly {
-                return Err(ApiError::Conflict(format!(
-                    "pipeline `{name}` already exists; update it with PUT /api/v1/pipelines/{name}"
-                )));
-            }
-            let id: String = row.try_get(0)?;
-            let current: i64 = row.try_get(1)?;
-            let old = sqlx::query(
-                "SELECT v.spec_json, v.spec_yaml, p.parallelism FROM pipeline_versions v \
-                 JOIN pipelines p ON p.id = v.pipeline_id \
-                 WHERE v.pipeline_id = $1 AND v.version = $2",
-            )
-            .bind(&id)
-            .bind(current)
-            .fetch_one(&mut *tx)
-            .await?;
-            let old_json: String = old.try_get(0)?;
-            let old_yaml: String = old.try_get(1)?;
-            if old_json == json {
-                return Ok(ApplyResult {
-                    kind: "Pipeline".into(),
-                    name,
-                    result: "unchanged".into(),
-                    version: Some(current),
-                    diff: String::new(),
-                    dry_run,
-                });
-            }
-            let current_total = others + old.try_get::<i64, _>(2)?;
-            quotas::enforce(
-                "max_parallelism",
-                quotas.max_parallelism,
-                current_total,
-                others + parallelism,
-            )?;
-            let version = current + 1;
-            let diff = unified_diff(
-                &old_yaml,
-                &yaml,
-                &format!("{name} (version {current})"),
-                &format!("{name} (version {version})"),
-            );
-            ("configured", version, diff, id)
-        }
-        None => {
-            quotas::enforce("max_pipelines", quotas.max_pipelines, count, count + 1)?;
-            quotas::enforce(
-                "max_parallelism",
-                quotas.max_parallelism,
-                others,
-                others + parallelism,
-            )?;
-            let diff = unified_diff("", &yaml, "/dev/null", &format!("{name} (version 1)"));
-            ("created", 1, diff, new_id())
-        }
-    };
-    if dry_run {
-        return Ok(ApplyResult {
-            kind: "Pipeline".into(),
-            name,
-            result: result.into(),
-            version: Some(version),
+    let current = existing
+        .as_ref()
+        .map(|row| row.try_get::<i64, _>(1))
+        .transpose()?;
+    check_expected_version(name, current, expect_version)?;
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT), COUNT(*) FROM pipelines \
+         WHERE tenant_id = $1 AND name <> $2",
+    )
+    .bind(&caller.tenant_id)
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (others, count) = (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?);
+    let Some(row) = existing else {
+        quotas::enforce("max_pipelines", quotas.max_pipelines, count, count + 1)?;
+        quotas::enforce(
+            "max_parallelism",
+            quotas.max_parallelism,
+            others,
+            others + new.parallelism,
+        )?;
+        let diff = unified_diff("", &new.yaml, "/dev/null", &format!("{name} (version 1)"));
+        return Ok(Planned::Change(Change {
+            result: "created",
+            version: 1,
             diff,
-            dry_run,
-        });
+            pipeline_id: new_id(),
+        }));
+    };
+    if mode == ApplyMode::CreateOnly {
+        return Err(ApiError::Conflict(format!(
+            "pipeline `{name}` already exists; update it with PUT /api/v1/pipelines/{name}"
+        )));
     }
+    let id: String = row.try_get(0)?;
+    let current: i64 = row.try_get(1)?;
+    let old = sqlx::query(
+        "SELECT v.spec_json, v.spec_yaml, p.parallelism FROM pipeline_versions v \
+         JOIN pipelines p ON p.id = v.pipeline_id \
+         WHERE v.pipeline_id = $1 AND v.version = $2",
+    )
+    .bind(&id)
+    .bind(current)
+    .fetch_one(&mut *tx)
+    .await?;
+    if old.try_get::<String, _>(0)? == new.json {
+        return Ok(Planned::Unchanged(current));
+    }
+    quotas::enforce(
+        "max_parallelism",
+        quotas.max_parallelism,
+        others + old.try_get::<i64, _>(2)?,
+        others + new.parallelism,
+    )?;
+    let version = current + 1;
+    let diff = unified_diff(
+        &old.try_get::<String, _>(1)?,
+        &new.yaml,
+        &format!("{name} (version {current})"),
+        &format!("{name} (version {version})"),
+    );
+    Ok(Planned::Change(Change {
+        result: "configured",
+        version,
+        diff,
+        pipeline_id: id,
+    }))
+}
+
+/// Fails with a version conflict when `If-Match` named another version than the current one.
+fn check_expected_version(
+    name: &str,
+    current: Option<i64>,
+    expected: Option<i64>,
+) -> ApiResult<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    if current == Some(expected) {
+        return Ok(());
+    }
+    Err(ApiError::VersionConflict(match current {
+        Some(current) => format!(
+            "pipeline `{name}` is at version {current}, not {expected} (If-Match): someone \
+             changed it since you read it; GET it again, reapply your change and retry"
+        ),
+        None => format!(
+            "pipeline `{name}` does not exist, so it is not at version {expected} (If-Match)"
+        ),
+    }))
+}
+
+/// Stores a planned change: the pipeline row, the version and the labels.
+async fn store_change(
+    tx: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    new: &NewVersion<'_>,
+    change: &Change,
+) -> ApiResult<()> {
+    let now = now_ms();
+    let (id, version) = (&change.pipeline_id, change.version);
     if version == 1 {
         sqlx::query(
             "INSERT INTO pipelines (id, tenant_id, name, current_version, parallelism, created_at, \
              created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(&pipeline_id)
+        .bind(id)
         .bind(&caller.tenant_id)
-        .bind(&name)
+        .bind(&new.name)
         .bind(1_i64)
-        .bind(parallelism)
+        .bind(new.parallelism)
         .bind(now)
         .bind(&caller.email)
         .bind(now)
@@ -411,22 +486,23 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
     } else {
-        // Guarded by the version read above: a writer that lost a race changes nothing.
+        // Guarded by the version read in the plan: a writer that lost a race changes nothing.
         let done = sqlx::query(
             "UPDATE pipelines SET current_version = $1, parallelism = $2, updated_at = $3, \
              updated_by = $4 WHERE id = $5 AND current_version = $6",
         )
         .bind(version)
-        .bind(parallelism)
+        .bind(new.parallelism)
         .bind(now)
         .bind(&caller.email)
-        .bind(&pipeline_id)
+        .bind(id)
         .bind(version - 1)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
             return Err(ApiError::VersionConflict(format!(
-                "pipeline `{name}` changed while this update ran; GET it again and retry"
+                "pipeline `{}` changed while this update ran; GET it again and retry",
+                new.name
             )));
         }
     }
@@ -434,41 +510,27 @@ pub async fn apply(
         "INSERT INTO pipeline_versions (pipeline_id, version, spec_json, spec_yaml, created_at, \
          created_by) VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(&pipeline_id)
+    .bind(id)
     .bind(version)
-    .bind(&json)
-    .bind(&yaml)
+    .bind(&new.json)
+    .bind(&new.yaml)
     .bind(now)
     .bind(&caller.email)
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM pipeline_labels WHERE pipeline_id = $1")
-        .bind(&pipeline_id)
+        .bind(id)
         .execute(&mut *tx)
         .await?;
-    for (k, v) in &labels {
+    for (k, v) in &new.labels {
         sqlx::query("INSERT INTO pipeline_labels (pipeline_id, key, value) VALUES ($1, $2, $3)")
-            .bind(&pipeline_id)
+            .bind(id)
             .bind(k)
             .bind(v)
             .execute(&mut *tx)
             .await?;
     }
-    if let Some(audit) = guard.audit {
-        let status = if version == 1 { 201 } else { 200 };
-        audit
-            .record_in(&mut tx, status, None, Some(diff.clone()))
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(ApplyResult {
-        kind: "Pipeline".into(),
-        name,
-        result: result.into(),
-        version: Some(version),
-        diff,
-        dry_run,
-    })
+    Ok(())
 }
 
 /// The version named by an `If-Match` header (`"3"`, `3` or `W/"3"`), if one was sent.
@@ -521,7 +583,7 @@ pub async fn list(
     caller: Caller,
     QueryArgs(q): QueryArgs<ListQuery>,
 ) -> ApiResult<Json<PipelinePage>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let mut sql = String::from(
         "SELECT p.id, p.name, p.current_version, p.parallelism, p.created_at, p.created_by, \
@@ -584,7 +646,7 @@ pub async fn create(
     QueryArgs(q): QueryArgs<WriteQuery>,
     body: SpecBody,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "create")?;
+    caller.require(ApiResource::Pipelines, Action::Create)?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
     let guard = WriteGuard {
         audit: Some(&audit),
@@ -621,7 +683,7 @@ pub async fn put(
     headers: HeaderMap,
     body: SpecBody,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "update")?;
+    caller.require(ApiResource::Pipelines, Action::Update)?;
     let expect_version = if_match(&headers)?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
     if resource.metadata().name != name {
@@ -632,7 +694,7 @@ pub async fn put(
     }
     let exists = find(&state, &caller.tenant_id, &name).await.is_ok();
     if !exists {
-        caller.require("pipelines", "create")?;
+        caller.require(ApiResource::Pipelines, Action::Create)?;
     }
     let guard = WriteGuard {
         expect_version,
@@ -660,7 +722,7 @@ pub async fn validate(
     caller: Caller,
     body: SpecBody,
 ) -> ApiResult<Json<ValidationResult>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let resources = parse_all(&body.text, body.file_name)?;
     let pipelines: Vec<&weir_pipelines::PipelineResource> = resources
         .iter()
@@ -709,6 +771,13 @@ pub(crate) async fn check_with_declared_streams(
         .collect();
     let mut diagnostics = Vec::new();
     for p in pipelines {
+        for (path, code, message) in
+            crate::schemas::pipeline_refs::problems(state, tenant_id, p).await
+        {
+            diagnostics.push(serde_json::json!({
+                "pipeline": p.metadata.name, "path": path, "code": code, "message": message,
+            }));
+        }
         for problem in weir_pipelines::context::check_against_streams(p, &known) {
             diagnostics.push(serde_json::json!({
                 "pipeline": p.metadata.name,
@@ -771,7 +840,7 @@ pub async fn get(
     QueryArgs(q): QueryArgs<FormatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let yaml = wants_yaml(&headers, q.format.as_deref())?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let (json, yaml_text) = version_text(&state, &p.id, p.summary.version, &name).await?;
@@ -803,9 +872,13 @@ pub async fn delete(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DeleteQuery>,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "delete")?;
+    caller.require(ApiResource::Pipelines, Action::Delete)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
-    if crate::deployments::load(&state, &p.id).await?.is_some() {
+    let deployed = sqlx::query("SELECT 1 FROM deployments WHERE pipeline_id = $1")
+        .bind(&p.id)
+        .fetch_optional(state.db().pool())
+        .await?;
+    if deployed.is_some() {
         return Err(ApiError::Conflict(format!(
             "pipeline `{name}` is deployed; undeploy it first with \
              DELETE /api/v1/pipelines/{name}/deployment (weir undeploy {name})"
@@ -920,7 +993,7 @@ pub async fn versions(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<VersionInfo>>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let rows = sqlx::query(
         "SELECT version, created_at, created_by FROM pipeline_versions WHERE pipeline_id = $1 \
@@ -954,7 +1027,7 @@ pub async fn version(
     QueryArgs(q): QueryArgs<FormatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let yaml = wants_yaml(&headers, q.format.as_deref())?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let (json, yaml_text) = version_text(&state, &p.id, version, &name).await?;
@@ -976,7 +1049,7 @@ pub async fn diff(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DiffQuery>,
 ) -> ApiResult<Json<VersionDiff>> {
-    caller.require("pipelines", "read")?;
+    caller.require(ApiResource::Pipelines, Action::Read)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let to = q.to.unwrap_or(p.summary.version);
     let (_, old) = version_text(&state, &p.id, q.from, &name).await?;

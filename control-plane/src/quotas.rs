@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Any, Executor, Row};
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// A tenant's limits; absent = unlimited.
@@ -201,7 +202,7 @@ pub async fn get_usage(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<QuotaUsage>> {
-    caller.require("quotas", "read")?;
+    caller.require(ApiResource::Quotas, Action::Read)?;
     let q = load(state.db().pool(), &caller.tenant_id).await?;
     let (pipelines, parallelism, streams) = usage(&state, &caller.tenant_id).await?;
     let storage = account_storage(&state, &caller).await;

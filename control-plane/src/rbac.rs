@@ -4,39 +4,94 @@
 
 use std::fmt;
 
-/// Resources a permission can name.
-pub const RESOURCES: &[&str] = &[
-    "pipelines",
-    "deployments",
-    "streams",
-    "consumers",
-    "messages",
-    "dlq",
-    "schemas",
-    "tenants",
-    "users",
-    "roles",
-    "keys",
-    "audit",
-    "quotas",
-    "secrets",
-    "kv",
-    "modules",
-];
+/// A closed vocabulary as an enum: its words as written in permissions, every value in order,
+/// and parsing. Handlers name permissions with these types, so a mistyped one does not compile.
+macro_rules! vocabulary {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $(#[doc = $text] $variant),*
+        }
 
-/// Actions a permission can name.
-pub const ACTIONS: &[&str] = &[
-    "read", "create", "update", "delete", "publish", "purge", "pause", "redrive", "manage",
-];
+        impl $name {
+            /// Every value, in the vocabulary's order.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            /// The word as written in permissions.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),*
+                }
+            }
+
+            /// The value a word names.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The words, comma-separated (for error messages).
+            pub fn words() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// What a permission is about (a kind of API resource).
+    ApiResource {
+        Pipelines = "pipelines",
+        Deployments = "deployments",
+        Streams = "streams",
+        Consumers = "consumers",
+        Messages = "messages",
+        Dlq = "dlq",
+        Schemas = "schemas",
+        Tenants = "tenants",
+        Users = "users",
+        Roles = "roles",
+        Keys = "keys",
+        Audit = "audit",
+        Quotas = "quotas",
+        Secrets = "secrets",
+        Kv = "kv",
+        Modules = "modules",
+    }
+}
+
+vocabulary! {
+    /// What a permission allows on its resource (`manage` = every action).
+    Action {
+        Read = "read",
+        Create = "create",
+        Update = "update",
+        Delete = "delete",
+        Publish = "publish",
+        Purge = "purge",
+        Pause = "pause",
+        Redrive = "redrive",
+        Manage = "manage",
+    }
+}
 
 /// The built-in roles.
 pub const BUILTIN_ROLES: &[&str] = &["admin", "editor", "operator", "viewer"];
 
-/// One `resource:action` grant; either side may be `*`.
+/// One `resource:action` grant; either side may be `*` (`None` here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Permission {
-    resource: String,
-    action: String,
+    resource: Option<ApiResource>,
+    action: Option<Action>,
 }
 
 impl Permission {
@@ -45,34 +100,48 @@ impl Permission {
         let (resource, action) = text
             .split_once(':')
             .ok_or_else(|| format!("permission `{text}` is not of the form resource:action"))?;
-        if resource != "*" && !RESOURCES.contains(&resource) {
-            return Err(format!(
-                "permission `{text}`: unknown resource `{resource}` (known: {})",
-                RESOURCES.join(", ")
-            ));
-        }
-        if action != "*" && !ACTIONS.contains(&action) {
-            return Err(format!(
-                "permission `{text}`: unknown action `{action}` (known: {})",
-                ACTIONS.join(", ")
-            ));
-        }
-        Ok(Permission {
-            resource: resource.into(),
-            action: action.into(),
-        })
+        let resource = match resource {
+            "*" => None,
+            r => Some(ApiResource::parse(r).ok_or_else(|| {
+                format!(
+                    "permission `{text}`: unknown resource `{r}` (known: {})",
+                    ApiResource::words()
+                )
+            })?),
+        };
+        let action = match action {
+            "*" => None,
+            a => Some(Action::parse(a).ok_or_else(|| {
+                format!(
+                    "permission `{text}`: unknown action `{a}` (known: {})",
+                    Action::words()
+                )
+            })?),
+        };
+        Ok(Permission { resource, action })
     }
 
-    fn grants(&self, resource: &str, action: &str) -> bool {
-        (self.resource == "*" || self.resource == resource)
-            && (self.action == "*" || self.action == action || self.action == "manage")
+    fn grants(&self, resource: ApiResource, action: Action) -> bool {
+        self.resource.is_none_or(|r| r == resource)
+            && self
+                .action
+                .is_none_or(|a| a == action || a == Action::Manage)
     }
 }
 
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.resource, self.action)
+        let r = self.resource.map_or("*", ApiResource::as_str);
+        let a = self.action.map_or("*", Action::as_str);
+        write!(f, "{r}:{a}")
     }
+}
+
+/// Every `resource:action` pair of the vocabulary.
+fn every_pair() -> impl Iterator<Item = (ApiResource, Action)> {
+    ApiResource::ALL
+        .iter()
+        .flat_map(|&r| Action::ALL.iter().map(move |&a| (r, a)))
 }
 
 /// The grants of a role.
@@ -90,7 +159,7 @@ impl PermissionSet {
     }
 
     /// Whether the set grants `action` on `resource`.
-    pub fn allows(&self, resource: &str, action: &str) -> bool {
+    pub fn allows(&self, resource: ApiResource, action: Action) -> bool {
         self.0.iter().any(|p| p.grants(resource, action))
     }
 
@@ -98,28 +167,19 @@ impl PermissionSet {
     /// vocabulary that `other` allows, this set allows too. A caller may only hand out roles
     /// and permissions its own set covers.
     pub fn covers(&self, other: &PermissionSet) -> bool {
-        RESOURCES.iter().all(|r| {
-            ACTIONS
-                .iter()
-                .all(|a| !other.allows(r, a) || self.allows(r, a))
-        })
+        every_pair().all(|(r, a)| !other.allows(r, a) || self.allows(r, a))
     }
 
     /// Whether the set grants every permission there is (the `admin` role or its equal).
     pub fn is_everything(&self) -> bool {
-        RESOURCES
-            .iter()
-            .all(|r| ACTIONS.iter().all(|a| self.allows(r, a)))
+        every_pair().all(|(r, a)| self.allows(r, a))
     }
 
     /// The first `resource:action` that `other` grants and this set does not.
     pub fn first_missing(&self, other: &PermissionSet) -> Option<String> {
-        RESOURCES.iter().find_map(|r| {
-            ACTIONS
-                .iter()
-                .find(|a| other.allows(r, a) && !self.allows(r, a))
-                .map(|a| format!("{r}:{a}"))
-        })
+        every_pair()
+            .find(|&(r, a)| other.allows(r, a) && !self.allows(r, a))
+            .map(|(r, a)| format!("{r}:{a}"))
     }
 
     /// The grants as strings.
@@ -209,21 +269,21 @@ mod tests {
     #[test]
     fn builtin_roles_follow_the_matrix() {
         let set = |r| PermissionSet::parse(&builtin(r).unwrap()).unwrap();
-        assert!(set("admin").allows("tenants", "delete"));
-        assert!(set("editor").allows("pipelines", "update"));
-        assert!(!set("editor").allows("streams", "delete"));
-        assert!(!set("editor").allows("users", "read"));
-        assert!(set("operator").allows("consumers", "pause"));
-        assert!(!set("operator").allows("pipelines", "update"));
-        assert!(set("viewer").allows("pipelines", "read"));
-        assert!(!set("viewer").allows("pipelines", "create"));
-        assert!(!set("viewer").allows("secrets", "read"));
-        assert!(set("viewer").allows("kv", "read"));
-        assert!(!set("viewer").allows("kv", "update"));
-        assert!(set("operator").allows("kv", "update"));
-        assert!(!set("operator").allows("kv", "create"));
-        assert!(set("editor").allows("kv", "create"));
-        assert!(!set("editor").allows("kv", "delete"));
+        assert!(set("admin").allows(ApiResource::Tenants, Action::Delete));
+        assert!(set("editor").allows(ApiResource::Pipelines, Action::Update));
+        assert!(!set("editor").allows(ApiResource::Streams, Action::Delete));
+        assert!(!set("editor").allows(ApiResource::Users, Action::Read));
+        assert!(set("operator").allows(ApiResource::Consumers, Action::Pause));
+        assert!(!set("operator").allows(ApiResource::Pipelines, Action::Update));
+        assert!(set("viewer").allows(ApiResource::Pipelines, Action::Read));
+        assert!(!set("viewer").allows(ApiResource::Pipelines, Action::Create));
+        assert!(!set("viewer").allows(ApiResource::Secrets, Action::Read));
+        assert!(set("viewer").allows(ApiResource::Kv, Action::Read));
+        assert!(!set("viewer").allows(ApiResource::Kv, Action::Update));
+        assert!(set("operator").allows(ApiResource::Kv, Action::Update));
+        assert!(!set("operator").allows(ApiResource::Kv, Action::Create));
+        assert!(set("editor").allows(ApiResource::Kv, Action::Create));
+        assert!(!set("editor").allows(ApiResource::Kv, Action::Delete));
     }
 
     #[test]
@@ -233,8 +293,8 @@ mod tests {
         assert!(Permission::parse("pipeline:read").is_err());
         assert!(Permission::parse("pipelines").is_err());
         let set = PermissionSet::parse(&["streams:manage"]).unwrap();
-        assert!(set.allows("streams", "delete"));
-        assert!(!set.allows("pipelines", "read"));
+        assert!(set.allows(ApiResource::Streams, Action::Delete));
+        assert!(!set.allows(ApiResource::Pipelines, Action::Read));
     }
 
     #[test]

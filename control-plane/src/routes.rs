@@ -7,8 +7,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::state::AppState;
 use crate::{
-    audit, auth, deployments, dlq, keys, modules, nats_views, openapi, pipelines, quotas, secrets,
-    status, streams, tenants, users,
+    audit, deployments, dlq, keys, login, modules, nats_views, openapi, pipelines, quotas, schemas,
+    secrets, status, streams, tenants, users,
 };
 
 /// A router that remembers what it registered.
@@ -47,10 +47,10 @@ pub fn api_routes() -> ApiRoutes {
     let v = "/api/v1";
     let p = |s: &str| format!("{v}{s}");
     ApiRoutes::new()
-        .add(Method::POST, &p("/auth/login"), post(auth::login))
-        .add(Method::POST, &p("/auth/refresh"), post(auth::refresh))
-        .add(Method::POST, &p("/auth/logout"), post(auth::logout))
-        .add(Method::GET, &p("/auth/me"), get(auth::me))
+        .add(Method::POST, &p("/auth/login"), post(login::login))
+        .add(Method::POST, &p("/auth/refresh"), post(login::refresh))
+        .add(Method::POST, &p("/auth/logout"), post(login::logout))
+        .add(Method::GET, &p("/auth/me"), get(login::me))
         .add(Method::GET, &p("/tenants"), get(tenants::list))
         .add(Method::POST, &p("/tenants"), post(tenants::create))
         .add(Method::GET, &p("/tenants/{id}"), get(tenants::get))
@@ -87,6 +87,11 @@ pub fn api_routes() -> ApiRoutes {
             Method::POST,
             &p("/pipelines:validate"),
             post(pipelines::validate),
+        )
+        .add(
+            Method::POST,
+            &p("/pipelines:test"),
+            post(crate::sample_test::test),
         )
         .add(Method::GET, &p("/pipelines/{name}"), get(pipelines::get))
         .add(Method::PUT, &p("/pipelines/{name}"), put(pipelines::put))
@@ -265,6 +270,37 @@ pub fn api_routes() -> ApiRoutes {
             delete(secrets::delete),
         )
         .add(Method::GET, &p("/audit"), get(audit::list))
+        .add(
+            Method::POST,
+            &p("/streams/{name}/infer-schema"),
+            post(schemas::infer::infer_schema),
+        )
+        .add(Method::GET, &p("/schemas"), get(schemas::api::list))
+        .add(
+            Method::DELETE,
+            &p("/schemas/{subject}"),
+            delete(schemas::api::delete),
+        )
+        .add(
+            Method::GET,
+            &p("/schemas/{subject}/versions"),
+            get(schemas::api::versions),
+        )
+        .add(
+            Method::POST,
+            &p("/schemas/{subject}/versions"),
+            post(schemas::api::register),
+        )
+        .add(
+            Method::GET,
+            &p("/schemas/{subject}/versions/{version}"),
+            get(schemas::api::version),
+        )
+        .add(
+            Method::POST,
+            &p("/schemas/{subject}/check"),
+            post(schemas::api::check),
+        )
 }
 
 /// Routes outside the gate: health and the API document.

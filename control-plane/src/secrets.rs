@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,10 +17,12 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::JsonBody;
+use crate::caller::Caller;
+pub use crate::crypto::SecretCipher;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// Errors of loading the secret key.
@@ -85,54 +85,6 @@ pub fn key_from_file(path: &FsPath, create: bool) -> Result<[u8; 32], SecretKeyE
             Ok(key)
         }
         Err(e) => Err(io(e)),
-    }
-}
-
-/// AES-256-GCM with a random 96-bit nonce per value; the associated data binds a ciphertext to
-/// its tenant and name, so it cannot be moved to another record.
-pub struct SecretCipher(Aes256Gcm);
-
-impl SecretCipher {
-    /// A cipher under `key`.
-    pub fn new(key: &[u8; 32]) -> Self {
-        SecretCipher(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
-    }
-
-    /// base64(nonce ‖ ciphertext).
-    pub fn seal(&self, plaintext: &[u8], aad: &str) -> Result<String, ApiError> {
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let ct = self
-            .0
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| ApiError::Internal("encryption failed".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend(ct);
-        Ok(STANDARD.encode(out))
-    }
-
-    /// The plaintext of [`SecretCipher::seal`]'s output; fails on a wrong key or record.
-    pub fn open(&self, sealed: &str, aad: &str) -> Result<Vec<u8>, ApiError> {
-        let raw = STANDARD
-            .decode(sealed)
-            .map_err(|e| ApiError::Internal(format!("sealed secret: {e}")))?;
-        if raw.len() < 12 {
-            return Err(ApiError::Internal("sealed secret too short".into()));
-        }
-        let (nonce, ct) = raw.split_at(12);
-        self.0
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
-            .map_err(|_| {
-                ApiError::Internal(
-                    "cannot decrypt a secret: the server's secret key is not the one it was stored with".into(),
-                )
-            })
     }
 }
 
@@ -223,7 +175,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<SecretInfo>>> {
-    caller.require("secrets", "read")?;
+    caller.require(ApiResource::Secrets, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM secrets WHERE tenant_id = $1 ORDER BY name"
     ))
@@ -242,7 +194,7 @@ pub async fn get(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SecretInfo>> {
-    caller.require("secrets", "read")?;
+    caller.require(ApiResource::Secrets, Action::Read)?;
     Ok(Json(info_of(
         &find(&state, &caller.tenant_id, &name).await?,
     )?))
@@ -268,11 +220,11 @@ pub async fn put(
     crate::text::check_text("the secret kind", &body.kind, crate::text::MAX_NAME, false)?;
     let existing = find(&state, &caller.tenant_id, &name).await.ok();
     caller.require(
-        "secrets",
+        ApiResource::Secrets,
         if existing.is_some() {
-            "update"
+            Action::Update
         } else {
-            "create"
+            Action::Create
         },
     )?;
     let plain = serde_json::to_vec(&body.secret).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -333,7 +285,7 @@ pub async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("secrets", "delete")?;
+    caller.require(ApiResource::Secrets, Action::Delete)?;
     find(&state, &caller.tenant_id, &name).await?;
     sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
         .bind(&caller.tenant_id)

@@ -188,7 +188,7 @@ pub async fn prepare(config: &ServeConfig) -> Result<(AppState, Option<String>),
         }
     };
     let state = AppState::with_nats(db, settings, nats);
-    crate::auth::warm_up(&state).await;
+    crate::login::warm_up(&state).await;
     Ok((state, generated))
 }
 

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::crypto::SecretCipher;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::login_limit::{LoginLimiter, LoginLimits};
 use crate::nats::{Nats, TenantNats};
-use crate::secrets::SecretCipher;
-use crate::status::RateTracker;
+use crate::rates::RateTracker;
 
 /// Tunables of the API.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ struct Inner {
     cipher: SecretCipher,
     nats: Option<Nats>,
     rates: RateTracker,
-    anonymous_audit: crate::audit::AnonymousAudit,
+    anonymous_audit: crate::audit_budget::AnonymousAudit,
     dummy_password_hash: std::sync::OnceLock<String>,
 }
 
@@ -82,7 +82,7 @@ impl AppState {
             settings,
             nats,
             rates: RateTracker::default(),
-            anonymous_audit: crate::audit::AnonymousAudit::default(),
+            anonymous_audit: crate::audit_budget::AnonymousAudit::default(),
             dummy_password_hash: std::sync::OnceLock::new(),
         }))
     }
@@ -94,7 +94,7 @@ impl AppState {
 
     /// A NATS connection inside the caller's tenant account (operator mode), or the shared
     /// one on a plain server; 503 `nats_unavailable` without NATS.
-    pub async fn tenant_nats(&self, caller: &crate::auth::Caller) -> ApiResult<TenantNats> {
+    pub async fn tenant_nats(&self, caller: &crate::caller::Caller) -> ApiResult<TenantNats> {
         self.nats()?
             .tenant(&caller.tenant_id, &caller.tenant_name)
             .await
@@ -111,7 +111,7 @@ impl AppState {
     }
 
     /// The budget of audit rows for anonymous failures.
-    pub fn anonymous_audit(&self) -> &crate::audit::AnonymousAudit {
+    pub fn anonymous_audit(&self) -> &crate::audit_budget::AnonymousAudit {
         &self.0.anonymous_audit
     }
 

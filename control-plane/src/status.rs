@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::sync::Mutex;
 use std::time::Duration;
 use weir_connectors::fleet::now_ms;
 
@@ -16,15 +15,17 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use weir_connectors::fleet::{
-    HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, PipelineCounters, PipelineReport, WorkerHeartbeat,
+    HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, PipelineCounters, WorkerHeartbeat,
 };
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::db::rfc3339;
 use crate::deployments::{self, DeploymentInfo};
 use crate::error::ApiResult;
 use crate::nats::{Nats, failed};
 use crate::pipelines::find;
+pub use crate::rates::{RateTracker, Rates};
+use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
 
 /// A last error younger than this makes a running pipeline `degraded`.
@@ -74,22 +75,33 @@ impl Counters {
     }
 }
 
-/// Rates per second between a worker's last two heartbeats.
+/// What one node of a pipeline saw, summed over the live workers since each started it. Rows
+/// are messages inside the graph (a `split` makes several of one input); a batch processed
+/// again (a retry) counts again.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
-pub struct Rates {
-    /// Messages in per second.
-    pub messages_in: f64,
-    /// Outputs per second.
-    pub messages_out: f64,
-    /// Dead letters per second.
-    pub dead_lettered: f64,
+pub struct NodeStats {
+    /// Rows that reached the node.
+    pub rows_in: u64,
+    /// Rows it passed on, per output port (a route: its rules in order, then `default`).
+    pub ports: Vec<u64>,
+    /// Messages it published (sinks).
+    pub outputs: u64,
+    /// Inputs that failed at this node (their first error; they went to the DLQ or were
+    /// retried).
+    pub errors: u64,
 }
 
-impl Rates {
-    fn add(&mut self, o: &Rates) {
-        self.messages_in += o.messages_in;
-        self.messages_out += o.messages_out;
-        self.dead_lettered += o.dead_lettered;
+impl NodeStats {
+    fn add(&mut self, o: &weir_connectors::fleet::NodeCounters) {
+        self.rows_in += o.rows_in;
+        if self.ports.len() < o.ports.len() {
+            self.ports.resize(o.ports.len(), 0);
+        }
+        for (a, b) in self.ports.iter_mut().zip(&o.ports) {
+            *a += b;
+        }
+        self.outputs += o.outputs;
+        self.errors += o.errors;
     }
 }
 
@@ -164,6 +176,8 @@ pub struct PipelineStatus {
     pub last_dead_letter: Option<LastError>,
     /// Each worker's report, live ones first.
     pub workers: Vec<WorkerPipeline>,
+    /// Per node id (and `source`, the decoding step): counts summed over live workers.
+    pub nodes: std::collections::BTreeMap<String, NodeStats>,
 }
 
 /// A worker as a tenant sees it: only the tenant's pipelines (platform admins see all).
@@ -198,55 +212,6 @@ pub struct WorkerPipelineBrief {
     pub counters: Counters,
     /// Consumer lag.
     pub lag: u64,
-}
-
-type RateKey = (String, String, String);
-
-#[derive(Clone)]
-struct Sample {
-    at_ms: u64,
-    counters: PipelineCounters,
-}
-
-/// The last two heartbeat samples per (worker, tenant, pipeline) this server has seen: rates
-/// are their difference over their time apart.
-#[derive(Default)]
-pub struct RateTracker {
-    samples: Mutex<HashMap<RateKey, (Option<Sample>, Sample)>>,
-}
-
-impl RateTracker {
-    /// Records a report and returns the worker's rates, when two samples are known.
-    fn observe(&self, worker: &str, sent_at_ms: u64, report: &PipelineReport) -> Option<Rates> {
-        let key = (
-            worker.to_string(),
-            report.tenant.clone(),
-            report.pipeline.clone(),
-        );
-        let sample = Sample {
-            at_ms: sent_at_ms,
-            counters: report.counters.clone(),
-        };
-        let mut map = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(key).or_insert_with(|| (None, sample.clone()));
-        if sample.at_ms > entry.1.at_ms {
-            let last = std::mem::replace(&mut entry.1, sample);
-            entry.0 = Some(last);
-        }
-        let (prev, last) = (entry.0.as_ref()?, &entry.1);
-        let dt = (last.at_ms - prev.at_ms) as f64 / 1000.0;
-        let (a, b) = (&prev.counters, &last.counters);
-        if dt <= 0.0 || b.messages_in < a.messages_in {
-            // A counter went back: the worker restarted the pipeline.
-            return None;
-        }
-        let per_sec = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
-        Some(Rates {
-            messages_in: per_sec(a.messages_in, b.messages_in),
-            messages_out: per_sec(a.messages_out, b.messages_out),
-            dead_lettered: per_sec(a.dead_lettered, b.dead_lettered),
-        })
-    }
 }
 
 /// Every worker heartbeat in the bucket (unreadable ones are logged and skipped).
@@ -294,6 +259,7 @@ pub fn aggregate(
 ) -> PipelineStatus {
     let mut workers = Vec::new();
     let mut totals = Counters::default();
+    let mut nodes: std::collections::BTreeMap<String, NodeStats> = Default::default();
     let mut rate_sum: Option<Rates> = None;
     let mut freshest: Option<(u64, u64, u64)> = None;
     let mut last_error: Option<LastError> = None;
@@ -333,6 +299,9 @@ pub fn aggregate(
             }
             if is_alive {
                 totals.add(&counters);
+                for (id, n) in &r.counters.nodes {
+                    nodes.entry(id.clone()).or_default().add(n);
+                }
                 if let Some(wr) = &worker_rates {
                     rate_sum.get_or_insert_with(Rates::default).add(wr);
                 }
@@ -417,6 +386,7 @@ pub fn aggregate(
         last_error,
         last_dead_letter,
         workers,
+        nodes,
     }
 }
 
@@ -430,7 +400,7 @@ pub async fn pipeline_status(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PipelineStatus>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     let nats = state.nats()?;
     let p = find(&state, &caller.tenant_id, &name).await?;
     let deployment = deployments::load(&state, &p.id).await?;
@@ -492,7 +462,7 @@ pub async fn workers(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<WorkerInfo>>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     let nats = state.nats()?;
     let now = now_ms();
     let list = heartbeats(nats)
@@ -595,7 +565,7 @@ pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    caller.require("deployments", "read")?;
+    caller.require(ApiResource::Deployments, Action::Read)?;
     let nats = state.nats()?.clone();
     let mut beats = nats
         .workers()
@@ -615,7 +585,14 @@ pub async fn stream(
         loop {
             // A revoked key or session, or a lost permission, ends the stream within seconds.
             if checked.elapsed() >= CREDENTIAL_RECHECK {
-                if !crate::auth::still_allowed(&state, &caller, "deployments", "read").await {
+                if !crate::auth::still_allowed(
+                    &state,
+                    &caller,
+                    ApiResource::Deployments,
+                    Action::Read,
+                )
+                .await
+                {
                     let event = Event::default()
                         .event("error")
                         .data("your credential was revoked or no longer grants deployments:read; the stream ends");

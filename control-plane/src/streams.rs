@@ -13,13 +13,14 @@ use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
 use crate::audit::AuditNote;
-use crate::auth::Caller;
 use crate::body::{QueryArgs, SpecBody};
+use crate::caller::Caller;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
 use crate::pipelines::{ApplyResult, FormatQuery, WriteQuery};
 use crate::quotas;
+use crate::rbac::{Action, ApiResource};
 use crate::resource_file::{canonical, claim_tenant, parse_one, unified_diff};
 use crate::state::AppState;
 
@@ -72,16 +73,28 @@ pub async fn apply(
         }
     }
     let (json, yaml) = canonical(&resource)?;
-    if !dry_run && let Resource::Stream(stream) = &resource {
-        reconcile_on_nats(state, caller, stream).await?;
-    }
+    // One transaction, the tenant locked: the quota count, the NATS stream and the row agree
+    // under concurrent applies, and a stream over quota is never created on NATS.
+    let mut tx = state.db().begin().await?;
+    state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     let existing = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
     ))
     .bind(&caller.tenant_id)
     .bind(&name)
-    .fetch_optional(state.db().pool())
+    .fetch_optional(&mut *tx)
     .await?;
+    if existing.is_none() {
+        let limits = quotas::load(&mut *tx, &caller.tenant_id).await?;
+        let streams: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams WHERE tenant_id = $1")
+            .bind(&caller.tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        quotas::enforce("max_streams", limits.max_streams, streams, streams + 1)?;
+    }
+    if !dry_run && let Resource::Stream(stream) = &resource {
+        reconcile_on_nats(state, caller, stream).await?;
+    }
     let now = now_ms();
     let result = match existing {
         Some(row) => {
@@ -107,7 +120,7 @@ pub async fn apply(
                     .bind(now)
                     .bind(&caller.email)
                     .bind(row.try_get::<String, _>(7)?)
-                    .execute(state.db().writer())
+                    .execute(&mut *tx)
                     .await?;
                 }
                 ApplyResult {
@@ -121,9 +134,6 @@ pub async fn apply(
             }
         }
         None => {
-            let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;
-            let (_, _, streams) = quotas::usage(state, &caller.tenant_id).await?;
-            quotas::enforce("max_streams", limits.max_streams, streams, streams + 1)?;
             if !dry_run {
                 sqlx::query(
                     "INSERT INTO streams (id, tenant_id, name, spec_json, spec_yaml, created_at, \
@@ -138,7 +148,7 @@ pub async fn apply(
                 .bind(&caller.email)
                 .bind(now)
                 .bind(&caller.email)
-                .execute(state.db().writer())
+                .execute(&mut *tx)
                 .await?;
             }
             ApplyResult {
@@ -151,6 +161,7 @@ pub async fn apply(
             }
         }
     };
+    tx.commit().await?;
     Ok(result)
 }
 
@@ -186,7 +197,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<StreamInfo>>> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 ORDER BY name"
     ))
@@ -220,7 +231,7 @@ pub async fn get(
     QueryArgs(q): QueryArgs<FormatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    caller.require("streams", "read")?;
+    caller.require(ApiResource::Streams, Action::Read)?;
     let row = find(&state, &caller, &name).await?;
     let yaml = q.format.as_deref() == Some("yaml")
         || (q.format.is_none()
@@ -252,7 +263,7 @@ pub async fn put(
     QueryArgs(q): QueryArgs<WriteQuery>,
     body: SpecBody,
 ) -> ApiResult<Response> {
-    caller.require("streams", "update")?;
+    caller.require(ApiResource::Streams, Action::Update)?;
     let resource = parse_one(&body.text, body.file_name, "Stream")?;
     if resource.metadata().name != name {
         return Err(ApiError::Unprocessable(format!(
@@ -261,7 +272,7 @@ pub async fn put(
         )));
     }
     if find(&state, &caller, &name).await.is_err() {
-        caller.require("streams", "create")?;
+        caller.require(ApiResource::Streams, Action::Create)?;
     }
     let result = apply(&state, &caller, resource, q.dry_run).await?;
     let status = if result.result == "created" && !result.dry_run {
@@ -300,7 +311,7 @@ pub async fn delete(
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<DeleteStreamQuery>,
 ) -> ApiResult<Response> {
-    caller.require("streams", "delete")?;
+    caller.require(ApiResource::Streams, Action::Delete)?;
     let row = find(&state, &caller, &name).await?;
     let yaml: String = row.try_get(2)?;
     if state.nats().is_ok() {

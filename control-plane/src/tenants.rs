@@ -16,10 +16,11 @@ use crate::body::JsonBody;
 use crate::db::{Db, StoreError, new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas::{self, Quotas};
+use crate::rbac::Action;
 use crate::state::AppState;
 
-/// Name of the system tenant.
-pub const SYSTEM_TENANT: &str = "default";
+pub use crate::caller::SYSTEM_TENANT;
+pub use crate::text::check_name;
 /// Email of the bootstrap admin.
 pub const BOOTSTRAP_ADMIN: &str = "admin@weir.local";
 
@@ -67,7 +68,7 @@ pub struct NewTenant {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantAdmin {
-    /// Email, unique across Weir (stored lowercase, Unicode NFKC).
+    /// Email (stored lowercase, Unicode NFKC); unique within the tenant.
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     /// Password for login (optional: the response carries an API key; 12 characters to 1024
@@ -85,24 +86,6 @@ pub struct TenantCreated {
     pub admin_user_id: Option<String>,
     /// An API key of the first admin. Shown once.
     pub admin_api_key: Option<String>,
-}
-
-/// Checks a DNS-label name.
-pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable(format!(
-            "{what} `{name}` must be 1-63 lowercase letters, digits or `-`, not starting or ending with `-`"
-        )))
-    }
 }
 
 /// Checks a bootstrap API key against the rules of generated keys: `weir_` followed by at
@@ -281,7 +264,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<TenantInfo>>> {
-    caller.require_platform_admin("read")?;
+    caller.require_platform_admin(Action::Read)?;
     let rows = sqlx::query(
         "SELECT id, name, display_name, is_system, created_at FROM tenants ORDER BY name",
     )
@@ -303,7 +286,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<NewTenant>,
 ) -> ApiResult<Response> {
-    caller.require_platform_admin("create")?;
+    caller.require_platform_admin(Action::Create)?;
     check_name("tenant name", &body.name)?;
     if let Some(display) = &body.display_name {
         crate::text::check_text("the display name", display, crate::text::MAX_NAME, false)?;
@@ -355,7 +338,6 @@ pub async fn create(
     quotas::save(&mut *tx, &id, &q).await?;
     let (mut admin_user_id, mut admin_api_key) = (None, None);
     if let Some(email) = &admin_email {
-        crate::users::require_email_free(&mut tx, email).await?;
         let user_id = new_id();
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
@@ -409,7 +391,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantInfo>> {
-    caller.require_platform_admin("read")?;
+    caller.require_platform_admin(Action::Read)?;
     Ok(Json(find(&state, &id).await?))
 }
 
@@ -423,7 +405,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_platform_admin("delete")?;
+    caller.require_platform_admin(Action::Delete)?;
     let t = find(&state, &id).await?;
     if t.system {
         return Err(ApiError::Conflict(
@@ -494,7 +476,7 @@ pub async fn put_quotas(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Quotas>,
 ) -> ApiResult<Response> {
-    caller.require_platform_admin("update")?;
+    caller.require_platform_admin(Action::Update)?;
     body.check()?;
     let tenant = find(&state, &id).await?;
     let before = tenant.quotas;

@@ -2,7 +2,9 @@
 //! bidirectional overrides (which make a name read differently from what it is), bounded
 //! lengths, and short excerpts of refused input for error messages.
 
-use crate::error::{ApiError, ApiResult};
+/// Text refused by [`check_text`]: what is wrong, for a `422` (`ApiError` converts it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextError(pub String);
 
 /// Longest description (roles, secrets, display names).
 pub const MAX_DESCRIPTION: usize = 1024;
@@ -20,10 +22,10 @@ pub fn is_unsafe_char(c: char) -> bool {
 
 /// Checks free text: at most `max` characters and no unsafe characters (`multiline` allows
 /// newlines and tabs, as in descriptions).
-pub fn check_text(what: &str, text: &str, max: usize, multiline: bool) -> ApiResult<()> {
+pub fn check_text(what: &str, text: &str, max: usize, multiline: bool) -> Result<(), TextError> {
     let n = text.chars().count();
     if n > max {
-        return Err(ApiError::Unprocessable(format!(
+        return Err(TextError(format!(
             "{what} has {n} characters; at most {max} are allowed"
         )));
     }
@@ -31,12 +33,30 @@ pub fn check_text(what: &str, text: &str, max: usize, multiline: bool) -> ApiRes
         .chars()
         .find(|&c| is_unsafe_char(c) && !(multiline && matches!(c, '\n' | '\t')))
     {
-        return Err(ApiError::Unprocessable(format!(
+        return Err(TextError(format!(
             "{what} contains the control or bidirectional character U+{:04X}; remove it",
             c as u32
         )));
     }
     Ok(())
+}
+
+/// Checks a DNS-label name.
+pub fn check_name(what: &str, name: &str) -> Result<(), TextError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(TextError(format!(
+            "{what} `{name}` must be 1-63 lowercase letters, digits or `-`, not starting or ending with `-`"
+        )))
+    }
 }
 
 /// The start of `text` for an error message: at most 64 characters, unsafe ones escaped.

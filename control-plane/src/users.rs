@@ -15,7 +15,7 @@ use crate::auth::{Caller, hash_password};
 use crate::body::JsonBody;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::{self, PermissionSet};
+use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
 
 /// A user.
@@ -23,7 +23,7 @@ use crate::state::AppState;
 pub struct UserInfo {
     /// Id.
     pub id: String,
-    /// Email (login name), unique across Weir.
+    /// Email (login name), unique within the tenant.
     pub email: String,
     /// Role name.
     pub role: String,
@@ -39,7 +39,7 @@ pub struct UserInfo {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// Email (stored lowercase, Unicode NFKC); unique across Weir.
+    /// Email (stored lowercase, Unicode NFKC); unique within the tenant.
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     /// Password (12 characters to 1024 bytes); without one the user can only use API keys.
@@ -144,25 +144,27 @@ pub fn check_email(email: &str) -> ApiResult<()> {
     }
 }
 
-/// The one answer for an email that is taken, whichever tenant holds it: emails are login
-/// names across Weir, and the answer never says where (or whether in the caller's tenant).
+/// The answer for an email that is already a user of the caller's tenant. Emails are unique
+/// per tenant only, so this says nothing about other tenants.
 pub(crate) fn email_taken(email: &str) -> ApiError {
     ApiError::Guarded {
         code: "email_taken",
         detail: format!(
-            "the email `{}` cannot be used for a new user: emails are login names across Weir \
-             and this one is taken; use another address",
+            "`{}` is already a user of this tenant; change that user's role instead, or use \
+             another address",
             crate::text::excerpt(email)
         ),
     }
 }
 
-/// Fails with [`email_taken`] when a user (of any tenant) has this normalized email.
+/// Fails with [`email_taken`] when a user of `tenant_id` has this normalized email.
 pub(crate) async fn require_email_free(
     conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
     email: &str,
 ) -> ApiResult<()> {
-    let taken = sqlx::query("SELECT 1 FROM users WHERE lower(email) = $1")
+    let taken = sqlx::query("SELECT 1 FROM users WHERE tenant_id = $1 AND lower(email) = $2")
+        .bind(tenant_id)
         .bind(email)
         .fetch_optional(&mut *conn)
         .await?;
@@ -199,7 +201,7 @@ pub(crate) async fn require_covers(
     what: &str,
 ) -> ApiResult<()> {
     if role == "admin"
-        && caller.tenant_name == crate::tenants::SYSTEM_TENANT
+        && caller.tenant_name == crate::caller::SYSTEM_TENANT
         && !caller.platform_admin
     {
         return Err(ApiError::Escalation(format!(
@@ -247,7 +249,7 @@ pub(crate) async fn ensure_platform_admin_remains(
 }
 
 fn in_system_tenant(caller: &Caller) -> bool {
-    caller.tenant_name == crate::tenants::SYSTEM_TENANT
+    caller.tenant_name == crate::caller::SYSTEM_TENANT
 }
 
 const LAST_ADMIN: &str = "this is the last platform admin with a working API key: give another \
@@ -282,7 +284,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserInfo
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = Vec<UserInfo>), (status = 403, body = crate::error::Problem)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<UserInfo>>> {
-    caller.require("users", "read")?;
+    caller.require(ApiResource::Users, Action::Read)?;
     let rows = sqlx::query(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY email"
     ))
@@ -301,7 +303,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
-    caller.require("users", "create")?;
+    caller.require(ApiResource::Users, Action::Create)?;
     let email = normalize_email(&body.email);
     check_email(&email)?;
     check_role(&state, &caller.tenant_id, &body.role).await?;
@@ -321,7 +323,7 @@ pub async fn create(
     };
     let id = new_id();
     let mut tx = state.db().begin().await?;
-    require_email_free(&mut tx, &email).await?;
+    require_email_free(&mut tx, &caller.tenant_id, &email).await?;
     sqlx::query(
         "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -356,7 +358,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserInfo>> {
-    caller.require("users", "read")?;
+    caller.require(ApiResource::Users, Action::Read)?;
     Ok(Json(find(&state, &caller, &id).await?))
 }
 
@@ -370,7 +372,7 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserPatch>,
 ) -> ApiResult<Response> {
-    caller.require("users", "update")?;
+    caller.require(ApiResource::Users, Action::Update)?;
     let before = find(&state, &caller, &id).await?;
     require_covers(
         &state,
@@ -441,7 +443,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("users", "delete")?;
+    caller.require(ApiResource::Users, Action::Delete)?;
     let user = find(&state, &caller, &id).await?;
     if user.id == caller.user_id {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
@@ -476,7 +478,7 @@ pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<RoleInfo>>> {
-    caller.require("roles", "read")?;
+    caller.require(ApiResource::Roles, Action::Read)?;
     let mut out: Vec<RoleInfo> = rbac::BUILTIN_ROLES
         .iter()
         .map(|r| RoleInfo {
@@ -517,8 +519,8 @@ pub async fn create_role(
     caller: Caller,
     JsonBody(body): JsonBody<NewRole>,
 ) -> ApiResult<Response> {
-    caller.require("roles", "create")?;
-    crate::tenants::check_name("role name", &body.name)?;
+    caller.require(ApiResource::Roles, Action::Create)?;
+    crate::text::check_name("role name", &body.name)?;
     crate::text::check_text(
         "the role description",
         &body.description,
@@ -578,7 +580,7 @@ pub async fn delete_role(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("roles", "delete")?;
+    caller.require(ApiResource::Roles, Action::Delete)?;
     if rbac::builtin(&name).is_some() {
         return Err(ApiError::Conflict(format!("`{name}` is a built-in role")));
     }

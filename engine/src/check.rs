@@ -24,7 +24,12 @@ pub fn check(pipeline: &PipelineResource) -> Vec<Problem> {
 /// or fail). After a `split`, paths read an element: not checked.
 fn undeclared_reads(pipeline: &PipelineResource, compiled: &CompiledPipeline) -> Vec<Problem> {
     let spec = &pipeline.spec;
-    if spec.source.fields.is_empty() || spec.nodes.iter().any(|n| n.kind() == Some(NodeKind::Split))
+    // After a `split` paths read an element, after a `window` its results: not checked.
+    if spec.source.fields.is_empty()
+        || spec
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind(), Some(NodeKind::Split | NodeKind::Window)))
     {
         return Vec::new();
     }

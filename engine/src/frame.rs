@@ -173,6 +173,33 @@ impl Frame {
     }
 }
 
+/// The payload a row reads: its replacement (after a `map` or `split`) or its input's.
+fn payload_of<'b>(inputs: &'b [InputMessage], row: &Row, replaced: &'b Option<Bytes>) -> &'b [u8] {
+    match replaced {
+        Some(b) => b,
+        None => &inputs[row.input as usize].payload,
+    }
+}
+
+/// A message an operator sends outside the row flow (a window's result, a late event with
+/// headers added): the pipeline runs it through the targets of `port` after the batch.
+pub(crate) struct SideOutput {
+    /// The operator's output port.
+    pub(crate) port: usize,
+    /// The message, as if it came from the source.
+    pub(crate) message: crate::message::InputMessage,
+    /// What it derives from.
+    pub(crate) origin: Origin,
+}
+
+/// Where a side output comes from.
+pub(crate) enum Origin {
+    /// A late event: its outputs belong to this input of the batch.
+    Input(u32),
+    /// A window result, with its deterministic id.
+    Window(String),
+}
+
 /// Per-batch state shared by the operators: inputs, fates being built, and the session.
 pub(crate) struct BatchContext<'a> {
     pub(crate) inputs: &'a [InputMessage],
@@ -187,8 +214,18 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) spans: Vec<FieldSpan>,
     /// The first error of each input.
     pub(crate) errors: Vec<Option<MessageError>>,
+    /// How many inputs have failed so far (first errors), for per-node counts.
+    pub(crate) failures: u64,
+    /// How many outputs sinks have made so far, for per-node counts.
+    pub(crate) emitted: u64,
     /// Outputs of each input, in the order sinks produced them.
     pub(crate) outputs: Vec<Vec<OutputMessage>>,
+    /// Messages operators sent outside the row flow (window results, late events), run
+    /// through their port's targets once the batch has passed every node.
+    pub(crate) side: Vec<SideOutput>,
+    /// Headers nodes added to an input on its way (`validate` with `on_invalid: tag`), by
+    /// input; empty until a node adds one.
+    pub(crate) tags: Vec<Vec<(String, String)>>,
 }
 
 impl BatchContext<'_> {
@@ -196,6 +233,7 @@ impl BatchContext<'_> {
     pub(crate) fn fail(&mut self, row: &Row, node: &str, kind: FailureKind, message: String) {
         let slot = &mut self.errors[row.input as usize];
         if slot.is_none() {
+            self.failures += 1;
             *slot = Some(MessageError {
                 node: node.to_string(),
                 kind,
@@ -204,10 +242,21 @@ impl BatchContext<'_> {
         }
     }
 
+    /// Adds header `name` to every output of the input of `row` (replacing one of that name).
+    pub(crate) fn tag(&mut self, row: &Row, name: &str, value: String) {
+        if self.tags.is_empty() {
+            self.tags = vec![Vec::new(); self.inputs.len()];
+        }
+        let tags = &mut self.tags[row.input as usize];
+        tags.retain(|(k, _)| k != name);
+        tags.push((name.to_string(), value));
+    }
+
     /// Records an error already built.
     pub(crate) fn fail_with(&mut self, row: &Row, error: MessageError) {
         let slot = &mut self.errors[row.input as usize];
         if slot.is_none() {
+            self.failures += 1;
             *slot = Some(error);
         }
     }
@@ -238,15 +287,23 @@ impl BatchContext<'_> {
         // move; original payloads are borrowed from the inputs.
         let replaced: Vec<Option<Bytes>> = rows.iter().map(|r| r.base.clone()).collect();
         let want_fields = self.want_fields;
+        // `format: raw`: a pipeline that reads `data` reads it as text, so a payload that is
+        // not UTF-8 is that message's decode error; one that never reads it passes any bytes.
+        let reads_payload = self.catalog.index_of(&ColumnSource::Payload).is_some();
         for (row, replaced) in rows.drain(..).zip(&replaced) {
-            let base: &[u8] = match replaced {
-                Some(b) => b,
-                None => &inputs[row.input as usize].payload,
-            };
+            let base = payload_of(inputs, &row, replaced);
             let start = raws.len();
             raws.resize(start + n_paths, None);
             let result = if self.raw {
-                Ok((std::str::from_utf8(base).unwrap_or_default(), false, None))
+                match std::str::from_utf8(base) {
+                    Ok(text) => Ok((text, false, None)),
+                    Err(_) if !reads_payload => Ok(("", false, None)),
+                    Err(e) => Err(format!(
+                        "the payload is not UTF-8 text ({e}), and this pipeline reads `data` as \
+                         text (format: raw); read only subject, headers and metadata to pass \
+                         binary payloads"
+                    )),
+                }
             } else {
                 let spans = want_fields.then_some(&mut self.spans);
                 check_payload(base).and_then(|text| {

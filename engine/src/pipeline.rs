@@ -4,8 +4,8 @@
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{BatchResult, Fate, InputMessage};
-use crate::operators::{self, Operator, PlanContext};
+use crate::message::{BatchResult, Emitted, Fate, InputMessage, NodeCount, NodeStats};
+use crate::operators::{self, Operator, Origin, PlanContext, SideOutput};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use std::fmt;
@@ -234,8 +234,167 @@ impl CompiledPipeline {
     }
 
     /// Runs one batch through the DAG. Synchronous and CPU-only; never fails as a whole: each
-    /// input gets its fate (outputs in a deterministic order, filtered, or its error).
+    /// input gets its fate (outputs in a deterministic order, filtered, or its error). Results
+    /// of windows that the batch closed come in [`BatchResult::emitted`].
     pub fn process(&self, batch: &[InputMessage]) -> BatchResult {
+        self.process_visiting(batch, |_, _| {})
+    }
+
+    /// Like [`CompiledPipeline::process`], and also says, per input, the ids of the nodes it
+    /// reached, in topological order (for testing a pipeline on samples before deploying).
+    pub fn process_traced(&self, batch: &[InputMessage]) -> (BatchResult, Vec<Vec<String>>) {
+        let mut paths: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
+        let result = self.process_visiting(batch, |node, frame| {
+            for row in &frame.rows {
+                let path = &mut paths[row.input as usize];
+                if path.last().map(String::as_str) != Some(&*self.nodes[node].id) {
+                    path.push(self.nodes[node].id.to_string());
+                }
+            }
+        });
+        (result, paths)
+    }
+
+    /// One batch from the entry node, `visit(node, frame)` seeing each frame before its node
+    /// runs; then the side outputs of stateful nodes.
+    fn process_visiting(
+        &self,
+        batch: &[InputMessage],
+        visit: impl FnMut(usize, &Frame),
+    ) -> BatchResult {
+        let (fates, nodes, side) = self.run(batch, &[0], visit);
+        let mut result = BatchResult {
+            fates,
+            nodes,
+            emitted: Vec::new(),
+        };
+        self.settle_side(side, &mut result);
+        result
+    }
+
+    /// Moves every stateful node's time on to `now_micros` (wall clock): windows whose
+    /// source has been quiet for their idle timeout close. Returns what they emitted.
+    pub fn advance(&self, now_micros: i64) -> Vec<Emitted> {
+        self.close_windows(Some(now_micros))
+    }
+
+    /// Closes every open window (the end of the input, as in `weir test`). Returns what they
+    /// emitted.
+    pub fn flush(&self) -> Vec<Emitted> {
+        self.close_windows(None)
+    }
+
+    fn close_windows(&self, now_micros: Option<i64>) -> Vec<Emitted> {
+        let mut side = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for s in node.op.on_time(now_micros) {
+                side.push((i, s));
+            }
+        }
+        let mut result = BatchResult::default();
+        self.settle_side(side, &mut result);
+        result.emitted
+    }
+
+    /// The state of every stateful node, as bytes for a checkpoint (JSON: node id → the
+    /// node's snapshot, base64; a window's accumulator states inside are Arrow IPC).
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        let mut nodes = serde_json::Map::new();
+        for n in &self.nodes {
+            if let Some(bytes) =
+                n.op.snapshot()
+                    .map_err(|e| format!("node `{}`: {e}", n.id))?
+            {
+                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                nodes.insert(n.id.to_string(), serde_json::Value::String(text));
+            }
+        }
+        serde_json::to_vec(&nodes).map_err(|e| e.to_string())
+    }
+
+    /// Replaces the state of the stateful nodes with a [`CompiledPipeline::snapshot`]; a node
+    /// the snapshot does not name starts empty.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        use base64::Engine as _;
+        let nodes: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a snapshot: {e}"))?;
+        for n in &self.nodes {
+            let Some(text) = nodes.get(&*n.id).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| format!("node `{}`: {e}", n.id))?;
+            n.op.restore(&bytes, &self.state, &self.catalog)
+                .map_err(|e| format!("node `{}`: {e}", n.id))?;
+        }
+        Ok(())
+    }
+
+    /// What each stateful node holds now, by node id.
+    pub fn stats(&self) -> Vec<(String, NodeStats)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.op.stats().map(|s| (n.id.to_string(), s)))
+            .collect()
+    }
+
+    /// Whether some node keeps state across batches (a window).
+    pub fn is_stateful(&self) -> bool {
+        self.nodes.iter().any(|n| n.op.is_stateful())
+    }
+
+    /// Runs the side outputs of stateful nodes through their ports' targets: a late event's
+    /// outputs join its input's fate; a window result becomes an [`Emitted`]. Side outputs of
+    /// those runs (windows after windows) are settled the same way.
+    fn settle_side(&self, mut side: Vec<(usize, SideOutput)>, result: &mut BatchResult) {
+        while !side.is_empty() {
+            let mut next = Vec::new();
+            // One run per (node, port), in the order the side outputs came.
+            let mut groups: Vec<((usize, usize), Vec<SideOutput>)> = Vec::new();
+            for (node, s) in side {
+                match groups.iter_mut().find(|(k, _)| *k == (node, s.port)) {
+                    Some((_, v)) => v.push(s),
+                    None => groups.push(((node, s.port), vec![s])),
+                }
+            }
+            for ((node, port), outs) in groups {
+                let targets = &self.nodes[node].ports[port];
+                let (origins, messages): (Vec<Origin>, Vec<InputMessage>) =
+                    outs.into_iter().map(|s| (s.origin, s.message)).unzip();
+                let (fates, more) = if targets.is_empty() {
+                    (vec![Fate::Filtered; messages.len()], Vec::new())
+                } else {
+                    let (fates, _, more) = self.run(&messages, targets, |_, _| {});
+                    (fates, more)
+                };
+                next.extend(more);
+                for (origin, fate) in origins.into_iter().zip(fates) {
+                    match origin {
+                        Origin::Input(i) => merge_fate(&mut result.fates[i as usize], fate),
+                        Origin::Window(id) => result.emitted.push(Emitted {
+                            node: self.nodes[node].id.to_string(),
+                            id,
+                            fate,
+                        }),
+                    }
+                }
+            }
+            side = next;
+        }
+    }
+
+    /// Runs `batch` through the DAG from the `entries` nodes (each receives every message);
+    /// `visit(node, frame)` sees each non-empty frame before node `node` runs. Returns the
+    /// fates, the per-node counts and the side outputs of stateful nodes.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        batch: &[InputMessage],
+        entries: &[usize],
+        mut visit: impl FnMut(usize, &Frame),
+    ) -> (Vec<Fate>, Vec<NodeCount>, Vec<(usize, SideOutput)>) {
         let mut ctx = BatchContext {
             inputs: batch,
             state: &self.state,
@@ -245,8 +404,13 @@ impl CompiledPipeline {
             want_fields: self.edits_payload,
             spans: Vec::new(),
             errors: vec![None; batch.len()],
+            failures: 0,
+            emitted: 0,
             outputs: vec![Vec::new(); batch.len()],
+            side: Vec::new(),
+            tags: Vec::new(),
         };
+        let mut counts = self.empty_counts(batch.len());
         let rows: Vec<Row> = (0..batch.len() as u32)
             .map(|input| Row {
                 input,
@@ -259,10 +423,20 @@ impl CompiledPipeline {
             })
             .collect();
         let frames = ctx.decode(rows, "source");
+        counts[0].errors = ctx.failures;
+        counts[0].ports[0] = batch.len() as u64 - ctx.failures;
         let mut inbox: Vec<Vec<Frame>> = (0..self.nodes.len()).map(|_| Vec::new()).collect();
         if !self.nodes.is_empty() {
-            inbox[0].extend(frames.into_iter().filter(|f| !f.rows.is_empty()));
+            let frames: Vec<Frame> = frames.into_iter().filter(|f| !f.rows.is_empty()).collect();
+            for (k, &e) in entries.iter().enumerate() {
+                if k + 1 == entries.len() {
+                    inbox[e].extend(frames);
+                    break;
+                }
+                inbox[e].extend(frames.iter().cloned());
+            }
         }
+        let mut side = Vec::new();
         for &i in &self.order {
             let frames = std::mem::take(&mut inbox[i]);
             let node = &self.nodes[i];
@@ -270,11 +444,21 @@ impl CompiledPipeline {
                 if frame.rows.is_empty() {
                     continue;
                 }
-                for (port, out) in node.op.process_batch(frame, &mut ctx) {
+                visit(i, &frame);
+                let count = &mut counts[i + 1];
+                count.rows_in += frame.rows.len() as u64;
+                let (failures, emitted) = (ctx.failures, ctx.emitted);
+                let outs = node.op.process_batch(frame, &mut ctx);
+                count.errors += ctx.failures - failures;
+                count.outputs += ctx.emitted - emitted;
+                for (port, out) in outs {
                     if out.rows.is_empty() {
                         continue;
                     }
                     let targets = &node.ports[port];
+                    if !targets.is_empty() {
+                        count.ports[port] += out.rows.len() as u64;
+                    }
                     for (k, &t) in targets.iter().enumerate() {
                         if k + 1 == targets.len() {
                             inbox[t].push(out);
@@ -283,6 +467,7 @@ impl CompiledPipeline {
                         inbox[t].push(out.clone());
                     }
                 }
+                side.extend(ctx.side.drain(..).map(|s| (i, s)));
             }
         }
         let fates = ctx
@@ -295,7 +480,41 @@ impl CompiledPipeline {
                 (None, true) => Fate::Filtered,
             })
             .collect();
-        BatchResult { fates }
+        (fates, counts, side)
+    }
+
+    /// Zeroed per-node counts for one batch: `source` (its one port: rows decoded), then each
+    /// node in spec order.
+    fn empty_counts(&self, inputs: usize) -> Vec<NodeCount> {
+        let source = NodeCount {
+            node: Arc::from("source"),
+            rows_in: inputs as u64,
+            ports: vec![0],
+            ..NodeCount::default()
+        };
+        std::iter::once(source)
+            .chain(self.nodes.iter().map(|n| NodeCount {
+                node: n.id.clone(),
+                ports: vec![0; n.ports.len()],
+                ..NodeCount::default()
+            }))
+            .collect()
+    }
+}
+
+/// Joins a late event's fate downstream of the late port into its input's fate: an error
+/// wins, outputs add up.
+fn merge_fate(fate: &mut Fate, more: Fate) {
+    match (std::mem::replace(fate, Fate::Filtered), more) {
+        (Fate::Error(e), _) | (_, Fate::Error(e)) => *fate = Fate::Error(e),
+        (Fate::Outputs(mut a), Fate::Outputs(b)) => {
+            a.extend(b);
+            *fate = Fate::Outputs(a);
+        }
+        (Fate::Outputs(a), Fate::Filtered) | (Fate::Filtered, Fate::Outputs(a)) => {
+            *fate = Fate::Outputs(a)
+        }
+        (Fate::Filtered, Fate::Filtered) => {}
     }
 }
 

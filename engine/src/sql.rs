@@ -80,6 +80,20 @@ impl SqlExpr {
         })
     }
 
+    /// The logical expression for a batch schema (for aggregate calls, which the window
+    /// operator lowers itself).
+    pub(crate) fn logical(
+        &self,
+        state: &SessionState,
+        schema: &SchemaRef,
+    ) -> Result<datafusion::logical_expr::Expr, String> {
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())
+            .map_err(|e| format!("internal: schema: {e}"))?;
+        state
+            .create_logical_expr_from_sql_expr(self.ast.clone(), &df_schema)
+            .map_err(|e| format!("`{}`: {}", self.text, strip_df(&e)))
+    }
+
     /// The physical expression for a batch schema, planned on first use and cached.
     pub(crate) fn physical(
         &self,

@@ -2,12 +2,13 @@
 //! message" do: turn [`TestMessage`]s into inputs, show fates as JSON, and check a pipeline's
 //! `tests:` cases against their expectations with a readable diff.
 
-use crate::message::{Fate, InputMessage};
+use crate::message::{Fate, InputMessage, OutputMessage};
 use crate::pipeline::CompiledPipeline;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use weir_pipelines::context::SampleRun;
 use weir_pipelines::{PipelineResource, TestCase, TestMessage};
 
 /// Publish time given to test inputs: 2026-01-01T00:00:00Z, so that results are reproducible.
@@ -115,7 +116,8 @@ pub fn fate_json(fate: &Fate) -> Value {
 }
 
 /// Runs `weir test --input` lines (JSON lines of [`TestMessage`]; blank lines skipped) as one
-/// batch and returns one fate per input line, as [`fate_json`] values.
+/// batch and returns one fate per input line, as [`fate_json`] values, then one line per
+/// window result (the end of input closes every window), marked `"window": {node, id}`.
 pub fn run_jsonl(
     pipeline: &CompiledPipeline,
     stream: &str,
@@ -135,11 +137,35 @@ pub fn run_jsonl(
             input_message(&m, stream, inputs.len() as u64 + 1).map_err(|e| err(e.to_string()))?,
         );
     }
-    Ok(pipeline
-        .process(&inputs)
+    let result = pipeline.process(&inputs);
+    let mut lines: Vec<Value> = result.fates.iter().map(fate_json).collect();
+    // Then the window results, the end of input closing every window: one line each, marked
+    // with the window node and the result's id.
+    let mut emitted = result.emitted;
+    emitted.extend(pipeline.flush());
+    for e in emitted {
+        let mut line = fate_json(&e.fate);
+        if let Value::Object(m) = &mut line {
+            m.insert("window".into(), json!({ "node": e.node, "id": e.id }));
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// The engine's [`weir_pipelines::context::SampleRunner`]: compiles `resource` and runs
+/// `inputs` as one batch, saying per input the nodes it reached and its fate.
+pub fn run_samples(
+    resource: &PipelineResource,
+    inputs: &[InputMessage],
+) -> Result<Vec<SampleRun>, String> {
+    let pipeline = CompiledPipeline::compile(resource).map_err(|e| e.to_string())?;
+    let (result, paths) = pipeline.process_traced(inputs);
+    Ok(result
         .fates
-        .iter()
-        .map(fate_json)
+        .into_iter()
+        .zip(paths)
+        .map(|(fate, path)| SampleRun { path, fate })
         .collect())
 }
 
@@ -165,7 +191,12 @@ pub fn run_cases(resource: &PipelineResource, pipeline: &CompiledPipeline) -> Ve
     let mut outcomes: Vec<Option<CaseOutcome>> = vec![None; resource.tests.len()];
     let mut inputs = Vec::new();
     let mut positions = Vec::new();
+    let stateful = pipeline.is_stateful();
     for (i, case) in resource.tests.iter().enumerate() {
+        if stateful || !case.more_inputs.is_empty() || case.expect_windows.is_some() {
+            outcomes[i] = Some(run_stream_case(resource, case));
+            continue;
+        }
         match input_message(&case.input, stream, i as u64 + 1) {
             Ok(m) => {
                 inputs.push(m);
@@ -190,7 +221,23 @@ pub fn run_cases(resource: &PipelineResource, pipeline: &CompiledPipeline) -> Ve
 pub fn check_case(case: &TestCase, fate: &Fate) -> CaseOutcome {
     let expected = expected_view(case);
     let actual = actual_view(case, fate);
-    let failure = (expected != actual).then(|| {
+    let error = match fate {
+        Fate::Error(e) => Some(e),
+        _ => None,
+    };
+    CaseOutcome {
+        name: case.name.clone(),
+        failure: diff(&expected, &actual, error),
+    }
+}
+
+/// A unified diff of expected vs actual when they differ, with the error that explains it.
+fn diff(
+    expected: &Value,
+    actual: &Value,
+    error: Option<&crate::message::MessageError>,
+) -> Option<String> {
+    (expected != actual).then(|| {
         let exp = serde_json::to_string_pretty(&expected).unwrap_or_default() + "\n";
         let act = serde_json::to_string_pretty(&actual).unwrap_or_default() + "\n";
         let mut text = similar::TextDiff::from_lines(&exp, &act)
@@ -198,7 +245,7 @@ pub fn check_case(case: &TestCase, fate: &Fate) -> CaseOutcome {
             .context_radius(3)
             .header("expected", "actual")
             .to_string();
-        if let Fate::Error(e) = fate {
+        if let Some(e) = error {
             text.push_str(&format!(
                 "the message failed at node `{}` ({}): {}\n",
                 e.node,
@@ -207,10 +254,67 @@ pub fn check_case(case: &TestCase, fate: &Fate) -> CaseOutcome {
             ));
         }
         text
+    })
+}
+
+/// Runs a stream case (a pipeline with a `window` or `dedup` node, or a case with
+/// `more_inputs` or `expect_windows`) on fresh state: every input in one batch, then the end
+/// of input closes every window. Compares the inputs' own outputs (late events included) with
+/// `expect`, and the window results with `expect_windows`.
+pub fn run_stream_case(resource: &PipelineResource, case: &TestCase) -> CaseOutcome {
+    let fail = |failure: String| CaseOutcome {
+        name: case.name.clone(),
+        failure: Some(failure),
+    };
+    let pipeline = match CompiledPipeline::compile(resource) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    let stream = &resource.spec.source.stream;
+    let mut inputs = Vec::with_capacity(1 + case.more_inputs.len());
+    for (j, m) in std::iter::once(&case.input)
+        .chain(&case.more_inputs)
+        .enumerate()
+    {
+        match input_message(m, stream, j as u64 + 1) {
+            Ok(x) => inputs.push(x),
+            Err(e) => return fail(format!("input #{}: {e}", j + 1)),
+        }
+    }
+    let result = pipeline.process(&inputs);
+    let mut emitted = result.emitted;
+    emitted.extend(pipeline.flush());
+    let mut first_error = None;
+    let mut view = |fates: &mut dyn Iterator<Item = &Fate>, want: &[TestMessage]| -> Value {
+        let mut out = Vec::new();
+        for fate in fates {
+            match fate {
+                Fate::Filtered => {}
+                Fate::Outputs(os) => {
+                    for o in os {
+                        out.push(output_view(o, want.get(out.len())));
+                    }
+                }
+                Fate::Error(e) => {
+                    first_error.get_or_insert_with(|| e.clone());
+                    out.push(json!({ "error": { "node": e.node, "kind": e.kind.as_str() } }));
+                }
+            }
+        }
+        Value::Array(out)
+    };
+    let windows_want = case.expect_windows.clone().unwrap_or_default();
+    let actual = json!({
+        "outputs": view(&mut result.fates.iter(), &case.expect),
+        "windows": view(&mut emitted.iter().map(|e| &e.fate), &windows_want),
+    });
+    let expected = json!({
+        "outputs": case.expect.iter().map(expected_message).collect::<Vec<_>>(),
+        "windows": windows_want.iter().map(expected_message).collect::<Vec<_>>(),
     });
     CaseOutcome {
         name: case.name.clone(),
-        failure,
+        failure: diff(&expected, &actual, first_error.as_ref()),
     }
 }
 
@@ -268,47 +372,49 @@ fn actual_view(case: &TestCase, fate: &Fate) -> Value {
             outputs
                 .iter()
                 .enumerate()
-                .map(|(j, o)| {
-                    let want = case.expect.get(j);
-                    let mut out = Map::new();
-                    if want.is_none_or(|w| !w.subject.is_empty()) {
-                        out.insert("subject".into(), Value::String(o.subject.clone()));
-                    }
-                    if let Some(w) = want
-                        && !w.headers.is_empty()
-                    {
-                        let h: Map<String, Value> = w
-                            .headers
-                            .keys()
-                            .map(|k| {
-                                let v = o
-                                    .headers
-                                    .iter()
-                                    .rev()
-                                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                                    .map_or(Value::Null, |(_, v)| Value::String(v.clone()));
-                                (k.clone(), v)
-                            })
-                            .collect();
-                        out.insert("headers".into(), Value::Object(h));
-                    }
-                    let mut payload = Map::new();
-                    payload_fields(&o.payload, &mut payload);
-                    let wants_payload =
-                        want.is_none_or(|w| w.data.is_some() || w.payload_b64.is_some());
-                    if wants_payload {
-                        if want.is_some_and(|w| w.payload_b64.is_some()) {
-                            out.insert(
-                                "payload_b64".into(),
-                                Value::String(BASE64.encode(&o.payload)),
-                            );
-                        } else {
-                            out.extend(payload);
-                        }
-                    }
-                    Value::Object(out)
-                })
+                .map(|(j, o)| output_view(o, case.expect.get(j)))
                 .collect(),
         ),
     }
+}
+
+/// One output as a case looks at it: the subject and payload unless the expected message
+/// leaves them out, and only the headers it lists.
+fn output_view(o: &OutputMessage, want: Option<&TestMessage>) -> Value {
+    let mut out = Map::new();
+    if want.is_none_or(|w| !w.subject.is_empty()) {
+        out.insert("subject".into(), Value::String(o.subject.clone()));
+    }
+    if let Some(w) = want
+        && !w.headers.is_empty()
+    {
+        let h: Map<String, Value> = w
+            .headers
+            .keys()
+            .map(|k| {
+                let v = o
+                    .headers
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map_or(Value::Null, |(_, v)| Value::String(v.clone()));
+                (k.clone(), v)
+            })
+            .collect();
+        out.insert("headers".into(), Value::Object(h));
+    }
+    let mut payload = Map::new();
+    payload_fields(&o.payload, &mut payload);
+    let wants_payload = want.is_none_or(|w| w.data.is_some() || w.payload_b64.is_some());
+    if wants_payload {
+        if want.is_some_and(|w| w.payload_b64.is_some()) {
+            out.insert(
+                "payload_b64".into(),
+                Value::String(BASE64.encode(&o.payload)),
+            );
+        } else {
+            out.extend(payload);
+        }
+    }
+    Value::Object(out)
 }

@@ -2,6 +2,7 @@
 //! reachability, sinks), subjects, templates, SQL expressions, durations and sizes. Every
 //! problem is collected, each at the JSON pointer of the offending value.
 
+pub(crate) use crate::value_check::{check_duration, check_expression};
 use std::collections::{HashMap, HashSet};
 
 use crate::expr;
@@ -10,7 +11,7 @@ use crate::spec::*;
 use crate::subject::{check_filter, check_subject};
 use crate::suggest::nearest;
 use crate::template::{self, Part};
-use crate::units::{parse_duration, parse_size};
+use crate::units::parse_size;
 
 /// Checks the meaning of one resource; the result is empty when it is valid.
 pub fn check_resource(resource: &Resource) -> Vec<Problem> {
@@ -124,25 +125,9 @@ fn check_stream_name(name: &str, path: &str, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_duration(value: &str, path: &str, out: &mut Vec<Problem>) -> Option<std::time::Duration> {
-    match parse_duration(value) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            out.push(Problem::new(path, "invalid-duration", e));
-            None
-        }
-    }
-}
-
 fn check_size(value: &str, path: &str, out: &mut Vec<Problem>) {
     if let Err(e) = parse_size(value) {
         out.push(Problem::new(path, "invalid-size", e));
-    }
-}
-
-fn check_expression(text: &str, path: &str, out: &mut Vec<Problem>) {
-    if let Err(e) = expr::parse_checked(text) {
-        out.push(Problem::new(path, e.code(), e.to_string()));
     }
 }
 
@@ -491,7 +476,7 @@ fn node_kind(node: &Node, base: &str, out: &mut Vec<Problem>) -> Option<NodeKind
                 base,
                 "missing-kind",
                 format!(
-                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `wasm`",
+                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `window`, `dedup`, `validate`, `wasm`",
                     node.id
                 ),
             ));
@@ -529,6 +514,9 @@ fn node_edges<'a>(node: &'a Node, base: &str, out: &mut Vec<Problem>) -> Vec<Edg
     }
     if let Some(d) = &node.default {
         next_edges(d, &format!("{base}/default"), &mut node_edges);
+    }
+    if let Some(w) = &node.window {
+        next_edges(&w.late, &format!("{base}/window/late"), &mut node_edges);
     }
     for (n, path) in [(&node.next, "next"), (&node.default, "default")] {
         if matches!(n, Some(Next::Many(v)) if v.is_empty()) {
@@ -796,6 +784,12 @@ fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
     if let Some(split) = &node.split {
         check_field_path(&split.field, &format!("{base}/split/field"), false, out);
     }
+    if let Some(w) = &node.window {
+        crate::window_check::check_window(w, &format!("{base}/window"), out);
+    }
+    if let Some(d) = &node.dedup {
+        crate::window_check::check_dedup(d, &format!("{base}/dedup"), out);
+    }
     if let Some(wasm) = &node.wasm {
         check_wasm(wasm, &format!("{base}/wasm"), out);
     }
@@ -811,7 +805,7 @@ fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
 
 /// A `wasm` node: a module name, an exported function name, and limits within bounds.
 fn check_wasm(wasm: &crate::spec::WasmSpec, base: &str, out: &mut Vec<Problem>) {
-    use crate::plan::{WASM_MAX_MEMORY, WASM_MAX_TIMEOUT};
+    use crate::wasm_abi::{WASM_MAX_MEMORY, WASM_MAX_TIMEOUT};
     if !crate::spec::is_module_name(&wasm.module) {
         out.push(Problem::new(
             format!("{base}/module"),
@@ -854,7 +848,11 @@ fn check_wasm(wasm: &crate::spec::WasmSpec, base: &str, out: &mut Vec<Problem>) 
                 "wasm-memory",
                 "`max_memory` must be between 64KiB and 256MiB".to_string(),
             )),
-            Err(e) => out.push(Problem::new(format!("{base}/max_memory"), "invalid-size", e)),
+            Err(e) => out.push(Problem::new(
+                format!("{base}/max_memory"),
+                "invalid-size",
+                e,
+            )),
         }
     }
 }

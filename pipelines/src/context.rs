@@ -28,6 +28,34 @@ pub fn compile_problems(pipeline: &PipelineResource) -> Vec<Problem> {
     COMPILE_CHECK.get().map(|c| c(pipeline)).unwrap_or_default()
 }
 
+/// One sample input's trip through a pipeline: the ids of the nodes it reached (in
+/// topological order) and its fate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRun {
+    /// Node ids the input (or a row derived from it) reached.
+    pub path: Vec<String>,
+    /// Its outputs, filtered, or its error.
+    pub fate: crate::message::Fate,
+}
+
+/// Runs a pipeline on sample inputs, one [`SampleRun`] per input in input order; `Err` says
+/// why the pipeline could not run (it did not compile).
+pub type SampleRunner =
+    fn(&PipelineResource, &[crate::message::InputMessage]) -> Result<Vec<SampleRun>, String>;
+
+static SAMPLE_RUNNER: OnceLock<SampleRunner> = OnceLock::new();
+
+/// Registers the sample runner behind "test before deploy" (`POST /pipelines:test`). The `weir`
+/// binary registers the engine's, so that the control plane never depends on the engine.
+pub fn set_sample_runner(runner: SampleRunner) {
+    let _ = SAMPLE_RUNNER.set(runner);
+}
+
+/// The registered sample runner, if any.
+pub fn sample_runner() -> Option<SampleRunner> {
+    SAMPLE_RUNNER.get().copied()
+}
+
 /// A stream a pipeline may read from: its name and subjects.
 #[derive(Debug, Clone, Copy)]
 pub struct KnownStream<'a> {

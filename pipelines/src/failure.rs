@@ -13,6 +13,8 @@ pub enum FailureKind {
     Template,
     /// A `split` field is not an array, or similar shape problems.
     Shape,
+    /// The payload breaks the JSON Schema of a `validate` node.
+    Validation,
     /// The payload exceeds the pipeline's `max_message_size`.
     Size,
     /// The payload exceeds the tenant's quota `max_message_bytes`.
@@ -39,6 +41,7 @@ impl FailureKind {
             FailureKind::Expression => "expression",
             FailureKind::Template => "template",
             FailureKind::Shape => "shape",
+            FailureKind::Validation => "validation",
             FailureKind::Size => "size",
             FailureKind::Quota => "quota",
             FailureKind::Publish => "publish",

@@ -21,7 +21,9 @@ pub mod subject;
 mod suggest;
 pub mod template;
 pub mod units;
+mod value_check;
 pub mod wasm_abi;
+mod window_check;
 
 pub use check::check_resource;
 pub use diagnostics::{Diagnostic, Diagnostics};

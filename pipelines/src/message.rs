@@ -64,4 +64,52 @@ pub enum Fate {
 pub struct BatchResult {
     /// `fates[i]` belongs to input `i`.
     pub fates: Vec<Fate>,
+    /// What each node saw in this batch (`source` first, then the nodes in spec order); empty
+    /// from processors that do not count.
+    pub nodes: Vec<NodeCount>,
+    /// Messages that stateful nodes (windows) emitted while this batch advanced their time;
+    /// they derive from no single input.
+    pub emitted: Vec<Emitted>,
+}
+
+/// What one node saw in one batch. Rows are messages inside the graph (a `split` makes
+/// several of one input; a fan-out sends one to several nodes).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeCount {
+    /// Node id (`source` for decoding).
+    pub node: std::sync::Arc<str>,
+    /// Rows that reached it.
+    pub rows_in: u64,
+    /// Rows it passed on, per output port (0 for a port without targets).
+    pub ports: Vec<u64>,
+    /// Messages it published (sinks).
+    pub outputs: u64,
+    /// Inputs that failed here (their first error).
+    pub errors: u64,
+}
+
+/// A message a stateful node emitted (a closed window's result for one group), with what
+/// became of it downstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    /// Id of the node that emitted it.
+    pub node: String,
+    /// A deterministic identity: `<node>:<window start ms>:<window end ms>:<group key JSON>`,
+    /// the same whenever the same window closes for the same group (a base for message ids).
+    pub id: String,
+    /// Its outputs downstream, filtered, or an error.
+    pub fate: Fate,
+}
+
+/// What a stateful node holds and has done, for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeStats {
+    /// Windows (or sessions) open now.
+    pub open_windows: u64,
+    /// Group keys (windows) or remembered keys (dedup) held now.
+    pub keys_held: u64,
+    /// Events sent to the `late` port so far.
+    pub late_events: u64,
+    /// Messages dropped as duplicates so far.
+    pub duplicates_dropped: u64,
 }

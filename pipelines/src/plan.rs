@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::check::check_resource;
 use crate::problem::Problem;
 use crate::spec::{
-    DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
-    PublishSpec, Resource, SplitSpec, WasmSpec,
+    DedupSpec, DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
+    PublishSpec, Resource, SplitSpec, WasmSpec, WindowKind, WindowSpec,
 };
 use crate::units::{parse_duration, parse_size};
 use indexmap::IndexMap;
@@ -140,6 +140,17 @@ pub enum NodeOp {
     Split(SplitSpec),
     /// Drop on purpose.
     Drop(DropSpec),
+    /// Aggregate over event-time windows (port 0 `next`, port 1 `late`).
+    Window(WindowPlan),
+    /// Drop repeated keys.
+    Dedup {
+        /// SQL expression of the key.
+        key: String,
+        /// How long a key is remembered.
+        within: Duration,
+    },
+    /// Check payloads against a JSON Schema.
+    Validate(crate::spec::ValidateSpec),
     /// A function of a WebAssembly module.
     Wasm(WasmPlan),
 }
@@ -155,6 +166,89 @@ pub struct WasmPlan {
     pub max_memory: u64,
 }
 
+/// A `window` node with its durations parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowPlan {
+    /// The shape of the windows.
+    pub shape: WindowShape,
+    /// Event-time expression; `None` = the time the message was stored.
+    pub time: Option<String>,
+    /// Bounded out-of-orderness.
+    pub allowed_lateness: Duration,
+    /// Quiet time after which the watermark follows the clock.
+    pub idle_timeout: Option<Duration>,
+    /// (output name, SQL expression) of each group key.
+    pub group_by: Vec<(String, String)>,
+    /// (output name, SQL aggregate call) of each aggregate.
+    pub aggregates: Vec<(String, String)>,
+}
+
+/// Window shapes with their lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowShape {
+    /// Windows of `size`, one after the other.
+    Tumbling {
+        /// Window length.
+        size: Duration,
+    },
+    /// Windows of `size` starting every `slide`.
+    Hopping {
+        /// Window length.
+        size: Duration,
+        /// Distance between starts.
+        slide: Duration,
+    },
+    /// Per group, events within `gap` of each other.
+    Session {
+        /// Inactivity that ends a session.
+        gap: Duration,
+    },
+}
+
+impl WindowPlan {
+    /// Plans a checked `window` spec.
+    fn from_spec(w: &WindowSpec) -> Result<WindowPlan, String> {
+        let d = |v: &Option<String>, what: &str| -> Result<Duration, String> {
+            parse_duration(v.as_deref().ok_or(format!("window without `{what}`"))?)
+        };
+        let shape = match w.kind {
+            WindowKind::Tumbling => WindowShape::Tumbling {
+                size: d(&w.size, "size")?,
+            },
+            WindowKind::Hopping => WindowShape::Hopping {
+                size: d(&w.size, "size")?,
+                slide: d(&w.slide, "slide")?,
+            },
+            WindowKind::Session => WindowShape::Session {
+                gap: d(&w.gap, "gap")?,
+            },
+        };
+        let group_by = w
+            .group_by
+            .named()
+            .into_iter()
+            .map(|(name, e)| Ok((name.ok_or("unnamed group key")?, e)))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(WindowPlan {
+            shape,
+            time: w.time.clone(),
+            allowed_lateness: w
+                .allowed_lateness
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?
+                .unwrap_or_default(),
+            idle_timeout: w.idle_timeout.as_deref().map(parse_duration).transpose()?,
+            group_by,
+            aggregates: w
+                .aggregates
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
 impl NodeOp {
     /// The kind, as named in files.
     pub fn kind(&self) -> crate::spec::NodeKind {
@@ -166,6 +260,9 @@ impl NodeOp {
             NodeOp::Publish(_) => NodeKind::Publish,
             NodeOp::Split(_) => NodeKind::Split,
             NodeOp::Drop(_) => NodeKind::Drop,
+            NodeOp::Window(_) => NodeKind::Window,
+            NodeOp::Dedup { .. } => NodeKind::Dedup,
+            NodeOp::Validate(_) => NodeKind::Validate,
             NodeOp::Wasm(_) => NodeKind::Wasm,
         }
     }
@@ -182,14 +279,9 @@ pub struct RulePlan {
     pub stop: bool,
 }
 
-/// A `wasm` node's batch deadline when the file gives none.
-pub const WASM_DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
-/// The longest `timeout` a `wasm` node may ask for.
-pub const WASM_MAX_TIMEOUT: Duration = Duration::from_secs(10);
-/// A `wasm` instance's memory cap when the file gives none (16 MiB).
-pub const WASM_DEFAULT_MEMORY: u64 = 16 << 20;
-/// The largest `max_memory` a `wasm` node may ask for (256 MiB).
-pub const WASM_MAX_MEMORY: u64 = 256 << 20;
+pub use crate::wasm_abi::{
+    WASM_DEFAULT_MEMORY, WASM_DEFAULT_TIMEOUT, WASM_MAX_MEMORY, WASM_MAX_TIMEOUT,
+};
 
 /// Checks `pipeline` and returns its plan, or every problem found (each at a JSON pointer).
 pub fn plan(pipeline: &PipelineResource) -> Result<ValidatedPipeline, Vec<Problem>> {
@@ -254,6 +346,20 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             (NodeOp::Split(s.clone()), vec![resolve(node.next.as_ref())?])
         } else if let Some(d) = &node.drop {
             (NodeOp::Drop(d.clone()), vec![Vec::new()])
+        } else if let Some(w) = &node.window {
+            let ports = vec![resolve(node.next.as_ref())?, resolve(Some(&w.late))?];
+            (NodeOp::Window(WindowPlan::from_spec(w)?), ports)
+        } else if let Some(DedupSpec { key, within }) = &node.dedup {
+            let op = NodeOp::Dedup {
+                key: key.clone(),
+                within: parse_duration(within)?,
+            };
+            (op, vec![resolve(node.next.as_ref())?])
+        } else if let Some(v) = &node.validate {
+            (
+                NodeOp::Validate(v.clone()),
+                vec![resolve(node.next.as_ref())?],
+            )
         } else if let Some(w) = &node.wasm {
             let op = NodeOp::Wasm(WasmPlan {
                 spec: w.clone(),

@@ -202,7 +202,7 @@ pub struct ConsumerSettings {
 }
 
 /// One node of the DAG. Exactly one of the kind fields (`filter`, `map`, `route`, `publish`,
-/// `split`, `drop`, `wasm`) is set.
+/// `split`, `drop`, `window`, `dedup`, `validate`, `wasm`) is set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -229,6 +229,15 @@ pub struct Node {
     /// Sink: drop the message on purpose (counted as filtered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop: Option<DropSpec>,
+    /// Aggregate messages over event-time windows; emits one message per window and group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowSpec>,
+    /// Drop messages whose key was already seen within a duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupSpec>,
+    /// Check the payload against a JSON Schema (inline or from the schema registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<ValidateSpec>,
     /// Run a function of an uploaded WebAssembly module on each batch (`docs/wasm-abi.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<WasmSpec>,
@@ -252,6 +261,12 @@ pub enum NodeKind {
     Split,
     /// `drop`
     Drop,
+    /// `window`
+    Window,
+    /// `dedup`
+    Dedup,
+    /// `validate`
+    Validate,
     /// `wasm`
     Wasm,
 }
@@ -266,6 +281,9 @@ impl NodeKind {
             NodeKind::Publish => "publish",
             NodeKind::Split => "split",
             NodeKind::Drop => "drop",
+            NodeKind::Window => "window",
+            NodeKind::Dedup => "dedup",
+            NodeKind::Validate => "validate",
             NodeKind::Wasm => "wasm",
         }
     }
@@ -298,6 +316,15 @@ impl Node {
         if self.drop.is_some() {
             kinds.push(NodeKind::Drop);
         }
+        if self.window.is_some() {
+            kinds.push(NodeKind::Window);
+        }
+        if self.dedup.is_some() {
+            kinds.push(NodeKind::Dedup);
+        }
+        if self.validate.is_some() {
+            kinds.push(NodeKind::Validate);
+        }
         if self.wasm.is_some() {
             kinds.push(NodeKind::Wasm);
         }
@@ -325,6 +352,9 @@ impl Node {
         }
         if let Some(d) = &self.default {
             out.extend(d.ids());
+        }
+        if let Some(w) = &self.window {
+            out.extend(w.late.ids());
         }
         out
     }
@@ -479,6 +509,180 @@ pub struct DropSpec {
     /// Why, for humans and metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// `window`: aggregates messages over windows of event time, per group, with DataFusion's
+/// aggregate functions; when the watermark passes a window's end it emits one JSON message per
+/// group: `{window_start, window_end, <group keys>, <aggregates>}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// `tumbling` (needs `size`), `hopping` (`size` and `slide`) or `session` (`gap`).
+    pub kind: WindowKind,
+    /// Length of a tumbling or hopping window, e.g. `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// How far apart hopping windows start, e.g. `10s` (at most `size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide: Option<String>,
+    /// Inactivity that ends a session, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<String>,
+    /// SQL expression giving the event time: a timestamp, an RFC 3339 string or epoch
+    /// milliseconds (e.g. `data.ts`). Absent: the time the message was stored in the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// How far behind the latest event time an event may be and still count, e.g. `5s`
+    /// (default `0s`). The watermark is the latest event time seen minus this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_lateness: Option<String>,
+    /// When no message arrives for this long, the watermark moves on with the clock, so that
+    /// a quiet source does not hold windows open forever, e.g. `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// Group keys: output field name → SQL expression (`region: data.region`), or a list of
+    /// payload paths (`[data.region]`, named by their last segment).
+    #[serde(default, skip_serializing_if = "GroupBy::is_empty")]
+    pub group_by: GroupBy,
+    /// Output field name → SQL aggregate call, e.g. `total: sum(data.amount)`,
+    /// `p95: approx_percentile_cont(data.amount, 0.95)`, `orders: count(*)`.
+    pub aggregates: IndexMap<String, String>,
+    /// Where events later than the watermark allows go, with headers naming the window they
+    /// missed (`Weir-Window-Start`, `Weir-Window-End`): a `publish` to a stream, or a `drop`
+    /// node to discard them on purpose. Late data is never silently lost.
+    pub late: Next,
+}
+
+/// `dedup`: drops a message whose key was already seen, on another message, within `within`
+/// of stream time (the time messages were stored). State holds the keys of that span only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSpec {
+    /// SQL expression of the key, e.g. `data.order_id`; a message without a key passes.
+    pub key: String,
+    /// How long a key is remembered, e.g. `10m`.
+    pub within: String,
+}
+
+/// Window kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// Fixed-size windows that do not overlap.
+    Tumbling,
+    /// Fixed-size windows starting every `slide`; an event falls in `size / slide` of them.
+    Hopping,
+    /// Per group, events closer than `gap` to each other.
+    Session,
+}
+
+/// Group keys of a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GroupBy {
+    /// Output field name → SQL expression.
+    Named(IndexMap<String, String>),
+    /// Payload paths (`data.region`), each named by its last segment.
+    Paths(Vec<String>),
+}
+
+impl Default for GroupBy {
+    fn default() -> Self {
+        GroupBy::Named(IndexMap::new())
+    }
+}
+
+impl GroupBy {
+    /// Whether there are no group keys.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            GroupBy::Named(m) => m.is_empty(),
+            GroupBy::Paths(v) => v.is_empty(),
+        }
+    }
+
+    /// (output name, expression) pairs; a path's name is its last segment (`data.a.region` →
+    /// `region`), `None` when an entry of the list is not a plain path.
+    pub fn named(&self) -> Vec<(Option<String>, String)> {
+        match self {
+            GroupBy::Named(m) => m
+                .iter()
+                .map(|(k, v)| (Some(k.clone()), v.clone()))
+                .collect(),
+            GroupBy::Paths(v) => v
+                .iter()
+                .map(|e| {
+                    let t = e.trim();
+                    let plain = t.starts_with("data.")
+                        && t.split('.').all(|s| {
+                            !s.is_empty()
+                                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        });
+                    (
+                        plain.then(|| t.rsplit('.').next().unwrap_or(t).to_string()),
+                        e.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `validate`: checks each payload against a JSON Schema, given inline (`json_schema`) or as a
+/// subject of the tenant's schema registry (`schema`). The control plane resolves `schema` at
+/// validate and deploy time and writes the registry's text into `json_schema` of the deployed
+/// spec, so that workers never call the registry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateSpec {
+    /// A JSON Schema subject of the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<RegistrySchema>,
+    /// The JSON Schema document itself (draft 2020-12 or 7, by its `$schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub json_schema: Option<serde_json::Value>,
+    /// What happens to an invalid message: `dlq` (default; the failing JSON pointers and
+    /// rules in the dead letter's reason), `drop`, or `tag` (a `Weir-Invalid` header, and on).
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
+}
+
+/// A schema of the registry, by subject and version.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySchema {
+    /// The subject.
+    pub subject: String,
+    /// A version number, or `latest` (the default: the newest version at deploy time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<SchemaVersionSel>,
+    /// The schema's global id (filled in by the control plane when it resolves the subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+}
+
+/// `latest` or a version number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SchemaVersionSel {
+    /// A version number.
+    Number(i64),
+    /// `latest`.
+    Name(String),
+}
+
+/// What a `validate` node does with an invalid message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInvalid {
+    /// Dead-letter it, with every failing JSON pointer and rule in the reason.
+    #[default]
+    Dlq,
+    /// Drop it (counted as filtered).
+    Drop,
+    /// Add a `Weir-Invalid` header with the failures and pass it on.
+    Tag,
 }
 
 /// Retry and dead-letter policy.
@@ -684,6 +888,16 @@ pub struct TestCase {
     /// The message errors at this node (goes to the DLQ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_error: Option<ExpectedError>,
+    /// More inputs after `input`, in order: a stream of events for a pipeline with a `window`
+    /// or `dedup` node. Such a case runs on fresh state; the end of its input closes every
+    /// window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_inputs: Vec<TestMessage>,
+    /// Window results expected when the case's input ends, in order (by window end, start and
+    /// group key). Set on a case of a pipeline with a `window`, it makes the case a stream case
+    /// (with `expect_late`): `expect` then lists the outputs of the inputs themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_windows: Option<Vec<TestMessage>>,
 }
 
 /// A message in a test case or a `weir test` input line.

@@ -2,7 +2,18 @@
 //! (`docs/wasm-abi.md`): the exports a module must have, the host functions it may import.
 //! The control plane checks uploads with [`inspect`]; the engine links the same imports.
 
-use wasmparser::{EntityType, ValType, Validator};
+use std::time::Duration;
+use wasmparser::types::EntityType;
+use wasmparser::{ValType, Validator};
+
+/// A `wasm` node's batch deadline when the file gives none.
+pub const WASM_DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest `timeout` a `wasm` node may ask for.
+pub const WASM_MAX_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `wasm` instance's memory cap when the file gives none (16 MiB).
+pub const WASM_DEFAULT_MEMORY: u64 = 16 << 20;
+/// The largest `max_memory` a `wasm` node may ask for (256 MiB).
+pub const WASM_MAX_MEMORY: u64 = 256 << 20;
 
 /// The ABI version hosts of this release speak.
 pub const ABI_VERSION: i32 = 1;
@@ -86,22 +97,25 @@ pub fn inspect(bytes: &[u8], required: &[String]) -> Result<ModuleInfo, String> 
     if !matches!(find(EXPORT_MEMORY), Some(EntityType::Memory(_))) {
         return Err(format!("missing export `{EXPORT_MEMORY}` (a memory)"));
     }
-    let expect = |name: &str, params: &[ValType], results: &[ValType], optional: bool| {
-        match find(name).map(sig) {
+    let expect =
+        |name: &str, params: &[ValType], results: &[ValType], optional: bool| match find(name)
+            .map(sig)
+        {
             None if optional => Ok(()),
             None => Err(format!("missing export `{name}`")),
             Some(Some((p, r))) if p == params && r == results => Ok(()),
             Some(_) => Err(format!(
                 "export `{name}` must be a function {params:?} -> {results:?}"
             )),
-        }
-    };
+        };
     expect(EXPORT_VERSION, &[], &[I32], false)?;
     expect(EXPORT_ALLOC, &[I32], &[I32], false)?;
     expect(EXPORT_INIT, &[I32, I32], &[I32], true)?;
     for name in required {
         if name.starts_with("weir_") {
-            return Err(format!("`{name}`: names starting with `weir_` are reserved"));
+            return Err(format!(
+                "`{name}`: names starting with `weir_` are reserved"
+            ));
         }
         expect(name, &[I32, I32], &[I64], false)?;
     }

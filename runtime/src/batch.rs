@@ -190,7 +190,10 @@ fn run_engine(run: &PipelineRun, inputs: &[InputMessage]) -> Result<Vec<Fate>, S
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| processor.process(inputs)));
     run.telemetry.processed(started.elapsed());
     match result {
-        Ok(result) if result.fates.len() == inputs.len() => Ok(result.fates),
+        Ok(result) if result.fates.len() == inputs.len() => {
+            run.telemetry.nodes_counted(&result.nodes);
+            Ok(result.fates)
+        }
         Ok(result) => Err(format!(
             "engine returned {} fates for {} inputs",
             result.fates.len(),

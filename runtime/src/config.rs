@@ -65,6 +65,19 @@ pub struct TenantSizeQuota {
 }
 
 impl PipelineConfig {
+    /// Why the worker cannot run `plan` yet, if it cannot. A `window` node's results need
+    /// state that survives a crash (checkpoints, with inputs acked only once a checkpoint
+    /// covers them), which the worker does not keep yet; rather than ack inputs whose window
+    /// results a restart would lose, it refuses such pipelines. `weir test` runs them.
+    pub fn unsupported(plan: &ValidatedPipeline) -> Option<String> {
+        plan.has(weir_pipelines::NodeKind::Window).then(|| {
+            format!(
+                "pipeline `{}` has a `window` node: the worker cannot run windowed pipelines yet (their state is not checkpointed); try them with `weir test`",
+                plan.name()
+            )
+        })
+    }
+
     /// The runtime settings of a validated pipeline.
     pub fn from_plan(plan: &ValidatedPipeline) -> Self {
         let retry = RetrySettings {
@@ -111,5 +124,32 @@ mod tests {
         assert_eq!(retry.backoff(1), Duration::from_millis(200));
         assert_eq!(retry.backoff(2), Duration::from_millis(350));
         assert_eq!(retry.backoff(60), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn windowed_pipelines_are_refused_until_state_is_checkpointed() {
+        let yaml = |node: &str| {
+            format!(
+                "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: m }}\nspec:\n  source: {{ stream: ORDERS }}\n  nodes:\n{node}\n    - {{ id: out, publish: {{ subject: out }} }}\n"
+            )
+        };
+        let plan = |text: String| {
+            let weir_pipelines::Resource::Pipeline(p) = weir_pipelines::load_str(&text, "m.yaml")
+                .expect("valid")
+                .remove(0)
+            else {
+                panic!("not a pipeline")
+            };
+            weir_pipelines::plan(&p).expect("plans")
+        };
+        let windowed = plan(yaml(
+            "    - { id: w, window: { kind: tumbling, size: 1m, aggregates: { n: \"count(*)\" }, late: out }, next: out }",
+        ));
+        let reason = PipelineConfig::unsupported(&windowed).expect("refused");
+        assert!(reason.contains("`window`"), "{reason}");
+        let dedup = plan(yaml(
+            "    - { id: d, dedup: { key: data.id, within: 1m }, next: out }",
+        ));
+        assert_eq!(PipelineConfig::unsupported(&dedup), None);
     }
 }

@@ -6,7 +6,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use weir_connectors::fleet::{PipelineCounters, now_ms};
+use std::collections::BTreeMap;
+
+use weir_connectors::fleet::{NodeCounters, PipelineCounters, now_ms};
+use weir_engine::NodeCount;
 
 /// Counters of one pipeline in this process. Cheap to update from every batch loop.
 #[derive(Debug, Default)]
@@ -21,6 +24,7 @@ pub struct PipelineTotals {
     ack_pending: AtomicU64,
     last_error: Mutex<Option<(String, u64)>>,
     last_dead_letter: Mutex<Option<(String, u64)>>,
+    nodes: Mutex<BTreeMap<String, NodeCounters>>,
 }
 
 impl PipelineTotals {
@@ -40,6 +44,24 @@ impl PipelineTotals {
         self.dead_lettered
             .fetch_add(dead_lettered, Ordering::Relaxed);
         self.retried.fetch_add(retried, Ordering::Relaxed);
+    }
+
+    /// Adds one batch's per-node counts (one lock per batch).
+    pub fn record_nodes(&self, counts: &[NodeCount]) {
+        if counts.is_empty() {
+            return;
+        }
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        for c in counts {
+            match nodes.get_mut(&*c.node) {
+                Some(n) => n.add(c.rows_in, &c.ports, c.outputs, c.errors),
+                None => {
+                    let mut n = NodeCounters::default();
+                    n.add(c.rows_in, &c.ports, c.outputs, c.errors);
+                    nodes.insert(c.node.to_string(), n);
+                }
+            }
+        }
     }
 
     /// Stores the consumer's lag and ack-pending as last polled.
@@ -80,6 +102,7 @@ impl PipelineTotals {
             filtered: self.filtered.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
+            nodes: self.nodes.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -120,10 +143,32 @@ mod tests {
                 messages_out: 12,
                 filtered: 2,
                 dead_lettered: 1,
-                retried: 3
+                retried: 3,
+                nodes: BTreeMap::new(),
             }
         );
         assert_eq!((totals.lag(), totals.ack_pending()), (42, 3));
+        let count = |node: &str, rows_in, ports: Vec<u64>, outputs, errors| NodeCount {
+            node: node.into(),
+            rows_in,
+            ports,
+            outputs,
+            errors,
+        };
+        totals.record_nodes(&[
+            count("source", 10, vec![9], 0, 1),
+            count("big", 9, vec![4], 0, 0),
+        ]);
+        totals.record_nodes(&[
+            count("source", 5, vec![5], 0, 0),
+            count("out", 4, vec![0], 4, 0),
+        ]);
+        let nodes = totals.counters().nodes;
+        assert_eq!(nodes["source"].rows_in, 15);
+        assert_eq!(nodes["source"].ports, vec![14]);
+        assert_eq!(nodes["source"].errors, 1);
+        assert_eq!(nodes["big"].ports, vec![4]);
+        assert_eq!(nodes["out"].outputs, 4);
         assert!(totals.last_error().is_none());
         totals.record_error("boom");
         assert_eq!(totals.last_error().map(|e| e.0), Some("boom".to_string()));

@@ -77,6 +77,11 @@ impl Telemetry {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// The engine's per-node counts of a batch.
+    pub(crate) fn nodes_counted(&self, counts: &[weir_engine::NodeCount]) {
+        self.totals.record_nodes(counts);
+    }
+
     /// The engine failed as a whole on a batch.
     pub(crate) fn engine_failed(&self, reason: &str) {
         tracing::error!(pipeline = %self.pipeline, %reason, "batch failed inside the engine");

@@ -278,6 +278,12 @@ impl Worker {
                 // others from running: it is reported, and the rest start.
                 let result = async {
                     let plan = weir_engine::plan(pipeline)?;
+                    if let Some(reason) = PipelineConfig::unsupported(&plan) {
+                        return Err(RuntimeError::Config {
+                            pipeline: plan.name().to_string(),
+                            reason,
+                        });
+                    }
                     let config = PipelineConfig::from_plan(&plan);
                     let compiled = weir_engine::CompiledPipeline::from_plan(&plan)?;
                     self.start_pipeline(config, Arc::new(compiled)).await

@@ -75,13 +75,13 @@ pub async fn send_all(
             .send(Method::PUT, &path, Some(("application/json", body)), None)
             .await
             .with_context(|| format!("{}/{name}", r.kind().to_lowercase()))?;
-        let v = reply.json()?;
+        let v: weir_control_plane::api::ApplyResult = reply.parse()?;
         out.push(Outcome {
             kind: r.kind().to_lowercase(),
             name: name.clone(),
-            result: v["result"].as_str().unwrap_or("?").to_string(),
-            version: v["version"].as_i64(),
-            diff: v["diff"].as_str().unwrap_or("").to_string(),
+            result: v.result,
+            version: v.version,
+            diff: v.diff,
         });
     }
     Ok(out)

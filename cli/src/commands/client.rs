@@ -4,7 +4,9 @@
 
 use anyhow::{Context, Result, anyhow};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use weir_control_plane::api::{PipelinePage, Problem};
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, Default, Deserialize)]
@@ -27,8 +29,18 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_str(&self.text).context("the server sent a body that is not JSON")
+    /// The body as one of the API's types (`weir_control_plane::api`).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.text).with_context(|| {
+            format!(
+                "the server's reply is not the {} this weir expects (is the server another \
+                 version?)",
+                std::any::type_name::<T>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("body")
+            )
+        })
     }
 }
 
@@ -72,9 +84,18 @@ impl Client {
         }
     }
 
-    /// `GET /api/v1{path}` and its JSON body.
-    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
-        self.send(Method::GET, path, None, None).await?.json()
+    /// `GET /api/v1{path}` as one of the API's types.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(Method::GET, path, None, None).await?.parse()
+    }
+
+    /// `POST /api/v1{path}` with a JSON body (one of the API's request types), the reply as
+    /// one of its response types.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let body = serde_json::to_string(body).context("encode the request")?;
+        self.send(Method::POST, path, Some(("application/json", body)), None)
+            .await?
+            .parse()
     }
 
     /// The names of every pipeline of the caller's tenant, following the pages.
@@ -86,15 +107,9 @@ impl Client {
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
-            let v = self.get_json(&path).await?;
-            names.extend(
-                v["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p["name"].as_str().map(str::to_string)),
-            );
-            cursor = v["next_cursor"].as_str().map(str::to_string);
+            let page: PipelinePage = self.get(&path).await?;
+            names.extend(page.items.into_iter().map(|p| p.name));
+            cursor = page.next_cursor;
             if cursor.is_none() {
                 return Ok(names);
             }
@@ -147,29 +162,28 @@ fn base_url(url: &str) -> String {
 
 /// A problem+json body as lines for a terminal.
 pub fn describe_problem(status: StatusCode, text: &str) -> String {
-    let Ok(p) = serde_json::from_str::<serde_json::Value>(text) else {
+    let Ok(p) = serde_json::from_str::<Problem>(text) else {
         return format!("the server answered {status}: {text}");
     };
-    let mut out = format!(
-        "{} ({}): {}",
-        p["title"].as_str().unwrap_or("error"),
-        p["code"].as_str().unwrap_or("?"),
-        p["detail"].as_str().unwrap_or(text)
-    );
-    if let Some(diags) = p["diagnostics"].as_array() {
-        for d in diags {
-            out.push_str(&format!(
-                "\n  {}:{}:{}: {}{}",
-                d["file"].as_str().unwrap_or("?"),
-                d["line"],
-                d["column"],
-                d["message"].as_str().unwrap_or(""),
-                d["code"]
-                    .as_str()
-                    .map(|c| format!(" [{c}]"))
-                    .unwrap_or_default()
-            ));
-        }
+    let mut out = format!("{} ({}): {}", p.title, p.code, p.detail);
+    for d in p
+        .diagnostics
+        .as_ref()
+        .and_then(|d| d.as_array())
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!(
+            "\n  {}:{}:{}: {}{}",
+            d["file"].as_str().unwrap_or("?"),
+            d["line"],
+            d["column"],
+            d["message"].as_str().unwrap_or(""),
+            d["code"]
+                .as_str()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default()
+        ));
     }
     out
 }

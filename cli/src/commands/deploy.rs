@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use reqwest::Method;
-use serde_json::{Value, json};
+use weir_control_plane::api::{DeployRequest, DeploymentInfo, PipelineStatus, RollbackRequest};
 
 use super::client::{Client, block_on};
 
@@ -46,46 +46,37 @@ pub struct RollbackArgs {
     pub version: i64,
 }
 
-fn describe(d: &Value) -> String {
+fn describe(d: &DeploymentInfo) -> String {
     format!(
         "pipeline/{} version {} parallelism {}: {}",
-        d["pipeline"].as_str().unwrap_or("?"),
-        d["version"],
-        d["parallelism"],
-        d["state"].as_str().unwrap_or("?")
+        d.pipeline, d.version, d.parallelism, d.state
     )
 }
 
-fn post(name: &str, action: &str, body: Option<Value>) -> Result<Value> {
+/// `POST /pipelines/{name}/{action}` with `body` (one of the API's request types; none for
+/// pause and resume).
+fn post(name: &str, action: &str, body: Option<&impl serde::Serialize>) -> Result<DeploymentInfo> {
     let client = Client::from_env()?;
-    let body = body.map(|b| ("application/json", b.to_string()));
-    let reply = block_on(client.send(
-        Method::POST,
-        &format!("/pipelines/{name}/{action}"),
-        body,
-        None,
-    ))??;
-    reply.json()
+    let path = format!("/pipelines/{name}/{action}");
+    let body = body
+        .map(serde_json::to_string)
+        .transpose()?
+        .map(|text| ("application/json", text));
+    block_on(client.send(Method::POST, &path, body, None))??.parse()
 }
 
 /// `weir deploy`.
 pub fn deploy(args: DeployArgs) -> Result<u8> {
-    let mut body = serde_json::Map::new();
-    if let Some(v) = args.version {
-        body.insert("version".into(), json!(v));
-    }
-    if let Some(p) = args.parallelism {
-        body.insert("parallelism".into(), json!(p));
-    }
-    let d = post(&args.name, "deploy", Some(Value::Object(body)))?;
-    let version = d["version"].as_i64().unwrap_or_default();
+    let request = DeployRequest {
+        version: args.version,
+        parallelism: args.parallelism,
+    };
+    let d = post(&args.name, "deploy", Some(&request))?;
     let target = format!(
         "pipeline/{} version {} parallelism {}",
-        d["pipeline"].as_str().unwrap_or("?"),
-        d["version"],
-        d["parallelism"]
+        d.pipeline, d.version, d.parallelism
     );
-    match wait_for_workers(&args.name, version, args.wait)? {
+    match wait_for_workers(&args.name, d.version, args.wait)? {
         Outcome::Running(n) => {
             println!(
                 "deployed {target}: running on {n} worker{}",
@@ -124,29 +115,29 @@ fn wait_for_workers(name: &str, version: i64, wait: std::time::Duration) -> Resu
     block_on(async move {
         let deadline = std::time::Instant::now() + wait;
         loop {
-            let status = client
-                .get_json(&format!("/pipelines/{name}/status"))
-                .await?;
-            let workers = status["workers"].as_array().cloned().unwrap_or_default();
-            let mine = workers
-                .iter()
-                .filter(|w| w["alive"] == true && w["version"].as_i64() == Some(version));
-            let running = mine.clone().filter(|w| w["state"] == "running").count();
+            let status: PipelineStatus = client.get(&format!("/pipelines/{name}/status")).await?;
+            let mine = || {
+                status
+                    .workers
+                    .iter()
+                    .filter(|w| w.alive && w.version == version)
+            };
+            let running = mine().filter(|w| w.state == "running").count();
             if running > 0 {
                 return Ok(Outcome::Running(running));
             }
-            if let Some(failed) = mine.clone().find(|w| w["state"] == "failed") {
-                let why = failed["last_error"]["message"]
-                    .as_str()
-                    .unwrap_or("no error reported")
-                    .to_string();
+            if let Some(failed) = mine().find(|w| w.state == "failed") {
+                let why = failed
+                    .last_error
+                    .as_ref()
+                    .map_or("no error reported", |e| e.message.as_str());
                 return Ok(Outcome::Failed(format!(
                     "worker {}: {why}",
-                    failed["worker_id"].as_str().unwrap_or("?")
+                    failed.worker_id
                 )));
             }
             if std::time::Instant::now() >= deadline {
-                let why = if workers.iter().any(|w| w["alive"] == true) {
+                let why = if status.workers.iter().any(|w| w.alive) {
                     "the workers have not reported it running yet"
                 } else {
                     "no live worker has picked it up yet; is a worker (`weir worker`) connected to the same NATS?"
@@ -160,25 +151,24 @@ fn wait_for_workers(name: &str, version: i64, wait: std::time::Duration) -> Resu
 
 /// `weir pause`.
 pub fn pause(args: NameArgs) -> Result<u8> {
-    let d = post(&args.name, "pause", None)?;
+    let d = post(&args.name, "pause", None::<&()>)?;
     println!("paused {}", describe(&d));
     Ok(0)
 }
 
 /// `weir resume`.
 pub fn resume(args: NameArgs) -> Result<u8> {
-    let d = post(&args.name, "resume", None)?;
+    let d = post(&args.name, "resume", None::<&()>)?;
     println!("resumed {}", describe(&d));
     Ok(0)
 }
 
 /// `weir rollback`.
 pub fn rollback(args: RollbackArgs) -> Result<u8> {
-    let d = post(
-        &args.name,
-        "rollback",
-        Some(json!({"version": args.version})),
-    )?;
+    let request = RollbackRequest {
+        version: args.version,
+    };
+    let d = post(&args.name, "rollback", Some(&request))?;
     println!("rolled back {}", describe(&d));
     Ok(0)
 }

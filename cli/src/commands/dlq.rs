@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use reqwest::Method;
-use serde_json::{Value, json};
+use weir_control_plane::api::{DlqList, DlqMessage, PurgeResult, RedriveRequest, RedriveResult};
 
 use super::client::{Client, block_on};
 
@@ -87,12 +87,12 @@ pub fn run(args: Args) -> Result<u8> {
             if let Some(c) = cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
-            let v = block_on(client.send(Method::GET, &path, None, None))??.json()?;
+            let v: DlqList = block_on(client.get(&path))??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", render_list(&v));
-                if let Some(next) = v["next_cursor"].as_u64() {
+                if let Some(next) = v.next_cursor {
                     let kind = kind.map(|k| format!(" --kind {k}")).unwrap_or_default();
                     println!("more: weir dlq ls {pipeline}{kind} --limit {limit} --cursor {next}");
                 }
@@ -105,7 +105,7 @@ pub fn run(args: Args) -> Result<u8> {
             json,
         } => {
             let path = format!("/pipelines/{pipeline}/dlq/{seq}");
-            let v = block_on(client.send(Method::GET, &path, None, None))??.json()?;
+            let v: DlqMessage = block_on(client.get(&path))??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -123,105 +123,94 @@ pub fn run(args: Args) -> Result<u8> {
             if !all && kind.is_none() && seqs.is_empty() {
                 bail!("name the DLQ sequences to redrive, or give --all or --kind KIND");
             }
-            let mut body = if let Some(kind) = kind {
-                json!({"all": true, "kind": kind})
-            } else if all {
-                json!({"all": true})
-            } else {
-                json!({"seqs": seqs})
+            let payload_base64 = match payload {
+                Some(file) => {
+                    let bytes =
+                        std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+                    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+                None => None,
             };
-            if let Some(file) = payload {
-                let bytes =
-                    std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-                body["payload_base64"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(bytes));
-            }
+            let body = RedriveRequest {
+                all: all || kind.is_some(),
+                seqs: if all || kind.is_some() {
+                    Vec::new()
+                } else {
+                    seqs
+                },
+                kind,
+                payload: None,
+                payload_base64,
+            };
             let path = format!("/pipelines/{pipeline}/dlq/redrive");
-            let v = block_on(client.send(
-                Method::POST,
-                &path,
-                Some(("application/json", body.to_string())),
-                None,
-            ))??
-            .json()?;
-            for r in v["redriven"].as_array().into_iter().flatten() {
+            let v: RedriveResult = block_on(client.post(&path, &body))??;
+            for r in &v.redriven {
                 println!(
                     "redriven {} -> {} ({} seq {})",
-                    r["seq"],
-                    r["subject"].as_str().unwrap_or("?"),
-                    r["stream"].as_str().unwrap_or("?"),
-                    r["stream_seq"]
+                    r.seq, r.subject, r.stream, r.stream_seq
                 );
             }
-            let failed = v["failed"].as_array().cloned().unwrap_or_default();
-            for f in &failed {
-                eprintln!(
-                    "not redriven {}: {}",
-                    f["seq"],
-                    f["error"].as_str().unwrap_or("")
-                );
+            for f in &v.failed {
+                eprintln!("not redriven {}: {}", f.seq, f.error);
             }
-            Ok(if failed.is_empty() { 0 } else { 1 })
+            Ok(if v.failed.is_empty() { 0 } else { 1 })
         }
         DlqCommand::Purge { pipeline } => {
             let path = format!("/pipelines/{pipeline}/dlq");
-            let v = block_on(client.send(Method::DELETE, &path, None, None))??.json()?;
-            println!(
-                "purged {} dead letter(s) of pipeline/{pipeline}",
-                v["purged"]
-            );
+            let v: PurgeResult =
+                block_on(client.send(Method::DELETE, &path, None, None))??.parse()?;
+            println!("purged {} dead letter(s) of pipeline/{pipeline}", v.purged);
             Ok(0)
         }
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
+/// An optional field, `-` when absent.
+fn text<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-fn render_list(v: &Value) -> String {
+fn render_list(v: &DlqList) -> String {
     let mut out = format!(
         "DLQ of stream {} subject {}: {} dead letter(s){}\n",
-        text(&v["stream"]),
-        text(&v["subject"]),
-        v["total"],
-        if v["truncated"] == true {
+        v.stream,
+        v.subject,
+        v.total,
+        if v.truncated {
             " (more than scanned)"
         } else {
             ""
         }
     );
-    for g in v["groups"].as_array().into_iter().flatten() {
+    for g in &v.groups {
         out.push_str(&format!(
             "  {:<12} {:>6}  last: {}\n",
-            text(&g["kind"]),
-            g["count"].to_string(),
-            text(&g["last_error"])
+            g.kind,
+            g.count.to_string(),
+            g.last_error
         ));
     }
-    let entries = v["entries"].as_array().cloned().unwrap_or_default();
-    if !entries.is_empty() {
+    if !v.entries.is_empty() {
         out.push_str(&format!(
             "\n{:>8}  {:<24} {:<12} {:<12} {:<24} {}\n",
             "SEQ", "TIME", "KIND", "NODE", "SOURCE", "ERROR"
         ));
-        for e in entries {
+        for e in &v.entries {
             out.push_str(&format!(
                 "{:>8}  {:<24} {:<12} {:<12} {:<24} {}\n",
-                e["seq"].to_string(),
-                text(&e["time"]),
-                text(&e["kind"]),
-                text(&e["node"]),
-                text(&e["source_subject"]),
-                match e["redrive_of"].as_u64() {
-                    Some(earlier) =>
-                        format!("{} (again, redriven from {earlier})", text(&e["error"])),
-                    None => text(&e["error"]).to_string(),
+                e.seq.to_string(),
+                e.time,
+                e.kind,
+                text(&e.node),
+                text(&e.source_subject),
+                match e.redrive_of {
+                    Some(earlier) => format!("{} (again, redriven from {earlier})", e.error),
+                    None => e.error.clone(),
                 }
             ));
         }
     }
-    if let Some(c) = v["next_cursor"].as_u64() {
+    if let Some(c) = v.next_cursor {
         out.push_str(&format!(
             "(more after seq {c}; use --json with the API's cursor)\n"
         ));
@@ -229,34 +218,35 @@ fn render_list(v: &Value) -> String {
     out
 }
 
-fn render_one(v: &Value) -> String {
+fn render_one(v: &DlqMessage) -> String {
+    let e = &v.entry;
     let mut out = format!(
         "seq {} on {} at {}\nkind: {}\nerror: {}\nnode: {}\nsource: {} seq {}\nattempts: {}\n",
-        v["seq"],
-        text(&v["subject"]),
-        text(&v["time"]),
-        text(&v["kind"]),
-        text(&v["error"]),
-        text(&v["node"]),
-        text(&v["source_subject"]),
-        v["source_seq"],
-        v["attempts"]
+        e.seq,
+        v.subject,
+        e.time,
+        e.kind,
+        e.error,
+        text(&e.node),
+        text(&e.source_subject),
+        text(&e.source_seq),
+        text(&e.attempts)
     );
     out.push_str("headers:\n");
-    for (k, vals) in v["headers"].as_object().into_iter().flatten() {
-        for val in vals.as_array().into_iter().flatten() {
-            out.push_str(&format!("  {k}: {}\n", text(val)));
+    for (k, vals) in &v.headers {
+        for val in vals {
+            out.push_str(&format!("  {k}: {val}\n"));
         }
     }
     out.push_str("weir headers:\n");
-    for (k, val) in v["weir_headers"].as_object().into_iter().flatten() {
-        out.push_str(&format!("  {k}: {}\n", text(val)));
+    for (k, val) in &v.weir_headers {
+        out.push_str(&format!("  {k}: {val}\n"));
     }
-    match v["payload_utf8"].as_str() {
+    match &v.payload_utf8 {
         Some(p) => out.push_str(&format!("payload:\n{p}\n")),
         None => out.push_str(&format!(
             "payload (base64, not UTF-8):\n{}\n",
-            text(&v["payload_base64"])
+            v.payload_base64
         )),
     }
     out

@@ -4,6 +4,10 @@
 use anyhow::{Result, bail};
 use reqwest::Method;
 
+use weir_control_plane::api::{
+    DeploymentInfo, PipelineDetail, PipelinePage, PipelineSummary, StreamInfo, WorkerInfo,
+};
+
 use super::client::{Client, block_on, collection};
 
 /// Arguments of `weir get`.
@@ -23,74 +27,68 @@ pub struct Args {
 
 /// `weir get workers`: every worker with the pipelines it runs.
 async fn workers(client: &Client, json: bool) -> Result<String> {
-    let v = client.get_json("/workers").await?;
+    let workers: Vec<WorkerInfo> = client.get("/workers").await?;
     if json {
-        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+        return Ok(serde_json::to_string_pretty(&workers)? + "\n");
     }
-    let mut rows = vec![vec![
-        "WORKER".to_string(),
-        "HOST".into(),
-        "ALIVE".into(),
-        "LAST SEEN".into(),
-        "PIPELINES".into(),
-    ]];
-    for w in v.as_array().into_iter().flatten() {
-        let pipelines = w["pipelines"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "{} v{} {}",
-                    p["pipeline"].as_str().unwrap_or("?"),
-                    p["version"],
-                    p["state"].as_str().unwrap_or("?")
-                )
-            })
+    let mut rows = vec![header(&[
+        "WORKER",
+        "HOST",
+        "ALIVE",
+        "LAST SEEN",
+        "PIPELINES",
+    ])];
+    for w in &workers {
+        let pipelines = w
+            .pipelines
+            .iter()
+            .map(|p| format!("{} v{} {}", p.pipeline, p.version, p.state))
             .collect::<Vec<_>>()
             .join(", ");
         rows.push(vec![
-            w["worker_id"].as_str().unwrap_or("?").into(),
-            w["host"].as_str().unwrap_or("?").into(),
-            w["alive"].to_string(),
-            w["last_seen"].as_str().unwrap_or("?").into(),
+            w.worker_id.clone(),
+            w.host.clone(),
+            w.alive.to_string(),
+            w.last_seen.clone(),
             pipelines,
         ]);
     }
     Ok(render_rows(&rows))
 }
 
+/// The deployment of pipeline `name`, `None` when it has none (404).
+async fn deployment(client: &Client, name: &str) -> Option<DeploymentInfo> {
+    client
+        .get(&format!("/pipelines/{name}/deployment"))
+        .await
+        .ok()
+}
+
 /// `weir get deployments`: the deployment of every pipeline that has one.
 async fn deployments(client: &Client, json: bool) -> Result<String> {
     let mut found = Vec::new();
     for name in client.pipeline_names().await? {
-        // 404: not deployed.
-        if let Ok(d) = client
-            .get_json(&format!("/pipelines/{name}/deployment"))
-            .await
-        {
-            found.push(d);
-        }
+        found.extend(deployment(client, &name).await);
     }
     if json {
         return Ok(serde_json::to_string_pretty(&found)? + "\n");
     }
-    let mut rows = vec![vec![
-        "PIPELINE".to_string(),
-        "VERSION".into(),
-        "PARALLELISM".into(),
-        "STATE".into(),
-        "UPDATED".into(),
-        "BY".into(),
-    ]];
+    let mut rows = vec![header(&[
+        "PIPELINE",
+        "VERSION",
+        "PARALLELISM",
+        "STATE",
+        "UPDATED",
+        "BY",
+    ])];
     for d in &found {
         rows.push(vec![
-            d["pipeline"].as_str().unwrap_or("?").into(),
-            d["version"].to_string(),
-            d["parallelism"].to_string(),
-            d["state"].as_str().unwrap_or("?").into(),
-            d["updated_at"].as_str().unwrap_or("?").into(),
-            d["updated_by"].as_str().unwrap_or("?").into(),
+            d.pipeline.clone(),
+            d.version.to_string(),
+            d.parallelism.to_string(),
+            d.state.clone(),
+            d.updated_at.clone(),
+            d.updated_by.clone(),
         ]);
     }
     Ok(render_rows(&rows))
@@ -112,122 +110,116 @@ async fn fetch(client: &Client, args: &Args) -> Result<String> {
         );
     }
     if let Some(name) = &args.name {
-        if format == Some("yaml") {
-            let r = client
-                .send(
-                    Method::GET,
-                    &format!("/{coll}/{name}?format=yaml"),
-                    None,
-                    None,
-                )
-                .await?;
-            return Ok(r.text);
-        }
-        let v = client
-            .send(Method::GET, &format!("/{coll}/{name}"), None, None)
-            .await?
-            .json()?;
-        if format == Some("json") {
-            return Ok(serde_json::to_string_pretty(&v["resource"])? + "\n");
-        }
-        return Ok(table(coll, &[v]));
+        return one(client, coll, name, format).await;
     }
-    // Lists: follow pages.
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/{coll}?limit=500");
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        if let Some(l) = &args.label {
-            path.push_str(&format!("&label={l}"));
-        }
-        let v = client.send(Method::GET, &path, None, None).await?.json()?;
-        match v.get("items") {
-            Some(list) => {
-                items.extend(list.as_array().cloned().unwrap_or_default());
-                cursor = v["next_cursor"].as_str().map(str::to_string);
-            }
+    if coll == "pipelines" {
+        let items = pipelines(client, args.label.as_deref()).await?;
+        return Ok(match format {
+            Some("json") => serde_json::to_string_pretty(&items)? + "\n",
+            Some(_) => serde_yaml::to_string(&items)?,
             None => {
-                items.extend(v.as_array().cloned().unwrap_or_default());
-                cursor = None;
+                // The table shows which version runs, next to the latest one.
+                let mut rows = Vec::new();
+                for p in &items {
+                    rows.push((p, deployment(client, &p.name).await));
+                }
+                pipeline_table(&rows)
             }
-        }
-        if cursor.is_none() {
-            break;
-        }
+        });
     }
-    if coll == "pipelines" && format.is_none() {
-        // The table shows which version runs, next to the latest one.
-        for p in items.iter_mut() {
-            let name = p["name"].as_str().unwrap_or_default().to_string();
-            let deployed = client
-                .send(
-                    Method::GET,
-                    &format!("/pipelines/{name}/deployment"),
-                    None,
-                    None,
-                )
-                .await
-                .ok()
-                .and_then(|r| r.json().ok());
-            p["deployed"] = match deployed {
-                Some(d) => serde_json::Value::String(format!(
-                    "v{} {}",
-                    d["version"],
-                    d["state"].as_str().unwrap_or("?")
-                )),
-                None => serde_json::Value::String("-".into()),
-            };
-        }
-    }
+    let items: Vec<StreamInfo> = client.get("/streams").await?;
     Ok(match format {
         Some("json") => serde_json::to_string_pretty(&items)? + "\n",
         Some(_) => serde_yaml::to_string(&items)?,
-        None => table(coll, &items),
+        None => stream_table(&items),
     })
 }
 
-fn table(coll: &str, items: &[serde_json::Value]) -> String {
-    let mut rows: Vec<Vec<String>> = Vec::new();
+/// One pipeline or stream: its stored YAML, its resource as JSON, or a table row.
+async fn one(client: &Client, coll: &str, name: &str, format: Option<&str>) -> Result<String> {
+    if format == Some("yaml") {
+        let path = format!("/{coll}/{name}?format=yaml");
+        return Ok(client.send(Method::GET, &path, None, None).await?.text);
+    }
+    let path = format!("/{coll}/{name}");
     if coll == "pipelines" {
+        let p: PipelineDetail = client.get(&path).await?;
+        if format == Some("json") {
+            return Ok(serde_json::to_string_pretty(&p.resource)? + "\n");
+        }
+        let deployed = deployment(client, name).await;
+        return Ok(pipeline_table(&[(&p.summary, deployed)]));
+    }
+    let s: StreamInfo = client.get(&path).await?;
+    if format == Some("json") {
+        return Ok(serde_json::to_string_pretty(&s.resource)? + "\n");
+    }
+    Ok(stream_table(std::slice::from_ref(&s)))
+}
+
+/// Every pipeline of the tenant (with `label`, only those carrying it), following the pages.
+async fn pipelines(client: &Client, label: Option<&str>) -> Result<Vec<PipelineSummary>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/pipelines?limit=500".to_string();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        if let Some(l) = label {
+            path.push_str(&format!("&label={l}"));
+        }
+        let page: PipelinePage = client.get(&path).await?;
+        items.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+fn header(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn pipeline_table(items: &[(&PipelineSummary, Option<DeploymentInfo>)]) -> String {
+    let mut rows = vec![header(&[
+        "NAME",
+        "VERSION",
+        "DEPLOYED",
+        "PARALLELISM",
+        "UPDATED",
+        "LABELS",
+    ])];
+    for (p, deployed) in items {
+        let labels = p
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         rows.push(vec![
-            "NAME".into(),
-            "VERSION".into(),
-            "DEPLOYED".into(),
-            "PARALLELISM".into(),
-            "UPDATED".into(),
-            "LABELS".into(),
+            p.name.clone(),
+            p.version.to_string(),
+            deployed
+                .as_ref()
+                .map_or_else(|| "-".into(), |d| format!("v{} {}", d.version, d.state)),
+            p.parallelism.to_string(),
+            p.updated_at.clone(),
+            labels,
         ]);
-        for p in items {
-            let labels = p["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            rows.push(vec![
-                p["name"].as_str().unwrap_or("").into(),
-                p["version"].to_string(),
-                p["deployed"].as_str().unwrap_or("-").into(),
-                p["parallelism"].to_string(),
-                p["updated_at"].as_str().unwrap_or("").into(),
-                labels,
-            ]);
-        }
-    } else {
-        rows.push(vec!["NAME".into(), "SUBJECTS".into(), "UPDATED".into()]);
-        for s in items {
-            rows.push(vec![
-                s["name"].as_str().unwrap_or("").into(),
-                s["resource"]["spec"]["subjects"].to_string(),
-                s["updated_at"].as_str().unwrap_or("").into(),
-            ]);
-        }
+    }
+    render_rows(&rows)
+}
+
+fn stream_table(items: &[StreamInfo]) -> String {
+    let mut rows = vec![header(&["NAME", "SUBJECTS", "UPDATED"])];
+    for s in items {
+        rows.push(vec![
+            s.name.clone(),
+            s.resource["spec"]["subjects"].to_string(),
+            s.updated_at.clone(),
+        ]);
     }
     render_rows(&rows)
 }

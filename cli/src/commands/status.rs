@@ -3,8 +3,7 @@
 //! `weir status` without a name: one line per pipeline, then the workers.
 
 use anyhow::Result;
-use reqwest::Method;
-use serde_json::Value;
+use weir_control_plane::api::{PipelineStatus, WorkerInfo};
 
 use super::client::{Client, block_on};
 
@@ -18,18 +17,18 @@ pub struct Args {
     pub json: bool,
 }
 
-fn num(v: &Value) -> String {
-    if v.is_null() {
-        "-".into()
-    } else {
-        v.to_string()
-    }
+/// An optional figure, `-` when absent.
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-fn rate(v: &Value) -> String {
-    v.as_f64()
-        .map(|r| format!("{r:.1}/s"))
-        .unwrap_or_else(|| "-".into())
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{r:.1}/s"))
+}
+
+/// Whether a pipeline of this health leaves `weir status` successful.
+fn fine(health: &str, not_deployed_ok: bool) -> bool {
+    matches!(health, "healthy" | "paused") || (not_deployed_ok && health == "not_deployed")
 }
 
 /// Runs the command; returns 0 when healthy or paused, 1 otherwise.
@@ -38,162 +37,128 @@ pub fn run(args: Args) -> Result<u8> {
     let Some(name) = &args.name else {
         return block_on(overview(&client, args.json))?;
     };
-    let s = block_on(client.send(
-        Method::GET,
-        &format!("/pipelines/{name}/status"),
-        None,
-        None,
-    ))??
-    .json()?;
+    let s: PipelineStatus = block_on(client.get(&format!("/pipelines/{name}/status")))??;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
         print!("{}", render(&s));
     }
-    Ok(match s["health"].as_str() {
-        Some("healthy" | "paused") => 0,
-        _ => 1,
-    })
+    Ok(u8::from(!fine(&s.health, false)))
 }
 
 /// Every pipeline's health in one line each, then the workers; 0 when all deployed pipelines
 /// are healthy or paused.
 async fn overview(client: &Client, json: bool) -> Result<u8> {
-    let mut statuses = Vec::new();
+    let mut statuses: Vec<PipelineStatus> = Vec::new();
     for name in client.pipeline_names().await? {
-        statuses.push(
-            client
-                .get_json(&format!("/pipelines/{name}/status"))
-                .await?,
-        );
+        statuses.push(client.get(&format!("/pipelines/{name}/status")).await?);
     }
-    let workers = client.get_json("/workers").await?;
+    let workers: Vec<WorkerInfo> = client.get("/workers").await?;
     if json {
         let all = serde_json::json!({ "pipelines": statuses, "workers": workers });
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         print!("{}", render_overview(&statuses, &workers));
     }
-    let bad = statuses.iter().any(|s| {
-        !matches!(
-            s["health"].as_str(),
-            Some("healthy" | "paused" | "not_deployed")
-        )
-    });
-    Ok(u8::from(bad))
+    Ok(u8::from(statuses.iter().any(|s| !fine(&s.health, true))))
 }
 
-fn render_overview(statuses: &[Value], workers: &Value) -> String {
+fn render_overview(statuses: &[PipelineStatus], workers: &[WorkerInfo]) -> String {
     let mut out = format!(
         "{:<28} {:<13} {:>8} {:>10} {:>10} {:>8} {:>8}\n",
         "PIPELINE", "HEALTH", "VERSION", "IN", "OUT", "DLQ", "LAG"
     );
     for s in statuses {
-        let t = &s["totals"];
+        let t = &s.totals;
         out.push_str(&format!(
             "{:<28} {:<13} {:>8} {:>10} {:>10} {:>8} {:>8}\n",
-            s["pipeline"].as_str().unwrap_or("?"),
-            s["health"].as_str().unwrap_or("?"),
-            num(&s["deployment"]["version"]),
-            t["messages_in"],
-            t["messages_out"],
-            t["dead_lettered"],
-            num(&s["lag"])
+            s.pipeline,
+            s.health,
+            opt(s.deployment.as_ref().map(|d| d.version)),
+            t.messages_in,
+            t.messages_out,
+            t.dead_lettered,
+            opt(s.lag)
         ));
-        if let Some(reason) = s["reasons"].as_array().and_then(|r| r.first()) {
-            out.push_str(&format!("  - {}\n", reason.as_str().unwrap_or("")));
+        if let Some(reason) = s.reasons.first() {
+            out.push_str(&format!("  - {reason}\n"));
         }
     }
-    let workers = workers.as_array().cloned().unwrap_or_default();
-    let alive = workers.iter().filter(|w| w["alive"] == true).count();
+    let alive = workers.iter().filter(|w| w.alive).count();
     out.push_str(&format!(
         "\nworkers: {alive} alive, {} not sending heartbeats\n",
         workers.len() - alive
     ));
-    for w in &workers {
+    for w in workers {
         out.push_str(&format!(
             "  {} ({}) alive {} last seen {}: {} pipeline(s)\n",
-            w["worker_id"].as_str().unwrap_or("?"),
-            w["host"].as_str().unwrap_or("?"),
-            w["alive"],
-            w["last_seen"].as_str().unwrap_or("?"),
-            w["pipelines"].as_array().map_or(0, Vec::len)
+            w.worker_id,
+            w.host,
+            w.alive,
+            w.last_seen,
+            w.pipelines.len()
         ));
     }
     out
 }
 
 /// The status as lines for a terminal.
-fn render(s: &Value) -> String {
-    let mut out = format!(
-        "pipeline/{}: {}\n",
-        s["pipeline"].as_str().unwrap_or("?"),
-        s["health"].as_str().unwrap_or("?")
-    );
-    for r in s["reasons"].as_array().into_iter().flatten() {
-        out.push_str(&format!("  - {}\n", r.as_str().unwrap_or("")));
+fn render(s: &PipelineStatus) -> String {
+    let mut out = format!("pipeline/{}: {}\n", s.pipeline, s.health);
+    for r in &s.reasons {
+        out.push_str(&format!("  - {r}\n"));
     }
-    if let Some(d) = s["deployment"].as_object() {
+    if let Some(d) = &s.deployment {
         out.push_str(&format!(
             "deployment: version {} parallelism {} {} (by {} at {})\n",
-            d["version"],
-            d["parallelism"],
-            d["state"].as_str().unwrap_or("?"),
-            d["updated_by"].as_str().unwrap_or("?"),
-            d["updated_at"].as_str().unwrap_or("?")
+            d.version, d.parallelism, d.state, d.updated_by, d.updated_at
         ));
     }
-    let t = &s["totals"];
+    let t = &s.totals;
     out.push_str(&format!(
         "workers: {} running, {} dead\nin {} (deliveries {}) out {} filtered {} dlq {} retried {}\n",
-        s["running_workers"],
-        s["dead_workers"],
-        t["messages_in"],
-        t["deliveries"],
-        t["messages_out"],
-        t["filtered"],
-        t["dead_lettered"],
-        t["retried"]
+        s.running_workers,
+        s.dead_workers,
+        t.messages_in,
+        t.deliveries,
+        t.messages_out,
+        t.filtered,
+        t.dead_lettered,
+        t.retried
     ));
     out.push_str(&format!(
         "rate: in {} out {}   lag {}   ack pending {}\n",
-        rate(&s["rates"]["messages_in"]),
-        rate(&s["rates"]["messages_out"]),
-        num(&s["lag"]),
-        num(&s["ack_pending"])
+        rate(s.rates.as_ref().map(|r| r.messages_in)),
+        rate(s.rates.as_ref().map(|r| r.messages_out)),
+        opt(s.lag),
+        opt(s.ack_pending)
     ));
-    if let Some(e) = s["last_error"].as_object() {
-        out.push_str(&format!(
-            "last error ({} at {}): {}\n",
-            e["worker_id"].as_str().unwrap_or("?"),
-            e["at"].as_str().unwrap_or("?"),
-            e["message"].as_str().unwrap_or("")
-        ));
+    for (what, e) in [
+        ("last error", &s.last_error),
+        ("last dead letter", &s.last_dead_letter),
+    ] {
+        if let Some(e) = e {
+            out.push_str(&format!(
+                "{what} ({} at {}): {}\n",
+                e.worker_id, e.at, e.message
+            ));
+        }
     }
-    if let Some(e) = s["last_dead_letter"].as_object() {
-        out.push_str(&format!(
-            "last dead letter ({} at {}): {}\n",
-            e["worker_id"].as_str().unwrap_or("?"),
-            e["at"].as_str().unwrap_or("?"),
-            e["message"].as_str().unwrap_or("")
-        ));
-    }
-    let workers = s["workers"].as_array().cloned().unwrap_or_default();
-    if !workers.is_empty() {
+    if !s.workers.is_empty() {
         out.push_str(&format!(
             "\n{:<24} {:<6} {:<9} {:>7} {:>12} {:>10}  {}\n",
             "WORKER", "ALIVE", "STATE", "VERSION", "IN", "RATE IN", "LAST SEEN"
         ));
-        for w in workers {
+        for w in &s.workers {
             out.push_str(&format!(
                 "{:<24} {:<6} {:<9} {:>7} {:>12} {:>10}  {}\n",
-                w["worker_id"].as_str().unwrap_or("?"),
-                w["alive"].to_string(),
-                w["state"].as_str().unwrap_or("?"),
-                w["version"].to_string(),
-                w["counters"]["messages_in"].to_string(),
-                rate(&w["rates"]["messages_in"]),
-                w["last_seen"].as_str().unwrap_or("?")
+                w.worker_id,
+                w.alive.to_string(),
+                w.state,
+                w.version,
+                w.counters.messages_in,
+                rate(w.rates.as_ref().map(|r| r.messages_in)),
+                w.last_seen
             ));
         }
     }

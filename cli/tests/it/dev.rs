@@ -111,6 +111,20 @@ fn check(dir: &Path, out: &Path) -> Result<()> {
         );
     }
 
+    // The seed's order schema is registered (`pipelines/examples/schemas`).
+    let got = Command::new(weir_binary())
+        .args(["schema", "get", "orders"])
+        .env("WEIR_URL", &url)
+        .env("WEIR_API_KEY", &key)
+        .env("HOME", dir)
+        .output()?;
+    let text = String::from_utf8_lossy(&got.stdout);
+    ensure!(
+        got.status.success() && text.contains("\"order_id\""),
+        "weir schema get orders: {text} {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+
     let text = std::fs::read_to_string(out)?;
     let monitoring = text
         .lines()

@@ -264,6 +264,43 @@ fn weir_cli_stdin(dir: &Path, base: &str, args: &[&str], input: &str) -> Result<
     Ok(stdout)
 }
 
+/// A deployment the workers cannot start (its source stream, made outside Weir, allows one
+/// consumer and already has it): `weir deploy` waits, says it failed to start with the
+/// worker's error and where to look, and exits 1.
+async fn failed_start(url: &str, dir: &Path, base: &str) -> Result<()> {
+    let js = jetstream::new(async_nats::connect(url).await?);
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "LIMITED".into(),
+            subjects: vec!["limited.>".into()],
+            max_consumers: 1,
+            ..Default::default()
+        })
+        .await?;
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("someone-else".into()),
+            ..Default::default()
+        })
+        .await?;
+    let stuck = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: stuck }\nspec:\n  source: { stream: LIMITED, subjects: [\"limited.>\"] }\n  nodes:\n    - id: out\n      publish: { subject: out.stuck }\n";
+    weir_cli_stdin(dir, base, &["apply", "-f", "-"], stuck)?;
+    let (code, out) = weir_cli_any(dir, base, &["deploy", "stuck", "--wait", "30s"])?;
+    ensure!(
+        code == Some(1)
+            && out.contains(
+                "deployed pipeline/stuck version 1 parallelism 1, but it failed to start: worker e2e-w"
+            )
+            && out.contains("maximum consumers limit reached")
+            && out.contains("see `weir status stuck`"),
+        "weir deploy of a pipeline that cannot start: exit {code:?}, printed {out:?}"
+    );
+    weir_cli(dir, base, &["undeploy", "stuck"])?;
+    weir_cli(dir, base, &["delete", "pipeline", "stuck"])?;
+    js.delete_stream("LIMITED").await?;
+    Ok(())
+}
+
 /// Pipelines that could never run are refused by validate, apply and deploy, with the reason.
 async fn refusals(api: &TenantApi, dir: &Path, base: &str) -> Result<()> {
     // The engine's compile runs in the API: an unknown SQL function.
@@ -471,6 +508,7 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
 
     // 3b. What cannot run is refused before it is deployed, and the fleet is in view.
     refusals(&api, dir, &base).await?;
+    failed_start(url, dir, &base).await?;
     let overview = weir_cli(dir, &base, &["status"])?;
     ensure!(
         overview.contains(PIPELINE) && overview.contains("workers: 2 alive"),

@@ -9,5 +9,8 @@ mod fleet_support;
 mod nats_setup;
 mod process;
 mod runtime_crash;
+mod sample_test_api;
+mod schema_registry_client;
 mod tenants_e2e;
 mod validate;
+mod window;

@@ -1,5 +1,7 @@
 // Login with an API key (`weir_…`, checked with `GET /auth/me`) or email and password
-// (`POST /auth/login`, which gives an access token).
+// (`POST /auth/login`, which gives an access token). Emails are unique per tenant: when one
+// email and password are a user of several tenants, the API answers `tenant_required` and the
+// form asks for the tenant's name.
 import { useState, type FormEvent } from 'react';
 import { api, problemText, setToken } from './api/client';
 import type { Session } from './session';
@@ -9,6 +11,8 @@ export function Login({ onLogin }: { onLogin: (s: Session) => void }) {
   const [key, setKey] = useState('');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
+  const [tenant, setTenant] = useState('');
+  const [askTenant, setAskTenant] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -20,8 +24,12 @@ export function Login({ onLogin }: { onLogin: (s: Session) => void }) {
       let token = key.trim();
       let refreshToken: string | undefined;
       if (mode === 'password') {
-        const { data, error, response } = await api.POST('/api/v1/auth/login', { body: { email, password } });
-        if (!data) throw new Error(problemText(error, response));
+        const body = { email, password, ...(tenant.trim() ? { tenant: tenant.trim() } : {}) };
+        const { data, error, response } = await api.POST('/api/v1/auth/login', { body });
+        if (!data) {
+          if (response.status === 409) setAskTenant(true);
+          throw new Error(problemText(error, response));
+        }
         token = data.access_token;
         refreshToken = data.refresh_token;
       }
@@ -66,6 +74,12 @@ export function Login({ onLogin }: { onLogin: (s: Session) => void }) {
               <span>Password</span>
               <input aria-label="Password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} />
             </label>
+            {askTenant && (
+              <label className="field">
+                <span>Tenant</span>
+                <input aria-label="Tenant" value={tenant} onChange={(e) => setTenant(e.target.value)} />
+              </label>
+            )}
           </>
         )}
         {error && (

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml};
@@ -210,4 +211,105 @@ async fn concurrent_writes_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_on_postgres() {
     scenario(TestApp::postgres().await, "postgres").await;
+}
+
+fn authed(method: Method, uri: &str, key: &str, content_type: &str, body: String) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// Quotas hold under concurrent writes: 10 stream creations with 3 places left under
+/// `max_streams` give exactly 3 successes and 7 `429 quota_exceeded`, and NATS holds exactly
+/// the 3 streams the store has; 3 deploys at parallelism 2 against `max_parallelism: 3` give
+/// exactly one deployment.
+async fn quotas_hold_under_concurrent_writes(t: TestApp) {
+    let t = Arc::new(t);
+    let (id, key) = t.tenant("busy").await;
+    t.json(
+        Method::PUT,
+        &format!("/api/v1/tenants/{id}/quotas"),
+        ADMIN_KEY,
+        serde_json::json!({"max_streams": 4, "max_parallelism": 3}),
+    )
+    .await
+    .ok();
+    // One stream for the pipelines' source, then a burst for the 3 places left.
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &key,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let streams = (0..10)
+        .map(|i| {
+            let name = format!("S{i}");
+            authed(
+                Method::PUT,
+                &format!("/api/v1/streams/{name}"),
+                &key,
+                "application/yaml",
+                crate::support::stream_yaml(&name, &format!("s{i}.>")),
+            )
+        })
+        .collect();
+    let (created, replies) = burst(&t, streams).await;
+    assert_eq!(created.server_errors, 0, "{replies:?}");
+    assert_eq!(created.successes, 3, "{replies:?}");
+    let refused = replies.iter().filter(|(s, _)| *s == 429).count();
+    assert_eq!(refused, 7, "{replies:?}");
+    let on_nats = t
+        .nats()
+        .js()
+        .stream_names()
+        .filter(|n| std::future::ready(n.as_ref().is_ok_and(|n| n.starts_with('S'))))
+        .count()
+        .await;
+    assert_eq!(on_nats, 3, "streams over quota must not be created on NATS");
+
+    for i in 0..3 {
+        t.yaml(
+            Method::POST,
+            "/api/v1/pipelines",
+            &key,
+            &pipeline_yaml(&format!("p-{i}"), "true", 1),
+        )
+        .await
+        .ok();
+    }
+    let deploys = (0..3)
+        .map(|i| {
+            authed(
+                Method::POST,
+                &format!("/api/v1/pipelines/p-{i}/deploy"),
+                &key,
+                "application/json",
+                r#"{"parallelism": 2}"#.into(),
+            )
+        })
+        .collect();
+    let (deployed, replies) = burst(&t, deploys).await;
+    assert_eq!(deployed.server_errors, 0, "{replies:?}");
+    assert_eq!(deployed.successes, 1, "{replies:?}");
+    assert_eq!(
+        replies.iter().filter(|(s, _)| *s == 429).count(),
+        2,
+        "{replies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quotas_hold_under_concurrent_writes_on_sqlite() {
+    quotas_hold_under_concurrent_writes(TestApp::sqlite_nats().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quotas_hold_under_concurrent_writes_on_postgres() {
+    quotas_hold_under_concurrent_writes(TestApp::postgres_nats().await).await;
 }

@@ -14,7 +14,7 @@ use weir_connectors::fleet::{
     Deployment, DesiredState, PipelineCounters, PipelineReport, WorkerHeartbeat, now_ms, worker_key,
 };
 
-use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml, stream_yaml};
+use crate::support::{ADMIN_KEY, TestApp, pipeline_yaml};
 
 async fn kv_deployment(t: &TestApp, key: &str) -> Option<Deployment> {
     t.nats()
@@ -38,6 +38,7 @@ fn report(tenant: &str, pipeline: &str, version: i64, messages_in: u64) -> Pipel
             filtered: messages_in / 2,
             dead_lettered: 1,
             retried: 0,
+            ..Default::default()
         },
         lag: 7,
         ack_pending: 3,
@@ -65,22 +66,7 @@ async fn beat(t: &TestApp, worker: &str, sent_at_ms: u64, pipelines: Vec<Pipelin
 async fn acme_with_orders(t: &TestApp) -> (String, String) {
     let (id, key) = t.tenant("acme").await;
     // Its source stream: deploy refuses a pipeline whose source stream does not exist.
-    t.yaml(
-        Method::PUT,
-        "/api/v1/streams/ORDERS",
-        &key,
-        &stream_yaml("ORDERS", "orders.>"),
-    )
-    .await
-    .ok();
-    t.yaml(
-        Method::POST,
-        "/api/v1/pipelines",
-        &key,
-        &pipeline_yaml("orders", "data.amount > 1", 2),
-    )
-    .await
-    .ok();
+    t.orders_pipeline(&key, "orders", "data.amount > 1").await;
     t.yaml(
         Method::PUT,
         "/api/v1/pipelines/orders",

@@ -17,6 +17,7 @@ mod login_abuse;
 mod modules;
 mod nats_views;
 mod openapi;
+mod schema_registry;
 mod store;
 mod support;
 mod tenant_accounts;

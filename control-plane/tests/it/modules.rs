@@ -67,14 +67,28 @@ async fn scenario(t: &TestApp) {
     let (_, viewer) = t.user_with_key(&a, "viewer@mod-a.test", "viewer").await;
     let traps = guest("weir-test-traps");
 
-    let v1 = upload(t, &a, "/api/v1/modules/traps?functions=noop,unreachable", traps.clone())
-        .await;
+    let v1 = upload(
+        t,
+        &a,
+        "/api/v1/modules/traps?functions=noop,unreachable",
+        traps.clone(),
+    )
+    .await;
     assert_eq!(v1.status.as_u16(), 201, "{}", v1.text);
     let v1 = v1.json();
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["size"], traps.len());
-    assert!(v1["functions"].as_array().unwrap().iter().any(|f| f == "spin"), "{v1}");
-    let v2 = upload(t, &a, "/api/v1/modules/traps", traps.clone()).await.ok();
+    assert!(
+        v1["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "spin"),
+        "{v1}"
+    );
+    let v2 = upload(t, &a, "/api/v1/modules/traps", traps.clone())
+        .await
+        .ok();
     assert_eq!(v2["version"], 2);
 
     // The weakest role that must fail: a viewer reads but cannot upload or delete.
@@ -84,12 +98,28 @@ async fn scenario(t: &TestApp) {
     t.delete("/api/v1/modules/traps", &viewer)
         .await
         .problem(403, "forbidden");
-    assert_eq!(t.get("/api/v1/modules", &viewer).await.ok().as_array().unwrap().len(), 2);
+    assert_eq!(
+        t.get("/api/v1/modules", &viewer)
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Upload checks, each a 422 with the reason.
     let checks: [(&str, Vec<u8>, &str); 4] = [
-        ("/api/v1/modules/junk", b"MZ\x90\0not wasm".to_vec(), "not a WebAssembly module"),
-        ("/api/v1/modules/traps?functions=nope", traps.clone(), "missing export `nope`"),
+        (
+            "/api/v1/modules/junk",
+            b"MZ\x90\0not wasm".to_vec(),
+            "not a WebAssembly module",
+        ),
+        (
+            "/api/v1/modules/traps?functions=nope",
+            traps.clone(),
+            "missing export `nope`",
+        ),
         (
             "/api/v1/modules/sneaky",
             guest("weir-test-forbidden"),
@@ -98,8 +128,13 @@ async fn scenario(t: &TestApp) {
         ("/api/v1/modules/huge", vec![0u8; 5 << 20], "too large"),
     ];
     for (path, bytes, reason) in checks {
-        let p = upload(t, &a, path, bytes).await.problem(422, "invalid_value");
-        assert!(p["detail"].as_str().unwrap().contains(reason), "{path}: {p}");
+        let p = upload(t, &a, path, bytes)
+            .await
+            .problem(422, "invalid_value");
+        assert!(
+            p["detail"].as_str().unwrap().contains(reason),
+            "{path}: {p}"
+        );
     }
     upload(t, &a, "/api/v1/modules/Bad_Name", traps.clone())
         .await
@@ -107,8 +142,12 @@ async fn scenario(t: &TestApp) {
 
     // Tenant B sees none of it.
     assert_eq!(t.get("/api/v1/modules", &b).await.ok(), json!([]));
-    t.get("/api/v1/modules/traps", &b).await.problem(404, "not_found");
-    t.delete("/api/v1/modules/traps", &b).await.problem(404, "not_found");
+    t.get("/api/v1/modules/traps", &b)
+        .await
+        .problem(404, "not_found");
+    t.delete("/api/v1/modules/traps", &b)
+        .await
+        .problem(404, "not_found");
 
     // Concurrent uploads get distinct versions.
     let uploads = (0..4).map(|_| upload(t, &a, "/api/v1/modules/traps", traps.clone()));
@@ -128,33 +167,66 @@ async fn scenario(t: &TestApp) {
 
     // Deploying pins the module version; tenant B cannot deploy a pipeline naming A's module.
     for key in [&a, &b] {
-        t.yaml(Method::PUT, "/api/v1/streams/ORDERS", key, &stream_yaml("ORDERS", "orders.>"))
-            .await
-            .ok();
-        t.yaml(Method::POST, "/api/v1/pipelines", key, &wasm_pipeline("traps"))
-            .await
-            .ok();
+        t.yaml(
+            Method::PUT,
+            "/api/v1/streams/ORDERS",
+            key,
+            &stream_yaml("ORDERS", "orders.>"),
+        )
+        .await
+        .ok();
+        t.yaml(
+            Method::POST,
+            "/api/v1/pipelines",
+            key,
+            &wasm_pipeline("traps"),
+        )
+        .await
+        .ok();
     }
     t.json(Method::POST, "/api/v1/pipelines/udf/deploy", &a, json!({}))
         .await
         .ok();
     let record: weir_connectors::fleet::Deployment = serde_json::from_slice(
-        &t.nats().deployments().get("mod-a.udf").await.unwrap().unwrap(),
+        &t.nats()
+            .deployments()
+            .get("mod-a.udf")
+            .await
+            .unwrap()
+            .unwrap(),
     )
     .unwrap();
-    assert_eq!(record.spec["spec"]["nodes"][0]["wasm"]["version"], 6, "{}", record.spec);
+    assert_eq!(
+        record.spec["spec"]["nodes"][0]["wasm"]["version"], 6,
+        "{}",
+        record.spec
+    );
     let p = t
         .json(Method::POST, "/api/v1/pipelines/udf/deploy", &b, json!({}))
         .await
         .problem(422, "invalid_value");
-    assert!(p["detail"].as_str().unwrap().contains("no module `traps`"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("no module `traps`"),
+        "{p}"
+    );
 
     // Delete one version, then all.
-    assert_eq!(t.delete("/api/v1/modules/traps?version=6", &a).await.status.as_u16(), 204);
+    assert_eq!(
+        t.delete("/api/v1/modules/traps?version=6", &a)
+            .await
+            .status
+            .as_u16(),
+        204
+    );
     let left = t.get("/api/v1/modules/traps", &a).await.ok();
     assert_eq!(left.as_array().unwrap().len(), 5);
-    assert_eq!(t.delete("/api/v1/modules/traps", &a).await.status.as_u16(), 204);
-    t.get("/api/v1/modules/traps", &a).await.problem(404, "not_found");
+    assert_eq!(
+        t.delete("/api/v1/modules/traps", &a).await.status.as_u16(),
+        204
+    );
+    t.get("/api/v1/modules/traps", &a)
+        .await
+        .problem(404, "not_found");
     assert!(
         weir_connectors::modules::fetch(t.nats().js(), "mod-a", "traps", None)
             .await

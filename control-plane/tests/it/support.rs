@@ -133,12 +133,19 @@ impl TestApp {
     /// A control plane on SQLite connected to a fresh nats-server in operator mode: every
     /// tenant gets its own NATS account.
     pub async fn sqlite_nats_operator() -> TestApp {
+        Self::sqlite_nats_operator_with(|nats| nats).await
+    }
+
+    /// [`sqlite_nats_operator`](Self::sqlite_nats_operator) with the NATS side tuned (e.g. the
+    /// revocation delay).
+    pub async fn sqlite_nats_operator_with(tune: impl FnOnce(Nats) -> Nats) -> TestApp {
         let server = NatsServer::start_operator().expect("start nats-server in operator mode");
         let keys = weir_connectors::accounts::OperatorKeys::load(&server.keys_dir().unwrap())
             .expect("operator keys");
         let nats = Nats::connect_operator(&server.url(), keys)
             .await
             .expect("connect to NATS in operator mode");
+        let nats = tune(nats);
         let dir = tempfile::tempdir().unwrap();
         let url = Db::sqlite_url(&dir.path().join("weir.db"));
         let mut t = Self::open_with(&url, dir, None, Some(nats), |_| {}).await;
@@ -314,6 +321,27 @@ impl TestApp {
 
     /// Creates a user with `role` in the key's tenant and an API key for them; returns
     /// (user id, key).
+    /// Declares the stream `ORDERS` (`orders.>`) and creates the pipeline `name` reading it
+    /// (filter `filter`, parallelism 2), with `key` of a tenant.
+    pub async fn orders_pipeline(&self, key: &str, name: &str, filter: &str) {
+        self.yaml(
+            Method::PUT,
+            "/api/v1/streams/ORDERS",
+            key,
+            &stream_yaml("ORDERS", "orders.>"),
+        )
+        .await
+        .ok();
+        self.yaml(
+            Method::POST,
+            "/api/v1/pipelines",
+            key,
+            &pipeline_yaml(name, filter, 2),
+        )
+        .await
+        .ok();
+    }
+
     pub async fn user_with_key(
         &self,
         admin_key: &str,

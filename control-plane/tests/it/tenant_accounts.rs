@@ -291,3 +291,67 @@ async fn account_limits_follow_the_tenant_quotas() {
         .await
         .expect("a publish within the raised storage limit");
 }
+
+/// Whether `creds` can still talk to the server (a revoked user is refused at connect or at its
+/// first request).
+async fn creds_work(t: &TestApp, creds: &str) -> bool {
+    match t.nats_server().client_with(Some(creds)).await {
+        Ok(client) => client.flush().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Concurrent deploys of one pipeline: each replaced its predecessor's credentials, and only
+/// the final record's still connect (a read-then-put once let two deploys both revoke the first
+/// record's credentials and leave one alive).
+#[tokio::test]
+async fn concurrent_deploys_leave_only_the_current_credentials_alive() {
+    const DEPLOYS: usize = 4;
+    let t = std::sync::Arc::new(
+        TestApp::sqlite_nats_operator_with(|n| n.with_revoke_after(std::time::Duration::ZERO))
+            .await,
+    );
+    let (_, key) = t.tenant("acme").await;
+    t.orders_pipeline(&key, "orders", "true").await;
+    let mut tasks = Vec::new();
+    for _ in 0..DEPLOYS {
+        let (t, key) = (t.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            t.json(
+                Method::POST,
+                "/api/v1/pipelines/orders/deploy",
+                &key,
+                json!({}),
+            )
+            .await
+        }));
+    }
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert!(r.status.is_success(), "{}: {}", r.status, r.text);
+    }
+    // Every record written (the bucket keeps this many revisions), oldest first.
+    let mut history = t.nats().deployments().history("acme.orders").await.unwrap();
+    let mut issued = Vec::new();
+    while let Some(entry) = history.next().await {
+        let record: weir_connectors::fleet::Deployment =
+            serde_json::from_slice(&entry.unwrap().value).unwrap();
+        issued.push(
+            record
+                .credentials
+                .expect("operator mode issues credentials"),
+        );
+    }
+    assert_eq!(issued.len(), DEPLOYS);
+    let (current, replaced) = issued.split_last().unwrap();
+    assert!(
+        creds_work(&t, current).await,
+        "the current credentials work"
+    );
+    for (i, creds) in replaced.iter().enumerate() {
+        assert!(
+            !creds_work(&t, creds).await,
+            "replaced credentials {i} still work"
+        );
+    }
+}

@@ -2,16 +2,21 @@
 //! then takes a frame (a batch of messages at its node) and returns frames for its output
 //! ports; per-message errors go to the batch context, never fail the batch.
 
+mod dedup;
 mod drop;
 mod filter;
 mod map;
 mod publish;
 mod route;
 mod split;
+mod validate;
 mod wasm;
+mod window;
+mod window_agg;
 
 use crate::columns::Catalog;
 use crate::frame::{BatchContext, Frame};
+pub(crate) use crate::frame::{Origin, SideOutput};
 use crate::message::FailureKind;
 use crate::sql::SqlExpr;
 use arrow::array::{Array, AsArray, BooleanArray};
@@ -77,6 +82,9 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Publish(spec) => publish::build(spec, cx),
         NodeOp::Split(spec) => split::build(spec, cx),
         NodeOp::Drop(_) => Some(Box::new(drop::DropSink)),
+        NodeOp::Window(spec) => window::build(spec, cx),
+        NodeOp::Dedup { key, within } => dedup::build(key, *within, cx),
+        NodeOp::Validate(spec) => validate::build(spec, cx),
         NodeOp::Wasm(plan) => wasm::build(plan, cx),
     }
 }
@@ -112,6 +120,37 @@ pub(crate) trait Operator: Send + Sync {
 
     /// Called once when the pipeline stops.
     fn on_close(&self) {}
+
+    /// Moves a stateful operator's clock to `now_micros` (wall clock), or to the end of time
+    /// (`None`: close everything); returns what that emits.
+    fn on_time(&self, _now_micros: Option<i64>) -> Vec<SideOutput> {
+        Vec::new()
+    }
+
+    /// Whether the operator keeps state across batches.
+    fn is_stateful(&self) -> bool {
+        false
+    }
+
+    /// The operator's state as bytes, for a checkpoint; `None` when it keeps none.
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    /// Replaces the operator's state with a [`Operator::snapshot`] of it.
+    fn restore(
+        &self,
+        _bytes: &[u8],
+        _state: &SessionState,
+        _catalog: &Catalog,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// What a stateful operator holds now.
+    fn stats(&self) -> Option<crate::message::NodeStats> {
+        None
+    }
 
     /// Named counters the node keeps (a `wasm` node's `weir.counter`).
     fn counters(&self) -> std::collections::BTreeMap<String, i64> {

@@ -77,6 +77,12 @@ impl Operator for Publish {
             let input_headers = row.headers(ctx.inputs);
             let mut out_headers = Vec::with_capacity(input_headers.len() + headers.len());
             out_headers.extend(input_headers.iter().cloned());
+            if let Some(tags) = ctx.tags.get(row.input as usize) {
+                for (name, value) in tags {
+                    out_headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                    out_headers.push((name.clone(), value.clone()));
+                }
+            }
             let mut error = None;
             for (name, values) in &mut headers {
                 match values.take(i) {
@@ -105,6 +111,7 @@ impl Operator for Publish {
                     continue;
                 }
             };
+            ctx.emitted += 1;
             ctx.outputs[row.input as usize].push(OutputMessage {
                 node: node.to_string(),
                 subject,

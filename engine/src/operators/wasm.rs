@@ -65,12 +65,10 @@ impl Wasm {
             Err(CallError::Instance(e)) => Err(e),
             Err(CallError::Guest(_)) => items
                 .iter()
-                .map(|p| {
-                    match self.call(frame, std::slice::from_ref(p), ctx) {
-                        Ok(mut r) => Ok(Ok(r.pop().expect("one result per message"))),
-                        Err(CallError::Guest(e)) => Ok(Err(e)),
-                        Err(CallError::Instance(e)) => Err(e),
-                    }
+                .map(|p| match self.call(frame, std::slice::from_ref(p), ctx) {
+                    Ok(mut r) => Ok(Ok(r.pop().expect("one result per message"))),
+                    Err(CallError::Guest(e)) => Ok(Err(e)),
+                    Err(CallError::Instance(e)) => Err(e),
                 })
                 .collect(),
         }
@@ -162,7 +160,10 @@ impl Operator for Wasm {
                         keep[p.row] = true;
                         continue;
                     }
-                    changed.extend(outs.into_iter().map(|o| output_row(row, &p.payload, o, ctx)));
+                    changed.extend(
+                        outs.into_iter()
+                            .map(|o| output_row(row, &p.payload, o, ctx)),
+                    );
                 }
             }
         }
@@ -195,13 +196,14 @@ pub(crate) fn build(plan: &WasmPlan, cx: &mut PlanContext<'_>) -> Option<Box<dyn
             return None;
         }
     };
-    let compiled = match crate::wasm::host::compile(&module.sha256, &module.bytes, spec.fuel.is_some()) {
-        Ok(c) => c,
-        Err(e) => {
-            cx.problem("/wasm/module", format!("module `{}`: {e}", spec.module));
-            return None;
-        }
-    };
+    let compiled =
+        match crate::wasm::host::compile(&module.sha256, &module.bytes, spec.fuel.is_some()) {
+            Ok(c) => c,
+            Err(e) => {
+                cx.problem("/wasm/module", format!("module `{}`: {e}", spec.module));
+                return None;
+            }
+        };
     let config = serde_json::to_vec(&spec.config).unwrap_or_else(|_| b"null".to_vec());
     let limits = Limits {
         timeout: plan.timeout,
@@ -210,7 +212,10 @@ pub(crate) fn build(plan: &WasmPlan, cx: &mut PlanContext<'_>) -> Option<Box<dyn
     };
     let runner = Runner::new(compiled, &spec.function, config, limits, cx.id.clone());
     if let Err(e) = runner.warm_up() {
-        cx.problem("/wasm/function", format!("module `{}` version {}: {e}", spec.module, module.version));
+        cx.problem(
+            "/wasm/function",
+            format!("module `{}` version {}: {e}", spec.module, module.version),
+        );
         return None;
     }
     Some(Box::new(Wasm {

@@ -220,10 +220,18 @@ mod tests {
             ]
         );
         assert!(decode_results(ok, 2).unwrap_err().contains("3 results"));
-        assert!(decode_results(&ok[..ok.len() - 1], 3).unwrap_err().contains("end early"));
+        assert!(
+            decode_results(&ok[..ok.len() - 1], 3)
+                .unwrap_err()
+                .contains("end early")
+        );
         let mut extra = ok.to_vec();
         extra.push(0);
         assert!(decode_results(&extra, 3).unwrap_err().contains("trailing"));
-        assert!(decode_results(b"\x01\0\0\0\x09", 1).unwrap_err().contains("tag 9"));
+        assert!(
+            decode_results(b"\x01\0\0\0\x09", 1)
+                .unwrap_err()
+                .contains("tag 9")
+        );
     }
 }

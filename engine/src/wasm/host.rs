@@ -125,7 +125,8 @@ pub(crate) fn compile(hash: &str, bytes: &[u8], fuel: bool) -> Result<Arc<Compil
         return Ok(c);
     }
     let engine = engine(fuel)?;
-    let module = Module::new(engine, bytes).map_err(|e| format!("the module does not compile: {e}"))?;
+    let module =
+        Module::new(engine, bytes).map_err(|e| format!("the module does not compile: {e}"))?;
     let pre = linker(engine)?
         .instantiate_pre(&module)
         .map_err(|e| format!("the module does not link: {e}"))?;
@@ -138,8 +139,14 @@ pub(crate) fn compile(hash: &str, bytes: &[u8], fuel: bool) -> Result<Arc<Compil
 }
 
 /// The guest's bytes at `[ptr, ptr+len)`, if they lie inside its memory.
-fn guest_bytes<'a>(caller: &'a mut Caller<'_, HostState>, ptr: i32, len: i32) -> Option<(&'a [u8], &'a mut HostState)> {
-    let memory = caller.get_export(EXPORT_MEMORY).and_then(Extern::into_memory)?;
+fn guest_bytes<'a>(
+    caller: &'a mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> Option<(&'a [u8], &'a mut HostState)> {
+    let memory = caller
+        .get_export(EXPORT_MEMORY)
+        .and_then(Extern::into_memory)?;
     let (data, state) = memory.data_and_store_mut(caller);
     let data: &'a [u8] = data;
     let start = ptr as u32 as usize;
@@ -270,9 +277,7 @@ impl Runner {
     }
 
     fn arm(&self, store: &mut Store<HostState>) -> Result<(), String> {
-        store.set_epoch_deadline(
-            (self.limits.timeout.as_micros() / TICK.as_micros()) as u64 + 1,
-        );
+        store.set_epoch_deadline((self.limits.timeout.as_micros() / TICK.as_micros()) as u64 + 1);
         store.data_mut().logs_left = MAX_LOG_LINES;
         if let Some(f) = self.limits.fuel
             && self.compiled.fuel
@@ -298,11 +303,12 @@ impl Runner {
         store.limiter(|s| &mut s.limits);
         let inst_err = |e: String| CallError::Instance(e);
         self.arm(&mut store).map_err(inst_err)?;
-        let instance = self
-            .compiled
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| CallError::Instance(format!("instantiating the module: {}", describe(&e, &self.limits))))?;
+        let instance = self.compiled.pre.instantiate(&mut store).map_err(|e| {
+            CallError::Instance(format!(
+                "instantiating the module: {}",
+                describe(&e, &self.limits)
+            ))
+        })?;
         let version = instance
             .get_typed_func::<(), i32>(&mut store, EXPORT_VERSION)
             .and_then(|f| f.call(&mut store, ()))
@@ -329,11 +335,15 @@ impl Runner {
         };
         if let Ok(init) = instance.get_typed_func::<(i32, i32), i32>(&mut live.store, EXPORT_INIT) {
             let ptr = self
-                .write(&mut live, self.config.len(), |buf| buf.copy_from_slice(&self.config))
+                .write(&mut live, self.config.len(), |buf| {
+                    buf.copy_from_slice(&self.config)
+                })
                 .map_err(CallError::Instance)?;
             let rc = init
                 .call(&mut live.store, (ptr, self.config.len() as i32))
-                .map_err(|e| CallError::Instance(format!("{EXPORT_INIT}: {}", describe(&e, &self.limits))))?;
+                .map_err(|e| {
+                    CallError::Instance(format!("{EXPORT_INIT}: {}", describe(&e, &self.limits)))
+                })?;
             if rc != 0 {
                 return Err(CallError::Instance(format!(
                     "{EXPORT_INIT} refused the node's config (it returned {rc})"
@@ -344,7 +354,12 @@ impl Runner {
     }
 
     /// Asks the guest for `len` bytes and fills them; returns the guest pointer.
-    fn write(&self, live: &mut Live, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<i32, String> {
+    fn write(
+        &self,
+        live: &mut Live,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<i32, String> {
         let len32 = i32::try_from(len).map_err(|_| "the batch exceeds 2 GiB".to_string())?;
         let ptr = live
             .alloc

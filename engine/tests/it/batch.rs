@@ -239,3 +239,55 @@ spec:
     );
     assert!(err.problems.len() >= 4, "{err}");
 }
+
+/// `format: raw`: a pipeline that reads `data` (as text) dead-letters a payload that is not
+/// UTF-8 with a decode error, never reading it as `""`; one that reads only the subject passes
+/// any bytes unchanged.
+#[test]
+fn raw_payloads_that_are_not_utf8_fail_only_where_data_is_read() {
+    let reads = compile(
+        r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: raw-text }
+spec:
+  source: { stream: ORDERS, subjects: ["orders.>"], format: raw }
+  nodes:
+    - id: keep
+      filter: "data LIKE '%abc%'"
+      next: out
+    - id: out
+      publish: { subject: "raw.out" }
+"#,
+    );
+    let binary: &[u8] = b"\xff\xfeabc";
+    let result = reads.process(&[msg(1, binary), msg(2, b"xyz"), msg(3, b"abc")]);
+    let Fate::Error(e) = &result.fates[0] else {
+        panic!("{:?}", result.fates[0])
+    };
+    assert_eq!(e.kind, FailureKind::Decode);
+    assert!(e.message.contains("not UTF-8"), "{}", e.message);
+    assert_eq!(result.fates[1], Fate::Filtered);
+    assert!(matches!(result.fates[2], Fate::Outputs(_)));
+
+    let passes = compile(
+        r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: raw-bytes }
+spec:
+  source: { stream: ORDERS, subjects: ["orders.>"], format: raw }
+  nodes:
+    - id: keep
+      filter: "subject LIKE 'orders.%'"
+      next: out
+    - id: out
+      publish: { subject: "raw.out" }
+"#,
+    );
+    let result = passes.process(&[msg(1, binary)]);
+    let Fate::Outputs(o) = &result.fates[0] else {
+        panic!("{:?}", result.fates[0])
+    };
+    assert_eq!(o[0].payload.as_ref(), binary);
+}

@@ -4,4 +4,7 @@ mod batch;
 mod golden;
 mod testing;
 mod type_conflicts;
+mod validate;
 mod wasm;
+mod window;
+mod window_props;

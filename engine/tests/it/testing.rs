@@ -61,3 +61,81 @@ fn cases_pass_and_fail_with_a_diff() {
     let diff = outcomes[4].failure.as_deref().expect("wrong fate fails");
     assert!(diff.contains("+\"filtered\""), "{diff}");
 }
+
+const ROUTED: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: routed }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: route
+      route:
+        - when: "data.amount > 100"
+          next: [vip, audit]
+        - when: "data.region = 'eu'"
+          next: eu
+      default: rest
+    - id: vip
+      publish: { subject: "vip" }
+    - id: audit
+      publish: { subject: "audit.{data.region}" }
+    - id: eu
+      publish: { subject: "eu" }
+    - id: rest
+      drop: { reason: "not routed" }
+"#;
+
+fn input(payload: &str) -> weir_engine::InputMessage {
+    weir_engine::InputMessage {
+        subject: "orders.created".into(),
+        payload: payload.as_bytes().to_vec().into(),
+        stream: "ORDERS".into(),
+        ..Default::default()
+    }
+}
+
+/// Per input, the nodes it reached (fan-out included); per node, rows in, rows per port,
+/// outputs and errors: what the builder's test panel and live counters show.
+#[test]
+fn traced_paths_and_node_counts() {
+    let Resource::Pipeline(p) = serde_yaml::from_str(ROUTED).unwrap() else {
+        panic!()
+    };
+    let compiled = CompiledPipeline::compile(&p).unwrap();
+    let inputs = [
+        input(r#"{"amount": 500, "region": "eu"}"#),
+        input(r#"{"amount": 5, "region": "eu"}"#),
+        input(r#"{"amount": 5, "region": "us"}"#),
+        input(r#"{"amount": 500}"#),
+        input("not json"),
+    ];
+    let (result, paths) = compiled.process_traced(&inputs);
+    assert_eq!(
+        paths,
+        vec![
+            vec!["route", "vip", "audit", "eu"],
+            vec!["route", "eu"],
+            vec!["route", "rest"],
+            vec!["route", "vip", "audit"],
+            vec![],
+        ]
+    );
+    let counts: Vec<(&str, u64, Vec<u64>, u64, u64)> = result
+        .nodes
+        .iter()
+        .map(|n| (&*n.node, n.rows_in, n.ports.clone(), n.outputs, n.errors))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("source", 5, vec![4], 0, 1),
+            ("route", 4, vec![2, 2, 1], 0, 0),
+            ("vip", 2, vec![0], 2, 0),
+            // The fourth input has no region: its subject template fails here.
+            ("audit", 2, vec![0], 1, 1),
+            ("eu", 2, vec![0], 2, 0),
+            ("rest", 1, vec![0], 0, 0),
+        ]
+    );
+}

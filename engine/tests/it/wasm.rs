@@ -87,14 +87,21 @@ fn only_the_poisoned_message_fails(function: &str, limits: &str, expect: &str) {
             };
             assert_eq!(e.kind, FailureKind::Wasm, "{function}: {e:?}");
             assert_eq!(e.node, "udf");
-            assert!(e.message.contains(expect), "{function}: `{}` lacks `{expect}`", e.message);
+            assert!(
+                e.message.contains(expect),
+                "{function}: `{}` lacks `{expect}`",
+                e.message
+            );
         } else {
             let Fate::Outputs(o) = fate else {
                 panic!("{function}: message {i} should pass, got {fate:?}")
             };
             assert_eq!(payloads(o), vec![format!(r#"{{"id":{i}}}"#)]);
             assert_eq!(o[0].subject, "out.orders.created.eu");
-            assert_eq!(o[0].payload, input[i].payload, "unchanged bytes pass as they were");
+            assert_eq!(
+                o[0].payload, input[i].payload,
+                "unchanged bytes pass as they were"
+            );
         }
     }
     let clean = batch(usize::MAX, 4);
@@ -125,7 +132,11 @@ fn an_infinite_loop_ends_at_the_deadline() {
 
 #[test]
 fn memory_growth_past_the_cap_fails_only_the_poisoned_message() {
-    only_the_poisoned_message_fails("grow", ", max_memory: 4MiB", "memory past the cap of 4194304 bytes");
+    only_the_poisoned_message_fails(
+        "grow",
+        ", max_memory: 4MiB",
+        "memory past the cap of 4194304 bytes",
+    );
 }
 
 #[test]
@@ -200,8 +211,13 @@ fn pii_redact_masks_emails_and_card_numbers_exactly() {
         };
         assert_eq!(payloads(o), vec![cases[i].1.to_string()], "case {i}");
     }
-    let Fate::Outputs(o) = &result.fates[2] else { unreachable!() };
-    assert_eq!(o[0].payload, input[2].payload, "nothing masked: the original bytes");
+    let Fate::Outputs(o) = &result.fates[2] else {
+        unreachable!()
+    };
+    assert_eq!(
+        o[0].payload, input[2].payload,
+        "nothing masked: the original bytes"
+    );
     let raw = raw_pipeline("t-pii", "{ module: pii-redact, function: redact }");
     let result = raw.process(&input[4..]);
     let Fate::Outputs(o) = &result.fates[0] else {
@@ -260,9 +276,27 @@ fn enrich_geo_adds_the_region_exactly() {
         ),
         other => panic!("message {i}: {other:?}"),
     };
-    assert_eq!(out(0), (r#"{"id":1,"cc":"DE","region":"eu"}"#.into(), Some("eu".into())));
-    assert_eq!(out(1), (r#"{"id":2,"cc":"jp","region":"apac"}"#.into(), Some("apac".into())));
-    assert_eq!(out(2), (r#"{"id":3,"region":"unknown"}"#.into(), Some("unknown".into())));
+    assert_eq!(
+        out(0),
+        (
+            r#"{"id":1,"cc":"DE","region":"eu"}"#.into(),
+            Some("eu".into())
+        )
+    );
+    assert_eq!(
+        out(1),
+        (
+            r#"{"id":2,"cc":"jp","region":"apac"}"#.into(),
+            Some("apac".into())
+        )
+    );
+    assert_eq!(
+        out(2),
+        (
+            r#"{"id":3,"region":"unknown"}"#.into(),
+            Some("unknown".into())
+        )
+    );
     let Fate::Error(e) = &result.fates[3] else {
         panic!("{:?}", result.fates[3])
     };
@@ -275,7 +309,10 @@ fn a_tenant_cannot_use_another_tenants_module() {
     traps("t-owner");
     assert!(compile_for("t-owner", "{ module: traps, function: noop }").is_ok());
     let err = compile_for("t-other", "{ module: traps, function: noop }").unwrap_err();
-    assert!(err.contains("no module `traps` of tenant `t-other`"), "{err}");
+    assert!(
+        err.contains("no module `traps` of tenant `t-other`"),
+        "{err}"
+    );
     let err = compile_for("t-owner", "{ module: traps, version: 9, function: noop }").unwrap_err();
     assert!(err.contains("no module `traps` version 9"), "{err}");
     let err = compile_for("t-owner", "{ module: traps, function: missing }").unwrap_err();

@@ -409,5 +409,10 @@ fn wasm_node_mistakes_are_reported_at_their_values() {
     let bad_version = pipeline(&format!(
         "    - id: udf\n      wasm: {{ module: pii-redact, version: newest, function: redact }}\n      next: out\n{SINK}"
     ));
-    assert_eq!(problems(&bad_version).len(), 1, "{:?}", problems(&bad_version));
+    assert_eq!(
+        problems(&bad_version).len(),
+        1,
+        "{:?}",
+        problems(&bad_version)
+    );
 }

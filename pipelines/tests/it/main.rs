@@ -6,6 +6,7 @@ mod diagnostics;
 mod examples;
 mod robustness;
 mod schema;
+mod window;
 
 use std::path::PathBuf;
 

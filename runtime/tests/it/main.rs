@@ -11,4 +11,5 @@ mod shared_context;
 mod stop_one;
 mod support;
 mod type_conflicts;
+mod validation;
 mod wasm_traps;

@@ -84,7 +84,14 @@ async fn each_trap_sends_only_the_poisoned_message_to_the_dlq() -> Result<()> {
             } else {
                 format!(r#"{{"i":{i}}}"#)
             };
-            let seq = publish(&js, &format!("in.{function}"), &[("X-I", &i.to_string())], Bytes::from(body.clone()), None).await?;
+            let seq = publish(
+                &js,
+                &format!("in.{function}"),
+                &[("X-I", &i.to_string())],
+                Bytes::from(body.clone()),
+                None,
+            )
+            .await?;
             if i == 4 {
                 poisoned.push((*function, seq, body));
             }
@@ -96,31 +103,59 @@ async fn each_trap_sends_only_the_poisoned_message_to_the_dlq() -> Result<()> {
     wait_for_count(&js, "DLQ", n, Duration::from_secs(60)).await?;
 
     let out = read_all(&js, "OUT").await?;
-    assert_eq!(out.len() as u64, 9 * n, "every other message is published once");
+    assert_eq!(
+        out.len() as u64,
+        9 * n,
+        "every other message is published once"
+    );
     for (function, _, _) in TRAPS {
-        let mine: Vec<_> = out.iter().filter(|m| m.subject == format!("out.{function}")).collect();
+        let mine: Vec<_> = out
+            .iter()
+            .filter(|m| m.subject == format!("out.{function}"))
+            .collect();
         assert_eq!(mine.len(), 9, "{function}");
-        assert!(mine.iter().all(|m| !m.payload.windows(6).any(|w| w == b"poison")));
+        assert!(
+            mine.iter()
+                .all(|m| !m.payload.windows(6).any(|w| w == b"poison"))
+        );
     }
     let dead = read_all(&js, "DLQ").await?;
     assert_eq!(dead.len() as u64, n);
     for ((function, seq, body), (_, _, expect)) in poisoned.iter().zip(TRAPS) {
         let letter = dead
             .iter()
-            .find(|d| d.headers.get("Weir-Pipeline").map(String::as_str) == Some(&format!("trap-{function}")))
+            .find(|d| {
+                d.headers.get("Weir-Pipeline").map(String::as_str)
+                    == Some(&format!("trap-{function}"))
+            })
             .unwrap_or_else(|| panic!("no dead letter of {function}"));
         let h = &letter.headers;
-        assert_eq!(letter.payload.as_ref(), body.as_bytes(), "{function}: original bytes");
+        assert_eq!(
+            letter.payload.as_ref(),
+            body.as_bytes(),
+            "{function}: original bytes"
+        );
         assert_eq!(h["Weir-Error-Kind"], "wasm", "{function}: {h:?}");
         assert_eq!(h["Weir-Node"], "udf");
         assert_eq!(h["Weir-Source-Seq"], seq.to_string());
         assert_eq!(h["X-I"], "4");
-        assert!(h["Weir-Error"].contains(expect), "{function}: {}", h["Weir-Error"]);
+        assert!(
+            h["Weir-Error"].contains(expect),
+            "{function}: {}",
+            h["Weir-Error"]
+        );
     }
 
     // The worker lives, and every pipeline serves new messages.
     for (function, _, _) in TRAPS {
-        publish(&js, &format!("in.{function}"), &[], Bytes::from_static(br#"{"after":1}"#), None).await?;
+        publish(
+            &js,
+            &format!("in.{function}"),
+            &[],
+            Bytes::from_static(br#"{"after":1}"#),
+            None,
+        )
+        .await?;
     }
     wait_for_count(&js, "OUT", 10 * n, Duration::from_secs(30)).await?;
     assert!(worker.stop().await, "worker stopped cleanly");

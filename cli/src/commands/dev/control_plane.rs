@@ -69,6 +69,7 @@ pub(super) async fn apply_examples(
             }
         }
     }
+    register_schemas(api, &dir.join("schemas")).await?;
     let outcomes = apply::send_all(api, &resources, false).await?;
     for o in &outcomes {
         println!("[weir dev] {}/{} {}", o.kind, o.name, o.result);
@@ -80,19 +81,53 @@ pub(super) async fn apply_examples(
             continue;
         };
         let name = &pipeline.metadata.name;
-        let reply = api
-            .send(
-                Method::POST,
+        let info: weir_control_plane::api::DeploymentInfo = api
+            .post(
                 &format!("/pipelines/{name}/deploy"),
-                Some(("application/json", "{}".to_string())),
-                None,
+                &weir_control_plane::api::DeployRequest::default(),
             )
             .await
             .with_context(|| format!("deploying {name}"))?;
-        let info: serde_json::Value = serde_json::from_str(&reply.text).unwrap_or_default();
         println!(
             "[weir dev] deployed pipeline/{name} (version {}, parallelism {})",
-            info["version"], info["parallelism"]
+            info.version, info.parallelism
+        );
+    }
+    Ok(())
+}
+
+/// Registers each `<subject>.schema.json` of `dir` (when it exists) as a JSON Schema of the
+/// dev tenant's registry, so that pipelines can `validate` against it.
+async fn register_schemas(api: &Client, dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    for file in files {
+        let Some(subject) = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".schema.json"))
+        else {
+            continue;
+        };
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let body = serde_json::json!({"schema": text, "schema_type": "JSON"});
+        let reply = api
+            .send(
+                Method::POST,
+                &format!("/schemas/{subject}/versions"),
+                Some(("application/json", body.to_string())),
+                None,
+            )
+            .await
+            .with_context(|| format!("registering schema {subject}"))?;
+        let v: serde_json::Value = serde_json::from_str(&reply.text).unwrap_or_default();
+        println!(
+            "[weir dev] schema/{subject} version {} (id {})",
+            v["version"], v["id"]
         );
     }
     Ok(())

@@ -144,6 +144,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/modules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the tenant's modules, every version. */
+        get: operations["modules_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/modules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The versions of a module. */
+        get: operations["modules_get"];
+        put?: never;
+        /**
+         * Upload a new version of a module: the raw `.wasm` bytes as the body
+         *     (`Content-Type: application/wasm`), checked against the batch ABI.
+         */
+        post: operations["upload"];
+        /**
+         * Delete a module (every version, or `?version=N`). Deployed pipelines keep running the
+         *     version they were deployed with until they are redeployed.
+         */
+        delete: operations["modules_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/nats/kv": {
         parameters: {
             query?: never;
@@ -667,7 +709,7 @@ export interface paths {
             cookie?: never;
         };
         /** List a pipeline's versions, newest first. */
-        get: operations["versions"];
+        get: operations["pipelines_versions_versions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -684,9 +726,30 @@ export interface paths {
             cookie?: never;
         };
         /** Get one version of a pipeline (JSON, or YAML like `GET /pipelines/{name}`). */
-        get: operations["version"];
+        get: operations["pipelines_versions_version"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines:test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a pipeline on sample messages without deploying it: per input, the nodes it reached and
+         *     its outputs (subject, headers, payload), filtered, or its error. Needs `pipelines:read`
+         *     (viewers may test: nothing is published or stored), and `messages:read` to capture.
+         */
+        post: operations["test"];
         delete?: never;
         options?: never;
         head?: never;
@@ -760,6 +823,95 @@ export interface paths {
         post?: never;
         /** Delete a custom role that no user holds. */
         delete: operations["delete_role"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's schema subjects, each with its latest version. */
+        get: operations["schemas_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes a subject or one version: soft (hidden, numbers kept) or, after that, permanent. */
+        delete: operations["schemas_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Checks a schema against a subject's compatibility level without registering it. */
+        post: operations["check"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every live version of a subject, oldest first. */
+        get: operations["schemas_versions_versions"];
+        put?: never;
+        /**
+         * Registers a schema under a subject: its existing version when the subject already has it,
+         *     else a new version, refused (409 `incompatible_schema`) when it breaks the subject's level.
+         */
+        post: operations["register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/schemas/{subject}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One version of a subject (`latest` or a number). */
+        get: operations["schemas_versions_version"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -857,6 +1009,23 @@ export interface paths {
          *     only with `force=true` (409 otherwise).
          */
         delete: operations["streams_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/streams/{name}/infer-schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Proposes a JSON Schema from the newest messages of one of your streams. */
+        post: operations["infer_schema"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1082,6 +1251,23 @@ export interface components {
             /** @description Cursor of the next page, when there is one. */
             next_cursor?: string | null;
         };
+        /** @description How many messages to capture. */
+        CaptureRequest: {
+            /**
+             * Format: int32
+             * @description The last `count` matching messages (1 to 100).
+             */
+            count: number;
+        };
+        /** @description The verdict of a compatibility check. */
+        CheckResult: {
+            /** @description The level checked. */
+            compatibility: components["schemas"]["Level"];
+            /** @description Whether the schema could be registered now. */
+            compatible: boolean;
+            /** @description Each incompatibility, explained. */
+            messages: string[];
+        };
         /** @description A consumer of a stream. */
         ConsumerView: {
             /**
@@ -1148,6 +1334,11 @@ export interface components {
              * @description Retries of transient failures.
              */
             retried: number;
+        };
+        /** @description The version numbers deleted. */
+        Deleted: {
+            /** @description The versions. */
+            versions: number[];
         };
         /** @description Body of `POST /pipelines/{name}/deploy`. */
         DeployRequest: {
@@ -1287,6 +1478,15 @@ export interface components {
             /** @description `sqlite` or `postgres`. */
             store: string;
         };
+        /** @description A proposed schema. */
+        InferredSchema: {
+            /** @description Messages read. */
+            samples: number;
+            /** @description The proposed JSON Schema (draft 2020-12). */
+            schema: Record<string, never>;
+            /** @description Messages left out because their payload is not JSON. */
+            skipped: number;
+        };
         /** @description A key-value bucket of yours. */
         KvBucketView: {
             /**
@@ -1391,12 +1591,22 @@ export interface components {
             /** @description Which worker reported it. */
             worker_id: string;
         };
+        /**
+         * @description A subject's compatibility level.
+         * @enum {string}
+         */
+        Level: "NONE" | "BACKWARD" | "BACKWARD_TRANSITIVE" | "FORWARD" | "FORWARD_TRANSITIVE" | "FULL" | "FULL_TRANSITIVE";
         /** @description Body of `POST /auth/login`. */
         LoginRequest: {
             /** @description The user's email (any case; compared lowercase, Unicode NFKC). */
             email: string;
             /** @description The user's password. */
             password: string;
+            /**
+             * @description The tenant to log in to (its name). Needed only when the same email and password are
+             *     a user of several tenants (the login then answers 409 `tenant_required`).
+             */
+            tenant?: string | null;
         };
         /** @description The caller as the API shows it. */
         Me: {
@@ -1434,6 +1644,29 @@ export interface components {
             subject: string;
             /** @description When stored (RFC 3339). */
             time: string;
+        };
+        /** @description A module version as the API shows it. */
+        ModuleInfo: {
+            /** @description When uploaded (RFC 3339). */
+            created_at: string;
+            /** @description Who uploaded it. */
+            created_by: string;
+            /** @description The batch functions it exports (what a `wasm` node's `function` may name). */
+            functions: string[];
+            /** @description Name, unique in the tenant. */
+            name: string;
+            /** @description SHA-256 of the bytes, hex. */
+            sha256: string;
+            /**
+             * Format: int64
+             * @description Size in bytes.
+             */
+            size: number;
+            /**
+             * Format: int32
+             * @description Version, from 1, one more per upload.
+             */
+            version: number;
         };
         /** @description Body of `POST /api-keys`. */
         NewApiKey: {
@@ -1474,7 +1707,7 @@ export interface components {
         };
         /** @description The first admin of a new tenant. */
         NewTenantAdmin: {
-            /** @description Email, unique across Weir (stored lowercase, Unicode NFKC). */
+            /** @description Email (stored lowercase, Unicode NFKC); unique within the tenant. */
             email: string;
             /**
              * @description Password for login (optional: the response carries an API key; 12 characters to 1024
@@ -1484,12 +1717,37 @@ export interface components {
         };
         /** @description Body of `POST /users`. */
         NewUser: {
-            /** @description Email (stored lowercase, Unicode NFKC); unique across Weir. */
+            /** @description Email (stored lowercase, Unicode NFKC); unique within the tenant. */
             email: string;
             /** @description Password (12 characters to 1024 bytes); without one the user can only use API keys. */
             password?: string | null;
             /** @description Role name. */
             role: string;
+        };
+        /**
+         * @description What one node of a pipeline saw, summed over the live workers since each started it. Rows
+         *     are messages inside the graph (a `split` makes several of one input); a batch processed
+         *     again (a retry) counts again.
+         */
+        NodeStats: {
+            /**
+             * Format: int64
+             * @description Inputs that failed at this node (their first error; they went to the DLQ or were
+             *     retried).
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Messages it published (sinks).
+             */
+            outputs: number;
+            /** @description Rows it passed on, per output port (a route: its rules in order, then `default`). */
+            ports: number[];
+            /**
+             * Format: int64
+             * @description Rows that reached the node.
+             */
+            rows_in: number;
         };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
@@ -1530,6 +1788,10 @@ export interface components {
             lag?: number | null;
             last_dead_letter?: null | components["schemas"]["LastError"];
             last_error?: null | components["schemas"]["LastError"];
+            /** @description Per node id (and `source`, the decoding step): counts summed over live workers. */
+            nodes: {
+                [key: string]: components["schemas"]["NodeStats"];
+            };
             /** @description Pipeline name. */
             pipeline: string;
             rates?: null | components["schemas"]["Rates"];
@@ -1805,6 +2067,123 @@ export interface components {
              */
             version: number;
         };
+        /** @description Why an input failed (it would go to the DLQ). */
+        SampleError: {
+            /** @description Failure kind (the `Weir-Error-Kind` values). */
+            kind: string;
+            /** @description What was wrong. */
+            message: string;
+            /** @description The node that raised it (`source` for undecodable payloads). */
+            node: string;
+        };
+        /** @description An input as the pipeline saw it. */
+        SampleInput: {
+            /** @description The payload when it is JSON. */
+            data?: Record<string, never> | null;
+            /** @description Headers (a name may repeat). */
+            headers: {
+                [key: string]: string[];
+            };
+            /** @description The payload in base64 when it is not JSON. */
+            payload_b64?: string | null;
+            /**
+             * Format: int64
+             * @description Its stream sequence (captured) or its number among the given samples.
+             */
+            seq?: number | null;
+            /** @description Subject. */
+            subject: string;
+        };
+        /** @description A sample message: `data` (JSON payload) or `payload_b64` (raw bytes), or neither (empty). */
+        SampleMessage: {
+            /** @description JSON payload. */
+            data?: Record<string, never> | null;
+            /** @description Headers. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description Non-JSON payload, base64. */
+            payload_b64?: string | null;
+            /** @description Subject (default `test`). */
+            subject?: string;
+        };
+        /** @description A message the pipeline would publish. */
+        SampleOutput: {
+            /** @description The payload when it is JSON. */
+            data?: Record<string, never> | null;
+            /** @description Headers (a name may repeat). */
+            headers: {
+                [key: string]: string[];
+            };
+            /** @description The sink node. */
+            node: string;
+            /** @description The payload in base64 when it is not JSON. */
+            payload_b64?: string | null;
+            /** @description Rendered subject. */
+            subject: string;
+        };
+        /** @description One input and what the pipeline did with it. */
+        SampleResult: {
+            error?: null | components["schemas"]["SampleError"];
+            /** @description The input. */
+            input: components["schemas"]["SampleInput"];
+            /** @description `outputs`, `filtered` or `error`. */
+            outcome: string;
+            /** @description Its outputs (when `outputs`). */
+            outputs: components["schemas"]["SampleOutput"][];
+            /** @description Ids of the nodes it reached, in topological order. */
+            path: string[];
+        };
+        /** @description A reference from one schema to a version of another subject. */
+        SchemaReference: {
+            /** @description How the referring schema names it (Avro full name, `$ref` URI, import path). */
+            name: string;
+            /** @description The referenced subject. */
+            subject: string;
+            /**
+             * Format: int64
+             * @description The referenced version.
+             */
+            version: number;
+        };
+        /**
+         * @description A schema's format, named as Confluent names it (`AVRO` is the default when a request leaves
+         *     `schemaType` out).
+         * @enum {string}
+         */
+        SchemaType: "AVRO" | "JSON" | "PROTOBUF";
+        /** @description A registered version of a subject. */
+        SchemaVersion: {
+            /** @description Whether the version is soft-deleted. */
+            deleted: boolean;
+            /**
+             * Format: int64
+             * @description The schema's global id.
+             */
+            id: number;
+            /** @description Its references. */
+            references: components["schemas"]["SchemaReference"][];
+            /** @description The schema text as registered. */
+            schema: string;
+            /** @description The format. */
+            schema_type: components["schemas"]["SchemaType"];
+            /** @description The subject. */
+            subject: string;
+            /**
+             * Format: int64
+             * @description The version number (1, 2, …; never reused).
+             */
+            version: number;
+        };
+        /** @description A schema to register or check. */
+        SchemaWrite: {
+            /** @description Versions of other subjects it uses. */
+            references?: components["schemas"]["SchemaReference"][];
+            /** @description The schema text (Avro JSON, a JSON Schema document, or `.proto` text). */
+            schema: string;
+            /** @description Its format. */
+            schema_type: components["schemas"]["SchemaType"];
+        };
         /** @description A secret as the API shows it: never the secret values. */
         SecretInfo: {
             /** @description Non-secret settings (server URL, user name). */
@@ -1881,6 +2260,15 @@ export interface components {
             /** @description Subjects it captures. */
             subjects: string[];
         };
+        /** @description A subject and its latest version. */
+        SubjectSummary: {
+            /** @description Its compatibility level (its own, or the tenant's default). */
+            compatibility: components["schemas"]["Level"];
+            /** @description Its newest live version. */
+            latest: components["schemas"]["SchemaVersion"];
+            /** @description The subject. */
+            subject: string;
+        };
         /** @description Result of `POST /tenants`. */
         TenantCreated: {
             /** @description An API key of the first admin. Shown once. */
@@ -1905,6 +2293,26 @@ export interface components {
             /** @description The system tenant of platform admins. */
             system: boolean;
         };
+        /** @description What to test and on which messages: give exactly one of `messages`, `jsonl`, `capture`. */
+        TestRequest: {
+            capture?: null | components["schemas"]["CaptureRequest"];
+            /**
+             * @description Sample messages as JSON lines (one `SampleMessage` a line; blank lines skipped), as
+             *     `weir test --input` reads them.
+             */
+            jsonl?: string | null;
+            /** @description Sample messages. */
+            messages?: components["schemas"]["SampleMessage"][] | null;
+            /** @description The pipeline file (YAML or JSON text) holding one `Pipeline` (other kinds are ignored). */
+            pipeline: string;
+        };
+        /** @description The result of a test: one entry per input, in input order (captures oldest first). */
+        TestResult: {
+            /** @description The pipeline tested. */
+            pipeline: string;
+            /** @description Per input. */
+            results: components["schemas"]["SampleResult"][];
+        };
         /** @description A token pair. */
         TokenPair: {
             /** @description Bearer token for API calls. */
@@ -1928,7 +2336,7 @@ export interface components {
         UserInfo: {
             /** @description When created. */
             created_at: string;
-            /** @description Email (login name), unique across Weir. */
+            /** @description Email (login name), unique within the tenant. */
             email: string;
             /** @description Whether a password is set (login possible). */
             has_password: boolean;
@@ -2445,6 +2853,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2610,6 +3026,273 @@ export interface operations {
             };
             /** @description The caller's role lacks a permission this operation needs */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    modules_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModuleInfo"][];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    modules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Module name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModuleInfo"][];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    upload: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated functions the module must export (checked on upload). */
+                functions?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Module name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description The module's bytes */
+        requestBody: {
+            content: {
+                "application/wasm": number[];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModuleInfo"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    modules_delete: {
+        parameters: {
+            query?: {
+                /** @description Delete only this version (all versions when absent). */
+                version?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Module name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5346,7 +6029,7 @@ export interface operations {
             };
         };
     };
-    versions: {
+    pipelines_versions_versions: {
         parameters: {
             query?: never;
             header?: never;
@@ -5412,7 +6095,7 @@ export interface operations {
             };
         };
     };
-    version: {
+    pipelines_versions_version: {
         parameters: {
             query?: {
                 /** @description `json` (default) or `yaml`; `Accept: application/yaml` also gives YAML. */
@@ -5465,6 +6148,87 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestResult"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5788,6 +6552,421 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubjectSummary"][];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_delete: {
+        parameters: {
+            query?: {
+                /** @description Only this version (else the whole subject). */
+                version?: number;
+                /** @description Remove for good (the subject or version must be soft-deleted first). */
+                permanent?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    check: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchemaWrite"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckResult"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_versions_versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaVersion"][];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SchemaWrite"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaVersion"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    schemas_versions_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subject */
+                subject: string;
+                /** @description `latest` or a version number */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchemaVersion"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6405,6 +7584,83 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    infer_schema: {
+        parameters: {
+            query?: {
+                /** @description How many of the newest messages to read (1–1000, default 100). */
+                samples?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Stream name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferredSchema"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

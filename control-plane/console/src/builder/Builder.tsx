@@ -2,8 +2,8 @@
 // kept in sync through the YAML document (see model.ts); a palette and an inspector generated
 // from the format's JSON Schema; validation as you type; save, deploy, pause, resume,
 // rollback, version history and the fleet's counters for the pipeline.
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { ReactFlow, Background, Controls, Handle, MarkerType, Position, type Connection, type Edge, type Node, type NodeChange, type NodeProps, type EdgeChange } from '@xyflow/react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { ReactFlow, Background, Controls, Handle, MarkerType, Position, useStore, useUpdateNodeInternals, type Connection, type Edge, type Node, type NodeChange, type NodeProps, type EdgeChange } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { api, problemText, yamlBody } from '../api/client';
 import { useStatusStream } from '../api/live';
@@ -13,6 +13,12 @@ import { useCan } from '../session';
 import { SchemaField } from './SchemaForm';
 import { kindHelp, kindSchema, nodeKinds, resolve, root, starter } from './schema';
 import * as M from './model';
+import { TestPanel, type Trace } from './TestPanel';
+import type { EditorProblem } from './YamlEditor';
+
+// CodeMirror and the schema tooling load with the builder's editor, not with the console.
+const YamlEditor = lazy(() => import('./YamlEditor'));
+import { compact, nodeLine, nodeRates, portIndex, type NodeCounts, type NodeStats } from './counts';
 
 type Status = components['schemas']['PipelineStatus'];
 type VersionInfo = components['schemas']['VersionInfo'];
@@ -28,7 +34,7 @@ spec:
   nodes: []
 `;
 
-type NodeData = { id: string; kind: string; summary: string; errors: string[]; ports: { id: string; label?: string }[]; sink: boolean; direction: M.Direction };
+type NodeData = { id: string; kind: string; summary: string; errors: string[]; ports: { id: string; label?: string }[]; sink: boolean; direction: M.Direction; trace?: 'path' | 'failed'; live?: NodeStats; rate?: number };
 
 function summary(kind: string, config: unknown): string {
   if (typeof config === 'string') return config;
@@ -41,13 +47,35 @@ function summary(kind: string, config: unknown): string {
   return '';
 }
 
+/** A node's live counters: in, out, errors and the rate in. */
+function LiveLine({ id, live, rate }: { id: string; live: NodeStats; rate?: number }) {
+  const c = nodeLine(live);
+  return (
+    <div className="wnode-live" data-testid={`node-live-${id}`} title={`rows in ${c.in}, out ${c.out}, errors ${c.errors}`}>
+      <span>
+        in <b data-testid={`node-in-${id}`}>{compact(c.in)}</b>
+      </span>
+      <span>
+        out <b data-testid={`node-out-${id}`}>{compact(c.out)}</b>
+      </span>
+      {c.errors > 0 && (
+        <span className="live-errors">
+          err <b data-testid={`node-errors-${id}`}>{compact(c.errors)}</b>
+        </span>
+      )}
+      {rate !== undefined && <span className="muted">{rate.toFixed(rate < 10 ? 1 : 0)}/s</span>}
+    </div>
+  );
+}
+
 function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
   return (
-    <div className={`wnode kind-${data.kind} ${data.errors.length ? 'has-error' : ''} ${selected ? 'selected' : ''}`} data-testid={`node-${data.id}`} title={data.errors.join('\n')}>
+    <div className={`wnode kind-${data.kind} ${data.errors.length ? 'has-error' : ''} ${selected ? 'selected' : ''} ${data.trace ? `trace-${data.trace}` : ''} ${data.live && data.live.errors > 0 ? 'live-error' : ''}`} data-testid={`node-${data.id}`} title={data.errors.join('\n')}>
       <Handle type="target" position={data.direction === 'TB' ? Position.Top : Position.Left} />
       <div className="wnode-kind">{data.kind}</div>
       <div className="wnode-id">{data.id}</div>
       <div className="wnode-summary">{data.summary}</div>
+      {data.live && <LiveLine id={data.id} live={data.live} rate={data.rate} />}
       {data.errors.map((e, i) => (
         <div className="wnode-error" key={i}>
           {e}
@@ -69,6 +97,47 @@ function WeirNode({ data, selected }: NodeProps<Node<NodeData>>) {
 }
 
 const nodeTypes = { weir: WeirNode };
+
+/**
+ * Measures again the nodes that React Flow knows the size of but not their handles (a re-render
+ * can drop them, and an unchanged node is not measured again): without handles their edges
+ * are not drawn.
+ */
+function RemeasureLost() {
+  const lost = useStore((s) => {
+    const ids: string[] = [];
+    for (const [id, n] of s.nodeLookup) if (n.measured?.width && !n.internals.handleBounds) ids.push(id);
+    return ids.join('\n');
+  });
+  const update = useUpdateNodeInternals();
+  useEffect(() => {
+    if (lost) update(lost.split('\n'));
+  }, [lost, update]);
+  return null;
+}
+
+/** The per-node counts of a deployed pipeline (none before it runs anywhere). */
+function deployedNodes(status: Status | null): NodeCounts | undefined {
+  if (!status?.deployment || !status.nodes || Object.keys(status.nodes).length === 0) return undefined;
+  return status.nodes;
+}
+
+/** An edge's label: its route rule, and the rows its source passed on that port while deployed. */
+function edgeLabel(e: M.GraphEdge, graph: M.Graph, live: NodeCounts): string | undefined {
+  const stats = live[e.source];
+  if (!stats) return e.label;
+  const from = graph.nodes.find((n) => n.id === e.source);
+  const rules = from?.kind === 'route' && Array.isArray(from.config) ? from.config.length : 0;
+  const n = compact(stats.ports[portIndex(e.port, rules)] ?? 0);
+  return e.label ? `${e.label} · ${n}` : n;
+}
+
+/** How a node shows the chosen test result: on its path, or the node that failed. */
+function traceOf(trace: Trace, id: string): NodeData['trace'] {
+  if (!trace) return undefined;
+  if (trace.errorNode === id) return 'failed';
+  return trace.path.includes(id) ? 'path' : undefined;
+}
 
 function isSink(kind: string) {
   return kindHelp(kind).startsWith('Sink');
@@ -95,14 +164,18 @@ export function Builder({ name }: { name: string | null }) {
   const [validationMessage, setValidationMessage] = useState('');
   const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
   // Sizes React Flow measured: nodes are rebuilt on every render (they come from the YAML), and
-  // a node without its measured size stays hidden.
-  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
+  // a node without its measured size stays hidden. A ref, written as React Flow reports a size:
+  // a render that passed a measured node without its size would drop its handle positions for
+  // good (React Flow does not measure an unchanged node again), and its edges would vanish.
+  const measured = useRef<Record<string, { width: number; height: number }>>({});
+  const [, setMeasuredVersion] = useState(0);
   const [selected, setSelected] = useState<string | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [status, setStatus] = useState<Status | null>(null);
   const [versions, setVersions] = useState<VersionInfo[]>([]);
   const [diff, setDiff] = useState<string | null>(null);
   const [refresh, setRefresh] = useState(0);
+  const [trace, setTrace] = useState<Trace>(null);
 
   // Load the stored pipeline as YAML.
   useEffect(() => {
@@ -176,6 +249,17 @@ export function Builder({ name }: { name: string | null }) {
   useStatusStream((s) => {
     if (s.pipeline === name) setStatus(s);
   }, !!name);
+  // Per-node rates from two successive statuses.
+  const lastCounts = useRef<{ at: number; nodes: NodeCounts } | null>(null);
+  const [rates, setRates] = useState<Record<string, number>>({});
+  useEffect(() => {
+    if (!status?.nodes) return;
+    const now = Date.now();
+    const prev = lastCounts.current;
+    if (prev && now - prev.at >= 500) setRates(nodeRates(prev.nodes, status.nodes, (now - prev.at) / 1000));
+    if (!prev || now - prev.at >= 500) lastCounts.current = { at: now, nodes: status.nodes };
+  }, [status]);
+  const live: NodeCounts = (deployedNodes(status) ?? {}) as NodeCounts;
 
   // Edits compose: several in one event (a node and its edges deleted) each start from the
   // text the previous one left.
@@ -214,22 +298,26 @@ export function Builder({ name }: { name: string | null }) {
     type: 'weir',
     position: positions[n.id] ?? auto.positions[n.id],
     selected: n.id === selected,
-    measured: measured[n.id],
-    data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind), direction: auto.direction },
+    measured: measured.current[n.id],
+    data: { id: n.id, kind: n.kind, summary: summary(n.kind, n.config), errors: nodeErrors[n.id] ?? [], ports: portsOf(n), sink: isSink(n.kind), direction: auto.direction, trace: traceOf(trace, n.id), live: live[n.id], rate: rates[n.id] },
   }));
   const rfEdges: Edge[] = graph.edges.map((e) => ({
     id: `${e.source}|${e.port}|${e.target}`,
     source: e.source,
     target: e.target,
     sourceHandle: e.port,
-    label: e.label,
+    label: edgeLabel(e, graph, live),
     markerEnd: { type: MarkerType.ArrowClosed },
+    className: trace && trace.path.includes(e.source) && trace.path.includes(e.target) ? 'trace-path' : undefined,
   }));
 
   const onNodesChange = (changes: NodeChange<Node<NodeData>>[]) => {
     for (const c of changes) {
       if (c.type === 'position' && c.position) setPositions((p) => ({ ...p, [c.id]: c.position! }));
-      if (c.type === 'dimensions' && c.dimensions) setMeasured((m) => ({ ...m, [c.id]: c.dimensions! }));
+      if (c.type === 'dimensions' && c.dimensions) {
+        measured.current = { ...measured.current, [c.id]: c.dimensions };
+        setMeasuredVersion((v) => v + 1);
+      }
       if (c.type === 'select' && c.selected) setSelected(c.id);
       if (c.type === 'remove' && editable) edit((f) => M.deleteNode(f, c.id));
     }
@@ -261,7 +349,10 @@ export function Builder({ name }: { name: string | null }) {
   };
 
   const selectedNode = graph.nodes.find((n) => n.id === selected);
-  const errorLines = new Set([...diagnostics.map((d) => d.line), ...file.syntaxErrors.map((e) => e.line)]);
+  const problems: EditorProblem[] = useMemo(
+    () => [...file.syntaxErrors.map((e) => ({ line: e.line, message: e.message })), ...diagnostics.map((d) => ({ line: d.line, column: d.column, message: d.message }))],
+    [file, diagnostics],
+  );
 
   async function act(label: string, call: () => Promise<{ data?: unknown; error?: unknown; response: Response }>) {
     setMessage(null);
@@ -363,6 +454,11 @@ export function Builder({ name }: { name: string | null }) {
             DLQ <b data-testid="count-dlq">{status.totals.dead_lettered}</b>
           </span>
           {status.rates && <span>{status.rates.messages_in.toFixed(1)} msg/s in</span>}
+          {live.source && live.source.errors > 0 && (
+            <span className="live-errors" data-testid="source-errors">
+              source: {live.source.errors} undecodable
+            </span>
+          )}
           <span>workers {status.running_workers}</span>
           {status.reasons.length > 0 && <span className="muted">{status.reasons.join('; ')}</span>}
         </div>
@@ -397,29 +493,14 @@ export function Builder({ name }: { name: string | null }) {
           >
             <Background />
             <Controls showInteractive={false} />
+            <RemeasureLost />
           </ReactFlow>
         </section>
         <section className="yaml" aria-label="YAML">
           <div className="yaml-editor">
-            <pre className="gutter" aria-hidden="true" id="gutter">
-              {text.split('\n').map((_, i) => (
-                <div key={i} className={errorLines.has(i + 1) ? 'bad' : ''}>
-                  {i + 1}
-                </div>
-              ))}
-            </pre>
-            <textarea
-              aria-label="pipeline YAML"
-              data-testid="yaml"
-              spellCheck={false}
-              readOnly={!editable}
-              value={text}
-              onChange={(e) => setText(e.target.value)}
-              onScroll={(e) => {
-                const g = document.getElementById('gutter');
-                if (g) g.scrollTop = (e.target as HTMLTextAreaElement).scrollTop;
-              }}
-            />
+            <Suspense fallback={<p className="muted small">Loading the editor…</p>}>
+              <YamlEditor value={text} onChange={setText} readOnly={!editable} problems={problems} />
+            </Suspense>
           </div>
           <ul className="diagnostics" data-testid="diagnostics">
             {file.syntaxErrors.map((e, i) => (
@@ -484,6 +565,7 @@ export function Builder({ name }: { name: string | null }) {
           )}
         </aside>
       </div>
+      {can('pipelines', 'read') && <TestPanel text={text} canCapture={can('messages', 'read')} onTrace={setTrace} />}
     </div>
   );
 }

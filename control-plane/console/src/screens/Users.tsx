@@ -1,9 +1,10 @@
-// Users and API keys of the tenant: list, add a user, create a key (its secret is shown once),
-// revoke a key.
+// Users, API keys and roles of the tenant: list, add a user, create a key (its secret is shown
+// once), revoke a key; custom roles (see Roles.tsx).
 import { useState } from 'react';
 import { api, problemText } from '../api/client';
 import { useCan } from '../session';
 import { ErrorLine, useLoad } from './common';
+import { Roles } from './Roles';
 
 export function Users() {
   const can = useCan();
@@ -127,6 +128,7 @@ export function Users() {
           </div>
         )}
       </div>
+      {can('roles', 'read') && <Roles onChanged={roles.reload} />}
     </div>
   );
 }

@@ -1,0 +1,228 @@
+//! The three schema formats of the registry — Avro, JSON Schema, Protobuf — parsed by their own
+//! libraries (`apache-avro`, `jsonschema`, `protox`/`prost-reflect`), with the references a
+//! schema names resolved to the texts of other registered schemas.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A schema's format, named as Confluent names it (`AVRO` is the default when a request leaves
+/// `schemaType` out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SchemaType {
+    /// Apache Avro (`.avsc` JSON).
+    #[default]
+    Avro,
+    /// JSON Schema (draft 7 or 2020-12; `$schema` decides, 2020-12 when absent).
+    Json,
+    /// Protocol Buffers (`.proto` text, proto2 or proto3).
+    Protobuf,
+}
+
+impl SchemaType {
+    /// The name as stored and sent (`AVRO`, `JSON`, `PROTOBUF`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+            SchemaType::Json => "JSON",
+            SchemaType::Protobuf => "PROTOBUF",
+        }
+    }
+
+    /// Parses a stored or requested name.
+    pub fn parse(text: &str) -> Result<SchemaType, String> {
+        match text.to_ascii_uppercase().as_str() {
+            "AVRO" => Ok(SchemaType::Avro),
+            "JSON" => Ok(SchemaType::Json),
+            "PROTOBUF" => Ok(SchemaType::Protobuf),
+            other => Err(format!(
+                "unknown schema type `{other}` (known: AVRO, JSON, PROTOBUF)"
+            )),
+        }
+    }
+}
+
+/// A schema another one refers to, resolved to its text: `name` is how the referring schema
+/// names it (an Avro full name, a JSON Schema `$ref` URI, a Protobuf import path).
+#[derive(Clone, Debug)]
+pub struct ResolvedRef {
+    /// The name the referring schema uses.
+    pub name: String,
+    /// The referenced schema's text.
+    pub text: String,
+}
+
+/// A schema that parsed, ready for compatibility checks.
+pub enum Parsed {
+    /// An Avro schema with its named types resolved.
+    Avro(apache_avro::Schema),
+    /// A JSON Schema document (it compiled as a validator).
+    Json(serde_json::Value),
+    /// The descriptors of a `.proto` file and its imports; `file` names the main file.
+    Protobuf {
+        /// All descriptors.
+        pool: prost_reflect::DescriptorPool,
+        /// The main file's name in the pool.
+        file: String,
+    },
+}
+
+/// The name under which a Protobuf schema's own text is compiled.
+const PROTO_MAIN: &str = "__schema__.proto";
+
+/// Parses `text` as a schema of `kind`, or says why it is not one.
+pub fn parse(kind: SchemaType, text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
+    match kind {
+        SchemaType::Avro => parse_avro(text, refs),
+        SchemaType::Json => parse_json(text, refs),
+        SchemaType::Protobuf => parse_protobuf(text, refs),
+    }
+}
+
+/// The text by which identical schemas are recognised (registering the same schema twice gives
+/// the same id): Avro's parsing canonical form, compact JSON, the `.proto` text trimmed.
+pub fn normalized(kind: SchemaType, parsed: &Parsed, text: &str) -> String {
+    match (kind, parsed) {
+        (_, Parsed::Avro(schema)) => schema.canonical_form(),
+        (_, Parsed::Json(value)) => value.to_string(),
+        _ => text.trim().to_string(),
+    }
+}
+
+fn parse_avro(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
+    let schema = if refs.is_empty() {
+        apache_avro::Schema::parse_str(text)
+    } else {
+        apache_avro::Schema::parse_str_with_list(text, refs.iter().map(|r| r.text.as_str()))
+            .map(|(schema, _)| schema)
+    };
+    schema
+        .map(Parsed::Avro)
+        .map_err(|e| format!("invalid Avro schema: {e}"))
+}
+
+/// Serves referenced JSON Schemas by the URI the `$ref` names; nothing is fetched from the
+/// network.
+struct JsonRefs(HashMap<String, serde_json::Value>);
+
+impl jsonschema::Retrieve for JsonRefs {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let full = uri.as_str();
+        let short = full.rsplit('/').next().unwrap_or(full);
+        self.0
+            .get(full)
+            .or_else(|| self.0.get(short))
+            .cloned()
+            .ok_or_else(|| {
+                format!("reference `{full}` is not among the schema's references").into()
+            })
+    }
+}
+
+fn parse_json(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON Schema: not JSON: {e}"))?;
+    let mut resolved = HashMap::new();
+    for r in refs {
+        let doc = serde_json::from_str(&r.text)
+            .map_err(|e| format!("reference `{}` is not JSON: {e}", r.name))?;
+        resolved.insert(r.name.clone(), doc);
+    }
+    jsonschema::options()
+        .with_retriever(JsonRefs(resolved))
+        .build(&value)
+        .map_err(|e| format!("invalid JSON Schema at `{}`: {e}", e.schema_path()))?;
+    Ok(Parsed::Json(value))
+}
+
+/// Serves the schema's own text and its references to the Protobuf compiler.
+struct ProtoFiles(HashMap<String, String>);
+
+impl protox::file::FileResolver for ProtoFiles {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match self.0.get(name) {
+            Some(source) => protox::file::File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+fn parse_protobuf(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
+    let mut files: HashMap<String, String> = refs
+        .iter()
+        .map(|r| (r.name.clone(), r.text.clone()))
+        .collect();
+    files.insert(PROTO_MAIN.into(), text.to_string());
+    let mut resolver = protox::file::ChainFileResolver::new();
+    resolver.add(ProtoFiles(files));
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler
+        .open_file(PROTO_MAIN)
+        .map_err(|e| format!("invalid Protobuf schema: {e}"))?;
+    Ok(Parsed::Protobuf {
+        pool: compiler.descriptor_pool(),
+        file: PROTO_MAIN.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_format_parses_and_refuses_garbage() {
+        let avro = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}"#;
+        assert!(parse(SchemaType::Avro, avro, &[]).is_ok());
+        let err = parse(SchemaType::Avro, r#"{"type":"recrd"}"#, &[])
+            .err()
+            .unwrap();
+        assert!(err.starts_with("invalid Avro schema"), "{err}");
+
+        let json = r#"{"type":"object","properties":{"id":{"type":"string"}}}"#;
+        assert!(parse(SchemaType::Json, json, &[]).is_ok());
+        let err = parse(SchemaType::Json, r#"{"type":"strng"}"#, &[])
+            .err()
+            .unwrap();
+        assert!(err.starts_with("invalid JSON Schema"), "{err}");
+
+        let proto = "syntax = \"proto3\"; message Order { string id = 1; }";
+        assert!(parse(SchemaType::Protobuf, proto, &[]).is_ok());
+        let err = parse(SchemaType::Protobuf, "message Order { strin id = 1; }", &[])
+            .err()
+            .unwrap();
+        assert!(err.starts_with("invalid Protobuf schema"), "{err}");
+    }
+
+    #[test]
+    fn references_resolve_in_each_format() {
+        let customer = ResolvedRef {
+            name: "com.acme.Customer".into(),
+            text: r#"{"type":"record","name":"Customer","namespace":"com.acme","fields":[{"name":"id","type":"string"}]}"#.into(),
+        };
+        let order = r#"{"type":"record","name":"Order","namespace":"com.acme","fields":[{"name":"customer","type":"com.acme.Customer"}]}"#;
+        assert!(parse(SchemaType::Avro, order, &[]).is_err());
+        assert!(parse(SchemaType::Avro, order, &[customer]).is_ok());
+
+        let proto_ref = ResolvedRef {
+            name: "customer.proto".into(),
+            text: "syntax = \"proto3\"; package acme; message Customer { string id = 1; }".into(),
+        };
+        let proto = "syntax = \"proto3\"; package acme; import \"customer.proto\"; \
+                     message Order { Customer customer = 1; }";
+        assert!(parse(SchemaType::Protobuf, proto, &[]).is_err());
+        assert!(parse(SchemaType::Protobuf, proto, &[proto_ref]).is_ok());
+
+        let json_ref = ResolvedRef {
+            name: "customer.json".into(),
+            text: r#"{"type":"object","required":["id"]}"#.into(),
+        };
+        let json = r#"{"type":"object","properties":{"customer":{"$ref":"customer.json"}}}"#;
+        assert!(parse(SchemaType::Json, json, &[json_ref]).is_ok());
+    }
+}

@@ -1,0 +1,128 @@
+//! `validate`: checks each payload against a JSON Schema. An invalid message is dead-lettered
+//! (kind `validation`, every failing JSON pointer and rule in the reason), dropped, or tagged
+//! with a `Weir-Invalid` header and passed on; it never fails its batch.
+
+use super::{Operator, PlanContext};
+use crate::frame::{BatchContext, Frame};
+use crate::message::FailureKind;
+use std::sync::Arc;
+use weir_pipelines::spec::{OnInvalid, ValidateSpec};
+
+/// The header `on_invalid: tag` adds.
+pub(crate) const INVALID_HEADER: &str = "Weir-Invalid";
+
+/// At most this many failures are named in a reason.
+const MAX_REASONS: usize = 10;
+
+/// A compiled `validate` node.
+pub(crate) struct Validate {
+    id: Arc<str>,
+    /// The compiled schema, or why there is none: a registry `schema` that nothing resolved
+    /// (the pipeline runs outside the control plane), so every message is dead-lettered with
+    /// that reason rather than passed on unchecked.
+    validator: Result<jsonschema::Validator, String>,
+    on_invalid: OnInvalid,
+}
+
+impl Validate {
+    /// Every failure of `value`: `<JSON pointer>: <rule>: <message>`, joined by `; `.
+    fn reasons(&self, value: &serde_json::Value) -> String {
+        let mut out: Vec<String> = Vec::new();
+        let mut more = 0;
+        let Ok(validator) = &self.validator else {
+            return String::new();
+        };
+        for e in validator.iter_errors(value) {
+            if out.len() == MAX_REASONS {
+                more += 1;
+                continue;
+            }
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            out.push(format!("{at}: {}: {e}", e.kind().keyword()));
+        }
+        if more > 0 {
+            out.push(format!("and {more} more"));
+        }
+        out.join("; ")
+    }
+}
+
+impl Operator for Validate {
+    fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
+        let mut leave = Vec::new();
+        let validator = match &self.validator {
+            Ok(v) => v,
+            Err(reason) => {
+                for row in &frame.rows {
+                    ctx.fail(row, &self.id, FailureKind::Validation, reason.clone());
+                }
+                return Vec::new();
+            }
+        };
+        for (i, row) in frame.rows.iter().enumerate() {
+            let payload = match row.encode(ctx.inputs, &ctx.spans) {
+                Ok(p) => p,
+                Err(e) => {
+                    ctx.fail_with(row, e);
+                    leave.push(i);
+                    continue;
+                }
+            };
+            let reasons = match serde_json::from_slice::<serde_json::Value>(&payload) {
+                Ok(value) if validator.is_valid(&value) => continue,
+                Ok(value) => self.reasons(&value),
+                Err(e) => format!("/: the payload is not JSON: {e}"),
+            };
+            match self.on_invalid {
+                OnInvalid::Dlq => {
+                    let message = format!("invalid against the node's JSON Schema: {reasons}");
+                    ctx.fail(row, &self.id, FailureKind::Validation, message);
+                    leave.push(i);
+                }
+                OnInvalid::Drop => leave.push(i),
+                OnInvalid::Tag => ctx.tag(row, INVALID_HEADER, reasons),
+            }
+        }
+        vec![(0, frame.without(&leave))]
+    }
+}
+
+/// Builds a `validate` node: compiles its JSON Schema (a registry `schema` must have been
+/// resolved into `json_schema` by the control plane).
+pub(crate) fn build(spec: &ValidateSpec, cx: &mut PlanContext<'_>) -> Option<Box<dyn Operator>> {
+    let Some(schema) = &spec.json_schema else {
+        let Some(r) = &spec.schema else {
+            cx.problem(
+                "/validate",
+                "validate: give `schema: {subject, version}` or `json_schema`".into(),
+            );
+            return None;
+        };
+        let reason = format!(
+            "registry schema `{}` was not resolved: a pipeline that names a registry schema \
+             runs when deployed through the control plane (it writes the schema into \
+             `json_schema`); give `json_schema` inline to run it elsewhere",
+            r.subject
+        );
+        return Some(Box::new(Validate {
+            id: cx.id.clone(),
+            validator: Err(reason),
+            on_invalid: spec.on_invalid,
+        }));
+    };
+    match jsonschema::options().build(schema) {
+        Ok(validator) => Some(Box::new(Validate {
+            id: cx.id.clone(),
+            validator: Ok(validator),
+            on_invalid: spec.on_invalid,
+        })),
+        Err(e) => {
+            cx.problem(
+                format!("/validate/json_schema{}", e.schema_path()),
+                format!("validate: invalid JSON Schema: {e}"),
+            );
+            None
+        }
+    }
+}
