@@ -40,7 +40,7 @@ fn wasm_pipeline(module: &str) -> String {
 kind: Pipeline
 metadata: {{ name: udf }}
 spec:
-  source: {{ stream: ORDERS, subjects: ["orders.>"] }}
+  source: {{ stream: ORDERS, subjects: ["orders.new"] }}
   nodes:
     - id: udf
       wasm: {{ module: {module}, function: noop }}

@@ -35,7 +35,7 @@ spec:
       wasm: {node}
       next: out
     - id: out
-      publish: {{ subject: "out.{{subject}}" }}
+      publish: {{ subject: "out.{{replace(subject, '.', '_')}}" }}
 "#
     );
     let Resource::Pipeline(p) = serde_yaml::from_str(&yaml).expect("test pipeline parses") else {
@@ -97,7 +97,7 @@ fn only_the_poisoned_message_fails(function: &str, limits: &str, expect: &str) {
                 panic!("{function}: message {i} should pass, got {fate:?}")
             };
             assert_eq!(payloads(o), vec![format!(r#"{{"id":{i}}}"#)]);
-            assert_eq!(o[0].subject, "out.orders.created.eu");
+            assert_eq!(o[0].subject, "out.orders_created_eu");
             assert_eq!(
                 o[0].payload, input[i].payload,
                 "unchanged bytes pass as they were"
@@ -168,8 +168,8 @@ fn outputs_carry_new_subjects_and_headers() {
         panic!("{:?}", result.fates[0])
     };
     assert_eq!(o.len(), 2);
-    assert_eq!(o[0].subject, "out.orders.created.eu");
-    assert_eq!(o[1].subject, "out.copies.orders.created.eu");
+    assert_eq!(o[0].subject, "out.orders_created_eu");
+    assert_eq!(o[1].subject, "out.copies_orders_created_eu");
     assert_eq!(o[1].payload.as_ref(), br#"{"id":1}"#);
     assert!(o[1].headers.contains(&("X-Copy".into(), "1".into())));
     assert!(o[1].headers.contains(&("Trace".into(), "t-1".into())));

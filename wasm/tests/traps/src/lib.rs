@@ -63,12 +63,18 @@ fn grow(m: &Message<'_>) -> Result<Outputs> {
     Ok(Outputs::pass())
 }
 
-fn depth(n: u64) -> u64 {
-    if black_box(n) == u64::MAX {
+/// Where the recursion would stop: never (opaque to the optimiser, so the call stays a call).
+static LIMIT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Recursion that keeps nothing in linear memory (no shadow-stack frame), so it exhausts
+/// wasmtime's native WebAssembly stack (`call stack exhausted`), not the guest's shadow stack
+/// (which would be an out-of-bounds access instead). The rotate keeps it from becoming a loop.
+#[inline(never)]
+fn depth(n: u32) -> u32 {
+    if n == LIMIT.load(core::sync::atomic::Ordering::Relaxed) {
         return 0;
     }
-    let buf = black_box([n; 16]);
-    depth(n + 1) + buf[3]
+    depth(n + 1).rotate_left(n & 31) ^ n
 }
 
 fn recurse(m: &Message<'_>) -> Result<Outputs> {
