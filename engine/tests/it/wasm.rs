@@ -318,3 +318,31 @@ fn a_tenant_cannot_use_another_tenants_module() {
     let err = compile_for("t-owner", "{ module: traps, function: missing }").unwrap_err();
     assert!(err.contains("function `missing`"), "{err}");
 }
+
+#[test]
+fn the_documented_pii_redaction_example_masks_an_order() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/examples/pii-redaction.yaml");
+    let resources = weir_pipelines::load_file(&path).unwrap_or_else(|d| panic!("{d}"));
+    let Some(Resource::Pipeline(p)) = resources
+        .iter()
+        .find(|r| matches!(r, Resource::Pipeline(_)))
+    else {
+        panic!("no pipeline in {}", path.display())
+    };
+    let tenant = p.metadata.tenant.clone().unwrap_or_default();
+    weir_engine::wasm::register_module(&tenant, "pii-redact", 1, guest("pii-redact"));
+    let p = CompiledPipeline::compile(p).unwrap_or_else(|e| panic!("{e}"));
+    let order = br#"{"order_id":"ord-1","email":"ann@shop.example","card":"4111-1111-1111-1111","amount":12.5}"#;
+    let result = p.process(&[msg(1, order)]);
+    let Fate::Outputs(o) = &result.fates[0] else {
+        panic!("{:?}", result.fates[0])
+    };
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].subject, "redacted.orders");
+    assert_eq!(
+        String::from_utf8_lossy(&o[0].payload),
+        r#"{"order_id":"ord-1","email":"***@shop.example","card":"****-****-****-1111","amount":12.5}"#
+    );
+    assert!(o[0].headers.contains(&("X-Redacted".into(), "true".into())));
+}
