@@ -284,6 +284,11 @@ mod tests {
         assert!(!set("operator").allows(ApiResource::Kv, Action::Create));
         assert!(set("editor").allows(ApiResource::Kv, Action::Create));
         assert!(!set("editor").allows(ApiResource::Kv, Action::Delete));
+        assert!(set("viewer").allows(ApiResource::Modules, Action::Read));
+        assert!(!set("viewer").allows(ApiResource::Modules, Action::Create));
+        assert!(!set("operator").allows(ApiResource::Modules, Action::Delete));
+        assert!(set("editor").allows(ApiResource::Modules, Action::Create));
+        assert!(set("editor").allows(ApiResource::Modules, Action::Delete));
     }
 
     #[test]

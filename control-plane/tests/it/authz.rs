@@ -527,6 +527,35 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
         ),
         e(
             Method::GET,
+            "/api/v1/modules",
+            s("/api/v1/modules"),
+            Perm("modules", "read"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
+            "/api/v1/modules/{name}",
+            s("/api/v1/modules/no-such"),
+            Perm("modules", "read"),
+            Body::None,
+        ),
+        // Allowed callers get a 422 (a JSON body is not WebAssembly), denied ones a 403 first.
+        e(
+            Method::POST,
+            "/api/v1/modules/{name}",
+            format!("/api/v1/modules/m-{n}"),
+            Perm("modules", "create"),
+            Body::Json(json!({"not": "wasm"})),
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/modules/{name}",
+            s("/api/v1/modules/no-such"),
+            Perm("modules", "delete"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
             "/api/v1/audit",
             s("/api/v1/audit"),
             Perm("audit", "read"),
