@@ -43,6 +43,11 @@ pub struct ModuleInfo {
     pub created_by: String,
 }
 
+/// The raw bytes of a `.wasm` file (the body of an upload).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ModuleBytes(pub Vec<u8>);
+
 /// Query of an upload.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -207,10 +212,11 @@ pub async fn get(
 }
 
 /// Upload a new version of a module: the raw `.wasm` bytes as the body
-/// (`Content-Type: application/wasm`), checked against the batch ABI.
+/// (`Content-Type: application/wasm` or `application/octet-stream`), checked against the batch
+/// ABI.
 #[utoipa::path(post, path = "/api/v1/modules/{name}", tag = "modules",
     params(("name" = String, Path, description = "Module name"), UploadArgs),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The module's bytes"),
+    request_body(content = ModuleBytes, content_type = "application/octet-stream", description = "The module's bytes (any content type is accepted, e.g. `application/wasm`)"),
     responses((status = 201, body = ModuleInfo), (status = 403, body = crate::error::Problem),
               (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 pub async fn upload(

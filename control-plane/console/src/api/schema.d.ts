@@ -173,7 +173,8 @@ export interface paths {
         put?: never;
         /**
          * Upload a new version of a module: the raw `.wasm` bytes as the body
-         *     (`Content-Type: application/wasm`), checked against the batch ABI.
+         *     (`Content-Type: application/wasm` or `application/octet-stream`), checked against the batch
+         *     ABI.
          */
         post: operations["upload"];
         /**
@@ -1645,6 +1646,11 @@ export interface components {
             /** @description When stored (RFC 3339). */
             time: string;
         };
+        /**
+         * Format: binary
+         * @description The raw bytes of a `.wasm` file (the body of an upload).
+         */
+        ModuleBytes: string;
         /** @description A module version as the API shows it. */
         ModuleInfo: {
             /** @description When uploaded (RFC 3339). */
@@ -3177,10 +3183,10 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The module's bytes */
+        /** @description The module's bytes (any content type is accepted, e.g. `application/wasm`) */
         requestBody: {
             content: {
-                "application/wasm": number[];
+                "application/octet-stream": components["schemas"]["ModuleBytes"];
             };
         };
         responses: {
