@@ -125,7 +125,7 @@ impl Modify for ProblemResponses {
 }
 
 /// The API document's header: title, description, security and shared components. The
-/// operations come from the route table ([`crate::routes::api_document`]), which then calls
+/// operations come from the route table (`routes::api_document`), which then calls
 /// [`finish`].
 #[derive(OpenApi)]
 #[openapi(

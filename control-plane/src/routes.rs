@@ -91,24 +91,27 @@ pub fn api_routes() -> ApiRoutes {
             .routes(routes!(dlq::list, dlq::purge))
             .routes(routes!(dlq::show))
             .routes(routes!(dlq::redrive))
-            .routes(routes!(nats_views::list_streams))
-            .routes(routes!(nats_views::get_stream))
-            .routes(routes!(nats_views::consumers))
-            .routes(routes!(nats_views::last_message))
-            .routes(routes!(nats_views::message))
-            .routes(routes!(nats_views::purge))
-            .routes(routes!(nats_views::publish))
-            .routes(routes!(nats_views::pause_consumer))
-            .routes(routes!(nats_views::resume_consumer))
-            .routes(routes!(nats_views::list_buckets, nats_views::create_bucket))
-            .routes(routes!(nats_views::delete_bucket))
-            .routes(routes!(nats_views::keys))
+            .routes(routes!(nats_views::streams::list_streams))
+            .routes(routes!(nats_views::streams::get_stream))
+            .routes(routes!(nats_views::consumers::consumers))
+            .routes(routes!(nats_views::messages::last_message))
+            .routes(routes!(nats_views::messages::message))
+            .routes(routes!(nats_views::streams::purge))
+            .routes(routes!(nats_views::messages::publish))
+            .routes(routes!(nats_views::consumers::pause_consumer))
+            .routes(routes!(nats_views::consumers::resume_consumer))
             .routes(routes!(
-                nats_views::get_key,
-                nats_views::put_key,
-                nats_views::delete_key
+                nats_views::kv::list_buckets,
+                nats_views::kv::create_bucket
             ))
-            .routes(routes!(nats_views::key_history))
+            .routes(routes!(nats_views::kv::delete_bucket))
+            .routes(routes!(nats_views::kv::keys))
+            .routes(routes!(
+                nats_views::kv::get_key,
+                nats_views::kv::put_key,
+                nats_views::kv::delete_key
+            ))
+            .routes(routes!(nats_views::kv::key_history))
             .routes(routes!(streams::list))
             .routes(routes!(streams::get, streams::put, streams::delete))
             .routes(routes!(secrets::list))
