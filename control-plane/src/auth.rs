@@ -4,9 +4,7 @@
 //! signed token — paired with a single-use rotating refresh token (`wrt_…`); presenting a used
 //! refresh token again revokes its whole session family. The login endpoints are in `login`.
 
-use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 pub use crate::caller::Caller;
@@ -15,20 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
 
-/// SHA-256 of a secret, hex.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A fresh random secret with a prefix: `<prefix>` + 43 base64url chars (256 bits).
-pub fn random_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
+pub use crate::crypto::{hash_secret, random_token};
 
 /// The argon2id hasher of new passwords: memory and passes from the settings (the argon2
 /// crate's recommended defaults unless tuned).

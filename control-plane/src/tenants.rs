@@ -207,32 +207,7 @@ pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>,
     Ok(generated.then_some(key))
 }
 
-/// Stores an API key (hashed) and returns its id.
-pub async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
-    tenant_id: &str,
-    user_id: &str,
-    name: &str,
-    key: &str,
-    expires_at: Option<i64>,
-) -> Result<String, sqlx::Error> {
-    let id = new_id();
-    sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&id)
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(name)
-    .bind(key.chars().take(12).collect::<String>())
-    .bind(hash_secret(key))
-    .bind(now_ms())
-    .bind(expires_at)
-    .execute(db)
-    .await?;
-    Ok(id)
-}
+pub use crate::store::keys::insert as insert_key;
 
 async fn tenant_info(state: &AppState, row: &sqlx::any::AnyRow) -> ApiResult<TenantInfo> {
     let id: String = row.try_get(0)?;
