@@ -3,8 +3,9 @@
 //! reordered `SELECT` cannot shift a value into the wrong field. Queries are portable SQL that
 //! runs unchanged on SQLite and PostgreSQL (see `db`).
 //!
-//! Moved so far: `audit`, `keys`, `secrets`. The other resources still keep their SQL beside their handlers.
+//! Moved so far: `audit`, `credentials` (what the gate reads), `keys`, `secrets`. The other resources still keep their SQL beside their handlers.
 
 pub mod audit;
+pub mod credentials;
 pub mod keys;
 pub mod secrets;
