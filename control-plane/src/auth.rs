@@ -57,7 +57,7 @@ pub async fn role_permissions(
     if let Some(list) = rbac::builtin(role) {
         return PermissionSet::parse(&list).map_err(ApiError::Internal);
     }
-    let grants = credentials::custom_role_grants(state.db().pool(), tenant_id, role).await?;
+    let grants = crate::store::roles::grants(state.db().pool(), tenant_id, role).await?;
     let Some(grants) = grants else {
         // A deleted custom role grants nothing.
         return Ok(PermissionSet::default());

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
@@ -96,13 +95,9 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(ApiKeyI
 
 /// The role of a user of the caller's tenant.
 async fn role_of(state: &AppState, caller: &Caller, user_id: &str) -> ApiResult<String> {
-    let row = sqlx::query("SELECT role FROM users WHERE tenant_id = $1 AND id = $2")
-        .bind(&caller.tenant_id)
-        .bind(user_id)
-        .fetch_optional(state.db().pool())
+    store::users::role_of(state.db().pool(), &caller.tenant_id, user_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user `{user_id}`")))?;
-    Ok(row.try_get(0)?)
+        .ok_or_else(|| ApiError::NotFound(format!("user `{user_id}`")))
 }
 
 /// A key for another user hands its secret to the caller: only admins (a role that holds every

@@ -104,16 +104,3 @@ pub async fn session_standing(
     .fetch_optional(pool)
     .await
 }
-
-/// The permissions (a JSON array) of the tenant's custom role `role`.
-pub async fn custom_role_grants(
-    pool: &sqlx::AnyPool,
-    tenant_id: &str,
-    role: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT permissions FROM roles WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(role)
-        .fetch_optional(pool)
-        .await
-}
