@@ -84,3 +84,12 @@ pub async fn revoke(conn: &mut sqlx::AnyConnection, id: &str) -> Result<bool, sq
             .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Whether a key with this secret is stored.
+pub async fn known(conn: &mut sqlx::AnyConnection, key: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE key_hash = $1")
+        .bind(hash_secret(key))
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}

@@ -164,3 +164,19 @@ pub async fn delete(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), sqlx
     }
     Ok(())
 }
+
+/// The tenant's oldest admin, the one with email `preferred` first.
+pub async fn oldest_admin(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    preferred: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE tenant_id = $1 AND role = 'admin' \
+         ORDER BY CASE WHEN email = $2 THEN 0 ELSE 1 END, created_at, id",
+    )
+    .bind(tenant_id)
+    .bind(preferred)
+    .fetch_optional(conn)
+    .await
+}
