@@ -13,7 +13,6 @@
 //! tenant's scope (its declared streams) that they share.
 
 use async_nats::jetstream::stream::Stream;
-use sqlx::Row;
 
 use crate::caller::Caller;
 use crate::db::rfc3339;
@@ -30,26 +29,13 @@ pub use weir_pipelines::subject::subject_matches;
 
 /// The tenant's declared streams: (name, subjects).
 async fn declared(state: &AppState, caller: &Caller) -> ApiResult<Vec<(String, Vec<String>)>> {
-    let rows =
-        sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
-            .bind(&caller.tenant_id)
-            .fetch_all(state.db().pool())
-            .await?;
-    rows.iter()
+    let rows = crate::store::streams::list(state.db().pool(), &caller.tenant_id).await?;
+    rows.into_iter()
         .map(|r| {
-            let json: String = r.try_get(1)?;
-            let v: serde_json::Value =
-                serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let subjects = v
-                .pointer("/spec/subjects")
-                .and_then(|s| s.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Ok((r.try_get(0)?, subjects))
+            let subjects = r
+                .subjects()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((r.name, subjects))
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! reordered `SELECT` cannot shift a value into the wrong field. Queries are portable SQL that
 //! runs unchanged on SQLite and PostgreSQL (see `db`).
 //!
-//! Moved so far: `audit`, `credentials` (what the gate reads), `keys`, `quotas`, `roles`, `secrets`, `sessions` (logins), `tenants`, `users`. The other resources still keep their SQL beside their handlers.
+//! Moved so far: `audit`, `credentials` (what the gate reads), `keys`, `quotas`, `roles`, `secrets`, `sessions` (logins), `streams`, `tenants`, `users`. The other resources still keep their SQL beside their handlers.
 
 pub mod audit;
 pub mod credentials;
@@ -12,5 +12,6 @@ pub mod quotas;
 pub mod roles;
 pub mod secrets;
 pub mod sessions;
+pub mod streams;
 pub mod tenants;
 pub mod users;
