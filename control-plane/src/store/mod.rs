@@ -3,11 +3,12 @@
 //! reordered `SELECT` cannot shift a value into the wrong field. Queries are portable SQL that
 //! runs unchanged on SQLite and PostgreSQL (see `db`).
 //!
-//! Moved so far: `audit`, `credentials` (what the gate reads), `keys`, `quotas`, `roles`, `secrets`, `sessions` (logins), `streams`, `tenants`, `users`. The other resources still keep their SQL beside their handlers.
+//! Moved so far: `audit`, `credentials` (what the gate reads), `keys`, `pipelines`, `quotas`, `roles`, `secrets`, `sessions` (logins), `streams`, `tenants`, `users`. The other resources still keep their SQL beside their handlers.
 
 pub mod audit;
 pub mod credentials;
 pub mod keys;
+pub mod pipelines;
 pub mod quotas;
 pub mod roles;
 pub mod secrets;
