@@ -3,10 +3,11 @@
 //! reordered `SELECT` cannot shift a value into the wrong field. Queries are portable SQL that
 //! runs unchanged on SQLite and PostgreSQL (see `db`).
 //!
-//! Moved so far: `audit`, `credentials` (what the gate reads), `keys`, `pipelines`, `quotas`, `roles`, `secrets`, `sessions` (logins), `streams`, `tenants`, `users`. The other resources still keep their SQL beside their handlers.
+//! Moved so far: `audit`, `credentials` (what the gate reads), `deployments`, `keys`, `pipelines`, `quotas`, `roles`, `secrets`, `sessions` (logins), `streams`, `tenants`, `users`. The other resources still keep their SQL beside their handlers.
 
 pub mod audit;
 pub mod credentials;
+pub mod deployments;
 pub mod keys;
 pub mod pipelines;
 pub mod quotas;
