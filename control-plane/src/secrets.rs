@@ -230,12 +230,17 @@ pub async fn put(
         secret_fields: &fields,
         ciphertext: &sealed,
     };
-    let writer = state.db().writer();
+    store::secrets::upsert(
+        state.db().writer(),
+        &caller.tenant_id,
+        &name,
+        write,
+        now_ms(),
+    )
+    .await?;
     let status = if existing.is_some() {
-        store::secrets::update(writer, &caller.tenant_id, &name, write, now_ms()).await?;
         StatusCode::OK
     } else {
-        store::secrets::insert(writer, &caller.tenant_id, &name, write, now_ms()).await?;
         StatusCode::CREATED
     };
     let info = info_of(find(&state, &caller.tenant_id, &name).await?)?;

@@ -52,8 +52,9 @@ pub async fn list(pool: &sqlx::AnyPool, tenant_id: &str) -> Result<Vec<SecretRow
     .await
 }
 
-/// Adds the tenant's secret `name`.
-pub async fn insert(
+/// Stores the tenant's secret `name`, replacing it when it exists (its id and creation time
+/// stay).
+pub async fn upsert(
     writer: &sqlx::AnyPool,
     tenant_id: &str,
     name: &str,
@@ -62,7 +63,10 @@ pub async fn insert(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO secrets (id, tenant_id, name, kind, config, secret_fields, ciphertext, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET kind = excluded.kind, \
+         config = excluded.config, secret_fields = excluded.secret_fields, \
+         ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
     )
     .bind(new_id())
     .bind(tenant_id)
@@ -73,30 +77,6 @@ pub async fn insert(
     .bind(w.ciphertext)
     .bind(now)
     .bind(now)
-    .execute(writer)
-    .await
-    .map(|_| ())
-}
-
-/// Replaces the tenant's secret `name`.
-pub async fn update(
-    writer: &sqlx::AnyPool,
-    tenant_id: &str,
-    name: &str,
-    w: SecretWrite<'_>,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE secrets SET kind = $1, config = $2, secret_fields = $3, ciphertext = $4, \
-         updated_at = $5 WHERE tenant_id = $6 AND name = $7",
-    )
-    .bind(w.kind)
-    .bind(w.config)
-    .bind(w.secret_fields)
-    .bind(w.ciphertext)
-    .bind(now)
-    .bind(tenant_id)
-    .bind(name)
     .execute(writer)
     .await
     .map(|_| ())
