@@ -341,99 +341,10 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             url
         }
     };
-    let client = weir_connectors::connect(&url, "weir bench")
-        .await
-        .map_err(nats)?;
-    let js = jetstream::new(client.clone());
-    let resources = weir_pipelines::load_str(&options.pipeline_yaml, "bench pipeline")
-        .map_err(|d| BenchError::Pipeline(d.to_string()))?;
-    let mut streams = Vec::new();
-    let mut pipeline = None;
-    for resource in &resources {
-        match resource {
-            Resource::Stream(s) => {
-                weir_connectors::ensure_stream(&js, s).await.map_err(nats)?;
-                streams.push(s.metadata.name.clone());
-            }
-            Resource::Pipeline(p) if pipeline.is_none() => pipeline = Some(p.clone()),
-            Resource::Pipeline(_) => {}
-        }
-    }
-    let pipeline =
-        pipeline.ok_or_else(|| BenchError::Pipeline("the file has no Pipeline".into()))?;
-    let source_stream = pipeline.spec.source.stream.clone();
-    let mut info = js
-        .get_stream(&source_stream)
-        .await
-        .map_err(|e| BenchError::Pipeline(format!("source stream {source_stream}: {e}")))?;
-    let stream_subjects = info.info().await.map_err(nats)?.config.subjects.clone();
-    let filter = pipeline
-        .spec
-        .source
-        .subjects
-        .first()
-        .or(stream_subjects.first())
-        .cloned()
-        .ok_or_else(|| BenchError::Pipeline("source stream has no subjects".into()))?;
-    let subject = filter.replace(['>', '*'], "bench");
-    js.create_or_update_stream(stream::Config {
-        name: RAW_STREAM.into(),
-        subjects: vec!["bench.raw.>".into()],
-        allow_batch_publish: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(nats)?;
-    let output_streams = streams
-        .into_iter()
-        .filter(|s| *s != source_stream)
-        .collect();
-    let inputs = options
-        .inputs
-        .clone()
-        .unwrap_or_else(|| (0..1000).map(order).collect());
-    let mean_size = inputs.iter().map(Bytes::len).sum::<usize>() as f64 / inputs.len() as f64;
-    let producer = jetstream::new(
-        weir_connectors::connect(&url, "weir bench producer")
-            .await
-            .map_err(nats)?,
-    );
-    let mut setup = Setup {
-        client,
-        js,
-        producer,
-        pipeline,
-        source_stream,
-        subject,
-        output_streams,
-        inputs,
-        trial: 0,
-    };
-
-    let rounds = options.rounds.max(1);
-    let mut runs: [Vec<Measurement>; 3] = Default::default();
-    for round in 0..rounds {
-        for (i, stage) in [Stage::RawClassic, Stage::RawBest, Stage::Pipeline]
-            .into_iter()
-            .enumerate()
-        {
-            let m = measure(&mut setup, stage, options.knobs, options.messages).await?;
-            eprintln!(
-                "bench: round {}/{rounds} {:<20} {:>9.0} msgs/s",
-                round + 1,
-                m.name,
-                m.msgs_per_s
-            );
-            runs[i].push(m);
-        }
-    }
-    let round_list: Vec<Round> = (0..rounds)
-        .map(|i| Round {
-            classic: runs[0][i].msgs_per_s,
-            best: runs[1][i].msgs_per_s,
-            pipeline: runs[2][i].msgs_per_s,
-        })
-        .collect();
+    let mut setup = Setup::prepare(&url, &options).await?;
+    let mean_size =
+        setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64 / setup.inputs.len() as f64;
+    let (runs, rounds) = interleaved_rounds(&mut setup, &options).await?;
     let [classic, mut best, mut main] = runs.map(median_run);
     if options.latency_seconds > 0.0 {
         let rate = best.msgs_per_s * 0.5;
@@ -450,66 +361,199 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             m.p99_ms = Some(p99);
         }
     }
-    let mut sweep = Vec::new();
-    let mut best_knobs = None;
-    if options.sweep {
-        let mut current = options.knobs;
-        let mut current_rate = main.msgs_per_s;
-        // Coordinate descent: one knob at a time, keep what helps.
-        for knob in 0..4 {
-            let candidates: Vec<Knobs> = match knob {
-                0 => [64, 256, 1024]
-                    .iter()
-                    .map(|&b| Knobs {
-                        batch_size: b,
-                        ..current
-                    })
-                    .collect(),
-                1 => [1, 5, 20]
-                    .iter()
-                    .map(|&w| Knobs {
-                        max_wait: Duration::from_millis(w),
-                        ..current
-                    })
-                    .collect(),
-                2 => [256, 1024, 4096]
-                    .iter()
-                    .map(|&w| Knobs {
-                        window: w,
-                        ..current
-                    })
-                    .collect(),
-                _ => [1, 2, 4, 8]
-                    .iter()
-                    .map(|&p| Knobs {
-                        parallelism: p,
-                        ..current
-                    })
-                    .collect(),
-            };
-            for knobs in candidates {
-                if knobs == current {
-                    continue;
-                }
-                let m = measure(&mut setup, Stage::Pipeline, knobs, options.messages).await?;
-                if m.msgs_per_s > current_rate {
-                    current = knobs;
-                    current_rate = m.msgs_per_s;
-                }
-                sweep.push(m);
-            }
-        }
-        best_knobs = Some(current);
-    }
+    let (sweep, best_knobs) = if options.sweep {
+        let (sweep, knobs) = sweep_knobs(&mut setup, &options, main.msgs_per_s).await?;
+        (sweep, Some(knobs))
+    } else {
+        (Vec::new(), None)
+    };
     Ok(BenchReport {
         classic,
         best,
         pipeline: main,
-        rounds: round_list,
+        rounds,
         sweep,
         best_knobs,
         mean_size,
     })
+}
+
+impl Setup {
+    /// Connects to `url`, declares the file's streams and the raw stages' stream, and reads
+    /// the pipeline and its source.
+    async fn prepare(url: &str, options: &BenchOptions) -> Result<Setup, BenchError> {
+        let client = weir_connectors::connect(url, "weir bench")
+            .await
+            .map_err(nats)?;
+        let js = jetstream::new(client.clone());
+        let resources = weir_pipelines::load_str(&options.pipeline_yaml, "bench pipeline")
+            .map_err(|d| BenchError::Pipeline(d.to_string()))?;
+        let mut streams = Vec::new();
+        let mut pipeline = None;
+        for resource in &resources {
+            match resource {
+                Resource::Stream(s) => {
+                    weir_connectors::ensure_stream(&js, s).await.map_err(nats)?;
+                    streams.push(s.metadata.name.clone());
+                }
+                Resource::Pipeline(p) if pipeline.is_none() => pipeline = Some(p.clone()),
+                Resource::Pipeline(_) => {}
+            }
+        }
+        let pipeline =
+            pipeline.ok_or_else(|| BenchError::Pipeline("the file has no Pipeline".into()))?;
+        let source_stream = pipeline.spec.source.stream.clone();
+        let subject = input_subject(&js, &pipeline, &source_stream).await?;
+        js.create_or_update_stream(stream::Config {
+            name: RAW_STREAM.into(),
+            subjects: vec!["bench.raw.>".into()],
+            allow_batch_publish: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)?;
+        let output_streams = streams
+            .into_iter()
+            .filter(|s| *s != source_stream)
+            .collect();
+        let inputs = options
+            .inputs
+            .clone()
+            .unwrap_or_else(|| (0..1000).map(order).collect());
+        let producer = jetstream::new(
+            weir_connectors::connect(url, "weir bench producer")
+                .await
+                .map_err(nats)?,
+        );
+        Ok(Setup {
+            client,
+            js,
+            producer,
+            pipeline,
+            source_stream,
+            subject,
+            output_streams,
+            inputs,
+            trial: 0,
+        })
+    }
+}
+
+/// The subject the inputs are published on: the pipeline's first source filter (or its source
+/// stream's first subject) with its wildcards filled in.
+async fn input_subject(
+    js: &jetstream::Context,
+    pipeline: &PipelineResource,
+    source_stream: &str,
+) -> Result<String, BenchError> {
+    let mut info = js
+        .get_stream(source_stream)
+        .await
+        .map_err(|e| BenchError::Pipeline(format!("source stream {source_stream}: {e}")))?;
+    let stream_subjects = info.info().await.map_err(nats)?.config.subjects.clone();
+    let filter = pipeline
+        .spec
+        .source
+        .subjects
+        .first()
+        .or(stream_subjects.first())
+        .cloned()
+        .ok_or_else(|| BenchError::Pipeline("source stream has no subjects".into()))?;
+    Ok(filter.replace(['>', '*'], "bench"))
+}
+
+/// The three stages measured in turn, round after round (A/B/C/A/B/C…), so that a machine's
+/// drift touches each alike: every stage's runs, and each round's rates.
+async fn interleaved_rounds(
+    setup: &mut Setup,
+    options: &BenchOptions,
+) -> Result<([Vec<Measurement>; 3], Vec<Round>), BenchError> {
+    let rounds = options.rounds.max(1);
+    let mut runs: [Vec<Measurement>; 3] = Default::default();
+    for round in 0..rounds {
+        for (i, stage) in [Stage::RawClassic, Stage::RawBest, Stage::Pipeline]
+            .into_iter()
+            .enumerate()
+        {
+            let m = measure(setup, stage, options.knobs, options.messages).await?;
+            eprintln!(
+                "bench: round {}/{rounds} {:<20} {:>9.0} msgs/s",
+                round + 1,
+                m.name,
+                m.msgs_per_s
+            );
+            runs[i].push(m);
+        }
+    }
+    let round_list = (0..rounds)
+        .map(|i| Round {
+            classic: runs[0][i].msgs_per_s,
+            best: runs[1][i].msgs_per_s,
+            pipeline: runs[2][i].msgs_per_s,
+        })
+        .collect();
+    Ok((runs, round_list))
+}
+
+/// Coordinate descent over the knobs, one at a time, keeping what helps: every run measured,
+/// and the best knobs found.
+async fn sweep_knobs(
+    setup: &mut Setup,
+    options: &BenchOptions,
+    start_rate: f64,
+) -> Result<(Vec<Measurement>, Knobs), BenchError> {
+    let mut sweep = Vec::new();
+    let mut current = options.knobs;
+    let mut current_rate = start_rate;
+    for knob in 0..4 {
+        for knobs in candidates(current, knob) {
+            if knobs == current {
+                continue;
+            }
+            let m = measure(setup, Stage::Pipeline, knobs, options.messages).await?;
+            if m.msgs_per_s > current_rate {
+                current = knobs;
+                current_rate = m.msgs_per_s;
+            }
+            sweep.push(m);
+        }
+    }
+    Ok((sweep, current))
+}
+
+/// The values the sweep tries for knob number `knob` (batch size, fetch wait, window,
+/// parallelism), the others as in `current`.
+fn candidates(current: Knobs, knob: usize) -> Vec<Knobs> {
+    match knob {
+        0 => [64, 256, 1024]
+            .iter()
+            .map(|&b| Knobs {
+                batch_size: b,
+                ..current
+            })
+            .collect(),
+        1 => [1, 5, 20]
+            .iter()
+            .map(|&w| Knobs {
+                max_wait: Duration::from_millis(w),
+                ..current
+            })
+            .collect(),
+        2 => [256, 1024, 4096]
+            .iter()
+            .map(|&w| Knobs {
+                window: w,
+                ..current
+            })
+            .collect(),
+        _ => [1, 2, 4, 8]
+            .iter()
+            .map(|&p| Knobs {
+                parallelism: p,
+                ..current
+            })
+            .collect(),
+    }
 }
 
 /// The run of median throughput among a stage's rounds.
@@ -775,6 +819,30 @@ async fn latency(
         );
     }
     let (running, consumer) = start(setup, stage, knobs, next_seq).await?;
+    let sent_at = publish_paced(setup, rate, seconds).await?;
+    settle(&consumer, Duration::from_secs(120)).await?;
+    stop(running).await?;
+    let mut latencies = Vec::with_capacity(sent_at.len());
+    for name in &out_streams {
+        latencies.extend(output_latencies(setup, name, out_start[name], &sent_at).await?);
+    }
+    if latencies.is_empty() {
+        return Err(BenchError::Stalled(
+            "no output of the paced run was found".into(),
+        ));
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Ok((pick(0.5), pick(0.99)))
+}
+
+/// Publishes the inputs at `rate` for `seconds` from the producer's connection: when each
+/// was sent, by its sequence in the source stream.
+async fn publish_paced(
+    setup: &Setup,
+    rate: f64,
+    seconds: f64,
+) -> Result<HashMap<u64, SystemTime>, BenchError> {
     let total = (rate * seconds).max(1.0) as u64;
     let mut sent_at: HashMap<u64, SystemTime> = HashMap::with_capacity(total as usize);
     let started = Instant::now();
@@ -801,71 +869,69 @@ async fn latency(
         let (seq, at) = r?;
         sent_at.insert(seq, at);
     }
-    settle(&consumer, Duration::from_secs(120)).await?;
-    stop(running).await?;
-    let mut latencies = Vec::with_capacity(total as usize);
-    for name in &out_streams {
-        let stream = setup.js.get_stream(name).await.map_err(nats)?;
-        let reader: consumer::PullConsumer = stream
-            .create_consumer(consumer::pull::Config {
-                ack_policy: consumer::AckPolicy::None,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: out_start[name],
-                },
-                inactive_threshold: Duration::from_secs(30),
-                ..Default::default()
-            })
+    Ok(sent_at)
+}
+
+/// The latencies (ms, from send to store) of the outputs in stream `name` from `start_seq` on,
+/// matched to their inputs by the input sequence in their `Nats-Msg-Id`.
+async fn output_latencies(
+    setup: &Setup,
+    name: &str,
+    start_seq: u64,
+    sent_at: &HashMap<u64, SystemTime>,
+) -> Result<Vec<f64>, BenchError> {
+    let stream = setup.js.get_stream(name).await.map_err(nats)?;
+    let reader: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start_seq,
+            },
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)?;
+    let mut latencies = Vec::new();
+    loop {
+        let mut batch = reader
+            .fetch()
+            .max_messages(1000)
+            .messages()
             .await
             .map_err(nats)?;
-        loop {
-            let mut batch = reader
-                .fetch()
-                .max_messages(1000)
-                .messages()
-                .await
-                .map_err(nats)?;
-            let mut got = 0;
-            while let Some(Ok(message)) = batch.next().await {
-                got += 1;
-                let Some(id) = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("Nats-Msg-Id"))
-                    .map(|v| v.as_str().to_string())
-                else {
-                    continue;
-                };
-                // ids: `raw:<seq>` or `<pipeline>:<stream>:<seq>:<k>`
-                let parts: Vec<&str> = id.split(':').collect();
-                let seq = match parts.as_slice() {
-                    ["raw", seq] => seq.parse::<u64>().ok(),
-                    [_, _, seq, _] => seq.parse::<u64>().ok(),
-                    _ => None,
-                };
-                let (Some(seq), Ok(info)) = (seq, message.info()) else {
-                    continue;
-                };
-                if let Some(at) = sent_at.get(&seq) {
-                    let stored = SystemTime::UNIX_EPOCH
-                        + Duration::from_nanos(info.published.unix_timestamp_nanos() as u64);
-                    if let Ok(d) = stored.duration_since(*at) {
-                        latencies.push(d.as_secs_f64() * 1e3);
-                    } else {
-                        latencies.push(0.0);
-                    }
-                }
-            }
-            if got == 0 {
-                break;
+        let mut got = 0;
+        while let Some(Ok(message)) = batch.next().await {
+            got += 1;
+            let seq = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .and_then(|id| input_seq(id.as_str()));
+            let (Some(seq), Ok(info)) = (seq, message.info()) else {
+                continue;
+            };
+            if let Some(at) = sent_at.get(&seq) {
+                let stored = SystemTime::UNIX_EPOCH
+                    + Duration::from_nanos(info.published.unix_timestamp_nanos() as u64);
+                let ms = stored
+                    .duration_since(*at)
+                    .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                latencies.push(ms);
             }
         }
+        if got == 0 {
+            return Ok(latencies);
+        }
     }
-    if latencies.is_empty() {
-        return Err(BenchError::Stalled(
-            "no output of the paced run was found".into(),
-        ));
+}
+
+/// The input sequence an output id names: `raw:<seq>` or `<pipeline>:<stream>:<seq>:<k>`.
+fn input_seq(id: &str) -> Option<u64> {
+    let parts: Vec<&str> = id.split(':').collect();
+    match parts.as_slice() {
+        ["raw", seq] => seq.parse().ok(),
+        [_, _, seq, _] => seq.parse().ok(),
+        _ => None,
     }
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    Ok((pick(0.5), pick(0.99)))
 }

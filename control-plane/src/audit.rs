@@ -12,16 +12,17 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 pub use crate::audit_budget::AnonymousAudit;
 use crate::auth::{self, Caller};
 use crate::body::QueryArgs;
-use crate::db::{new_id, now_ms, rfc3339};
+use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
+use crate::store;
+use crate::store::audit::{EventFilter, NewEvent, insert};
 
 /// What a handler adds to its response for the audit log.
 #[derive(Clone, Debug, Default)]
@@ -282,42 +283,9 @@ const MAX_ACTOR: usize = 256;
 /// Longest resource path stored in an audit event.
 const MAX_RESOURCE: usize = 512;
 
-struct NewEvent {
-    tenant_id: Option<String>,
-    actor: String,
-    action: String,
-    resource: String,
-    outcome: &'static str,
-    status: i64,
-    diff: Option<String>,
-    request_id: Option<String>,
-    source: Option<String>,
-}
-
 async fn record(state: &AppState, e: NewEvent) -> Result<(), sqlx::Error> {
     let mut conn = state.db().writer().acquire().await?;
     insert(&mut conn, e).await
-}
-
-async fn insert(conn: &mut sqlx::AnyConnection, e: NewEvent) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, at, tenant_id, actor, action, resource, outcome, status, \
-         diff, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(new_id())
-    .bind(now_ms())
-    .bind(e.tenant_id)
-    .bind(e.actor)
-    .bind(e.action)
-    .bind(e.resource)
-    .bind(e.outcome)
-    .bind(e.status)
-    .bind(e.diff)
-    .bind(e.request_id)
-    .bind(e.source)
-    .execute(conn)
-    .await
-    .map(|_| ())
 }
 
 /// One audit event.
@@ -428,101 +396,26 @@ pub async fn list(
             format!("unknown format `{format}`: use json, jsonl or csv"),
         ));
     }
-    let export = format != "json";
-    let limit = if export {
-        i64::MAX
-    } else {
-        q.limit.unwrap_or(100).clamp(1, 1000)
+    let filter = EventFilter {
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+        actor: q.actor,
+        action: q.action,
+        outcome: q.outcome,
+        after_id: q.cursor,
     };
-    let mut sql = String::from(
-        "SELECT id, at, actor, action, resource, outcome, status, diff, request_id, source \
-         FROM audit_events WHERE tenant_id = $1",
-    );
-    let mut binds: Vec<BindValue> = vec![BindValue::Text(caller.tenant_id.clone())];
-    let mut push = |clause: &str, v: BindValue, sql: &mut String| {
-        binds.push(v);
-        sql.push_str(&format!(" AND {clause} ${}", binds.len()));
-    };
-    if let Some(from) = &q.from {
-        push("at >=", BindValue::Int(parse_time("from", from)?), &mut sql);
-    }
-    if let Some(to) = &q.to {
-        push("at <", BindValue::Int(parse_time("to", to)?), &mut sql);
-    }
-    if let Some(actor) = &q.actor {
-        push("actor =", BindValue::Text(actor.clone()), &mut sql);
-    }
-    if let Some(action) = &q.action {
-        push("action =", BindValue::Text(action.clone()), &mut sql);
-    }
-    if let Some(outcome) = &q.outcome {
-        push("outcome =", BindValue::Text(outcome.clone()), &mut sql);
-    }
-    if let Some(cursor) = &q.cursor {
-        push("id >", BindValue::Text(cursor.clone()), &mut sql);
-    }
-    sql.push_str(" ORDER BY id");
-    if !export {
-        sql.push_str(&format!(" LIMIT {}", limit + 1));
-    }
-    let mut query = sqlx::query(&sql);
-    for b in binds {
-        query = match b {
-            BindValue::Text(s) => query.bind(s),
-            BindValue::Int(i) => query.bind(i),
-        };
-    }
-    let rows = query.fetch_all(state.db().pool()).await?;
-    let mut items = rows
-        .iter()
-        .map(|r| {
-            Ok(AuditEvent {
-                id: r.try_get(0)?,
-                at: rfc3339(r.try_get(1)?),
-                actor: r.try_get(2)?,
-                action: r.try_get(3)?,
-                resource: r.try_get(4)?,
-                outcome: r.try_get(5)?,
-                status: r.try_get(6)?,
-                diff: r.try_get(7)?,
-                request_id: r.try_get(8)?,
-                source: r.try_get(9)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // A page reads one event more than it shows, to know whether there is a next page.
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let page = (format == "json").then_some(limit + 1);
+    let rows = store::audit::events(state.db().pool(), &caller.tenant_id, filter, page).await?;
+    let mut items: Vec<AuditEvent> = rows.into_iter().map(AuditEvent::from).collect();
     match format {
-        "jsonl" => {
-            let mut out = String::new();
-            for e in &items {
-                out.push_str(
-                    &serde_json::to_string(e).map_err(|e| ApiError::Internal(e.to_string()))?,
-                );
-                out.push('\n');
-            }
-            Ok(text_response(out, "application/x-ndjson"))
-        }
-        "csv" => {
-            let mut out =
-                String::from("id,at,actor,action,resource,outcome,status,request_id,source,diff\n");
-            for e in &items {
-                let fields = [
-                    e.id.clone(),
-                    e.at.clone(),
-                    e.actor.clone(),
-                    e.action.clone(),
-                    e.resource.clone(),
-                    e.outcome.clone(),
-                    e.status.to_string(),
-                    e.request_id.clone().unwrap_or_default(),
-                    e.source.clone().unwrap_or_default(),
-                    e.diff.clone().unwrap_or_default(),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                out.push_str(&line.join(","));
-                out.push('\n');
-            }
-            Ok(text_response(out, "text/csv"))
-        }
+        "jsonl" => Ok(text_response(jsonl(&items)?, "application/x-ndjson")),
+        "csv" => Ok(text_response(csv(&items), "text/csv")),
         _ => {
             let next_cursor = if items.len() as i64 > limit {
                 items.truncate(limit as usize);
@@ -535,9 +428,55 @@ pub async fn list(
     }
 }
 
-enum BindValue {
-    Text(String),
-    Int(i64),
+impl From<store::audit::EventRow> for AuditEvent {
+    fn from(r: store::audit::EventRow) -> Self {
+        AuditEvent {
+            id: r.id,
+            at: rfc3339(r.at),
+            actor: r.actor,
+            action: r.action,
+            resource: r.resource,
+            outcome: r.outcome,
+            status: r.status,
+            diff: r.diff,
+            request_id: r.request_id,
+            source: r.source,
+        }
+    }
+}
+
+/// The events as JSON lines.
+fn jsonl(items: &[AuditEvent]) -> ApiResult<String> {
+    let mut out = String::new();
+    for e in items {
+        out.push_str(&serde_json::to_string(e).map_err(|e| ApiError::Internal(e.to_string()))?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The events as CSV with a header line.
+fn csv(items: &[AuditEvent]) -> String {
+    let mut out =
+        String::from("id,at,actor,action,resource,outcome,status,request_id,source,diff\n");
+    for e in items {
+        let fields = [
+            e.id.as_str(),
+            &e.at,
+            &e.actor,
+            &e.action,
+            &e.resource,
+            &e.outcome,
+            &e.status.to_string(),
+            e.request_id.as_deref().unwrap_or_default(),
+            e.source.as_deref().unwrap_or_default(),
+            e.diff.as_deref().unwrap_or_default(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
 }
 
 fn text_response(body: String, content_type: &'static str) -> Response {

@@ -4,31 +4,16 @@
 //! signed token — paired with a single-use rotating refresh token (`wrt_…`); presenting a used
 //! refresh token again revokes its whole session family. The login endpoints are in `login`.
 
-use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 pub use crate::caller::Caller;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
+use crate::store::credentials;
 
-/// SHA-256 of a secret, hex.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A fresh random secret with a prefix: `<prefix>` + 43 base64url chars (256 bits).
-pub fn random_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
+pub use crate::crypto::{hash_secret, random_token};
 
 /// The argon2id hasher of new passwords: memory and passes from the settings (the argon2
 /// crate's recommended defaults unless tuned).
@@ -72,16 +57,12 @@ pub async fn role_permissions(
     if let Some(list) = rbac::builtin(role) {
         return PermissionSet::parse(&list).map_err(ApiError::Internal);
     }
-    let row = sqlx::query("SELECT permissions FROM roles WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(role)
-        .fetch_optional(state.db().pool())
-        .await?;
-    let Some(row) = row else {
+    let grants = crate::store::roles::grants(state.db().pool(), tenant_id, role).await?;
+    let Some(grants) = grants else {
         // A deleted custom role grants nothing.
         return Ok(PermissionSet::default());
     };
-    let list: Vec<String> = serde_json::from_str(&row.try_get::<String, _>(0)?)
+    let list: Vec<String> = serde_json::from_str(&grants)
         .map_err(|e| ApiError::Internal(format!("role permissions: {e}")))?;
     PermissionSet::parse(&list).map_err(ApiError::Internal)
 }
@@ -90,37 +71,20 @@ pub async fn role_permissions(
 pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
     let hash = hash_secret(token);
     let now = now_ms();
-    let (row, session_id) = if token.starts_with("wat_") {
-        let row = sqlx::query(
-            "SELECT s.access_expires_at, s.revoked_at, s.rotated_at, u.id, u.email, u.role, \
-             t.id, t.name, t.is_system, s.id \
-             FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id \
-             WHERE s.access_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(state.db().pool())
-        .await?
-        .ok_or_else(|| ApiError::Unauthenticated("unknown access token; log in again".into()))?;
-        let sid: String = row.try_get(9)?;
-        (row, Some(sid))
+    let pool = state.db().pool();
+    let session = token.starts_with("wat_");
+    let row = if session {
+        credentials::session_by_access_hash(pool, &hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("unknown access token; log in again".into()))?
     } else {
-        let row = sqlx::query(
-            "SELECT k.expires_at, k.revoked_at, k.last_used_at, u.id, u.email, u.role, \
-             t.id, t.name, t.is_system, k.id \
-             FROM api_keys k JOIN users u ON u.id = k.user_id JOIN tenants t ON t.id = k.tenant_id \
-             WHERE k.key_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(state.db().pool())
-        .await?
-        .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
-        (row, None)
+        credentials::key_by_hash(pool, &hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?
     };
-    let expires_at: Option<i64> = row.try_get(0)?;
-    let revoked_at: Option<i64> = row.try_get(1)?;
-    if revoked_at.is_some() {
+    if row.revoked_at.is_some() {
         return Err(ApiError::Unauthenticated(
-            if session_id.is_some() {
+            if session {
                 "this access token was revoked; log in again"
             } else {
                 "this API key was revoked; create a new one"
@@ -128,9 +92,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
             .into(),
         ));
     }
-    if expires_at.is_some_and(|t| t <= now) {
+    if row.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::Unauthenticated(
-            if session_id.is_some() {
+            if session {
                 "access token expired; use your refresh token at /api/v1/auth/refresh"
             } else {
                 "this API key has expired; create a new one"
@@ -138,37 +102,28 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
             .into(),
         ));
     }
-    if session_id.is_none() {
-        // Record use, at most once a minute per key, to keep reads cheap; only when the
-        // writer is free at once, so that no request waits behind other writes for this.
-        let last_used: Option<i64> = row.try_get(2)?;
-        if last_used.is_none_or(|t| now - t > 60_000)
-            && let Some(mut conn) = state.db().writer().try_acquire()
-        {
-            let key_id: String = row.try_get(9)?;
-            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(key_id)
-                .execute(&mut *conn)
-                .await?;
-        }
+    // Record a key's use, at most once a minute per key, to keep reads cheap; only when the
+    // writer is free at once, so that no request waits behind other writes for this.
+    if !session
+        && row.last_used_at.is_none_or(|t| now - t > 60_000)
+        && let Some(mut conn) = state.db().writer().try_acquire()
+    {
+        credentials::touch_key(&mut conn, &row.credential_id, now).await?;
     }
-    let tenant_id: String = row.try_get(6)?;
-    let role: String = row.try_get(5)?;
-    let permissions = role_permissions(state, &tenant_id, &role).await?;
-    let is_system: i64 = row.try_get(8)?;
-    let key_id = match session_id {
-        Some(_) => None,
-        None => Some(row.try_get::<String, _>(9)?),
+    let permissions = role_permissions(state, &row.tenant_id, &row.role).await?;
+    let (key_id, session_id) = if session {
+        (None, Some(row.credential_id))
+    } else {
+        (Some(row.credential_id), None)
     };
     Ok(Caller {
         key_id,
-        platform_admin: is_system != 0 && role == "admin",
-        user_id: row.try_get(3)?,
-        email: row.try_get(4)?,
-        tenant_name: row.try_get(7)?,
-        tenant_id,
-        role,
+        platform_admin: row.tenant_is_system != 0 && row.role == "admin",
+        user_id: row.user_id,
+        email: row.email,
+        tenant_name: row.tenant_name,
+        tenant_id: row.tenant_id,
+        role: row.role,
         permissions,
         session_id,
     })
@@ -184,40 +139,19 @@ pub async fn still_allowed(
     action: Action,
 ) -> bool {
     let now = now_ms();
-    let row = match (&caller.key_id, &caller.session_id) {
-        (Some(key), _) => {
-            sqlx::query(
-                "SELECT k.revoked_at, k.expires_at, u.role FROM api_keys k \
-                 JOIN users u ON u.id = k.user_id WHERE k.id = $1",
-            )
-            .bind(key)
-            .fetch_optional(state.db().pool())
-            .await
-        }
-        (None, Some(session)) => {
-            // An access token that merely expired keeps an open stream: the session is
-            // what a logout or a password change revokes.
-            sqlx::query(
-                "SELECT s.revoked_at, CAST(NULL AS BIGINT), u.role FROM sessions s \
-                 JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-            )
-            .bind(session)
-            .fetch_optional(state.db().pool())
-            .await
-        }
+    let pool = state.db().pool();
+    let standing = match (&caller.key_id, &caller.session_id) {
+        (Some(key), _) => credentials::key_standing(pool, key).await,
+        (None, Some(session)) => credentials::session_standing(pool, session).await,
         (None, None) => return false,
     };
-    let Ok(Some(row)) = row else {
+    let Ok(Some(standing)) = standing else {
         return false;
     };
-    let revoked: Option<i64> = row.try_get(0).unwrap_or(Some(0));
-    let expires: Option<i64> = row.try_get(1).unwrap_or(None);
-    let Ok(role) = row.try_get::<String, _>(2) else {
-        return false;
-    };
-    if revoked.is_some() || expires.is_some_and(|t| t <= now) {
+    if standing.revoked_at.is_some() || standing.expires_at.is_some_and(|t| t <= now) {
         return false;
     }
+    let role = standing.role;
     role_permissions(state, &caller.tenant_id, &role)
         .await
         .is_ok_and(|set| set.allows(resource, action))

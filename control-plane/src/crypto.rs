@@ -1,11 +1,13 @@
-//! Encryption of stored secrets: AES-256-GCM under the server's secret key. Its own module,
-//! below the state that holds the cipher and the handlers that use it.
+//! Encryption of stored secrets: AES-256-GCM under the server's secret key; and the random
+//! bearer secrets (API keys, tokens) with their stored SHA-256. Its own module, below the state
+//! that holds the cipher, the store and the handlers that use it.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
@@ -55,4 +57,19 @@ impl SecretCipher {
                 )
             })
     }
+}
+
+/// SHA-256 of a secret, hex.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh random secret with a prefix: `<prefix>` + 43 base64url chars (256 bits).
+pub fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }

@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 use weir_connectors::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key};
 
@@ -22,6 +21,7 @@ use crate::quotas;
 use crate::rbac::{Action, ApiResource};
 use crate::resource_file::unified_diff;
 use crate::state::AppState;
+use crate::store;
 
 /// Most batch loops a deployment may ask each worker for.
 pub const MAX_PARALLELISM: i64 = 1024;
@@ -72,39 +72,22 @@ fn state_name(s: DesiredState) -> &'static str {
 
 /// The deployment of a pipeline (by id), when it has one.
 pub(crate) async fn load(state: &AppState, pipeline_id: &str) -> ApiResult<Option<DeploymentInfo>> {
-    let row = sqlx::query(
-        "SELECT d.pipeline, d.version, d.parallelism, d.state, d.updated_by, d.updated_at, t.name \
-         FROM deployments d JOIN tenants t ON t.id = d.tenant_id WHERE d.pipeline_id = $1",
-    )
-    .bind(pipeline_id)
-    .fetch_optional(state.db().pool())
-    .await?;
-    row.map(|r| {
-        let pipeline: String = r.try_get(0)?;
-        let tenant: String = r.try_get(6)?;
-        Ok(DeploymentInfo {
-            key: deployment_key(&tenant, &pipeline),
-            pipeline,
-            version: r.try_get(1)?,
-            parallelism: r.try_get(2)?,
-            state: r.try_get(3)?,
-            updated_by: r.try_get(4)?,
-            updated_at: rfc3339(r.try_get(5)?),
-        })
-    })
-    .transpose()
+    let row = store::deployments::find(state.db().pool(), pipeline_id).await?;
+    Ok(row.map(|r| DeploymentInfo {
+        key: deployment_key(&r.tenant_name, &r.pipeline),
+        pipeline: r.pipeline,
+        version: r.version,
+        parallelism: r.parallelism,
+        state: r.state,
+        updated_by: r.updated_by,
+        updated_at: rfc3339(r.updated_at),
+    }))
 }
 
 /// Every deployment of a tenant: (pipeline, state).
 pub(crate) async fn of_tenant(state: &AppState, tenant_id: &str) -> ApiResult<Vec<DeploymentInfo>> {
-    let rows =
-        sqlx::query("SELECT pipeline_id FROM deployments WHERE tenant_id = $1 ORDER BY pipeline")
-            .bind(tenant_id)
-            .fetch_all(state.db().pool())
-            .await?;
     let mut out = Vec::new();
-    for r in rows {
-        let id: String = r.try_get(0)?;
+    for id in store::deployments::pipeline_ids(state.db().pool(), tenant_id).await? {
         if let Some(d) = load(state, &id).await? {
             out.push(d);
         }
@@ -193,15 +176,7 @@ async fn write(
     let mut tx = state.db().begin().await?;
     // The tenant locked: concurrent deploys of its pipelines see each other's parallelism.
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
-    let others: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM deployments \
-         WHERE tenant_id = $1 AND pipeline_id <> $2",
-    )
-    .bind(&caller.tenant_id)
-    .bind(&p.id)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get(0)?;
+    let others = store::deployments::others_parallelism(&mut tx, &caller.tenant_id, &p.id).await?;
     let current = before.as_ref().map_or(0, |b| b.parallelism);
     quotas::enforce(
         "max_parallelism",
@@ -210,23 +185,17 @@ async fn write(
         others + parallelism,
     )?;
 
-    sqlx::query(
-        "INSERT INTO deployments (pipeline_id, tenant_id, pipeline, version, parallelism, state, \
-         updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (pipeline_id) DO UPDATE SET version = excluded.version, \
-         parallelism = excluded.parallelism, state = excluded.state, \
-         updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-    )
-    .bind(&p.id)
-    .bind(&caller.tenant_id)
-    .bind(name)
-    .bind(version)
-    .bind(parallelism)
-    .bind(state_name(desired))
-    .bind(&caller.email)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    let row = store::deployments::DeploymentWrite {
+        pipeline_id: &p.id,
+        tenant_id: &caller.tenant_id,
+        pipeline: name,
+        version,
+        parallelism,
+        state: state_name(desired),
+        updated_by: &caller.email,
+        updated_at: now,
+    };
+    store::deployments::upsert(&mut tx, row).await?;
     let previous = swap_record(nats, &key, Some(bytes.into())).await?;
     tx.commit().await?;
     if let Some(old) = previous {
@@ -243,6 +212,12 @@ async fn write(
         updated_at: rfc3339(now),
         key,
     };
+    Ok(answer(before, after))
+}
+
+/// The response to a deployment change: 201 for a first deployment, with its diff for the audit.
+fn answer(before: Option<DeploymentInfo>, after: DeploymentInfo) -> Response {
+    let name = &after.pipeline;
     let diff = unified_diff(
         &describe(before.as_ref()),
         &describe(Some(&after)),
@@ -254,7 +229,7 @@ async fn write(
     } else {
         StatusCode::OK
     };
-    Ok(AuditNote::diff(diff).attach((status, Json(after))))
+    AuditNote::diff(diff).attach((status, Json(after)))
 }
 
 /// How often [`swap_record`] re-reads a record that changed under it before giving up.
@@ -318,16 +293,10 @@ async fn swap_record(
 /// DLQ stream.
 async fn ensure_declared_streams(state: &AppState, caller: &Caller) -> ApiResult<()> {
     let nats = state.tenant_nats(caller).await?;
-    let rows =
-        sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
-            .bind(&caller.tenant_id)
-            .fetch_all(state.db().pool())
-            .await?;
-    for row in rows {
-        let name: String = row.try_get(0)?;
-        let json: String = row.try_get(1)?;
+    for row in store::streams::list(state.db().pool(), &caller.tenant_id).await? {
+        let name = row.name;
         let resource: weir_pipelines::Resource =
-            serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+            serde_json::from_str(&row.spec_json).map_err(|e| ApiError::Internal(e.to_string()))?;
         let weir_pipelines::Resource::Stream(stream) = resource else {
             return Err(ApiError::Internal(format!("`{name}` is not a stream")));
         };
@@ -549,10 +518,7 @@ pub async fn undeploy(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("deployment of pipeline `{name}`")))?;
     let mut tx = state.db().begin().await?;
-    sqlx::query("DELETE FROM deployments WHERE pipeline_id = $1")
-        .bind(&p.id)
-        .execute(&mut *tx)
-        .await?;
+    store::deployments::delete(&mut tx, &p.id).await?;
     let previous = swap_record(nats, &before.key, None).await?;
     tx.commit().await?;
     if let Some(old) = previous {

@@ -340,16 +340,7 @@ async fn open(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Dlq> {
 
 /// The last spec of a deleted pipeline of the tenant, if one of that name was deleted.
 async fn deleted_spec(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<Option<String>> {
-    let row =
-        sqlx::query("SELECT spec_json FROM deleted_pipelines WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(state.db().pool())
-            .await?;
-    Ok(match row {
-        Some(row) => Some(sqlx::Row::try_get(&row, 0)?),
-        None => None,
-    })
+    Ok(crate::store::pipelines::deleted_spec(state.db().pool(), tenant_id, name).await?)
 }
 
 /// List a pipeline's dead letters: counts by error kind over the whole DLQ, and a page of

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
@@ -16,7 +15,8 @@ use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
-use crate::tenants::insert_key;
+use crate::store;
+use crate::store::keys::{KeyRow, insert as insert_key};
 
 /// An API key as listed (never the secret).
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
@@ -68,45 +68,36 @@ pub struct NewApiKey {
     pub user_id: Option<String>,
 }
 
-const COLUMNS: &str = "k.id, k.name, k.prefix, k.user_id, u.email, k.created_at, k.expires_at, \
-                       k.revoked_at, k.last_used_at";
-
-fn info_of(r: &sqlx::any::AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
-    Ok(ApiKeyInfo {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        prefix: r.try_get(2)?,
-        user_id: r.try_get(3)?,
-        user_email: r.try_get(4)?,
-        created_at: rfc3339(r.try_get(5)?),
-        expires_at: r.try_get::<Option<i64>, _>(6)?.map(rfc3339),
-        revoked_at: r.try_get::<Option<i64>, _>(7)?.map(rfc3339),
-        last_used_at: r.try_get::<Option<i64>, _>(8)?.map(rfc3339),
-    })
+impl From<KeyRow> for ApiKeyInfo {
+    fn from(r: KeyRow) -> Self {
+        ApiKeyInfo {
+            id: r.id,
+            name: r.name,
+            prefix: r.prefix,
+            user_id: r.user_id,
+            user_email: r.user_email,
+            created_at: rfc3339(r.created_at),
+            expires_at: r.expires_at.map(rfc3339),
+            revoked_at: r.revoked_at.map(rfc3339),
+            last_used_at: r.last_used_at.map(rfc3339),
+        }
+    }
 }
 
+/// The caller's tenant's key `id`, and its expiry (epoch ms).
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(ApiKeyInfo, Option<i64>)> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
-         WHERE k.tenant_id = $1 AND k.id = $2"
-    ))
-    .bind(&caller.tenant_id)
-    .bind(id)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("API key `{id}`")))?;
-    Ok((info_of(&row)?, row.try_get(6)?))
+    let row = store::keys::find(state.db().pool(), &caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("API key `{id}`")))?;
+    let expires_at = row.expires_at;
+    Ok((row.into(), expires_at))
 }
 
 /// The role of a user of the caller's tenant.
 async fn role_of(state: &AppState, caller: &Caller, user_id: &str) -> ApiResult<String> {
-    let row = sqlx::query("SELECT role FROM users WHERE tenant_id = $1 AND id = $2")
-        .bind(&caller.tenant_id)
-        .bind(user_id)
-        .fetch_optional(state.db().pool())
+    store::users::role_of(state.db().pool(), &caller.tenant_id, user_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user `{user_id}`")))?;
-    Ok(row.try_get(0)?)
+        .ok_or_else(|| ApiError::NotFound(format!("user `{user_id}`")))
 }
 
 /// A key for another user hands its secret to the caller: only admins (a role that holds every
@@ -142,14 +133,8 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Vec<ApiKeyInfo>>> {
     caller.require(ApiResource::Keys, Action::Read)?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
-         WHERE k.tenant_id = $1 ORDER BY k.created_at, k.id"
-    ))
-    .bind(&caller.tenant_id)
-    .fetch_all(state.db().pool())
-    .await?;
-    Ok(Json(rows.iter().map(info_of).collect::<Result<_, _>>()?))
+    let rows = store::keys::list(state.db().pool(), &caller.tenant_id).await?;
+    Ok(Json(rows.into_iter().map(ApiKeyInfo::from).collect()))
 }
 
 /// Create an API key; the response is the only time the key is shown.
@@ -240,11 +225,7 @@ pub async fn revoke(
     }
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
-    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now_ms())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    store::keys::revoke(&mut tx, &id).await?;
     if caller.tenant_name == crate::tenants::SYSTEM_TENANT {
         crate::users::ensure_platform_admin_remains(&mut tx, "last_platform_key", LAST_KEY).await?;
     }
@@ -280,13 +261,7 @@ pub async fn rotate(
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     // Only one rotation of a key wins: the others find it revoked and get 409.
-    let spent =
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-    if spent.rows_affected() != 1 {
+    if !store::keys::revoke(&mut tx, &id).await? {
         return Err(ApiError::Conflict(format!(
             "API key `{id}` was rotated or revoked meanwhile; use its successor or create a new key"
         )));

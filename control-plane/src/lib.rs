@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod streams;
 pub mod subjects;
 pub mod tenants;

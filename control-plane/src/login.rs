@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::{AuditNote, SourceAddr};
@@ -18,6 +17,7 @@ use crate::caller::Caller;
 use crate::db::{new_id, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::sessions::{self, LoginCandidate, NewSession};
 
 /// A hash of a random password with the parameters of new passwords: logins of unknown
 /// emails (or of users without a password) verify against it, so that they take as long as
@@ -133,21 +133,19 @@ async fn issue_session(
     let now = now_ms();
     let access_ttl = state.settings().access_ttl.as_millis() as i64;
     let refresh_ttl = state.settings().refresh_ttl.as_millis() as i64;
-    sqlx::query(
-        "INSERT INTO sessions (id, family_id, tenant_id, user_id, access_hash, refresh_hash, \
-         access_expires_at, refresh_expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    sessions::insert(
+        state.db().writer(),
+        NewSession {
+            family_id,
+            tenant_id,
+            user_id,
+            access_hash: &hash_secret(&access),
+            refresh_hash: &hash_secret(&refresh),
+            access_expires_at: now + access_ttl,
+            refresh_expires_at: now + refresh_ttl,
+            created_at: now,
+        },
     )
-    .bind(new_id())
-    .bind(family_id)
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(hash_secret(&access))
-    .bind(hash_secret(&refresh))
-    .bind(now + access_ttl)
-    .bind(now + refresh_ttl)
-    .bind(now)
-    .execute(state.db().writer())
     .await?;
     Ok(TokenPair {
         access_token: access,
@@ -201,11 +199,7 @@ pub async fn login(
             }
         };
         state.login_limiter().clear(&email, &source.0);
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(&user_id)
-            .execute(state.db().writer())
-            .await?;
+        sessions::record_login(state.db().writer(), &user_id, now_ms()).await?;
         issue_session(&state, &new_id(), &tenant_id, &user_id).await
     }
     .await;
@@ -221,14 +215,6 @@ pub async fn login(
 /// verification, so the bound keeps a login's work bounded whatever other tenants do.
 const MAX_LOGIN_CANDIDATES: i64 = 16;
 
-/// An account a login may be for.
-struct LoginCandidate {
-    user_id: String,
-    tenant_id: String,
-    tenant_name: String,
-    password_hash: Option<String>,
-}
-
 /// The accounts with this (normalized) email, in `tenant` when given, oldest first.
 async fn login_candidates(
     state: &AppState,
@@ -238,27 +224,9 @@ async fn login_candidates(
     if email.chars().count() > crate::users::MAX_EMAIL {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
-        "SELECT u.id, u.tenant_id, t.name, u.password_hash FROM users u \
-         JOIN tenants t ON t.id = u.tenant_id \
-         WHERE lower(u.email) = $1 AND ($2 = '' OR t.name = $2) \
-         ORDER BY u.created_at, u.id LIMIT $3",
-    )
-    .bind(email)
-    .bind(tenant.unwrap_or(""))
-    .bind(MAX_LOGIN_CANDIDATES)
-    .fetch_all(state.db().pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(LoginCandidate {
-                user_id: row.try_get(0)?,
-                tenant_id: row.try_get(1)?,
-                tenant_name: row.try_get(2)?,
-                password_hash: row.try_get(3)?,
-            })
-        })
-        .collect()
+    let pool = state.db().pool();
+    let tenant = tenant.unwrap_or("");
+    Ok(sessions::login_candidates(pool, email, tenant, MAX_LOGIN_CANDIDATES).await?)
 }
 
 /// The candidates whose password is `password`. Without candidates the dummy hash is verified
@@ -292,59 +260,34 @@ pub async fn refresh(
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     let now = now_ms();
-    let row = sqlx::query(
-        "SELECT id, family_id, tenant_id, user_id, refresh_expires_at, rotated_at, revoked_at \
-         FROM sessions WHERE refresh_hash = $1",
-    )
-    .bind(hash_secret(&body.refresh_token))
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::Unauthenticated("unknown refresh token; log in again".into()))?;
-    let id: String = row.try_get(0)?;
-    let family: String = row.try_get(1)?;
-    let rotated_at: Option<i64> = row.try_get(5)?;
-    let revoked_at: Option<i64> = row.try_get(6)?;
-    if rotated_at.is_some() {
+    let writer = state.db().writer();
+    let row = sessions::by_refresh_hash(state.db().pool(), &hash_secret(&body.refresh_token))
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("unknown refresh token; log in again".into()))?;
+    if row.rotated_at.is_some() {
         // Reuse of a spent refresh token: someone else may hold it. End the whole session.
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&family)
-        .execute(state.db().writer())
-        .await?;
+        sessions::revoke_family(writer, &row.family_id, now).await?;
         return Err(ApiError::Unauthenticated(
             "this refresh token was already used; the session is revoked, log in again".into(),
         ));
     }
-    if revoked_at.is_some() {
+    if row.revoked_at.is_some() {
         return Err(ApiError::Unauthenticated(
             "this session was revoked; log in again".into(),
         ));
     }
-    if row.try_get::<i64, _>(4)? <= now {
+    if row.refresh_expires_at <= now {
         return Err(ApiError::Unauthenticated(
             "refresh token expired; log in again".into(),
         ));
     }
-    // Spend the token; the conditional update makes concurrent refreshes race safely.
-    let spent = sqlx::query(
-        "UPDATE sessions SET rotated_at = $1, revoked_at = $2 WHERE id = $3 AND rotated_at IS NULL",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(&id)
-    .execute(state.db().writer())
-    .await?;
-    if spent.rows_affected() != 1 {
+    if !sessions::spend(writer, &row.id, now).await? {
         return Err(ApiError::Unauthenticated(
             "this refresh token was already used; log in again".into(),
         ));
     }
-    let tenant_id: String = row.try_get(2)?;
-    let user_id: String = row.try_get(3)?;
     Ok(Json(
-        issue_session(&state, &family, &tenant_id, &user_id).await?,
+        issue_session(&state, &row.family_id, &row.tenant_id, &row.user_id).await?,
     ))
 }
 
@@ -358,11 +301,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
             "you are authenticated by API key; revoke it with DELETE /api/v1/api-keys/{id}",
         ));
     };
-    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family_id = (SELECT family_id FROM sessions WHERE id = $2)")
-        .bind(now_ms())
-        .bind(session)
-        .execute(state.db().writer())
-        .await?;
+    sessions::revoke_family_of(state.db().writer(), &session, now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

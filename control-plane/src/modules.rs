@@ -72,14 +72,14 @@ const COLUMNS: &str = "name, version, sha256, size, functions, created_at, creat
 
 fn info_of(r: &sqlx::any::AnyRow) -> ApiResult<ModuleInfo> {
     Ok(ModuleInfo {
-        name: r.try_get(0)?,
-        version: u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or_default(),
-        sha256: r.try_get(2)?,
-        size: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or_default(),
-        functions: serde_json::from_str(&r.try_get::<String, _>(4)?)
+        name: r.try_get("name")?,
+        version: u32::try_from(r.try_get::<i64, _>("version")?).unwrap_or_default(),
+        sha256: r.try_get("sha256")?,
+        size: u64::try_from(r.try_get::<i64, _>("size")?).unwrap_or_default(),
+        functions: serde_json::from_str(&r.try_get::<String, _>("functions")?)
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-        created_at: rfc3339(r.try_get(5)?),
-        created_by: r.try_get(6)?,
+        created_at: rfc3339(r.try_get("created_at")?),
+        created_by: r.try_get("created_by")?,
     })
 }
 
@@ -286,14 +286,13 @@ async fn insert(
     functions: &str,
 ) -> ApiResult<u32> {
     for _ in 0..8 {
-        let next: i64 = sqlx::query(
+        let next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM wasm_modules WHERE tenant_id = $1 AND name = $2",
         )
         .bind(&caller.tenant_id)
         .bind(name)
         .fetch_one(state.db().pool())
-        .await?
-        .try_get(0)?;
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO wasm_modules (tenant_id, name, version, sha256, size, functions, \
              created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

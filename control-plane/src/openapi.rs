@@ -1,5 +1,5 @@
-//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and
-//! served at `/api/v1/openapi.json`, and the health endpoint.
+//! The OpenAPI 3 document's header and finishing touches (its operations come from the
+//! handlers' `#[utoipa::path]` annotations through the route table), and the health endpoint.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,10 +9,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::state::AppState;
-use crate::{
-    audit, deployments, dlq, keys, login, modules, nats_views, pipelines, quotas, secrets, status,
-    streams, tenants, users,
-};
 
 struct BearerAuth;
 
@@ -128,43 +124,15 @@ impl Modify for ProblemResponses {
     }
 }
 
-/// The API document.
+/// The API document's header: title, description, security and shared components. The
+/// operations come from the route table (`routes::api_document`), which then calls
+/// [`finish`].
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Weir control plane", version = "1",
          description = "Pipelines, deployments, fleet status, DLQs, streams, tenants, users, API keys, quotas, secrets and audit log of Weir. \
                         Errors are application/problem+json with a stable `code`."),
-    modifiers(&BearerAuth, &UniqueOperationIds, &ProblemResponses),
     security(("bearer" = [])),
-    paths(
-        healthz, document, crate::metrics::handler,
-        login::login, login::refresh, login::logout, login::me,
-        tenants::list, tenants::create, tenants::get, tenants::delete, tenants::put_quotas,
-        quotas::get_usage,
-        users::list, users::create, users::get, users::update, users::delete,
-        users::list_roles, users::create_role, users::delete_role,
-        keys::list, keys::create, keys::revoke, keys::rotate,
-        pipelines::list, pipelines::create, pipelines::validate, pipelines::get, pipelines::put,
-        pipelines::delete, pipelines::versions, pipelines::version, pipelines::diff,
-        crate::sample_test::test,
-        deployments::deploy, deployments::pause, deployments::resume, deployments::rollback,
-        deployments::get, deployments::undeploy,
-        status::pipeline_status, status::workers, status::stream,
-        dlq::list, dlq::show, dlq::redrive, dlq::purge,
-        nats_views::list_streams, nats_views::get_stream, nats_views::consumers,
-        nats_views::message, nats_views::last_message, nats_views::purge, nats_views::publish,
-        nats_views::pause_consumer, nats_views::resume_consumer,
-        nats_views::list_buckets, nats_views::create_bucket, nats_views::delete_bucket,
-        nats_views::keys, nats_views::get_key, nats_views::put_key, nats_views::delete_key,
-        nats_views::key_history,
-        streams::list, streams::get, streams::put, streams::delete,
-        secrets::list, secrets::get, secrets::put, secrets::delete,
-        modules::list, modules::get, modules::upload, modules::delete,
-        audit::list,
-        crate::schemas::api::list, crate::schemas::api::register, crate::schemas::api::versions,
-        crate::schemas::api::version, crate::schemas::api::check, crate::schemas::api::delete,
-        crate::schemas::infer::infer_schema,
-    ),
     components(schemas(crate::error::Problem))
 )]
 pub struct ApiDoc;
@@ -203,11 +171,12 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
     )
 }
 
-/// This document (no credentials needed).
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
-    responses((status = 200, description = "The OpenAPI 3 document", body = Object)))]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// Completes a document whose operations are all in: the bearer scheme, unique operation ids
+/// and the problem responses every operation can give.
+pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    BearerAuth.modify(doc);
+    UniqueOperationIds.modify(doc);
+    ProblemResponses.modify(doc);
 }
 
 /// The operations of a path item (the methods the API uses).

@@ -2,12 +2,13 @@
 //! YAML or JSON, versions, diff between versions, delete. Bodies are pipeline files checked by
 //! the format's own checker.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
@@ -20,6 +21,8 @@ use crate::quotas;
 use crate::rbac::{Action, ApiResource};
 use crate::resource_file::{canonical, claim_tenant, parse_all, parse_one, unified_diff};
 use crate::state::AppState;
+use crate::store;
+use crate::store::pipelines::{PipelineRow, VersionText};
 
 /// What an apply did.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
@@ -181,50 +184,27 @@ pub(crate) async fn find(
     tenant_id: &str,
     name: &str,
 ) -> ApiResult<StoredPipeline> {
-    let row = sqlx::query(
-        "SELECT id, name, current_version, parallelism, created_at, created_by, updated_at, updated_by \
-         FROM pipelines WHERE tenant_id = $1 AND name = $2",
-    )
-    .bind(tenant_id)
-    .bind(name)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("pipeline `{name}`")))?;
-    let id: String = row.try_get(0)?;
-    let labels = labels_of(state, &id).await?;
+    let row = store::pipelines::find(state.db().pool(), tenant_id, name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("pipeline `{name}`")))?;
+    let labels = store::pipelines::labels(state.db().pool(), &row.id).await?;
     Ok(StoredPipeline {
-        summary: summary_of(&row, labels)?,
-        id,
+        id: row.id.clone(),
+        summary: summary_of(row, labels),
     })
 }
 
-fn summary_of(
-    row: &sqlx::any::AnyRow,
-    labels: std::collections::BTreeMap<String, String>,
-) -> Result<PipelineSummary, sqlx::Error> {
-    Ok(PipelineSummary {
-        name: row.try_get(1)?,
+fn summary_of(row: PipelineRow, labels: BTreeMap<String, String>) -> PipelineSummary {
+    PipelineSummary {
+        name: row.name,
         labels,
-        version: row.try_get(2)?,
-        parallelism: row.try_get(3)?,
-        created_at: rfc3339(row.try_get(4)?),
-        created_by: row.try_get(5)?,
-        updated_at: rfc3339(row.try_get(6)?),
-        updated_by: row.try_get(7)?,
-    })
-}
-
-async fn labels_of(
-    state: &AppState,
-    pipeline_id: &str,
-) -> Result<std::collections::BTreeMap<String, String>, sqlx::Error> {
-    let rows = sqlx::query("SELECT key, value FROM pipeline_labels WHERE pipeline_id = $1")
-        .bind(pipeline_id)
-        .fetch_all(state.db().pool())
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+        version: row.current_version,
+        parallelism: row.parallelism,
+        created_at: rfc3339(row.created_at),
+        created_by: row.created_by,
+        updated_at: rfc3339(row.updated_at),
+        updated_by: row.updated_by,
+    }
 }
 
 /// The (JSON, YAML) text of one version, or 404.
@@ -234,15 +214,10 @@ pub(crate) async fn version_text(
     version: i64,
     name: &str,
 ) -> ApiResult<(String, String)> {
-    let row = sqlx::query(
-        "SELECT spec_json, spec_yaml FROM pipeline_versions WHERE pipeline_id = $1 AND version = $2",
-    )
-    .bind(pipeline_id)
-    .bind(version)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("version {version} of pipeline `{name}`")))?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    let text = store::pipelines::version_text(state.db().pool(), pipeline_id, version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("version {version} of pipeline `{name}`")))?;
+    Ok((text.spec_json, text.spec_yaml))
 }
 
 /// How an apply treats an existing or missing pipeline.
@@ -361,26 +336,11 @@ async fn plan_change(
 ) -> ApiResult<Planned> {
     let name = &new.name;
     let quotas = quotas::load(&mut *tx, &caller.tenant_id).await?;
-    let existing =
-        sqlx::query("SELECT id, current_version FROM pipelines WHERE tenant_id = $1 AND name = $2")
-            .bind(&caller.tenant_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let current = existing
-        .as_ref()
-        .map(|row| row.try_get::<i64, _>(1))
-        .transpose()?;
+    let existing = store::pipelines::find(&mut *tx, &caller.tenant_id, name).await?;
+    let current = existing.as_ref().map(|row| row.current_version);
     check_expected_version(name, current, expect_version)?;
-    let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT), COUNT(*) FROM pipelines \
-         WHERE tenant_id = $1 AND name <> $2",
-    )
-    .bind(&caller.tenant_id)
-    .bind(name)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (others, count) = (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?);
+    let others = store::pipelines::others(&mut *tx, &caller.tenant_id, name).await?;
+    let (count, others) = (others.pipelines, others.parallelism);
     let Some(row) = existing else {
         quotas::enforce("max_pipelines", quotas.max_pipelines, count, count + 1)?;
         quotas::enforce(
@@ -402,29 +362,22 @@ async fn plan_change(
             "pipeline `{name}` already exists; update it with PUT /api/v1/pipelines/{name}"
         )));
     }
-    let id: String = row.try_get(0)?;
-    let current: i64 = row.try_get(1)?;
-    let old = sqlx::query(
-        "SELECT v.spec_json, v.spec_yaml, p.parallelism FROM pipeline_versions v \
-         JOIN pipelines p ON p.id = v.pipeline_id \
-         WHERE v.pipeline_id = $1 AND v.version = $2",
-    )
-    .bind(&id)
-    .bind(current)
-    .fetch_one(&mut *tx)
-    .await?;
-    if old.try_get::<String, _>(0)? == new.json {
+    let (id, current) = (row.id, row.current_version);
+    let old = store::pipelines::version_text(&mut *tx, &id, current)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("version {current} of `{name}` is missing")))?;
+    if old.spec_json == new.json {
         return Ok(Planned::Unchanged(current));
     }
     quotas::enforce(
         "max_parallelism",
         quotas.max_parallelism,
-        others + old.try_get::<i64, _>(2)?,
+        others + row.parallelism,
         others + new.parallelism,
     )?;
     let version = current + 1;
     let diff = unified_diff(
-        &old.try_get::<String, _>(1)?,
+        &old.spec_yaml,
         &new.yaml,
         &format!("{name} (version {current})"),
         &format!("{name} (version {version})"),
@@ -468,68 +421,31 @@ async fn store_change(
     change: &Change,
 ) -> ApiResult<()> {
     let now = now_ms();
+    let by = (caller.email.as_str(), now);
     let (id, version) = (&change.pipeline_id, change.version);
     if version == 1 {
-        sqlx::query(
-            "INSERT INTO pipelines (id, tenant_id, name, current_version, parallelism, created_at, \
-             created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(id)
-        .bind(&caller.tenant_id)
-        .bind(&new.name)
-        .bind(1_i64)
-        .bind(new.parallelism)
-        .bind(now)
-        .bind(&caller.email)
-        .bind(now)
-        .bind(&caller.email)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        // Guarded by the version read in the plan: a writer that lost a race changes nothing.
-        let done = sqlx::query(
-            "UPDATE pipelines SET current_version = $1, parallelism = $2, updated_at = $3, \
-             updated_by = $4 WHERE id = $5 AND current_version = $6",
-        )
-        .bind(version)
-        .bind(new.parallelism)
-        .bind(now)
-        .bind(&caller.email)
-        .bind(id)
-        .bind(version - 1)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(ApiError::VersionConflict(format!(
-                "pipeline `{}` changed while this update ran; GET it again and retry",
-                new.name
-            )));
-        }
+        let row = PipelineRow {
+            id: id.clone(),
+            name: new.name.clone(),
+            current_version: 1,
+            parallelism: new.parallelism,
+            created_at: now,
+            created_by: caller.email.clone(),
+            updated_at: now,
+            updated_by: caller.email.clone(),
+        };
+        store::pipelines::insert(tx, &caller.tenant_id, &row).await?;
+    } else if !store::pipelines::advance(tx, id, version, new.parallelism, by).await? {
+        return Err(ApiError::VersionConflict(format!(
+            "pipeline `{}` changed while this update ran; GET it again and retry",
+            new.name
+        )));
     }
-    sqlx::query(
-        "INSERT INTO pipeline_versions (pipeline_id, version, spec_json, spec_yaml, created_at, \
-         created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(version)
-    .bind(&new.json)
-    .bind(&new.yaml)
-    .bind(now)
-    .bind(&caller.email)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM pipeline_labels WHERE pipeline_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    for (k, v) in &new.labels {
-        sqlx::query("INSERT INTO pipeline_labels (pipeline_id, key, value) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let text = VersionText {
+        spec_json: new.json.clone(),
+        spec_yaml: new.yaml.clone(),
+    };
+    store::pipelines::insert_version(tx, id, version, &text, &new.labels, by).await?;
     Ok(())
 }
 
@@ -585,48 +501,27 @@ pub async fn list(
 ) -> ApiResult<Json<PipelinePage>> {
     caller.require(ApiResource::Pipelines, Action::Read)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let mut sql = String::from(
-        "SELECT p.id, p.name, p.current_version, p.parallelism, p.created_at, p.created_by, \
-         p.updated_at, p.updated_by FROM pipelines p WHERE p.tenant_id = $1",
-    );
-    let mut binds = vec![caller.tenant_id.clone()];
-    if let Some(cursor) = &q.cursor {
-        binds.push(cursor.clone());
-        sql.push_str(&format!(" AND p.name > ${}", binds.len()));
-    }
-    if let Some(prefix) = q.prefix.as_ref().filter(|p| !p.is_empty()) {
-        binds.push(prefix.clone());
-        sql.push_str(&format!(
-            " AND substr(p.name, 1, {}) = ${}",
-            prefix.chars().count(),
-            binds.len()
-        ));
-    }
-    if let Some(label) = &q.label {
-        let (k, v) = label.split_once('=').ok_or_else(|| {
+    let label = match &q.label {
+        Some(label) => Some(label.split_once('=').ok_or_else(|| {
             ApiError::bad_request("bad_query", format!("label `{label}` must be key=value"))
-        })?;
-        binds.push(k.to_string());
-        binds.push(v.to_string());
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM pipeline_labels l WHERE l.pipeline_id = p.id \
-             AND l.key = ${} AND l.value = ${})",
-            binds.len() - 1,
-            binds.len()
-        ));
-    }
-    sql.push_str(&format!(" ORDER BY p.name LIMIT {}", limit + 1));
-    let mut query = sqlx::query(&sql);
-    for b in binds {
-        query = query.bind(b);
-    }
-    let rows = query.fetch_all(state.db().pool()).await?;
+        })?),
+        None => None,
+    };
+    let filter = store::pipelines::ListFilter {
+        after: q.cursor.as_deref(),
+        prefix: q.prefix.as_deref(),
+        label,
+        limit: limit + 1,
+    };
+    let pool = state.db().pool();
+    let rows = store::pipelines::list(pool, &caller.tenant_id, filter).await?;
+    let more = rows.len() as i64 > limit;
     let mut items = Vec::new();
-    for row in rows.iter().take(limit as usize) {
-        let id: String = row.try_get(0)?;
-        items.push(summary_of(row, labels_of(&state, &id).await?)?);
+    for row in rows.into_iter().take(limit as usize) {
+        let labels = store::pipelines::labels(pool, &row.id).await?;
+        items.push(summary_of(row, labels));
     }
-    let next_cursor = if rows.len() as i64 > limit {
+    let next_cursor = if more {
         items.last().map(|p| p.name.clone())
     } else {
         None
@@ -752,17 +647,11 @@ pub(crate) async fn check_with_declared_streams(
     if pipelines.is_empty() {
         return Ok(());
     }
-    let rows =
-        sqlx::query("SELECT name, spec_json FROM streams WHERE tenant_id = $1 ORDER BY name")
-            .bind(tenant_id)
-            .fetch_all(state.db().pool())
-            .await?;
+    let rows = store::streams::list(state.db().pool(), tenant_id).await?;
     let mut declared: Vec<(String, Vec<String>)> = Vec::new();
     for row in rows {
-        let name: String = row.try_get(0)?;
-        let json: String = row.try_get(1)?;
-        if let Ok(Resource::Stream(stream)) = serde_json::from_str::<Resource>(&json) {
-            declared.push((name, stream.spec.subjects));
+        if let Ok(Resource::Stream(stream)) = serde_json::from_str::<Resource>(&row.spec_json) {
+            declared.push((row.name, stream.spec.subjects));
         }
     }
     let known: Vec<weir_pipelines::context::KnownStream> = declared
@@ -874,11 +763,8 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     caller.require(ApiResource::Pipelines, Action::Delete)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
-    let deployed = sqlx::query("SELECT 1 FROM deployments WHERE pipeline_id = $1")
-        .bind(&p.id)
-        .fetch_optional(state.db().pool())
-        .await?;
-    if deployed.is_some() {
+    let deployed = store::pipelines::is_deployed(state.db().pool(), &p.id).await?;
+    if deployed {
         return Err(ApiError::Conflict(format!(
             "pipeline `{name}` is deployed; undeploy it first with \
              DELETE /api/v1/pipelines/{name}/deployment (weir undeploy {name})"
@@ -896,34 +782,12 @@ pub async fn delete(
     );
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
-    let mut gone = 0;
-    for sql in [
-        "DELETE FROM pipeline_labels WHERE pipeline_id = $1",
-        "DELETE FROM pipeline_versions WHERE pipeline_id = $1",
-        "DELETE FROM pipelines WHERE id = $1",
-    ] {
-        gone = sqlx::query(sql)
-            .bind(&p.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    if gone == 0 {
+    if !store::pipelines::delete(&mut tx, &p.id).await? {
         // Another request deleted it since it was read.
         return Err(ApiError::NotFound(format!("pipeline `{name}`")));
     }
     // Its last spec, so its dead letters stay reachable by name.
-    sqlx::query(
-        "INSERT INTO deleted_pipelines (tenant_id, name, spec_json, deleted_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET \
-         spec_json = excluded.spec_json, deleted_at = excluded.deleted_at",
-    )
-    .bind(&caller.tenant_id)
-    .bind(&name)
-    .bind(&json)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
+    store::pipelines::remember_deleted(&mut tx, &caller.tenant_id, &name, &json, now_ms()).await?;
     audit.record_in(&mut tx, 204, None, Some(diff)).await?;
     tx.commit().await?;
     let note = AuditNote {
@@ -995,23 +859,15 @@ pub async fn versions(
 ) -> ApiResult<Json<Vec<VersionInfo>>> {
     caller.require(ApiResource::Pipelines, Action::Read)?;
     let p = find(&state, &caller.tenant_id, &name).await?;
-    let rows = sqlx::query(
-        "SELECT version, created_at, created_by FROM pipeline_versions WHERE pipeline_id = $1 \
-         ORDER BY version DESC",
-    )
-    .bind(&p.id)
-    .fetch_all(state.db().pool())
-    .await?;
-    let list = rows
-        .iter()
-        .map(|r| {
-            Ok(VersionInfo {
-                version: r.try_get(0)?,
-                created_at: rfc3339(r.try_get(1)?),
-                created_by: r.try_get(2)?,
-            })
+    let list = store::pipelines::versions(state.db().pool(), &p.id)
+        .await?
+        .into_iter()
+        .map(|r| VersionInfo {
+            version: r.version,
+            created_at: rfc3339(r.created_at),
+            created_by: r.created_by,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     Ok(Json(list))
 }
 

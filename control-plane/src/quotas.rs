@@ -5,13 +5,15 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor};
 use utoipa::ToSchema;
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
+use crate::store;
+use crate::store::quotas::QuotaRow;
 
 /// A tenant's limits; absent = unlimited.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, Default, PartialEq)]
@@ -84,26 +86,7 @@ pub async fn save<'e, E: Executor<'e, Database = Any>>(
     tenant_id: &str,
     q: &Quotas,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO quotas (tenant_id, max_pipelines, max_parallelism, max_message_bytes, \
-         max_ingest_rate, max_streams, max_storage_bytes, max_connections) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (tenant_id) DO UPDATE SET max_pipelines = excluded.max_pipelines, \
-         max_parallelism = excluded.max_parallelism, max_message_bytes = excluded.max_message_bytes, \
-         max_ingest_rate = excluded.max_ingest_rate, max_streams = excluded.max_streams, \
-         max_storage_bytes = excluded.max_storage_bytes, max_connections = excluded.max_connections",
-    )
-    .bind(tenant_id)
-    .bind(q.max_pipelines)
-    .bind(q.max_parallelism)
-    .bind(q.max_message_bytes)
-    .bind(q.max_ingest_rate)
-    .bind(q.max_streams)
-    .bind(q.max_storage_bytes)
-    .bind(q.max_connections)
-    .execute(db)
-    .await
-    .map(|_| ())
+    store::quotas::save(db, tenant_id, &q.clone().into()).await
 }
 
 /// A tenant's quotas (unlimited when none are stored).
@@ -111,25 +94,38 @@ pub async fn load<'e, E: Executor<'e, Database = Any>>(
     db: E,
     tenant_id: &str,
 ) -> Result<Quotas, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT max_pipelines, max_parallelism, max_message_bytes, max_ingest_rate, max_streams, \
-         max_storage_bytes, max_connections FROM quotas WHERE tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .fetch_optional(db)
-    .await?;
-    Ok(match row {
-        None => Quotas::default(),
-        Some(r) => Quotas {
-            max_pipelines: r.try_get(0)?,
-            max_parallelism: r.try_get(1)?,
-            max_message_bytes: r.try_get(2)?,
-            max_ingest_rate: r.try_get(3)?,
-            max_streams: r.try_get(4)?,
-            max_storage_bytes: r.try_get(5)?,
-            max_connections: r.try_get(6)?,
-        },
-    })
+    Ok(store::quotas::load(db, tenant_id)
+        .await?
+        .map(Quotas::from)
+        .unwrap_or_default())
+}
+
+impl From<QuotaRow> for Quotas {
+    fn from(r: QuotaRow) -> Self {
+        Quotas {
+            max_pipelines: r.max_pipelines,
+            max_parallelism: r.max_parallelism,
+            max_message_bytes: r.max_message_bytes,
+            max_ingest_rate: r.max_ingest_rate,
+            max_streams: r.max_streams,
+            max_storage_bytes: r.max_storage_bytes,
+            max_connections: r.max_connections,
+        }
+    }
+}
+
+impl From<Quotas> for QuotaRow {
+    fn from(q: Quotas) -> Self {
+        QuotaRow {
+            max_pipelines: q.max_pipelines,
+            max_parallelism: q.max_parallelism,
+            max_message_bytes: q.max_message_bytes,
+            max_ingest_rate: q.max_ingest_rate,
+            max_streams: q.max_streams,
+            max_storage_bytes: q.max_storage_bytes,
+            max_connections: q.max_connections,
+        }
+    }
 }
 
 /// Refuses when `requested` exceeds `limit`.
@@ -173,15 +169,8 @@ pub struct QuotaUsage {
 
 /// Current usage of a tenant: (pipelines, total parallelism, streams).
 pub async fn usage(state: &AppState, tenant_id: &str) -> Result<(i64, i64, i64), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM pipelines WHERE tenant_id = $1), \
-         (SELECT CAST(COALESCE(SUM(parallelism), 0) AS BIGINT) FROM pipelines WHERE tenant_id = $1), \
-         (SELECT COUNT(*) FROM streams WHERE tenant_id = $1)",
-    )
-    .bind(tenant_id)
-    .fetch_one(state.db().pool())
-    .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    let u = store::quotas::usage(state.db().pool(), tenant_id).await?;
+    Ok((u.pipelines, u.parallelism, u.streams))
 }
 
 /// JetStream bytes (file and memory) stored by the caller's NATS account, in operator mode.

@@ -1,9 +1,15 @@
-//! The route table: every API route is registered here through [`ApiRoutes`], which records
-//! (method, path) pairs so that a test can check each against the OpenAPI document.
+//! The route table: every route is declared once, here, from its handler's `#[utoipa::path]`
+//! annotation (`utoipa-axum`'s `routes!`), which gives both the axum route and its entry in the
+//! OpenAPI document; the two cannot drift apart.
 
-use axum::Router;
+use std::sync::LazyLock;
+
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::{Json, Router};
+use utoipa::OpenApi as _;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 use crate::{
@@ -11,29 +17,35 @@ use crate::{
     secrets, status, streams, tenants, users,
 };
 
-/// A router that remembers what it registered.
+/// A set of routes with the part of the OpenAPI document that describes them.
 pub struct ApiRoutes {
     router: Router<AppState>,
-    routes: Vec<(Method, String)>,
+    doc: OpenApi,
 }
 
 impl ApiRoutes {
-    fn new() -> Self {
-        Self {
-            router: Router::new(),
-            routes: Vec::new(),
+    fn of(router: OpenApiRouter<AppState>) -> Self {
+        let (router, doc) = router.split_for_parts();
+        Self { router, doc }
+    }
+
+    /// The (method, path) pairs served, as the document states them.
+    pub fn routes(&self) -> Vec<(Method, String)> {
+        let mut out = Vec::new();
+        for (path, item) in &self.doc.paths.paths {
+            for (method, op) in [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ] {
+                if op.is_some() {
+                    out.push((method, path.clone()));
+                }
+            }
         }
-    }
-
-    fn add(mut self, method: Method, path: &str, handler: MethodRouter<AppState>) -> Self {
-        self.routes.push((method, path.to_string()));
-        self.router = self.router.route(path, handler);
-        self
-    }
-
-    /// The registered (method, path) pairs.
-    pub fn routes(&self) -> &[(Method, String)] {
-        &self.routes
+        out
     }
 
     /// The axum router.
@@ -44,269 +56,104 @@ impl ApiRoutes {
 
 /// Every route of `/api/v1` (they all pass the audit gate).
 pub fn api_routes() -> ApiRoutes {
-    let v = "/api/v1";
-    let p = |s: &str| format!("{v}{s}");
-    ApiRoutes::new()
-        .add(Method::POST, &p("/auth/login"), post(login::login))
-        .add(Method::POST, &p("/auth/refresh"), post(login::refresh))
-        .add(Method::POST, &p("/auth/logout"), post(login::logout))
-        .add(Method::GET, &p("/auth/me"), get(login::me))
-        .add(Method::GET, &p("/tenants"), get(tenants::list))
-        .add(Method::POST, &p("/tenants"), post(tenants::create))
-        .add(Method::GET, &p("/tenants/{id}"), get(tenants::get))
-        .add(Method::DELETE, &p("/tenants/{id}"), delete(tenants::delete))
-        .add(
-            Method::PUT,
-            &p("/tenants/{id}/quotas"),
-            put(tenants::put_quotas),
-        )
-        .add(Method::GET, &p("/quotas/usage"), get(quotas::get_usage))
-        .add(Method::GET, &p("/users"), get(users::list))
-        .add(Method::POST, &p("/users"), post(users::create))
-        .add(Method::GET, &p("/users/{id}"), get(users::get))
-        .add(Method::PATCH, &p("/users/{id}"), patch(users::update))
-        .add(Method::DELETE, &p("/users/{id}"), delete(users::delete))
-        .add(Method::GET, &p("/roles"), get(users::list_roles))
-        .add(Method::POST, &p("/roles"), post(users::create_role))
-        .add(
-            Method::DELETE,
-            &p("/roles/{name}"),
-            delete(users::delete_role),
-        )
-        .add(Method::GET, &p("/api-keys"), get(keys::list))
-        .add(Method::POST, &p("/api-keys"), post(keys::create))
-        .add(Method::DELETE, &p("/api-keys/{id}"), delete(keys::revoke))
-        .add(
-            Method::POST,
-            &p("/api-keys/{id}/rotate"),
-            post(keys::rotate),
-        )
-        .add(Method::GET, &p("/pipelines"), get(pipelines::list))
-        .add(Method::POST, &p("/pipelines"), post(pipelines::create))
-        .add(
-            Method::POST,
-            &p("/pipelines:validate"),
-            post(pipelines::validate),
-        )
-        .add(
-            Method::POST,
-            &p("/pipelines:test"),
-            post(crate::sample_test::test),
-        )
-        .add(Method::GET, &p("/pipelines/{name}"), get(pipelines::get))
-        .add(Method::PUT, &p("/pipelines/{name}"), put(pipelines::put))
-        .add(
-            Method::DELETE,
-            &p("/pipelines/{name}"),
-            delete(pipelines::delete),
-        )
-        .add(
-            Method::GET,
-            &p("/pipelines/{name}/versions"),
-            get(pipelines::versions),
-        )
-        .add(
-            Method::GET,
-            &p("/pipelines/{name}/versions/{version}"),
-            get(pipelines::version),
-        )
-        .add(
-            Method::GET,
-            &p("/pipelines/{name}/diff"),
-            get(pipelines::diff),
-        )
-        .add(
-            Method::POST,
-            &p("/pipelines/{name}/deploy"),
-            post(deployments::deploy),
-        )
-        .add(
-            Method::POST,
-            &p("/pipelines/{name}/pause"),
-            post(deployments::pause),
-        )
-        .add(
-            Method::POST,
-            &p("/pipelines/{name}/resume"),
-            post(deployments::resume),
-        )
-        .add(
-            Method::POST,
-            &p("/pipelines/{name}/rollback"),
-            post(deployments::rollback),
-        )
-        .add(
-            Method::GET,
-            &p("/pipelines/{name}/deployment"),
-            get(deployments::get),
-        )
-        .add(
-            Method::DELETE,
-            &p("/pipelines/{name}/deployment"),
-            delete(deployments::undeploy),
-        )
-        .add(
-            Method::GET,
-            &p("/pipelines/{name}/status"),
-            get(status::pipeline_status),
-        )
-        .add(Method::GET, &p("/workers"), get(status::workers))
-        .add(Method::GET, &p("/status/stream"), get(status::stream))
-        .add(Method::GET, &p("/pipelines/{name}/dlq"), get(dlq::list))
-        .add(
-            Method::DELETE,
-            &p("/pipelines/{name}/dlq"),
-            delete(dlq::purge),
-        )
-        .add(
-            Method::GET,
-            &p("/pipelines/{name}/dlq/{seq}"),
-            get(dlq::show),
-        )
-        .add(
-            Method::POST,
-            &p("/pipelines/{name}/dlq/redrive"),
-            post(dlq::redrive),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/streams"),
-            get(nats_views::list_streams),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/streams/{name}"),
-            get(nats_views::get_stream),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/streams/{name}/consumers"),
-            get(nats_views::consumers),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/streams/{name}/messages"),
-            get(nats_views::last_message),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/streams/{name}/messages/{seq}"),
-            get(nats_views::message),
-        )
-        .add(
-            Method::POST,
-            &p("/nats/streams/{name}/purge"),
-            post(nats_views::purge),
-        )
-        .add(Method::POST, &p("/nats/publish"), post(nats_views::publish))
-        .add(
-            Method::POST,
-            &p("/nats/streams/{name}/consumers/{consumer}/pause"),
-            post(nats_views::pause_consumer),
-        )
-        .add(
-            Method::POST,
-            &p("/nats/streams/{name}/consumers/{consumer}/resume"),
-            post(nats_views::resume_consumer),
-        )
-        .add(Method::GET, &p("/nats/kv"), get(nats_views::list_buckets))
-        .add(
-            Method::POST,
-            &p("/nats/kv"),
-            post(nats_views::create_bucket),
-        )
-        .add(
-            Method::DELETE,
-            &p("/nats/kv/{bucket}"),
-            delete(nats_views::delete_bucket),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/kv/{bucket}/keys"),
-            get(nats_views::keys),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/kv/{bucket}/keys/{key}"),
-            get(nats_views::get_key),
-        )
-        .add(
-            Method::PUT,
-            &p("/nats/kv/{bucket}/keys/{key}"),
-            put(nats_views::put_key),
-        )
-        .add(
-            Method::DELETE,
-            &p("/nats/kv/{bucket}/keys/{key}"),
-            delete(nats_views::delete_key),
-        )
-        .add(
-            Method::GET,
-            &p("/nats/kv/{bucket}/keys/{key}/history"),
-            get(nats_views::key_history),
-        )
-        .add(Method::GET, &p("/streams"), get(streams::list))
-        .add(Method::GET, &p("/streams/{name}"), get(streams::get))
-        .add(Method::PUT, &p("/streams/{name}"), put(streams::put))
-        .add(
-            Method::DELETE,
-            &p("/streams/{name}"),
-            delete(streams::delete),
-        )
-        .add(Method::GET, &p("/modules"), get(modules::list))
-        .add(Method::GET, &p("/modules/{name}"), get(modules::get))
-        .add(Method::POST, &p("/modules/{name}"), post(modules::upload))
-        .add(
-            Method::DELETE,
-            &p("/modules/{name}"),
-            delete(modules::delete),
-        )
-        .add(Method::GET, &p("/secrets"), get(secrets::list))
-        .add(Method::GET, &p("/secrets/{name}"), get(secrets::get))
-        .add(Method::PUT, &p("/secrets/{name}"), put(secrets::put))
-        .add(
-            Method::DELETE,
-            &p("/secrets/{name}"),
-            delete(secrets::delete),
-        )
-        .add(Method::GET, &p("/audit"), get(audit::list))
-        .add(
-            Method::POST,
-            &p("/streams/{name}/infer-schema"),
-            post(schemas::infer::infer_schema),
-        )
-        .add(Method::GET, &p("/schemas"), get(schemas::api::list))
-        .add(
-            Method::DELETE,
-            &p("/schemas/{subject}"),
-            delete(schemas::api::delete),
-        )
-        .add(
-            Method::GET,
-            &p("/schemas/{subject}/versions"),
-            get(schemas::api::versions),
-        )
-        .add(
-            Method::POST,
-            &p("/schemas/{subject}/versions"),
-            post(schemas::api::register),
-        )
-        .add(
-            Method::GET,
-            &p("/schemas/{subject}/versions/{version}"),
-            get(schemas::api::version),
-        )
-        .add(
-            Method::POST,
-            &p("/schemas/{subject}/check"),
-            post(schemas::api::check),
-        )
+    ApiRoutes::of(
+        OpenApiRouter::default()
+            .routes(routes!(login::login))
+            .routes(routes!(login::refresh))
+            .routes(routes!(login::logout))
+            .routes(routes!(login::me))
+            .routes(routes!(tenants::list, tenants::create))
+            .routes(routes!(tenants::get, tenants::delete))
+            .routes(routes!(tenants::put_quotas))
+            .routes(routes!(quotas::get_usage))
+            .routes(routes!(users::list, users::create))
+            .routes(routes!(users::get, users::update, users::delete))
+            .routes(routes!(users::list_roles, users::create_role))
+            .routes(routes!(users::delete_role))
+            .routes(routes!(keys::list, keys::create))
+            .routes(routes!(keys::revoke))
+            .routes(routes!(keys::rotate))
+            .routes(routes!(pipelines::list, pipelines::create))
+            .routes(routes!(pipelines::validate))
+            .routes(routes!(crate::sample_test::test))
+            .routes(routes!(pipelines::get, pipelines::put, pipelines::delete))
+            .routes(routes!(pipelines::versions))
+            .routes(routes!(pipelines::version))
+            .routes(routes!(pipelines::diff))
+            .routes(routes!(deployments::deploy))
+            .routes(routes!(deployments::pause))
+            .routes(routes!(deployments::resume))
+            .routes(routes!(deployments::rollback))
+            .routes(routes!(deployments::get, deployments::undeploy))
+            .routes(routes!(status::pipeline_status))
+            .routes(routes!(status::workers))
+            .routes(routes!(status::stream))
+            .routes(routes!(dlq::list, dlq::purge))
+            .routes(routes!(dlq::show))
+            .routes(routes!(dlq::redrive))
+            .routes(routes!(nats_views::streams::list_streams))
+            .routes(routes!(nats_views::streams::get_stream))
+            .routes(routes!(nats_views::consumers::consumers))
+            .routes(routes!(nats_views::messages::last_message))
+            .routes(routes!(nats_views::messages::message))
+            .routes(routes!(nats_views::streams::purge))
+            .routes(routes!(nats_views::messages::publish))
+            .routes(routes!(nats_views::consumers::pause_consumer))
+            .routes(routes!(nats_views::consumers::resume_consumer))
+            .routes(routes!(
+                nats_views::kv::list_buckets,
+                nats_views::kv::create_bucket
+            ))
+            .routes(routes!(nats_views::kv::delete_bucket))
+            .routes(routes!(nats_views::kv::keys))
+            .routes(routes!(
+                nats_views::kv::get_key,
+                nats_views::kv::put_key,
+                nats_views::kv::delete_key
+            ))
+            .routes(routes!(nats_views::kv::key_history))
+            .routes(routes!(streams::list))
+            .routes(routes!(streams::get, streams::put, streams::delete))
+            .routes(routes!(secrets::list))
+            .routes(routes!(secrets::get, secrets::put, secrets::delete))
+            .routes(routes!(modules::list))
+            .routes(routes!(modules::get, modules::upload, modules::delete))
+            .routes(routes!(audit::list))
+            .routes(routes!(schemas::infer::infer_schema))
+            .routes(routes!(schemas::api::list))
+            .routes(routes!(schemas::api::delete))
+            .routes(routes!(schemas::api::versions, schemas::api::register))
+            .routes(routes!(schemas::api::version))
+            .routes(routes!(schemas::api::check)),
+    )
 }
 
-/// Routes outside the gate: health and the API document.
+/// Routes outside the gate: health, metrics and the API document.
 pub fn public_routes() -> ApiRoutes {
-    ApiRoutes::new()
-        .add(Method::GET, "/healthz", get(openapi::healthz))
-        .add(Method::GET, "/metrics", get(crate::metrics::handler))
-        .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
+    ApiRoutes::of(
+        OpenApiRouter::default()
+            .routes(routes!(openapi::healthz))
+            .routes(routes!(crate::metrics::handler))
+            .routes(routes!(document)),
+    )
+}
+
+/// The whole API document: the routes' operations under [`openapi::ApiDoc`]'s header, with its
+/// finishing touches (security scheme, unique operation ids, problem responses).
+pub fn api_document() -> &'static OpenApi {
+    static DOCUMENT: LazyLock<OpenApi> = LazyLock::new(|| {
+        let mut doc = openapi::ApiDoc::openapi();
+        doc.merge(api_routes().doc);
+        doc.merge(public_routes().doc);
+        openapi::finish(&mut doc);
+        doc
+    });
+    &DOCUMENT
+}
+
+/// This document (no credentials needed).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "The OpenAPI 3 document", body = Object)))]
+pub async fn document() -> Json<&'static OpenApi> {
+    Json(api_document())
 }

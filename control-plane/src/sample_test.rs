@@ -20,7 +20,7 @@ use crate::body::JsonBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
-use crate::nats_views::{open_declared_stream, subject_matches};
+use crate::nats_views::{open, subject_matches};
 use crate::rbac::{Action, ApiResource};
 use crate::resource_file::parse_all;
 use crate::state::AppState;
@@ -308,7 +308,7 @@ async fn capture(
         )));
     }
     let source = &pipeline.spec.source;
-    let mut stream = open_declared_stream(state, caller, &source.stream).await?;
+    let mut stream = open(state, caller, &source.stream).await?;
     let info = stream
         .info()
         .await

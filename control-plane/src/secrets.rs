@@ -13,17 +13,18 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
 use crate::body::JsonBody;
 use crate::caller::Caller;
 pub use crate::crypto::SecretCipher;
-use crate::db::{new_id, now_ms, rfc3339};
+use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{Action, ApiResource};
 use crate::state::AppState;
+use crate::store;
+use crate::store::secrets::SecretRow;
 
 /// Errors of loading the secret key.
 #[derive(Debug, thiserror::Error)]
@@ -129,30 +130,22 @@ fn aad(tenant_id: &str, name: &str) -> String {
     format!("weir-secret/{tenant_id}/{name}")
 }
 
-fn info_of(r: &sqlx::any::AnyRow) -> ApiResult<SecretInfo> {
+fn info_of(r: SecretRow) -> ApiResult<SecretInfo> {
     Ok(SecretInfo {
-        name: r.try_get(0)?,
-        kind: r.try_get(1)?,
-        config: serde_json::from_str(&r.try_get::<String, _>(2)?)
+        name: r.name,
+        kind: r.kind,
+        config: serde_json::from_str(&r.config).map_err(|e| ApiError::Internal(e.to_string()))?,
+        secret_fields: serde_json::from_str(&r.secret_fields)
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-        secret_fields: serde_json::from_str(&r.try_get::<String, _>(3)?)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-        created_at: rfc3339(r.try_get(4)?),
-        updated_at: rfc3339(r.try_get(5)?),
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
     })
 }
 
-const COLUMNS: &str = "name, kind, config, secret_fields, created_at, updated_at, ciphertext";
-
-async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<sqlx::any::AnyRow> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM secrets WHERE tenant_id = $1 AND name = $2"
-    ))
-    .bind(tenant_id)
-    .bind(name)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("secret `{name}`")))
+async fn find(state: &AppState, tenant_id: &str, name: &str) -> ApiResult<SecretRow> {
+    store::secrets::find(state.db().pool(), tenant_id, name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("secret `{name}`")))
 }
 
 /// The decrypted secret fields of a tenant's secret, for server-side use (never sent by the API).
@@ -164,7 +157,7 @@ pub async fn reveal(
     let row = find(state, tenant_id, name).await?;
     let plain = state
         .cipher()
-        .open(&row.try_get::<String, _>(6)?, &aad(tenant_id, name))?;
+        .open(&row.ciphertext, &aad(tenant_id, name))?;
     serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
@@ -176,13 +169,10 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Vec<SecretInfo>>> {
     caller.require(ApiResource::Secrets, Action::Read)?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM secrets WHERE tenant_id = $1 ORDER BY name"
+    let rows = store::secrets::list(state.db().pool(), &caller.tenant_id).await?;
+    Ok(Json(
+        rows.into_iter().map(info_of).collect::<ApiResult<_>>()?,
     ))
-    .bind(&caller.tenant_id)
-    .fetch_all(state.db().pool())
-    .await?;
-    Ok(Json(rows.iter().map(info_of).collect::<ApiResult<_>>()?))
 }
 
 /// Get a secret's kind, settings and which fields are set (never the values).
@@ -196,7 +186,7 @@ pub async fn get(
 ) -> ApiResult<Json<SecretInfo>> {
     caller.require(ApiResource::Secrets, Action::Read)?;
     Ok(Json(info_of(
-        &find(&state, &caller.tenant_id, &name).await?,
+        find(&state, &caller.tenant_id, &name).await?,
     )?))
 }
 
@@ -234,41 +224,26 @@ pub async fn put(
     let fields: Vec<&String> = body.secret.keys().collect();
     let fields = serde_json::to_string(&fields).unwrap_or_default();
     let config = serde_json::to_string(&body.config).unwrap_or_default();
-    let now = now_ms();
+    let write = store::secrets::SecretWrite {
+        kind: &body.kind,
+        config: &config,
+        secret_fields: &fields,
+        ciphertext: &sealed,
+    };
+    store::secrets::upsert(
+        state.db().writer(),
+        &caller.tenant_id,
+        &name,
+        write,
+        now_ms(),
+    )
+    .await?;
     let status = if existing.is_some() {
-        sqlx::query(
-            "UPDATE secrets SET kind = $1, config = $2, secret_fields = $3, ciphertext = $4, \
-             updated_at = $5 WHERE tenant_id = $6 AND name = $7",
-        )
-        .bind(&body.kind)
-        .bind(&config)
-        .bind(&fields)
-        .bind(&sealed)
-        .bind(now)
-        .bind(&caller.tenant_id)
-        .bind(&name)
-        .execute(state.db().writer())
-        .await?;
         StatusCode::OK
     } else {
-        sqlx::query(
-            "INSERT INTO secrets (id, tenant_id, name, kind, config, secret_fields, ciphertext, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(new_id())
-        .bind(&caller.tenant_id)
-        .bind(&name)
-        .bind(&body.kind)
-        .bind(&config)
-        .bind(&fields)
-        .bind(&sealed)
-        .bind(now)
-        .bind(now)
-        .execute(state.db().writer())
-        .await?;
         StatusCode::CREATED
     };
-    let info = info_of(&find(&state, &caller.tenant_id, &name).await?)?;
+    let info = info_of(find(&state, &caller.tenant_id, &name).await?)?;
     Ok(AuditNote::diff(format!(
         "~ secret {name} kind {} fields {:?} (values not logged)",
         info.kind, info.secret_fields
@@ -287,11 +262,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     caller.require(ApiResource::Secrets, Action::Delete)?;
     find(&state, &caller.tenant_id, &name).await?;
-    sqlx::query("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2")
-        .bind(&caller.tenant_id)
-        .bind(&name)
-        .execute(state.db().writer())
-        .await?;
+    store::secrets::delete(state.db().writer(), &caller.tenant_id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

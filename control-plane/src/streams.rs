@@ -8,14 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use weir_pipelines::Resource;
 
 use crate::audit::AuditNote;
 use crate::body::{QueryArgs, SpecBody};
 use crate::caller::Caller;
-use crate::db::{new_id, now_ms, rfc3339};
+use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::nats::failed;
 use crate::pipelines::{ApplyResult, FormatQuery, WriteQuery};
@@ -23,6 +22,8 @@ use crate::quotas;
 use crate::rbac::{Action, ApiResource};
 use crate::resource_file::{canonical, claim_tenant, parse_one, unified_diff};
 use crate::state::AppState;
+use crate::store;
+use crate::store::streams::StreamRow;
 
 /// A stream declaration.
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
@@ -42,20 +43,17 @@ pub struct StreamInfo {
     pub resource: serde_json::Value,
 }
 
-fn info_of(r: &sqlx::any::AnyRow) -> ApiResult<StreamInfo> {
-    let json: String = r.try_get(1)?;
+fn info_of(r: StreamRow) -> ApiResult<StreamInfo> {
     Ok(StreamInfo {
-        name: r.try_get(0)?,
-        resource: serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?,
-        created_at: rfc3339(r.try_get(3)?),
-        created_by: r.try_get(4)?,
-        updated_at: rfc3339(r.try_get(5)?),
-        updated_by: r.try_get(6)?,
+        resource: serde_json::from_str(&r.spec_json)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        name: r.name,
+        created_at: rfc3339(r.created_at),
+        created_by: r.created_by,
+        updated_at: rfc3339(r.updated_at),
+        updated_by: r.updated_by,
     })
 }
-
-const COLUMNS: &str =
-    "name, spec_json, spec_yaml, created_at, created_by, updated_at, updated_by, id";
 
 /// Creates or updates a stream declaration of the caller's tenant.
 pub async fn apply(
@@ -66,103 +64,60 @@ pub async fn apply(
 ) -> ApiResult<ApplyResult> {
     claim_tenant(&mut resource, &caller.tenant_name)?;
     let name = resource.metadata().name.clone();
-    crate::subjects::check_stream_name(&name)?;
-    if let Resource::Stream(stream) = &resource {
-        for subject in &stream.spec.subjects {
-            crate::subjects::check_subject(&format!("subject of stream `{name}`"), subject, true)?;
-        }
-    }
+    check_declaration(&name, &resource)?;
     let (json, yaml) = canonical(&resource)?;
     // One transaction, the tenant locked: the quota count, the NATS stream and the row agree
     // under concurrent applies, and a stream over quota is never created on NATS.
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
-    let existing = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
-    ))
-    .bind(&caller.tenant_id)
-    .bind(&name)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let existing = store::streams::find(&mut *tx, &caller.tenant_id, &name).await?;
     if existing.is_none() {
         let limits = quotas::load(&mut *tx, &caller.tenant_id).await?;
-        let streams: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams WHERE tenant_id = $1")
-            .bind(&caller.tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let streams = store::streams::count(&mut tx, &caller.tenant_id).await?;
         quotas::enforce("max_streams", limits.max_streams, streams, streams + 1)?;
     }
     if !dry_run && let Resource::Stream(stream) = &resource {
         reconcile_on_nats(state, caller, stream).await?;
     }
-    let now = now_ms();
-    let result = match existing {
-        Some(row) => {
-            let old_json: String = row.try_get(1)?;
-            let old_yaml: String = row.try_get(2)?;
-            if old_json == json {
-                ApplyResult {
-                    kind: "Stream".into(),
-                    name,
-                    result: "unchanged".into(),
-                    version: None,
-                    diff: String::new(),
-                    dry_run,
-                }
-            } else {
-                if !dry_run {
-                    sqlx::query(
-                        "UPDATE streams SET spec_json = $1, spec_yaml = $2, updated_at = $3, \
-                         updated_by = $4 WHERE id = $5",
-                    )
-                    .bind(&json)
-                    .bind(&yaml)
-                    .bind(now)
-                    .bind(&caller.email)
-                    .bind(row.try_get::<String, _>(7)?)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                ApplyResult {
-                    kind: "Stream".into(),
-                    diff: unified_diff(&old_yaml, &yaml, &name, &name),
-                    name,
-                    result: "configured".into(),
-                    version: None,
-                    dry_run,
-                }
-            }
-        }
-        None => {
-            if !dry_run {
-                sqlx::query(
-                    "INSERT INTO streams (id, tenant_id, name, spec_json, spec_yaml, created_at, \
-                     created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(new_id())
-                .bind(&caller.tenant_id)
-                .bind(&name)
-                .bind(&json)
-                .bind(&yaml)
-                .bind(now)
-                .bind(&caller.email)
-                .bind(now)
-                .bind(&caller.email)
-                .execute(&mut *tx)
-                .await?;
-            }
-            ApplyResult {
-                kind: "Stream".into(),
-                diff: unified_diff("", &yaml, "/dev/null", &name),
-                name,
-                result: "created".into(),
-                version: None,
-                dry_run,
-            }
-        }
+    let (result, diff) = match &existing {
+        Some(row) if row.spec_json == json => ("unchanged", String::new()),
+        Some(row) => (
+            "configured",
+            unified_diff(&row.spec_yaml, &yaml, &name, &name),
+        ),
+        None => ("created", unified_diff("", &yaml, "/dev/null", &name)),
     };
+    if !dry_run {
+        let spec = (json.as_str(), yaml.as_str());
+        let (by, now) = (caller.email.as_str(), now_ms());
+        match &existing {
+            Some(row) if row.spec_json == json => {}
+            Some(row) => store::streams::update(&mut tx, &row.id, spec, by, now).await?,
+            None => {
+                store::streams::insert(&mut tx, &caller.tenant_id, &name, spec, by, now).await?
+            }
+        }
+    }
     tx.commit().await?;
-    Ok(result)
+    Ok(ApplyResult {
+        kind: "Stream".into(),
+        name,
+        result: result.into(),
+        version: None,
+        diff,
+        dry_run,
+    })
+}
+
+/// The name and subjects of a declaration are valid.
+fn check_declaration(name: &str, resource: &Resource) -> ApiResult<()> {
+    crate::subjects::check_stream_name(name)?;
+    if let Resource::Stream(stream) = resource {
+        for subject in &stream.spec.subjects {
+            crate::subjects::check_subject(&format!("subject of stream `{name}`"), subject, true)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates or updates the declared stream on NATS, in the tenant's account (nothing to do when
@@ -198,26 +153,18 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Vec<StreamInfo>>> {
     caller.require(ApiResource::Streams, Action::Read)?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 ORDER BY name"
-    ))
-    .bind(&caller.tenant_id)
-    .fetch_all(state.db().pool())
-    .await?;
+    let rows = store::streams::list(state.db().pool(), &caller.tenant_id).await?;
     Ok(Json(
-        rows.iter().map(info_of).collect::<ApiResult<Vec<_>>>()?,
+        rows.into_iter()
+            .map(info_of)
+            .collect::<ApiResult<Vec<_>>>()?,
     ))
 }
 
-async fn find(state: &AppState, caller: &Caller, name: &str) -> ApiResult<sqlx::any::AnyRow> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM streams WHERE tenant_id = $1 AND name = $2"
-    ))
-    .bind(&caller.tenant_id)
-    .bind(name)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("stream `{name}`")))
+async fn find(state: &AppState, caller: &Caller, name: &str) -> ApiResult<StreamRow> {
+    store::streams::find(state.db().pool(), &caller.tenant_id, name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("stream `{name}`")))
 }
 
 /// Get a stream declaration (JSON, or YAML with `?format=yaml` / `Accept: application/yaml`).
@@ -240,14 +187,14 @@ pub async fn get(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("yaml")));
     if yaml {
-        let mut r = row.try_get::<String, _>(2)?.into_response();
+        let mut r = row.spec_yaml.into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/yaml"),
         );
         return Ok(r);
     }
-    Ok(Json(info_of(&row)?).into_response())
+    Ok(Json(info_of(row)?).into_response())
 }
 
 /// Declare or update a stream from a `kind: Stream` file.
@@ -313,7 +260,7 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     caller.require(ApiResource::Streams, Action::Delete)?;
     let row = find(&state, &caller, &name).await?;
-    let yaml: String = row.try_get(2)?;
+    let yaml = &row.spec_yaml;
     if state.nats().is_ok() {
         let nats = state.tenant_nats(&caller).await?;
         match nats.js().get_stream(&name).await {
@@ -343,9 +290,6 @@ pub async fn delete(
             },
         }
     }
-    sqlx::query("DELETE FROM streams WHERE id = $1")
-        .bind(row.try_get::<String, _>(7)?)
-        .execute(state.db().writer())
-        .await?;
-    Ok(AuditNote::diff(unified_diff(&yaml, "", &name, "/dev/null")).attach(StatusCode::NO_CONTENT))
+    store::streams::delete(state.db().writer(), &row.id).await?;
+    Ok(AuditNote::diff(unified_diff(yaml, "", &name, "/dev/null")).attach(StatusCode::NO_CONTENT))
 }

@@ -2,7 +2,6 @@
 //! behind NATS accounts): no root wildcard, nothing under `$JS.`, `$KV.`, `$O.`, `$SYS.` (any
 //! `$` subject) or `_INBOX.`, and no stream named like a KV bucket or object store.
 
-use sqlx::Row;
 use weir_pipelines::PipelineResource as Pipeline;
 
 use crate::error::{ApiError, ApiResult};
@@ -96,24 +95,10 @@ pub async fn declared_subjects(
     tenant_id: &str,
     stream: &str,
 ) -> ApiResult<Vec<String>> {
-    let row = sqlx::query("SELECT spec_json FROM streams WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(stream)
-        .fetch_optional(state.db().pool())
-        .await?;
-    let Some(row) = row else {
-        return Ok(Vec::new());
-    };
-    let json: String = row.try_get(0)?;
-    let v: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(v.pointer("/spec/subjects")
-        .and_then(|s| s.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
+    let row = crate::store::streams::find(state.db().pool(), tenant_id, stream).await?;
+    let subjects = row.map(|r| r.subjects()).transpose();
+    Ok(subjects
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .unwrap_or_default())
 }
 

@@ -7,17 +7,18 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
-use crate::auth::{Caller, hash_password, hash_secret, random_token};
+use crate::auth::{Caller, hash_password, random_token};
 use crate::body::JsonBody;
 use crate::db::{Db, StoreError, new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas::{self, Quotas};
 use crate::rbac::Action;
 use crate::state::AppState;
+use crate::store;
+use crate::store::tenants::TenantRow;
 
 pub use crate::caller::SYSTEM_TENANT;
 pub use crate::text::check_name;
@@ -142,24 +143,20 @@ pub fn check_bootstrap_key(key: &str) -> Result<(), String> {
 pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>, StoreError> {
     let mut tx = db.begin().await?;
     let now = now_ms();
-    let system = sqlx::query("SELECT id FROM tenants WHERE is_system = 1")
-        .fetch_optional(&mut *tx)
-        .await?;
+    let system = store::tenants::system_id(&mut tx).await?;
     let fresh = system.is_none();
     let tenant_id = match system {
-        Some(row) => row.try_get::<String, _>(0)?,
+        Some(id) => id,
         None => {
-            let tenant_id = new_id();
-            sqlx::query(
-                "INSERT INTO tenants (id, name, display_name, is_system, created_at) VALUES ($1, $2, $3, 1, $4)",
-            )
-            .bind(&tenant_id)
-            .bind(SYSTEM_TENANT)
-            .bind("System")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tenant_id
+            let tenant = TenantRow {
+                id: new_id(),
+                name: SYSTEM_TENANT.into(),
+                display_name: "System".into(),
+                is_system: 1,
+                created_at: now,
+            };
+            store::tenants::insert(&mut tx, &tenant).await?;
+            tenant.id
         }
     };
     let (key, generated) = match api_key {
@@ -170,35 +167,23 @@ pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>,
             return Ok(None);
         }
     };
-    let known = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1")
-        .bind(hash_secret(&key))
-        .fetch_optional(&mut *tx)
-        .await?;
-    if known.is_some() {
+    if store::keys::known(&mut tx, &key).await? {
         tx.commit().await?;
         return Ok(None);
     }
-    let admin = sqlx::query(
-        "SELECT id FROM users WHERE tenant_id = $1 AND role = 'admin' \
-         ORDER BY CASE WHEN email = $2 THEN 0 ELSE 1 END, created_at, id",
-    )
-    .bind(&tenant_id)
-    .bind(BOOTSTRAP_ADMIN)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let admin = store::users::oldest_admin(&mut tx, &tenant_id, BOOTSTRAP_ADMIN).await?;
     let user_id = match admin {
-        Some(row) => row.try_get::<String, _>(0)?,
+        Some(id) => id,
         None => {
             let user_id = new_id();
-            sqlx::query(
-                "INSERT INTO users (id, tenant_id, email, role, created_at) VALUES ($1, $2, $3, 'admin', $4)",
-            )
-            .bind(&user_id)
-            .bind(&tenant_id)
-            .bind(BOOTSTRAP_ADMIN)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let user = store::users::NewUser {
+                id: &user_id,
+                tenant_id: &tenant_id,
+                email: BOOTSTRAP_ADMIN,
+                password_hash: None,
+                role: "admin",
+            };
+            store::users::insert(&mut *tx, user).await?;
             user_id
         }
     };
@@ -207,54 +192,24 @@ pub async fn bootstrap(db: &Db, api_key: Option<&str>) -> Result<Option<String>,
     Ok(generated.then_some(key))
 }
 
-/// Stores an API key (hashed) and returns its id.
-pub async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
-    tenant_id: &str,
-    user_id: &str,
-    name: &str,
-    key: &str,
-    expires_at: Option<i64>,
-) -> Result<String, sqlx::Error> {
-    let id = new_id();
-    sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&id)
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(name)
-    .bind(key.chars().take(12).collect::<String>())
-    .bind(hash_secret(key))
-    .bind(now_ms())
-    .bind(expires_at)
-    .execute(db)
-    .await?;
-    Ok(id)
-}
+pub use crate::store::keys::insert as insert_key;
 
-async fn tenant_info(state: &AppState, row: &sqlx::any::AnyRow) -> ApiResult<TenantInfo> {
-    let id: String = row.try_get(0)?;
+async fn tenant_info(state: &AppState, row: TenantRow) -> ApiResult<TenantInfo> {
     Ok(TenantInfo {
-        quotas: quotas::load(state.db().pool(), &id).await?,
-        id,
-        name: row.try_get(1)?,
-        display_name: row.try_get(2)?,
-        system: row.try_get::<i64, _>(3)? != 0,
-        created_at: rfc3339(row.try_get(4)?),
+        quotas: quotas::load(state.db().pool(), &row.id).await?,
+        id: row.id,
+        name: row.name,
+        display_name: row.display_name,
+        system: row.is_system != 0,
+        created_at: rfc3339(row.created_at),
     })
 }
 
 async fn find(state: &AppState, id: &str) -> ApiResult<TenantInfo> {
-    let row = sqlx::query(
-        "SELECT id, name, display_name, is_system, created_at FROM tenants WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("tenant `{id}`")))?;
-    tenant_info(state, &row).await
+    let row = store::tenants::find(state.db().pool(), id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{id}`")))?;
+    tenant_info(state, row).await
 }
 
 /// List tenants (platform admins).
@@ -265,13 +220,8 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Vec<TenantInfo>>> {
     caller.require_platform_admin(Action::Read)?;
-    let rows = sqlx::query(
-        "SELECT id, name, display_name, is_system, created_at FROM tenants ORDER BY name",
-    )
-    .fetch_all(state.db().pool())
-    .await?;
     let mut out = Vec::new();
-    for row in &rows {
+    for row in store::tenants::list(state.db().pool()).await? {
         out.push(tenant_info(&state, row).await?);
     }
     Ok(Json(out))
@@ -322,38 +272,41 @@ pub async fn create(
     let id = new_id();
     let now = now_ms();
     let mut tx = state.db().begin().await?;
-    sqlx::query(
-        "INSERT INTO tenants (id, name, display_name, is_system, created_at) VALUES ($1, $2, $3, 0, $4)",
-    )
-    .bind(&id)
-    .bind(&body.name)
-    .bind(body.display_name.clone().unwrap_or_else(|| body.name.clone()))
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict(format!("tenant `{}` already exists", body.name)),
-        other => other,
-    })?;
+    let tenant = TenantRow {
+        id: id.clone(),
+        name: body.name.clone(),
+        display_name: body
+            .display_name
+            .clone()
+            .unwrap_or_else(|| body.name.clone()),
+        is_system: 0,
+        created_at: now,
+    };
+    store::tenants::insert(&mut tx, &tenant)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("tenant `{}` already exists", body.name))
+            }
+            other => other,
+        })?;
     quotas::save(&mut *tx, &id, &q).await?;
     let (mut admin_user_id, mut admin_api_key) = (None, None);
     if let Some(email) = &admin_email {
         let user_id = new_id();
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) \
-             VALUES ($1, $2, $3, $4, 'admin', $5)",
-        )
-        .bind(&user_id)
-        .bind(&id)
-        .bind(email)
-        .bind(password_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict(_) => crate::users::email_taken(email),
-            other => other,
-        })?;
+        let user = store::users::NewUser {
+            id: &user_id,
+            tenant_id: &id,
+            email,
+            password_hash,
+            role: "admin",
+        };
+        store::users::insert(&mut *tx, user)
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::Conflict(_) => crate::users::email_taken(email),
+                other => other,
+            })?;
         let key = random_token("weir_");
         insert_key(&mut *tx, &id, &user_id, "tenant-admin", &key, None).await?;
         admin_user_id = Some(user_id);
@@ -422,25 +375,8 @@ pub async fn delete(
             })?;
         }
     }
-    // Foreign keys cascade on both stores; the explicit order keeps SQLite without them safe too.
     let mut tx = state.db().begin().await?;
-    for sql in [
-        "DELETE FROM deployments WHERE tenant_id = $1",
-        "DELETE FROM pipeline_labels WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
-        "DELETE FROM pipeline_versions WHERE pipeline_id IN (SELECT id FROM pipelines WHERE tenant_id = $1)",
-        "DELETE FROM pipelines WHERE tenant_id = $1",
-        "DELETE FROM deleted_pipelines WHERE tenant_id = $1",
-        "DELETE FROM streams WHERE tenant_id = $1",
-        "DELETE FROM secrets WHERE tenant_id = $1",
-        "DELETE FROM sessions WHERE tenant_id = $1",
-        "DELETE FROM api_keys WHERE tenant_id = $1",
-        "DELETE FROM users WHERE tenant_id = $1",
-        "DELETE FROM roles WHERE tenant_id = $1",
-        "DELETE FROM quotas WHERE tenant_id = $1",
-        "DELETE FROM tenants WHERE id = $1",
-    ] {
-        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
-    }
+    store::tenants::delete(&mut tx, &id).await?;
     tx.commit().await?;
     // Then its NATS data and account go (operator mode): a tenant re-created under the same
     // name starts empty, in a new account.

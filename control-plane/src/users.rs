@@ -7,16 +7,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::audit::AuditNote;
 use crate::auth::{Caller, hash_password};
 use crate::body::JsonBody;
-use crate::db::{new_id, now_ms, rfc3339};
+use crate::db::{new_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{self, Action, ApiResource, PermissionSet};
 use crate::state::AppState;
+use crate::store;
+use crate::store::users::UserRow;
 
 /// A user.
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
@@ -163,12 +164,7 @@ pub(crate) async fn require_email_free(
     tenant_id: &str,
     email: &str,
 ) -> ApiResult<()> {
-    let taken = sqlx::query("SELECT 1 FROM users WHERE tenant_id = $1 AND lower(email) = $2")
-        .bind(tenant_id)
-        .bind(email)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if taken.is_some() {
+    if store::users::email_taken(conn, tenant_id, email).await? {
         return Err(email_taken(email));
     }
     Ok(())
@@ -178,12 +174,7 @@ async fn check_role(state: &AppState, tenant_id: &str, role: &str) -> ApiResult<
     if rbac::builtin(role).is_some() {
         return Ok(());
     }
-    let found = sqlx::query("SELECT 1 FROM roles WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(role)
-        .fetch_optional(state.db().pool())
-        .await?;
-    if found.is_none() {
+    if !store::roles::exists(state.db().pool(), tenant_id, role).await? {
         return Err(ApiError::Unprocessable(format!(
             "unknown role `{role}`: use admin, editor, operator, viewer or a role from GET /api/v1/roles"
         )));
@@ -229,16 +220,7 @@ pub(crate) async fn ensure_platform_admin_remains(
     code: &'static str,
     detail: &str,
 ) -> ApiResult<()> {
-    let left: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
-         JOIN tenants t ON t.id = u.tenant_id \
-         WHERE t.is_system = 1 AND u.role = 'admin' AND k.revoked_at IS NULL \
-         AND (k.expires_at IS NULL OR k.expires_at > $1)",
-    )
-    .bind(now_ms())
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get(0)?;
+    let left = store::users::platform_admins_with_keys(tx).await?;
     if left == 0 {
         return Err(ApiError::Guarded {
             code,
@@ -255,29 +237,24 @@ fn in_system_tenant(caller: &Caller) -> bool {
 const LAST_ADMIN: &str = "this is the last platform admin with a working API key: give another \
                           user of the system tenant the `admin` role and an API key first";
 
-const USER_COLUMNS: &str = "id, email, role, password_hash, created_at, last_login_at";
-
-fn user_of(r: &sqlx::any::AnyRow) -> Result<UserInfo, sqlx::Error> {
-    Ok(UserInfo {
-        id: r.try_get(0)?,
-        email: r.try_get(1)?,
-        role: r.try_get(2)?,
-        has_password: r.try_get::<Option<String>, _>(3)?.is_some(),
-        created_at: rfc3339(r.try_get(4)?),
-        last_login_at: r.try_get::<Option<i64>, _>(5)?.map(rfc3339),
-    })
+impl From<UserRow> for UserInfo {
+    fn from(r: UserRow) -> Self {
+        UserInfo {
+            id: r.id,
+            email: r.email,
+            role: r.role,
+            has_password: r.password_hash.is_some(),
+            created_at: rfc3339(r.created_at),
+            last_login_at: r.last_login_at.map(rfc3339),
+        }
+    }
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserInfo> {
-    let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(&caller.tenant_id)
-    .bind(id)
-    .fetch_optional(state.db().pool())
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("user `{id}`")))?;
-    Ok(user_of(&row)?)
+    let row = store::users::find(state.db().pool(), &caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user `{id}`")))?;
+    Ok(row.into())
 }
 
 /// List the tenant's users.
@@ -285,13 +262,8 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserInfo
     responses((status = 200, body = Vec<UserInfo>), (status = 403, body = crate::error::Problem)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<UserInfo>>> {
     caller.require(ApiResource::Users, Action::Read)?;
-    let rows = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY email"
-    ))
-    .bind(&caller.tenant_id)
-    .fetch_all(state.db().pool())
-    .await?;
-    Ok(Json(rows.iter().map(user_of).collect::<Result<_, _>>()?))
+    let rows = store::users::list(state.db().pool(), &caller.tenant_id).await?;
+    Ok(Json(rows.into_iter().map(UserInfo::from).collect()))
 }
 
 /// Add a user to the tenant.
@@ -324,21 +296,19 @@ pub async fn create(
     let id = new_id();
     let mut tx = state.db().begin().await?;
     require_email_free(&mut tx, &caller.tenant_id, &email).await?;
-    sqlx::query(
-        "INSERT INTO users (id, tenant_id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&id)
-    .bind(&caller.tenant_id)
-    .bind(&email)
-    .bind(hash)
-    .bind(&body.role)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => email_taken(&email),
-        other => other,
-    })?;
+    let user = store::users::NewUser {
+        id: &id,
+        tenant_id: &caller.tenant_id,
+        email: &email,
+        password_hash: hash,
+        role: &body.role,
+    };
+    store::users::insert(&mut *tx, user)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => email_taken(&email),
+            other => other,
+        })?;
     tx.commit().await?;
     let user = find(&state, &caller, &id).await?;
     Ok(AuditNote {
@@ -402,30 +372,15 @@ pub async fn update(
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
     if let Some(role) = &body.role {
-        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-            .bind(role)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        store::users::set_role(&mut tx, &id, role).await?;
         changes.push(format!("- role {}\n+ role {role}", before.role));
         if in_system_tenant(&caller) && before.role == "admin" && role != "admin" {
             ensure_platform_admin_remains(&mut tx, "last_platform_admin", LAST_ADMIN).await?;
         }
     }
     if let Some(hash) = hash {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
         // A new password ends every login session of the user.
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+        store::users::set_password(&mut tx, &id, &hash).await?;
         changes.push("~ password changed".into());
     }
     tx.commit().await?;
@@ -457,13 +412,7 @@ pub async fn delete(
     .await?;
     let mut tx = state.db().begin().await?;
     state.db().lock_tenant(&mut tx, &caller.tenant_id).await?;
-    for sql in [
-        "DELETE FROM sessions WHERE user_id = $1",
-        "DELETE FROM api_keys WHERE user_id = $1",
-        "DELETE FROM users WHERE id = $1",
-    ] {
-        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
-    }
+    store::users::delete(&mut tx, &id).await?;
     if in_system_tenant(&caller) && user.role == "admin" {
         ensure_platform_admin_remains(&mut tx, "last_platform_admin", LAST_ADMIN).await?;
     }
@@ -492,18 +441,12 @@ pub async fn list_roles(
                 .collect(),
         })
         .collect();
-    let rows = sqlx::query(
-        "SELECT name, description, permissions FROM roles WHERE tenant_id = $1 ORDER BY name",
-    )
-    .bind(&caller.tenant_id)
-    .fetch_all(state.db().pool())
-    .await?;
-    for r in rows {
+    for r in store::roles::list(state.db().pool(), &caller.tenant_id).await? {
         out.push(RoleInfo {
-            name: r.try_get(0)?,
+            name: r.name,
             builtin: false,
-            description: r.try_get(1)?,
-            permissions: serde_json::from_str(&r.try_get::<String, _>(2)?)
+            description: r.description,
+            permissions: serde_json::from_str(&r.permissions)
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
         });
     }
@@ -542,21 +485,19 @@ pub async fn create_role(
         )));
     }
     let permissions = set.to_strings();
-    sqlx::query(
-        "INSERT INTO roles (id, tenant_id, name, description, permissions, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(new_id())
-    .bind(&caller.tenant_id)
-    .bind(&body.name)
-    .bind(&body.description)
-    .bind(serde_json::to_string(&permissions).unwrap_or_default())
-    .bind(now_ms())
-    .execute(state.db().writer())
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict(format!("role `{}` already exists", body.name)),
-        other => other,
-    })?;
+    let row = store::roles::RoleRow {
+        name: body.name.clone(),
+        description: body.description.clone(),
+        permissions: serde_json::to_string(&permissions).unwrap_or_default(),
+    };
+    store::roles::insert(state.db().writer(), &caller.tenant_id, &row)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("role `{}` already exists", body.name))
+            }
+            other => other,
+        })?;
     Ok(
         AuditNote::diff(format!("+ role {} {:?}", body.name, permissions)).attach((
             StatusCode::CREATED,
@@ -584,23 +525,13 @@ pub async fn delete_role(
     if rbac::builtin(&name).is_some() {
         return Err(ApiError::Conflict(format!("`{name}` is a built-in role")));
     }
-    let holders: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = $2")
-        .bind(&caller.tenant_id)
-        .bind(&name)
-        .fetch_one(state.db().pool())
-        .await?
-        .try_get(0)?;
+    let holders = store::users::holders_of(state.db().pool(), &caller.tenant_id, &name).await?;
     if holders > 0 {
         return Err(ApiError::Conflict(format!(
             "role `{name}` is held by {holders} user(s); give them another role first"
         )));
     }
-    let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND name = $2")
-        .bind(&caller.tenant_id)
-        .bind(&name)
-        .execute(state.db().writer())
-        .await?;
-    if done.rows_affected() == 0 {
+    if !store::roles::delete(state.db().writer(), &caller.tenant_id, &name).await? {
         return Err(ApiError::NotFound(format!("role `{name}`")));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -136,10 +136,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
 }
 
 fn parse_trees(text: &str) -> Result<Vec<Node>, SyntaxError> {
-    let mut roots = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
-    let mut total = 0usize;
+    let mut builder = TreeBuilder::default();
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|err| SyntaxError {
             position: Position {
@@ -149,7 +146,30 @@ fn parse_trees(text: &str) -> Result<Vec<Node>, SyntaxError> {
             message: format!("YAML syntax error: {}", err.info()),
         })?;
         let position = Position::of(&span);
-        let complete = match event {
+        let complete = builder.complete(event, position)?;
+        builder.check_bounds(position)?;
+        if let Some(node) = complete {
+            builder.attach(node);
+        }
+    }
+    Ok(builder.roots)
+}
+
+/// Builds the trees of a YAML event stream: the collections open on the stack, the anchored
+/// nodes for aliases, and the count of values (aliases expanded) that bounds the work.
+#[derive(Default)]
+struct TreeBuilder {
+    roots: Vec<Node>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    total: usize,
+}
+
+impl TreeBuilder {
+    /// Takes one event: the node it completes, if any (a scalar, an alias, a closed
+    /// collection).
+    fn complete(&mut self, event: Event, position: Position) -> Result<Option<Node>, SyntaxError> {
+        Ok(match event {
             Event::Scalar(value, style, anchor, tag) => {
                 let node = Node {
                     tree: Tree::Scalar {
@@ -160,26 +180,20 @@ fn parse_trees(text: &str) -> Result<Vec<Node>, SyntaxError> {
                     position,
                     size: 1,
                 };
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                total += 1;
-                Some(node)
+                Some(self.completed(node, anchor))
             }
-            Event::Alias(anchor) => match anchors.get(&anchor) {
-                Some(node) => {
-                    total += node.size;
-                    Some(node.clone())
-                }
-                None => {
+            Event::Alias(anchor) => {
+                let Some(node) = self.anchors.get(&anchor) else {
                     return Err(SyntaxError {
                         position,
                         message: "YAML alias refers to an unknown anchor".into(),
                     });
-                }
-            },
+                };
+                self.total += node.size;
+                Some(node.clone())
+            }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::List {
+                self.stack.push(Frame::List {
                     position,
                     anchor,
                     items: Vec::new(),
@@ -188,7 +202,7 @@ fn parse_trees(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Mapping {
+                self.stack.push(Frame::Mapping {
                     position,
                     anchor,
                     entries: Vec::new(),
@@ -197,61 +211,73 @@ fn parse_trees(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 });
                 None
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match stack.pop() {
-                    Some(Frame::List {
-                        position,
-                        anchor,
-                        items,
-                        size,
-                    }) => (
-                        Node {
-                            tree: Tree::List(items),
-                            position,
-                            size,
-                        },
-                        anchor,
-                    ),
-                    Some(Frame::Mapping {
-                        position,
-                        anchor,
-                        entries,
-                        size,
-                        ..
-                    }) => (
-                        Node {
-                            tree: Tree::Mapping(entries),
-                            position,
-                            size,
-                        },
-                        anchor,
-                    ),
-                    None => {
-                        return Err(SyntaxError {
-                            position,
-                            message: "YAML syntax error: unbalanced end of collection".into(),
-                        });
-                    }
-                };
-                total += 1;
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                Some(node)
-            }
+            Event::SequenceEnd | Event::MappingEnd => Some(self.close(position)?),
             Event::StreamStart
             | Event::StreamEnd
             | Event::DocumentStart(_)
             | Event::DocumentEnd
             | Event::Nothing => None,
+        })
+    }
+
+    /// Counts a completed scalar or collection and remembers it under its anchor.
+    fn completed(&mut self, node: Node, anchor: usize) -> Node {
+        self.total += 1;
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        node
+    }
+
+    /// Closes the innermost open collection.
+    fn close(&mut self, position: Position) -> Result<Node, SyntaxError> {
+        let (node, anchor) = match self.stack.pop() {
+            Some(Frame::List {
+                position,
+                anchor,
+                items,
+                size,
+            }) => (
+                Node {
+                    tree: Tree::List(items),
+                    position,
+                    size,
+                },
+                anchor,
+            ),
+            Some(Frame::Mapping {
+                position,
+                anchor,
+                entries,
+                size,
+                ..
+            }) => (
+                Node {
+                    tree: Tree::Mapping(entries),
+                    position,
+                    size,
+                },
+                anchor,
+            ),
+            None => {
+                return Err(SyntaxError {
+                    position,
+                    message: "YAML syntax error: unbalanced end of collection".into(),
+                });
+            }
         };
-        if stack.len() > MAX_DEPTH {
+        Ok(self.completed(node, anchor))
+    }
+
+    /// Refuses nesting deeper than [`MAX_DEPTH`] and more than [`MAX_VALUES`] values.
+    fn check_bounds(&self, position: Position) -> Result<(), SyntaxError> {
+        if self.stack.len() > MAX_DEPTH {
             return Err(SyntaxError {
                 position,
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
-        if total > MAX_VALUES {
+        if self.total > MAX_VALUES {
             return Err(SyntaxError {
                 position,
                 message: format!(
@@ -259,26 +285,28 @@ fn parse_trees(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 ),
             });
         }
-        if let Some(node) = complete {
-            match stack.last_mut() {
-                None => roots.push(node),
-                Some(Frame::List { items, size, .. }) => {
-                    *size += node.size;
-                    items.push(node);
-                }
-                Some(Frame::Mapping {
-                    entries, key, size, ..
-                }) => {
-                    *size += node.size;
-                    match key.take() {
-                        None => *key = Some(node),
-                        Some(k) => entries.push((k, node)),
-                    }
+        Ok(())
+    }
+
+    /// Puts a completed node into its parent (an item, a key or a value), or makes it a root.
+    fn attach(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.roots.push(node),
+            Some(Frame::List { items, size, .. }) => {
+                *size += node.size;
+                items.push(node);
+            }
+            Some(Frame::Mapping {
+                entries, key, size, ..
+            }) => {
+                *size += node.size;
+                match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => entries.push((k, node)),
                 }
             }
         }
     }
-    Ok(roots)
 }
 
 fn to_document(root: Node) -> Document {

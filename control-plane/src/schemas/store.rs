@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::compat::{self, Level};
@@ -81,21 +80,50 @@ pub struct Registry {
     db: Db,
 }
 
-const VERSION_COLUMNS: &str = "v.subject, v.version, v.schema_id, s.schema_type, s.schema_text, \
-     s.references_json, v.deleted";
+const VERSION_COLUMNS: &str = "v.subject AS subject, v.version AS version, \
+     v.schema_id AS schema_id, s.schema_type AS schema_type, s.schema_text AS schema_text, \
+     s.references_json AS references_json, v.deleted AS deleted";
 
-fn version_of(row: &sqlx::any::AnyRow) -> Result<SchemaVersion, RegistryError> {
-    let refs: String = row.try_get(5)?;
+/// A version with its schema, as stored.
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    subject: String,
+    version: i64,
+    schema_id: i64,
+    schema_type: String,
+    schema_text: String,
+    /// A JSON array of references.
+    references_json: String,
+    /// 1 when soft-deleted.
+    deleted: i64,
+}
+
+/// A schema by id, as stored.
+#[derive(sqlx::FromRow)]
+struct SchemaRow {
+    schema_type: String,
+    schema_text: String,
+    references_json: String,
+}
+
+/// A live version whose schema references others.
+#[derive(sqlx::FromRow)]
+struct ReferringRow {
+    subject: String,
+    version: i64,
+    references_json: String,
+}
+
+fn version_of(row: VersionRow) -> Result<SchemaVersion, RegistryError> {
     Ok(SchemaVersion {
-        subject: row.try_get(0)?,
-        version: row.try_get(1)?,
-        id: row.try_get(2)?,
-        schema_type: SchemaType::parse(&row.try_get::<String, _>(3)?)
-            .map_err(RegistryError::Internal)?,
-        schema: row.try_get(4)?,
-        references: serde_json::from_str(&refs)
+        schema_type: SchemaType::parse(&row.schema_type).map_err(RegistryError::Internal)?,
+        references: serde_json::from_str(&row.references_json)
             .map_err(|e| RegistryError::Internal(e.to_string()))?,
-        deleted: row.try_get::<i64, _>(6)? != 0,
+        subject: row.subject,
+        version: row.version,
+        id: row.schema_id,
+        schema: row.schema_text,
+        deleted: row.deleted != 0,
     })
 }
 
@@ -112,18 +140,14 @@ impl Registry {
         tenant: &str,
         deleted: bool,
     ) -> Result<Vec<String>, RegistryError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT DISTINCT subject FROM registry_versions WHERE tenant_id = $1 \
              AND (deleted = 0 OR $2 = 1) ORDER BY subject",
         )
         .bind(tenant)
         .bind(i64::from(deleted))
         .fetch_all(self.db.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
+        .await?)
     }
 
     /// Every version of `subject` (live ones, or all with `deleted`), oldest first; a subject
@@ -134,7 +158,7 @@ impl Registry {
         subject: &str,
         deleted: bool,
     ) -> Result<Vec<SchemaVersion>, RegistryError> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<VersionRow> = sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM registry_versions v JOIN registry_schemas s \
              ON s.id = v.schema_id WHERE v.tenant_id = $1 AND v.subject = $2 \
              AND (v.deleted = 0 OR $3 = 1) ORDER BY v.version"
@@ -147,7 +171,7 @@ impl Registry {
         if rows.is_empty() {
             return Err(RegistryError::SubjectNotFound(subject.to_string()));
         }
-        rows.iter().map(version_of).collect()
+        rows.into_iter().map(version_of).collect()
     }
 
     /// One version of `subject` (`deleted` admits soft-deleted ones).
@@ -179,7 +203,7 @@ impl Registry {
 
     /// The schema with global id `id`, when it belongs to `tenant`.
     pub async fn by_id(&self, tenant: &str, id: i64) -> Result<SchemaInput, RegistryError> {
-        let row = sqlx::query(
+        let row: SchemaRow = sqlx::query_as(
             "SELECT schema_type, schema_text, references_json FROM registry_schemas \
              WHERE tenant_id = $1 AND id = $2",
         )
@@ -189,10 +213,9 @@ impl Registry {
         .await?
         .ok_or(RegistryError::SchemaNotFound(id))?;
         Ok(SchemaInput {
-            kind: SchemaType::parse(&row.try_get::<String, _>(0)?)
-                .map_err(RegistryError::Internal)?,
-            text: row.try_get(1)?,
-            references: serde_json::from_str(&row.try_get::<String, _>(2)?)
+            kind: SchemaType::parse(&row.schema_type).map_err(RegistryError::Internal)?,
+            text: row.schema_text,
+            references: serde_json::from_str(&row.references_json)
                 .map_err(|e| RegistryError::Internal(e.to_string()))?,
         })
     }
@@ -200,7 +223,7 @@ impl Registry {
     /// The subject-versions that use schema `id`.
     pub async fn usages(&self, tenant: &str, id: i64) -> Result<Vec<(String, i64)>, RegistryError> {
         self.by_id(tenant, id).await?;
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT subject, version FROM registry_versions WHERE tenant_id = $1 \
              AND schema_id = $2 AND deleted = 0 ORDER BY subject, version",
         )
@@ -208,9 +231,7 @@ impl Registry {
         .bind(id)
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        Ok(rows)
     }
 
     /// Parses `input` with its references resolved in `tenant`.
@@ -251,14 +272,13 @@ impl Registry {
         let parsed = self.parse(tenant, input).await?;
         let fp = Self::fingerprint(input, &parsed);
         let versions = self.versions(tenant, subject, false).await?;
-        let row = sqlx::query(
+        let id: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM registry_schemas WHERE tenant_id = $1 AND fingerprint = $2",
         )
         .bind(tenant)
         .bind(&fp)
         .fetch_optional(self.db.pool())
         .await?;
-        let id: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
         versions
             .into_iter()
             .rev()
@@ -275,14 +295,15 @@ impl Registry {
         fallback: bool,
     ) -> Result<Option<Level>, RegistryError> {
         let get = |s: String| async move {
-            let row = sqlx::query(
+            let level: Option<String> = sqlx::query_scalar(
                 "SELECT compatibility FROM registry_configs WHERE tenant_id = $1 AND subject = $2",
             )
             .bind(tenant)
             .bind(s)
             .fetch_optional(self.db.pool())
             .await?;
-            row.map(|r| Level::parse(&r.try_get::<String, _>(0)?).map_err(RegistryError::Internal))
+            level
+                .map(|l| Level::parse(&l).map_err(RegistryError::Internal))
                 .transpose()
         };
         if let Some(s) = subject {
@@ -409,15 +430,14 @@ impl Registry {
     }
 
     async fn newest_version(&self, tenant: &str, subject: &str) -> Result<i64, RegistryError> {
-        Ok(sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) FROM registry_versions \
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM registry_versions \
              WHERE tenant_id = $1 AND subject = $2",
         )
         .bind(tenant)
         .bind(subject)
         .fetch_one(self.db.pool())
-        .await?
-        .try_get(0)?)
+        .await?)
     }
 
     /// Writes the new version, unless the subject's newest version is no longer `seen`.
@@ -433,29 +453,27 @@ impl Registry {
         let fp = Self::fingerprint(input, parsed);
         let mut tx = self.db.begin().await?;
         self.db.lock_tenant(&mut tx, tenant).await?;
-        let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM registry_versions \
+        let next: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS BIGINT) FROM registry_versions \
              WHERE tenant_id = $1 AND subject = $2",
         )
         .bind(tenant)
         .bind(subject)
         .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+        .await?;
         if next != seen + 1 {
             return Ok(None);
         }
-        let existing = sqlx::query(
+        let existing: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM registry_schemas WHERE tenant_id = $1 AND fingerprint = $2",
         )
         .bind(tenant)
         .bind(&fp)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(row) = &existing {
+        if let Some(id) = existing {
             // Registered meanwhile under this subject: the caller looks it up again.
-            let id: i64 = row.try_get(0)?;
-            let taken = sqlx::query(
+            let taken: Option<i64> = sqlx::query_scalar(
                 "SELECT version FROM registry_versions WHERE tenant_id = $1 AND subject = $2 \
                  AND schema_id = $3 AND deleted = 0",
             )
@@ -469,15 +487,14 @@ impl Registry {
             }
         }
         let id: i64 = match existing {
-            Some(row) => row.try_get(0)?,
+            Some(id) => id,
             None => {
-                let id: i64 = sqlx::query(
+                let id: i64 = sqlx::query_scalar(
                     "UPDATE schema_id_counter SET last_id = last_id + 1 WHERE singleton = 1 \
                      RETURNING last_id",
                 )
                 .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+                .await?;
                 sqlx::query(
                     "INSERT INTO registry_schemas (id, tenant_id, schema_type, schema_text, \
                      references_json, fingerprint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -599,8 +616,9 @@ impl Registry {
         subject: &str,
         version: Option<i64>,
     ) -> Result<(), RegistryError> {
-        let rows = sqlx::query(
-            "SELECT v.subject, v.version, s.references_json FROM registry_versions v \
+        let rows: Vec<ReferringRow> = sqlx::query_as(
+            "SELECT v.subject AS subject, v.version AS version, \
+             s.references_json AS references_json FROM registry_versions v \
              JOIN registry_schemas s ON s.id = v.schema_id \
              WHERE v.tenant_id = $1 AND v.deleted = 0 AND s.references_json <> '[]'",
         )
@@ -609,15 +627,14 @@ impl Registry {
         .await?;
         for row in rows {
             let refs: Vec<SchemaReference> =
-                serde_json::from_str(&row.try_get::<String, _>(2)?).unwrap_or_default();
+                serde_json::from_str(&row.references_json).unwrap_or_default();
             if refs
                 .iter()
                 .any(|r| r.subject == subject && version.is_none_or(|v| v == r.version))
             {
                 return Err(RegistryError::ReferenceExists(format!(
                     "{} version {}",
-                    row.try_get::<String, _>(0)?,
-                    row.try_get::<i64, _>(1)?
+                    row.subject, row.version
                 )));
             }
         }

@@ -685,7 +685,7 @@ async fn every_role_against_every_endpoint() {
             continue;
         }
         assert!(
-            covered.iter().any(|(m, r)| m == method && r == route),
+            covered.iter().any(|(m, r)| *m == method && *r == route),
             "{method} {route} is missing from the authorization matrix"
         );
     }

@@ -313,3 +313,58 @@ async fn quotas_hold_under_concurrent_writes_on_sqlite() {
 async fn quotas_hold_under_concurrent_writes_on_postgres() {
     quotas_hold_under_concurrent_writes(TestApp::postgres_nats().await).await;
 }
+
+/// Concurrent writes of one new secret and of one new custom role: every secret write
+/// succeeds (one creates it, the others replace it; no 5xx, no lost row), and exactly one role
+/// creation wins while the others get 409.
+async fn secrets_and_roles_under_concurrent_writes(t: TestApp) {
+    let t = Arc::new(t);
+    let secret = |i: usize| {
+        let body = serde_json::json!({"kind": "token", "secret": {"token": format!("t{i}")}});
+        authed(
+            Method::PUT,
+            "/api/v1/secrets/shared",
+            ADMIN_KEY,
+            "application/json",
+            body.to_string(),
+        )
+    };
+    let (b, replies) = burst(&t, (0..20).map(secret).collect()).await;
+    assert_eq!(b.server_errors, 0, "{replies:?}");
+    assert_eq!(b.successes, 20, "{replies:?}");
+    let created = replies.iter().filter(|(s, _)| *s == 201).count();
+    assert!(created >= 1, "one write created the secret: {replies:?}");
+    let list = t.get("/api/v1/secrets", ADMIN_KEY).await.ok();
+    let shared: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "shared")
+        .collect();
+    assert_eq!(shared.len(), 1);
+
+    let role = |_| {
+        let body = serde_json::json!({"name": "reader", "description": "reads",
+                                      "permissions": ["pipelines:read"]});
+        authed(
+            Method::POST,
+            "/api/v1/roles",
+            ADMIN_KEY,
+            "application/json",
+            body.to_string(),
+        )
+    };
+    let (b, replies) = burst(&t, (0..20).map(role).collect()).await;
+    assert_eq!(b.server_errors, 0, "{replies:?}");
+    assert_eq!((b.successes, b.conflicts), (1, 19), "{replies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_and_roles_under_concurrent_writes_on_sqlite() {
+    secrets_and_roles_under_concurrent_writes(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_and_roles_under_concurrent_writes_on_postgres() {
+    secrets_and_roles_under_concurrent_writes(TestApp::postgres().await).await;
+}

@@ -51,15 +51,42 @@ impl Map {
 
 impl Operator for Map {
     fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
-        let node: &str = &self.id;
-        // Every edit needs an object payload.
+        let Some(mut frame) = self.admit(frame, ctx) else {
+            return Vec::new();
+        };
+        let mut redecode = false;
+        if !self.set.is_empty() {
+            let Some(set) = self.apply_set(frame, ctx, &mut redecode) else {
+                return Vec::new();
+            };
+            frame = set;
+        }
+        redecode |= self.apply_renames(&mut frame, ctx);
+        if !self.cast.is_empty() && redecode {
+            // Re-decoding may group the messages by the kinds of their values: cast and
+            // remove run on each group.
+            let node: &str = &self.id;
+            return ctx
+                .redecode(frame, node)
+                .into_iter()
+                .flat_map(|frame| self.cast_and_remove(frame, ctx, false))
+                .collect();
+        }
+        self.cast_and_remove(frame, ctx, redecode)
+    }
+}
+
+impl Map {
+    /// The rows this map can edit: object payloads (the others fail with a shape error), marked
+    /// as edited by this node; none when no row is left.
+    fn admit(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Option<Frame> {
         let not_objects: Vec<usize> = (0..frame.rows.len())
             .filter(|i| !frame.rows[*i].is_object)
             .collect();
         for &i in &not_objects {
             ctx.fail(
                 &frame.rows[i],
-                node,
+                &self.id,
                 FailureKind::Shape,
                 "map needs a JSON object payload, but this payload is not an object".into(),
             );
@@ -72,58 +99,67 @@ impl Operator for Map {
                 row.edited_by = Some(Arc::clone(&self.id));
             }
         }
+        (!frame.rows.is_empty()).then_some(frame)
+    }
+
+    /// `set`: every expression evaluated against the input, then applied. Rows whose
+    /// expressions fail are dropped (failed); none is left when an expression cannot run.
+    fn apply_set(
+        &self,
+        mut frame: Frame,
+        ctx: &mut BatchContext<'_>,
+        redecode: &mut bool,
+    ) -> Option<Frame> {
+        let node: &str = &self.id;
         let n = frame.rows.len();
-        if n == 0 {
-            return Vec::new();
+        let batch = frame.batch(ctx.catalog);
+        let mut results = Vec::with_capacity(self.set.len());
+        let mut bad = vec![false; n];
+        for (path, expr) in &self.set {
+            match expr.evaluate(ctx.state, &batch) {
+                Ok(ev) => {
+                    for (i, message) in ev.errors {
+                        bad[i] = true;
+                        ctx.fail(
+                            &frame.rows[i],
+                            node,
+                            FailureKind::Expression,
+                            format!("set {}: {message}", path_display(path)),
+                        );
+                    }
+                    results.push(ev.values);
+                }
+                Err(message) => {
+                    for row in &frame.rows {
+                        ctx.fail(
+                            row,
+                            node,
+                            FailureKind::Expression,
+                            format!("set {}: {message}", path_display(path)),
+                        );
+                    }
+                    return None;
+                }
+            }
         }
+        for ((path, _), values) in self.set.iter().zip(&results) {
+            for (i, row) in frame.rows.iter_mut().enumerate() {
+                if !bad[i] {
+                    row.edits
+                        .push(Edit::Set(Arc::clone(path), json_value(values, i)));
+                }
+            }
+            Self::set_column(&mut frame, ctx.catalog, path, Arc::clone(values));
+            *redecode |= !columns_follow(ctx.catalog, path);
+        }
+        let bad_rows: Vec<usize> = (0..n).filter(|i| bad[*i]).collect();
+        Some(frame.without(&bad_rows))
+    }
+
+    /// `rename`: the edits, and the columns moved along where they can follow; whether the
+    /// frame must be re-decoded.
+    fn apply_renames(&self, frame: &mut Frame, ctx: &BatchContext<'_>) -> bool {
         let mut redecode = false;
-
-        // set: evaluate every expression against the input, then apply.
-        if !self.set.is_empty() {
-            let batch = frame.batch(ctx.catalog);
-            let mut results = Vec::with_capacity(self.set.len());
-            let mut bad = vec![false; n];
-            for (path, expr) in &self.set {
-                match expr.evaluate(ctx.state, &batch) {
-                    Ok(ev) => {
-                        for (i, message) in ev.errors {
-                            bad[i] = true;
-                            ctx.fail(
-                                &frame.rows[i],
-                                node,
-                                FailureKind::Expression,
-                                format!("set {}: {message}", path_display(path)),
-                            );
-                        }
-                        results.push(ev.values);
-                    }
-                    Err(message) => {
-                        for row in &frame.rows {
-                            ctx.fail(
-                                row,
-                                node,
-                                FailureKind::Expression,
-                                format!("set {}: {message}", path_display(path)),
-                            );
-                        }
-                        return Vec::new();
-                    }
-                }
-            }
-            for ((path, _), values) in self.set.iter().zip(&results) {
-                for (i, row) in frame.rows.iter_mut().enumerate() {
-                    if !bad[i] {
-                        row.edits
-                            .push(Edit::Set(Arc::clone(path), json_value(values, i)));
-                    }
-                }
-                Self::set_column(&mut frame, ctx.catalog, path, Arc::clone(values));
-                redecode |= !columns_follow(ctx.catalog, path);
-            }
-            let bad_rows: Vec<usize> = (0..n).filter(|i| bad[*i]).collect();
-            frame = frame.without(&bad_rows);
-        }
-
         for (from, to) in &self.rename {
             for row in frame.rows.iter_mut() {
                 row.edits
@@ -141,17 +177,7 @@ impl Operator for Map {
             }
             redecode |= !columns_follow(ctx.catalog, from) || !columns_follow(ctx.catalog, to);
         }
-
-        if !self.cast.is_empty() && redecode {
-            // Re-decoding may group the messages by the kinds of their values: cast and
-            // remove run on each group.
-            return ctx
-                .redecode(frame, node)
-                .into_iter()
-                .flat_map(|frame| self.cast_and_remove(frame, ctx, false))
-                .collect();
-        }
-        self.cast_and_remove(frame, ctx, redecode)
+        redecode
     }
 }
 
