@@ -1,6 +1,7 @@
 //! `wasm` nodes on a real nats-server: for every way a guest can fail, the poisoned message is
 //! in the DLQ with its original bytes, kind `wasm` and the trap text; every other message of
-//! the batch is published; the worker keeps running all the pipelines afterwards.
+//! the batch is published; another tenant's pipeline on the same worker serves all of its
+//! messages meanwhile; the worker keeps running all the pipelines afterwards.
 
 use std::time::Duration;
 
@@ -56,12 +57,30 @@ spec:
 "#
         ));
     }
+    // Another tenant's pipeline on the same worker, with its own module: it must serve every
+    // message while the first tenant's modules trap.
+    yaml.push_str(
+        r#"---
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: other-tenant, tenant: globex }
+spec:
+  source: { stream: IN, subjects: ["in.other"], consumer: { batch_size: 64 } }
+  nodes:
+    - id: udf
+      wasm: { module: traps, function: noop }
+      next: out
+    - id: out
+      publish: { subject: "out.other" }
+"#,
+    );
     yaml
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_trap_sends_only_the_poisoned_message_to_the_dlq() -> Result<()> {
     weir_engine::wasm::register_module("acme", "traps", 1, guest("weir-test-traps"));
+    weir_engine::wasm::register_module("globex", "traps", 1, guest("weir-test-traps"));
     let server = NatsServer::start()?;
     let (_client, js) = connect(&server).await?;
     // The inputs are in the stream before the worker starts, so each pipeline's first fetch
@@ -97,16 +116,26 @@ async fn each_trap_sends_only_the_poisoned_message_to_the_dlq() -> Result<()> {
             }
         }
     }
+    for i in 0..50 {
+        let body = format!(r#"{{"i":{i},"tenant":"globex"}}"#);
+        publish(&js, "in.other", &[], Bytes::from(body), None).await?;
+    }
     let worker = start_worker(&server, &yaml).await?;
     let n = TRAPS.len() as u64;
-    wait_for_count(&js, "OUT", 9 * n, Duration::from_secs(60)).await?;
+    wait_for_count(&js, "OUT", 9 * n + 50, Duration::from_secs(60)).await?;
     wait_for_count(&js, "DLQ", n, Duration::from_secs(60)).await?;
 
     let out = read_all(&js, "OUT").await?;
     assert_eq!(
         out.len() as u64,
-        9 * n,
+        9 * n + 50,
         "every other message is published once"
+    );
+    let other: Vec<_> = out.iter().filter(|m| m.subject == "out.other").collect();
+    assert_eq!(
+        other.len(),
+        50,
+        "the other tenant's pipeline served all its messages"
     );
     for (function, _, _) in TRAPS {
         let mine: Vec<_> = out
@@ -157,7 +186,7 @@ async fn each_trap_sends_only_the_poisoned_message_to_the_dlq() -> Result<()> {
         )
         .await?;
     }
-    wait_for_count(&js, "OUT", 10 * n, Duration::from_secs(30)).await?;
+    wait_for_count(&js, "OUT", 10 * n + 50, Duration::from_secs(30)).await?;
     assert!(worker.stop().await, "worker stopped cleanly");
     Ok(())
 }
