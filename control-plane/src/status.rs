@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use weir_connectors::fleet::{
-    HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, PipelineCounters, WorkerHeartbeat,
+    HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, PipelineCounters, PipelineReport, WorkerHeartbeat,
 };
 
 use crate::caller::Caller;
@@ -257,136 +257,183 @@ pub fn aggregate(
     heartbeats: &[WorkerHeartbeat],
     now_ms: u64,
 ) -> PipelineStatus {
-    let mut workers = Vec::new();
-    let mut totals = Counters::default();
-    let mut nodes: std::collections::BTreeMap<String, NodeStats> = Default::default();
-    let mut rate_sum: Option<Rates> = None;
-    let mut freshest: Option<(u64, u64, u64)> = None;
-    let mut last_error: Option<LastError> = None;
-    let mut last_dead_letter: Option<LastError> = None;
-    let (mut running, mut dead, mut recent_dead) = (0, 0, 0);
-    let mut not_running = Vec::new();
-    let mut other_version = Vec::new();
+    let mut fold = Fold::default();
     for hb in heartbeats {
         for r in hb
             .pipelines
             .iter()
             .filter(|r| r.tenant == tenant && r.pipeline == pipeline)
         {
-            let is_alive = alive(hb, now_ms);
-            let worker_rates = rates.observe(&hb.worker_id, hb.sent_at_ms, r);
-            let counters = Counters::from(&r.counters);
-            let error = r.last_error.as_ref().map(|(message, at)| LastError {
-                message: message.clone(),
-                at: rfc3339(*at as i64),
-                worker_id: hb.worker_id.clone(),
-                at_ms: *at,
-            });
-            if let Some(e) = &error
-                && last_error.as_ref().is_none_or(|l| l.at_ms < e.at_ms)
-            {
-                last_error = Some(e.clone());
-            }
-            if let Some((message, at)) = &r.last_dead_letter
-                && last_dead_letter.as_ref().is_none_or(|l| l.at_ms < *at)
-            {
-                last_dead_letter = Some(LastError {
-                    message: message.clone(),
-                    at: rfc3339(*at as i64),
-                    worker_id: hb.worker_id.clone(),
-                    at_ms: *at,
-                });
-            }
-            if is_alive {
-                totals.add(&counters);
-                for (id, n) in &r.counters.nodes {
-                    nodes.entry(id.clone()).or_default().add(n);
-                }
-                if let Some(wr) = &worker_rates {
-                    rate_sum.get_or_insert_with(Rates::default).add(wr);
-                }
-                if freshest.is_none_or(|(at, _, _)| at < hb.sent_at_ms) {
-                    freshest = Some((hb.sent_at_ms, r.lag, r.ack_pending));
-                }
-                if r.state == "running" {
-                    running += 1;
-                } else {
-                    not_running.push(format!("worker {} reports `{}`", hb.worker_id, r.state));
-                }
-                if let Some(d) = &deployment
-                    && d.version != r.version
-                {
-                    other_version.push(format!(
-                        "worker {} runs version {} instead of {}",
-                        hb.worker_id, r.version, d.version
-                    ));
-                }
-            } else {
-                dead += 1;
-                if now_ms.saturating_sub(hb.sent_at_ms) <= RECENT_DEATH_MS {
-                    recent_dead += 1;
-                }
-            }
-            workers.push(WorkerPipeline {
-                worker_id: hb.worker_id.clone(),
-                host: hb.host.clone(),
-                alive: is_alive,
-                last_seen: rfc3339(hb.sent_at_ms as i64),
-                version: r.version,
-                state: r.state.clone(),
-                counters,
-                rates: worker_rates,
-                lag: r.lag,
-                ack_pending: r.ack_pending,
-                last_error: error,
-            });
+            fold.add(rates, hb, r, deployment.as_ref(), now_ms);
         }
     }
-    workers.sort_by(|a, b| b.alive.cmp(&a.alive).then(a.worker_id.cmp(&b.worker_id)));
-
-    let mut reasons = Vec::new();
-    let health = match &deployment {
-        None => "not_deployed",
-        Some(d) if d.state == "paused" => "paused",
-        Some(_) if running == 0 => {
-            reasons.push("no live worker runs the pipeline".to_string());
-            "down"
-        }
-        Some(_) => {
-            reasons.extend(not_running);
-            reasons.extend(other_version);
-            if recent_dead > 0 {
-                reasons.push(format!(
-                    "{recent_dead} worker(s) running it stopped sending heartbeats"
-                ));
-            }
-            if let Some(e) = &last_error
-                && now_ms.saturating_sub(e.at_ms) <= RECENT_ERROR_MS
-            {
-                reasons.push(format!("recent error: {}", e.message));
-            }
-            if reasons.is_empty() {
-                "healthy"
-            } else {
-                "degraded"
-            }
-        }
-    };
+    fold.workers
+        .sort_by(|a, b| b.alive.cmp(&a.alive).then(a.worker_id.cmp(&b.worker_id)));
+    let (health, reasons) = fold.health(deployment.as_ref(), now_ms);
     PipelineStatus {
         pipeline: pipeline.to_string(),
         health: health.to_string(),
         reasons,
         deployment,
-        running_workers: running,
-        dead_workers: dead,
-        totals,
-        rates: rate_sum,
-        lag: freshest.map(|f| f.1),
-        ack_pending: freshest.map(|f| f.2),
-        last_error,
-        last_dead_letter,
-        workers,
-        nodes,
+        running_workers: fold.running,
+        dead_workers: fold.dead,
+        totals: fold.totals,
+        rates: fold.rate_sum,
+        lag: fold.freshest.map(|f| f.1),
+        ack_pending: fold.freshest.map(|f| f.2),
+        last_error: fold.last_error,
+        last_dead_letter: fold.last_dead_letter,
+        workers: fold.workers,
+        nodes: fold.nodes,
+    }
+}
+
+/// What the reports of one pipeline add up to so far.
+#[derive(Default)]
+struct Fold {
+    workers: Vec<WorkerPipeline>,
+    totals: Counters,
+    nodes: BTreeMap<String, NodeStats>,
+    rate_sum: Option<Rates>,
+    /// (sent at, lag, ack pending) of the freshest live report.
+    freshest: Option<(u64, u64, u64)>,
+    last_error: Option<LastError>,
+    last_dead_letter: Option<LastError>,
+    running: usize,
+    dead: usize,
+    recent_dead: usize,
+    not_running: Vec<String>,
+    other_version: Vec<String>,
+}
+
+impl Fold {
+    /// Adds worker `hb`'s report `r`.
+    fn add(
+        &mut self,
+        rates: &RateTracker,
+        hb: &WorkerHeartbeat,
+        r: &PipelineReport,
+        deployment: Option<&DeploymentInfo>,
+        now_ms: u64,
+    ) {
+        let is_alive = alive(hb, now_ms);
+        let worker_rates = rates.observe(&hb.worker_id, hb.sent_at_ms, r);
+        let counters = Counters::from(&r.counters);
+        let event = |(message, at): &(String, u64)| LastError {
+            message: message.clone(),
+            at: rfc3339(*at as i64),
+            worker_id: hb.worker_id.clone(),
+            at_ms: *at,
+        };
+        let error = r.last_error.as_ref().map(event);
+        keep_newest(&mut self.last_error, error.clone());
+        keep_newest(
+            &mut self.last_dead_letter,
+            r.last_dead_letter.as_ref().map(event),
+        );
+        if is_alive {
+            self.add_live(hb, r, &counters, worker_rates.as_ref(), deployment);
+        } else {
+            self.dead += 1;
+            if now_ms.saturating_sub(hb.sent_at_ms) <= RECENT_DEATH_MS {
+                self.recent_dead += 1;
+            }
+        }
+        self.workers.push(WorkerPipeline {
+            worker_id: hb.worker_id.clone(),
+            host: hb.host.clone(),
+            alive: is_alive,
+            last_seen: rfc3339(hb.sent_at_ms as i64),
+            version: r.version,
+            state: r.state.clone(),
+            counters,
+            rates: worker_rates,
+            lag: r.lag,
+            ack_pending: r.ack_pending,
+            last_error: error,
+        });
+    }
+
+    /// Adds a live worker's counters, rates, lag and state.
+    fn add_live(
+        &mut self,
+        hb: &WorkerHeartbeat,
+        r: &PipelineReport,
+        counters: &Counters,
+        worker_rates: Option<&Rates>,
+        deployment: Option<&DeploymentInfo>,
+    ) {
+        self.totals.add(counters);
+        for (id, n) in &r.counters.nodes {
+            self.nodes.entry(id.clone()).or_default().add(n);
+        }
+        if let Some(wr) = worker_rates {
+            self.rate_sum.get_or_insert_with(Rates::default).add(wr);
+        }
+        if self.freshest.is_none_or(|(at, _, _)| at < hb.sent_at_ms) {
+            self.freshest = Some((hb.sent_at_ms, r.lag, r.ack_pending));
+        }
+        if r.state == "running" {
+            self.running += 1;
+        } else {
+            self.not_running
+                .push(format!("worker {} reports `{}`", hb.worker_id, r.state));
+        }
+        if let Some(d) = deployment
+            && d.version != r.version
+        {
+            self.other_version.push(format!(
+                "worker {} runs version {} instead of {}",
+                hb.worker_id, r.version, d.version
+            ));
+        }
+    }
+
+    /// The pipeline's health and the reasons it is not healthy.
+    fn health(
+        &mut self,
+        deployment: Option<&DeploymentInfo>,
+        now_ms: u64,
+    ) -> (&'static str, Vec<String>) {
+        let mut reasons = Vec::new();
+        let health = match deployment {
+            None => "not_deployed",
+            Some(d) if d.state == "paused" => "paused",
+            Some(_) if self.running == 0 => {
+                reasons.push("no live worker runs the pipeline".to_string());
+                "down"
+            }
+            Some(_) => {
+                reasons.append(&mut self.not_running);
+                reasons.append(&mut self.other_version);
+                if self.recent_dead > 0 {
+                    reasons.push(format!(
+                        "{} worker(s) running it stopped sending heartbeats",
+                        self.recent_dead
+                    ));
+                }
+                if let Some(e) = &self.last_error
+                    && now_ms.saturating_sub(e.at_ms) <= RECENT_ERROR_MS
+                {
+                    reasons.push(format!("recent error: {}", e.message));
+                }
+                if reasons.is_empty() {
+                    "healthy"
+                } else {
+                    "degraded"
+                }
+            }
+        };
+        (health, reasons)
+    }
+}
+
+/// Keeps in `slot` the newer of it and `candidate`.
+fn keep_newest(slot: &mut Option<LastError>, candidate: Option<LastError>) {
+    if let Some(c) = candidate
+        && slot.as_ref().is_none_or(|l| l.at_ms < c.at_ms)
+    {
+        *slot = Some(c);
     }
 }
 

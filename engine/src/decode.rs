@@ -438,150 +438,175 @@ pub(crate) fn build_column(
     declared: Option<FieldType>,
     name: &str,
 ) -> (ArrayRef, Vec<(usize, String)>) {
-    let mut errors = Vec::new();
-    let n = raws.len();
     let kinds: Vec<Kind> = raws.iter().map(|r| r.map_or(Kind::Null, kind)).collect();
     let target = match declared {
         Some(t) => field_type_to_arrow(t),
-        None => {
-            let mut seen = [false; 6];
-            for k in &kinds {
-                seen[*k as usize] = true;
-            }
-            let non_null: Vec<usize> = (1..6).filter(|i| seen[*i]).collect();
-            match non_null.as_slice() {
-                [] => DataType::Null,
-                [1] => DataType::Boolean,
-                [2] => DataType::Int64,
-                [3] | [2, 3] => DataType::Float64,
-                _ => DataType::Utf8,
-            }
-        }
+        None => inferred_type(&kinds),
     };
-    let mismatch = |i: usize, k: Kind, want: &str| {
-        (
-            i,
-            format!("field {name}: expected {want}, found {}", kind_name(k)),
-        )
+    let mut c = ColumnBuild {
+        raws,
+        kinds: &kinds,
+        name,
+        errors: Vec::new(),
     };
-    let array: ArrayRef = match (&target, declared) {
-        (DataType::Null, _) => Arc::new(NullArray::new(n)),
-        (DataType::Boolean, _) => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
-                match (r, k) {
-                    (Some(r), Kind::Bool) => b.append_value(*r == "true"),
-                    (_, Kind::Null) => b.append_null(),
-                    (_, k) => {
-                        errors.push(mismatch(i, *k, "a boolean"));
-                        b.append_null()
-                    }
-                }
-            }
-            Arc::new(b.finish())
-        }
-        (DataType::Int64, _) => {
-            let mut b = Int64Builder::with_capacity(n);
-            for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
-                match (r, k) {
-                    (Some(r), Kind::Int) => b.append_value(r.parse().unwrap_or_default()),
-                    (Some(r), Kind::Float) => match r.parse::<f64>() {
-                        Ok(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => b.append_value(f as i64),
-                        _ => {
-                            errors.push((
-                                i,
-                                format!("field {name}: expected an integer, found {}", r),
-                            ));
-                            b.append_null()
-                        }
-                    },
-                    (_, Kind::Null) => b.append_null(),
-                    (_, k) => {
-                        errors.push(mismatch(i, *k, "an integer"));
-                        b.append_null()
-                    }
-                }
-            }
-            Arc::new(b.finish())
-        }
-        (DataType::Float64, _) => {
-            let mut b = Float64Builder::with_capacity(n);
-            for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
-                match (r, k) {
-                    (Some(r), Kind::Int | Kind::Float) => {
-                        b.append_value(r.parse().unwrap_or(f64::NAN))
-                    }
-                    (_, Kind::Null) => b.append_null(),
-                    (_, k) => {
-                        errors.push(mismatch(i, *k, "a number"));
-                        b.append_null()
-                    }
-                }
-            }
-            Arc::new(b.finish())
-        }
-        (DataType::Timestamp(..), _) => {
-            let mut b = StringBuilder::with_capacity(n, n * 24);
-            for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
-                match (r, k) {
-                    (Some(r), Kind::String) => b.append_value(string_value(r)),
-                    (_, Kind::Null) => b.append_null(),
-                    (_, k) => {
-                        errors.push(mismatch(i, *k, "an RFC 3339 timestamp string"));
-                        b.append_null()
-                    }
-                }
-            }
-            let strings = b.finish();
-            let opts = arrow::compute::CastOptions {
-                safe: true,
-                ..Default::default()
-            };
-            match arrow::compute::cast_with_options(&strings, &timestamp_type(), &opts) {
-                Ok(ts) => {
-                    for i in 0..n {
-                        if strings.is_valid(i) && ts.is_null(i) {
-                            errors.push((
-                                i,
-                                format!(
-                                    "field {name}: `{}` is not an RFC 3339 timestamp",
-                                    strings.value(i)
-                                ),
-                            ));
-                        }
-                    }
-                    ts
-                }
-                Err(e) => {
-                    for i in 0..n {
-                        if strings.is_valid(i) {
-                            errors.push((i, format!("field {name}: {e}")));
-                        }
-                    }
-                    arrow::array::new_null_array(&timestamp_type(), n)
-                }
-            }
-        }
-        (_, declared) => {
-            // Utf8: strings unquoted; other values as JSON text, unless declared `string`.
-            let strict = declared == Some(FieldType::String);
-            let mut b = StringBuilder::with_capacity(n, n * 16);
-            for (i, (r, k)) in raws.iter().zip(&kinds).enumerate() {
-                match (r, k) {
-                    (_, Kind::Null) => b.append_null(),
-                    (Some(r), Kind::String) if declared != Some(FieldType::Json) => {
-                        b.append_value(string_value(r))
-                    }
-                    (Some(_), k) if strict => {
-                        errors.push(mismatch(i, *k, "a string"));
-                        b.append_null()
-                    }
-                    (Some(r), _) => b.append_value(r),
-                    (None, _) => b.append_null(),
-                }
-            }
-            Arc::new(b.finish())
-        }
+    let array: ArrayRef = match &target {
+        DataType::Null => Arc::new(NullArray::new(raws.len())),
+        DataType::Boolean => c.booleans(),
+        DataType::Int64 => c.integers(),
+        DataType::Float64 => c.floats(),
+        DataType::Timestamp(..) => c.timestamps(),
+        _ => c.text(declared),
     };
-    (array, errors)
+    (array, c.errors)
+}
+
+/// The type of a column without a declared type, from this batch's kinds of values.
+fn inferred_type(kinds: &[Kind]) -> DataType {
+    let mut seen = [false; 6];
+    for k in kinds {
+        seen[*k as usize] = true;
+    }
+    let non_null: Vec<usize> = (1..6).filter(|i| seen[*i]).collect();
+    match non_null.as_slice() {
+        [] => DataType::Null,
+        [1] => DataType::Boolean,
+        [2] => DataType::Int64,
+        [3] | [2, 3] => DataType::Float64,
+        _ => DataType::Utf8,
+    }
+}
+
+/// One column being built: the raw values of its path, their kinds, and the per-row errors.
+struct ColumnBuild<'a> {
+    raws: &'a [Option<&'a str>],
+    kinds: &'a [Kind],
+    name: &'a str,
+    errors: Vec<(usize, String)>,
+}
+
+impl ColumnBuild<'_> {
+    fn mismatch(&mut self, i: usize, k: Kind, want: &str) {
+        let message = format!(
+            "field {}: expected {want}, found {}",
+            self.name,
+            kind_name(k)
+        );
+        self.errors.push((i, message));
+    }
+
+    fn booleans(&mut self) -> ArrayRef {
+        let mut b = BooleanBuilder::with_capacity(self.raws.len());
+        for (i, (r, k)) in self.raws.iter().zip(self.kinds).enumerate() {
+            match (r, k) {
+                (Some(r), Kind::Bool) => b.append_value(*r == "true"),
+                (_, Kind::Null) => b.append_null(),
+                (_, k) => {
+                    self.mismatch(i, *k, "a boolean");
+                    b.append_null()
+                }
+            }
+        }
+        Arc::new(b.finish())
+    }
+
+    fn integers(&mut self) -> ArrayRef {
+        let mut b = Int64Builder::with_capacity(self.raws.len());
+        for (i, (r, k)) in self.raws.iter().zip(self.kinds).enumerate() {
+            match (r, k) {
+                (Some(r), Kind::Int) => b.append_value(r.parse().unwrap_or_default()),
+                (Some(r), Kind::Float) => match r.parse::<f64>() {
+                    Ok(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => b.append_value(f as i64),
+                    _ => {
+                        let message =
+                            format!("field {}: expected an integer, found {r}", self.name);
+                        self.errors.push((i, message));
+                        b.append_null()
+                    }
+                },
+                (_, Kind::Null) => b.append_null(),
+                (_, k) => {
+                    self.mismatch(i, *k, "an integer");
+                    b.append_null()
+                }
+            }
+        }
+        Arc::new(b.finish())
+    }
+
+    fn floats(&mut self) -> ArrayRef {
+        let mut b = Float64Builder::with_capacity(self.raws.len());
+        for (i, (r, k)) in self.raws.iter().zip(self.kinds).enumerate() {
+            match (r, k) {
+                (Some(r), Kind::Int | Kind::Float) => b.append_value(r.parse().unwrap_or(f64::NAN)),
+                (_, Kind::Null) => b.append_null(),
+                (_, k) => {
+                    self.mismatch(i, *k, "a number");
+                    b.append_null()
+                }
+            }
+        }
+        Arc::new(b.finish())
+    }
+
+    /// RFC 3339 strings cast to timestamps; a string that does not parse is a row error.
+    fn timestamps(&mut self) -> ArrayRef {
+        let n = self.raws.len();
+        let mut b = StringBuilder::with_capacity(n, n * 24);
+        for (i, (r, k)) in self.raws.iter().zip(self.kinds).enumerate() {
+            match (r, k) {
+                (Some(r), Kind::String) => b.append_value(string_value(r)),
+                (_, Kind::Null) => b.append_null(),
+                (_, k) => {
+                    self.mismatch(i, *k, "an RFC 3339 timestamp string");
+                    b.append_null()
+                }
+            }
+        }
+        let strings = b.finish();
+        let opts = arrow::compute::CastOptions {
+            safe: true,
+            ..Default::default()
+        };
+        let name = self.name;
+        match arrow::compute::cast_with_options(&strings, &timestamp_type(), &opts) {
+            Ok(ts) => {
+                for i in (0..n).filter(|i| strings.is_valid(*i) && ts.is_null(*i)) {
+                    let message = format!(
+                        "field {name}: `{}` is not an RFC 3339 timestamp",
+                        strings.value(i)
+                    );
+                    self.errors.push((i, message));
+                }
+                ts
+            }
+            Err(e) => {
+                for i in (0..n).filter(|i| strings.is_valid(*i)) {
+                    self.errors.push((i, format!("field {name}: {e}")));
+                }
+                arrow::array::new_null_array(&timestamp_type(), n)
+            }
+        }
+    }
+
+    /// Utf8: strings unquoted; other values as JSON text, unless declared `string`.
+    fn text(&mut self, declared: Option<FieldType>) -> ArrayRef {
+        let strict = declared == Some(FieldType::String);
+        let n = self.raws.len();
+        let mut b = StringBuilder::with_capacity(n, n * 16);
+        for (i, (r, k)) in self.raws.iter().zip(self.kinds).enumerate() {
+            match (r, k) {
+                (_, Kind::Null) => b.append_null(),
+                (Some(r), Kind::String) if declared != Some(FieldType::Json) => {
+                    b.append_value(string_value(r))
+                }
+                (Some(_), k) if strict => {
+                    self.mismatch(i, *k, "a string");
+                    b.append_null()
+                }
+                (Some(r), _) => b.append_value(r),
+                (None, _) => b.append_null(),
+            }
+        }
+        Arc::new(b.finish())
+    }
 }

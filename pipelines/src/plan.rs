@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::check::check_resource;
 use crate::problem::Problem;
 use crate::spec::{
-    DedupSpec, DeliverPolicy, DropSpec, FieldType, MapSpec, Next, PayloadFormat, PipelineResource,
-    PublishSpec, Resource, SplitSpec, WasmSpec, WindowKind, WindowSpec,
+    DedupSpec, DeliverPolicy, DropSpec, FieldType, MapSpec, Next, Node, PayloadFormat,
+    PipelineResource, PublishSpec, Resource, Source, SplitSpec, WasmSpec, WindowKind, WindowSpec,
 };
 use crate::units::{parse_duration, parse_size};
 use indexmap::IndexMap;
@@ -166,6 +166,27 @@ pub struct WasmPlan {
     pub max_memory: u64,
 }
 
+impl WasmPlan {
+    /// Plans a checked `wasm` spec: its limits parsed, defaults filled in.
+    fn from_spec(w: &WasmSpec) -> Result<WasmPlan, String> {
+        Ok(WasmPlan {
+            spec: w.clone(),
+            timeout: w
+                .timeout
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?
+                .unwrap_or(WASM_DEFAULT_TIMEOUT),
+            max_memory: w
+                .max_memory
+                .as_deref()
+                .map(parse_size)
+                .transpose()?
+                .unwrap_or(WASM_DEFAULT_MEMORY),
+        })
+    }
+}
+
 /// A `window` node with its durations parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowPlan {
@@ -298,8 +319,34 @@ pub fn plan(pipeline: &PipelineResource) -> Result<ValidatedPipeline, Vec<Proble
 
 fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
     let spec = &pipeline.spec;
-    let index: std::collections::HashMap<&str, usize> = spec
-        .nodes
+    let nodes = plan_nodes(&spec.nodes)?;
+    let order = topological_order(&nodes).ok_or("the node graph has a cycle")?;
+    let r = &spec.errors.retry;
+    let retry = RetryPlan {
+        max_attempts: r.max_attempts.max(1),
+        initial: parse_duration(&r.backoff.initial)?,
+        max: parse_duration(&r.backoff.max)?,
+        factor: r.backoff.factor.max(1.0),
+    };
+    let x = &spec.execution;
+    let execution = ExecutionPlan {
+        parallelism: x.parallelism.max(1),
+        max_in_flight: x.max_in_flight,
+        max_message_size: x.max_message_size.as_deref().map(parse_size).transpose()?,
+    };
+    Ok(ValidatedPipeline {
+        resource: pipeline.clone(),
+        source: plan_source(&spec.source)?,
+        nodes,
+        order,
+        retry,
+        execution,
+    })
+}
+
+/// Every node with its operation and its ports resolved to node indices.
+fn plan_nodes(spec_nodes: &[Node]) -> Result<Vec<PlannedNode>, String> {
+    let index: std::collections::HashMap<&str, usize> = spec_nodes
         .iter()
         .enumerate()
         .map(|(i, n)| (n.id.as_str(), i))
@@ -316,70 +363,9 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             })
             .collect()
     };
-    let mut nodes = Vec::with_capacity(spec.nodes.len());
-    for (i, node) in spec.nodes.iter().enumerate() {
-        let (op, ports) = if let Some(predicate) = &node.filter {
-            let op = NodeOp::Filter {
-                predicate: predicate.clone(),
-            };
-            (op, vec![resolve(node.next.as_ref())?])
-        } else if let Some(map) = &node.map {
-            (NodeOp::Map(map.clone()), vec![resolve(node.next.as_ref())?])
-        } else if let Some(rules) = &node.route {
-            let mut ports = Vec::with_capacity(rules.len() + 1);
-            for r in rules {
-                ports.push(resolve(Some(&r.next))?);
-            }
-            ports.push(resolve(node.default.as_ref())?);
-            let rules = rules
-                .iter()
-                .map(|r| RulePlan {
-                    name: r.name.clone(),
-                    when: r.when.clone(),
-                    stop: r.stop,
-                })
-                .collect();
-            (NodeOp::Route { rules }, ports)
-        } else if let Some(p) = &node.publish {
-            (NodeOp::Publish(p.clone()), vec![Vec::new()])
-        } else if let Some(s) = &node.split {
-            (NodeOp::Split(s.clone()), vec![resolve(node.next.as_ref())?])
-        } else if let Some(d) = &node.drop {
-            (NodeOp::Drop(d.clone()), vec![Vec::new()])
-        } else if let Some(w) = &node.window {
-            let ports = vec![resolve(node.next.as_ref())?, resolve(Some(&w.late))?];
-            (NodeOp::Window(WindowPlan::from_spec(w)?), ports)
-        } else if let Some(DedupSpec { key, within }) = &node.dedup {
-            let op = NodeOp::Dedup {
-                key: key.clone(),
-                within: parse_duration(within)?,
-            };
-            (op, vec![resolve(node.next.as_ref())?])
-        } else if let Some(v) = &node.validate {
-            (
-                NodeOp::Validate(v.clone()),
-                vec![resolve(node.next.as_ref())?],
-            )
-        } else if let Some(w) = &node.wasm {
-            let op = NodeOp::Wasm(WasmPlan {
-                spec: w.clone(),
-                timeout: w
-                    .timeout
-                    .as_deref()
-                    .map(parse_duration)
-                    .transpose()?
-                    .unwrap_or(WASM_DEFAULT_TIMEOUT),
-                max_memory: w
-                    .max_memory
-                    .as_deref()
-                    .map(parse_size)
-                    .transpose()?
-                    .unwrap_or(WASM_DEFAULT_MEMORY),
-            });
-            (op, vec![resolve(node.next.as_ref())?])
-        } else {
-            return Err(format!("node `{}` has no kind", node.id));
-        };
+    let mut nodes = Vec::with_capacity(spec_nodes.len());
+    for (i, node) in spec_nodes.iter().enumerate() {
+        let (op, ports) = node_op(node, &resolve)?;
         nodes.push(PlannedNode {
             id: node.id.clone(),
             pointer: format!("/spec/nodes/{i}"),
@@ -387,9 +373,63 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             ports,
         });
     }
-    let order = topological_order(&nodes).ok_or("the node graph has a cycle")?;
+    Ok(nodes)
+}
 
-    let src = &spec.source;
+/// The indices of the nodes a `next` names.
+type Resolve<'a> = dyn Fn(Option<&Next>) -> Result<Vec<usize>, String> + 'a;
+
+/// A node's operation and its output ports (each the indices of the nodes it feeds).
+fn node_op(node: &Node, resolve: &Resolve<'_>) -> Result<(NodeOp, Vec<Vec<usize>>), String> {
+    let next = || resolve(node.next.as_ref());
+    Ok(if let Some(predicate) = &node.filter {
+        let op = NodeOp::Filter {
+            predicate: predicate.clone(),
+        };
+        (op, vec![next()?])
+    } else if let Some(map) = &node.map {
+        (NodeOp::Map(map.clone()), vec![next()?])
+    } else if let Some(rules) = &node.route {
+        let mut ports = Vec::with_capacity(rules.len() + 1);
+        for r in rules {
+            ports.push(resolve(Some(&r.next))?);
+        }
+        ports.push(resolve(node.default.as_ref())?);
+        let rules = rules
+            .iter()
+            .map(|r| RulePlan {
+                name: r.name.clone(),
+                when: r.when.clone(),
+                stop: r.stop,
+            })
+            .collect();
+        (NodeOp::Route { rules }, ports)
+    } else if let Some(p) = &node.publish {
+        (NodeOp::Publish(p.clone()), vec![Vec::new()])
+    } else if let Some(s) = &node.split {
+        (NodeOp::Split(s.clone()), vec![next()?])
+    } else if let Some(d) = &node.drop {
+        (NodeOp::Drop(d.clone()), vec![Vec::new()])
+    } else if let Some(w) = &node.window {
+        let ports = vec![next()?, resolve(Some(&w.late))?];
+        (NodeOp::Window(WindowPlan::from_spec(w)?), ports)
+    } else if let Some(DedupSpec { key, within }) = &node.dedup {
+        let op = NodeOp::Dedup {
+            key: key.clone(),
+            within: parse_duration(within)?,
+        };
+        (op, vec![next()?])
+    } else if let Some(v) = &node.validate {
+        (NodeOp::Validate(v.clone()), vec![next()?])
+    } else if let Some(w) = &node.wasm {
+        (NodeOp::Wasm(WasmPlan::from_spec(w)?), vec![next()?])
+    } else {
+        return Err(format!("node `{}` has no kind", node.id));
+    })
+}
+
+/// The source's settings, durations and start position parsed.
+fn plan_source(src: &Source) -> Result<SourcePlan, String> {
     let c = &src.consumer;
     let duration = |v: &Option<String>| v.as_deref().map(parse_duration).transpose();
     let deliver = match &src.deliver {
@@ -402,7 +442,7 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
                 .map_err(|e| e.to_string())?,
         ),
     };
-    let source = SourcePlan {
+    Ok(SourcePlan {
         format: src.format,
         fields: src.fields.clone(),
         deliver,
@@ -411,27 +451,6 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
         max_ack_pending: c.max_ack_pending,
         batch_size: c.batch_size,
         max_wait: duration(&c.max_wait)?,
-    };
-    let r = &spec.errors.retry;
-    let retry = RetryPlan {
-        max_attempts: r.max_attempts.max(1),
-        initial: parse_duration(&r.backoff.initial)?,
-        max: parse_duration(&r.backoff.max)?,
-        factor: r.backoff.factor.max(1.0),
-    };
-    let x = &spec.execution;
-    let execution = ExecutionPlan {
-        parallelism: x.parallelism.max(1),
-        max_in_flight: x.max_in_flight,
-        max_message_size: x.max_message_size.as_deref().map(parse_size).transpose()?,
-    };
-    Ok(ValidatedPipeline {
-        resource: pipeline.clone(),
-        source,
-        nodes,
-        order,
-        retry,
-        execution,
     })
 }
 

@@ -37,109 +37,14 @@ pub(crate) fn check(
         }
         return true;
     }
-    if let Some(types) = schema.get("type") {
-        let types: Vec<&str> = match types {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if !types.iter().any(|t| type_matches(t, value)) {
-            // A plain YAML scalar such as `version: 2` where text is expected reads as text.
-            if types.contains(&"string") && (value.is_number() || value.is_boolean()) {
-                *value = Value::String(value.to_string());
-                return true;
-            }
-            let expected: Vec<&str> = types.iter().map(|t| type_name(t)).collect();
-            out.push(Problem::new(
-                path,
-                "invalid-type",
-                format!(
-                    "expected {}, found {}",
-                    expected.join(" or "),
-                    describe(value)
-                ),
-            ));
-            return false;
-        }
+    if let Some(types) = schema.get("type")
+        && let Some(typed) = check_type(types, value, path, out)
+    {
+        return typed;
     }
-    let mut ok = true;
-    if let Value::Number(n) = value {
-        if let (Some(min), Some(v)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
-            && v < min
-        {
-            out.push(Problem::new(
-                path,
-                "invalid-value",
-                format!("{n} is below the minimum {min}"),
-            ));
-            ok = false;
-        }
-        if let (Some(max), Some(v)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
-            && v > max
-        {
-            out.push(Problem::new(
-                path,
-                "invalid-value",
-                format!("{n} is above the maximum {max}"),
-            ));
-            ok = false;
-        }
-    }
+    let mut ok = check_range(schema, value, path, out);
     if let Value::Object(map) = value {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        let extra = schema.get("additionalProperties");
-        let mut unknown = Vec::new();
-        for (key, child) in map.iter_mut() {
-            let child_path = format!("{path}/{}", escape(key));
-            if let Some(s) = properties.and_then(|p| p.get(key)) {
-                ok &= check(root, s, child, &child_path, out);
-                continue;
-            }
-            match extra {
-                Some(Value::Bool(false)) => {
-                    let known: Vec<&str> = properties
-                        .map(|p| p.keys().map(String::as_str).collect())
-                        .unwrap_or_default();
-                    let hint = match nearest(key, known.iter().copied()) {
-                        Some(near) => format!(", did you mean `{near}`?"),
-                        None => format!(
-                            "; known fields here: {}",
-                            known
-                                .iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                    out.push(
-                        Problem::new(
-                            child_path,
-                            "unknown-field",
-                            format!("unknown field `{key}`{hint}"),
-                        )
-                        .at_key(),
-                    );
-                    unknown.push(key.clone());
-                }
-                Some(s @ Value::Object(_)) => ok &= check(root, s, child, &child_path, out),
-                _ => {}
-            }
-        }
-        for key in unknown {
-            map.shift_remove(&key);
-        }
-        if let Some(required) = schema.get("required").and_then(Value::as_array) {
-            for name in required.iter().filter_map(Value::as_str) {
-                if !map.contains_key(name) {
-                    out.push(Problem::new(
-                        path,
-                        "missing-field",
-                        format!("missing field `{name}`"),
-                    ));
-                    ok = false;
-                }
-            }
-        }
+        ok &= check_object(root, schema, map, path, out);
     }
     if let (Value::Array(items), Some(item_schema)) = (&mut *value, schema.get("items")) {
         for (i, item) in items.iter_mut().enumerate() {
@@ -147,6 +52,143 @@ pub(crate) fn check(
         }
     }
     ok
+}
+
+/// The `type` keyword: `None` when `value` has one of `types` (the check goes on), else the
+/// verdict (a number or boolean where text is expected becomes text, as plain YAML reads).
+fn check_type(
+    types: &Value,
+    value: &mut Value,
+    path: &str,
+    out: &mut Vec<Problem>,
+) -> Option<bool> {
+    let types: Vec<&str> = match types {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if types.iter().any(|t| type_matches(t, value)) {
+        return None;
+    }
+    // A plain YAML scalar such as `version: 2` where text is expected reads as text.
+    if types.contains(&"string") && (value.is_number() || value.is_boolean()) {
+        *value = Value::String(value.to_string());
+        return Some(true);
+    }
+    let expected: Vec<&str> = types.iter().map(|t| type_name(t)).collect();
+    out.push(Problem::new(
+        path,
+        "invalid-type",
+        format!(
+            "expected {}, found {}",
+            expected.join(" or "),
+            describe(value)
+        ),
+    ));
+    Some(false)
+}
+
+/// `minimum` and `maximum` of a number.
+fn check_range(schema: &Value, value: &Value, path: &str, out: &mut Vec<Problem>) -> bool {
+    let Value::Number(n) = value else {
+        return true;
+    };
+    let mut ok = true;
+    if let (Some(min), Some(v)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+        && v < min
+    {
+        out.push(Problem::new(
+            path,
+            "invalid-value",
+            format!("{n} is below the minimum {min}"),
+        ));
+        ok = false;
+    }
+    if let (Some(max), Some(v)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+        && v > max
+    {
+        out.push(Problem::new(
+            path,
+            "invalid-value",
+            format!("{n} is above the maximum {max}"),
+        ));
+        ok = false;
+    }
+    ok
+}
+
+/// An object's fields: each known one checked, unknown ones reported (with the nearest known
+/// name) and removed, required ones present.
+fn check_object(
+    root: &Value,
+    schema: &Value,
+    map: &mut serde_json::Map<String, Value>,
+    path: &str,
+    out: &mut Vec<Problem>,
+) -> bool {
+    let mut ok = true;
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let extra = schema.get("additionalProperties");
+    let mut unknown = Vec::new();
+    for (key, child) in map.iter_mut() {
+        let child_path = format!("{path}/{}", escape(key));
+        if let Some(s) = properties.and_then(|p| p.get(key)) {
+            ok &= check(root, s, child, &child_path, out);
+            continue;
+        }
+        match extra {
+            Some(Value::Bool(false)) => {
+                out.push(unknown_field(properties, key, child_path));
+                unknown.push(key.clone());
+            }
+            Some(s @ Value::Object(_)) => ok &= check(root, s, child, &child_path, out),
+            _ => {}
+        }
+    }
+    for key in unknown {
+        map.shift_remove(&key);
+    }
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for name in required.iter().filter_map(Value::as_str) {
+            if !map.contains_key(name) {
+                out.push(Problem::new(
+                    path,
+                    "missing-field",
+                    format!("missing field `{name}`"),
+                ));
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// The problem of an unknown field `key`, with the nearest known name or the list of them.
+fn unknown_field(
+    properties: Option<&serde_json::Map<String, Value>>,
+    key: &str,
+    path: String,
+) -> Problem {
+    let known: Vec<&str> = properties
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let hint = match nearest(key, known.iter().copied()) {
+        Some(near) => format!(", did you mean `{near}`?"),
+        None => format!(
+            "; known fields here: {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Problem::new(
+        path,
+        "unknown-field",
+        format!("unknown field `{key}`{hint}"),
+    )
+    .at_key()
 }
 
 fn check_alternatives(
