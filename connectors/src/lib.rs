@@ -8,7 +8,8 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod error;
 pub mod fast_batch;
-pub mod fleet;
+/// The fleet contract, now in `weir_pipelines::fleet` (both sides depend on that crate).
+pub use weir_pipelines::fleet;
 pub mod modules;
 pub mod nats_server;
 pub mod sink;

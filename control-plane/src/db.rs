@@ -207,7 +207,7 @@ fn redact(url: &str) -> String {
 
 /// Now, in Unix epoch milliseconds (the store keeps them as `BIGINT`).
 pub fn now_ms() -> i64 {
-    i64::try_from(weir_connectors::fleet::now_ms()).unwrap_or(i64::MAX)
+    i64::try_from(weir_pipelines::fleet::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// Epoch milliseconds as RFC 3339 text.

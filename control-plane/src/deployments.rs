@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use weir_connectors::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key};
+use weir_pipelines::fleet::{DataPlaneQuota, Deployment, DesiredState, deployment_key};
 
 use crate::audit::AuditNote;
 use crate::body::JsonBody;

@@ -73,7 +73,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
     if let Ok(nats) = state.nats()
         && let Ok(heartbeats) = crate::status::heartbeats(nats).await
     {
-        let now = weir_connectors::fleet::now_ms();
+        let now = weir_pipelines::fleet::now_ms();
         let workers = Family::<StateLabels, Gauge>::default();
         let pipelines = Family::<StateLabels, Gauge>::default();
         for state in ["alive", "dead"] {
@@ -83,7 +83,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         }
         for hb in &heartbeats {
             let alive =
-                now.saturating_sub(hb.sent_at_ms) <= weir_connectors::fleet::HEARTBEAT_TIMEOUT_MS;
+                now.saturating_sub(hb.sent_at_ms) <= weir_pipelines::fleet::HEARTBEAT_TIMEOUT_MS;
             workers
                 .get_or_create(&StateLabels {
                     state: if alive { "alive" } else { "dead" }.into(),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use weir_connectors::accounts::{self, AccountLimits, OperatorKeys};
 
 use async_nats::jetstream::{self, kv};
-use weir_connectors::fleet::{DEPLOYMENTS_BUCKET, WORKERS_BUCKET};
+use weir_pipelines::fleet::{DEPLOYMENTS_BUCKET, WORKERS_BUCKET};
 
 use crate::error::{ApiError, ApiResult};
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use weir_connectors::fleet::{PipelineCounters, PipelineReport};
+use weir_pipelines::fleet::{PipelineCounters, PipelineReport};
 
 /// Rates per second between a worker's last two heartbeats.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::time::Duration;
-use weir_connectors::fleet::now_ms;
+use weir_pipelines::fleet::now_ms;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use weir_connectors::fleet::{
+use weir_pipelines::fleet::{
     HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, PipelineCounters, PipelineReport, WorkerHeartbeat,
 };
 
@@ -92,7 +92,7 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
-    fn add(&mut self, o: &weir_connectors::fleet::NodeCounters) {
+    fn add(&mut self, o: &weir_pipelines::fleet::NodeCounters) {
         self.rows_in += o.rows_in;
         if self.ports.len() < o.ports.len() {
             self.ports.resize(o.ports.len(), 0);

@@ -10,6 +10,7 @@ pub mod diagnostics;
 mod document;
 pub mod expr;
 pub mod failure;
+pub mod fleet;
 mod load;
 pub mod message;
 pub mod plan;

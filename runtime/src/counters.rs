@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::collections::BTreeMap;
 
-use weir_connectors::fleet::{NodeCounters, PipelineCounters, now_ms};
 use weir_engine::NodeCount;
+use weir_pipelines::fleet::{NodeCounters, PipelineCounters, now_ms};
 
 /// Counters of one pipeline in this process. Cheap to update from every batch loop.
 #[derive(Debug, Default)]

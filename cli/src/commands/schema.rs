@@ -140,54 +140,12 @@ async fn registry(client: &Client, command: Registry) -> Result<u8> {
                 println!("{}", v.schema);
             }
         }
-        Registry::Ls { subject: None } => {
-            let list: Vec<SubjectSummary> = client.get("/schemas").await?;
-            println!(
-                "{:<40} {:>7} {:>6} {:<9} COMPATIBILITY",
-                "SUBJECT", "VERSION", "ID", "TYPE"
-            );
-            for s in &list {
-                let l = &s.latest;
-                println!(
-                    "{:<40} {:>7} {:>6} {:<9} {}",
-                    s.subject,
-                    l.version,
-                    l.id,
-                    l.schema_type.as_str(),
-                    s.compatibility.as_str()
-                );
-            }
-        }
-        Registry::Ls {
-            subject: Some(subject),
-        } => {
-            let list: Vec<SchemaVersion> =
-                client.get(&format!("/schemas/{subject}/versions")).await?;
-            println!("{:>7} {:>6} TYPE", "VERSION", "ID");
-            for v in &list {
-                println!("{:>7} {:>6} {}", v.version, v.id, v.schema_type.as_str());
-            }
-        }
+        Registry::Ls { subject } => list(client, subject).await?,
         Registry::Check {
             subject,
             file,
             schema_type,
-        } => {
-            let body = read_schema(&file, schema_type)?;
-            let r: CheckResult = client
-                .post(&format!("/schemas/{subject}/check"), &body)
-                .await?;
-            let level = r.compatibility.as_str();
-            if r.compatible {
-                println!("compatible with {subject} ({level})");
-            } else {
-                println!("incompatible with {subject} ({level}):");
-                for m in &r.messages {
-                    println!("  - {m}");
-                }
-                return Ok(1);
-            }
-        }
+        } => return check(client, &subject, &file, schema_type).await,
         Registry::Infer { stream, samples } => {
             let path = format!("/streams/{stream}/infer-schema?samples={samples}");
             let r: InferredSchema = client
@@ -204,27 +162,89 @@ async fn registry(client: &Client, command: Registry) -> Result<u8> {
             subject,
             version,
             permanent,
-        } => {
-            let mut query = vec![];
-            if let Some(v) = version {
-                query.push(format!("version={v}"));
-            }
-            if permanent {
-                query.push("permanent=true".into());
-            }
-            let path = format!("/schemas/{subject}?{}", query.join("&"));
-            let r: Deleted = client
-                .send(Method::DELETE, &path, None, None)
-                .await?
-                .parse()?;
-            let how = if permanent {
-                "permanently deleted"
-            } else {
-                "deleted"
-            };
-            let versions = serde_json::to_string(&r.versions)?;
-            println!("{subject}: versions {versions} {how}");
-        }
+        } => delete(client, &subject, version, permanent).await?,
     }
     Ok(0)
+}
+
+/// `weir schema ls [SUBJECT]`: the subjects with their latest version, or one subject's
+/// versions.
+async fn list(client: &Client, subject: Option<String>) -> Result<()> {
+    let Some(subject) = subject else {
+        let list: Vec<SubjectSummary> = client.get("/schemas").await?;
+        println!(
+            "{:<40} {:>7} {:>6} {:<9} COMPATIBILITY",
+            "SUBJECT", "VERSION", "ID", "TYPE"
+        );
+        for s in &list {
+            let l = &s.latest;
+            println!(
+                "{:<40} {:>7} {:>6} {:<9} {}",
+                s.subject,
+                l.version,
+                l.id,
+                l.schema_type.as_str(),
+                s.compatibility.as_str()
+            );
+        }
+        return Ok(());
+    };
+    let list: Vec<SchemaVersion> = client.get(&format!("/schemas/{subject}/versions")).await?;
+    println!("{:>7} {:>6} TYPE", "VERSION", "ID");
+    for v in &list {
+        println!("{:>7} {:>6} {}", v.version, v.id, v.schema_type.as_str());
+    }
+    Ok(())
+}
+
+/// `weir schema check`: exit status 1 when the schema is incompatible, with the reasons.
+async fn check(
+    client: &Client,
+    subject: &str,
+    file: &str,
+    schema_type: Option<String>,
+) -> Result<u8> {
+    let body = read_schema(file, schema_type)?;
+    let r: CheckResult = client
+        .post(&format!("/schemas/{subject}/check"), &body)
+        .await?;
+    let level = r.compatibility.as_str();
+    if r.compatible {
+        println!("compatible with {subject} ({level})");
+        return Ok(0);
+    }
+    println!("incompatible with {subject} ({level}):");
+    for m in &r.messages {
+        println!("  - {m}");
+    }
+    Ok(1)
+}
+
+/// `weir schema delete`: one version or the whole subject, soft or permanently.
+async fn delete(
+    client: &Client,
+    subject: &str,
+    version: Option<i64>,
+    permanent: bool,
+) -> Result<()> {
+    let mut query = vec![];
+    if let Some(v) = version {
+        query.push(format!("version={v}"));
+    }
+    if permanent {
+        query.push("permanent=true".into());
+    }
+    let path = format!("/schemas/{subject}?{}", query.join("&"));
+    let r: Deleted = client
+        .send(Method::DELETE, &path, None, None)
+        .await?
+        .parse()?;
+    let how = if permanent {
+        "permanently deleted"
+    } else {
+        "deleted"
+    };
+    let versions = serde_json::to_string(&r.versions)?;
+    println!("{subject}: versions {versions} {how}");
+    Ok(())
 }

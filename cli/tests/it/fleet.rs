@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use weir_connectors::fleet::{DataPlaneQuota, DesiredState};
+use weir_pipelines::fleet::{DataPlaneQuota, DesiredState};
 
 use crate::fleet_support::{Fleet, TENANT, assert_exactly_once, block_on, read_all, spec};
 

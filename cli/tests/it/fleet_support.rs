@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream::{self, consumer, kv};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use weir_connectors::fleet::{
+use weir_pipelines::fleet::{
     DEPLOYMENTS_BUCKET, DataPlaneQuota, Deployment, DesiredState, WORKERS_BUCKET, WorkerHeartbeat,
     deployment_key, now_ms, worker_key,
 };

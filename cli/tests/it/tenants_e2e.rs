@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, ensure};
 use async_nats::jetstream;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use weir_connectors::fleet::{
+use weir_pipelines::fleet::{
     DEPLOYMENTS_BUCKET, Deployment, WORKERS_BUCKET, WorkerHeartbeat, deployment_key, worker_key,
 };
 use weir_testkit::nats::NatsServer;

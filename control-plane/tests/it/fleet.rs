@@ -10,7 +10,7 @@ use axum::http::{Method, Request, header};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use weir_connectors::fleet::{
+use weir_pipelines::fleet::{
     Deployment, DesiredState, PipelineCounters, PipelineReport, WorkerHeartbeat, now_ms, worker_key,
 };
 
@@ -775,7 +775,7 @@ async fn a_paused_pipelines_lag_is_read_from_nats() {
 async fn metrics_count_requests_and_the_fleet_without_tenant_names() {
     let t = TestApp::sqlite_nats().await;
     let (_, key) = acme_with_orders(&t).await;
-    let now = weir_connectors::fleet::now_ms();
+    let now = weir_pipelines::fleet::now_ms();
     beat(&t, "w1", now, vec![report("acme", "orders", 2, 10)]).await;
     beat(
         &t,

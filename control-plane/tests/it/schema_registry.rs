@@ -889,7 +889,7 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     )
     .await
     .ok();
-    let record: weir_connectors::fleet::Deployment = serde_json::from_slice(
+    let record: weir_pipelines::fleet::Deployment = serde_json::from_slice(
         &t.nats()
             .deployments()
             .get("acme.checked")

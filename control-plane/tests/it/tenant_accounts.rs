@@ -334,7 +334,7 @@ async fn concurrent_deploys_leave_only_the_current_credentials_alive() {
     let mut history = t.nats().deployments().history("acme.orders").await.unwrap();
     let mut issued = Vec::new();
     while let Some(entry) = history.next().await {
-        let record: weir_connectors::fleet::Deployment =
+        let record: weir_pipelines::fleet::Deployment =
             serde_json::from_slice(&entry.unwrap().value).unwrap();
         issued.push(
             record

@@ -2,7 +2,7 @@
 //! they exist, created when absent (by whichever side comes first: control plane or worker).
 
 use async_nats::jetstream::{self, kv};
-use weir_connectors::fleet::{DEPLOYMENTS_BUCKET, WORKERS_BUCKET};
+use weir_pipelines::fleet::{DEPLOYMENTS_BUCKET, WORKERS_BUCKET};
 
 use crate::RuntimeError;
 

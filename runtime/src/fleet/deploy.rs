@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use weir_connectors::SourceSettings;
-use weir_connectors::fleet::{Deployment, deployment_key};
 use weir_engine::CompiledPipeline;
 use weir_pipelines::Resource;
+use weir_pipelines::fleet::{Deployment, deployment_key};
 
 use crate::{PipelineConfig, TenantSizeQuota};
 
@@ -98,7 +98,7 @@ pub fn prepare(deployment: &Deployment) -> Result<Prepared, String> {
 
 #[cfg(test)]
 mod tests {
-    use weir_connectors::fleet::{DataPlaneQuota, DesiredState};
+    use weir_pipelines::fleet::{DataPlaneQuota, DesiredState};
 
     use super::*;
 

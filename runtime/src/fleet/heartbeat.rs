@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use weir_connectors::fleet::{
+use weir_pipelines::fleet::{
     HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, WorkerHeartbeat, now_ms, worker_key,
 };
 

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_connectors::fleet::{Deployment, DesiredState};
+use weir_pipelines::fleet::{Deployment, DesiredState};
 
 use crate::counters::PipelineTotals;
 use crate::fleet::deploy::{parse_record, prepare};
@@ -133,7 +133,7 @@ impl Reconciler {
                         version: 0,
                         phase: Phase::Failed,
                         totals,
-                        failure: Some((error, weir_connectors::fleet::now_ms())),
+                        failure: Some((error, weir_pipelines::fleet::now_ms())),
                     },
                 );
             }
@@ -177,7 +177,7 @@ impl Reconciler {
                 Err((error, retryable)) => {
                     tracing::error!(key, version = deployment.version, %error, retryable, "deployment failed to start");
                     status.phase = Phase::Failed;
-                    status.failure = Some((error, weir_connectors::fleet::now_ms()));
+                    status.failure = Some((error, weir_pipelines::fleet::now_ms()));
                     retry = retryable;
                 }
             }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use weir_connectors::fleet::{PipelineReport, now_ms};
+use weir_pipelines::fleet::{PipelineReport, now_ms};
 
 use crate::counters::PipelineTotals;
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use weir_connectors::fleet::PipelineReport;
+use weir_pipelines::fleet::PipelineReport;
 
 /// Prints where everything is and how to use it.
 pub(super) fn print_banner(

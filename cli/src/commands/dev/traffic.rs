@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use tokio_util::sync::CancellationToken;
-use weir_connectors::fleet::now_ms;
+use weir_pipelines::fleet::now_ms;
 
 /// The connection the sample orders are published on.
 pub(super) struct Producer {

@@ -1,6 +1,8 @@
 //! The fleet's contract over NATS: the JetStream KV buckets through which the control plane
 //! states what should run (deployments) and workers report what does run (heartbeats with
-//! per-pipeline counters). Both sides use these types, so the record format lives here once.
+//! per-pipeline counters). Both sides use these types, so the record format lives here once,
+//! in the crate both depend on (the control plane and the runtime each depend on the pipeline
+//! format).
 
 use serde::{Deserialize, Serialize};
 
