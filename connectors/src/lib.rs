@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod checkpoints;
 pub mod dead_letter;
 pub mod delivery;
 pub mod error;

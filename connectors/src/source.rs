@@ -129,6 +129,45 @@ impl PullSource {
         })
     }
 
+    /// Opens the durable consumer of `settings` afresh at a position the caller owns (a
+    /// stateful pipeline's checkpoint): the consumer is deleted and created again, delivering
+    /// from the stream sequence after `position`. With no position, it starts after the old
+    /// consumer's ack floor (or by `settings.deliver` when there was none). Messages the old
+    /// consumer had delivered but not acked therefore come again first, in stream order,
+    /// instead of after `ack_wait` behind newer ones.
+    pub async fn open_from(
+        js: &jetstream::Context,
+        mut settings: SourceSettings,
+        position: Option<u64>,
+    ) -> Result<Self, ConnectorError> {
+        let fail = |reason: String| ConnectorError::Consumer {
+            stream: settings.stream.clone(),
+            consumer: settings.durable.clone(),
+            reason,
+        };
+        let stream = js
+            .get_stream(&settings.stream)
+            .await
+            .map_err(|err| fail(err.to_string()))?;
+        let existing = stream.consumer_info(&settings.durable).await.ok();
+        let floor = existing
+            .as_ref()
+            .map(|info| info.ack_floor.stream_sequence)
+            .filter(|s| *s > 0);
+        if let Some(after) = position.or(floor) {
+            settings.deliver = consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            };
+        }
+        if existing.is_some() {
+            stream
+                .delete_consumer(&settings.durable)
+                .await
+                .map_err(|err| fail(format!("re-creating the consumer: {err}")))?;
+        }
+        Self::open(js, settings).await
+    }
+
     /// The settings this source runs with.
     pub fn settings(&self) -> &SourceSettings {
         &self.settings

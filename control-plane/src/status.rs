@@ -105,6 +105,54 @@ impl NodeStats {
     }
 }
 
+/// A stateful pipeline's state (`window`, `dedup` nodes) and checkpoints, as a worker reports
+/// it (see docs/pipeline-format.md, "State and checkpoints").
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
+pub struct OperatorState {
+    /// Whether this worker owns the state now (one owner at a time; others stand by).
+    pub owner: bool,
+    /// Windows (or sessions) open now.
+    pub open_windows: u64,
+    /// Group keys (windows) and remembered keys (dedup) held now.
+    pub keys_held: u64,
+    /// Events sent to a `late` port so far.
+    pub late_events: u64,
+    /// Messages dropped as duplicates so far.
+    pub duplicates_dropped: u64,
+    /// Size of the last checkpoint, in bytes.
+    pub state_bytes: u64,
+    /// Checkpoints taken since this worker took the pipeline over.
+    pub checkpoints: u64,
+    /// When the last checkpoint was taken (RFC 3339).
+    pub last_checkpoint: Option<String>,
+    /// How long the last checkpoint took, in ms.
+    pub last_checkpoint_took_ms: u64,
+    /// The last source sequence the last checkpoint covers.
+    pub position: u64,
+    /// How the state started on this worker: restored from a checkpoint, empty, or standing
+    /// by (and why).
+    pub started_from: String,
+}
+
+impl From<&weir_pipelines::fleet::StateReport> for OperatorState {
+    fn from(s: &weir_pipelines::fleet::StateReport) -> Self {
+        OperatorState {
+            owner: s.owner,
+            open_windows: s.open_windows,
+            keys_held: s.keys_held,
+            late_events: s.late_events,
+            duplicates_dropped: s.duplicates_dropped,
+            state_bytes: s.state_bytes,
+            checkpoints: s.checkpoints,
+            last_checkpoint: (s.last_checkpoint_ms > 0)
+                .then(|| rfc3339(s.last_checkpoint_ms as i64)),
+            last_checkpoint_took_ms: s.last_checkpoint_took_ms,
+            position: s.position,
+            started_from: s.started_from.clone(),
+        }
+    }
+}
+
 /// The last error a worker reported.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq)]
 pub struct LastError {
@@ -143,6 +191,8 @@ pub struct WorkerPipeline {
     pub ack_pending: u64,
     /// Its last error.
     pub last_error: Option<LastError>,
+    /// A stateful pipeline's state on this worker.
+    pub operator_state: Option<OperatorState>,
 }
 
 /// The status of a pipeline across the fleet.
@@ -178,6 +228,8 @@ pub struct PipelineStatus {
     pub workers: Vec<WorkerPipeline>,
     /// Per node id (and `source`, the decoding step): counts summed over live workers.
     pub nodes: std::collections::BTreeMap<String, NodeStats>,
+    /// A stateful pipeline's state, from the live worker that owns it.
+    pub operator_state: Option<OperatorState>,
 }
 
 /// A worker as a tenant sees it: only the tenant's pipelines (platform admins see all).
@@ -285,6 +337,7 @@ pub fn aggregate(
         last_dead_letter: fold.last_dead_letter,
         workers: fold.workers,
         nodes: fold.nodes,
+        operator_state: fold.owner_state,
     }
 }
 
@@ -304,6 +357,8 @@ struct Fold {
     recent_dead: usize,
     not_running: Vec<String>,
     other_version: Vec<String>,
+    /// The state reported by the live owner of a stateful pipeline.
+    owner_state: Option<OperatorState>,
 }
 
 impl Fold {
@@ -351,6 +406,7 @@ impl Fold {
             lag: r.lag,
             ack_pending: r.ack_pending,
             last_error: error,
+            operator_state: r.counters.state.as_ref().map(OperatorState::from),
         });
     }
 
@@ -364,6 +420,9 @@ impl Fold {
         deployment: Option<&DeploymentInfo>,
     ) {
         self.totals.add(counters);
+        if let Some(state) = r.counters.state.as_ref().filter(|s| s.owner) {
+            self.owner_state = Some(OperatorState::from(state));
+        }
         for (id, n) in &r.counters.nodes {
             self.nodes.entry(id.clone()).or_default().add(n);
         }

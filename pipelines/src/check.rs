@@ -221,6 +221,28 @@ fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
     check_nodes(&spec.nodes, out);
     check_errors(&spec.errors, out);
     check_execution(&spec.execution, out);
+    check_stateful_execution(spec, out);
+}
+
+/// A pipeline with a `window` or `dedup` node keeps its state in one place: it runs on one
+/// batch loop of one worker at a time (keyed partitions are not supported yet).
+fn check_stateful_execution(spec: &PipelineSpec, out: &mut Vec<Problem>) {
+    let stateful = spec
+        .nodes
+        .iter()
+        .find(|n| n.window.is_some() || n.dedup.is_some());
+    if let Some(node) = stateful
+        && spec.execution.parallelism > 1
+    {
+        out.push(Problem::new(
+            "/spec/execution/parallelism",
+            "stateful-parallelism",
+            format!(
+                "parallelism {} is not possible with the stateful node `{}`: a pipeline with a `window` or `dedup` node runs on one batch loop of one worker at a time (its state is checkpointed and moves between workers); set parallelism to 1",
+                spec.execution.parallelism, node.id
+            ),
+        ));
+    }
 }
 
 /// The source: stream, filters, start, format, fields and consumer settings.
@@ -377,6 +399,25 @@ fn check_execution(x: &Execution, out: &mut Vec<Problem>) {
     }
     if let Some(s) = &x.max_message_size {
         check_size(s, "/spec/execution/max_message_size", out);
+    }
+    if let Some(c) = &x.checkpoint {
+        if let Some(d) = c.interval.as_deref().and_then(|i| {
+            crate::value_check::check_duration(i, "/spec/execution/checkpoint/interval", out)
+        }) && d.is_zero()
+        {
+            out.push(Problem::new(
+                "/spec/execution/checkpoint/interval",
+                "invalid-duration",
+                "the checkpoint interval must be longer than zero".into(),
+            ));
+        }
+        if c.events == Some(0) {
+            out.push(Problem::new(
+                "/spec/execution/checkpoint/events",
+                "invalid-value",
+                "checkpoint events must be at least 1".into(),
+            ));
+        }
     }
 }
 

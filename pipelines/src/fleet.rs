@@ -94,6 +94,38 @@ pub struct PipelineCounters {
     /// Per node (and `source`): what each saw, summed over the batches processed.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub nodes: std::collections::BTreeMap<String, NodeCounters>,
+    /// A stateful pipeline's state and checkpoints, on the worker that owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateReport>,
+}
+
+/// What a stateful pipeline (`window`, `dedup`) holds and how it is checkpointed, as the
+/// worker that runs it reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReport {
+    /// Whether this worker owns the pipeline's state now (others stand by).
+    pub owner: bool,
+    /// Windows (or sessions) open now, over every window node.
+    pub open_windows: u64,
+    /// Group keys (windows) and remembered keys (dedup) held now.
+    pub keys_held: u64,
+    /// Events sent to a `late` port so far.
+    pub late_events: u64,
+    /// Messages dropped as duplicates so far.
+    pub duplicates_dropped: u64,
+    /// Size of the last checkpoint, in bytes.
+    pub state_bytes: u64,
+    /// Checkpoints taken since this worker took the pipeline over.
+    pub checkpoints: u64,
+    /// When the last checkpoint was taken (Unix ms; 0 = none yet).
+    pub last_checkpoint_ms: u64,
+    /// How long the last checkpoint took (snapshot and store), in ms.
+    pub last_checkpoint_took_ms: u64,
+    /// The last source sequence the last checkpoint covers.
+    pub position: u64,
+    /// How the state started on this worker: restored from a checkpoint, fresh, or reset
+    /// (and why).
+    pub started_from: String,
 }
 
 /// What one node of a pipeline saw, summed over batches. Rows are messages inside the graph

@@ -103,7 +103,16 @@ pub struct ExecutionPlan {
     pub max_in_flight: Option<usize>,
     /// Largest payload accepted, in bytes.
     pub max_message_size: Option<u64>,
+    /// Longest time between checkpoints of a stateful pipeline.
+    pub checkpoint_interval: Duration,
+    /// Most inputs between checkpoints of a stateful pipeline.
+    pub checkpoint_events: u64,
 }
+
+/// Default longest time between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default most inputs between checkpoints.
+pub const DEFAULT_CHECKPOINT_EVENTS: u64 = 10_000;
 
 /// One node of the plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,6 +342,15 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
         parallelism: x.parallelism.max(1),
         max_in_flight: x.max_in_flight,
         max_message_size: x.max_message_size.as_deref().map(parse_size).transpose()?,
+        checkpoint_interval: match x.checkpoint.as_ref().and_then(|c| c.interval.as_deref()) {
+            Some(i) => parse_duration(i)?,
+            None => DEFAULT_CHECKPOINT_INTERVAL,
+        },
+        checkpoint_events: x
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.events)
+            .unwrap_or(DEFAULT_CHECKPOINT_EVENTS),
     };
     Ok(ValidatedPipeline {
         resource: pipeline.clone(),

@@ -781,6 +781,23 @@ pub struct Execution {
     /// Largest payload accepted (`1MB`); larger messages go to the DLQ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_message_size: Option<String>,
+    /// How often the state of `window` and `dedup` nodes is checkpointed (their inputs are
+    /// acked only once a checkpoint covers them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointSpec>,
+}
+
+/// When a stateful pipeline checkpoints: after `interval` or after `events` inputs, whichever
+/// comes first (defaults: `1s`, 10000).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Longest time between checkpoints (`1s`, `500ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Most inputs between checkpoints (keep it below the consumer's `max_ack_pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
 }
 
 fn default_parallelism() -> u32 {
@@ -793,6 +810,7 @@ impl Default for Execution {
             parallelism: default_parallelism(),
             max_in_flight: None,
             max_message_size: None,
+            checkpoint: None,
         }
     }
 }

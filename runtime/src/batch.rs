@@ -9,11 +9,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use weir_connectors::{
     AckHandle, DeadLetterPublisher, Delivery, Failed, JetStreamSink, MsgIdPolicy, Outbound,
     PublishFailure, Settle,
 };
-use weir_engine::{FailureKind, Fate, InputMessage, MessageError, OutputMessage};
+use weir_engine::{Emitted, FailureKind, Fate, InputMessage, MessageError, OutputMessage};
 
 use crate::disposition::Disposition;
 use crate::telemetry::{Settled, Telemetry};
@@ -57,13 +58,13 @@ pub struct BatchReport {
 
 /// A batch between stages: inputs, their ack handles and verdicts (same index), which of
 /// them go to the engine, and the outbound messages of the outputs.
-struct Batch {
-    inputs: Vec<InputMessage>,
-    acks: Vec<AckHandle>,
-    verdicts: Vec<Disposition>,
+pub(crate) struct Batch {
+    pub(crate) inputs: Vec<InputMessage>,
+    pub(crate) acks: Vec<AckHandle>,
+    pub(crate) verdicts: Vec<Disposition>,
     to_engine: Vec<usize>,
-    outbound: Vec<Outbound>,
-    outbound_node: Vec<String>,
+    pub(crate) outbound: Vec<Outbound>,
+    pub(crate) outbound_node: Vec<String>,
 }
 
 /// Runs one fetched batch through the pipeline and settles every delivery in it.
@@ -72,18 +73,21 @@ pub async fn run_batch(run: &PipelineRun, deliveries: Vec<Delivery>) -> BatchRep
     run.telemetry.fetched(deliveries.len());
     let mut batch = admit(&run.config, deliveries);
     process(run, &mut batch);
-    let in_process_retries = publish(run, &mut batch).await;
+    let (results, in_process_retries) = store_outbound(run, &batch, None).await;
+    fold_publish_failures(&mut batch, &results);
     let max_attempts = u64::from(run.config.retry.max_attempts);
     for (verdict, ack) in batch.verdicts.iter_mut().zip(&batch.acks) {
         let current = std::mem::replace(verdict, Disposition::Filtered);
         *verdict = current.escalate(ack.attempts(), max_attempts);
     }
-    dead_letter(run, &mut batch).await;
+    for (i, reason) in dead_letter(run, &batch).await {
+        batch.verdicts[i] = Disposition::failed(FailureKind::Transient, "dlq", reason);
+    }
     settle(run, &batch, started, in_process_retries).await
 }
 
 /// Admit: refuse oversized payloads before they reach the engine.
-fn admit(config: &PipelineConfig, deliveries: Vec<Delivery>) -> Batch {
+pub(crate) fn admit(config: &PipelineConfig, deliveries: Vec<Delivery>) -> Batch {
     let mut batch = Batch {
         inputs: Vec::with_capacity(deliveries.len()),
         acks: Vec::with_capacity(deliveries.len()),
@@ -143,10 +147,10 @@ fn oversized(config: &PipelineConfig, input: &InputMessage) -> Option<MessageErr
 }
 
 /// Process: run the admitted inputs through the engine. A panic or a malformed result is an
-/// internal error: retried, never acked.
-fn process(run: &PipelineRun, batch: &mut Batch) {
+/// internal error: retried, never acked. Returns what stateful nodes emitted.
+pub(crate) fn process(run: &PipelineRun, batch: &mut Batch) -> Vec<Emitted> {
     if batch.to_engine.is_empty() {
-        return;
+        return Vec::new();
     }
     // Usually every input goes to the engine: pass them without copying.
     let engine_inputs: Cow<'_, [InputMessage]> = if batch.to_engine.len() == batch.inputs.len() {
@@ -165,8 +169,9 @@ fn process(run: &PipelineRun, batch: &mut Batch) {
                 batch.verdicts[i] =
                     Disposition::failed(FailureKind::Internal, "engine", reason.clone());
             }
+            Vec::new()
         }
-        Ok(fates) => {
+        Ok((fates, emitted)) => {
             for (fate, &i) in fates.into_iter().zip(&batch.to_engine) {
                 batch.verdicts[i] = match fate {
                     Fate::Filtered => Disposition::Filtered,
@@ -179,12 +184,17 @@ fn process(run: &PipelineRun, batch: &mut Batch) {
                     ),
                 };
             }
+            emitted
         }
     }
 }
 
-/// The engine's fates for `inputs`, timed; an error when it panics or answers malformed.
-fn run_engine(run: &PipelineRun, inputs: &[InputMessage]) -> Result<Vec<Fate>, String> {
+/// The engine's fates for `inputs` and what stateful nodes emitted, timed; an error when it
+/// panics or answers malformed.
+fn run_engine(
+    run: &PipelineRun,
+    inputs: &[InputMessage],
+) -> Result<(Vec<Fate>, Vec<Emitted>), String> {
     let started = Instant::now();
     let processor = run.processor.clone();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| processor.process(inputs)));
@@ -192,7 +202,7 @@ fn run_engine(run: &PipelineRun, inputs: &[InputMessage]) -> Result<Vec<Fate>, S
     match result {
         Ok(result) if result.fates.len() == inputs.len() => {
             run.telemetry.nodes_counted(&result.nodes);
-            Ok(result.fates)
+            Ok((result.fates, result.emitted))
         }
         Ok(result) => Err(format!(
             "engine returned {} fates for {} inputs",
@@ -229,9 +239,15 @@ fn add_outputs(
     Disposition::Publish((first..outbound.len()).collect())
 }
 
-/// Publish: store the outputs; retry transient failures a little inside this delivery, then
-/// fold each output's failure into its input's verdict. Returns the outputs retried.
-async fn publish(run: &PipelineRun, batch: &mut Batch) -> u64 {
+/// Publish: store the outbound messages. Transient failures are retried a little inside this
+/// delivery; with `until`, they are retried until stored or until the token is cancelled (a
+/// stateful pipeline cannot hand an input back: its state already took it in). Returns each
+/// message's failure and how many retries were made.
+pub(crate) async fn store_outbound(
+    run: &PipelineRun,
+    batch: &Batch,
+    until: Option<&CancellationToken>,
+) -> (Vec<Option<PublishFailure>>, u64) {
     let mut results: Vec<Option<PublishFailure>> = vec![None; batch.outbound.len()];
     let mut todo: Vec<usize> = (0..batch.outbound.len()).collect();
     let mut attempt = 0u32;
@@ -249,20 +265,39 @@ async fn publish(run: &PipelineRun, batch: &mut Batch) -> u64 {
                 again.push(o);
             }
         }
-        if again.is_empty() || attempt >= IN_PROCESS_RETRIES {
+        if again.is_empty() {
             break;
         }
-        let delay = run.config.retry.backoff(attempt);
-        if started.elapsed() + delay > IN_PROCESS_RETRY_BUDGET {
-            break;
+        let delay = run.config.retry.backoff(attempt.min(16));
+        match until {
+            None if attempt >= IN_PROCESS_RETRIES
+                || started.elapsed() + delay > IN_PROCESS_RETRY_BUDGET =>
+            {
+                break;
+            }
+            Some(stop) if stop.is_cancelled() => break,
+            _ => {}
         }
         retried += again.len() as u64;
         let nodes = again.iter().map(|&o| batch.outbound_node[o].as_str());
         run.telemetry.publish_retried(nodes, delay);
-        tokio::time::sleep(delay).await;
+        match until {
+            Some(stop) => {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            None => tokio::time::sleep(delay).await,
+        }
         attempt += 1;
         todo = again;
     }
+    (results, retried)
+}
+
+/// Folds each output's publish failure into its input's verdict.
+pub(crate) fn fold_publish_failures(batch: &mut Batch, results: &[Option<PublishFailure>]) {
     for verdict in &mut batch.verdicts {
         let Disposition::Publish(indexes) = &*verdict else {
             continue;
@@ -284,12 +319,11 @@ async fn publish(run: &PipelineRun, batch: &mut Batch) -> u64 {
             *verdict = current.merge(failure);
         }
     }
-    retried
 }
 
-/// Dead-letter: store the dead letters of what failed for good; a dead letter not stored
-/// turns its input into a retry.
-async fn dead_letter(run: &PipelineRun, batch: &mut Batch) {
+/// Dead-letter: store the dead letters of what failed for good. Returns the inputs whose
+/// dead letter was not stored, with the reason.
+pub(crate) async fn dead_letter(run: &PipelineRun, batch: &Batch) -> Vec<(usize, String)> {
     let mut letters = Vec::new();
     let mut letter_of = Vec::new();
     for (i, verdict) in batch.verdicts.iter().enumerate() {
@@ -314,10 +348,7 @@ async fn dead_letter(run: &PipelineRun, batch: &mut Batch) {
             }
         }
     }
-    drop(letters);
-    for (i, reason) in not_stored {
-        batch.verdicts[i] = Disposition::failed(FailureKind::Transient, "dlq", reason);
-    }
+    not_stored
 }
 
 /// Settle: ack what is done, nak with backoff what must be retried; record the batch.
@@ -327,6 +358,24 @@ async fn settle(
     started: Instant,
     in_process_retries: u64,
 ) -> BatchReport {
+    let (report, settles) = tally(run, batch, started, in_process_retries, &[]);
+    for (settle, ack) in settles.into_iter().zip(&batch.acks) {
+        if let Err(error) = ack.settle(settle).await {
+            run.telemetry.ack_failed(&error);
+        }
+    }
+    report
+}
+
+/// Records the batch (counts, outputs by node, the batch's time) and says how each delivery
+/// is settled. `emitted` are outbound messages that belong to no input (window results).
+pub(crate) fn tally(
+    run: &PipelineRun,
+    batch: &Batch,
+    started: Instant,
+    in_process_retries: u64,
+    emitted: &[usize],
+) -> (BatchReport, Vec<Settle>) {
     let mut report = BatchReport {
         inputs: batch.inputs.len(),
         ..Default::default()
@@ -336,8 +385,15 @@ async fn settle(
         first_deliveries: batch.acks.iter().filter(|a| a.is_first()).count() as u64,
         ..Default::default()
     };
+    for &o in emitted {
+        *settled
+            .out_by_node
+            .entry(batch.outbound_node[o].as_str())
+            .or_default() += 1;
+    }
+    let mut settles = Vec::with_capacity(batch.acks.len());
     for (verdict, ack) in batch.verdicts.iter().zip(&batch.acks) {
-        let settle = match verdict {
+        settles.push(match verdict {
             Disposition::Publish(indexes) => {
                 report.published += 1;
                 for &o in indexes {
@@ -366,17 +422,14 @@ async fn settle(
                 run.telemetry.naked(error, attempt, delay);
                 Settle::Retry(delay)
             }
-        };
-        if let Err(error) = ack.settle(settle).await {
-            run.telemetry.ack_failed(&error);
-        }
+        });
     }
     settled.filtered = report.filtered as u64;
     settled.dead_lettered = report.dead_lettered as u64;
     settled.retried = report.retried as u64 + in_process_retries;
     settled.elapsed = started.elapsed();
     run.telemetry.settled(&settled);
-    report
+    (report, settles)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

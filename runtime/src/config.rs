@@ -53,6 +53,42 @@ pub struct PipelineConfig {
     /// A tenant's data-plane limit on payload size (fleet deployments), checked before
     /// `max_message_size`; the dead letter names the tenant's quota.
     pub tenant_quota: Option<TenantSizeQuota>,
+    /// Checkpointing of a pipeline with `window` or `dedup` nodes.
+    pub state: StateSettings,
+}
+
+/// When a stateful pipeline checkpoints, and which state it can take over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateSettings {
+    /// Longest time between checkpoints.
+    pub interval: Duration,
+    /// Most inputs between checkpoints.
+    pub events: u64,
+    /// A digest of the stateful nodes' definitions (id and spec): a checkpoint taken under
+    /// another digest belongs to an incompatible version and is not restored.
+    pub fingerprint: String,
+}
+
+impl StateSettings {
+    /// The settings of `plan`.
+    pub fn from_plan(plan: &ValidatedPipeline) -> Self {
+        use sha2::Digest as _;
+        let mut digest = sha2::Sha256::new();
+        for node in &plan.resource.spec.nodes {
+            if node.window.is_some() || node.dedup.is_some() {
+                let (window, dedup) = (
+                    serde_json::to_string(&node.window).unwrap_or_default(),
+                    serde_json::to_string(&node.dedup).unwrap_or_default(),
+                );
+                digest.update(format!("{}\n{window}\n{dedup}\n", node.id));
+            }
+        }
+        StateSettings {
+            interval: plan.execution.checkpoint_interval,
+            events: plan.execution.checkpoint_events.max(1),
+            fingerprint: hex::encode(&digest.finalize()[..16]),
+        }
+    }
 }
 
 /// A tenant's `max_message_bytes` quota as the runtime enforces it.
@@ -65,19 +101,6 @@ pub struct TenantSizeQuota {
 }
 
 impl PipelineConfig {
-    /// Why the worker cannot run `plan` yet, if it cannot. A `window` node's results need
-    /// state that survives a crash (checkpoints, with inputs acked only once a checkpoint
-    /// covers them), which the worker does not keep yet; rather than ack inputs whose window
-    /// results a restart would lose, it refuses such pipelines. `weir test` runs them.
-    pub fn unsupported(plan: &ValidatedPipeline) -> Option<String> {
-        plan.has(weir_pipelines::NodeKind::Window).then(|| {
-            format!(
-                "pipeline `{}` has a `window` node: the worker cannot run windowed pipelines yet (their state is not checkpointed); try them with `weir test`",
-                plan.name()
-            )
-        })
-    }
-
     /// The runtime settings of a validated pipeline.
     pub fn from_plan(plan: &ValidatedPipeline) -> Self {
         let retry = RetrySettings {
@@ -104,6 +127,7 @@ impl PipelineConfig {
                 .max(1),
             max_message_size,
             tenant_quota: None,
+            state: StateSettings::from_plan(plan),
         }
     }
 }
@@ -127,29 +151,25 @@ mod tests {
     }
 
     #[test]
-    fn windowed_pipelines_are_refused_until_state_is_checkpointed() {
-        let yaml = |node: &str| {
+    fn the_state_fingerprint_follows_the_stateful_nodes_only() {
+        let yaml = |window: &str, subject: &str| {
             format!(
-                "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: m }}\nspec:\n  source: {{ stream: ORDERS }}\n  nodes:\n{node}\n    - {{ id: out, publish: {{ subject: out }} }}\n"
+                "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: m }}\nspec:\n  source: {{ stream: ORDERS }}\n  execution: {{ checkpoint: {{ interval: 250ms, events: 500 }} }}\n  nodes:\n    - {{ id: w, window: {{ kind: tumbling, size: {window}, aggregates: {{ n: \"count(*)\" }}, late: out }}, next: out }}\n    - {{ id: out, publish: {{ subject: {subject} }} }}\n"
             )
         };
-        let plan = |text: String| {
+        let settings = |text: String| {
             let weir_pipelines::Resource::Pipeline(p) = weir_pipelines::load_str(&text, "m.yaml")
                 .expect("valid")
                 .remove(0)
             else {
                 panic!("not a pipeline")
             };
-            weir_pipelines::plan(&p).expect("plans")
+            StateSettings::from_plan(&weir_pipelines::plan(&p).expect("plans"))
         };
-        let windowed = plan(yaml(
-            "    - { id: w, window: { kind: tumbling, size: 1m, aggregates: { n: \"count(*)\" }, late: out }, next: out }",
-        ));
-        let reason = PipelineConfig::unsupported(&windowed).expect("refused");
-        assert!(reason.contains("`window`"), "{reason}");
-        let dedup = plan(yaml(
-            "    - { id: d, dedup: { key: data.id, within: 1m }, next: out }",
-        ));
-        assert_eq!(PipelineConfig::unsupported(&dedup), None);
+        let v1 = settings(yaml("1m", "a"));
+        assert_eq!(v1.interval, Duration::from_millis(250));
+        assert_eq!(v1.events, 500);
+        assert_eq!(v1.fingerprint, settings(yaml("1m", "b")).fingerprint);
+        assert_ne!(v1.fingerprint, settings(yaml("5m", "a")).fingerprint);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::BTreeMap;
 
 use weir_engine::NodeCount;
-use weir_pipelines::fleet::{NodeCounters, PipelineCounters, now_ms};
+use weir_pipelines::fleet::{NodeCounters, PipelineCounters, StateReport, now_ms};
 
 /// Counters of one pipeline in this process. Cheap to update from every batch loop.
 #[derive(Debug, Default)]
@@ -25,6 +25,7 @@ pub struct PipelineTotals {
     last_error: Mutex<Option<(String, u64)>>,
     last_dead_letter: Mutex<Option<(String, u64)>>,
     nodes: Mutex<BTreeMap<String, NodeCounters>>,
+    state: Mutex<Option<StateReport>>,
 }
 
 impl PipelineTotals {
@@ -62,6 +63,11 @@ impl PipelineTotals {
                 }
             }
         }
+    }
+
+    /// Stores what a stateful pipeline reports about its state.
+    pub fn record_state(&self, report: StateReport) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
     }
 
     /// Stores the consumer's lag and ack-pending as last polled.
@@ -103,6 +109,7 @@ impl PipelineTotals {
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             nodes: self.nodes.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            state: self.state.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -145,6 +152,7 @@ mod tests {
                 dead_lettered: 1,
                 retried: 3,
                 nodes: BTreeMap::new(),
+                state: None,
             }
         );
         assert_eq!((totals.lag(), totals.ack_pending()), (42, 3));

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod processor;
 pub mod ratelimit;
+mod stateful;
 pub mod telemetry;
 pub mod worker;
 

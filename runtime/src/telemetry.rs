@@ -49,6 +49,11 @@ impl Telemetry {
         }
     }
 
+    /// The heartbeat totals.
+    pub(crate) fn totals(&self) -> &Arc<PipelineTotals> {
+        &self.totals
+    }
+
     /// A batch of `count` deliveries was fetched.
     pub(crate) fn fetched(&self, count: usize) {
         self.metrics

@@ -22,6 +22,7 @@ use weir_connectors::{
 use crate::batch::{BatchReport, PipelineRun, run_batch};
 use crate::counters::PipelineTotals;
 use crate::ratelimit::IngestLimiter;
+use crate::stateful::{StateStore, stateful_loop};
 use crate::telemetry::Telemetry;
 use crate::{BatchProcessor, Metrics, PipelineConfig, RuntimeError};
 
@@ -158,6 +159,12 @@ impl Worker {
         )
         .await
         .map_err(connector)?;
+        let totals = options.totals.clone().unwrap_or_default();
+        if processor.is_stateful() {
+            return self
+                .start_stateful(key, config, processor, options, totals)
+                .await;
+        }
         let mut sources = Vec::with_capacity(config.parallelism);
         for _ in 0..config.parallelism {
             sources.push(
@@ -167,27 +174,7 @@ impl Worker {
             );
         }
         let consumer = sources[0].consumer();
-        let totals = options.totals.clone().unwrap_or_default();
-        let ctx = Arc::new(PipelineRun {
-            // One window for the pipeline: `max_in_flight` PubAcks per batch loop.
-            sink: JetStreamSink::sharing(
-                self.js.clone(),
-                config.max_in_flight.saturating_mul(config.parallelism),
-                self.batches.clone(),
-            ),
-            ids: MsgIdPolicy::PerInput {
-                pipeline: config.name.clone(),
-            },
-            dlq: DeadLetterPublisher::new(
-                self.js.clone(),
-                &config.name,
-                config.dlq.clone(),
-                self.client.server_info().max_payload,
-            ),
-            telemetry: Telemetry::new(&config.name, self.metrics.clone(), totals.clone()),
-            config: Arc::new(config),
-            processor,
-        });
+        let ctx = self.pipeline_run(config, processor, totals.clone());
         tracing::info!(
             pipeline = %name,
             key = %key,
@@ -211,6 +198,95 @@ impl Worker {
             ));
         }
         tasks.spawn(lag_loop(name, consumer, ctx, stop.clone()));
+        self.running.insert(
+            key,
+            RunningPipeline {
+                stop,
+                tasks,
+                totals,
+            },
+        );
+        Ok(())
+    }
+
+    /// What the loops of one pipeline share: its sink, ids, DLQ publisher and telemetry.
+    fn pipeline_run(
+        &self,
+        config: PipelineConfig,
+        processor: Arc<dyn BatchProcessor>,
+        totals: Arc<PipelineTotals>,
+    ) -> Arc<PipelineRun> {
+        Arc::new(PipelineRun {
+            // One window for the pipeline: `max_in_flight` PubAcks per batch loop.
+            sink: JetStreamSink::sharing(
+                self.js.clone(),
+                config.max_in_flight.saturating_mul(config.parallelism),
+                self.batches.clone(),
+            ),
+            ids: MsgIdPolicy::PerInput {
+                pipeline: config.name.clone(),
+            },
+            dlq: DeadLetterPublisher::new(
+                self.js.clone(),
+                &config.name,
+                config.dlq.clone(),
+                self.client.server_info().max_payload,
+            ),
+            telemetry: Telemetry::new(&config.name, self.metrics.clone(), totals),
+            config: Arc::new(config),
+            processor,
+        })
+    }
+
+    /// Starts a stateful pipeline (`window`, `dedup`): one loop that runs while this worker
+    /// holds the pipeline's lease, with checkpointed state (see [`crate::stateful`]).
+    async fn start_stateful(
+        &mut self,
+        key: String,
+        mut config: PipelineConfig,
+        processor: Arc<dyn BatchProcessor>,
+        options: StartOptions,
+        totals: Arc<PipelineTotals>,
+    ) -> Result<(), RuntimeError> {
+        let name = config.name.clone();
+        if let Err(err) = self.js.get_stream(&config.source.stream).await {
+            return Err(RuntimeError::Connector {
+                pipeline: name,
+                error: weir_connectors::ConnectorError::Consumer {
+                    stream: config.source.stream.clone(),
+                    consumer: config.source.durable.clone(),
+                    reason: format!(
+                        "{err} (declare the stream with a `kind: Stream` resource or create it first)"
+                    ),
+                },
+            });
+        }
+        let store = StateStore::open(&self.js)
+            .await
+            .map_err(|reason| RuntimeError::Config {
+                pipeline: name.clone(),
+                reason: format!("cannot open the state buckets: {reason}"),
+            })?;
+        // One owner, one loop: the state lives in one place.
+        config.parallelism = 1;
+        let ctx = self.pipeline_run(config, processor, totals.clone());
+        tracing::info!(
+            pipeline = %name,
+            key = %key,
+            stream = %ctx.config.source.stream,
+            consumer = %ctx.config.source.durable,
+            checkpoint_interval = ?ctx.config.state.interval,
+            "stateful pipeline started (waiting for its lease)"
+        );
+        let stop = self.stop.child_token();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(stateful_loop(
+            ctx,
+            self.js.clone(),
+            store,
+            stop.clone(),
+            options.ingest_limiter.clone(),
+        ));
         self.running.insert(
             key,
             RunningPipeline {
@@ -278,12 +354,6 @@ impl Worker {
                 // others from running: it is reported, and the rest start.
                 let result = async {
                     let plan = weir_engine::plan(pipeline)?;
-                    if let Some(reason) = PipelineConfig::unsupported(&plan) {
-                        return Err(RuntimeError::Config {
-                            pipeline: plan.name().to_string(),
-                            reason,
-                        });
-                    }
                     let config = PipelineConfig::from_plan(&plan);
                     let compiled = weir_engine::CompiledPipeline::from_plan(&plan)?;
                     self.start_pipeline(config, Arc::new(compiled)).await

@@ -168,11 +168,12 @@ fn check(dir: &Path, out: &Path) -> Result<()> {
         if let Some(i) = lines
             .iter()
             .position(|l| l.starts_with("[weir dev] sample orders published:"))
-            && lines.len() > i + 2
+            && lines.len() > i + 3
         {
             ensure!(
-                lines[i + 1].trim_start().starts_with("order-processing")
-                    && lines[i + 2].trim_start().starts_with("order-routing"),
+                lines[i + 1].trim_start().starts_with("order-metrics")
+                    && lines[i + 2].trim_start().starts_with("order-processing")
+                    && lines[i + 3].trim_start().starts_with("order-routing"),
                 "one line per pipeline: {text}"
             );
             return Ok(());

@@ -14,3 +14,4 @@ mod schema_registry_client;
 mod tenants_e2e;
 mod validate;
 mod window;
+mod window_crash;

@@ -30,7 +30,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-const EXAMPLE: &str = "docs/examples/order-metrics.yaml";
+const EXAMPLE: &str = "pipelines/examples/order-metrics.yaml";
 
 #[test]
 fn the_order_metrics_example_validates_and_its_stream_case_passes() {

@@ -69,9 +69,6 @@ pub fn prepare(deployment: &Deployment) -> Result<Prepared, String> {
     }
     pipeline.metadata.tenant = Some(deployment.tenant.clone());
     let plan = weir_engine::plan(&pipeline).map_err(|err| format!("{origin}: {err}"))?;
-    if let Some(reason) = PipelineConfig::unsupported(&plan) {
-        return Err(format!("{origin}: {reason}"));
-    }
     let mut config = PipelineConfig::from_plan(&plan);
     // Every worker running the deployment competes on the one durable of DESIGN §3.1,
     // whatever the spec asks for.

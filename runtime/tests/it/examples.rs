@@ -75,27 +75,49 @@ async fn run_example(file: &PathBuf, streams: &[Resource]) -> Result<usize> {
             continue;
         };
         dlq_streams.push(weir_connectors::DlqTarget::for_pipeline(p).stream);
+        // A windowed pipeline's results on JetStream are those the engine emits for the same
+        // inputs in the same order, without the end of input that `weir test` adds (which
+        // closes the windows still open).
+        let reference = weir_engine::CompiledPipeline::compile(p)?;
         for (i, case) in p.tests.iter().enumerate() {
-            let input = input_message(&case.input, &p.spec.source.stream, 0)
-                .map_err(|e| anyhow::anyhow!("case {}: {e}", case.name))?;
-            let headers: Vec<(&str, &str)> = input
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let id = format!("case-{}-{i}", p.metadata.name);
-            publish(
-                &js,
-                &input.subject,
-                &headers,
-                input.payload.clone(),
-                Some(&id),
-            )
-            .await?;
+            for (k, message) in std::iter::once(&case.input)
+                .chain(&case.more_inputs)
+                .enumerate()
+            {
+                let input = input_message(message, &p.spec.source.stream, 0)
+                    .map_err(|e| anyhow::anyhow!("case {}: {e}", case.name))?;
+                let headers: Vec<(&str, &str)> = input
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let id = format!("case-{}-{i}-{k}", p.metadata.name);
+                publish(
+                    &js,
+                    &input.subject,
+                    &headers,
+                    input.payload.clone(),
+                    Some(&id),
+                )
+                .await?;
+                for emitted in reference.process(std::slice::from_ref(&input)).emitted {
+                    if let weir_engine::Fate::Outputs(outputs) = emitted.fate {
+                        expected_outputs.extend(outputs.into_iter().map(|o| {
+                            weir_pipelines::spec::TestMessage {
+                                subject: o.subject,
+                                data: serde_json::from_slice(&o.payload).ok(),
+                                ..Default::default()
+                            }
+                        }));
+                    }
+                }
+            }
             cases += 1;
             expected_outputs.extend(case.expect.iter().cloned());
             if let Some(e) = &case.expect_error {
-                expected_errors.push((e.node.clone(), input.payload.clone()));
+                let input = input_message(&case.input, &p.spec.source.stream, 0)
+                    .map_err(|e| anyhow::anyhow!("case {}: {e}", case.name))?;
+                expected_errors.push((e.node.clone(), input.payload));
             }
         }
     }

@@ -8,6 +8,7 @@ mod fast_batches;
 mod missing_stream;
 mod server_restart;
 mod shared_context;
+mod stateful;
 mod stop_one;
 mod support;
 mod type_conflicts;

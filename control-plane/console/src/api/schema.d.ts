@@ -1755,6 +1755,61 @@ export interface components {
              */
             rows_in: number;
         };
+        /**
+         * @description A stateful pipeline's state (`window`, `dedup` nodes) and checkpoints, as a worker reports
+         *     it (see docs/pipeline-format.md, "State and checkpoints").
+         */
+        OperatorState: {
+            /**
+             * Format: int64
+             * @description Checkpoints taken since this worker took the pipeline over.
+             */
+            checkpoints: number;
+            /**
+             * Format: int64
+             * @description Messages dropped as duplicates so far.
+             */
+            duplicates_dropped: number;
+            /**
+             * Format: int64
+             * @description Group keys (windows) and remembered keys (dedup) held now.
+             */
+            keys_held: number;
+            /** @description When the last checkpoint was taken (RFC 3339). */
+            last_checkpoint?: string | null;
+            /**
+             * Format: int64
+             * @description How long the last checkpoint took, in ms.
+             */
+            last_checkpoint_took_ms: number;
+            /**
+             * Format: int64
+             * @description Events sent to a `late` port so far.
+             */
+            late_events: number;
+            /**
+             * Format: int64
+             * @description Windows (or sessions) open now.
+             */
+            open_windows: number;
+            /** @description Whether this worker owns the state now (one owner at a time; others stand by). */
+            owner: boolean;
+            /**
+             * Format: int64
+             * @description The last source sequence the last checkpoint covers.
+             */
+            position: number;
+            /**
+             * @description How the state started on this worker: restored from a checkpoint, empty, or standing
+             *     by (and why).
+             */
+            started_from: string;
+            /**
+             * Format: int64
+             * @description Size of the last checkpoint, in bytes.
+             */
+            state_bytes: number;
+        };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
             /**
@@ -1798,6 +1853,7 @@ export interface components {
             nodes: {
                 [key: string]: components["schemas"]["NodeStats"];
             };
+            operator_state?: null | components["schemas"]["OperatorState"];
             /** @description Pipeline name. */
             pipeline: string;
             rates?: null | components["schemas"]["Rates"];
@@ -2430,6 +2486,7 @@ export interface components {
             last_error?: null | components["schemas"]["LastError"];
             /** @description Time of its last heartbeat (RFC 3339). */
             last_seen: string;
+            operator_state?: null | components["schemas"]["OperatorState"];
             rates?: null | components["schemas"]["Rates"];
             /** @description `running`, `paused`, `starting` or `failed`, as the worker reports it. */
             state: string;

@@ -1,0 +1,308 @@
+//! A windowed pipeline on two worker processes (`weir run` twice on the same file): one owns
+//! the pipeline's state (its lease), the other stands by. While orders flow, the owner is
+//! SIGKILLed five times (and restarted as the new standby); each time the standby takes the
+//! lease over, restores the last checkpoint and replays from its position. At the end the
+//! output stream holds exactly the windows a plain reference computes from the inputs —
+//! none missing, none twice — and the DLQ exactly the bad inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fleet_support::{read_all, with_orders_and_out};
+use crate::process::sigterm_and_wait;
+use anyhow::{Context as _, Result, bail};
+use async_nats::jetstream;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use weir_testkit::nats::NatsServer;
+
+/// Orders of the run; ten milliseconds of event time apart, so a hundred per window.
+const N: u64 = 20_000;
+/// Event time of the first order (a whole second).
+const BASE_MS: u64 = 1_800_000_000_000;
+/// Group keys.
+const KEYS: u64 = 4;
+
+const PIPELINE: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: wincrash }
+spec:
+  source: { stream: ORDERS, consumer: { ack_wait: 5s, batch_size: 200 } }
+  nodes:
+    - id: per-second
+      window:
+        kind: tumbling
+        size: 1s
+        time: data.ts
+        allowed_lateness: 0s
+        group_by: [data.k]
+        aggregates: { n: "count(*)", total: "sum(data.v)" }
+        late: out
+      next: out
+    - id: out
+      publish: { subject: "out.windows.{data.k}" }
+  execution: { checkpoint: { interval: 300ms } }
+"#;
+
+fn payload(i: u64) -> Vec<u8> {
+    if i.is_multiple_of(997) {
+        format!("{{\"ts\":{},\"k\":", BASE_MS + i * 10).into_bytes() // invalid JSON → DLQ
+    } else {
+        format!(
+            "{{\"ts\":{},\"k\":\"k{}\",\"v\":{}}}",
+            BASE_MS + i * 10,
+            i % KEYS,
+            i % 7
+        )
+        .into_bytes()
+    }
+}
+
+/// The reference: (window start in RFC 3339, key) → (count, sum), over the good orders
+/// `0..N` (the last order, past them all, closes their windows and stays open itself).
+fn reference() -> BTreeMap<(String, String), (u64, u64)> {
+    let mut windows = BTreeMap::new();
+    for i in (0..N).filter(|i| !i.is_multiple_of(997)) {
+        let start = std::time::UNIX_EPOCH + Duration::from_secs((BASE_MS + i * 10) / 1000);
+        let start = humantime::format_rfc3339_seconds(start).to_string();
+        let w = windows
+            .entry((start, format!("k{}", i % KEYS)))
+            .or_insert((0, 0));
+        w.0 += 1;
+        w.1 += i % 7;
+    }
+    windows
+}
+
+struct Worker {
+    file: std::path::PathBuf,
+    url: String,
+    log: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Worker {
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "-f"])
+            .arg(&self.file)
+            .args(["--nats", &self.url])
+            .env("RUST_LOG", "info")
+            .env("WEIR_LEASE_TTL", "2s")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting weir run")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn sigkill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.sigkill();
+    }
+}
+
+/// The process id in the lease of the pipeline (`host:pid:start`), once one is held.
+async fn owner_pid(js: &jetstream::Context) -> Option<u32> {
+    let kv = js.get_key_value("weir_leases").await.ok()?;
+    let value = kv.get("weir_default_wincrash").await.ok()??;
+    let text = String::from_utf8(value.to_vec()).ok()?;
+    text.rsplit(':').nth(1)?.parse().ok()
+}
+
+#[test]
+fn the_owner_killed_five_times_loses_and_duplicates_no_window() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(crash_run())
+}
+
+async fn crash_run() -> Result<()> {
+    let server = NatsServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("wincrash.yaml");
+    std::fs::write(&file, with_orders_and_out(PIPELINE))?;
+    let mut workers: Vec<Worker> = ["a", "b"]
+        .iter()
+        .map(|name| Worker {
+            file: file.clone(),
+            url: server.url(),
+            log: dir.path().join(format!("worker-{name}.log")),
+            child: None,
+        })
+        .collect();
+    for w in &mut workers {
+        w.spawn()?;
+    }
+    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let logs = |workers: &[Worker]| {
+        workers
+            .iter()
+            .map(|w| w.log())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while owner_pid(&js).await.is_none() {
+        if Instant::now() > deadline {
+            bail!("no worker took the lease; logs:\n{}", logs(&workers));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let publisher = {
+        let js = js.clone();
+        tokio::spawn(async move {
+            let mut in_flight = FuturesUnordered::new();
+            for i in 0..=N {
+                while in_flight.len() >= 256 {
+                    in_flight.next().await.expect("in flight")?;
+                }
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("in-{i}").as_str());
+                let body = if i == N {
+                    // Past every window: closes them all.
+                    format!(
+                        "{{\"ts\":{},\"k\":\"k0\",\"v\":0}}",
+                        BASE_MS + N * 10 + 10_000
+                    )
+                    .into_bytes()
+                } else {
+                    payload(i)
+                };
+                let ack = js
+                    .publish_with_headers("orders.created", headers, body.into())
+                    .await?;
+                in_flight.push(async move { anyhow::Ok(ack.await?.sequence) });
+                if i % 500 == 0 {
+                    // Spread the orders over the kills (about 12 s).
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+            while let Some(r) = in_flight.next().await {
+                r?;
+            }
+            anyhow::Ok(())
+        })
+    };
+
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kills < 5 {
+        if Instant::now() > deadline {
+            bail!("only {kills} kills in 60 s; logs:\n{}", logs(&workers));
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random_range(300..900))).await;
+        // Kill the owner (the standby takes over once its lease expires).
+        let Some(pid) = owner_pid(&js).await else {
+            continue;
+        };
+        let Some(owner) = workers.iter_mut().find(|w| w.pid() == Some(pid)) else {
+            continue;
+        };
+        owner.sigkill()?;
+        owner.spawn()?;
+        kills += 1;
+    }
+    publisher.await??;
+
+    let expected = reference();
+    let orders = js.get_stream("ORDERS").await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let settled = match orders.consumer_info("weir_default_wincrash").await {
+            Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0,
+            Err(_) => false,
+        };
+        let out = js.get_stream("OUT").await?.info().await?.state.messages;
+        if settled && out >= expected.len() as u64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "not settled after 120 s ({out} of {} windows out); logs:\n{}",
+                expected.len(),
+                logs(&workers)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restored = logs(&workers)
+        .matches("restored the checkpoint at position")
+        .count();
+    assert!(
+        restored >= 5,
+        "the kills should have made standbys restore checkpoints (restored {restored} times); logs:\n{}",
+        logs(&workers)
+    );
+
+    let out = read_all(&js, "OUT").await?;
+    let mut seen = BTreeMap::new();
+    for stored in &out {
+        let v: serde_json::Value = serde_json::from_slice(&stored.payload)?;
+        let start = v["window_start"]
+            .as_str()
+            .context("window_start")?
+            .to_string();
+        let key = v["k"].as_str().context("k")?.to_string();
+        let figures = (
+            v["n"].as_u64().context("n")?,
+            v["total"].as_u64().context("total")?,
+        );
+        assert!(
+            seen.insert((start.clone(), key.clone()), figures).is_none(),
+            "window {start} of {key} published twice"
+        );
+    }
+    assert_eq!(seen.len(), expected.len(), "windows out vs the reference");
+    assert_eq!(seen, expected, "window figures equal the reference");
+
+    let letters = read_all(&js, "DLQ").await?;
+    let dead: BTreeSet<String> = letters
+        .iter()
+        .map(|s| s.headers["Weir-Source-Seq"].clone())
+        .collect();
+    let bad = (0..N).filter(|i| i.is_multiple_of(997)).count();
+    assert_eq!(
+        (dead.len(), letters.len()),
+        (bad, bad),
+        "the DLQ holds each bad order once"
+    );
+
+    for w in &mut workers {
+        let mut child = w.child.take().context("worker running")?;
+        let status = sigterm_and_wait(&mut child, Duration::from_secs(15))?;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "weir run after SIGTERM: {status:?}"
+        );
+    }
+    Ok(())
+}

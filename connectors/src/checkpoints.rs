@@ -1,0 +1,265 @@
+//! Where stateful pipelines (`window`, `dedup`) keep their checkpoints: the Object Store
+//! bucket `weir_checkpoints` in the pipeline's own NATS account, one object per pipeline,
+//! named by its durable consumer. An object is the operators' state together with the input
+//! position it reflects; writing a new one replaces the old one at once (the object's meta
+//! message is the commit point), so a crash mid-write leaves the previous checkpoint whole.
+//! The leases that give each stateful pipeline one owner at a time live beside them, in the
+//! KV bucket `weir_leases` (see [`Leases`]).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+/// The checkpoint bucket.
+pub const CHECKPOINTS_BUCKET: &str = "weir_checkpoints";
+/// The lease bucket.
+pub const LEASES_BUCKET: &str = "weir_leases";
+
+/// What a checkpoint says besides the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The last stream sequence of the source that the state reflects: after a restore,
+    /// reading resumes after it.
+    pub position: u64,
+    /// Identifies the definition of the stateful nodes the state belongs to; a pipeline
+    /// version whose stateful nodes differ cannot take the state over.
+    pub fingerprint: String,
+    /// When it was taken (Unix ms).
+    pub taken_at_ms: u64,
+    /// Inputs processed since the pipeline first started, up to `position`.
+    pub events: u64,
+}
+
+/// One checkpoint: the meta and the operators' state (`CompiledPipeline::snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// What it covers.
+    pub meta: CheckpointMeta,
+    /// The operators' state.
+    pub state: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The stored form: the meta's JSON length (4 bytes, big-endian), the meta, the state.
+    pub fn encode(&self) -> Vec<u8> {
+        let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
+        let mut out = Vec::with_capacity(4 + meta.len() + self.state.len());
+        out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+        out.extend_from_slice(&meta);
+        out.extend_from_slice(&self.state);
+        out
+    }
+
+    /// Reads [`Checkpoint::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or("checkpoint shorter than its header")?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err("checkpoint meta cut short".into());
+        }
+        let meta = serde_json::from_slice(&rest[..len])
+            .map_err(|e| format!("checkpoint meta is not readable: {e}"))?;
+        Ok(Checkpoint {
+            meta,
+            state: rest[len..].to_vec(),
+        })
+    }
+}
+
+/// The checkpoint bucket of one account.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    bucket: object_store::ObjectStore,
+}
+
+impl CheckpointStore {
+    /// Opens the bucket, creating it when absent.
+    pub async fn open(js: &jetstream::Context) -> Result<Self, String> {
+        if let Ok(bucket) = js.get_object_store(CHECKPOINTS_BUCKET).await {
+            return Ok(CheckpointStore { bucket });
+        }
+        let created = js
+            .create_object_store(object_store::Config {
+                bucket: CHECKPOINTS_BUCKET.into(),
+                description: Some("Weir: state checkpoints of window and dedup nodes".into()),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(bucket) => Ok(CheckpointStore { bucket }),
+            // Another worker may have created it in between.
+            Err(e) => js
+                .get_object_store(CHECKPOINTS_BUCKET)
+                .await
+                .map(|bucket| CheckpointStore { bucket })
+                .map_err(|_| format!("checkpoint bucket {CHECKPOINTS_BUCKET}: {e}")),
+        }
+    }
+
+    /// The last checkpoint stored under `name`, if any.
+    pub async fn load(&self, name: &str) -> Result<Option<Checkpoint>, String> {
+        let mut object = match self.bucket.get(name).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("checkpoint {name}: {e}")),
+        };
+        let mut bytes = Vec::new();
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| format!("read checkpoint {name}: {e}"))?;
+        Checkpoint::decode(&bytes).map(Some)
+    }
+
+    /// Stores `checkpoint` under `name`, replacing the previous one; returns its size.
+    pub async fn save(&self, name: &str, checkpoint: &Checkpoint) -> Result<usize, String> {
+        let bytes = checkpoint.encode();
+        let mut reader = bytes.as_slice();
+        self.bucket
+            .put(name, &mut reader)
+            .await
+            .map_err(|e| format!("store checkpoint {name}: {e}"))?;
+        Ok(bytes.len())
+    }
+
+    /// Removes the checkpoint of `name` (absent is fine): the next start begins empty.
+    pub async fn remove(&self, name: &str) -> Result<(), String> {
+        match self.bucket.delete(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("remove checkpoint {name}: {e}")),
+        }
+    }
+}
+
+/// Leases on stateful pipelines: a key per pipeline whose value names its owner. A lease is
+/// taken with a create (fails while another holds it) and kept with updates that expect the
+/// last revision (fail once someone else took it); the bucket's `max_age` is the lease time,
+/// so the server itself forgets a lease its owner stopped renewing (a worker that died).
+#[derive(Clone)]
+pub struct Leases {
+    bucket: kv::Store,
+}
+
+/// A held lease: its key and the revision of the last write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The key (the pipeline's durable name).
+    pub key: String,
+    /// The revision of the owner's last write.
+    pub revision: u64,
+}
+
+impl Leases {
+    /// Opens the lease bucket, creating it with lease time `ttl` when absent (an existing
+    /// bucket keeps the lease time it was created with).
+    pub async fn open(js: &jetstream::Context, ttl: Duration) -> Result<Self, String> {
+        if let Ok(bucket) = js.get_key_value(LEASES_BUCKET).await {
+            return Ok(Leases { bucket });
+        }
+        let created = js
+            .create_key_value(kv::Config {
+                bucket: LEASES_BUCKET.into(),
+                description: "Weir: which worker owns each stateful pipeline".into(),
+                history: 1,
+                max_age: ttl,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(bucket) => Ok(Leases { bucket }),
+            Err(e) => js
+                .get_key_value(LEASES_BUCKET)
+                .await
+                .map(|bucket| Leases { bucket })
+                .map_err(|_| format!("lease bucket {LEASES_BUCKET}: {e}")),
+        }
+    }
+
+    /// The lease time of the bucket.
+    pub async fn ttl(&self) -> Duration {
+        match self.bucket.status().await {
+            Ok(s) => s.max_age(),
+            Err(_) => Duration::ZERO,
+        }
+    }
+
+    /// Takes the lease `key` for `owner`; `None` while another owner holds it.
+    pub async fn acquire(&self, key: &str, owner: &str) -> Result<Option<Lease>, String> {
+        let value = bytes::Bytes::from(owner.to_string());
+        match self.bucket.create(key, value).await {
+            Ok(revision) => Ok(Some(Lease {
+                key: key.to_string(),
+                revision,
+            })),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                // Our own lease from before a restart of this process is ours again.
+                match self.bucket.entry(key).await {
+                    Ok(Some(entry)) if entry.value == owner.as_bytes() => {
+                        self.renew(&Lease {
+                            key: key.to_string(),
+                            revision: entry.revision,
+                        })
+                        .await
+                    }
+                    _ => Ok(None),
+                }
+            }
+            Err(e) => Err(format!("lease {key}: {e}")),
+        }
+    }
+
+    /// Renews a held lease; `None` when it was lost (expired and taken by another owner).
+    pub async fn renew(&self, lease: &Lease) -> Result<Option<Lease>, String> {
+        let entry = self.bucket.entry(lease.key.as_str()).await;
+        let owner = match entry {
+            Ok(Some(e)) if e.revision == lease.revision => e.value,
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(format!("lease {}: {e}", lease.key)),
+        };
+        match self.bucket.update(&lease.key, owner, lease.revision).await {
+            Ok(revision) => Ok(Some(Lease {
+                key: lease.key.clone(),
+                revision,
+            })),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(format!("lease {}: {e}", lease.key)),
+        }
+    }
+
+    /// Gives a held lease up, so another worker can take it at once.
+    pub async fn release(&self, lease: &Lease) -> Result<(), String> {
+        self.bucket
+            .delete_expect_revision(&lease.key, Some(lease.revision))
+            .await
+            .map_err(|e| format!("lease {}: {e}", lease.key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_reads_back_as_written() {
+        let c = Checkpoint {
+            meta: CheckpointMeta {
+                pipeline: "p".into(),
+                position: 42,
+                fingerprint: "f".into(),
+                taken_at_ms: 7,
+                events: 40,
+            },
+            state: b"{\"w\":\"AAA\"}".to_vec(),
+        };
+        assert_eq!(Checkpoint::decode(&c.encode()), Ok(c));
+        assert!(Checkpoint::decode(b"\x00\x00").is_err());
+        assert!(Checkpoint::decode(b"\x00\x00\x00\x09{}").is_err());
+    }
+}
