@@ -1,9 +1,10 @@
 //! A windowed pipeline on two worker processes (`weir run` twice on the same file): one owns
-//! the pipeline's state (its lease), the other stands by. While orders flow, the owner is
-//! SIGKILLed five times (and restarted as the new standby); each time the standby takes the
-//! lease over, restores the last checkpoint and replays from its position. At the end the
-//! output stream holds exactly the windows a plain reference computes from the inputs —
-//! none missing, none twice — and the DLQ exactly the bad inputs.
+//! the pipeline's state (its lease), the other stands by. While orders flow, either the owner
+//! is SIGKILLed five times (and restarted as the new standby; each time the standby takes the
+//! lease over, restores the last checkpoint and replays from its position), or the
+//! nats-server itself is SIGKILLed and restarted twice. At the end the output stream holds
+//! exactly the windows a plain reference computes from the inputs — none missing, none
+//! twice — and the DLQ exactly the bad inputs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -36,7 +37,7 @@ spec:
         kind: tumbling
         size: 1s
         time: data.ts
-        allowed_lateness: 0s
+        allowed_lateness: 2s
         group_by: [data.k]
         aggregates: { n: "count(*)", total: "sum(data.v)" }
         late: out
@@ -135,17 +136,64 @@ async fn owner_pid(js: &jetstream::Context) -> Option<u32> {
     text.rsplit(':').nth(1)?.parse().ok()
 }
 
-#[test]
-fn the_owner_killed_five_times_loses_and_duplicates_no_window() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(crash_run())
+/// What goes wrong during the run.
+#[derive(Clone, Copy, PartialEq)]
+enum Disruption {
+    /// The worker that owns the pipeline is SIGKILLed five times.
+    KillOwner,
+    /// The nats-server is SIGKILLed and restarted twice.
+    RestartServer,
 }
 
-async fn crash_run() -> Result<()> {
-    let server = NatsServer::start()?;
+#[test]
+fn the_owner_killed_five_times_loses_and_duplicates_no_window() -> Result<()> {
+    block_on(crash_run(Disruption::KillOwner))
+}
+
+#[test]
+fn a_nats_server_crash_loses_and_duplicates_no_window() -> Result<()> {
+    block_on(crash_run(Disruption::RestartServer))
+}
+
+fn block_on(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run)
+}
+
+/// Publishes order `i` until the server stores it (the same id again after a failure).
+async fn publish_order(js: &jetstream::Context, i: u64) -> Result<()> {
+    let body = if i == N {
+        // Past every window: closes them all.
+        format!(
+            "{{\"ts\":{},\"k\":\"k0\",\"v\":0}}",
+            BASE_MS + N * 10 + 10_000
+        )
+        .into_bytes()
+    } else {
+        payload(i)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("in-{i}").as_str());
+        let stored = async {
+            js.publish_with_headers("orders.created", headers, body.clone().into())
+                .await?
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(2), stored).await {
+            Ok(Ok(_)) => return Ok(()),
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => bail!("order {i} not stored for 60 s: {other:?}"),
+        }
+    }
+}
+
+async fn crash_run(disruption: Disruption) -> Result<()> {
+    let mut server = NatsServer::start()?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("wincrash.yaml");
     std::fs::write(&file, with_orders_and_out(PIPELINE))?;
@@ -161,7 +209,12 @@ async fn crash_run() -> Result<()> {
     for w in &mut workers {
         w.spawn()?;
     }
-    let js = jetstream::new(async_nats::connect(server.url()).await?);
+    let js = jetstream::new(
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(server.url())
+            .await?,
+    );
     let logs = |workers: &[Worker]| {
         workers
             .iter()
@@ -182,27 +235,13 @@ async fn crash_run() -> Result<()> {
         tokio::spawn(async move {
             let mut in_flight = FuturesUnordered::new();
             for i in 0..=N {
-                while in_flight.len() >= 256 {
+                while in_flight.len() >= 64 {
                     in_flight.next().await.expect("in flight")?;
                 }
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", format!("in-{i}").as_str());
-                let body = if i == N {
-                    // Past every window: closes them all.
-                    format!(
-                        "{{\"ts\":{},\"k\":\"k0\",\"v\":0}}",
-                        BASE_MS + N * 10 + 10_000
-                    )
-                    .into_bytes()
-                } else {
-                    payload(i)
-                };
-                let ack = js
-                    .publish_with_headers("orders.created", headers, body.into())
-                    .await?;
-                in_flight.push(async move { anyhow::Ok(ack.await?.sequence) });
+                let js = js.clone();
+                in_flight.push(async move { publish_order(&js, i).await });
                 if i % 500 == 0 {
-                    // Spread the orders over the kills (about 12 s).
+                    // Spread the orders over the disruptions (about 12 s).
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
             }
@@ -213,9 +252,15 @@ async fn crash_run() -> Result<()> {
         })
     };
 
+    if disruption == Disruption::RestartServer {
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(1500..3000))).await;
+            server.crash_restart()?;
+        }
+    }
     let mut kills = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while kills < 5 {
+    while disruption == Disruption::KillOwner && kills < 5 {
         if Instant::now() > deadline {
             bail!("only {kills} kills in 60 s; logs:\n{}", logs(&workers));
         }
@@ -258,7 +303,7 @@ async fn crash_run() -> Result<()> {
         .matches("restored the checkpoint at position")
         .count();
     assert!(
-        restored >= 5,
+        disruption != Disruption::KillOwner || restored >= 5,
         "the kills should have made standbys restore checkpoints (restored {restored} times); logs:\n{}",
         logs(&workers)
     );

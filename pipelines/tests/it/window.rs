@@ -114,3 +114,31 @@ fn a_hopping_window_may_not_put_an_event_in_too_many_windows() {
     let fine = text.replace("slide: 1s", "slide: 5s");
     assert_eq!(problems(&fine), vec![]);
 }
+
+#[test]
+fn a_stateful_pipeline_runs_on_one_loop_and_checkpoints_sanely() {
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata:\n  name: d\nspec:\n  source:\n    stream: ORDERS\n  nodes:\n    - id: once\n      dedup: { key: data.id, within: 1m }\n      next: out\n    - id: out\n      publish: { subject: o }\n  execution:\n    parallelism: 4\n    checkpoint: { interval: 0s, events: 0 }\n";
+    let got = problems(text);
+    assert_eq!(
+        got,
+        vec![
+            (15, 18, "stateful-parallelism".to_string()),
+            (16, 29, "invalid-duration".to_string()),
+            (16, 41, "invalid-value".to_string()),
+        ],
+        "{text}"
+    );
+    let Err(diags) = load_str(text, "d.yaml") else {
+        panic!("refused")
+    };
+    let parallelism = diags
+        .iter()
+        .find(|d| d.code == "stateful-parallelism")
+        .expect("located");
+    assert!(
+        parallelism.message.contains("`once`")
+            && parallelism.message.contains("set parallelism to 1"),
+        "{}",
+        parallelism.message
+    );
+}
