@@ -133,6 +133,20 @@ fn render(s: &PipelineStatus) -> String {
         opt(s.lag),
         opt(s.ack_pending)
     ));
+    if let Some(st) = &s.operator_state {
+        out.push_str(&format!(
+            "state: {} windows open, {} keys, {} late, {} duplicates dropped; last checkpoint {} ({} bytes, position {}, took {} ms); {}\n",
+            st.open_windows,
+            st.keys_held,
+            st.late_events,
+            st.duplicates_dropped,
+            opt(st.last_checkpoint.as_deref()),
+            st.state_bytes,
+            st.position,
+            st.last_checkpoint_took_ms,
+            st.started_from
+        ));
+    }
     for (what, e) in [
         ("last error", &s.last_error),
         ("last dead letter", &s.last_dead_letter),

@@ -111,6 +111,27 @@ fn check(dir: &Path, out: &Path) -> Result<()> {
         );
     }
 
+    // The windowed example runs on the worker: its status shows the state it holds and its
+    // checkpoints.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = Command::new(weir_binary())
+            .args(["status", "order-metrics"])
+            .env("WEIR_URL", &url)
+            .env("WEIR_API_KEY", &key)
+            .env("HOME", dir)
+            .output()?;
+        let text = String::from_utf8_lossy(&got.stdout);
+        if text.contains("state: ") && text.contains("last checkpoint 20") {
+            ensure!(!text.contains("state: 0 windows open"), "{text}");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("order-metrics never reported its state: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // The seed's order schema is registered (`pipelines/examples/schemas`).
     let got = Command::new(weir_binary())
         .args(["schema", "get", "orders"])

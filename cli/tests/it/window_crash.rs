@@ -95,7 +95,7 @@ impl Worker {
             .arg(&self.file)
             .args(["--nats", &self.url])
             .env("RUST_LOG", "info")
-            .env("WEIR_LEASE_TTL", "2s")
+            .env("WEIR_LEASE_TTL", "3s")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -140,23 +140,18 @@ pub(crate) async fn stateful_loop(
                 ..StateReport::default()
             },
         };
-        let lost = Arc::new(AtomicBool::new(false));
-        let halt = stop.child_token();
+        let held = Arc::new(HeldLease {
+            store: store.clone(),
+            lease: tokio::sync::Mutex::new(Some((lease, Instant::now()))),
+            lost: AtomicBool::new(false),
+            halt: stop.child_token(),
+        });
         let done = CancellationToken::new();
-        let keeper = tokio::spawn(keep_lease(
-            store.clone(),
-            lease,
-            lost.clone(),
-            halt.clone(),
-            done.clone(),
-        ));
-        let end = owned.run(&js, &halt, &lost, limiter.as_deref()).await;
+        let keeper = tokio::spawn(keep_lease(held.clone(), done.clone()));
+        let end = owned.run(&js, &held, limiter.as_deref()).await;
         done.cancel();
-        if let Ok(Some(lease)) = keeper.await
-            && let Err(e) = store.leases.release(&lease).await
-        {
-            tracing::warn!(%pipeline, "giving the lease back failed: {e}");
-        }
+        let _ = keeper.await;
+        held.release().await;
         report = StateReport {
             owner: false,
             ..owned.report
@@ -212,41 +207,70 @@ async fn acquire(store: &StateStore, key: &str, stop: &CancellationToken) -> Opt
     }
 }
 
-/// Renews the lease every third of its time until `done`; on losing it (taken by another
-/// owner, or not renewed within two thirds of its time) sets `lost` and cancels `halt`.
-/// Returns the lease when it is still held at the end.
-async fn keep_lease(
+/// A lease this worker holds, shared by its keeper and its checkpoints: a checkpoint renews
+/// it and is stored while holding it, so no checkpoint is written after the lease is lost
+/// (a new owner may have restored the previous one already).
+struct HeldLease {
     store: StateStore,
-    mut lease: Lease,
-    lost: Arc<AtomicBool>,
+    /// The lease and when it was last renewed; `None` once lost.
+    lease: tokio::sync::Mutex<Option<(Lease, Instant)>>,
+    lost: AtomicBool,
+    /// Cancelled when the lease is lost (a child of the pipeline's stop token).
     halt: CancellationToken,
-    done: CancellationToken,
-) -> Option<Lease> {
-    let every = store.ttl / 3;
-    let mut renewed = Instant::now();
-    loop {
-        tokio::select! {
-            _ = done.cancelled() => return Some(lease),
-            _ = tokio::time::sleep(every) => {}
-        }
-        match store.leases.renew(&lease).await {
+}
+
+impl HeldLease {
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Renews the lease and returns the guard that keeps it from changing; `None` when it
+    /// is not held (lost now or before) or could not be renewed this time.
+    async fn renewed(&self) -> Option<tokio::sync::MutexGuard<'_, Option<(Lease, Instant)>>> {
+        let mut guard = self.lease.lock().await;
+        let (lease, renewed) = guard.as_ref()?;
+        match self.store.leases.renew(lease).await {
             Ok(Some(l)) => {
-                lease = l;
-                renewed = Instant::now();
-                continue;
+                *guard = Some((l, Instant::now()));
+                return Some(guard);
             }
             Ok(None) => tracing::warn!(key = %lease.key, "the lease was taken by another worker"),
-            Err(e) if renewed.elapsed() < store.ttl * 2 / 3 => {
+            Err(e) if renewed.elapsed() < self.store.ttl * 2 / 3 => {
                 tracing::warn!(key = %lease.key, "renewing the lease failed: {e}");
-                continue;
+                return None;
             }
             Err(e) => {
                 tracing::warn!(key = %lease.key, "the lease could not be renewed in time: {e}")
             }
         }
-        lost.store(true, Ordering::SeqCst);
-        halt.cancel();
-        return None;
+        *guard = None;
+        self.lost.store(true, Ordering::SeqCst);
+        self.halt.cancel();
+        None
+    }
+
+    /// Gives the lease back, when still held.
+    async fn release(&self) {
+        if let Some((lease, _)) = self.lease.lock().await.take()
+            && let Err(e) = self.store.leases.release(&lease).await
+        {
+            tracing::warn!(key = %lease.key, "giving the lease back failed: {e}");
+        }
+    }
+}
+
+/// Renews the lease every third of its time until `done` or until it is lost.
+async fn keep_lease(held: Arc<HeldLease>, done: CancellationToken) {
+    let every = held.store.ttl / 3;
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        drop(held.renewed().await);
+        if held.is_lost() {
+            return;
+        }
     }
 }
 
@@ -275,10 +299,10 @@ impl Owned<'_> {
     async fn run(
         &mut self,
         js: &jetstream::Context,
-        halt: &CancellationToken,
-        lost: &AtomicBool,
+        held: &HeldLease,
         limiter: Option<&IngestLimiter>,
     ) -> End {
+        let halt = &held.halt;
         let position = match self.restore().await {
             Ok(p) => p,
             Err(e) => return End::Again(e),
@@ -293,10 +317,10 @@ impl Owned<'_> {
         let mut lag_polled: Option<Instant> = None;
         loop {
             if halt.is_cancelled() {
-                return self.halted(lost, &mut source).await;
+                return self.halted(held, &mut source).await;
             }
             if self.checkpoint_due()
-                && let Err(e) = self.checkpoint().await
+                && let Err(e) = self.checkpoint(held).await
             {
                 tracing::warn!(pipeline = %self.run.config.name, "checkpoint failed (inputs stay un-acked): {e}");
                 self.run.telemetry.totals().record_error(e);
@@ -321,17 +345,9 @@ impl Owned<'_> {
             };
             let deliveries = match fetched {
                 Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(pipeline = %self.run.config.name, "fetch failed: {e}");
-                    tokio::select! {
-                        _ = halt.cancelled() => {}
-                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
-                    }
-                    if source.reopen(js).await.is_err() {
-                        tracing::debug!(pipeline = %self.run.config.name, "re-opening the consumer failed");
-                    }
-                    continue;
-                }
+                // The consumer may have been re-created by a new owner (this worker's lease
+                // lapsed unnoticed): never attach to it again. Start over from the lease.
+                Err(e) => return End::Again(format!("fetch failed: {e}")),
             };
             if let Some(limiter) = limiter {
                 limiter.take(deliveries.len());
@@ -416,8 +432,12 @@ impl Owned<'_> {
     }
 
     /// Snapshots the state, stores it with its position, then acks the inputs it covers.
-    async fn checkpoint(&mut self) -> Result<(), String> {
+    /// Stores nothing once the lease is lost (a new owner may have restored already).
+    async fn checkpoint(&mut self, held: &HeldLease) -> Result<(), String> {
         let started = Instant::now();
+        let Some(lease) = held.renewed().await else {
+            return Err("the lease is not held (lost, or not renewed this time)".into());
+        };
         let state = self.run.processor.snapshot()?;
         let checkpoint = Checkpoint {
             meta: CheckpointMeta {
@@ -430,6 +450,7 @@ impl Owned<'_> {
             state,
         };
         let bytes = self.store.checkpoints.save(&self.key, &checkpoint).await?;
+        drop(lease);
         for ack in self.held.drain(..) {
             if let Err(e) = ack.settle(Settle::Ack).await {
                 self.run.telemetry.ack_failed(&e);
@@ -451,12 +472,12 @@ impl Owned<'_> {
 
     /// Halted: a graceful stop checkpoints and acks; a lost lease drops everything (the
     /// new owner replays from the last checkpoint).
-    async fn halted(&mut self, lost: &AtomicBool, source: &mut PullSource) -> End {
-        if lost.load(Ordering::SeqCst) {
+    async fn halted(&mut self, held: &HeldLease, source: &mut PullSource) -> End {
+        if held.is_lost() {
             return End::Again("the lease was lost".into());
         }
         if (self.dirty || !self.held.is_empty())
-            && let Err(e) = self.checkpoint().await
+            && let Err(e) = self.checkpoint(held).await
         {
             tracing::warn!(pipeline = %self.run.config.name, "last checkpoint failed; the next owner replays from the one before: {e}");
         }
