@@ -3,6 +3,8 @@
 //! of 223-byte orders, 1024-message batches, one thread. Event time advances 100 µs per
 //! message, so windows keep closing and emitting (10 000 results per minute of event time).
 //!
+//! Also the checkpoint of 100 000 keys: snapshot and restore time, and its size.
+//!
 //! Run: `cargo bench -p weir-benches --bench window -- --warm-up-time 1 --measurement-time 5`
 
 /// The allocator the `weir` binary uses, so that the figures are the worker's.
@@ -96,5 +98,49 @@ fn bench_window(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_window);
+/// Checkpoint of 100 000 keys (issue 17): one open minute holding 100 000 groups with their
+/// count/sum/avg/max accumulators; how long `snapshot()` (what the worker stores) and
+/// `restore()` take, and how many bytes the snapshot is (printed once).
+fn bench_checkpoint(c: &mut Criterion) {
+    const KEYS: usize = 100_000;
+    let text = WINDOWED.replace("seq % 10000", "seq % 100000");
+    let Resource::Pipeline(p) = serde_yaml::from_str(&text).expect("parses") else {
+        panic!("not a pipeline")
+    };
+    let pipeline = CompiledPipeline::compile(&p).unwrap_or_else(|e| panic!("{e}"));
+    // 100 000 orders within the first second of one minute: every key once, none closes.
+    for chunk in (0..KEYS as u64).collect::<Vec<_>>().chunks(BATCH) {
+        let batch: Vec<InputMessage> = chunk
+            .iter()
+            .map(|&i| InputMessage {
+                subject: "orders.created.eu".into(),
+                headers: Vec::new(),
+                payload: weir_benches::orders::order(i),
+                seq: i,
+                stream: "ORDERS".into(),
+                timestamp_micros: 1_795_000_020_000_000 + i as i64,
+            })
+            .collect();
+        black_box(pipeline.process(&batch));
+    }
+    let keys: u64 = pipeline.stats().iter().map(|(_, s)| s.keys_held).sum();
+    assert_eq!(keys, KEYS as u64, "every key held");
+    let snapshot = pipeline.snapshot().expect("snapshot");
+    println!(
+        "checkpoint of {KEYS} keys: {} bytes ({:.1} bytes/key)",
+        snapshot.len(),
+        snapshot.len() as f64 / KEYS as f64
+    );
+    let mut group = c.benchmark_group("checkpoint");
+    group.sample_size(10);
+    group.bench_function("snapshot_100k_keys", |b| {
+        b.iter(|| black_box(pipeline.snapshot().expect("snapshot")))
+    });
+    group.bench_function("restore_100k_keys", |b| {
+        b.iter(|| pipeline.restore(black_box(&snapshot)).expect("restore"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_window, bench_checkpoint);
 criterion_main!(benches);

@@ -7,6 +7,7 @@
 //! [`testing`] runs a pipeline's `tests:` cases and `weir test` input files.
 #![warn(missing_docs)]
 
+mod avro;
 pub mod check;
 mod columns;
 mod decode;

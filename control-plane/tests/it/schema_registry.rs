@@ -920,6 +920,122 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
 }
 
+fn avro_source_pipeline(subject: &str) -> String {
+    format!(
+        r#"apiVersion: weir.dev/v1
+kind: Pipeline
+metadata:
+  name: avro-in
+spec:
+  source:
+    stream: ORDERS
+    format: avro
+    schema: {subject}
+  nodes:
+    - id: out
+      publish:
+        subject: decoded.orders
+"#
+    )
+}
+
+#[tokio::test]
+async fn an_avro_source_names_an_avro_subject_and_deploy_embeds_its_versions() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, a) = t.tenant("acme").await;
+    let (_, b) = t.tenant("other").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &a,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let yaml = avro_source_pipeline("orders-avro");
+    let p = t
+        .yaml(Method::POST, "/api/v1/pipelines:validate", &a, &yaml)
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["path"], "/spec/source/schema", "{p}");
+    assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders-json/versions",
+        &a,
+        json!({"schema": ORDER_JSON_SCHEMA, "schema_type": "JSON"}),
+    )
+    .await
+    .ok();
+    let p = t
+        .yaml(
+            Method::POST,
+            "/api/v1/pipelines:validate",
+            &a,
+            &avro_source_pipeline("orders-json"),
+        )
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "not_avro_schema", "{p}");
+
+    let mut ids = Vec::new();
+    for extra in [
+        "",
+        r#",{"name":"currency","type":"string","default":"EUR"}"#,
+    ] {
+        let v = t
+            .json(
+                Method::POST,
+                "/api/v1/schemas/orders-avro/versions",
+                &a,
+                json!({"schema": avro_order(extra), "schema_type": "AVRO"}),
+            )
+            .await
+            .ok();
+        ids.push(v["id"].clone());
+    }
+    t.yaml(Method::POST, "/api/v1/pipelines", &a, &yaml)
+        .await
+        .ok();
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/avro-in/deploy",
+        &a,
+        json!({}),
+    )
+    .await
+    .ok();
+    let record: weir_pipelines::fleet::Deployment = serde_json::from_slice(
+        &t.nats()
+            .deployments()
+            .get("acme.avro-in")
+            .await
+            .unwrap()
+            .expect("deployed"),
+    )
+    .unwrap();
+    let schemas = record.spec["spec"]["source"]["schemas"]
+        .as_array()
+        .expect("schemas embedded")
+        .clone();
+    let got: Vec<(Value, Value)> = schemas
+        .iter()
+        .map(|s| (s["id"].clone(), s["version"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(ids[0].clone(), json!(1)), (ids[1].clone(), json!(2))]
+    );
+    assert!(schemas[1]["schema"].as_str().unwrap().contains("currency"));
+
+    // The other tenant has no such subject.
+    let p = t
+        .yaml(Method::POST, "/api/v1/pipelines:validate", &b, &yaml)
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
+}
+
 #[tokio::test]
 async fn infer_schema_from_a_stream() {
     let t = TestApp::sqlite_nats().await;
