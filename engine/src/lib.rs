@@ -7,7 +7,6 @@
 //! [`testing`] runs a pipeline's `tests:` cases and `weir test` input files.
 #![warn(missing_docs)]
 
-mod avro;
 pub mod check;
 mod columns;
 mod decode;

@@ -1,7 +1,6 @@
 //! A compiled pipeline: the operator DAG with its planned expressions, and the batch loop that
 //! runs a batch of messages through it and says, per input, its outputs, filtered, or its error.
 
-use crate::avro::AvroSource;
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
@@ -66,8 +65,6 @@ pub struct CompiledPipeline {
     raw_format: bool,
     /// Whether some node edits payloads (the decoder then records field spans).
     edits_payload: bool,
-    /// Reads Avro payloads as JSON (`format: avro`).
-    avro: Option<AvroSource>,
 }
 
 impl fmt::Debug for CompiledPipeline {
@@ -136,26 +133,9 @@ impl CompiledPipeline {
         let mut catalog = Catalog::default();
         let mut problems: Vec<CompileProblem> = Vec::new();
 
-        let mut avro = None;
         let raw_format = match plan.source.format {
             PayloadFormat::Json => false,
             PayloadFormat::Raw => true,
-            PayloadFormat::Avro => {
-                let source = &plan.resource.spec.source;
-                let subject = source.schema.as_deref().unwrap_or_default();
-                // Checking a file: the control plane resolves the subject's schemas itself.
-                if !(checking && source.schemas.is_empty()) {
-                    match AvroSource::new(subject, &source.schemas) {
-                        Ok(a) => avro = Some(a),
-                        Err(message) => problems.push(CompileProblem {
-                            node: "source".into(),
-                            path: "/spec/source/schema".into(),
-                            message,
-                        }),
-                    }
-                }
-                false
-            }
             other => {
                 problems.push(CompileProblem {
                     node: "source".into(),
@@ -230,7 +210,6 @@ impl CompiledPipeline {
             order: plan.order.clone(),
             raw_format,
             edits_payload,
-            avro,
         })
     }
 
@@ -283,45 +262,7 @@ impl CompiledPipeline {
         batch: &[InputMessage],
         visit: impl FnMut(usize, &Frame),
     ) -> BatchResult {
-        let Some(avro) = &self.avro else {
-            let (fates, nodes, side) = self.run(batch, &[0], visit);
-            return self.finish(fates, nodes, side);
-        };
-        // Avro payloads go on as JSON; one that cannot be read gets a payload that fails to
-        // decode at the source, and then its own reason.
-        let mut unreadable = Vec::new();
-        let converted: Vec<InputMessage> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let payload = avro.to_json(&m.payload).unwrap_or_else(|e| {
-                    unreadable.push((i, e));
-                    b"\0".to_vec()
-                });
-                InputMessage {
-                    payload: payload.into(),
-                    ..m.clone()
-                }
-            })
-            .collect();
-        let (mut fates, nodes, side) = self.run(&converted, &[0], visit);
-        for (i, message) in unreadable {
-            fates[i] = Fate::Error(crate::message::MessageError {
-                node: "source".into(),
-                kind: crate::message::FailureKind::Decode,
-                message,
-            });
-        }
-        self.finish(fates, nodes, side)
-    }
-
-    /// The batch result of a run, the side outputs of stateful nodes settled.
-    fn finish(
-        &self,
-        fates: Vec<Fate>,
-        nodes: Vec<NodeCount>,
-        side: Vec<(usize, SideOutput)>,
-    ) -> BatchResult {
+        let (fates, nodes, side) = self.run(batch, &[0], visit);
         let mut result = BatchResult {
             fates,
             nodes,

@@ -121,12 +121,6 @@ pub struct Source {
     /// Optional schema-registry subject that validates and types the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
-    /// The versions of `schema` (Avro): written into the deployed spec by the control plane,
-    /// or given inline to run a file outside it (`weir run`, `weir test`). Payloads in the
-    /// Confluent wire format name their writer schema by `id`; bare payloads are read with
-    /// the newest version, which is also the schema every payload is read as.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub schemas: Vec<EmbeddedSchema>,
     /// Declared payload fields (`amount: float64`): gives expressions typed columns without
     /// re-parsing JSON. Paths use dots for nesting (`customer.id`).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
@@ -134,18 +128,6 @@ pub struct Source {
     /// Consumer tuning.
     #[serde(default)]
     pub consumer: ConsumerSettings,
-}
-
-/// One version of a registry subject, embedded in a pipeline spec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddedSchema {
-    /// The schema's global id (the one in Confluent wire-format payloads).
-    pub id: u32,
-    /// Its version in the subject.
-    pub version: u32,
-    /// The schema text (Avro: JSON).
-    pub schema: String,
 }
 
 /// Where a new consumer starts reading.

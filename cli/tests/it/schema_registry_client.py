@@ -2,10 +2,7 @@
 against a real `weir serve`: register, fetch, check compatibility, get latest, serialize and
 deserialize; tenant B and a viewer are refused. Run by cli/tests/it/schema_registry_client.rs:
 
-    python schema_registry_client.py BASE_URL KEY_A KEY_B VIEWER_KEY_A PAYLOADS_FILE
-
-PAYLOADS_FILE receives the serialized orders (one hex line each, written with V1 then V2) for
-the Rust side to run through an Avro pipeline.
+    python schema_registry_client.py BASE_URL KEY_A KEY_B VIEWER_KEY_A
 """
 import sys
 
@@ -14,7 +11,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-base, key_a, key_b, viewer_a, payloads_file = sys.argv[1:6]
+base, key_a, key_b, viewer_a = sys.argv[1:5]
 url = base + "/schema-registry"
 
 
@@ -71,14 +68,6 @@ order = {"id": "o-1", "amount": 12.5, "currency": "USD"}
 payload = ser(order, ctx)
 assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == id2, payload[:5]
 assert AvroDeserializer(client("tenant-a", key_a))(payload, ctx) == order
-
-# Orders written with each version, for the pipeline on the Rust side: a V1 writer (no
-# currency: the pipeline reads it as V2, with the default) and a V2 writer.
-v1_ser = AvroSerializer(client("tenant-a", key_a), V1, conf={"auto.register.schemas": False, "use.latest.version": False})
-lines = [v1_ser({"id": "o-2", "amount": 7.25}, ctx).hex(), payload.hex()]
-assert int.from_bytes(bytes.fromhex(lines[0])[1:5], "big") == id1
-with open(payloads_file, "w") as f:
-    f.write("\n".join(lines) + "\n")
 
 # Tenant B sees nothing of A's, and its ids are its own.
 b = client("tenant-b", key_b)

@@ -1,8 +1,7 @@
-//! Registry references of pipelines (`validate: {schema: {subject, version}}`, and the subject
-//! of an Avro source): checked when a pipeline is validated, created or updated (an unknown
-//! subject is a located problem), and resolved at deploy, where the registry's JSON Schema is
-//! written into the deployed spec's `json_schema`, and an Avro source subject's versions into
-//! `source.schemas`, so that workers never need the registry.
+//! Registry references of pipelines (`validate: {schema: {subject, version}}`): checked when a
+//! pipeline is validated, created or updated (an unknown subject is a located problem), and
+//! resolved at deploy, where the registry's JSON Schema is written into the deployed spec's
+//! `json_schema` so that workers never need the registry.
 
 use serde_json::Value;
 use weir_pipelines::PipelineResource;
@@ -59,46 +58,6 @@ async fn lookup(
     Ok(v)
 }
 
-/// The versions of an Avro source subject (soft-deleted ones too: old payloads may name
-/// them), or why there are none.
-async fn avro_versions(
-    reg: &Registry,
-    tenant: &str,
-    subject: &str,
-) -> Result<Vec<SchemaVersion>, (&'static str, String)> {
-    let versions = reg.versions(tenant, subject, true).await.map_err(|e| {
-        (
-            "unknown_schema",
-            format!(
-                "schema subject `{subject}`: {e} (register it with `weir schema register {subject} FILE --type AVRO`)"
-            ),
-        )
-    })?;
-    match versions.iter().rev().find(|v| !v.deleted) {
-        Some(v) if v.schema_type == SchemaType::Avro => Ok(versions),
-        Some(v) => Err((
-            "not_avro_schema",
-            format!(
-                "schema subject `{subject}` version {} is {}, but `format: avro` needs an Avro schema",
-                v.version,
-                v.schema_type.as_str()
-            ),
-        )),
-        None => Err((
-            "unknown_schema",
-            format!("schema subject `{subject}` has only deleted versions"),
-        )),
-    }
-}
-
-/// The subject of an Avro source, if the pipeline has one.
-fn avro_subject(pipeline: &PipelineResource) -> Option<&str> {
-    let source = &pipeline.spec.source;
-    (source.format == weir_pipelines::PayloadFormat::Avro)
-        .then_some(source.schema.as_deref())
-        .flatten()
-}
-
 /// Every registry reference of `pipeline` that does not resolve in `tenant`.
 pub async fn problems(
     state: &AppState,
@@ -107,11 +66,6 @@ pub async fn problems(
 ) -> Vec<RefProblem> {
     let reg = Registry::new(state.db().clone());
     let mut out = Vec::new();
-    if let Some(subject) = avro_subject(pipeline)
-        && let Err((code, message)) = avro_versions(&reg, tenant, subject).await
-    {
-        out.push(("/spec/source/schema".into(), code, message));
-    }
     for (i, node) in pipeline.spec.nodes.iter().enumerate() {
         let Some(r) = node.validate.as_ref().and_then(|v| v.schema.as_ref()) else {
             continue;
@@ -123,43 +77,10 @@ pub async fn problems(
     out
 }
 
-/// Writes the versions of an Avro source's subject into `source.schemas` of the deployed spec.
-async fn resolve_source(reg: &Registry, tenant: &str, spec: &mut Value) -> ApiResult<()> {
-    let source = spec.pointer("/spec/source");
-    let format = source.and_then(|s| s.get("format")).and_then(Value::as_str);
-    let Some(subject) = source
-        .and_then(|s| s.get("schema"))
-        .and_then(Value::as_str)
-        .filter(|_| format == Some("avro"))
-        .map(str::to_string)
-    else {
-        return Ok(());
-    };
-    let subject = subject.as_str();
-    let versions = avro_versions(reg, tenant, subject)
-        .await
-        .map_err(|(code, message)| ApiError::InvalidSpec {
-            detail: "the Avro source names a schema the registry does not have (see `diagnostics`)"
-                .into(),
-            diagnostics: serde_json::json!([{
-                "path": "/spec/source/schema", "code": code, "message": message,
-            }]),
-        })?;
-    let schemas: Vec<Value> = versions
-        .iter()
-        .map(|v| serde_json::json!({ "id": v.id, "version": v.version, "schema": v.schema }))
-        .collect();
-    if let Some(source) = spec.pointer_mut("/spec/source") {
-        source["schemas"] = Value::Array(schemas);
-    }
-    Ok(())
-}
-
 /// Writes the registry's schema into `json_schema` of each `validate` node of the deployed
 /// `spec` (a `Pipeline` resource as JSON), and the concrete version and id into its `schema`.
 pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiResult<()> {
     let reg = Registry::new(state.db().clone());
-    resolve_source(&reg, tenant, spec).await?;
     let Some(nodes) = spec
         .pointer_mut("/spec/nodes")
         .and_then(Value::as_array_mut)

@@ -1,7 +1,6 @@
 //! Integration tests of the worker runtime against a real nats-server (started per test on
 //! an ephemeral port with a temporary store) and the real engine.
 
-mod avro_source;
 mod dead_letters;
 mod dlq_capture;
 mod examples;
