@@ -132,6 +132,9 @@ pub struct OperatorState {
     /// How the state started on this worker: restored from a checkpoint, empty, or standing
     /// by (and why).
     pub started_from: String,
+    /// The lowest watermark of the window nodes (RFC 3339): windows ending before it have
+    /// closed.
+    pub watermark: Option<String>,
 }
 
 impl From<&weir_pipelines::fleet::StateReport> for OperatorState {
@@ -149,6 +152,7 @@ impl From<&weir_pipelines::fleet::StateReport> for OperatorState {
             last_checkpoint_took_ms: s.last_checkpoint_took_ms,
             position: s.position,
             started_from: s.started_from.clone(),
+            watermark: s.watermark_ms.map(rfc3339),
         }
     }
 }

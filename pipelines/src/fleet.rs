@@ -126,6 +126,9 @@ pub struct StateReport {
     /// How the state started on this worker: restored from a checkpoint, fresh, or reset
     /// (and why).
     pub started_from: String,
+    /// The lowest watermark of the window nodes (Unix ms), once they have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_ms: Option<i64>,
 }
 
 /// What one node of a pipeline saw, summed over batches. Rows are messages inside the graph

@@ -112,4 +112,6 @@ pub struct NodeStats {
     pub late_events: u64,
     /// Messages dropped as duplicates so far.
     pub duplicates_dropped: u64,
+    /// A window's watermark (ms since the epoch), once it has one.
+    pub watermark_ms: Option<i64>,
 }

@@ -12,6 +12,12 @@
 //! | `weir_process_duration_seconds` | histogram | `pipeline` (engine time per batch) |
 //! | `weir_consumer_pending` | gauge | `pipeline` (messages not yet delivered: lag) |
 //! | `weir_consumer_ack_pending` | gauge | `pipeline` (delivered, not yet acked) |
+//! | `weir_state_owner` | gauge | `pipeline` (1 while this worker owns a stateful pipeline) |
+//! | `weir_state_open_windows` | gauge | `pipeline` |
+//! | `weir_state_keys` | gauge | `pipeline` (group keys and dedup keys held) |
+//! | `weir_state_late_events` | gauge | `pipeline` (events sent to `late` ports so far) |
+//! | `weir_state_checkpoint_bytes` | gauge | `pipeline` (size of the last checkpoint) |
+//! | `weir_state_checkpoint_duration_seconds` | histogram | `pipeline` (snapshot and store) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,6 +85,11 @@ pub struct Metrics {
     pub consumer_pending: Family<PipelineLabels, Gauge>,
     /// `weir_consumer_ack_pending`
     pub consumer_ack_pending: Family<PipelineLabels, Gauge>,
+    /// `weir_state_owner`, `weir_state_open_windows`, `weir_state_keys`,
+    /// `weir_state_late_events`, `weir_state_checkpoint_bytes`, in that order.
+    pub state: [Family<PipelineLabels, Gauge>; 5],
+    /// `weir_state_checkpoint_duration_seconds`
+    pub checkpoint_duration: Family<PipelineLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -151,8 +162,35 @@ impl Metrics {
             "Messages delivered and not yet acknowledged",
             consumer_ack_pending.clone(),
         );
+        let state: [Family<PipelineLabels, Gauge>; 5] = Default::default();
+        for (family, (name, help)) in state.iter().zip([
+            (
+                "weir_state_owner",
+                "1 while this worker owns the stateful pipeline (others stand by)",
+            ),
+            ("weir_state_open_windows", "Windows and sessions open now"),
+            (
+                "weir_state_keys",
+                "Group keys (windows) and dedup keys held now",
+            ),
+            ("weir_state_late_events", "Events sent to late ports so far"),
+            ("weir_state_checkpoint_bytes", "Size of the last checkpoint"),
+        ]) {
+            registry.register(name, help, family.clone());
+        }
+        let checkpoint_duration =
+            Family::<PipelineLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                batch_histogram,
+            );
+        registry.register(
+            "weir_state_checkpoint_duration_seconds",
+            "Time to snapshot the state and store the checkpoint",
+            checkpoint_duration.clone(),
+        );
         Metrics {
             registry,
+            state,
+            checkpoint_duration,
             messages_in,
             messages_out,
             messages_filtered,

@@ -174,6 +174,31 @@ impl Telemetry {
             .observe(batch.elapsed.as_secs_f64());
     }
 
+    /// What a stateful pipeline holds, into the heartbeat totals and the state gauges.
+    pub(crate) fn state_reported(&self, report: &weir_pipelines::fleet::StateReport) {
+        self.totals.record_state(report.clone());
+        let values = [
+            u64::from(report.owner),
+            report.open_windows,
+            report.keys_held,
+            report.late_events,
+            report.state_bytes,
+        ];
+        for (family, value) in self.metrics.state.iter().zip(values) {
+            family
+                .get_or_create(&self.labels)
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// A checkpoint was taken in `elapsed`.
+    pub(crate) fn checkpoint_taken(&self, elapsed: Duration) {
+        self.metrics
+            .checkpoint_duration
+            .get_or_create(&self.labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
     /// The consumer's lag and ack-pending as last polled.
     pub(crate) fn consumer_polled(&self, pending: u64, ack_pending: u64) {
         self.totals.record_consumer(pending, ack_pending);

@@ -135,8 +135,9 @@ fn render(s: &PipelineStatus) -> String {
     ));
     if let Some(st) = &s.operator_state {
         out.push_str(&format!(
-            "state: {} windows open, {} keys, {} late, {} duplicates dropped; last checkpoint {} ({} bytes, position {}, took {} ms); {}\n",
+            "state: {} windows open (watermark {}), {} keys, {} late, {} duplicates dropped; last checkpoint {} ({} bytes, position {}, took {} ms); {}\n",
             st.open_windows,
+            opt(st.watermark.as_deref()),
             st.keys_held,
             st.late_events,
             st.duplicates_dropped,

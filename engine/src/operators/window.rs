@@ -613,6 +613,7 @@ impl Operator for Window {
                 as u64,
             late_events: state.late,
             duplicates_dropped: 0,
+            watermark_ms: state.watermark,
         })
     }
 }

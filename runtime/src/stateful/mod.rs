@@ -119,7 +119,7 @@ pub(crate) async fn stateful_loop(
         started_from: "standing by for the lease".into(),
         ..StateReport::default()
     };
-    run.telemetry.totals().record_state(report.clone());
+    run.telemetry.state_reported(&report);
     while !stop.is_cancelled() {
         let Some(lease) = acquire(&store, &key, &stop).await else {
             break;
@@ -162,7 +162,7 @@ pub(crate) async fn stateful_loop(
                 tracing::warn!(%pipeline, "stateful pipeline starts over from its checkpoint: {reason}");
                 run.telemetry.totals().record_error(reason.clone());
                 report.started_from = format!("standing by: {reason}");
-                run.telemetry.totals().record_state(report.clone());
+                run.telemetry.state_reported(&report);
                 if let Err(e) = run.processor.restore(&empty) {
                     tracing::error!(%pipeline, "cannot reset the state: {e}");
                     return;
@@ -174,7 +174,7 @@ pub(crate) async fn stateful_loop(
             }
         }
     }
-    run.telemetry.totals().record_state(report);
+    run.telemetry.state_reported(&report);
 }
 
 /// The lease key of a durable consumer name (KV keys take `[-/_=.a-zA-Z0-9]`).
@@ -465,6 +465,7 @@ impl Owned<'_> {
         r.position = self.position;
         r.last_checkpoint_ms = checkpoint.meta.taken_at_ms;
         r.last_checkpoint_took_ms = started.elapsed().as_millis() as u64;
+        self.run.telemetry.checkpoint_taken(started.elapsed());
         self.publish_report();
         tracing::debug!(pipeline = %self.run.config.name, position = self.position, bytes, "checkpoint stored");
         Ok(())
@@ -494,13 +495,17 @@ impl Owned<'_> {
             r.late_events,
             r.duplicates_dropped,
         ) = (0, 0, 0, 0);
+        r.watermark_ms = None;
         for (_, s) in self.run.processor.stats() {
+            if let Some(w) = s.watermark_ms {
+                r.watermark_ms = Some(r.watermark_ms.map_or(w, |m| m.min(w)));
+            }
             r.open_windows += s.open_windows;
             r.keys_held += s.keys_held;
             r.late_events += s.late_events;
             r.duplicates_dropped += s.duplicates_dropped;
         }
-        self.run.telemetry.totals().record_state(r.clone());
+        self.run.telemetry.state_reported(r);
     }
 }
 

@@ -93,6 +93,15 @@ async fn a_window_spans_a_compatible_upgrade_and_a_changed_window_starts_empty()
     }
     let state = wait_state(&v1, "metrics", |s| s.owner && s.position >= 3).await?;
     assert_eq!((state.open_windows, state.keys_held), (1, 1), "{state:?}");
+    assert_eq!(state.watermark_ms, Some((T0 + 3000) as i64), "{state:?}");
+    let metrics = v1.metrics.encode();
+    for line in [
+        "weir_state_owner{pipeline=\"metrics\"} 1",
+        "weir_state_open_windows{pipeline=\"metrics\"} 1",
+        "weir_state_checkpoint_duration_seconds_count{pipeline=\"metrics\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     assert!(v1.stop().await, "v1 stops gracefully");
     assert_eq!(count(&js, "OUT").await, 0, "the minute is still open");
 

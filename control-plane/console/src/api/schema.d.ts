@@ -1809,6 +1809,11 @@ export interface components {
              * @description Size of the last checkpoint, in bytes.
              */
             state_bytes: number;
+            /**
+             * @description The lowest watermark of the window nodes (RFC 3339): windows ending before it have
+             *     closed.
+             */
+            watermark?: string | null;
         };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
