@@ -460,6 +460,18 @@ export function Builder({ name }: { name: string | null }) {
             </span>
           )}
           <span>workers {status.running_workers}</span>
+          {status.operator_state && (
+            <span data-testid="operator-state" title={status.operator_state.started_from}>
+              state: <b>{status.operator_state.open_windows}</b> windows open,{' '}
+              <b>{status.operator_state.keys_held}</b> keys, {status.operator_state.late_events} late
+              {status.operator_state.watermark && <> · watermark {status.operator_state.watermark}</>}
+              {status.operator_state.last_checkpoint && (
+                <>
+                  {' '}· checkpoint {status.operator_state.last_checkpoint} ({status.operator_state.state_bytes} B)
+                </>
+              )}
+            </span>
+          )}
           {status.reasons.length > 0 && <span className="muted">{status.reasons.join('; ')}</span>}
         </div>
       )}
