@@ -7,6 +7,7 @@
 //! [`testing`] runs a pipeline's `tests:` cases and `weir test` input files.
 #![warn(missing_docs)]
 
+mod binary;
 pub mod check;
 mod columns;
 mod decode;

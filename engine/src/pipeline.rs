@@ -1,10 +1,13 @@
 //! A compiled pipeline: the operator DAG with its planned expressions, and the batch loop that
 //! runs a batch of messages through it and says, per input, its outputs, filtered, or its error.
 
+use crate::binary::BinaryPayload;
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{BatchResult, Emitted, Fate, InputMessage, NodeCount, NodeStats};
+use crate::message::{
+    BatchResult, Emitted, FailureKind, Fate, InputMessage, MessageError, NodeCount, NodeStats,
+};
 use crate::operators::{self, Operator, Origin, PlanContext, SideOutput};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -63,6 +66,8 @@ pub struct CompiledPipeline {
     /// Node indices in topological order (the entry node first).
     order: Vec<usize>,
     raw_format: bool,
+    /// The decoder of Avro and Protobuf payloads into JSON (`None` for JSON and raw).
+    binary: Option<BinaryPayload>,
     /// Whether some node edits payloads (the decoder then records field spans).
     edits_payload: bool,
 }
@@ -133,24 +138,17 @@ impl CompiledPipeline {
         let mut catalog = Catalog::default();
         let mut problems: Vec<CompileProblem> = Vec::new();
 
-        let raw_format = match plan.source.format {
-            PayloadFormat::Json => false,
-            PayloadFormat::Raw => true,
-            other => {
-                problems.push(CompileProblem {
-                    node: "source".into(),
-                    path: "/spec/source/format".into(),
-                    message: format!(
-                        "payload format `{}` is not supported by the engine yet; use `json` or `raw`",
-                        serde_json::to_value(other)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default()
-                    ),
+        let raw_format = plan.source.format == PayloadFormat::Raw;
+        let binary =
+            BinaryPayload::build(plan.source.format, plan.source.schema.as_ref(), checking)
+                .unwrap_or_else(|message| {
+                    problems.push(CompileProblem {
+                        node: "source".into(),
+                        path: "/spec/source/schema".into(),
+                        message,
+                    });
+                    None
                 });
-                false
-            }
-        };
         for (path, t) in &plan.source.fields {
             catalog.declare(split_path(path), *t);
         }
@@ -209,6 +207,7 @@ impl CompiledPipeline {
             nodes,
             order: plan.order.clone(),
             raw_format,
+            binary,
             edits_payload,
         })
     }
@@ -262,7 +261,13 @@ impl CompiledPipeline {
         batch: &[InputMessage],
         visit: impl FnMut(usize, &Frame),
     ) -> BatchResult {
-        let (fates, nodes, side) = self.run(batch, &[0], visit);
+        let (fates, nodes, side) = match &self.binary {
+            None => self.run(batch, &[0], visit, Vec::new()),
+            Some(binary) => {
+                let (json, failed) = transcode(binary, batch);
+                self.run(&json, &[0], visit, failed)
+            }
+        };
         let mut result = BatchResult {
             fates,
             nodes,
@@ -366,7 +371,7 @@ impl CompiledPipeline {
                 let (fates, more) = if targets.is_empty() {
                     (vec![Fate::Filtered; messages.len()], Vec::new())
                 } else {
-                    let (fates, _, more) = self.run(&messages, targets, |_, _| {});
+                    let (fates, _, more) = self.run(&messages, targets, |_, _| {}, Vec::new());
                     (fates, more)
                 };
                 next.extend(more);
@@ -387,13 +392,15 @@ impl CompiledPipeline {
 
     /// Runs `batch` through the DAG from the `entries` nodes (each receives every message);
     /// `visit(node, frame)` sees each non-empty frame before node `node` runs. Returns the
-    /// fates, the per-node counts and the side outputs of stateful nodes.
+    /// fates, the per-node counts and the side outputs of stateful nodes. Inputs in `failed`
+    /// (decode errors found before, by input index) are settled as those errors.
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
         batch: &[InputMessage],
         entries: &[usize],
         mut visit: impl FnMut(usize, &Frame),
+        failed: Vec<(usize, MessageError)>,
     ) -> (Vec<Fate>, Vec<NodeCount>, Vec<(usize, SideOutput)>) {
         let mut ctx = BatchContext {
             inputs: batch,
@@ -410,8 +417,13 @@ impl CompiledPipeline {
             side: Vec::new(),
             tags: Vec::new(),
         };
+        ctx.failures = failed.len() as u64;
+        for (i, e) in failed {
+            ctx.errors[i] = Some(e);
+        }
         let mut counts = self.empty_counts(batch.len());
         let rows: Vec<Row> = (0..batch.len() as u32)
+            .filter(|&i| ctx.errors[i as usize].is_none())
             .map(|input| Row {
                 input,
                 base: None,
@@ -500,6 +512,41 @@ impl CompiledPipeline {
             }))
             .collect()
     }
+}
+
+/// The batch with Avro or Protobuf payloads replaced by their JSON, and the inputs that do not
+/// decode (a `decode` error of the source, so that they go to the dead-letter stream with their
+/// original bytes).
+fn transcode(
+    binary: &BinaryPayload,
+    batch: &[InputMessage],
+) -> (Vec<InputMessage>, Vec<(usize, MessageError)>) {
+    let mut failed = Vec::new();
+    let json = batch
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let payload = match binary.to_json(&m.payload) {
+                Ok(json) => bytes::Bytes::from(json),
+                Err(message) => {
+                    failed.push((
+                        i,
+                        MessageError {
+                            node: "source".into(),
+                            kind: FailureKind::Decode,
+                            message,
+                        },
+                    ));
+                    bytes::Bytes::new()
+                }
+            };
+            InputMessage {
+                payload,
+                ..m.clone()
+            }
+        })
+        .collect();
+    (json, failed)
 }
 
 /// Joins a late event's fate downstream of the late port into its input's fate: an error

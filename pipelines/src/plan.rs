@@ -52,6 +52,8 @@ pub struct SourcePlan {
     pub format: PayloadFormat,
     /// Declared payload fields.
     pub fields: IndexMap<String, FieldType>,
+    /// The payload's registry schema (`avro`, `protobuf`), as the control plane resolved it.
+    pub schema: Option<crate::spec::SourceSchema>,
     /// Where a new consumer starts.
     pub deliver: Deliver,
     /// Durable name, when the file names one.
@@ -463,6 +465,10 @@ fn plan_source(src: &Source) -> Result<SourcePlan, String> {
     Ok(SourcePlan {
         format: src.format,
         fields: src.fields.clone(),
+        schema: src
+            .schema
+            .as_ref()
+            .map(crate::spec::SourceSchemaRef::to_schema),
         deliver,
         durable: c.durable.clone(),
         ack_wait: duration(&c.ack_wait)?,

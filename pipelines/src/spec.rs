@@ -118,9 +118,11 @@ pub struct Source {
     /// Payload encoding.
     #[serde(default)]
     pub format: PayloadFormat,
-    /// Optional schema-registry subject that validates and types the payload.
+    /// The registry schema of the payload: a subject (`orders-value`, its latest version) or
+    /// `{subject, version}`. Required by `avro` and `protobuf`; the control plane embeds the
+    /// subject's schemas into the deployed spec (see [`SourceSchema`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
+    pub schema: Option<SourceSchemaRef>,
     /// Declared payload fields (`amount: float64`): gives expressions typed columns without
     /// re-parsing JSON. Paths use dots for nesting (`customer.id`).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
@@ -660,6 +662,80 @@ pub struct RegistrySchema {
     /// The schema's global id (filled in by the control plane when it resolves the subject).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
+}
+
+/// The source's registry schema: a bare subject name or a [`SourceSchema`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SourceSchemaRef {
+    /// A subject name; its latest version at deploy time.
+    Subject(String),
+    /// A subject and version, with what the control plane embeds at deploy.
+    Registry(SourceSchema),
+}
+
+impl SourceSchemaRef {
+    /// The subject named.
+    pub fn subject(&self) -> &str {
+        match self {
+            SourceSchemaRef::Subject(s) => s,
+            SourceSchemaRef::Registry(r) => &r.subject,
+        }
+    }
+
+    /// As a [`SourceSchema`] (a bare subject: latest version, nothing embedded).
+    pub fn to_schema(&self) -> SourceSchema {
+        match self {
+            SourceSchemaRef::Subject(s) => SourceSchema {
+                subject: s.clone(),
+                ..SourceSchema::default()
+            },
+            SourceSchemaRef::Registry(r) => r.clone(),
+        }
+    }
+}
+
+/// A source's registry schema. The file names `subject` (and `version`); at deploy the control
+/// plane fills in `id` (the reader schema's global id) and `writers` (every version of the
+/// subject with its id and text), so that a worker decodes Confluent wire-format messages
+/// written with any version of the subject without reaching the registry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSchema {
+    /// The subject.
+    pub subject: String,
+    /// A version number, or `latest` (the default: the newest version at deploy time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<SchemaVersionSel>,
+    /// The reader schema's global id (filled in at deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// The subject's versions, by global id (filled in at deploy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<EmbeddedSchema>,
+}
+
+/// One registry schema embedded in a deployed spec.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSchema {
+    /// The global id.
+    pub id: i64,
+    /// The schema text (Avro JSON or `.proto` source).
+    pub schema: String,
+    /// Schemas it imports (Protobuf), by import name: `{name, schema}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<NamedSchema>,
+}
+
+/// A referenced schema's text under the name the referring schema imports it by.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedSchema {
+    /// The import name (`common.proto`).
+    pub name: String,
+    /// Its text.
+    pub schema: String,
 }
 
 /// `latest` or a version number.

@@ -1,5 +1,6 @@
 //! CLI-level tests: the real `weir` binary as a process.
 
+mod avro_source;
 mod bench;
 mod dev;
 mod dev_operator;

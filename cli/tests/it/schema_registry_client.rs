@@ -17,7 +17,7 @@ use crate::tenants_e2e::{TenantApi, create_tenant};
 const ADMIN_KEY: &str = "weir_schema-registry-client-admin-key-0123456789";
 
 /// The venv's Python: `WEIR_SR_PYTHON`, else `.tools/sr-venv/bin/python` of the repository.
-fn python() -> Result<PathBuf> {
+pub(crate) fn python() -> Result<PathBuf> {
     let path = std::env::var_os("WEIR_SR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -29,6 +29,9 @@ fn valid_examples_exit_zero() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(stdout(&out).trim(), "2 files, 11 resources valid");
+    // An Avro source checks without the registry (the control plane resolves its subject).
+    let out = weir(&["validate", "-f", "docs/examples/avro-orders.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     // A directory means its pipeline files.
     let out = weir(&["validate", "-f", "pipelines/examples"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));

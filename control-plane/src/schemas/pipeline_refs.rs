@@ -1,11 +1,16 @@
-//! Registry references of pipelines (`validate: {schema: {subject, version}}`): checked when a
-//! pipeline is validated, created or updated (an unknown subject is a located problem), and
-//! resolved at deploy, where the registry's JSON Schema is written into the deployed spec's
-//! `json_schema` so that workers never need the registry.
+//! Registry references of pipelines (`validate: {schema: {subject, version}}`, and the
+//! `source.schema` of `format: avro|protobuf`): checked when a pipeline is validated, created or
+//! updated (an unknown subject is a located problem), and resolved at deploy, where the
+//! registry's JSON Schema is written into the deployed spec's `json_schema`, and a source's
+//! subject versions (id and text each) into `source.schema.writers`, so that workers never need
+//! the registry.
 
 use serde_json::Value;
+use weir_pipelines::PayloadFormat;
 use weir_pipelines::PipelineResource;
-use weir_pipelines::spec::{RegistrySchema, SchemaVersionSel};
+use weir_pipelines::spec::{
+    EmbeddedSchema, NamedSchema, RegistrySchema, SchemaVersionSel, SourceSchema, SourceSchemaRef,
+};
 
 use super::formats::SchemaType;
 use super::store::{Registry, SchemaVersion, VersionRef};
@@ -17,6 +22,27 @@ pub type RefProblem = (String, &'static str, String);
 
 /// The registry version a reference names, or why there is none.
 async fn lookup(
+    reg: &Registry,
+    tenant: &str,
+    r: &RegistrySchema,
+) -> Result<SchemaVersion, (&'static str, String)> {
+    let v = lookup_any(reg, tenant, r).await?;
+    if v.schema_type != SchemaType::Json {
+        return Err((
+            "not_json_schema",
+            format!(
+                "schema subject `{}` version {} is {}, but `validate` takes a JSON Schema",
+                r.subject,
+                v.version,
+                v.schema_type.as_str()
+            ),
+        ));
+    }
+    Ok(v)
+}
+
+/// The registry version a reference names, of any format.
+async fn lookup_any(
     reg: &Registry,
     tenant: &str,
     r: &RegistrySchema,
@@ -44,18 +70,84 @@ async fn lookup(
                 ),
             )
         })?;
-    if v.schema_type != SchemaType::Json {
+    Ok(v)
+}
+
+/// The source's registry subject resolved for the worker: the named version's id, and every
+/// live version of the subject (so that wire-format messages written with an older or newer
+/// version decode), each with its text and its references' texts.
+async fn source_schema(
+    reg: &Registry,
+    tenant: &str,
+    format: PayloadFormat,
+    r: &SourceSchema,
+) -> Result<SourceSchema, (&'static str, String)> {
+    let named = RegistrySchema {
+        subject: r.subject.clone(),
+        version: r.version.clone(),
+        id: None,
+    };
+    let v = lookup_any(reg, tenant, &named).await?;
+    let want = match format {
+        PayloadFormat::Protobuf => SchemaType::Protobuf,
+        _ => SchemaType::Avro,
+    };
+    if v.schema_type != want {
         return Err((
-            "not_json_schema",
+            "schema_format_mismatch",
             format!(
-                "schema subject `{}` version {} is {}, but `validate` takes a JSON Schema",
+                "schema subject `{}` version {} is {}, but the source's format is {}",
                 r.subject,
                 v.version,
-                v.schema_type.as_str()
+                v.schema_type.as_str(),
+                want.as_str()
             ),
         ));
     }
-    Ok(v)
+    let internal = |e: super::error::RegistryError| ("unknown_schema", e.to_string());
+    let mut writers = Vec::new();
+    for w in reg
+        .versions(tenant, &r.subject, false)
+        .await
+        .map_err(internal)?
+    {
+        if w.schema_type != want || writers.iter().any(|e: &EmbeddedSchema| e.id == w.id) {
+            continue;
+        }
+        let mut references = Vec::new();
+        for rf in &w.references {
+            let t = reg
+                .version(tenant, &rf.subject, VersionRef::Number(rf.version), true)
+                .await
+                .map_err(internal)?;
+            references.push(NamedSchema {
+                name: rf.name.clone(),
+                schema: t.schema,
+            });
+        }
+        writers.push(EmbeddedSchema {
+            id: w.id,
+            schema: w.schema,
+            references,
+        });
+    }
+    Ok(SourceSchema {
+        subject: r.subject.clone(),
+        version: Some(SchemaVersionSel::Number(v.version)),
+        id: Some(v.id),
+        writers,
+    })
+}
+
+/// The source's registry schema, when its format takes one.
+fn source_ref(pipeline: &PipelineResource) -> Option<(PayloadFormat, SourceSchema)> {
+    let src = &pipeline.spec.source;
+    match (src.format, &src.schema) {
+        (PayloadFormat::Avro | PayloadFormat::Protobuf, Some(r)) => {
+            Some((src.format, r.to_schema()))
+        }
+        _ => None,
+    }
 }
 
 /// Every registry reference of `pipeline` that does not resolve in `tenant`.
@@ -66,6 +158,11 @@ pub async fn problems(
 ) -> Vec<RefProblem> {
     let reg = Registry::new(state.db().clone());
     let mut out = Vec::new();
+    if let Some((format, r)) = source_ref(pipeline)
+        && let Err((code, message)) = source_schema(&reg, tenant, format, &r).await
+    {
+        out.push(("/spec/source/schema".to_string(), code, message));
+    }
     for (i, node) in pipeline.spec.nodes.iter().enumerate() {
         let Some(r) = node.validate.as_ref().and_then(|v| v.schema.as_ref()) else {
             continue;
@@ -81,13 +178,29 @@ pub async fn problems(
 /// `spec` (a `Pipeline` resource as JSON), and the concrete version and id into its `schema`.
 pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiResult<()> {
     let reg = Registry::new(state.db().clone());
-    let Some(nodes) = spec
+    let mut diagnostics = Vec::new();
+    let resource = serde_json::from_value::<weir_pipelines::Resource>(spec.clone()).ok();
+    if let Some(weir_pipelines::Resource::Pipeline(p)) = &resource
+        && let Some((format, r)) = source_ref(p)
+    {
+        match source_schema(&reg, tenant, format, &r).await {
+            Ok(resolved) => {
+                spec["spec"]["source"]["schema"] =
+                    serde_json::to_value(SourceSchemaRef::Registry(resolved))
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+            }
+            Err((code, message)) => diagnostics.push(serde_json::json!({
+                "path": "/spec/source/schema",
+                "code": code,
+                "message": message,
+            })),
+        }
+    }
+    let mut none = Vec::new();
+    let nodes = spec
         .pointer_mut("/spec/nodes")
         .and_then(Value::as_array_mut)
-    else {
-        return Ok(());
-    };
-    let mut diagnostics = Vec::new();
+        .unwrap_or(&mut none);
     for (i, node) in nodes.iter_mut().enumerate() {
         let Some(validate) = node.get_mut("validate") else {
             continue;
@@ -117,8 +230,7 @@ pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiRes
         return Ok(());
     }
     Err(ApiError::InvalidSpec {
-        detail: "a `validate` node names a schema the registry does not have (see `diagnostics`)"
-            .into(),
+        detail: "the pipeline names a schema the registry does not have (see `diagnostics`)".into(),
         diagnostics: Value::Array(diagnostics),
     })
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the engine: batch behaviour and the golden pipeline cases.
 
 mod batch;
+mod binary_source;
 mod golden;
 mod testing;
 mod type_conflicts;

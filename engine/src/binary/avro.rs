@@ -1,0 +1,129 @@
+//! Avro payloads: the writer schema (by the wire format's id, or the pipeline's for bare
+//! payloads) resolved into the pipeline's reader schema with `apache-avro`, then as JSON.
+
+use super::{ById, Pick};
+use apache_avro::Schema;
+use apache_avro::types::Value as Avro;
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use weir_pipelines::spec::SourceSchema;
+
+/// The Avro schemas of one source.
+pub(crate) struct AvroPayload {
+    schemas: ById<Schema>,
+}
+
+impl AvroPayload {
+    /// Parses every embedded schema; `reader_id` must be one of them.
+    pub(crate) fn new(schema: &SourceSchema, reader_id: i64) -> Result<AvroPayload, String> {
+        let mut by_id = HashMap::new();
+        for w in &schema.writers {
+            let parsed = Schema::parse_str(&w.schema)
+                .map_err(|e| format!("schema id {} is not a valid Avro schema: {e}", w.id))?;
+            by_id.insert(w.id, parsed);
+        }
+        if !by_id.contains_key(&reader_id) {
+            return Err(format!(
+                "schema id {reader_id} is not among the embedded schemas"
+            ));
+        }
+        Ok(AvroPayload {
+            schemas: ById {
+                by_id,
+                reader: reader_id,
+                subject: schema.subject.clone(),
+            },
+        })
+    }
+
+    /// Decodes one payload into JSON.
+    pub(crate) fn decode(&self, payload: &[u8]) -> Result<Value, String> {
+        let reader = self.schemas.reader();
+        match self.schemas.pick(payload) {
+            Pick::Wire(writer, body) => datum(writer, reader, body)
+                .map_err(|e| format!("corrupt Avro payload (Confluent wire format): {e}")),
+            Pick::Bare(unknown) => datum(reader, reader, payload)
+                .map_err(|e| self.schemas.undecodable(unknown, &e, "Avro")),
+        }
+    }
+}
+
+/// One datum, written with `writer`, read as `reader`; every byte must be used.
+fn datum(writer: &Schema, reader: &Schema, mut body: &[u8]) -> Result<Value, String> {
+    let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
+        .reader_schema(reader)
+        .build()
+        .and_then(|r| r.read_value(&mut body))
+        .map_err(|e| e.to_string())?;
+    if !body.is_empty() {
+        return Err(format!("{} bytes left after the record", body.len()));
+    }
+    Ok(to_json(value))
+}
+
+/// The JSON equivalent of an Avro value: records as objects, unions as their branch, enums as
+/// their symbol, bytes (and decimals' unscaled bytes) as base64, timestamps and dates as RFC 3339 text.
+fn to_json(value: Avro) -> Value {
+    use base64::Engine as _;
+    match value {
+        Avro::Null => Value::Null,
+        Avro::Boolean(b) => Value::Bool(b),
+        Avro::Int(i) | Avro::TimeMillis(i) => Value::from(i),
+        Avro::Long(i) | Avro::TimeMicros(i) => Value::from(i),
+        Avro::Float(f) => float(f64::from(f)),
+        Avro::Double(f) => float(f),
+        Avro::Bytes(b) | Avro::Fixed(_, b) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Avro::String(s) | Avro::Enum(_, s) => Value::String(s),
+        Avro::Union(_, v) => to_json(*v),
+        Avro::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Avro::Map(m) => {
+            let mut keys: Vec<(String, Avro)> = m.into_iter().collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(keys.into_iter().map(|(k, v)| (k, to_json(v))).collect())
+        }
+        Avro::Record(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Avro::Date(days) => timestamp(i128::from(days) * 86_400_000_000_000, true),
+        Avro::TimestampMillis(t) | Avro::LocalTimestampMillis(t) => {
+            timestamp(i128::from(t) * 1_000_000, false)
+        }
+        Avro::TimestampMicros(t) | Avro::LocalTimestampMicros(t) => {
+            timestamp(i128::from(t) * 1_000, false)
+        }
+        Avro::TimestampNanos(t) | Avro::LocalTimestampNanos(t) => timestamp(i128::from(t), false),
+        // The scale lives in the schema: the unscaled two's-complement bytes, as base64.
+        Avro::Decimal(d) => Value::String(
+            base64::engine::general_purpose::STANDARD
+                .encode(Vec::<u8>::try_from(d).unwrap_or_default()),
+        ),
+        Avro::BigDecimal(d) => Value::String(d.to_string()),
+        Avro::Duration(d) => serde_json::json!({
+            "months": u32::from(d.months()),
+            "days": u32::from(d.days()),
+            "millis": u32::from(d.millis()),
+        }),
+        Avro::Uuid(u) => Value::String(u.to_string()),
+    }
+}
+
+fn float(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// RFC 3339 text of nanoseconds since the epoch (a date alone when `date_only`).
+fn timestamp(nanos: i128, date_only: bool) -> Value {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+        return Value::from(nanos as i64);
+    };
+    if date_only {
+        return Value::String(t.date().to_string());
+    }
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map_or(Value::Null, Value::String)
+}

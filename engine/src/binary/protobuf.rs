@@ -1,0 +1,234 @@
+//! Protobuf payloads: `.proto` text compiled with `protox`, messages decoded with
+//! `prost-reflect` (the Confluent message indexes pick the message type; a bare payload is the
+//! first message of the pipeline's schema), then as JSON with the `.proto` field names.
+
+use super::{ById, Pick};
+use prost_reflect::{
+    DynamicMessage, FileDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value as Pb,
+};
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use weir_pipelines::spec::{EmbeddedSchema, SourceSchema};
+
+/// The name the main schema compiles under.
+const MAIN: &str = "weir_source.proto";
+
+/// The Protobuf schemas of one source.
+pub(crate) struct ProtobufPayload {
+    schemas: ById<FileDescriptor>,
+}
+
+impl ProtobufPayload {
+    /// Compiles every embedded schema; `reader_id` must be one of them.
+    pub(crate) fn new(schema: &SourceSchema, reader_id: i64) -> Result<ProtobufPayload, String> {
+        let mut by_id = HashMap::new();
+        for w in &schema.writers {
+            let file = compile(w)
+                .map_err(|e| format!("schema id {} is not a valid Protobuf schema: {e}", w.id))?;
+            if file.messages().len() == 0 {
+                return Err(format!("schema id {} declares no message", w.id));
+            }
+            by_id.insert(w.id, file);
+        }
+        if !by_id.contains_key(&reader_id) {
+            return Err(format!(
+                "schema id {reader_id} is not among the embedded schemas"
+            ));
+        }
+        Ok(ProtobufPayload {
+            schemas: ById {
+                by_id,
+                reader: reader_id,
+                subject: schema.subject.clone(),
+            },
+        })
+    }
+
+    /// Decodes one payload into JSON.
+    pub(crate) fn decode(&self, payload: &[u8]) -> Result<Value, String> {
+        match self.schemas.pick(payload) {
+            Pick::Wire(file, body) => {
+                let (message, body) = message_by_indexes(file, body).map_err(|e| {
+                    format!("corrupt Protobuf payload (Confluent wire format): {e}")
+                })?;
+                decode(message, body)
+                    .map_err(|e| format!("corrupt Protobuf payload (Confluent wire format): {e}"))
+            }
+            Pick::Bare(unknown) => {
+                let first = self.schemas.reader().messages().next();
+                first
+                    .ok_or_else(|| "no message".to_string())
+                    .and_then(|m| decode(m, payload))
+                    .map_err(|e| self.schemas.undecodable(unknown, &e, "Protobuf"))
+            }
+        }
+    }
+}
+
+/// Compiles one schema with its references (and Google's well-known types).
+fn compile(schema: &EmbeddedSchema) -> Result<FileDescriptor, String> {
+    let mut files: HashMap<String, String> = schema
+        .references
+        .iter()
+        .map(|r| (r.name.clone(), r.schema.clone()))
+        .collect();
+    files.insert(MAIN.into(), schema.schema.clone());
+    let mut resolver = protox::file::ChainFileResolver::new();
+    resolver.add(Files(files));
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.open_file(MAIN).map_err(|e| e.to_string())?;
+    compiler
+        .descriptor_pool()
+        .get_file_by_name(MAIN)
+        .ok_or_else(|| "the compiled file is missing".to_string())
+}
+
+struct Files(HashMap<String, String>);
+
+impl protox::file::FileResolver for Files {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match self.0.get(name) {
+            Some(source) => protox::file::File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// The message type the Confluent message indexes name (a zigzag varint count, then that many
+/// zigzag varint indexes: top-level message, then nested ones; a lone 0 means the first
+/// message), and the bytes after them.
+fn message_by_indexes<'b>(
+    file: &FileDescriptor,
+    mut body: &'b [u8],
+) -> Result<(MessageDescriptor, &'b [u8]), String> {
+    let count = zigzag(&mut body)?;
+    let indexes: Vec<i64> = if count == 0 {
+        vec![0]
+    } else {
+        if !(1..=32).contains(&count) {
+            return Err(format!("{count} message indexes"));
+        }
+        (0..count)
+            .map(|_| zigzag(&mut body))
+            .collect::<Result<_, _>>()?
+    };
+    let missing = || format!("message indexes {indexes:?} name no message of the schema");
+    let nth = |mut it: Box<dyn Iterator<Item = MessageDescriptor> + '_>, i: i64| {
+        usize::try_from(i).ok().and_then(|i| it.nth(i))
+    };
+    let mut message = nth(Box::new(file.messages()), indexes[0]).ok_or_else(missing)?;
+    for &i in &indexes[1..] {
+        let parent = message.clone();
+        message = nth(
+            Box::new(parent.child_messages().filter(|m| !m.is_map_entry())),
+            i,
+        )
+        .ok_or_else(missing)?;
+    }
+    Ok((message, body))
+}
+
+/// One zigzag-encoded varint.
+fn zigzag(body: &mut &[u8]) -> Result<i64, String> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = body
+            .split_first()
+            .ok_or_else(|| "truncated message indexes".to_string())?;
+        *body = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err("malformed message indexes".into())
+}
+
+fn decode(message: MessageDescriptor, body: &[u8]) -> Result<Value, String> {
+    DynamicMessage::decode(message, body)
+        .map(|m| message_json(&m))
+        .map_err(|e| e.to_string())
+}
+
+/// A message as a JSON object keyed by `.proto` field names; fields without presence are
+/// present with their defaults, `optional` and `oneof` fields only when set;
+/// `google.protobuf.Timestamp` as RFC 3339 text.
+fn message_json(m: &DynamicMessage) -> Value {
+    let desc = m.descriptor();
+    if desc.full_name() == "google.protobuf.Timestamp" {
+        return timestamp(m);
+    }
+    let mut out = Map::new();
+    for f in desc.fields() {
+        if f.supports_presence() && !m.has_field(&f) {
+            continue;
+        }
+        out.insert(
+            f.name().to_string(),
+            value_json(&m.get_field(&f), &f.kind()),
+        );
+    }
+    Value::Object(out)
+}
+
+fn value_json(v: &Pb, kind: &Kind) -> Value {
+    use base64::Engine as _;
+    match v {
+        Pb::Bool(b) => Value::Bool(*b),
+        Pb::I32(i) => Value::from(*i),
+        Pb::I64(i) => Value::from(*i),
+        Pb::U32(i) => Value::from(*i),
+        Pb::U64(i) => Value::from(*i),
+        Pb::F32(f) => float(f64::from(*f)),
+        Pb::F64(f) => float(*f),
+        Pb::String(s) => Value::String(s.clone()),
+        Pb::Bytes(b) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Pb::EnumNumber(n) => match kind.as_enum().and_then(|e| e.get_value(*n)) {
+            Some(v) => Value::String(v.name().to_string()),
+            None => Value::from(*n),
+        },
+        Pb::Message(m) => message_json(m),
+        Pb::List(items) => Value::Array(items.iter().map(|i| value_json(i, kind)).collect()),
+        Pb::Map(entries) => {
+            let value_kind = kind
+                .as_message()
+                .map(|e| e.map_entry_value_field().kind())
+                .unwrap_or(Kind::String);
+            let mut pairs: Vec<(String, Value)> = entries
+                .iter()
+                .map(|(k, v)| (map_key(k), value_json(v, &value_kind)))
+                .collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(pairs.into_iter().collect())
+        }
+    }
+}
+
+fn map_key(k: &MapKey) -> String {
+    match k {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(i) => i.to_string(),
+        MapKey::I64(i) => i.to_string(),
+        MapKey::U32(i) => i.to_string(),
+        MapKey::U64(i) => i.to_string(),
+        MapKey::String(s) => s.clone(),
+    }
+}
+
+fn float(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+fn timestamp(m: &DynamicMessage) -> Value {
+    let seconds = m.get_field_by_name("seconds").and_then(|v| v.as_i64());
+    let nanos = m.get_field_by_name("nanos").and_then(|v| v.as_i32());
+    let total = i128::from(seconds.unwrap_or(0)) * 1_000_000_000 + i128::from(nanos.unwrap_or(0));
+    time::OffsetDateTime::from_unix_timestamp_nanos(total)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
