@@ -112,6 +112,17 @@ fn not_deployed(name: &str) -> ApiError {
     ))
 }
 
+/// Whether the pipeline spec (JSON) has a `window` or `dedup` node.
+fn has_stateful_node(spec: &serde_json::Value) -> bool {
+    spec.pointer("/spec/nodes")
+        .and_then(|n| n.as_array())
+        .is_some_and(|nodes| {
+            nodes
+                .iter()
+                .any(|n| n.get("window").is_some() || n.get("dedup").is_some())
+        })
+}
+
 /// The parallelism a version asks for: its `spec.execution.parallelism`, 1 when absent.
 fn spec_parallelism(spec: &serde_json::Value) -> i64 {
     spec.pointer("/spec/execution/parallelism")
@@ -140,6 +151,11 @@ async fn write(
     if !(1..=MAX_PARALLELISM).contains(&parallelism) {
         return Err(ApiError::Unprocessable(format!(
             "parallelism must be between 1 and {MAX_PARALLELISM}, not {parallelism}"
+        )));
+    }
+    if parallelism > 1 && has_stateful_node(&spec) {
+        return Err(ApiError::Unprocessable(format!(
+            "parallelism {parallelism} is not possible: the pipeline has a `window` or `dedup` node, whose state runs on one batch loop of one worker at a time (other workers stand by); deploy it with parallelism 1"
         )));
     }
     let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;

@@ -367,3 +367,42 @@ async fn validate_and_apply_check_pipelines_against_the_tenants_declared_streams
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn a_stateful_pipeline_deploys_with_parallelism_one_only() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, acme) = t.tenant("acme").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &acme,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let yaml = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: once }\nspec:\n  source: { stream: ORDERS, subjects: [\"orders.in\"] }\n  nodes:\n    - { id: d, dedup: { key: data.id, within: 1m }, next: out }\n    - { id: out, publish: { subject: orders.once } }\n";
+    t.yaml(Method::POST, "/api/v1/pipelines", &acme, yaml)
+        .await
+        .ok();
+    let p = t
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/once/deploy",
+            &acme,
+            serde_json::json!({"parallelism": 3}),
+        )
+        .await
+        .problem(422, "invalid_value");
+    assert!(
+        p["detail"].as_str().unwrap().contains("`dedup` node"),
+        "{p}"
+    );
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/once/deploy",
+        &acme,
+        serde_json::json!({}),
+    )
+    .await
+    .ok();
+}
