@@ -39,18 +39,19 @@ impl Operator for Quality {
             .map(|r| predicate_mask(&r.predicate, &frame, ctx, &self.id))
             .collect();
         let mut leave = Vec::new();
+        let (mut passed, mut failed) = (vec![0u64; self.rules.len()], vec![0u64; self.rules.len()]);
         for (i, row) in frame.rows.iter().enumerate() {
             if ctx.failed(row) {
                 leave.push(i);
                 continue;
             }
             let (mut rejected, mut warned) = (Vec::new(), Vec::new());
-            for (rule, mask) in self.rules.iter().zip(&masks) {
+            for (k, (rule, mask)) in self.rules.iter().zip(&masks).enumerate() {
                 if mask.value(i) {
-                    rule.passed.fetch_add(1, Ordering::Relaxed);
+                    passed[k] += 1;
                     continue;
                 }
-                rule.failed.fetch_add(1, Ordering::Relaxed);
+                failed[k] += 1;
                 match rule.severity {
                     QualitySeverity::Reject => {
                         rejected.push(format!("`{}` ({})", rule.name, rule.check))
@@ -65,6 +66,12 @@ impl Operator for Quality {
             } else if !warned.is_empty() {
                 ctx.tag(row, WARN_HEADER, warned.join(","));
             }
+        }
+        for (k, rule) in self.rules.iter().enumerate() {
+            rule.passed.fetch_add(passed[k] as i64, Ordering::Relaxed);
+            rule.failed.fetch_add(failed[k] as i64, Ordering::Relaxed);
+            ctx.counts.push((format!("{}.pass", rule.name), passed[k]));
+            ctx.counts.push((format!("{}.fail", rule.name), failed[k]));
         }
         vec![(0, frame.without(&leave))]
     }
@@ -158,11 +165,7 @@ fn predicate_of(
         return None;
     };
     if let Some(sql) = &rule.sql {
-        return Some((
-            "sql",
-            format!("(({sql})) IS TRUE"),
-            format!("{at}/sql"),
-        ));
+        return Some(("sql", format!("(({sql})) IS TRUE"), format!("{at}/sql")));
     }
     let Some(field) = &rule.field else {
         cx.problem(

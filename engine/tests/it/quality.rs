@@ -99,6 +99,14 @@ fn exact_counts_rejections_and_warnings_on_a_known_input_set() {
     .flat_map(|(r, pass, fail)| [(format!("{r}.pass"), pass), (format!("{r}.fail"), fail)])
     .collect();
     assert_eq!(counts, want);
+    // The same counts in the batch's per-node counts (what workers report to the status).
+    let node = result.nodes.iter().find(|n| &*n.node == "dq").unwrap();
+    let batch_counts: BTreeMap<String, i64> = node
+        .counters
+        .iter()
+        .map(|(k, v)| (k.clone(), *v as i64))
+        .collect();
+    assert_eq!(batch_counts, want);
     // The node's own counts: 7 in, 3 passed on, 4 failed.
     let node = result.nodes.iter().find(|n| &*n.node == "dq").unwrap();
     assert_eq!((node.rows_in, node.ports[0], node.errors), (7, 3, 4));
