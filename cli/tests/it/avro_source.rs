@@ -109,7 +109,7 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
     let id1 = produced["ids"][0].as_u64().context("id")? as u32;
 
     // 2. Both pipelines applied and deployed; one worker runs them.
-    weir_stdin(dir, &base, &["apply", "-f", "-"], &resources())?;
+    weir_stdin(dir, &base, KEY, &["apply", "-f", "-"], &resources())?;
     let _worker = Proc::spawn(dir, "w", &["worker", "--nats", url, "--id", "avro-w"], &[])?;
     for p in ["avro-orders", "json-orders"] {
         let deployed = weir_cli_as(dir, &base, KEY, &["deploy", p])?;
@@ -288,7 +288,7 @@ async fn protobuf_orders(
         "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: PORDERS }}\nspec: {{ subjects: [\"porders.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: POUT }}\nspec: {{ subjects: [\"pout.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: proto-orders }}\nspec:\n  source: {{ stream: PORDERS, format: protobuf, schema: {{ subject: orders-proto-value, version: 1 }} }}{}",
         NODES.replace("OUT", "pout.orders")
     );
-    weir_stdin(dir, base, &["apply", "-f", "-"], &pipeline)?;
+    weir_stdin(dir, base, KEY, &["apply", "-f", "-"], &pipeline)?;
     let deployed = weir_cli_as(dir, base, KEY, &["deploy", "proto-orders"])?;
     ensure!(deployed.contains(": running on"), "weir deploy: {deployed}");
 
@@ -356,14 +356,20 @@ impl protox::file::FileResolver for OneFile {
     }
 }
 
-/// `weir ARGS` with `input` on standard input, as the admin.
-fn weir_stdin(dir: &Path, base: &str, args: &[&str], input: &str) -> Result<String> {
+/// `weir ARGS` with `input` on standard input, with API key `key`.
+pub(crate) fn weir_stdin(
+    dir: &Path,
+    base: &str,
+    key: &str,
+    args: &[&str],
+    input: &str,
+) -> Result<String> {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new(crate::fleet_support::weir_binary())
         .args(args)
         .env("WEIR_URL", base)
-        .env("WEIR_API_KEY", KEY)
+        .env("WEIR_API_KEY", key)
         .env("HOME", dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
