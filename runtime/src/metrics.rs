@@ -12,6 +12,7 @@
 //! | `weir_process_duration_seconds` | histogram | `pipeline` (engine time per batch) |
 //! | `weir_consumer_pending` | gauge | `pipeline` (messages not yet delivered: lag) |
 //! | `weir_consumer_ack_pending` | gauge | `pipeline` (delivered, not yet acked) |
+//! | `weir_quality_checks_total` | counter | `pipeline`, `node`, `rule`, `outcome` (`pass`, `fail`) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,19 @@ pub struct NodeLabels {
     pub pipeline: String,
     /// Node id.
     pub node: String,
+}
+
+/// Label set `{pipeline, node, rule, outcome}` of a `quality` node's checks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Node id.
+    pub node: String,
+    /// Rule name.
+    pub rule: String,
+    /// `pass` or `fail`.
+    pub outcome: String,
 }
 
 /// Label set `{pipeline, node, kind}`.
@@ -79,6 +93,8 @@ pub struct Metrics {
     pub consumer_pending: Family<PipelineLabels, Gauge>,
     /// `weir_consumer_ack_pending`
     pub consumer_ack_pending: Family<PipelineLabels, Gauge>,
+    /// `weir_quality_checks_total`
+    pub quality_checks: Family<RuleLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -106,6 +122,12 @@ impl Metrics {
             );
         let consumer_pending = Family::<PipelineLabels, Gauge>::default();
         let consumer_ack_pending = Family::<PipelineLabels, Gauge>::default();
+        let quality_checks = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "weir_quality_checks",
+            "Checks of the rules of quality nodes, per rule and outcome",
+            quality_checks.clone(),
+        );
         registry.register(
             "weir_messages_in",
             "Input messages fetched from the source",
@@ -162,6 +184,7 @@ impl Metrics {
             process_duration,
             consumer_pending,
             consumer_ack_pending,
+            quality_checks,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The `quality` node end to end: a deployed pipeline with six rules on a real nats-server;
 //! on a known input set, rejected orders are in the DLQ naming their rules, warned ones are
-//! published with `Weir-Quality-Warn`, and the pipeline's status (API) shows the exact
-//! per-rule pass and fail counts. Another tenant cannot read that status.
+//! published with `Weir-Quality-Warn`, and the pipeline's status (API) and the worker's
+//! metrics show the exact per-rule pass and fail counts. Another tenant cannot read that status.
 
 use std::path::Path;
 use std::time::Duration;
@@ -99,7 +99,24 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
     };
     wait_healthy(&api.http, &base, &serve, Duration::from_secs(20)).await?;
     weir_stdin(dir, &base, KEY, &["apply", "-f", "-"], RESOURCES)?;
-    let _worker = Proc::spawn(dir, "w", &["worker", "--nats", url, "--id", "dq-w"], &[])?;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let _worker = Proc::spawn(
+        dir,
+        "w",
+        &[
+            "worker",
+            "--nats",
+            url,
+            "--id",
+            "dq-w",
+            "--metrics-addr",
+            &metrics_addr,
+        ],
+        &[],
+    )?;
     let deployed = weir_cli_as(dir, &base, KEY, &["deploy", "dq-orders"])?;
     ensure!(deployed.contains(": running on"), "weir deploy: {deployed}");
 
@@ -137,6 +154,25 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         },
     )
     .await?;
+
+    // The worker's metrics: the same counts per rule and outcome.
+    let metrics = api
+        .http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in [
+        r#"weir_quality_checks_total{pipeline="dq-orders",node="dq",rule="email",outcome="fail"} 3"#,
+        r#"weir_quality_checks_total{pipeline="dq-orders",node="dq",rule="email",outcome="pass"} 4"#,
+        r#"weir_quality_checks_total{pipeline="dq-orders",node="dq",rule="has-id",outcome="fail"} 1"#,
+    ] {
+        ensure!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
 
     // Rejected: in the DLQ naming the rules. Warned: published with the header.
     // (Sorted: batches in flight may publish in either order.)
