@@ -279,7 +279,11 @@ fn check_pattern(pattern: &str, cx: &PlanContext<'_>) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let evaluated = expr.evaluate(cx.state, &batch)?;
     match evaluated.errors.into_iter().next() {
-        Some((_, e)) => Err(e),
+        // The regex crate's report spans lines; its `error: ...` line says it all.
+        Some((_, e)) => Err(e
+            .lines()
+            .find_map(|l| l.strip_prefix("error: "))
+            .map_or_else(|| e.clone(), str::to_string)),
         None => Ok(()),
     }
 }
