@@ -194,11 +194,12 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
         &format!("unknown schema id {}", id1 + 1000),
         "byte 0x00",
     ];
-    for ((letter, original), reason) in dlq.iter().zip(&bad).zip(reasons) {
-        ensure!(
-            letter.payload == *original,
-            "the dead letter keeps the bytes"
-        );
+    // Each bad payload has one dead letter with its bytes (in any order: batches in flight).
+    for (original, reason) in bad.iter().zip(reasons) {
+        let letter = dlq
+            .iter()
+            .find(|l| l.payload == *original)
+            .context("a dead letter with the original bytes")?;
         ensure!(
             letter.headers["Weir-Error-Kind"] == "decode",
             "{:?}",
@@ -215,25 +216,44 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
     // `note`).
     protobuf_orders(&base, dir, messages, &json_out, &js).await?;
 
+    // An Avro source naming the Protobuf subject is refused where it names it.
+    let mismatched = resources().replace("schema: orders-value", "schema: orders-proto-value");
+    let (status, problem) = validate(&api.http, &base, KEY, &mismatched).await?;
+    let text = problem.to_string();
+    ensure!(
+        status == 422
+            && text.contains("/spec/source/schema")
+            && text.contains("schema_format_mismatch"),
+        "an Avro source on a Protobuf subject: {status} {problem}"
+    );
+
     // 7. Another tenant cannot use the subject: its pipeline is refused where it names it.
     let (_, key_b) = create_tenant(&api, "tenant-b").await?;
     let b = TenantApi { key: key_b, ..api };
-    let res = b
-        .http
-        .post(format!("{base}/api/v1/pipelines:validate"))
-        .bearer_auth(&b.key)
-        .header("content-type", "application/yaml")
-        .body(resources())
-        .send()
-        .await?;
-    let status = res.status().as_u16();
-    let problem: Value = res.json().await?;
+    let (status, problem) = validate(&b.http, &base, &b.key, &resources()).await?;
     let text = problem.to_string();
     ensure!(
         status == 422 && text.contains("/spec/source/schema") && text.contains("unknown_schema"),
         "tenant B's pipeline: {status} {problem}"
     );
     Ok(())
+}
+
+/// `POST /api/v1/pipelines:validate` of `yaml` with `key`: the status and the body.
+async fn validate(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    yaml: &str,
+) -> Result<(u16, Value)> {
+    let res = http
+        .post(format!("{base}/api/v1/pipelines:validate"))
+        .bearer_auth(key)
+        .header("content-type", "application/yaml")
+        .body(yaml.to_string())
+        .send()
+        .await?;
+    Ok((res.status().as_u16(), res.json().await?))
 }
 
 /// Outputs by their `id`.
