@@ -89,6 +89,9 @@ pub struct NodeStats {
     /// Inputs that failed at this node (their first error; they went to the DLQ or were
     /// retried).
     pub errors: u64,
+    /// Named counts the node keeps: a `quality` node's `<rule>.pass` and `<rule>.fail`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 impl NodeStats {
@@ -102,6 +105,9 @@ impl NodeStats {
         }
         self.outputs += o.outputs;
         self.errors += o.errors;
+        for (name, n) in &o.counters {
+            *self.counters.entry(name.clone()).or_default() += n;
+        }
     }
 }
 

@@ -223,6 +223,8 @@ pub(crate) struct BatchContext<'a> {
     /// Messages operators sent outside the row flow (window results, late events), run
     /// through their port's targets once the batch has passed every node.
     pub(crate) side: Vec<SideOutput>,
+    /// Named counts the running node kept for this batch (moved into its `NodeCount`).
+    pub(crate) counts: Vec<(String, u64)>,
     /// Headers nodes added to an input on its way (`validate` with `on_invalid: tag`), by
     /// input; empty until a node adds one.
     pub(crate) tags: Vec<Vec<(String, String)>>,

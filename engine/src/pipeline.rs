@@ -415,6 +415,7 @@ impl CompiledPipeline {
             emitted: 0,
             outputs: vec![Vec::new(); batch.len()],
             side: Vec::new(),
+            counts: Vec::new(),
             tags: Vec::new(),
         };
         ctx.failures = failed.len() as u64;
@@ -480,6 +481,12 @@ impl CompiledPipeline {
                     }
                 }
                 side.extend(ctx.side.drain(..).map(|s| (i, s)));
+                for (name, n) in ctx.counts.drain(..) {
+                    match count.counters.iter_mut().find(|(k, _)| *k == name) {
+                        Some((_, total)) => *total += n,
+                        None => count.counters.push((name, n)),
+                    }
+                }
             }
         }
         let fates = ctx

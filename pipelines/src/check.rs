@@ -517,7 +517,7 @@ fn node_kind(node: &Node, base: &str, out: &mut Vec<Problem>) -> Option<NodeKind
                 base,
                 "missing-kind",
                 format!(
-                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `window`, `dedup`, `validate`, `wasm`",
+                    "node `{}` has no kind; give it exactly one of `filter`, `map`, `route`, `publish`, `split`, `drop`, `window`, `dedup`, `validate`, `wasm`, `quality`",
                     node.id
                 ),
             ));

@@ -143,6 +143,9 @@ pub struct NodeCounters {
     pub outputs: u64,
     /// Inputs that failed at this node (their first error).
     pub errors: u64,
+    /// Named counts the node keeps (a `quality` node: `<rule>.pass` and `<rule>.fail`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 impl NodeCounters {
@@ -157,6 +160,13 @@ impl NodeCounters {
         }
         self.outputs += outputs;
         self.errors += errors;
+    }
+
+    /// Adds named counts.
+    pub fn add_counters(&mut self, counters: &[(String, u64)]) {
+        for (name, n) in counters {
+            *self.counters.entry(name.clone()).or_default() += n;
+        }
     }
 }
 

@@ -86,6 +86,9 @@ pub struct NodeCount {
     pub outputs: u64,
     /// Inputs that failed here (their first error).
     pub errors: u64,
+    /// Named counts the node kept in this batch (a `quality` node: `<rule>.pass` and
+    /// `<rule>.fail`).
+    pub counters: Vec<(String, u64)>,
 }
 
 /// A message a stateful node emitted (a closed window's result for one group), with what

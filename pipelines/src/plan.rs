@@ -164,6 +164,8 @@ pub enum NodeOp {
     Validate(crate::spec::ValidateSpec),
     /// A function of a WebAssembly module.
     Wasm(WasmPlan),
+    /// Data-quality rules.
+    Quality(crate::spec::QualitySpec),
 }
 
 /// A `wasm` node with its limits parsed.
@@ -296,6 +298,7 @@ impl NodeOp {
             NodeOp::Dedup { .. } => NodeKind::Dedup,
             NodeOp::Validate(_) => NodeKind::Validate,
             NodeOp::Wasm(_) => NodeKind::Wasm,
+            NodeOp::Quality(_) => NodeKind::Quality,
         }
     }
 }
@@ -443,6 +446,8 @@ fn node_op(node: &Node, resolve: &Resolve<'_>) -> Result<(NodeOp, Vec<Vec<usize>
         (NodeOp::Validate(v.clone()), vec![next()?])
     } else if let Some(w) = &node.wasm {
         (NodeOp::Wasm(WasmPlan::from_spec(w)?), vec![next()?])
+    } else if let Some(q) = &node.quality {
+        (NodeOp::Quality(q.clone()), vec![next()?])
     } else {
         return Err(format!("node `{}` has no kind", node.id));
     })

@@ -243,6 +243,10 @@ pub struct Node {
     /// Run a function of an uploaded WebAssembly module on each batch (`docs/wasm-abi.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<WasmSpec>,
+    /// Data-quality rules: a failing `reject` rule dead-letters the message, a failing `warn`
+    /// rule adds a `Weir-Quality-Warn` header; per-rule pass and fail counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualitySpec>,
     /// The nodes that receive this node's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Next>,
@@ -271,6 +275,8 @@ pub enum NodeKind {
     Validate,
     /// `wasm`
     Wasm,
+    /// `quality`
+    Quality,
 }
 
 impl NodeKind {
@@ -287,6 +293,7 @@ impl NodeKind {
             NodeKind::Dedup => "dedup",
             NodeKind::Validate => "validate",
             NodeKind::Wasm => "wasm",
+            NodeKind::Quality => "quality",
         }
     }
 
@@ -329,6 +336,9 @@ impl Node {
         }
         if self.wasm.is_some() {
             kinds.push(NodeKind::Wasm);
+        }
+        if self.quality.is_some() {
+            kinds.push(NodeKind::Quality);
         }
         kinds
     }
@@ -746,6 +756,72 @@ pub enum SchemaVersionSel {
     Number(i64),
     /// `latest`.
     Name(String),
+}
+
+/// `quality`: named data-quality rules, each checked on every message.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    /// The rules, each with exactly one check.
+    pub rules: Vec<QualityRule>,
+}
+
+/// One data-quality rule: a name, the value it checks (`field`, a SQL expression such as
+/// `data.amount`), exactly one check, and what a failure does. A null `field` passes every
+/// check but `required`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityRule {
+    /// The rule's name, unique in the node (in DLQ reasons, headers and counts).
+    pub name: String,
+    /// The value checked (every check but `sql`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `true`: the value must not be null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// The value must lie within `min` and `max` (inclusive; either may be left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<QualityRange>,
+    /// The value must match this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The value must be one of these (strings or numbers).
+    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// The value's text must have at most this many characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u64>,
+    /// A SQL predicate that must be true (null fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// `reject` (default: the message goes to the DLQ naming the rule) or `warn` (a
+    /// `Weir-Quality-Warn` header, and on).
+    #[serde(default)]
+    pub severity: QualitySeverity,
+}
+
+/// Bounds of a `range` rule.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityRange {
+    /// Smallest allowed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest allowed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// What a failing quality rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QualitySeverity {
+    /// Dead-letter the message (`Weir-Error-Kind: validation`), naming the rule.
+    #[default]
+    Reject,
+    /// Add the rule to the `Weir-Quality-Warn` header and pass the message on.
+    Warn,
 }
 
 /// What a `validate` node does with an invalid message.

@@ -54,14 +54,9 @@ impl PipelineTotals {
         }
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         for c in counts {
-            match nodes.get_mut(&*c.node) {
-                Some(n) => n.add(c.rows_in, &c.ports, c.outputs, c.errors),
-                None => {
-                    let mut n = NodeCounters::default();
-                    n.add(c.rows_in, &c.ports, c.outputs, c.errors);
-                    nodes.insert(c.node.to_string(), n);
-                }
-            }
+            let n = nodes.entry(c.node.to_string()).or_default();
+            n.add(c.rows_in, &c.ports, c.outputs, c.errors);
+            n.add_counters(&c.counters);
         }
     }
 
@@ -162,6 +157,7 @@ mod tests {
             ports,
             outputs,
             errors,
+            counters: Vec::new(),
         };
         totals.record_nodes(&[
             count("source", 10, vec![9], 0, 1),

@@ -18,6 +18,7 @@
 //! | `weir_state_late_events` | gauge | `pipeline` (events sent to `late` ports so far) |
 //! | `weir_state_checkpoint_bytes` | gauge | `pipeline` (size of the last checkpoint) |
 //! | `weir_state_checkpoint_duration_seconds` | histogram | `pipeline` (snapshot and store) |
+//! | `weir_quality_checks_total` | counter | `pipeline`, `node`, `rule`, `outcome` (`pass`, `fail`) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,19 @@ pub struct NodeLabels {
     pub pipeline: String,
     /// Node id.
     pub node: String,
+}
+
+/// Label set `{pipeline, node, rule, outcome}` of a `quality` node's checks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Node id.
+    pub node: String,
+    /// Rule name.
+    pub rule: String,
+    /// `pass` or `fail`.
+    pub outcome: String,
 }
 
 /// Label set `{pipeline, node, kind}`.
@@ -90,6 +104,8 @@ pub struct Metrics {
     pub state: [Family<PipelineLabels, Gauge>; 5],
     /// `weir_state_checkpoint_duration_seconds`
     pub checkpoint_duration: Family<PipelineLabels, Histogram, fn() -> Histogram>,
+    /// `weir_quality_checks_total`
+    pub quality_checks: Family<RuleLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -117,6 +133,12 @@ impl Metrics {
             );
         let consumer_pending = Family::<PipelineLabels, Gauge>::default();
         let consumer_ack_pending = Family::<PipelineLabels, Gauge>::default();
+        let quality_checks = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "weir_quality_checks",
+            "Checks of the rules of quality nodes, per rule and outcome",
+            quality_checks.clone(),
+        );
         registry.register(
             "weir_messages_in",
             "Input messages fetched from the source",
@@ -200,6 +222,7 @@ impl Metrics {
             process_duration,
             consumer_pending,
             consumer_ack_pending,
+            quality_checks,
         }
     }
 

@@ -85,6 +85,23 @@ impl Telemetry {
     /// The engine's per-node counts of a batch.
     pub(crate) fn nodes_counted(&self, counts: &[weir_engine::NodeCount]) {
         self.totals.record_nodes(counts);
+        for c in counts {
+            for (name, n) in &c.counters {
+                // A quality node's counters are `<rule>.pass` and `<rule>.fail`.
+                if let Some((rule, outcome)) = name.rsplit_once('.') {
+                    let labels = crate::metrics::RuleLabels {
+                        pipeline: self.pipeline.to_string(),
+                        node: c.node.to_string(),
+                        rule: rule.to_string(),
+                        outcome: outcome.to_string(),
+                    };
+                    self.metrics
+                        .quality_checks
+                        .get_or_create(&labels)
+                        .inc_by(*n);
+                }
+            }
+        }
     }
 
     /// The engine failed as a whole on a batch.

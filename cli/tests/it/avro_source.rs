@@ -109,7 +109,7 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
     let id1 = produced["ids"][0].as_u64().context("id")? as u32;
 
     // 2. Both pipelines applied and deployed; one worker runs them.
-    weir_stdin(dir, &base, &["apply", "-f", "-"], &resources())?;
+    weir_stdin(dir, &base, KEY, &["apply", "-f", "-"], &resources())?;
     let _worker = Proc::spawn(dir, "w", &["worker", "--nats", url, "--id", "avro-w"], &[])?;
     for p in ["avro-orders", "json-orders"] {
         let deployed = weir_cli_as(dir, &base, KEY, &["deploy", p])?;
@@ -194,12 +194,12 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
         &format!("unknown schema id {}", id1 + 1000),
         "byte 0x00",
     ];
-    // The DLQ's order is the order the batches settled in, not always the input order.
+    // Each bad payload has one dead letter with its bytes (in any order: batches in flight).
     for (original, reason) in bad.iter().zip(reasons) {
         let letter = dlq
             .iter()
             .find(|l| l.payload == *original)
-            .context("the dead letter keeps the bytes")?;
+            .context("a dead letter with the original bytes")?;
         ensure!(
             letter.headers["Weir-Error-Kind"] == "decode",
             "{:?}",
@@ -216,25 +216,44 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
     // `note`).
     protobuf_orders(&base, dir, messages, &json_out, &js).await?;
 
+    // An Avro source naming the Protobuf subject is refused where it names it.
+    let mismatched = resources().replace("schema: orders-value", "schema: orders-proto-value");
+    let (status, problem) = validate(&api.http, &base, KEY, &mismatched).await?;
+    let text = problem.to_string();
+    ensure!(
+        status == 422
+            && text.contains("/spec/source/schema")
+            && text.contains("schema_format_mismatch"),
+        "an Avro source on a Protobuf subject: {status} {problem}"
+    );
+
     // 7. Another tenant cannot use the subject: its pipeline is refused where it names it.
     let (_, key_b) = create_tenant(&api, "tenant-b").await?;
     let b = TenantApi { key: key_b, ..api };
-    let res = b
-        .http
-        .post(format!("{base}/api/v1/pipelines:validate"))
-        .bearer_auth(&b.key)
-        .header("content-type", "application/yaml")
-        .body(resources())
-        .send()
-        .await?;
-    let status = res.status().as_u16();
-    let problem: Value = res.json().await?;
+    let (status, problem) = validate(&b.http, &base, &b.key, &resources()).await?;
     let text = problem.to_string();
     ensure!(
         status == 422 && text.contains("/spec/source/schema") && text.contains("unknown_schema"),
         "tenant B's pipeline: {status} {problem}"
     );
     Ok(())
+}
+
+/// `POST /api/v1/pipelines:validate` of `yaml` with `key`: the status and the body.
+async fn validate(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    yaml: &str,
+) -> Result<(u16, Value)> {
+    let res = http
+        .post(format!("{base}/api/v1/pipelines:validate"))
+        .bearer_auth(key)
+        .header("content-type", "application/yaml")
+        .body(yaml.to_string())
+        .send()
+        .await?;
+    Ok((res.status().as_u16(), res.json().await?))
 }
 
 /// Outputs by their `id`.
@@ -289,7 +308,7 @@ async fn protobuf_orders(
         "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: PORDERS }}\nspec: {{ subjects: [\"porders.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: POUT }}\nspec: {{ subjects: [\"pout.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: proto-orders }}\nspec:\n  source: {{ stream: PORDERS, format: protobuf, schema: {{ subject: orders-proto-value, version: 1 }} }}{}",
         NODES.replace("OUT", "pout.orders")
     );
-    weir_stdin(dir, base, &["apply", "-f", "-"], &pipeline)?;
+    weir_stdin(dir, base, KEY, &["apply", "-f", "-"], &pipeline)?;
     let deployed = weir_cli_as(dir, base, KEY, &["deploy", "proto-orders"])?;
     ensure!(deployed.contains(": running on"), "weir deploy: {deployed}");
 
@@ -357,14 +376,20 @@ impl protox::file::FileResolver for OneFile {
     }
 }
 
-/// `weir ARGS` with `input` on standard input, as the admin.
-fn weir_stdin(dir: &Path, base: &str, args: &[&str], input: &str) -> Result<String> {
+/// `weir ARGS` with `input` on standard input, with API key `key`.
+pub(crate) fn weir_stdin(
+    dir: &Path,
+    base: &str,
+    key: &str,
+    args: &[&str],
+    input: &str,
+) -> Result<String> {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new(crate::fleet_support::weir_binary())
         .args(args)
         .env("WEIR_URL", base)
-        .env("WEIR_API_KEY", KEY)
+        .env("WEIR_API_KEY", key)
         .env("HOME", dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -196,3 +196,24 @@ fn pipelines_that_cannot_run_are_refused_with_their_position() {
     let out = validate_stdin(text);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn bad_quality_rules_are_refused_with_their_position() {
+    let text = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: dq }\nspec:\n  source: { stream: ORDERS }\n  nodes:\n    - id: dq\n      quality:\n        rules:\n          - { name: amount, field: data.amount, range: { min: 10, max: 1 } }\n          - name: email\n            field: data.email\n            pattern: \"([a-z\"\n          - { name: both, field: data.id, required: true, max_length: 3 }\n      next: out\n    - id: out\n      publish: { subject: clean }\n";
+    let out = validate_stdin(text);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let shown = stdout(&out);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].starts_with("<stdin>:10:56: "), "{shown}");
+    assert!(
+        lines[0].contains("`min` (10) is above `max` (1)"),
+        "{shown}"
+    );
+    assert!(lines[1].starts_with("<stdin>:13:22: "), "{shown}");
+    assert!(
+        lines[1].ends_with("invalid regular expression: unclosed character class"),
+        "{shown}"
+    );
+    assert!(lines[2].starts_with("<stdin>:14:13: "), "{shown}");
+    assert!(lines[2].contains("exactly one of"), "{shown}");
+}

@@ -7,6 +7,7 @@ mod drop;
 mod filter;
 mod map;
 mod publish;
+mod quality;
 mod route;
 mod split;
 mod validate;
@@ -86,6 +87,7 @@ pub(crate) fn build(op: &NodeOp, cx: &mut PlanContext<'_>) -> Option<Box<dyn Ope
         NodeOp::Dedup { key, within } => dedup::build(key, *within, cx),
         NodeOp::Validate(spec) => validate::build(spec, cx),
         NodeOp::Wasm(plan) => wasm::build(plan, cx),
+        NodeOp::Quality(spec) => quality::build(spec, cx),
     }
 }
 

@@ -1736,6 +1736,10 @@ export interface components {
          *     again (a retry) counts again.
          */
         NodeStats: {
+            /** @description Named counts the node keeps: a `quality` node's `<rule>.pass` and `<rule>.fail`. */
+            counters?: {
+                [key: string]: number;
+            };
             /**
              * Format: int64
              * @description Inputs that failed at this node (their first error; they went to the DLQ or were
