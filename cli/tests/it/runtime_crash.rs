@@ -4,12 +4,11 @@
 //! messages, none duplicated. Then SIGTERM stops the last worker cleanly (exit 0).
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fleet_support::{Stored, read_all, with_orders_and_out};
-use crate::process::sigterm_and_wait;
-use anyhow::{Context as _, Result, bail};
+use crate::process::RunProcess;
+use anyhow::{Result, bail};
 use async_nats::jetstream;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -60,56 +59,6 @@ fn expect(i: u64) -> Expect {
     }
 }
 
-struct WorkerProcess {
-    file: std::path::PathBuf,
-    url: String,
-    log: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl WorkerProcess {
-    fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["run", "-f"])
-            .arg(&self.file)
-            .args(["--nats", &self.url])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting weir run")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn sigkill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-
-    fn sigterm(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
-        let mut child = self.child.take().context("no worker running")?;
-        match sigterm_and_wait(&mut child, within)? {
-            Some(status) => Ok(status),
-            None => bail!("weir run did not exit within {within:?} of SIGTERM"),
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.sigkill();
-    }
-}
-
 #[test]
 fn sigkill_five_times_loses_and_duplicates_nothing() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -124,12 +73,7 @@ async fn crash_run() -> Result<()> {
     let dir = tempfile_dir()?;
     let file = dir.join("crash.yaml");
     std::fs::write(&file, with_orders_and_out(PIPELINE))?;
-    let mut worker = WorkerProcess {
-        file,
-        url: server.url(),
-        log: dir.join("worker.log"),
-        child: None,
-    };
+    let mut worker = RunProcess::new(file, server.url(), dir.join("worker.log"));
     worker.spawn()?;
     let client = async_nats::connect(server.url()).await?;
     let js = jetstream::new(client);

@@ -7,11 +7,10 @@
 //! twice — and the DLQ exactly the bad inputs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fleet_support::{read_all, with_orders_and_out};
-use crate::process::sigterm_and_wait;
+use crate::process::RunProcess;
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
 use weir_testkit::nats::NatsServer;
@@ -73,57 +72,6 @@ fn reference() -> BTreeMap<(String, String), (u64, u64)> {
         w.1 += i % 7;
     }
     windows
-}
-
-struct Worker {
-    file: std::path::PathBuf,
-    url: String,
-    log: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl Worker {
-    fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["run", "-f"])
-            .arg(&self.file)
-            .args(["--nats", &self.url])
-            .env("RUST_LOG", "info")
-            .env("WEIR_LEASE_TTL", "3s")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting weir run")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    fn sigkill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.sigkill();
-    }
 }
 
 /// The process id in the lease of the pipeline (`host:pid:start`), once one is held.
@@ -195,13 +143,16 @@ async fn crash_run(disruption: Disruption) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("wincrash.yaml");
     std::fs::write(&file, with_orders_and_out(PIPELINE))?;
-    let mut workers: Vec<Worker> = ["a", "b"]
+    let mut workers: Vec<RunProcess> = ["a", "b"]
         .iter()
-        .map(|name| Worker {
-            file: file.clone(),
-            url: server.url(),
-            log: dir.path().join(format!("worker-{name}.log")),
-            child: None,
+        .map(|name| {
+            let mut w = RunProcess::new(
+                file.clone(),
+                server.url(),
+                dir.path().join(format!("worker-{name}.log")),
+            );
+            w.env.push(("WEIR_LEASE_TTL", "3s"));
+            w
         })
         .collect();
     for w in &mut workers {
@@ -213,10 +164,10 @@ async fn crash_run(disruption: Disruption) -> Result<()> {
             .connect(server.url())
             .await?,
     );
-    let logs = |workers: &[Worker]| {
+    let logs = |workers: &[RunProcess]| {
         workers
             .iter()
-            .map(|w| w.log())
+            .map(RunProcess::log_text)
             .collect::<Vec<_>>()
             .join("\n---\n")
     };
@@ -339,12 +290,8 @@ async fn crash_run(disruption: Disruption) -> Result<()> {
     );
 
     for w in &mut workers {
-        let mut child = w.child.take().context("worker running")?;
-        let status = sigterm_and_wait(&mut child, Duration::from_secs(15))?;
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "weir run after SIGTERM: {status:?}"
-        );
+        let status = w.sigterm(Duration::from_secs(15))?;
+        assert!(status.success(), "weir run after SIGTERM: {status:?}");
     }
     Ok(())
 }
