@@ -16,7 +16,7 @@ use async_nats::jetstream;
 use serde_json::Value;
 use weir_testkit::nats::NatsServer;
 
-use crate::fleet_api::{Proc, wait_for, wait_healthy, weir_cli_as};
+use crate::fleet_api::{Proc, serve_with_key, wait_for, weir_cli_as};
 use crate::fleet_support::{block_on, read_all};
 use crate::schema_registry_client::python;
 use crate::tenants_e2e::{TenantApi, create_tenant};
@@ -61,34 +61,8 @@ fn avro_payloads_from_the_python_serializer_decode_like_json() -> Result<()> {
 }
 
 async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let data_dir = dir.join("data");
-    let serve = Proc::spawn(
-        dir,
-        "serve",
-        &[
-            "serve",
-            "--nats",
-            url,
-            // Tenant B shares the NATS account here; only its registry matters.
-            "--allow-shared-nats",
-            "--addr",
-            &addr,
-            "--data-dir",
-            data_dir.to_str().context("UTF-8")?,
-        ],
-        &[("WEIR_BOOTSTRAP_API_KEY", KEY)],
-    )?;
-    let base = format!("http://{addr}");
-    let api = TenantApi {
-        base: base.clone(),
-        key: KEY.into(),
-        http: reqwest::Client::new(),
-    };
-    wait_healthy(&api.http, &base, &serve, Duration::from_secs(20)).await?;
+    let (serve, api) = serve_with_key(dir, Some(url), KEY).await?;
+    let base = api.base.clone();
 
     // 1. The subject's two versions and the payloads, from Confluent's serializer.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/avro_source_payloads.py");

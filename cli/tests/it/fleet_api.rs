@@ -146,6 +146,41 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `weir serve` on a free port with data in `dir/data` and `key` as the bootstrap admin
+/// key, on `nats` (shared account: `--allow-shared-nats`) or without NATS; waits until it
+/// answers. Returns the process and an API client with that key.
+pub async fn serve_with_key(
+    dir: &Path,
+    nats: Option<&str>,
+    key: &str,
+) -> Result<(Proc, crate::tenants_e2e::TenantApi)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let data_dir = dir.join("data");
+    let mut args = vec![
+        "serve",
+        "--addr",
+        &addr,
+        "--data-dir",
+        data_dir.to_str().context("UTF-8")?,
+    ];
+    if let Some(url) = nats {
+        // Tenants share the NATS account here; tests that use this look at the API view.
+        args.extend(["--nats", url, "--allow-shared-nats"]);
+    }
+    let serve = Proc::spawn(dir, "serve", &args, &[("WEIR_BOOTSTRAP_API_KEY", key)])?;
+    let base = format!("http://{addr}");
+    let api = crate::tenants_e2e::TenantApi {
+        base: base.clone(),
+        key: key.into(),
+        http: reqwest::Client::new(),
+    };
+    wait_healthy(&api.http, &base, &serve, Duration::from_secs(20)).await?;
+    Ok((serve, api))
+}
+
 /// Waits until the `weir serve` process `serve` at `base` answers `/healthz` (its log in the
 /// error otherwise).
 pub async fn wait_healthy(

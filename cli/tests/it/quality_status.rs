@@ -6,13 +6,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use async_nats::jetstream;
 use serde_json::{Value, json};
 use weir_testkit::nats::NatsServer;
 
 use crate::avro_source::weir_stdin;
-use crate::fleet_api::{Proc, wait_for, wait_healthy, weir_cli_as};
+use crate::fleet_api::{Proc, serve_with_key, wait_for, weir_cli_as};
 use crate::fleet_support::{block_on, read_all};
 use crate::tenants_e2e::{TenantApi, create_tenant};
 
@@ -70,34 +70,8 @@ fn quality_counts_reach_the_status_and_rejections_the_dlq() -> Result<()> {
 }
 
 async fn run(url: &str, dir: &Path) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let data_dir = dir.join("data");
-    let serve = Proc::spawn(
-        dir,
-        "serve",
-        &[
-            "serve",
-            "--nats",
-            url,
-            // Tenant B shares the NATS account here; only its API view matters.
-            "--allow-shared-nats",
-            "--addr",
-            &addr,
-            "--data-dir",
-            data_dir.to_str().context("UTF-8")?,
-        ],
-        &[("WEIR_BOOTSTRAP_API_KEY", KEY)],
-    )?;
-    let base = format!("http://{addr}");
-    let api = TenantApi {
-        base: base.clone(),
-        key: KEY.into(),
-        http: reqwest::Client::new(),
-    };
-    wait_healthy(&api.http, &base, &serve, Duration::from_secs(20)).await?;
+    let (_serve, api) = serve_with_key(dir, Some(url), KEY).await?;
+    let base = api.base.clone();
     weir_stdin(dir, &base, KEY, &["apply", "-f", "-"], RESOURCES)?;
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

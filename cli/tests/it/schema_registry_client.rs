@@ -5,12 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use crate::fleet_api::{Proc, wait_healthy};
+use crate::fleet_api::serve_with_key;
 use crate::fleet_support::block_on;
 use crate::tenants_e2e::{TenantApi, create_tenant};
 
@@ -41,30 +40,8 @@ fn confluent_python_client_works_against_weir_serve() -> Result<()> {
 }
 
 async fn run(python: &Path, dir: &Path) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let data_dir = dir.join("data");
-    let serve = Proc::spawn(
-        dir,
-        "serve",
-        &[
-            "serve",
-            "--addr",
-            &addr,
-            "--data-dir",
-            data_dir.to_str().context("UTF-8")?,
-        ],
-        &[("WEIR_BOOTSTRAP_API_KEY", ADMIN_KEY)],
-    )?;
-    let base = format!("http://{addr}");
-    let admin = TenantApi {
-        base: base.clone(),
-        key: ADMIN_KEY.into(),
-        http: reqwest::Client::new(),
-    };
-    wait_healthy(&admin.http, &base, &serve, Duration::from_secs(20)).await?;
+    let (serve, admin) = serve_with_key(dir, None, ADMIN_KEY).await?;
+    let base = admin.base.clone();
     let (_, key_a) = create_tenant(&admin, "tenant-a").await?;
     let (_, key_b) = create_tenant(&admin, "tenant-b").await?;
     let a = TenantApi {
