@@ -9,26 +9,16 @@ use bytes::Bytes;
 use weir_pipelines::fleet::StateReport;
 use weir_testkit::nats::NatsServer;
 
-use crate::support::{RunningWorker, connect, count, publish, read_all, start_worker};
-
-const STREAMS: &str = r#"apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: ORDERS }
-spec: { subjects: ["orders.>"] }
----
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: OUT }
-spec: { subjects: ["out.>"] }
----
-"#;
+use crate::support::{
+    ORDERS_AND_OUT, RunningWorker, connect, count, publish, read_all, start_worker,
+};
 
 /// Event time of the first order: a whole minute (30 000 000 minutes after the epoch).
 const T0: u64 = 1_800_000_000_000;
 
 fn windowed(size: &str, header: &str) -> String {
     format!(
-        r#"{STREAMS}apiVersion: weir.dev/v1
+        r#"{ORDERS_AND_OUT}apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: {{ name: metrics }}
 spec:
@@ -155,7 +145,7 @@ async fn dedup_keys_survive_a_restart() -> Result<()> {
     let server = NatsServer::start()?;
     let (_client, js) = connect(&server).await?;
     let yaml = format!(
-        r#"{STREAMS}apiVersion: weir.dev/v1
+        r#"{ORDERS_AND_OUT}apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: {{ name: once }}
 spec:

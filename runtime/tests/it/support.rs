@@ -14,6 +14,20 @@ use tokio_util::sync::CancellationToken;
 use weir_runtime::{Metrics, Worker};
 use weir_testkit::nats::NatsServer;
 
+/// The streams most fixtures read and write, as the first documents of a pipeline file:
+/// `ORDERS` (`orders.>`) and `OUT` (`out.>`).
+pub const ORDERS_AND_OUT: &str = r#"apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: ORDERS }
+spec: { subjects: ["orders.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: OUT }
+spec: { subjects: ["out.>"] }
+---
+"#;
+
 /// A message read back from a stream.
 #[derive(Debug, Clone)]
 pub struct Stored {
