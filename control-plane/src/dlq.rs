@@ -122,7 +122,7 @@ pub struct DlqQuery {
     /// Only entries of this error kind.
     pub kind: Option<String>,
     /// Page size (default 50, max 500).
-    pub limit: Option<usize>,
+    pub limit: Option<i64>,
     /// Entries after this sequence (the previous page's `next_cursor`).
     pub cursor: Option<u64>,
 }
@@ -357,7 +357,7 @@ pub async fn list(
 ) -> ApiResult<Json<DlqList>> {
     caller.require(ApiResource::Dlq, Action::Read)?;
     let dlq = open(&state, &caller, &name).await?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = q.limit.unwrap_or(50).clamp(1, 500) as usize;
     let (all, truncated) = dlq.scan(0).await?;
     let mut groups: BTreeMap<String, DlqGroup> = BTreeMap::new();
     let mut entries = Vec::new();
