@@ -127,15 +127,6 @@ impl CheckpointStore {
             .map_err(|e| format!("store checkpoint {name}: {e}"))?;
         Ok(bytes.len())
     }
-
-    /// Removes the checkpoint of `name` (absent is fine): the next start begins empty.
-    pub async fn remove(&self, name: &str) -> Result<(), String> {
-        match self.bucket.delete(name).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("remove checkpoint {name}: {e}")),
-        }
-    }
 }
 
 /// Leases on stateful pipelines: a key per pipeline whose value names its owner. A lease is
@@ -202,11 +193,11 @@ impl Leases {
                 // Our own lease from before a restart of this process is ours again.
                 match self.bucket.entry(key).await {
                     Ok(Some(entry)) if entry.value == owner.as_bytes() => {
-                        self.renew(&Lease {
+                        let lease = Lease {
                             key: key.to_string(),
                             revision: entry.revision,
-                        })
-                        .await
+                        };
+                        self.renew(&lease, owner).await
                     }
                     _ => Ok(None),
                 }
@@ -215,15 +206,11 @@ impl Leases {
         }
     }
 
-    /// Renews a held lease; `None` when it was lost (expired and taken by another owner).
-    pub async fn renew(&self, lease: &Lease) -> Result<Option<Lease>, String> {
-        let entry = self.bucket.entry(lease.key.as_str()).await;
-        let owner = match entry {
-            Ok(Some(e)) if e.revision == lease.revision => e.value,
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(format!("lease {}: {e}", lease.key)),
-        };
-        match self.bucket.update(&lease.key, owner, lease.revision).await {
+    /// Renews `owner`'s held lease (an update that expects its last revision); `None` when it
+    /// was lost (expired, or taken by another owner).
+    pub async fn renew(&self, lease: &Lease, owner: &str) -> Result<Option<Lease>, String> {
+        let value = bytes::Bytes::from(owner.to_string());
+        match self.bucket.update(&lease.key, value, lease.revision).await {
             Ok(revision) => Ok(Some(Lease {
                 key: lease.key.clone(),
                 revision,

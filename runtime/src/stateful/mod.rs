@@ -229,7 +229,7 @@ impl HeldLease {
     async fn renewed(&self) -> Option<tokio::sync::MutexGuard<'_, Option<(Lease, Instant)>>> {
         let mut guard = self.lease.lock().await;
         let (lease, renewed) = guard.as_ref()?;
-        match self.store.leases.renew(lease).await {
+        match self.store.leases.renew(lease, &self.store.owner).await {
             Ok(Some(l)) => {
                 *guard = Some((l, Instant::now()));
                 return Some(guard);
@@ -353,7 +353,10 @@ impl Owned<'_> {
                 limiter.take(deliveries.len());
             }
             let deliveries = self.skip_seen(deliveries);
-            let emitted = self.run.processor.advance(now_micros());
+            let now_micros = i64::try_from(now_ms())
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000);
+            let emitted = self.run.processor.advance(now_micros);
             if deliveries.is_empty() && emitted.is_empty() {
                 continue;
             }
@@ -507,10 +510,4 @@ impl Owned<'_> {
         }
         self.run.telemetry.state_reported(r);
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
