@@ -220,6 +220,40 @@ impl Leases {
         }
     }
 
+    /// Says that `member` takes part in `group` (a key `<group>.members.<member>`, written
+    /// again by each call; the bucket's `max_age` forgets a member that stopped calling) and
+    /// returns how many members the group has now, this one included.
+    pub async fn join(&self, group: &str, member: &str) -> Result<usize, String> {
+        use futures::StreamExt as _;
+        let prefix = format!("{group}.members.");
+        self.bucket
+            .put(
+                format!("{prefix}{member}"),
+                bytes::Bytes::from(member.to_string()),
+            )
+            .await
+            .map_err(|e| format!("membership of {group}: {e}"))?;
+        let mut keys = self
+            .bucket
+            .keys()
+            .await
+            .map_err(|e| format!("members of {group}: {e}"))?;
+        let mut members = 0;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| format!("members of {group}: {e}"))?;
+            members += usize::from(key.starts_with(&prefix));
+        }
+        Ok(members.max(1))
+    }
+
+    /// Leaves `group` at once (a graceful stop), so the others take its share sooner.
+    pub async fn leave(&self, group: &str, member: &str) -> Result<(), String> {
+        self.bucket
+            .delete(format!("{group}.members.{member}"))
+            .await
+            .map_err(|e| format!("leaving {group}: {e}"))
+    }
+
     /// Gives a held lease up, so another worker can take it at once.
     pub async fn release(&self, lease: &Lease) -> Result<(), String> {
         self.bucket

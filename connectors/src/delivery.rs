@@ -11,6 +11,9 @@ use weir_pipelines::message::InputMessage;
 pub struct Delivery {
     /// The message as the engine takes it.
     pub input: InputMessage,
+    /// Its sequence in the stream it was read from (the input's own `seq` differs for a
+    /// partition copy, which names its source message).
+    pub position: u64,
     /// Settles the message with the server.
     pub ack: AckHandle,
 }
@@ -56,6 +59,7 @@ impl Delivery {
         };
         let attempts = info.delivered.max(1) as u64;
         Some(Delivery {
+            position: input.seq,
             input,
             ack: AckHandle { attempts, message },
         })

@@ -13,6 +13,7 @@ pub mod fast_batch;
 pub use weir_pipelines::fleet;
 pub mod modules;
 pub mod nats_server;
+pub mod partitions;
 pub mod sink;
 pub mod source;
 pub mod stream_routes;

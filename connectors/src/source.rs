@@ -41,6 +41,9 @@ pub struct SourceSettings {
     pub batch_size: usize,
     /// Longest wait for a batch to fill once its first message arrived.
     pub max_wait: Duration,
+    /// The stream holds partition copies (see [`crate::partitions`]): each delivery is
+    /// turned back into its source message.
+    pub partitioned: bool,
 }
 
 impl SourceSettings {
@@ -76,6 +79,7 @@ impl SourceSettings {
             max_ack_pending: source.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING),
             batch_size: source.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
             max_wait: source.max_wait.unwrap_or(DEFAULT_MAX_WAIT),
+            partitioned: false,
         }
     }
 
@@ -203,7 +207,7 @@ impl PullSource {
             Ok(item) => item,
         };
         match first {
-            Some(Ok(message)) => push(&self.settings.durable, &mut batch, message),
+            Some(Ok(message)) => push(&self.settings, &mut batch, message),
             Some(Err(err)) => return Err(self.stream_failed(err)),
             None => {
                 self.messages = None;
@@ -226,7 +230,7 @@ impl PullSource {
                 },
             };
             match item {
-                Some(Ok(message)) => push(&self.settings.durable, &mut batch, message),
+                Some(Ok(message)) => push(&self.settings, &mut batch, message),
                 Some(Err(err)) => {
                     tracing::warn!(consumer = %self.settings.durable, error = %err, "pull error; keeping the partial batch");
                     self.drop_stream_if_fatal(&err);
@@ -312,12 +316,17 @@ async fn open_consumer(
 
 /// Adds a fetched message to the batch as a delivery; one without JetStream metadata cannot
 /// be acked and is skipped.
-fn push(durable: &str, batch: &mut Vec<Delivery>, message: jetstream::Message) {
+fn push(settings: &SourceSettings, batch: &mut Vec<Delivery>, message: jetstream::Message) {
     let subject = message.subject.clone();
     match Delivery::from_message(message) {
-        Some(delivery) => batch.push(delivery),
+        Some(mut delivery) => {
+            if settings.partitioned {
+                crate::partitions::unwrap(&mut delivery.input);
+            }
+            batch.push(delivery)
+        }
         None => {
-            tracing::error!(consumer = %durable, %subject, "message without JetStream metadata; cannot ack it, skipping")
+            tracing::error!(consumer = %settings.durable, %subject, "message without JetStream metadata; cannot ack it, skipping")
         }
     }
 }

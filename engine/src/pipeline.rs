@@ -70,6 +70,8 @@ pub struct CompiledPipeline {
     binary: Option<BinaryPayload>,
     /// Whether some node edits payloads (the decoder then records field spans).
     edits_payload: bool,
+    /// The plan it was compiled from, to compile another instance with its own state.
+    plan: Arc<ValidatedPipeline>,
 }
 
 impl fmt::Debug for CompiledPipeline {
@@ -209,7 +211,22 @@ impl CompiledPipeline {
             raw_format,
             binary,
             edits_payload,
+            plan: Arc::new(plan.clone()),
         })
+    }
+
+    /// Another instance of this pipeline with its own, empty state (a keyed partition of a
+    /// stateful pipeline runs on its own instance).
+    pub fn recompile(&self) -> Result<CompiledPipeline, CompileError> {
+        Self::from_plan(&self.plan)
+    }
+
+    /// Compiles key expressions (SQL) against this pipeline's source.
+    pub fn key_extractor(
+        &self,
+        exprs: &[String],
+    ) -> Result<crate::keys::KeyExtractor, CompileError> {
+        crate::keys::KeyExtractor::compile(&self.plan.resource, exprs)
     }
 
     /// The columns the pipeline reads.

@@ -224,25 +224,157 @@ fn check_pipeline(spec: &PipelineSpec, out: &mut Vec<Problem>) {
     check_stateful_execution(spec, out);
 }
 
-/// A pipeline with a `window` or `dedup` node keeps its state in one place: it runs on one
-/// batch loop of one worker at a time (keyed partitions are not supported yet).
+/// Largest number of keyed partitions.
+pub const MAX_PARTITIONS: u32 = 256;
+
+/// A pipeline with a `window` or `dedup` node keeps each partition's state in one place: a
+/// partition runs on one batch loop of one worker at a time, so `parallelism` (the loops that
+/// route messages to partitions) is at most `partitions`; partitioning needs a key that keeps
+/// every group (or dedup key) in one partition.
 fn check_stateful_execution(spec: &PipelineSpec, out: &mut Vec<Problem>) {
+    let x = &spec.execution;
     let stateful = spec
         .nodes
         .iter()
         .find(|n| n.window.is_some() || n.dedup.is_some());
-    if let Some(node) = stateful
-        && spec.execution.parallelism > 1
-    {
+    for (i, e) in x.partition_by.iter().enumerate() {
+        if let Err(err) = expr::parse_checked(e) {
+            out.push(Problem::new(
+                format!("/spec/execution/partition_by/{i}"),
+                err.code(),
+                format!("partition key `{e}`: {err}"),
+            ));
+        }
+    }
+    let partitions = x.partitions.unwrap_or(1);
+    if x.partitions == Some(0) || partitions > MAX_PARTITIONS {
+        out.push(Problem::new(
+            "/spec/execution/partitions",
+            "invalid-value",
+            format!("partitions must be between 1 and {MAX_PARTITIONS}"),
+        ));
+        return;
+    }
+    let Some(node) = stateful else {
+        if partitions > 1 {
+            out.push(Problem::new(
+                "/spec/execution/partitions",
+                "partitions-without-state",
+                "partitions split the state of `window` and `dedup` nodes, and this pipeline has none; use parallelism to run a stateless pipeline on more loops".into(),
+            ));
+        }
+        return;
+    };
+    if x.parallelism > partitions.max(1) {
         out.push(Problem::new(
             "/spec/execution/parallelism",
             "stateful-parallelism",
             format!(
-                "parallelism {} is not possible with the stateful node `{}`: a pipeline with a `window` or `dedup` node runs on one batch loop of one worker at a time (its state is checkpointed and moves between workers); set parallelism to 1",
-                spec.execution.parallelism, node.id
+                "parallelism {} is more than the {partitions} partition(s) of the stateful node `{}`: each partition's state runs on one batch loop of one worker at a time; set `execution.partitions` to at least {} (messages are then split by key), or parallelism to {partitions}",
+                x.parallelism, node.id, x.parallelism
             ),
         ));
     }
+    if partitions > 1
+        && let Err((path, code, message)) = partition_key(spec)
+    {
+        out.push(Problem::new(path, code, message));
+    }
+}
+
+/// The partition key of a partitioned pipeline: `execution.partition_by`, else the key of its
+/// one stateful node when the messages reach that node unchanged (no `map`, `split` or `wasm`
+/// before it), so that the key means the same on the input message. Errors as (JSON pointer,
+/// code, message).
+pub(crate) fn partition_key(
+    spec: &PipelineSpec,
+) -> Result<Vec<String>, (String, &'static str, String)> {
+    let stateful: Vec<(usize, &Node)> = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.window.is_some() || n.dedup.is_some())
+        .collect();
+    for (i, n) in &stateful {
+        if let Some(w) = &n.window
+            && w.group_by.is_empty()
+        {
+            return Err((
+                format!("/spec/nodes/{i}/window/group_by"),
+                "unpartitionable-window",
+                format!(
+                    "window `{}` has no group_by, so all its events form one group that cannot be split into partitions; add group keys or remove `execution.partitions`",
+                    n.id
+                ),
+            ));
+        }
+    }
+    let explicit: Vec<String> = spec
+        .execution
+        .partition_by
+        .iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if !explicit.is_empty() {
+        return Ok(explicit);
+    }
+    let needed = |why: String| {
+        Err((
+            "/spec/execution/partitions".to_string(),
+            "partition-key-needed",
+            format!(
+                "{why}: name the partition key with `execution.partition_by` (SQL over the input message; messages with the same group key must get the same partition key)"
+            ),
+        ))
+    };
+    let [(i, node)] = stateful.as_slice() else {
+        return needed(format!(
+            "{} stateful nodes may have different keys",
+            stateful.len()
+        ));
+    };
+    if let Some(changer) = reshaping_ancestor(&spec.nodes, *i) {
+        return needed(format!(
+            "node `{changer}` changes messages before `{}`, so its key cannot be read from the input message",
+            node.id
+        ));
+    }
+    Ok(match (&node.window, &node.dedup) {
+        (Some(w), _) => w.group_by.named().into_iter().map(|(_, e)| e).collect(),
+        (None, Some(d)) => vec![d.key.clone()],
+        (None, None) => Vec::new(),
+    })
+}
+
+/// The id of a node upstream of node `target` that changes messages (`map`, `split`, `wasm`).
+fn reshaping_ancestor(nodes: &[Node], target: usize) -> Option<String> {
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        for t in n.targets() {
+            if let Some(&j) = index.get(t) {
+                parents[j].push(i);
+            }
+        }
+    }
+    let mut seen = vec![false; nodes.len()];
+    let mut todo = parents[target].clone();
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        let n = &nodes[i];
+        if n.map.is_some() || n.split.is_some() || n.wasm.is_some() {
+            return Some(n.id.clone());
+        }
+        todo.extend(&parents[i]);
+    }
+    None
 }
 
 /// The source: stream, filters, start, format, fields and consumer settings.

@@ -129,6 +129,13 @@ pub struct StateReport {
     /// The lowest watermark of the window nodes (Unix ms), once they have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark_ms: Option<i64>,
+    /// The keyed partition this report is about (in `partitions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// A partitioned pipeline: each partition this worker owns (the figures above are their
+    /// sums, the lowest watermark, the latest checkpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<StateReport>,
 }
 
 /// What one node of a pipeline saw, summed over batches. Rows are messages inside the graph

@@ -109,6 +109,10 @@ pub struct ExecutionPlan {
     pub checkpoint_interval: Duration,
     /// Most inputs between checkpoints of a stateful pipeline.
     pub checkpoint_events: u64,
+    /// Keyed partitions of a stateful pipeline (1: not partitioned).
+    pub partitions: u32,
+    /// The SQL expressions of the partition key (empty when not partitioned).
+    pub partition_key: Vec<String>,
 }
 
 /// Default longest time between checkpoints.
@@ -356,6 +360,11 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             .as_ref()
             .and_then(|c| c.events)
             .unwrap_or(DEFAULT_CHECKPOINT_EVENTS),
+        partitions: x.partitions.unwrap_or(1).max(1),
+        partition_key: match x.partitions {
+            Some(n) if n > 1 => crate::check::partition_key(spec).unwrap_or_default(),
+            _ => Vec::new(),
+        },
     };
     Ok(ValidatedPipeline {
         resource: pipeline.clone(),

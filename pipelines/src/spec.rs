@@ -937,6 +937,16 @@ pub struct Execution {
     /// acked only once a checkpoint covers them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointSpec>,
+    /// Keyed partitions of a pipeline with a `window` or `dedup` node (default 1): messages
+    /// are routed by their partition key to this many partitions, each with its own state,
+    /// checkpoints and one owner at a time, spread over the workers that run the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+    /// SQL expressions over the input message whose values pick its partition. Default: the
+    /// window's `group_by`, or the dedup `key`. Messages with the same group (or dedup) key
+    /// must get the same partition key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
 }
 
 /// When a stateful pipeline checkpoints: after `interval` or after `events` inputs, whichever
@@ -963,6 +973,8 @@ impl Default for Execution {
             max_in_flight: None,
             max_message_size: None,
             checkpoint: None,
+            partitions: None,
+            partition_by: Vec::new(),
         }
     }
 }

@@ -96,7 +96,7 @@ pub(crate) fn admit(config: &PipelineConfig, deliveries: Vec<Delivery>) -> Batch
         outbound: Vec::new(),
         outbound_node: Vec::new(),
     };
-    for (i, Delivery { input, ack }) in deliveries.into_iter().enumerate() {
+    for (i, Delivery { input, ack, .. }) in deliveries.into_iter().enumerate() {
         let verdict = match oversized(config, &input) {
             Some(error) => Disposition::failure(error),
             None => {

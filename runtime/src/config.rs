@@ -67,6 +67,10 @@ pub struct StateSettings {
     /// A digest of the stateful nodes' definitions (id and spec): a checkpoint taken under
     /// another digest belongs to an incompatible version and is not restored.
     pub fingerprint: String,
+    /// Keyed partitions (1: the state is one, not partitioned).
+    pub partitions: u32,
+    /// The SQL expressions of the partition key.
+    pub partition_key: Vec<String>,
 }
 
 impl StateSettings {
@@ -83,10 +87,20 @@ impl StateSettings {
                 digest.update(format!("{}\n{window}\n{dedup}\n", node.id));
             }
         }
+        // Another partitioning puts keys in other partitions: their states do not carry over.
+        let x = &plan.execution;
+        if x.partitions > 1 {
+            digest.update(format!(
+                "partitions {}\n{:?}\n",
+                x.partitions, x.partition_key
+            ));
+        }
         StateSettings {
             interval: plan.execution.checkpoint_interval,
             events: plan.execution.checkpoint_events.max(1),
             fingerprint: hex::encode(&digest.finalize()[..16]),
+            partitions: plan.execution.partitions.max(1),
+            partition_key: plan.execution.partition_key.clone(),
         }
     }
 }

@@ -35,6 +35,17 @@ pub trait BatchProcessor: Send + Sync + 'static {
     fn stats(&self) -> Vec<(String, NodeStats)> {
         Vec::new()
     }
+
+    /// Another instance with its own, empty state (one per keyed partition); `Err` when the
+    /// processor cannot make one.
+    fn fresh(&self) -> Result<std::sync::Arc<dyn BatchProcessor>, String> {
+        Err("this processor cannot run keyed partitions".into())
+    }
+
+    /// The partition key expressions compiled against the processor's source.
+    fn key_extractor(&self, _exprs: &[String]) -> Result<weir_engine::keys::KeyExtractor, String> {
+        Err("this processor cannot run keyed partitions".into())
+    }
 }
 
 impl<F> BatchProcessor for F
@@ -69,5 +80,15 @@ impl BatchProcessor for weir_engine::CompiledPipeline {
 
     fn stats(&self) -> Vec<(String, NodeStats)> {
         weir_engine::CompiledPipeline::stats(self)
+    }
+
+    fn fresh(&self) -> Result<std::sync::Arc<dyn BatchProcessor>, String> {
+        self.recompile()
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn BatchProcessor>)
+            .map_err(|e| e.to_string())
+    }
+
+    fn key_extractor(&self, exprs: &[String]) -> Result<weir_engine::keys::KeyExtractor, String> {
+        weir_engine::CompiledPipeline::key_extractor(self, exprs).map_err(|e| e.to_string())
     }
 }

@@ -31,6 +31,7 @@ pub(crate) struct Settled<'a> {
 }
 
 /// Records one pipeline's outcomes.
+#[derive(Clone)]
 pub struct Telemetry {
     pipeline: String,
     labels: PipelineLabels,

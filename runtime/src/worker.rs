@@ -22,9 +22,12 @@ use weir_connectors::{
 use crate::batch::{BatchReport, PipelineRun, run_batch};
 use crate::counters::PipelineTotals;
 use crate::ratelimit::IngestLimiter;
+use crate::stateful::partitioned::partitioned_loop;
+use crate::stateful::router::Router;
 use crate::stateful::{StateStore, stateful_loop};
 use crate::telemetry::Telemetry;
 use crate::{BatchProcessor, Metrics, PipelineConfig, RuntimeError};
+use weir_connectors::partitions::PartitionLayout;
 
 /// How long a fetch waits for a first message before the loop checks for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -267,6 +270,11 @@ impl Worker {
                 pipeline: name.clone(),
                 reason: format!("cannot open the state buckets: {reason}"),
             })?;
+        if config.state.partitions > 1 {
+            return self
+                .start_partitioned(key, config, processor, options, totals, store)
+                .await;
+        }
         // One owner, one loop: the state lives in one place.
         config.parallelism = 1;
         let ctx = self.pipeline_run(config, processor, totals.clone());
@@ -286,6 +294,100 @@ impl Worker {
             store,
             stop.clone(),
             options.ingest_limiter.clone(),
+        ));
+        self.running.insert(
+            key,
+            RunningPipeline {
+                stop,
+                tasks,
+                totals,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts a partitioned stateful pipeline: `parallelism` loops of its routing stage on the
+    /// pipeline's consumer, which copy each input to its partition, and the partitions this
+    /// worker owns (see [`crate::stateful::partitioned`]).
+    async fn start_partitioned(
+        &mut self,
+        key: String,
+        config: PipelineConfig,
+        processor: Arc<dyn BatchProcessor>,
+        options: StartOptions,
+        totals: Arc<PipelineTotals>,
+        store: StateStore,
+    ) -> Result<(), RuntimeError> {
+        let name = config.name.clone();
+        let refused = |reason: String| RuntimeError::Config {
+            pipeline: name.clone(),
+            reason,
+        };
+        let layout = PartitionLayout {
+            durable: config.source.durable.clone(),
+            partitions: config.state.partitions,
+        };
+        let keys = processor
+            .key_extractor(&config.state.partition_key)
+            .map_err(|e| refused(format!("the partition key does not compile: {e}")))?;
+        layout
+            .ensure_stream(&self.js)
+            .await
+            .map_err(|e| refused(format!("cannot create the partition stream: {e}")))?;
+        let mut sources = Vec::with_capacity(config.parallelism);
+        for _ in 0..config.parallelism {
+            sources.push(
+                PullSource::open(&self.js, config.source.clone())
+                    .await
+                    .map_err(|error| RuntimeError::Connector {
+                        pipeline: name.clone(),
+                        error,
+                    })?,
+            );
+        }
+        let consumer = sources[0].consumer();
+        let base = self.pipeline_run(config.clone(), processor, totals.clone());
+        // The routing stage counts apart (its own metrics label, totals outside the
+        // heartbeat): the pipeline's counters are its partitions'.
+        let router = Router {
+            keys,
+            layout: layout.clone(),
+        };
+        let mut routing = self.pipeline_run(config, Arc::new(router), Arc::default());
+        Arc::get_mut(&mut routing)
+            .expect("not shared yet")
+            .telemetry = Telemetry::new(
+            &format!("{name}.partitioner"),
+            self.metrics.clone(),
+            Arc::default(),
+        );
+        tracing::info!(
+            pipeline = %name,
+            key = %key,
+            partitions = layout.partitions,
+            partition_stream = %layout.stream(),
+            routing_loops = sources.len(),
+            "partitioned stateful pipeline started"
+        );
+        let stop = self.stop.child_token();
+        let mut tasks = JoinSet::new();
+        for (loop_id, source) in sources.into_iter().enumerate() {
+            tasks.spawn(batch_loop(
+                routing.clone(),
+                self.js.clone(),
+                source,
+                stop.clone(),
+                options.ingest_limiter.clone(),
+                loop_id,
+            ));
+        }
+        tasks.spawn(lag_loop(name, consumer, base.clone(), stop.clone()));
+        tasks.spawn(partitioned_loop(
+            base,
+            layout,
+            self.js.clone(),
+            store,
+            stop.clone(),
         ));
         self.running.insert(
             key,

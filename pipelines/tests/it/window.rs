@@ -137,8 +137,90 @@ fn a_stateful_pipeline_runs_on_one_loop_and_checkpoints_sanely() {
         .expect("located");
     assert!(
         parallelism.message.contains("`once`")
-            && parallelism.message.contains("set parallelism to 1"),
+            && parallelism.message.contains("execution.partitions"),
         "{}",
         parallelism.message
+    );
+}
+
+/// A dedup pipeline with `execution` lines appended (line 15 is the first of them) and
+/// optional nodes before the dedup.
+fn partitioned(before: &str, execution: &str) -> String {
+    format!(
+        "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata:\n  name: p\nspec:\n  source:\n    stream: ORDERS\n  nodes:\n{before}    - id: once\n      dedup: {{ key: data.id, within: 1m }}\n      next: out\n    - id: out\n      publish: {{ subject: o }}\n  execution:\n{execution}\n"
+    )
+}
+
+#[test]
+fn keyed_partitions_take_the_stateful_key_or_partition_by() {
+    let Ok(resources) = load_str(
+        &partitioned("", "    partitions: 8\n    parallelism: 2"),
+        "p.yaml",
+    ) else {
+        panic!("valid")
+    };
+    let Resource::Pipeline(p) = &resources[0] else {
+        panic!("a pipeline")
+    };
+    let planned = plan(p).expect("plans");
+    assert_eq!(planned.execution.partitions, 8);
+    assert_eq!(planned.execution.partition_key, vec!["data.id".to_string()]);
+
+    // A map before the stateful node: its key cannot be read from the input.
+    let mapped = "    - id: shape\n      map: { set: { id: upper(data.id) } }\n      next: once\n";
+    let text = partitioned(mapped, "    partitions: 8");
+    assert_eq!(
+        problems(&text),
+        vec![(18, 17, "partition-key-needed".to_string())],
+        "{text}"
+    );
+    let named = partitioned(
+        mapped,
+        "    partitions: 8\n    partition_by: [upper(data.id)]",
+    );
+    assert_eq!(problems(&named), vec![], "{named}");
+    let Ok(resources) = load_str(&named, "p.yaml") else {
+        panic!("valid")
+    };
+    let Resource::Pipeline(p) = &resources[0] else {
+        panic!("a pipeline")
+    };
+    assert_eq!(
+        plan(p).expect("plans").execution.partition_key,
+        vec!["upper(data.id)".to_string()]
+    );
+}
+
+#[test]
+fn bad_partitioning_is_reported_where_it_is_set() {
+    // Out of range; more loops than partitions; a bad key expression.
+    assert_eq!(
+        problems(&partitioned("", "    partitions: 0")),
+        vec![(15, 17, "invalid-value".to_string())]
+    );
+    assert_eq!(
+        problems(&partitioned(
+            "",
+            "    partitions: 2\n    parallelism: 4\n    partition_by: [\"data.id +\"]"
+        )),
+        vec![
+            (16, 18, "stateful-parallelism".to_string()),
+            (17, 20, "invalid-expression".to_string()),
+        ]
+    );
+    // Nothing to partition.
+    let stateless = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata:\n  name: s\nspec:\n  source:\n    stream: ORDERS\n  nodes:\n    - id: out\n      publish: { subject: o }\n  execution:\n    partitions: 4\n";
+    assert_eq!(
+        problems(stateless),
+        vec![(12, 17, "partitions-without-state".to_string())]
+    );
+    // A window without group keys is one group.
+    let global =
+        pipeline("        kind: tumbling\n        size: 1m\n        aggregates: { n: count(*) }")
+            + "  execution:\n    partitions: 4\n";
+    assert_eq!(
+        problems(&global),
+        vec![(11, 9, "unpartitionable-window".to_string())],
+        "{global}"
     );
 }

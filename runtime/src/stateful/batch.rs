@@ -88,6 +88,12 @@ pub(crate) async fn run(
 /// failed downstream of its window (a bad subject template) belongs to no input, so it
 /// cannot be dead-lettered: it is logged and kept as the pipeline's last error.
 fn add_results(run: &PipelineRun, batch: &mut Batch, results: Vec<Emitted>) -> Vec<usize> {
+    // A partition's results are its own: the same group key may be in two partitions when
+    // `partition_by` is not the group key itself. A partition's consumer is named for it.
+    let prefix = match run.config.source.partitioned {
+        true => &run.config.source.durable,
+        false => &run.config.name,
+    };
     let mut added = Vec::new();
     for Emitted { node, id, fate } in results {
         match fate {
@@ -116,7 +122,7 @@ fn add_results(run: &PipelineRun, batch: &mut Batch, results: Vec<Emitted>) -> V
                         subject: output.subject,
                         headers,
                         payload: output.payload,
-                        msg_id: format!("{}:{id}:{k}", run.config.name),
+                        msg_id: format!("{prefix}:{id}:{k}"),
                     });
                     batch.outbound_node.push(output.node);
                 }

@@ -1,0 +1,290 @@
+//! A state this worker owns, between checkpoints: restore, the batch loop, checkpoints that
+//! ack what they cover, and the last checkpoint of a graceful stop.
+
+use std::time::Instant;
+
+use async_nats::jetstream;
+use weir_connectors::checkpoints::{Checkpoint, CheckpointMeta};
+use weir_connectors::{AckHandle, Delivery, PullSource, Settle};
+use weir_pipelines::fleet::{StateReport, now_ms};
+
+use super::batch::{self, BatchEnd};
+use super::{End, HeldLease, IDLE_POLL, LAG_POLL, Slot, StateStore};
+use crate::ratelimit::IngestLimiter;
+
+/// A pipeline this worker owns, between checkpoints.
+pub(super) struct Owned<'a> {
+    slot: &'a Slot,
+    store: &'a StateStore,
+    /// Acks of the inputs processed since the last checkpoint.
+    held: Vec<AckHandle>,
+    /// The last source sequence processed.
+    position: u64,
+    /// Inputs processed since the pipeline first started.
+    events: u64,
+    /// Inputs processed since the last checkpoint.
+    pending: u64,
+    last_checkpoint: Instant,
+    /// Whether the state changed since the last checkpoint.
+    dirty: bool,
+    pub(super) report: StateReport,
+}
+
+impl<'a> Owned<'a> {
+    /// Owning `slot`, before its checkpoint is restored.
+    pub(super) fn new(slot: &'a Slot, store: &'a StateStore) -> Self {
+        Owned {
+            slot,
+            store,
+            held: Vec::new(),
+            position: 0,
+            events: 0,
+            pending: 0,
+            last_checkpoint: Instant::now(),
+            dirty: false,
+            report: StateReport {
+                owner: true,
+                ..StateReport::default()
+            },
+        }
+    }
+
+    /// Restores, then processes batches until halted; a graceful stop takes a last
+    /// checkpoint and acks what it covers.
+    pub(super) async fn run(
+        &mut self,
+        js: &jetstream::Context,
+        held: &HeldLease,
+        limiter: Option<&IngestLimiter>,
+    ) -> End {
+        let halt = &held.halt;
+        let position = match self.restore().await {
+            Ok(p) => p,
+            Err(e) => return End::Again(e),
+        };
+        let mut source =
+            match PullSource::open_from(js, self.slot.run.config.source.clone(), position).await {
+                Ok(s) => s,
+                Err(e) => return End::Again(e.to_string()),
+            };
+        self.publish_report();
+        let poll = IDLE_POLL.min(self.slot.run.config.state.interval);
+        let mut lag_polled: Option<Instant> = None;
+        loop {
+            if halt.is_cancelled() {
+                return self.halted(js, held, &mut source).await;
+            }
+            if self.checkpoint_due()
+                && let Err(e) = self.checkpoint(js, held).await
+            {
+                tracing::warn!(pipeline = %self.slot.run.config.name, "checkpoint failed (inputs stay un-acked): {e}");
+                self.slot.run.telemetry.totals().record_error(e);
+            }
+            // A partition's consumer is internal: the pipeline's lag is its routing stage's.
+            if self.slot.partition.is_none() && lag_polled.is_none_or(|t| t.elapsed() >= LAG_POLL) {
+                lag_polled = Some(Instant::now());
+                if let Ok(info) = source.consumer().get_info().await {
+                    self.slot.run
+                        .telemetry
+                        .consumer_polled(info.num_pending, info.num_ack_pending as u64);
+                }
+            }
+            if let Some(limiter) = limiter {
+                tokio::select! {
+                    _ = halt.cancelled() => continue,
+                    _ = limiter.ready() => {}
+                }
+            }
+            let fetched = tokio::select! {
+                _ = halt.cancelled() => continue,
+                fetched = source.next_batch(poll) => fetched,
+            };
+            let deliveries = match fetched {
+                Ok(d) => d,
+                // The consumer may have been re-created by a new owner (this worker's lease
+                // lapsed unnoticed): never attach to it again. Start over from the lease.
+                Err(e) => return End::Again(format!("fetch failed: {e}")),
+            };
+            if let Some(limiter) = limiter {
+                limiter.take(deliveries.len());
+            }
+            let deliveries = self.skip_seen(deliveries);
+            let now_micros = i64::try_from(now_ms())
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000);
+            let emitted = self.slot.run.processor.advance(now_micros);
+            if deliveries.is_empty() && emitted.is_empty() {
+                continue;
+            }
+            let last = deliveries.iter().map(|d| d.position).max();
+            let count = deliveries.len() as u64;
+            match batch::run(&self.slot.run, deliveries, emitted, halt).await {
+                BatchEnd::Done(acks) => {
+                    self.held.extend(acks);
+                    self.position = self.position.max(last.unwrap_or(0));
+                    self.events += count;
+                    self.pending += count;
+                    self.dirty = true;
+                    self.publish_report();
+                }
+                // The state holds inputs whose outputs are not all stored: no checkpoint
+                // may cover it. The next owner replays from the last checkpoint.
+                BatchEnd::Stopped => return End::Again("stopped while storing outputs".into()),
+                BatchEnd::EngineFailed(reason) => return End::Again(reason),
+            }
+        }
+    }
+
+    /// Loads the last checkpoint and restores it when it belongs to these stateful nodes;
+    /// returns the position to resume after (`None`: the consumer's own).
+    async fn restore(&mut self) -> Result<Option<u64>, String> {
+        let config = &self.slot.run.config;
+        let Some(checkpoint) = self.store.checkpoints.load(&self.slot.key).await? else {
+            self.report.started_from = "empty: no checkpoint yet".into();
+            return Ok(None);
+        };
+        let meta = &checkpoint.meta;
+        self.position = meta.position;
+        self.events = meta.events;
+        self.report.position = meta.position;
+        self.report.state_bytes = checkpoint.state.len() as u64;
+        self.report.last_checkpoint_ms = meta.taken_at_ms;
+        if meta.fingerprint != config.state.fingerprint {
+            self.report.started_from = format!(
+                "empty: the checkpoint at position {} belongs to other window/dedup definitions (a changed node starts with no state)",
+                meta.position
+            );
+            tracing::warn!(pipeline = %config.name, "{}", self.report.started_from);
+            return Ok(Some(meta.position));
+        }
+        self.slot.run
+            .processor
+            .restore(&checkpoint.state)
+            .map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
+        self.report.started_from = format!(
+            "restored the checkpoint at position {} ({} bytes)",
+            meta.position,
+            checkpoint.state.len()
+        );
+        tracing::info!(pipeline = %config.name, "{}", self.report.started_from);
+        Ok(Some(meta.position))
+    }
+
+    /// Drops deliveries the state already took in (the server delivered them again, e.g.
+    /// after `ack_wait`); their acks wait for the next checkpoint.
+    fn skip_seen(&mut self, deliveries: Vec<Delivery>) -> Vec<Delivery> {
+        let mut fresh = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            if d.position <= self.position {
+                self.held.push(d.ack);
+            } else {
+                fresh.push(d);
+            }
+        }
+        fresh
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        let s = &self.slot.run.config.state;
+        (self.dirty || !self.held.is_empty())
+            && (self.pending >= s.events || self.last_checkpoint.elapsed() >= s.interval)
+    }
+
+    /// Snapshots the state, stores it with its position, then acks the inputs it covers.
+    /// Stores nothing once the lease is lost (a new owner may have restored already).
+    async fn checkpoint(
+        &mut self,
+        js: &jetstream::Context,
+        held: &HeldLease,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let Some(lease) = held.renewed().await else {
+            return Err("the lease is not held (lost, or not renewed this time)".into());
+        };
+        let state = self.slot.run.processor.snapshot()?;
+        let checkpoint = Checkpoint {
+            meta: CheckpointMeta {
+                pipeline: self.slot.run.config.name.clone(),
+                position: self.position,
+                fingerprint: self.slot.run.config.state.fingerprint.clone(),
+                taken_at_ms: now_ms(),
+                events: self.events,
+            },
+            state,
+        };
+        let bytes = self
+            .store
+            .checkpoints
+            .save(&self.slot.key, &checkpoint)
+            .await?;
+        drop(lease);
+        for ack in self.held.drain(..) {
+            if let Err(e) = ack.settle(Settle::Ack).await {
+                self.slot.run.telemetry.ack_failed(&e);
+            }
+        }
+        self.pending = 0;
+        self.dirty = false;
+        self.last_checkpoint = Instant::now();
+        let r = &mut self.report;
+        r.checkpoints += 1;
+        r.state_bytes = bytes as u64;
+        r.position = self.position;
+        r.last_checkpoint_ms = checkpoint.meta.taken_at_ms;
+        r.last_checkpoint_took_ms = started.elapsed().as_millis() as u64;
+        self.slot.run.telemetry.checkpoint_taken(started.elapsed());
+        self.publish_report();
+        tracing::debug!(pipeline = %self.slot.run.config.name, position = self.position, bytes, "checkpoint stored");
+        // A partition's copies that the checkpoint covers are never read again.
+        if let Some((p, layout)) = &self.slot.partition
+            && let Err(e) = layout.trim(js, *p, self.position).await
+        {
+            tracing::debug!(pipeline = %self.slot.run.config.name, "{e}");
+        }
+        Ok(())
+    }
+
+    /// Halted: a graceful stop checkpoints and acks; a lost lease drops everything (the
+    /// new owner replays from the last checkpoint).
+    async fn halted(
+        &mut self,
+        js: &jetstream::Context,
+        held: &HeldLease,
+        source: &mut PullSource,
+    ) -> End {
+        if held.is_lost() {
+            return End::Again("the lease was lost".into());
+        }
+        if (self.dirty || !self.held.is_empty())
+            && let Err(e) = self.checkpoint(js, held).await
+        {
+            tracing::warn!(pipeline = %self.slot.run.config.name, "last checkpoint failed; the next owner replays from the one before: {e}");
+        }
+        source.release_buffered().await;
+        End::Stopped
+    }
+
+    /// Puts the state's figures into the heartbeat totals.
+    fn publish_report(&mut self) {
+        let r = &mut self.report;
+        (
+            r.open_windows,
+            r.keys_held,
+            r.late_events,
+            r.duplicates_dropped,
+        ) = (0, 0, 0, 0);
+        r.watermark_ms = None;
+        for (_, s) in self.slot.run.processor.stats() {
+            if let Some(w) = s.watermark_ms {
+                r.watermark_ms = Some(r.watermark_ms.map_or(w, |m| m.min(w)));
+            }
+            r.open_windows += s.open_windows;
+            r.keys_held += s.keys_held;
+            r.late_events += s.late_events;
+            r.duplicates_dropped += s.duplicates_dropped;
+        }
+        self.slot
+            .board
+            .report(self.slot.partition.as_ref().map(|(p, _)| *p), r);
+    }
+}
