@@ -2,7 +2,7 @@
 //! into the pipeline's partition stream (`WEIR_PART_<durable>`), on the subject of its
 //! partition (`_weir.partition.<durable>.<p>`, `p` from a stable hash of the partition key),
 //! with its original payload and headers and its source subject, stream, sequence and time in
-//! `Weir-Source-*` headers. Each partition's owner reads its subject through its own durable
+//! `Weir-Copy-*` headers. Each partition's owner reads its subject through its own durable
 //! consumer (`<durable>_p<p>`), and [`unwrap`] gives the engine the original message back.
 //! Copies carry a message id per source message, so a routing stage that crashes between
 //! copying and acking never copies twice (within the stream's duplicate window).
@@ -15,15 +15,15 @@ use weir_pipelines::message::InputMessage;
 use crate::source::SourceSettings;
 
 /// Header naming the source subject of a copy.
-pub const SOURCE_SUBJECT: &str = "Weir-Source-Subject";
+pub const SOURCE_SUBJECT: &str = "Weir-Copy-Subject";
 /// Header naming the source stream of a copy.
-pub const SOURCE_STREAM: &str = "Weir-Source-Stream";
+pub const SOURCE_STREAM: &str = "Weir-Copy-Stream";
 /// Header with the source stream sequence of a copy.
-pub const SOURCE_SEQ: &str = "Weir-Source-Seq";
+pub const SOURCE_SEQ: &str = "Weir-Copy-Seq";
 /// Header with the time the source message was stored (Unix µs).
-pub const SOURCE_TIME: &str = "Weir-Source-Time";
+pub const SOURCE_TIME: &str = "Weir-Copy-Time";
 /// Header keeping a source message's own `Nats-Msg-Id` (the copy's id is Weir's).
-pub const SOURCE_MSG_ID: &str = "Weir-Source-Msg-Id";
+pub const SOURCE_MSG_ID: &str = "Weir-Copy-Msg-Id";
 /// How long the partition stream remembers copy ids: longer than a routing stage takes to
 /// be redelivered an input it copied but did not ack.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -119,7 +119,7 @@ impl PartitionLayout {
     }
 }
 
-/// The headers of `input`'s copy: its own (its `Nats-Msg-Id` kept as `Weir-Source-Msg-Id`),
+/// The headers of `input`'s copy: its own (its `Nats-Msg-Id` kept as `Weir-Copy-Msg-Id`),
 /// then where it came from.
 pub fn wrap(input: &InputMessage) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = input
@@ -142,7 +142,7 @@ pub fn wrap(input: &InputMessage) -> Vec<(String, String)> {
 }
 
 /// Turns a copy read from a partition back into the source message [`wrap`] copied: its
-/// subject, stream, sequence, time and headers. A message without the `Weir-Source-*`
+/// subject, stream, sequence, time and headers. A message without the `Weir-Copy-*`
 /// headers is left as it is.
 pub fn unwrap(input: &mut InputMessage) {
     let mut headers = Vec::with_capacity(input.headers.len());

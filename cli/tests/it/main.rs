@@ -8,6 +8,7 @@ mod fleet;
 mod fleet_api;
 mod fleet_support;
 mod nats_setup;
+mod partitions;
 mod process;
 mod quality_status;
 mod runtime_crash;

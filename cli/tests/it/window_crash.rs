@@ -101,7 +101,7 @@ fn a_nats_server_crash_loses_and_duplicates_no_window() -> Result<()> {
     block_on(crash_run(Disruption::RestartServer))
 }
 
-fn block_on(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+pub(crate) fn block_on(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -121,10 +121,16 @@ async fn publish_order(js: &jetstream::Context, i: u64) -> Result<()> {
     } else {
         payload(i)
     };
+    store_order(js, &format!("in-{i}"), body).await
+}
+
+/// Publishes `body` on `orders.created` with id `id` until the server stores it (the same
+/// id again after a failure, for at most 60 s).
+pub(crate) async fn store_order(js: &jetstream::Context, id: &str, body: Vec<u8>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("in-{i}").as_str());
+        headers.insert("Nats-Msg-Id", id);
         let stored = async {
             js.publish_with_headers("orders.created", headers, body.clone().into())
                 .await?
@@ -133,7 +139,7 @@ async fn publish_order(js: &jetstream::Context, i: u64) -> Result<()> {
         match tokio::time::timeout(Duration::from_secs(2), stored).await {
             Ok(Ok(_)) => return Ok(()),
             _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => bail!("order {i} not stored for 60 s: {other:?}"),
+            other => bail!("order {id} not stored for 60 s: {other:?}"),
         }
     }
 }

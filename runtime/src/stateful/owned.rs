@@ -84,7 +84,8 @@ impl<'a> Owned<'a> {
             if self.slot.partition.is_none() && lag_polled.is_none_or(|t| t.elapsed() >= LAG_POLL) {
                 lag_polled = Some(Instant::now());
                 if let Ok(info) = source.consumer().get_info().await {
-                    self.slot.run
+                    self.slot
+                        .run
                         .telemetry
                         .consumer_polled(info.num_pending, info.num_ack_pending as u64);
                 }
@@ -157,7 +158,8 @@ impl<'a> Owned<'a> {
             tracing::warn!(pipeline = %config.name, "{}", self.report.started_from);
             return Ok(Some(meta.position));
         }
-        self.slot.run
+        self.slot
+            .run
             .processor
             .restore(&checkpoint.state)
             .map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
