@@ -141,6 +141,94 @@ pub struct OperatorState {
     /// The lowest watermark of the window nodes (RFC 3339): windows ending before it have
     /// closed.
     pub watermark: Option<String>,
+    /// A partitioned pipeline (`execution.partitions`): each partition with its owner; the
+    /// figures above are their sums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionState>,
+}
+
+/// The state of one keyed partition, as its owner reports it.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, Default, PartialEq)]
+pub struct PartitionState {
+    /// The partition (0-based).
+    pub partition: u32,
+    /// The worker that owns it.
+    pub worker_id: String,
+    /// Windows (or sessions) open now.
+    pub open_windows: u64,
+    /// Group keys and remembered keys held now.
+    pub keys_held: u64,
+    /// Events sent to a `late` port so far.
+    pub late_events: u64,
+    /// Size of its last checkpoint, in bytes.
+    pub state_bytes: u64,
+    /// When its last checkpoint was taken (RFC 3339).
+    pub last_checkpoint: Option<String>,
+    /// How long its last checkpoint took, in ms.
+    pub last_checkpoint_took_ms: u64,
+    /// The last sequence of the partition stream its last checkpoint covers.
+    pub position: u64,
+    /// How its state started on this owner.
+    pub started_from: String,
+    /// Its lowest watermark (RFC 3339).
+    pub watermark: Option<String>,
+}
+
+impl OperatorState {
+    /// `s` as worker `worker_id` reports it.
+    fn reported(s: &weir_pipelines::fleet::StateReport, worker_id: &str) -> Self {
+        let mut state = OperatorState::from(s);
+        state.partitions = s
+            .partitions
+            .iter()
+            .map(|p| PartitionState {
+                partition: p.partition.unwrap_or_default(),
+                worker_id: worker_id.to_string(),
+                open_windows: p.open_windows,
+                keys_held: p.keys_held,
+                late_events: p.late_events,
+                state_bytes: p.state_bytes,
+                last_checkpoint: (p.last_checkpoint_ms > 0)
+                    .then(|| rfc3339(p.last_checkpoint_ms as i64)),
+                last_checkpoint_took_ms: p.last_checkpoint_took_ms,
+                position: p.position,
+                started_from: p.started_from.clone(),
+                watermark: p.watermark_ms.map(rfc3339),
+            })
+            .collect();
+        state
+    }
+
+    /// Adds another owner's partitions (a partitioned pipeline has one owner per partition).
+    fn merge(&mut self, other: OperatorState) {
+        self.open_windows += other.open_windows;
+        self.keys_held += other.keys_held;
+        self.late_events += other.late_events;
+        self.duplicates_dropped += other.duplicates_dropped;
+        self.state_bytes += other.state_bytes;
+        self.checkpoints += other.checkpoints;
+        self.last_checkpoint_took_ms = self
+            .last_checkpoint_took_ms
+            .max(other.last_checkpoint_took_ms);
+        // RFC 3339 texts in UTC of the same form order as their times do.
+        self.last_checkpoint = self.last_checkpoint.take().max(other.last_checkpoint);
+        self.watermark = match (self.watermark.take(), other.watermark) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.partitions.extend(other.partitions);
+        self.partitions.sort_by_key(|p| p.partition);
+        let owners: std::collections::BTreeSet<&str> = self
+            .partitions
+            .iter()
+            .map(|p| p.worker_id.as_str())
+            .collect();
+        self.started_from = format!(
+            "{} partitions owned by {} worker(s)",
+            self.partitions.len(),
+            owners.len()
+        );
+    }
 }
 
 impl From<&weir_pipelines::fleet::StateReport> for OperatorState {
@@ -159,6 +247,7 @@ impl From<&weir_pipelines::fleet::StateReport> for OperatorState {
             position: s.position,
             started_from: s.started_from.clone(),
             watermark: s.watermark_ms.map(rfc3339),
+            partitions: Vec::new(),
         }
     }
 }
@@ -416,7 +505,11 @@ impl Fold {
             lag: r.lag,
             ack_pending: r.ack_pending,
             last_error: error,
-            operator_state: r.counters.state.as_ref().map(OperatorState::from),
+            operator_state: r
+                .counters
+                .state
+                .as_ref()
+                .map(|s| OperatorState::reported(s, &hb.worker_id)),
         });
     }
 
@@ -431,7 +524,11 @@ impl Fold {
     ) {
         self.totals.add(counters);
         if let Some(state) = r.counters.state.as_ref().filter(|s| s.owner) {
-            self.owner_state = Some(OperatorState::from(state));
+            let state = OperatorState::reported(state, &hb.worker_id);
+            match &mut self.owner_state {
+                Some(owner) if !state.partitions.is_empty() => owner.merge(state),
+                _ => self.owner_state = Some(state),
+            }
         }
         for (id, n) in &r.counters.nodes {
             self.nodes.entry(id.clone()).or_default().add(n);
@@ -752,4 +849,48 @@ pub async fn stream(
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_pipelines::fleet::StateReport;
+
+    /// A worker's report owning `parts`, each with 10 keys and watermark 1000 × (p + 1).
+    fn owning(parts: &[u32]) -> StateReport {
+        let partitions: Vec<StateReport> = parts
+            .iter()
+            .map(|&p| StateReport {
+                owner: true,
+                partition: Some(p),
+                keys_held: 10,
+                watermark_ms: Some(1000 * (i64::from(p) + 1)),
+                ..StateReport::default()
+            })
+            .collect();
+        StateReport {
+            owner: true,
+            keys_held: 10 * parts.len() as u64,
+            watermark_ms: partitions.iter().filter_map(|p| p.watermark_ms).min(),
+            partitions,
+            ..StateReport::default()
+        }
+    }
+
+    #[test]
+    fn the_owners_of_partitions_add_up_to_the_pipeline_state() {
+        let mut state = OperatorState::reported(&owning(&[1, 3]), "w1");
+        state.merge(OperatorState::reported(&owning(&[0, 2]), "w2"));
+        assert_eq!(state.keys_held, 40);
+        assert_eq!(state.watermark, Some(rfc3339(1000)));
+        assert_eq!(
+            state
+                .partitions
+                .iter()
+                .map(|p| (p.partition, p.worker_id.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(0, "w2"), (1, "w1"), (2, "w2"), (3, "w1")]
+        );
+        assert_eq!(state.started_from, "4 partitions owned by 2 worker(s)");
+    }
 }

@@ -147,6 +147,21 @@ fn render(s: &PipelineStatus) -> String {
             st.last_checkpoint_took_ms,
             st.started_from
         ));
+        for p in &st.partitions {
+            out.push_str(&format!(
+                "  partition {}: {} on {}, {} windows, {} keys, {} late, watermark {}, checkpoint {} ({} bytes, position {})\n",
+                p.partition,
+                p.started_from,
+                p.worker_id,
+                p.open_windows,
+                p.keys_held,
+                p.late_events,
+                opt(p.watermark.as_deref()),
+                opt(p.last_checkpoint.as_deref()),
+                p.state_bytes,
+                p.position
+            ));
+        }
     }
     for (what, e) in [
         ("last error", &s.last_error),

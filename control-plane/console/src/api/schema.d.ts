@@ -1799,6 +1799,11 @@ export interface components {
             /** @description Whether this worker owns the state now (one owner at a time; others stand by). */
             owner: boolean;
             /**
+             * @description A partitioned pipeline (`execution.partitions`): each partition with its owner; the
+             *     figures above are their sums.
+             */
+            partitions?: components["schemas"]["PartitionState"][];
+            /**
              * Format: int64
              * @description The last source sequence the last checkpoint covers.
              */
@@ -1818,6 +1823,52 @@ export interface components {
              *     closed.
              */
             watermark?: string | null;
+        };
+        /** @description The state of one keyed partition, as its owner reports it. */
+        PartitionState: {
+            /**
+             * Format: int64
+             * @description Group keys and remembered keys held now.
+             */
+            keys_held: number;
+            /** @description When its last checkpoint was taken (RFC 3339). */
+            last_checkpoint?: string | null;
+            /**
+             * Format: int64
+             * @description How long its last checkpoint took, in ms.
+             */
+            last_checkpoint_took_ms: number;
+            /**
+             * Format: int64
+             * @description Events sent to a `late` port so far.
+             */
+            late_events: number;
+            /**
+             * Format: int64
+             * @description Windows (or sessions) open now.
+             */
+            open_windows: number;
+            /**
+             * Format: int32
+             * @description The partition (0-based).
+             */
+            partition: number;
+            /**
+             * Format: int64
+             * @description The last sequence of the partition stream its last checkpoint covers.
+             */
+            position: number;
+            /** @description How its state started on this owner. */
+            started_from: string;
+            /**
+             * Format: int64
+             * @description Size of its last checkpoint, in bytes.
+             */
+            state_bytes: number;
+            /** @description Its lowest watermark (RFC 3339). */
+            watermark?: string | null;
+            /** @description The worker that owns it. */
+            worker_id: string;
         };
         /** @description Body of `POST /nats/streams/{name}/consumers/{consumer}/pause`. */
         PauseRequest: {
