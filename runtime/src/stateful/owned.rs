@@ -1,6 +1,7 @@
 //! A state this worker owns, between checkpoints: restore, the batch loop, checkpoints that
 //! ack what they cover, and the last checkpoint of a graceful stop.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::jetstream;
@@ -11,6 +12,8 @@ use weir_pipelines::fleet::{StateReport, now_ms};
 use super::batch::{self, BatchEnd};
 use super::{End, HeldLease, IDLE_POLL, LAG_POLL, Slot, StateStore};
 use crate::ratelimit::IngestLimiter;
+use crate::telemetry::Telemetry;
+use weir_connectors::partitions::PartitionLayout;
 
 /// A pipeline this worker owns, between checkpoints.
 pub(super) struct Owned<'a> {
@@ -27,7 +30,63 @@ pub(super) struct Owned<'a> {
     last_checkpoint: Instant,
     /// Whether the state changed since the last checkpoint.
     dirty: bool,
+    /// The checkpoint being stored in the background.
+    storing: Option<Storing>,
     pub(super) report: StateReport,
+}
+
+/// A checkpoint being stored: what was stored, or why not with the acks it held back.
+type Storing = tokio::task::JoinHandle<Result<Stored, (String, Vec<AckHandle>)>>;
+
+/// A stored checkpoint.
+struct Stored {
+    bytes: usize,
+    taken_at_ms: u64,
+    position: u64,
+    /// When its snapshot began.
+    started: Instant,
+}
+
+/// Stores `checkpoint` under a freshly renewed lease, then acks the inputs it covers and
+/// trims a partition's copies it covers.
+async fn store_checkpoint(
+    held: Arc<HeldLease>,
+    store: StateStore,
+    key: String,
+    checkpoint: Checkpoint,
+    acks: Vec<AckHandle>,
+    (js, partition): (jetstream::Context, Option<(u32, PartitionLayout)>),
+    (telemetry, started): (Telemetry, Instant),
+) -> Result<Stored, (String, Vec<AckHandle>)> {
+    let Some(lease) = held.renewed().await else {
+        return Err((
+            "the lease is not held (lost, or not renewed this time)".into(),
+            acks,
+        ));
+    };
+    let bytes = match store.checkpoints.save(&key, &checkpoint).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Err((e, acks)),
+    };
+    drop(lease);
+    for ack in acks {
+        if let Err(e) = ack.settle(Settle::Ack).await {
+            telemetry.ack_failed(&e);
+        }
+    }
+    let position = checkpoint.meta.position;
+    // A partition's copies that the checkpoint covers are never read again.
+    if let Some((p, layout)) = &partition
+        && let Err(e) = layout.trim(&js, *p, position).await
+    {
+        tracing::debug!(key, "{e}");
+    }
+    Ok(Stored {
+        bytes,
+        taken_at_ms: checkpoint.meta.taken_at_ms,
+        position,
+        started,
+    })
 }
 
 impl<'a> Owned<'a> {
@@ -42,6 +101,7 @@ impl<'a> Owned<'a> {
             pending: 0,
             last_checkpoint: Instant::now(),
             dirty: false,
+            storing: None,
             report: StateReport {
                 owner: true,
                 ..StateReport::default()
@@ -54,7 +114,7 @@ impl<'a> Owned<'a> {
     pub(super) async fn run(
         &mut self,
         js: &jetstream::Context,
-        held: &HeldLease,
+        held: &Arc<HeldLease>,
         limiter: Option<&IngestLimiter>,
     ) -> End {
         let halt = &held.halt;
@@ -73,6 +133,12 @@ impl<'a> Owned<'a> {
         loop {
             if halt.is_cancelled() {
                 return self.halted(js, held, &mut source).await;
+            }
+            if self.storing.as_ref().is_some_and(|s| s.is_finished())
+                && let Err(e) = self.finish_storing().await
+            {
+                tracing::warn!(pipeline = %self.slot.run.config.name, "checkpoint not stored (its inputs wait for the next one): {e}");
+                self.slot.run.telemetry.totals().record_error(e);
             }
             if self.checkpoint_due()
                 && let Err(e) = self.checkpoint(js, held).await
@@ -188,22 +254,27 @@ impl<'a> Owned<'a> {
 
     fn checkpoint_due(&self) -> bool {
         let s = &self.slot.run.config.state;
+        // While the last one is being stored, the next waits for it only when `events` inputs
+        // are pending (the data path then waits for the store: backpressure).
+        let storing = self.storing.is_some();
         (self.dirty || !self.held.is_empty())
-            && (self.pending >= s.events || self.last_checkpoint.elapsed() >= s.interval)
+            && (self.pending >= s.events
+                || (!storing && self.last_checkpoint.elapsed() >= s.interval))
     }
 
-    /// Snapshots the state, stores it with its position, then acks the inputs it covers.
-    /// Stores nothing once the lease is lost (a new owner may have restored already).
+    /// Snapshots the state (the only part on the data path), then stores it with its position
+    /// and acks the inputs it covers in the background, while batches go on. One checkpoint is
+    /// stored at a time: this waits for the one before. Nothing is stored once the lease is
+    /// lost (a new owner may have restored already).
     async fn checkpoint(
         &mut self,
         js: &jetstream::Context,
-        held: &HeldLease,
+        held: &Arc<HeldLease>,
     ) -> Result<(), String> {
+        self.finish_storing().await?;
         let started = Instant::now();
-        let Some(lease) = held.renewed().await else {
-            return Err("the lease is not held (lost, or not renewed this time)".into());
-        };
         let state = self.slot.run.processor.snapshot()?;
+        let pause = started.elapsed();
         let checkpoint = Checkpoint {
             meta: CheckpointMeta {
                 pipeline: self.slot.run.config.name.clone(),
@@ -214,36 +285,56 @@ impl<'a> Owned<'a> {
             },
             state,
         };
-        let bytes = self
-            .store
-            .checkpoints
-            .save(&self.slot.key, &checkpoint)
-            .await?;
-        drop(lease);
-        for ack in self.held.drain(..) {
-            if let Err(e) = ack.settle(Settle::Ack).await {
-                self.slot.run.telemetry.ack_failed(&e);
-            }
-        }
+        let acks = std::mem::take(&mut self.held);
         self.pending = 0;
         self.dirty = false;
         self.last_checkpoint = Instant::now();
-        let r = &mut self.report;
-        r.checkpoints += 1;
-        r.state_bytes = bytes as u64;
-        r.position = self.position;
-        r.last_checkpoint_ms = checkpoint.meta.taken_at_ms;
-        r.last_checkpoint_took_ms = started.elapsed().as_millis() as u64;
-        self.slot.run.telemetry.checkpoint_taken(started.elapsed());
-        self.publish_report();
-        tracing::debug!(pipeline = %self.slot.run.config.name, position = self.position, bytes, "checkpoint stored");
-        // A partition's copies that the checkpoint covers are never read again.
-        if let Some((p, layout)) = &self.slot.partition
-            && let Err(e) = layout.trim(js, *p, self.position).await
-        {
-            tracing::debug!(pipeline = %self.slot.run.config.name, "{e}");
-        }
+        tracing::trace!(pipeline = %self.slot.run.config.name, ?pause, "state snapshotted");
+        self.storing = Some(tokio::spawn(store_checkpoint(
+            held.clone(),
+            self.store.clone(),
+            self.slot.key.clone(),
+            checkpoint,
+            acks,
+            (js.clone(), self.slot.partition.clone()),
+            (self.slot.run.telemetry.clone(), started),
+        )));
         Ok(())
+    }
+
+    /// Waits for the checkpoint being stored, if any, and takes its outcome in. One that was
+    /// not stored leaves its inputs to the next checkpoint.
+    async fn finish_storing(&mut self) -> Result<(), String> {
+        let Some(storing) = self.storing.take() else {
+            return Ok(());
+        };
+        match storing.await {
+            Ok(Ok(stored)) => {
+                let took = stored.started.elapsed();
+                let r = &mut self.report;
+                r.checkpoints += 1;
+                r.state_bytes = stored.bytes as u64;
+                r.position = stored.position;
+                r.last_checkpoint_ms = stored.taken_at_ms;
+                r.last_checkpoint_took_ms = took.as_millis() as u64;
+                self.slot.run.telemetry.checkpoint_taken(took);
+                self.publish_report();
+                tracing::debug!(pipeline = %self.slot.run.config.name, position = stored.position, bytes = stored.bytes, "checkpoint stored");
+                Ok(())
+            }
+            Ok(Err((reason, mut acks))) => {
+                acks.append(&mut self.held);
+                self.held = acks;
+                self.dirty = true;
+                Err(reason)
+            }
+            // Its acks are gone: the server redelivers those inputs, which are then held for
+            // the next checkpoint as already seen.
+            Err(e) => {
+                self.dirty = true;
+                Err(format!("storing the checkpoint failed: {e}"))
+            }
+        }
     }
 
     /// Halted: a graceful stop checkpoints and acks; a lost lease drops everything (the
@@ -251,15 +342,20 @@ impl<'a> Owned<'a> {
     async fn halted(
         &mut self,
         js: &jetstream::Context,
-        held: &HeldLease,
+        held: &Arc<HeldLease>,
         source: &mut PullSource,
     ) -> End {
         if held.is_lost() {
             return End::Again("the lease was lost".into());
         }
-        if (self.dirty || !self.held.is_empty())
-            && let Err(e) = self.checkpoint(js, held).await
-        {
+        let last = async {
+            self.finish_storing().await.ok();
+            if self.dirty || !self.held.is_empty() {
+                self.checkpoint(js, held).await?;
+            }
+            self.finish_storing().await
+        };
+        if let Err(e) = last.await {
             tracing::warn!(pipeline = %self.slot.run.config.name, "last checkpoint failed; the next owner replays from the one before: {e}");
         }
         source.release_buffered().await;
