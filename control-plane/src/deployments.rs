@@ -123,6 +123,14 @@ fn has_stateful_node(spec: &serde_json::Value) -> bool {
         })
 }
 
+/// The keyed partitions of a version: its `spec.execution.partitions`, 1 when absent.
+fn spec_partitions(spec: &serde_json::Value) -> i64 {
+    spec.pointer("/spec/execution/partitions")
+        .and_then(|n| n.as_i64())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The parallelism a version asks for: its `spec.execution.parallelism`, 1 when absent.
 fn spec_parallelism(spec: &serde_json::Value) -> i64 {
     spec.pointer("/spec/execution/parallelism")
@@ -153,9 +161,10 @@ async fn write(
             "parallelism must be between 1 and {MAX_PARALLELISM}, not {parallelism}"
         )));
     }
-    if parallelism > 1 && has_stateful_node(&spec) {
+    let partitions = spec_partitions(&spec);
+    if has_stateful_node(&spec) && parallelism > partitions {
         return Err(ApiError::Unprocessable(format!(
-            "parallelism {parallelism} is not possible: the pipeline has a `window` or `dedup` node, whose state runs on one batch loop of one worker at a time (other workers stand by); deploy it with parallelism 1"
+            "parallelism {parallelism} is not possible: the pipeline has a `window` or `dedup` node and {partitions} partition(s), and each partition's state runs on one batch loop of one worker at a time; deploy it with parallelism {partitions} at most, or set `execution.partitions`"
         )));
     }
     let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;

@@ -369,7 +369,7 @@ async fn validate_and_apply_check_pipelines_against_the_tenants_declared_streams
 }
 
 #[tokio::test]
-async fn a_stateful_pipeline_deploys_with_parallelism_one_only() {
+async fn a_stateful_pipeline_deploys_with_parallelism_up_to_its_partitions() {
     let t = TestApp::sqlite_nats().await;
     let (_, acme) = t.tenant("acme").await;
     t.yaml(
@@ -402,6 +402,35 @@ async fn a_stateful_pipeline_deploys_with_parallelism_one_only() {
         "/api/v1/pipelines/once/deploy",
         &acme,
         serde_json::json!({}),
+    )
+    .await
+    .ok();
+    // Keyed partitions: as many routing loops as partitions, not more.
+    let split = yaml
+        .replace("name: once", "name: split")
+        .replace("orders.once", "orders.split")
+        + "  execution: { partitions: 4 }\n";
+    t.yaml(Method::POST, "/api/v1/pipelines", &acme, &split)
+        .await
+        .ok();
+    let p = t
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/split/deploy",
+            &acme,
+            serde_json::json!({"parallelism": 5}),
+        )
+        .await
+        .problem(422, "invalid_value");
+    assert!(
+        p["detail"].as_str().unwrap().contains("4 partition(s)"),
+        "{p}"
+    );
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/split/deploy",
+        &acme,
+        serde_json::json!({"parallelism": 4}),
     )
     .await
     .ok();
