@@ -181,3 +181,71 @@ spec:
     assert!(second.stop().await);
     Ok(())
 }
+
+#[tokio::test]
+async fn idle_partitions_close_their_windows_on_their_own() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    let yaml = format!(
+        r#"{ORDERS_AND_OUT}apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: {{ name: split }}
+spec:
+  source: {{ stream: ORDERS }}
+  nodes:
+    - id: w
+      window:
+        kind: tumbling
+        size: 2s
+        time: data.ts
+        idle_timeout: 1s
+        group_by: [data.r]
+        aggregates: {{ n: "count(*)" }}
+        late: out
+      next: out
+    - id: out
+      publish: {{ subject: "out.m.{{data.r}}" }}
+  execution: {{ partitions: 4, checkpoint: {{ interval: 100ms }} }}
+"#
+    );
+    let worker = start_worker(&server, &yaml).await?;
+    let state = wait_state(&worker, "split", |s| s.partitions.len() == 4).await?;
+    assert_eq!(state.started_from, "owns 4 of the 4 partitions: 0, 1, 2, 3");
+    for (i, (r, at)) in [("eu", 100), ("us", 200), ("eu", 500)].iter().enumerate() {
+        let body = format!("{{\"id\":{i},\"r\":\"{r}\",\"ts\":{}}}", T0 + at);
+        publish(
+            &js,
+            "orders.created",
+            &[],
+            Bytes::from(body),
+            Some(&format!("o-{i}")),
+        )
+        .await?;
+    }
+    let state = wait_state(&worker, "split", |s| s.keys_held == 2).await?;
+    let holding: Vec<u32> = state
+        .partitions
+        .iter()
+        .filter(|p| p.keys_held > 0)
+        .filter_map(|p| p.partition)
+        .collect();
+    assert!(!holding.is_empty() && holding.len() <= 2, "{state:?}");
+    // No event passes the windows' end: only the idle timeout of each partition closes them.
+    crate::support::wait_for_count(&js, "OUT", 2, Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got: Vec<(String, u64)> = read_all(&js, "OUT")
+        .await?
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            (
+                v["r"].as_str().unwrap_or("?").to_string(),
+                v["n"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![("eu".to_string(), 2), ("us".to_string(), 1)]);
+    assert!(worker.stop().await);
+    Ok(())
+}
