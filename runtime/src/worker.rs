@@ -168,14 +168,7 @@ impl Worker {
                 .start_stateful(key, config, processor, options, totals)
                 .await;
         }
-        let mut sources = Vec::with_capacity(config.parallelism);
-        for _ in 0..config.parallelism {
-            sources.push(
-                PullSource::open(&self.js, config.source.clone())
-                    .await
-                    .map_err(connector)?,
-            );
-        }
+        let sources = self.open_sources(&config).await.map_err(connector)?;
         let consumer = sources[0].consumer();
         let ctx = self.pipeline_run(config, processor, totals.clone());
         tracing::info!(
@@ -190,16 +183,7 @@ impl Worker {
         );
         let stop = self.stop.child_token();
         let mut tasks = JoinSet::new();
-        for (loop_id, source) in sources.into_iter().enumerate() {
-            tasks.spawn(batch_loop(
-                ctx.clone(),
-                self.js.clone(),
-                source,
-                stop.clone(),
-                options.ingest_limiter.clone(),
-                loop_id,
-            ));
-        }
+        self.spawn_batch_loops(&mut tasks, &ctx, sources, &stop, &options);
         tasks.spawn(lag_loop(name, consumer, ctx, stop.clone()));
         self.running.insert(
             key,
@@ -210,6 +194,39 @@ impl Worker {
             },
         );
         Ok(())
+    }
+
+    /// `config.parallelism` sources on the pipeline's durable consumer.
+    async fn open_sources(
+        &self,
+        config: &PipelineConfig,
+    ) -> Result<Vec<PullSource>, weir_connectors::ConnectorError> {
+        let mut sources = Vec::with_capacity(config.parallelism);
+        for _ in 0..config.parallelism {
+            sources.push(PullSource::open(&self.js, config.source.clone()).await?);
+        }
+        Ok(sources)
+    }
+
+    /// One stateless batch loop of `run` per source.
+    fn spawn_batch_loops(
+        &self,
+        tasks: &mut JoinSet<()>,
+        run: &Arc<PipelineRun>,
+        sources: Vec<PullSource>,
+        stop: &CancellationToken,
+        options: &StartOptions,
+    ) {
+        for (loop_id, source) in sources.into_iter().enumerate() {
+            tasks.spawn(batch_loop(
+                run.clone(),
+                self.js.clone(),
+                source,
+                stop.clone(),
+                options.ingest_limiter.clone(),
+                loop_id,
+            ));
+        }
     }
 
     /// What the loops of one pipeline share: its sink, ids, DLQ publisher and telemetry.
@@ -334,17 +351,13 @@ impl Worker {
             .ensure_stream(&self.js)
             .await
             .map_err(|e| refused(format!("cannot create the partition stream: {e}")))?;
-        let mut sources = Vec::with_capacity(config.parallelism);
-        for _ in 0..config.parallelism {
-            sources.push(
-                PullSource::open(&self.js, config.source.clone())
-                    .await
-                    .map_err(|error| RuntimeError::Connector {
-                        pipeline: name.clone(),
-                        error,
-                    })?,
-            );
-        }
+        let sources =
+            self.open_sources(&config)
+                .await
+                .map_err(|error| RuntimeError::Connector {
+                    pipeline: name.clone(),
+                    error,
+                })?;
         let consumer = sources[0].consumer();
         let base = self.pipeline_run(config.clone(), processor, totals.clone());
         // The routing stage counts apart (its own metrics label, totals outside the
@@ -371,16 +384,7 @@ impl Worker {
         );
         let stop = self.stop.child_token();
         let mut tasks = JoinSet::new();
-        for (loop_id, source) in sources.into_iter().enumerate() {
-            tasks.spawn(batch_loop(
-                routing.clone(),
-                self.js.clone(),
-                source,
-                stop.clone(),
-                options.ingest_limiter.clone(),
-                loop_id,
-            ));
-        }
+        self.spawn_batch_loops(&mut tasks, &routing, sources, &stop, &options);
         tasks.spawn(lag_loop(name, consumer, base.clone(), stop.clone()));
         tasks.spawn(partitioned_loop(
             base,

@@ -8,9 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::fleet_support::{read_all, with_orders_and_out};
+use crate::fleet_support::with_orders_and_out;
 use crate::process::RunProcess;
-use crate::window_crash::{block_on, store_order};
+use crate::window_crash::{
+    assert_exact_windows, block_on, order_payload, reference_windows, store_order,
+};
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
 use weir_testkit::nats::NatsServer;
@@ -47,32 +49,7 @@ spec:
 "#;
 
 fn payload(i: u64) -> Vec<u8> {
-    if i.is_multiple_of(997) {
-        format!("{{\"ts\":{},\"k\":", BASE_MS + i).into_bytes() // invalid JSON → DLQ
-    } else {
-        format!(
-            "{{\"ts\":{},\"k\":\"k{}\",\"v\":{}}}",
-            BASE_MS + i,
-            i % KEYS,
-            i % 7
-        )
-        .into_bytes()
-    }
-}
-
-/// (window start, key) → (count, sum) over the good orders.
-fn reference() -> BTreeMap<(String, String), (u64, u64)> {
-    let mut windows = BTreeMap::new();
-    for i in (0..N).filter(|i| !i.is_multiple_of(997)) {
-        let start = std::time::UNIX_EPOCH + Duration::from_secs((BASE_MS + i) / 1000);
-        let start = humantime::format_rfc3339_seconds(start).to_string();
-        let w = windows
-            .entry((start, format!("k{}", i % KEYS)))
-            .or_insert((0, 0));
-        w.0 += 1;
-        w.1 += i % 7;
-    }
-    windows
+    order_payload(i, KEYS, BASE_MS + i)
 }
 
 /// The process id holding each partition's lease (`host:pid:start`), where one is held.
@@ -229,7 +206,7 @@ async fn partitioned_run() -> Result<()> {
         store_order(&js, &format!("close-{k}"), body).await?;
     }
 
-    let expected = reference();
+    let expected = reference_windows(N, KEYS, |i| BASE_MS + i);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let settled = routed().await;
@@ -266,38 +243,8 @@ async fn partitioned_run() -> Result<()> {
         "the survivor should restore the killed worker's partitions from checkpoints, and the rebalance give partitions back; logs:\n{text}"
     );
 
-    let out = read_all(&js, "OUT").await?;
-    let mut seen = BTreeMap::new();
-    for stored in &out {
-        let v: serde_json::Value = serde_json::from_slice(&stored.payload)?;
-        let start = v["window_start"]
-            .as_str()
-            .with_context(|| format!("not a window result: {v}"))?
-            .to_string();
-        let key = v["k"].as_str().context("k")?.to_string();
-        let figures = (
-            v["n"].as_u64().context("n")?,
-            v["total"].as_u64().context("total")?,
-        );
-        assert!(
-            seen.insert((start.clone(), key.clone()), figures).is_none(),
-            "window {start} of {key} published twice"
-        );
-    }
-    assert_eq!(seen.len(), expected.len(), "windows out vs the reference");
-    assert_eq!(seen, expected, "window figures equal the reference");
-
-    let letters = read_all(&js, "DLQ").await?;
-    let dead: BTreeSet<String> = letters
-        .iter()
-        .map(|s| s.headers["Weir-Source-Seq"].clone())
-        .collect();
     let bad = (0..N).filter(|i| i.is_multiple_of(997)).count();
-    assert_eq!(
-        (dead.len(), letters.len()),
-        (bad, bad),
-        "the DLQ holds each bad order once"
-    );
+    assert_exact_windows(&js, &expected, bad, || logs(&workers)).await?;
     for w in &mut workers {
         let status = w.sigterm(Duration::from_secs(15))?;
         assert!(status.success(), "weir run after SIGTERM: {status:?}");

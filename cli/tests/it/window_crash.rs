@@ -45,33 +45,81 @@ spec:
 "#;
 
 fn payload(i: u64) -> Vec<u8> {
+    order_payload(i, KEYS, BASE_MS + i * 10)
+}
+
+/// Order `i` at event time `ts` (ms) with key `k<i % keys>` and value `i % 7`; every 997th is
+/// invalid JSON (for the DLQ).
+pub(crate) fn order_payload(i: u64, keys: u64, ts: u64) -> Vec<u8> {
     if i.is_multiple_of(997) {
-        format!("{{\"ts\":{},\"k\":", BASE_MS + i * 10).into_bytes() // invalid JSON → DLQ
+        format!("{{\"ts\":{ts},\"k\":").into_bytes()
     } else {
-        format!(
-            "{{\"ts\":{},\"k\":\"k{}\",\"v\":{}}}",
-            BASE_MS + i * 10,
-            i % KEYS,
-            i % 7
-        )
-        .into_bytes()
+        format!("{{\"ts\":{ts},\"k\":\"k{}\",\"v\":{}}}", i % keys, i % 7).into_bytes()
     }
 }
 
 /// The reference: (window start in RFC 3339, key) → (count, sum), over the good orders
-/// `0..N` (the last order, past them all, closes their windows and stays open itself).
-fn reference() -> BTreeMap<(String, String), (u64, u64)> {
+/// `0..n` with keys `keys`, at event times `ts(i)` in one-second windows.
+pub(crate) fn reference_windows(
+    n: u64,
+    keys: u64,
+    ts: impl Fn(u64) -> u64,
+) -> BTreeMap<(String, String), (u64, u64)> {
     let mut windows = BTreeMap::new();
-    for i in (0..N).filter(|i| !i.is_multiple_of(997)) {
-        let start = std::time::UNIX_EPOCH + Duration::from_secs((BASE_MS + i * 10) / 1000);
+    for i in (0..n).filter(|i| !i.is_multiple_of(997)) {
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(ts(i) / 1000);
         let start = humantime::format_rfc3339_seconds(start).to_string();
         let w = windows
-            .entry((start, format!("k{}", i % KEYS)))
+            .entry((start, format!("k{}", i % keys)))
             .or_insert((0, 0));
         w.0 += 1;
         w.1 += i % 7;
     }
     windows
+}
+
+/// The output stream holds exactly the `expected` windows, each once, and the DLQ each of
+/// the `bad` orders once.
+pub(crate) async fn assert_exact_windows(
+    js: &jetstream::Context,
+    expected: &BTreeMap<(String, String), (u64, u64)>,
+    bad: usize,
+    logs: impl Fn() -> String,
+) -> Result<()> {
+    let out = read_all(js, "OUT").await?;
+    let mut seen = BTreeMap::new();
+    for stored in &out {
+        let v: serde_json::Value = serde_json::from_slice(&stored.payload)?;
+        let Some(start) = v["window_start"].as_str().map(str::to_string) else {
+            bail!(
+                "not a window result: {:?} {v}; logs:\n{}",
+                stored.headers,
+                logs()
+            );
+        };
+        let key = v["k"].as_str().context("k")?.to_string();
+        let figures = (
+            v["n"].as_u64().context("n")?,
+            v["total"].as_u64().context("total")?,
+        );
+        assert!(
+            seen.insert((start.clone(), key.clone()), figures).is_none(),
+            "window {start} of {key} published twice"
+        );
+    }
+    assert_eq!(seen.len(), expected.len(), "windows out vs the reference");
+    assert_eq!(&seen, expected, "window figures equal the reference");
+    let letters = read_all(js, "DLQ").await?;
+    let dead: BTreeSet<String> = letters
+        .iter()
+        .map(|s| s.headers["Weir-Source-Seq"].clone())
+        .collect();
+    assert_eq!(
+        (dead.len(), letters.len()),
+        (bad, bad),
+        "the DLQ holds each bad order once"
+    );
+    Ok(())
 }
 
 /// The process id in the lease of the pipeline (`host:pid:start`), once one is held.
@@ -229,7 +277,7 @@ async fn crash_run(disruption: Disruption) -> Result<()> {
     }
     publisher.await??;
 
-    let expected = reference();
+    let expected = reference_windows(N, KEYS, |i| BASE_MS + i * 10);
     let orders = js.get_stream("ORDERS").await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -259,41 +307,8 @@ async fn crash_run(disruption: Disruption) -> Result<()> {
         logs(&workers)
     );
 
-    let out = read_all(&js, "OUT").await?;
-    let mut seen = BTreeMap::new();
-    for stored in &out {
-        let v: serde_json::Value = serde_json::from_slice(&stored.payload)?;
-        let Some(start) = v["window_start"].as_str().map(str::to_string) else {
-            bail!(
-                "not a window result: {:?} {v}; logs:\n{}",
-                stored.headers,
-                logs(&workers)
-            );
-        };
-        let key = v["k"].as_str().context("k")?.to_string();
-        let figures = (
-            v["n"].as_u64().context("n")?,
-            v["total"].as_u64().context("total")?,
-        );
-        assert!(
-            seen.insert((start.clone(), key.clone()), figures).is_none(),
-            "window {start} of {key} published twice"
-        );
-    }
-    assert_eq!(seen.len(), expected.len(), "windows out vs the reference");
-    assert_eq!(seen, expected, "window figures equal the reference");
-
-    let letters = read_all(&js, "DLQ").await?;
-    let dead: BTreeSet<String> = letters
-        .iter()
-        .map(|s| s.headers["Weir-Source-Seq"].clone())
-        .collect();
     let bad = (0..N).filter(|i| i.is_multiple_of(997)).count();
-    assert_eq!(
-        (dead.len(), letters.len()),
-        (bad, bad),
-        "the DLQ holds each bad order once"
-    );
+    assert_exact_windows(&js, &expected, bad, || logs(&workers)).await?;
 
     for w in &mut workers {
         let status = w.sigterm(Duration::from_secs(15))?;
