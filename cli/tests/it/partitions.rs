@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::fleet_support::with_orders_and_out;
 use crate::process::RunProcess;
 use crate::window_crash::{
-    assert_exact_windows, block_on, order_payload, reference_windows, store_order,
+    all_logs, assert_exact_windows, block_on, order_payload, reference_windows, store_order,
+    two_workers,
 };
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
@@ -104,29 +105,9 @@ async fn partitioned_run() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("parts.yaml");
     std::fs::write(&file, with_orders_and_out(PIPELINE))?;
-    let mut workers: Vec<RunProcess> = ["a", "b"]
-        .iter()
-        .map(|name| {
-            let mut w = RunProcess::new(
-                file.clone(),
-                server.url(),
-                dir.path().join(format!("worker-{name}.log")),
-            );
-            w.env.push(("WEIR_LEASE_TTL", "3s"));
-            w
-        })
-        .collect();
-    for w in &mut workers {
-        w.spawn()?;
-    }
+    let mut workers = two_workers(&file, &server.url(), dir.path())?;
     let js = jetstream::new(async_nats::connect(server.url()).await?);
-    let logs = |workers: &[RunProcess]| {
-        workers
-            .iter()
-            .map(RunProcess::log_text)
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
+    let logs = |workers: &[RunProcess]| all_logs(workers);
     let all_held = |o: &BTreeMap<u32, u32>| o.len() == PARTITIONS as usize;
     let shared = |o: &BTreeMap<u32, u32>| {
         all_held(o)

@@ -122,6 +122,40 @@ pub(crate) async fn assert_exact_windows(
     Ok(())
 }
 
+/// Two `weir run` workers of `file` (logs `worker-a.log`, `worker-b.log` in `dir`), started,
+/// with 3-second leases.
+pub(crate) fn two_workers(
+    file: &std::path::Path,
+    url: &str,
+    dir: &std::path::Path,
+) -> Result<Vec<RunProcess>> {
+    let mut workers: Vec<RunProcess> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let mut w = RunProcess::new(
+                file.to_path_buf(),
+                url.to_string(),
+                dir.join(format!("worker-{name}.log")),
+            );
+            w.env.push(("WEIR_LEASE_TTL", "3s"));
+            w
+        })
+        .collect();
+    for w in &mut workers {
+        w.spawn()?;
+    }
+    Ok(workers)
+}
+
+/// The logs of `workers`, one after the other.
+pub(crate) fn all_logs(workers: &[RunProcess]) -> String {
+    workers
+        .iter()
+        .map(RunProcess::log_text)
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
 /// The process id in the lease of the pipeline (`host:pid:start`), once one is held.
 async fn owner_pid(js: &jetstream::Context) -> Option<u32> {
     let kv = js.get_key_value("weir_leases").await.ok()?;
@@ -197,34 +231,14 @@ async fn crash_run(disruption: Disruption) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("wincrash.yaml");
     std::fs::write(&file, with_orders_and_out(PIPELINE))?;
-    let mut workers: Vec<RunProcess> = ["a", "b"]
-        .iter()
-        .map(|name| {
-            let mut w = RunProcess::new(
-                file.clone(),
-                server.url(),
-                dir.path().join(format!("worker-{name}.log")),
-            );
-            w.env.push(("WEIR_LEASE_TTL", "3s"));
-            w
-        })
-        .collect();
-    for w in &mut workers {
-        w.spawn()?;
-    }
+    let mut workers = two_workers(&file, &server.url(), dir.path())?;
     let js = jetstream::new(
         async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connect(server.url())
             .await?,
     );
-    let logs = |workers: &[RunProcess]| {
-        workers
-            .iter()
-            .map(RunProcess::log_text)
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
+    let logs = |workers: &[RunProcess]| all_logs(workers);
     let deadline = Instant::now() + Duration::from_secs(30);
     while owner_pid(&js).await.is_none() {
         if Instant::now() > deadline {
