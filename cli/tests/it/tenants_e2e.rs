@@ -959,3 +959,133 @@ async fn storage_quota(nats: &NatsServer, dir: &Path) -> Result<()> {
     ensure!(count(&js, "DLQ").await? == 0, "outputs dead-lettered");
     two.stop()
 }
+
+/// A windowed pipeline in 4 keyed partitions, applied and deployed by tenant alpha.
+const PARTITIONED: &str = r#"
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: READINGS }
+spec: { subjects: ["readings.in"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: SUMS }
+spec: { subjects: ["sums.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: sums }
+spec:
+  source: { stream: READINGS, consumer: { ack_wait: 5s } }
+  nodes:
+    - id: per-second
+      window:
+        kind: tumbling
+        size: 1s
+        time: data.ts
+        group_by: [data.k]
+        aggregates: { n: "count(*)", total: "sum(data.v)" }
+        late: late
+      next: out
+    - id: out
+      publish: { subject: "sums.{data.k}" }
+    - { id: late, drop: {} }
+  execution: { partitions: 4, checkpoint: { interval: 200ms } }
+"#;
+
+#[test]
+fn a_partitioned_window_runs_inside_its_tenant_account() -> Result<()> {
+    block_on(async {
+        let nats = NatsServer::start_operator()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weir-partitions-e2e-")
+            .tempdir()?;
+        let result = partitioned(&nats, dir.path()).await;
+        if result.is_err() {
+            let _ = dir.keep();
+        }
+        result
+    })
+}
+
+async fn partitioned(nats: &NatsServer, dir: &Path) -> Result<()> {
+    let two = TwoTenants::start(nats, dir).await?;
+    let file = dir.join("sums.yaml");
+    std::fs::write(&file, PARTITIONED)?;
+    let key = &two.alpha.key;
+    weir_cli_as(
+        dir,
+        &two.base,
+        key,
+        &["apply", "-f", file.to_str().unwrap()],
+    )?;
+    let deployed = weir_cli_as(dir, &two.base, key, &["deploy", "sums"])?;
+    ensure!(deployed.contains("deployed"), "{deployed}");
+    let status = wait_for(
+        "the four partitions owned",
+        Duration::from_secs(30),
+        || async {
+            let s = two.alpha.get("/pipelines/sums/status").await?;
+            let owned = s["operator_state"]["partitions"]
+                .as_array()
+                .map_or(0, Vec::len);
+            Ok(((owned == 4).then_some(s.clone()), s.to_string()))
+        },
+    )
+    .await
+    .map_err(|e| e.context(two.worker.log_text()))?;
+    ensure!(status["running_workers"] == 1, "{status:#}");
+
+    // Ten readings per key in the first second, then one per key past it: four sums.
+    let internal = jetstream::new(nats.client().await?);
+    let creds = issued_credentials(&internal, "alpha", "sums").await?;
+    let alpha_js = jetstream::new(nats.client_with(Some(&creds)).await?);
+    const T0: u64 = 1_800_000_000_000;
+    for i in 0..44u64 {
+        let ts = if i < 40 { T0 + i * 10 } else { T0 + 5_000 };
+        let body = json!({"k": format!("k{}", i % 4), "v": i, "ts": ts}).to_string();
+        alpha_js.publish("readings.in", body.into()).await?.await?;
+    }
+    wait_count(&alpha_js, "SUMS", 4, "the four sums").await?;
+    let mut sums: Vec<(String, u64, u64)> = read_all(&alpha_js, "SUMS")
+        .await?
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            let k = v["k"].as_str().unwrap_or("?").to_string();
+            (
+                k,
+                v["n"].as_u64().unwrap_or(0),
+                v["total"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    sums.sort();
+    let expected: Vec<(String, u64, u64)> = (0..4u64)
+        .map(|k| (format!("k{k}"), 10, (0..40).filter(|i| i % 4 == k).sum()))
+        .collect();
+    ensure!(sums == expected, "{sums:?}");
+
+    // The partition stream lives in alpha's account; beta sees neither it nor the status.
+    let mut names = alpha_js.stream_names();
+    let mut partition_streams = Vec::new();
+    while let Some(name) = names.next().await {
+        let name = name?;
+        if name.starts_with("WEIR_PART_") {
+            partition_streams.push(name);
+        }
+    }
+    ensure!(partition_streams.len() == 1, "{partition_streams:?}");
+    let (code, _) = two
+        .beta
+        .call(reqwest::Method::GET, "/pipelines/sums/status", None)
+        .await?;
+    ensure!(code == 404, "beta reads alpha's partitioned status: {code}");
+    let beta_creds = issued_credentials(&internal, "beta", "orders").await?;
+    let beta_js = jetstream::new(nats.client_with(Some(&beta_creds)).await?);
+    ensure!(
+        beta_js.get_stream(&partition_streams[0]).await.is_err(),
+        "beta's account has alpha's partition stream"
+    );
+    two.stop()
+}
