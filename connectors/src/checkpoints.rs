@@ -129,6 +129,67 @@ impl CheckpointStore {
     }
 }
 
+/// Whether lease key `key` is of the pipeline with durable name `durable`: its own
+/// (`durable`), one of its partitions' (`durable_p<k>`), or a member key of its group.
+fn belongs_to(key: &str, durable: &str) -> bool {
+    let Some(rest) = key.strip_prefix(durable) else {
+        return false;
+    };
+    rest.is_empty()
+        || rest
+            .strip_prefix("_p")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        || rest.starts_with(".members.")
+}
+
+/// Removes what a stateful pipeline kept in its account, by its durable name: its checkpoints
+/// (its own and its partitions'), its leases and group members, and its partition stream, so
+/// that a pipeline created again under the same name starts empty. What is already gone is
+/// no error.
+pub async fn forget_state(js: &jetstream::Context, durable: &str) -> Result<(), String> {
+    use futures::StreamExt as _;
+    let partition_stream = format!("WEIR_PART_{durable}");
+    if js.get_stream_no_info(&partition_stream).await.is_ok() {
+        js.delete_stream(&partition_stream)
+            .await
+            .map_err(|e| format!("delete stream {partition_stream}: {e}"))?;
+    }
+    if let Ok(bucket) = js.get_object_store(CHECKPOINTS_BUCKET).await {
+        // The names its checkpoints can have: its own and one per partition (up to the most
+        // partitions a pipeline may have).
+        let names = std::iter::once(durable.to_string())
+            .chain((0..weir_pipelines::check::MAX_PARTITIONS).map(|p| format!("{durable}_p{p}")));
+        for name in names {
+            if bucket.info(&name).await.is_ok_and(|i| !i.deleted) {
+                bucket
+                    .delete(&name)
+                    .await
+                    .map_err(|e| format!("delete checkpoint {name}: {e}"))?;
+            }
+        }
+    }
+    if let Ok(bucket) = js.get_key_value(LEASES_BUCKET).await {
+        let mut keys = bucket
+            .keys()
+            .await
+            .map_err(|e| format!("list {LEASES_BUCKET}: {e}"))?;
+        let mut mine = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| format!("list {LEASES_BUCKET}: {e}"))?;
+            if belongs_to(&key, durable) {
+                mine.push(key);
+            }
+        }
+        for key in mine {
+            bucket
+                .purge(&key)
+                .await
+                .map_err(|e| format!("remove lease {key}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Leases on stateful pipelines: a key per pipeline whose value names its owner. A lease is
 /// taken with a create (fails while another holds it) and kept with updates that expect the
 /// last revision (fail once someone else took it); the bucket's `max_age` is the lease time,
@@ -266,6 +327,27 @@ impl Leases {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipelines_state_is_told_apart_from_its_neighbours() {
+        for name in [
+            "weir_a_p",
+            "weir_a_p_p0",
+            "weir_a_p_p12",
+            "weir_a_p.members.host_1",
+        ] {
+            assert!(belongs_to(name, "weir_a_p"), "{name}");
+        }
+        for name in [
+            "weir_a_px",
+            "weir_a_p_p",
+            "weir_a_p_pages",
+            "weir_a_p2_p0",
+            "weir_a",
+        ] {
+            assert!(!belongs_to(name, "weir_a_p"), "{name}");
+        }
+    }
 
     #[test]
     fn a_checkpoint_reads_back_as_written() {

@@ -798,7 +798,7 @@ pub async fn delete(
 }
 
 /// Removes the durable consumer of a pipeline (given as its stored JSON) from its source
-/// stream, in the tenant's account; nothing to do when the stream or consumer is gone, or when
+/// stream, and its checkpoints, leases and partition stream, in the tenant's account; nothing to do when the stream or consumer is gone, or when
 /// the control plane runs without NATS.
 async fn remove_consumer(state: &AppState, caller: &Caller, json: &str) -> ApiResult<()> {
     if state.nats().is_err() {
@@ -812,6 +812,10 @@ async fn remove_consumer(state: &AppState, caller: &Caller, json: &str) -> ApiRe
     let durable = weir_connectors::source::SourceSettings::default_durable(&pipeline);
     let stream_name = &pipeline.spec.source.stream;
     let nats = state.tenant_nats(caller).await?;
+    // Its window and dedup state too: a pipeline created again under this name starts empty.
+    weir_connectors::checkpoints::forget_state(nats.js(), &durable)
+        .await
+        .map_err(|e| ApiError::Internal(format!("removing the pipeline's state: {e}")))?;
     let not_found = |code: async_nats::jetstream::ErrorCode| {
         code == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
             || code == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND

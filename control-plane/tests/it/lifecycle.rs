@@ -129,6 +129,35 @@ async fn deleting_a_pipeline_removes_its_consumer_and_keeps_its_dead_letters_rea
             .await
             .unwrap();
     }
+    // What a worker keeps for a partitioned stateful pipeline: checkpoints, leases and its
+    // partition stream; `kept`'s must stay.
+    let checkpoints = js
+        .create_object_store(async_nats::jetstream::object_store::Config {
+            bucket: "weir_checkpoints".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for name in ["weir_acme_orders", "weir_acme_orders_p3", "weir_acme_kept"] {
+        checkpoints.put(name, &mut &b"state"[..]).await.unwrap();
+    }
+    let leases = js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "weir_leases".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for key in ["weir_acme_orders_p3", "weir_acme_kept"] {
+        leases.put(key, "w1".into()).await.unwrap();
+    }
+    js.create_stream(stream::Config {
+        name: "WEIR_PART_weir_acme_orders".into(),
+        subjects: vec!["_weir.partition.weir_acme_orders.*".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let mut h = async_nats::HeaderMap::new();
     h.insert("Weir-Pipeline", "orders");
     h.insert("Weir-Tenant", "acme");
@@ -158,6 +187,20 @@ async fn deleting_a_pipeline_removes_its_consumer_and_keeps_its_dead_letters_rea
             .is_err(),
         "the consumer went with the pipeline"
     );
+    assert!(
+        js.get_stream("WEIR_PART_weir_acme_orders").await.is_err(),
+        "the partition stream went with it"
+    );
+    for (name, kept) in [
+        ("weir_acme_orders", false),
+        ("weir_acme_orders_p3", false),
+        ("weir_acme_kept", true),
+    ] {
+        let held = checkpoints.info(name).await.is_ok_and(|i| !i.deleted);
+        assert_eq!(held, kept, "checkpoint {name}");
+    }
+    assert!(leases.get("weir_acme_orders_p3").await.unwrap().is_none());
+    assert!(leases.get("weir_acme_kept").await.unwrap().is_some());
     // Its dead letters: still listed, shown and redriven by its name; not to beta.
     let l = t.get("/api/v1/pipelines/orders/dlq", &acme).await.ok();
     assert_eq!(l["total"], 1, "{l}");
