@@ -9,6 +9,7 @@ mod fleet_api;
 mod fleet_support;
 mod nats_setup;
 mod process;
+mod publish_encoded;
 mod quality_status;
 mod runtime_crash;
 mod sample_test_api;

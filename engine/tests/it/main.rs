@@ -3,6 +3,7 @@
 mod batch;
 mod binary_source;
 mod golden;
+mod publish_encoded;
 mod quality;
 mod testing;
 mod type_conflicts;
