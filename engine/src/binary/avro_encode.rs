@@ -10,10 +10,19 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// One Avro writer schema and its named types (for `Ref`s).
+/// One Avro writer schema, its named types (for `Ref`s), and the datum writer over it (built
+/// once: its named types resolved when the pipeline compiles).
 pub(crate) struct AvroWriter {
-    schema: Schema,
     names: HashMap<Name, Schema>,
+    writer: Encoder,
+}
+
+#[ouroboros::self_referencing]
+struct Encoder {
+    schema: Schema,
+    #[borrows(schema)]
+    #[not_covariant]
+    datum: GenericDatumWriter<'this>,
 }
 
 impl AvroWriter {
@@ -23,15 +32,20 @@ impl AvroWriter {
             Schema::parse_str(text).map_err(|e| format!("not a valid Avro schema: {e}"))?;
         let mut names = HashMap::new();
         collect_names(&schema, &mut names);
-        Ok(AvroWriter { schema, names })
+        let writer = EncoderTryBuilder {
+            schema,
+            datum_builder: |s: &Schema| GenericDatumWriter::builder(s).build(),
+        }
+        .try_build()
+        .map_err(|e| format!("not a usable Avro schema: {e}"))?;
+        Ok(AvroWriter { names, writer })
     }
 
     /// The Avro binary of `value`, or which field does not fit and why.
     pub(crate) fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
-        let datum = self.convert(&self.schema, value, "")?;
-        GenericDatumWriter::builder(&self.schema)
-            .build()
-            .and_then(|w| w.write_value_to_vec(datum))
+        let datum = self.convert(self.writer.borrow_schema(), value, "")?;
+        self.writer
+            .with_datum(|w| w.write_value_to_vec(datum))
             .map_err(|e| format!("/: {e}"))
     }
 
