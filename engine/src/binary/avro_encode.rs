@@ -43,21 +43,20 @@ impl AvroWriter {
 
     /// The Avro binary of `value`, or which field does not fit and why.
     pub(crate) fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
-        let datum = self.convert(self.writer.borrow_schema(), value, "")?;
+        let datum = self.convert(self.writer.borrow_schema(), value, &At::Root)?;
         self.writer
             .with_datum(|w| w.write_value_to_vec(datum))
             .map_err(|e| format!("/: {e}"))
     }
 
-    fn convert(&self, schema: &Schema, v: &Value, at: &str) -> Result<Avro, String> {
-        let mismatch =
-            |want: &str| Err(format!("{}: expected {want}, found {}", root(at), show(v)));
+    fn convert(&self, schema: &Schema, v: &Value, at: &At<'_>) -> Result<Avro, String> {
+        let mismatch = |want: &str| Err(format!("{}: expected {want}, found {}", at, show(v)));
         Ok(match (schema, v) {
             (Schema::Ref { name }, _) => {
                 let named = self
                     .names
                     .get(name)
-                    .ok_or_else(|| format!("{}: unknown Avro type `{name}`", root(at)))?;
+                    .ok_or_else(|| format!("{}: unknown Avro type `{name}`", at))?;
                 return self.convert(named, v, at);
             }
             (Schema::Null, Value::Null) => Avro::Null,
@@ -83,12 +82,12 @@ impl AvroWriter {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| self.convert(&a.items, x, &format!("{at}/{i}")))
+                    .map(|(i, x)| self.convert(&a.items, x, &At::Index(at, i)))
                     .collect::<Result<_, _>>()?,
             ),
             (Schema::Map(m), Value::Object(o)) => Avro::Map(
                 o.iter()
-                    .map(|(k, x)| Ok((k.clone(), self.convert(&m.types, x, &child(at, k))?)))
+                    .map(|(k, x)| Ok((k.clone(), self.convert(&m.types, x, &At::Key(at, k))?)))
                     .collect::<Result<_, String>>()?,
             ),
             (Schema::Record(r), Value::Object(_)) => self.record(r, v, at)?,
@@ -97,11 +96,7 @@ impl AvroWriter {
                 let d =
                     time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
                         .map_err(|_| {
-                            format!(
-                                "{}: expected a date (YYYY-MM-DD), found {}",
-                                root(at),
-                                show(v)
-                            )
+                            format!("{}: expected a date (YYYY-MM-DD), found {}", at, show(v))
                         })?;
                 Avro::Date(
                     d.to_julian_day() - time::OffsetDateTime::UNIX_EPOCH.date().to_julian_day(),
@@ -130,20 +125,20 @@ impl AvroWriter {
     }
 
     /// A record: every field of the schema from the object (or its default), and no other key.
-    fn record(&self, r: &RecordSchema, v: &Value, at: &str) -> Result<Avro, String> {
+    fn record(&self, r: &RecordSchema, v: &Value, at: &At<'_>) -> Result<Avro, String> {
         let Value::Object(o) = v else {
             unreachable!("called with an object")
         };
         if let Some(extra) = o.keys().find(|k| !r.lookup.contains_key(*k)) {
             return Err(format!(
                 "{}: not a field of Avro record `{}` (remove it before publishing)",
-                child(at, extra),
+                At::Key(at, extra),
                 r.name
             ));
         }
         let mut fields = Vec::with_capacity(r.fields.len());
         for f in &r.fields {
-            let path = child(at, &f.name);
+            let path = At::Key(at, &f.name);
             let value = match (o.get(&f.name), &f.default) {
                 (Some(x), _) => self.convert(&f.schema, x, &path)?,
                 (None, Some(d)) => self.convert(&f.schema, d, &path)?,
@@ -164,12 +159,12 @@ impl AvroWriter {
     /// A union: the first branch the value fits (null for a JSON null). When none fits, the
     /// reason of a branch that failed below this path (the value had its shape) is the one
     /// given.
-    fn union(&self, u: &UnionSchema, v: &Value, at: &str) -> Result<Avro, String> {
+    fn union(&self, u: &UnionSchema, v: &Value, at: &At<'_>) -> Result<Avro, String> {
         let mut deeper = None;
         for (i, branch) in u.variants().iter().enumerate() {
             match self.convert(branch, v, at) {
                 Ok(x) => return Ok(Avro::Union(i as u32, Box::new(x))),
-                Err(e) if deeper.is_none() && e.split(": ").next() != Some(root(at)) => {
+                Err(e) if deeper.is_none() && e.split(": ").next() != Some(&at.to_string()) => {
                     deeper = Some(e)
                 }
                 Err(_) => {}
@@ -179,7 +174,7 @@ impl AvroWriter {
         Err(deeper.unwrap_or_else(|| {
             format!(
                 "{}: expected one of [{}], found {}",
-                root(at),
+                at,
                 branches.join(", "),
                 show(v)
             )
@@ -208,13 +203,37 @@ fn collect_names(schema: &Schema, names: &mut HashMap<Name, Schema>) {
     }
 }
 
-/// A JSON pointer below `at`.
-fn child(at: &str, key: &str) -> String {
-    format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"))
+/// Where a value is, as a JSON pointer rendered only when a reason needs it (`/` for the
+/// whole output).
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
 }
 
-fn root(at: &str) -> &str {
-    if at.is_empty() { "/" } else { at }
+impl At<'_> {
+    fn write(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(parent, key) => {
+                parent.write(f)?;
+                write!(f, "/{}", key.replace('~', "~0").replace('/', "~1"))
+            }
+            At::Index(parent, i) => {
+                parent.write(f)?;
+                write!(f, "/{i}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => f.write_str("/"),
+            other => other.write(f),
+        }
+    }
 }
 
 /// A value as shown in a reason: short.
@@ -261,25 +280,24 @@ fn kind(schema: &Schema) -> &'static str {
     }
 }
 
-fn long(v: &Value, at: &str) -> Result<i64, String> {
+fn long(v: &Value, at: &At<'_>) -> Result<i64, String> {
     v.as_i64()
-        .ok_or_else(|| format!("{}: expected a whole number, found {}", root(at), show(v)))
+        .ok_or_else(|| format!("{}: expected a whole number, found {}", at, show(v)))
 }
 
-fn int(v: &Value, at: &str) -> Result<i32, String> {
-    i32::try_from(long(v, at)?)
-        .map_err(|_| format!("{}: {} does not fit an Avro int", root(at), show(v)))
+fn int(v: &Value, at: &At<'_>) -> Result<i32, String> {
+    i32::try_from(long(v, at)?).map_err(|_| format!("{}: {} does not fit an Avro int", at, show(v)))
 }
 
-fn base64(s: &str, at: &str) -> Result<Vec<u8>, String> {
+fn base64(s: &str, at: &At<'_>) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(s)
-        .map_err(|e| format!("{}: expected base64 bytes: {e}", root(at)))
+        .map_err(|e| format!("{}: expected base64 bytes: {e}", at))
 }
 
 /// A timestamp from RFC 3339 text or a number already in the schema's unit.
-fn timestamp(schema: &Schema, v: &Value, at: &str) -> Result<Avro, String> {
+fn timestamp(schema: &Schema, v: &Value, at: &At<'_>) -> Result<Avro, String> {
     let per_nanos: i128 = match schema {
         Schema::TimestampMillis | Schema::LocalTimestampMillis => 1_000_000,
         Schema::TimestampMicros | Schema::LocalTimestampMicros => 1_000,
@@ -289,14 +307,10 @@ fn timestamp(schema: &Schema, v: &Value, at: &str) -> Result<Avro, String> {
         Value::String(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .map_err(|_| {
-                    format!(
-                        "{}: expected an RFC 3339 timestamp, found {}",
-                        root(at),
-                        show(v)
-                    )
+                    format!("{}: expected an RFC 3339 timestamp, found {}", at, show(v))
                 })?;
             i64::try_from(t.unix_timestamp_nanos() / per_nanos)
-                .map_err(|_| format!("{}: timestamp out of range", root(at)))?
+                .map_err(|_| format!("{}: timestamp out of range", at))?
         }
         _ => long(v, at)?,
     };
