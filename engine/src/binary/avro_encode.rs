@@ -3,6 +3,7 @@
 //! first branch the value fits, bytes and fixed as base64, timestamps and dates as RFC 3339
 //! text or numbers), then encoded with `apache-avro`. A value that does not fit names its path.
 
+use super::encode::At;
 use apache_avro::Schema;
 use apache_avro::schema::{Name, RecordSchema, UnionSchema};
 use apache_avro::types::Value as Avro;
@@ -200,39 +201,6 @@ fn collect_names(schema: &Schema, names: &mut HashMap<Name, Schema>) {
         Schema::Map(m) => collect_names(&m.types, names),
         Schema::Union(u) => u.variants().iter().for_each(|s| collect_names(s, names)),
         _ => {}
-    }
-}
-
-/// Where a value is, as a JSON pointer rendered only when a reason needs it (`/` for the
-/// whole output).
-enum At<'a> {
-    Root,
-    Key(&'a At<'a>, &'a str),
-    Index(&'a At<'a>, usize),
-}
-
-impl At<'_> {
-    fn write(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            At::Root => Ok(()),
-            At::Key(parent, key) => {
-                parent.write(f)?;
-                write!(f, "/{}", key.replace('~', "~0").replace('/', "~1"))
-            }
-            At::Index(parent, i) => {
-                parent.write(f)?;
-                write!(f, "/{i}")
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for At<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            At::Root => f.write_str("/"),
-            other => other.write(f),
-        }
     }
 }
 

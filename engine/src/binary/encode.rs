@@ -106,3 +106,39 @@ impl OutputEncoder {
         Ok(out.into())
     }
 }
+
+/// Where a value is, as a JSON pointer rendered only when a reason needs it (`/` for the
+/// whole output).
+pub(super) enum At<'a> {
+    /// The whole output.
+    Root,
+    /// A member of an object.
+    Key(&'a At<'a>, &'a str),
+    /// An element of an array.
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn write(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(parent, key) => {
+                parent.write(f)?;
+                write!(f, "/{}", key.replace('~', "~0").replace('/', "~1"))
+            }
+            At::Index(parent, i) => {
+                parent.write(f)?;
+                write!(f, "/{i}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => f.write_str("/"),
+            other => other.write(f),
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! or digits, `google.protobuf.Timestamp` as RFC 3339 text), then encoded. A value that does
 //! not fit names its path.
 
+use super::encode::At;
 use prost_reflect::prost::Message as _;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, FileDescriptor, Kind, MapKey, MessageDescriptor, Value as Pb,
@@ -48,7 +49,7 @@ impl ProtobufWriter {
 
     /// The Protobuf encoding of `value`, or which field does not fit and why.
     pub(crate) fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
-        Ok(message(&self.message, value, "")?.encode_to_vec())
+        Ok(message(&self.message, value, &At::Root)?.encode_to_vec())
     }
 }
 
@@ -119,15 +120,6 @@ fn zigzag(v: i64, out: &mut Vec<u8>) {
     }
 }
 
-/// A JSON pointer below `at`.
-fn child(at: &str, key: &str) -> String {
-    format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
-fn root(at: &str) -> &str {
-    if at.is_empty() { "/" } else { at }
-}
-
 fn show(v: &Value) -> String {
     match v {
         Value::Object(_) => "an object".into(),
@@ -144,19 +136,13 @@ fn show(v: &Value) -> String {
 }
 
 /// A message from a JSON object (a null field is left unset).
-fn message(desc: &MessageDescriptor, v: &Value, at: &str) -> Result<DynamicMessage, String> {
+fn message(desc: &MessageDescriptor, v: &Value, at: &At<'_>) -> Result<DynamicMessage, String> {
     let mut m = DynamicMessage::new(desc.clone());
     if desc.full_name() == "google.protobuf.Timestamp"
         && let Value::String(s) = v
     {
         let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| {
-                format!(
-                    "{}: expected an RFC 3339 timestamp, found {}",
-                    root(at),
-                    show(v)
-                )
-            })?;
+            .map_err(|_| format!("{}: expected an RFC 3339 timestamp, found {}", at, show(v)))?;
         m.set_field_by_name("seconds", Pb::I64(t.unix_timestamp()));
         m.set_field_by_name("nanos", Pb::I32(t.nanosecond() as i32));
         return Ok(m);
@@ -164,13 +150,13 @@ fn message(desc: &MessageDescriptor, v: &Value, at: &str) -> Result<DynamicMessa
     let Value::Object(o) = v else {
         return Err(format!(
             "{}: expected an object (message `{}`), found {}",
-            root(at),
+            at,
             desc.full_name(),
             show(v)
         ));
     };
     for (k, x) in o {
-        let path = child(at, k);
+        let path = At::Key(at, k);
         let field = desc
             .get_field_by_name(k)
             .or_else(|| desc.get_field_by_json_name(k))
@@ -190,7 +176,7 @@ fn message(desc: &MessageDescriptor, v: &Value, at: &str) -> Result<DynamicMessa
     Ok(m)
 }
 
-fn field_value(field: &FieldDescriptor, v: &Value, at: &str) -> Result<Pb, String> {
+fn field_value(field: &FieldDescriptor, v: &Value, at: &At<'_>) -> Result<Pb, String> {
     let kind = field.kind();
     if field.is_map() {
         let Value::Object(o) = v else {
@@ -207,7 +193,7 @@ fn field_value(field: &FieldDescriptor, v: &Value, at: &str) -> Result<Pb, Strin
         let value_kind = entry.map_entry_value_field().kind();
         let mut map = HashMap::new();
         for (k, x) in o {
-            let path = child(at, k);
+            let path = At::Key(at, k);
             map.insert(
                 map_key(&key_kind, k, &path)?,
                 single(&value_kind, x, &path)?,
@@ -223,16 +209,16 @@ fn field_value(field: &FieldDescriptor, v: &Value, at: &str) -> Result<Pb, Strin
             items
                 .iter()
                 .enumerate()
-                .map(|(i, x)| single(&kind, x, &format!("{at}/{i}")))
+                .map(|(i, x)| single(&kind, x, &At::Index(at, i)))
                 .collect::<Result<_, _>>()?,
         ));
     }
     single(&kind, v, at)
 }
 
-fn single(kind: &Kind, v: &Value, at: &str) -> Result<Pb, String> {
+fn single(kind: &Kind, v: &Value, at: &At<'_>) -> Result<Pb, String> {
     use base64::Engine as _;
-    let mismatch = |want: &str| format!("{}: expected {want}, found {}", root(at), show(v));
+    let mismatch = |want: &str| format!("{}: expected {want}, found {}", at, show(v));
     let int = || -> Result<i128, String> {
         match v {
             Value::Number(n) => n
@@ -244,7 +230,7 @@ fn single(kind: &Kind, v: &Value, at: &str) -> Result<Pb, String> {
             _ => Err(mismatch("a whole number")),
         }
     };
-    let fits = |want: &str| format!("{}: {} does not fit {want}", root(at), show(v));
+    let fits = |want: &str| format!("{}: {} does not fit {want}", at, show(v));
     Ok(match kind {
         Kind::Double => Pb::F64(v.as_f64().ok_or_else(|| mismatch("a number"))?),
         Kind::Float => Pb::F32(v.as_f64().ok_or_else(|| mismatch("a number"))? as f32),
@@ -266,7 +252,7 @@ fn single(kind: &Kind, v: &Value, at: &str) -> Result<Pb, String> {
             let s = v.as_str().ok_or_else(|| mismatch("bytes (base64)"))?;
             let b = base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|e| format!("{}: expected base64 bytes: {e}", root(at)))?;
+                .map_err(|e| format!("{}: expected base64 bytes: {e}", at))?;
             Pb::Bytes(b.into())
         }
         Kind::Message(m) => Pb::Message(message(m, v, at)?),
@@ -283,7 +269,7 @@ fn single(kind: &Kind, v: &Value, at: &str) -> Result<Pb, String> {
     })
 }
 
-fn map_key(kind: &Kind, k: &str, at: &str) -> Result<MapKey, String> {
+fn map_key(kind: &Kind, k: &str, at: &At<'_>) -> Result<MapKey, String> {
     let bad = || format!("{at}: the map key `{k}` is not a {kind:?}");
     Ok(match kind {
         Kind::String => MapKey::String(k.to_string()),

@@ -51,6 +51,26 @@ impl<'t> Rendered<'t> {
     }
 }
 
+impl Publish {
+    /// `payload` written with the node's registry schema, and the header naming the schema
+    /// added to `headers`; or why it does not fit (or the schema cannot be used).
+    fn encode(
+        &self,
+        payload: bytes::Bytes,
+        headers: &mut Vec<(String, String)>,
+    ) -> Result<bytes::Bytes, String> {
+        let encoder = match &self.encoder {
+            None => return Ok(payload),
+            Some(Err(reason)) => return Err(reason.clone()),
+            Some(Ok(encoder)) => encoder,
+        };
+        let encoded = encoder.encode(payload)?;
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(SCHEMA_ID_HEADER));
+        headers.push((SCHEMA_ID_HEADER.to_string(), encoder.id.to_string()));
+        Ok(encoded)
+    }
+}
+
 impl Operator for Publish {
     fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
         let node: &str = &self.id;
@@ -118,23 +138,14 @@ impl Operator for Publish {
                     continue;
                 }
             };
-            match &self.encoder {
-                None => {}
-                Some(Err(reason)) => {
-                    ctx.fail(row, node, FailureKind::Validation, reason.clone());
-                    continue;
-                }
-                Some(Ok(encoder)) => match encoder.encode(payload) {
-                    Ok(p) => {
-                        payload = p;
-                        out_headers.retain(|(k, _)| !k.eq_ignore_ascii_case(SCHEMA_ID_HEADER));
-                        out_headers.push((SCHEMA_ID_HEADER.to_string(), encoder.id.to_string()));
-                    }
+            if self.encoder.is_some() {
+                match self.encode(payload, &mut out_headers) {
+                    Ok(p) => payload = p,
                     Err(reason) => {
                         ctx.fail(row, node, FailureKind::Validation, reason);
                         continue;
                     }
-                },
+                }
             }
             ctx.emitted += 1;
             ctx.outputs[row.input as usize].push(OutputMessage {
