@@ -2,6 +2,8 @@
 //! route → publish template → encode on 223-byte order JSON, one thread. Also a batch-size
 //! sweep (the per-batch fixed cost), the passthrough and parse-only ceilings, and the same
 //! pipeline written with JSON functions instead of `data.<path>` columns (the decode choice).
+//! Avro: the same orders as Avro records (Confluent wire format), decoded by a `format: avro`
+//! source (passthrough and the order path), and JSON orders encoded by `publish: {format: avro}`.
 //!
 //! Run: `cargo bench -p weir-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
 
@@ -141,6 +143,82 @@ spec:
       publish: { subject: "orders.copy" }
 "#;
 
+/// The Avro schema of the order (10 fields, items as an array of records).
+const ORDER_AVRO: &str = r#"{"type":"record","name":"Order","namespace":"bench","fields":[
+  {"name":"order_id","type":"string"},{"name":"customer_id","type":"string"},
+  {"name":"amount","type":"double"},{"name":"currency","type":"string"},
+  {"name":"status","type":"string"},{"name":"region","type":"string"},
+  {"name":"items","type":{"type":"array","items":{"type":"record","name":"Item","fields":[
+    {"name":"sku","type":"string"},{"name":"qty","type":"long"}]}}},
+  {"name":"channel","type":"string"},{"name":"payment","type":"string"},
+  {"name":"created_at","type":"string"}]}"#;
+
+/// A passthrough writing the orders as Avro with [`ORDER_AVRO`] (schema id 1).
+fn avro_encoder() -> String {
+    let writer = serde_json::json!({"id": 1, "schema": ORDER_AVRO});
+    PASSTHROUGH.replace(
+        r#"publish: { subject: "orders.copy" }"#,
+        &format!(
+            r#"publish: {{ subject: "orders.copy", format: avro, schema: {{ subject: orders-avro, writer: {writer} }} }}"#
+        ),
+    )
+}
+
+/// `yaml` reading the orders as Avro with [`ORDER_AVRO`] (schema id 1).
+fn avro_source(yaml: &str) -> String {
+    let schema = serde_json::json!({"subject": "orders-avro", "id": 1, "writers": [{"id": 1, "schema": ORDER_AVRO}]});
+    yaml.replace(
+        "source: { stream: ORDERS }",
+        &format!("source: {{ stream: ORDERS, format: avro, schema: {schema} }}"),
+    )
+}
+
+/// The orders of `batch` as Avro records in the Confluent wire format, written by the engine's
+/// own `publish: {format: avro}`.
+fn avro_orders(batch: &[InputMessage]) -> Vec<InputMessage> {
+    let result = compile(&avro_encoder()).process(batch);
+    batch
+        .iter()
+        .zip(&result.fates)
+        .map(|(m, f)| {
+            let Fate::Outputs(o) = f else {
+                panic!("order not encoded: {f:?}")
+            };
+            InputMessage {
+                payload: o[0].payload.clone(),
+                ..m.clone()
+            }
+        })
+        .collect()
+}
+
+fn bench_avro(c: &mut Criterion) {
+    let batch = orders(1024);
+    let avro = avro_orders(&batch);
+    let avg = avro.iter().map(|m| m.payload.len()).sum::<usize>() / avro.len();
+    eprintln!("Avro order payload: {avg} bytes on average");
+    let encoder = compile(&avro_encoder());
+    let decode_passthrough = compile(&avro_source(PASSTHROUGH));
+    let decode_order_path = compile(&avro_source(ORDER_PATH));
+    // Decoded, the Avro orders take the JSON orders' routes.
+    assert_eq!(
+        outputs(&decode_order_path.process(&avro)),
+        outputs(&compile(ORDER_PATH).process(&batch))
+    );
+    let mut g = c.benchmark_group("engine_avro");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("decode_passthrough/1024", |b| {
+        b.iter(|| black_box(decode_passthrough.process(black_box(&avro))))
+    });
+    g.bench_function("decode_order_path/1024", |b| {
+        b.iter(|| black_box(decode_order_path.process(black_box(&avro))))
+    });
+    g.bench_function("encode_from_json/1024", |b| {
+        b.iter(|| black_box(encoder.process(black_box(&batch))))
+    });
+    g.finish();
+}
+
 fn outputs(result: &weir_engine::BatchResult) -> usize {
     result
         .fates
@@ -164,7 +242,10 @@ fn bench_order_path(c: &mut Criterion) {
     assert_eq!(pipeline.process(&batch), json_functions.process(&batch));
     assert!(outputs(&pipeline.process(&batch)) > 0);
     // Every order is valid: validation changes nothing but the time.
-    assert_eq!(pipeline.process(&batch), validated.process(&batch));
+    assert_eq!(
+        pipeline.process(&batch).fates,
+        validated.process(&batch).fates
+    );
 
     let mut g = c.benchmark_group("engine");
     g.throughput(criterion::Throughput::Elements(batch.len() as u64));
@@ -204,5 +285,5 @@ fn bench_order_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_order_path);
+criterion_group!(benches, bench_order_path, bench_avro);
 criterion_main!(benches);

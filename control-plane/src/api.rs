@@ -13,6 +13,7 @@ pub use crate::pipelines::{
     ApplyResult, PipelineDetail, PipelinePage, PipelineSummary, ValidationResult, VersionDiff,
     VersionInfo,
 };
+pub use crate::quality::{QualityRuleStatus, QualityStatus};
 pub use crate::schemas::api::{CheckResult, Deleted, SchemaWrite, SubjectSummary};
 pub use crate::schemas::compat::Level;
 pub use crate::schemas::formats::SchemaType;

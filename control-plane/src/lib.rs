@@ -26,6 +26,8 @@ pub mod nats;
 pub mod nats_views;
 pub mod openapi;
 pub mod pipelines;
+pub mod quality;
+pub mod quality_rates;
 pub mod quotas;
 pub mod rates;
 pub mod rbac;

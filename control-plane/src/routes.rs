@@ -86,6 +86,7 @@ pub fn api_routes() -> ApiRoutes {
             .routes(routes!(deployments::rollback))
             .routes(routes!(deployments::get, deployments::undeploy))
             .routes(routes!(status::pipeline_status))
+            .routes(routes!(crate::quality::pipeline_quality))
             .routes(routes!(status::workers))
             .routes(routes!(status::stream))
             .routes(routes!(dlq::list, dlq::purge))

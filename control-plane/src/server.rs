@@ -220,6 +220,11 @@ pub async fn serve_until(
         .filter(|nats| nats.isolated())
         .cloned()
         .map(|nats| tokio::spawn(crate::nats::sweep_revocations(nats)));
+    // Quality pass rates over the last hour need every heartbeat sampled, asked for or not.
+    let quality = state
+        .nats()
+        .is_ok()
+        .then(|| tokio::spawn(crate::quality::follow_heartbeats(state.clone())));
     tracing::info!(addr = %local, "weir control plane listening");
     println!("weir control plane listening on http://{local}/api/v1");
     let served = axum::serve(
@@ -234,6 +239,9 @@ pub async fn serve_until(
     });
     if let Some(sweeper) = sweeper {
         sweeper.abort();
+    }
+    if let Some(quality) = quality {
+        quality.abort();
     }
     served
 }

@@ -58,6 +58,7 @@ struct Inner {
     cipher: SecretCipher,
     nats: Option<Nats>,
     rates: RateTracker,
+    quality: crate::quality_rates::QualityHistory,
     anonymous_audit: crate::audit_budget::AnonymousAudit,
     dummy_password_hash: std::sync::OnceLock<String>,
 }
@@ -82,6 +83,7 @@ impl AppState {
             settings,
             nats,
             rates: RateTracker::default(),
+            quality: crate::quality_rates::QualityHistory::default(),
             anonymous_audit: crate::audit_budget::AnonymousAudit::default(),
             dummy_password_hash: std::sync::OnceLock::new(),
         }))
@@ -103,6 +105,11 @@ impl AppState {
     /// The per-worker counter samples that rates are computed from.
     pub fn rates(&self) -> &RateTracker {
         &self.0.rates
+    }
+
+    /// The per-worker samples of data-quality counts that windowed pass rates come from.
+    pub fn quality_history(&self) -> &crate::quality_rates::QualityHistory {
+        &self.0.quality
     }
 
     /// The hash unknown emails are verified against (made once, see `auth::warm_up`).

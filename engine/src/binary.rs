@@ -11,7 +11,10 @@ use weir_pipelines::PayloadFormat;
 use weir_pipelines::spec::SourceSchema;
 
 mod avro;
+mod avro_encode;
+pub(crate) mod encode;
 mod protobuf;
+mod protobuf_encode;
 
 /// A decoder of one pipeline's binary payloads into JSON.
 pub(crate) enum BinaryPayload {

@@ -973,6 +973,40 @@ fn check_node_body(node: &Node, base: &str, out: &mut Vec<Problem>) {
             check_header_name(name, &p, out);
             check_template(value, &p, out);
         }
+        check_publish_encoding(publish, &format!("{base}/publish"), out);
+    }
+}
+
+/// A `publish` node's encoding: `avro` and `protobuf` need a registry `schema`; `message` is
+/// Protobuf's, `wire` needs a schema.
+fn check_publish_encoding(p: &crate::spec::PublishSpec, base: &str, out: &mut Vec<Problem>) {
+    use crate::spec::OutputFormat;
+    if p.format != OutputFormat::Json && p.schema.is_none() {
+        out.push(Problem::new(
+            format!("{base}/format"),
+            "schema-required",
+            format!(
+                "format `{}` needs `schema: {{ subject, version }}`: name the registry subject the outputs are written with",
+                p.format.as_str()
+            ),
+        ));
+    }
+    if p.wire.is_some() && p.schema.is_none() {
+        out.push(Problem::new(
+            format!("{base}/wire"),
+            "schema-required",
+            "`wire` needs `schema`: the Confluent header carries the registry schema's id".into(),
+        ));
+    }
+    if let Some(s) = &p.schema
+        && s.message.is_some()
+        && p.format != OutputFormat::Protobuf
+    {
+        out.push(Problem::new(
+            format!("{base}/schema/message"),
+            "message-without-protobuf",
+            "`message` picks the Protobuf message written; it needs `format: protobuf`".into(),
+        ));
     }
 }
 

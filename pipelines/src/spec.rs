@@ -435,6 +435,78 @@ pub struct PublishSpec {
     /// Header name → value template.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub headers: IndexMap<String, String>,
+    /// How the output payload is encoded: `json` (the default), `avro` or `protobuf` (both
+    /// need `schema`).
+    #[serde(default, skip_serializing_if = "OutputFormat::is_json")]
+    pub format: OutputFormat,
+    /// The registry schema outputs are written with (for `json`: validated against, and named
+    /// in the `Weir-Schema-Id` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<OutputSchema>,
+    /// `confluent` (byte 0, the 4-byte schema id, Protobuf's message indexes, then the
+    /// message; the default for `avro` and `protobuf`) or `bare` (the message alone; the
+    /// default for `json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireFormat>,
+}
+
+/// How a `publish` node encodes its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// JSON (the default).
+    #[default]
+    Json,
+    /// Avro binary (needs `schema`).
+    Avro,
+    /// Protobuf (needs `schema`).
+    Protobuf,
+}
+
+impl OutputFormat {
+    /// Whether this is the default, `json`.
+    pub fn is_json(&self) -> bool {
+        *self == OutputFormat::Json
+    }
+
+    /// The name in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Json => "json",
+            OutputFormat::Avro => "avro",
+            OutputFormat::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// Whether an encoded output carries the Confluent wire-format header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WireFormat {
+    /// Byte 0, the schema id (4 bytes, big-endian), Protobuf's message indexes, the message.
+    Confluent,
+    /// The encoded message alone.
+    Bare,
+}
+
+/// The registry schema a `publish` node writes with. The file names `subject` (and `version`,
+/// and for Protobuf the `message`); at deploy the control plane fills in `writer` (the
+/// resolved version's id and text), so that workers never call the registry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSchema {
+    /// The subject.
+    pub subject: String,
+    /// A version number, or `latest` (the default: the newest version at deploy time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<SchemaVersionSel>,
+    /// Protobuf: the full name of the message written (`acme.Order`); default the file's
+    /// first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The resolved schema (filled in at deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<EmbeddedSchema>,
 }
 
 /// `split`: one message per element of an array field.

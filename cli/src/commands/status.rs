@@ -1,9 +1,10 @@
 //! `weir status NAME`: a pipeline's health across the fleet — deployment, live and dead
 //! workers, counters, rates, lag and last error — as the control plane aggregates heartbeats.
-//! `weir status` without a name: one line per pipeline, then the workers.
+//! `weir status` without a name: one line per pipeline, then the workers. A pipeline with
+//! `quality` nodes also gets its rules' pass rates (overall, last minute, last hour).
 
 use anyhow::Result;
-use weir_control_plane::api::{PipelineStatus, WorkerInfo};
+use weir_control_plane::api::{PipelineStatus, QualityStatus, WorkerInfo};
 
 use super::client::{Client, block_on};
 
@@ -42,6 +43,14 @@ pub fn run(args: Args) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
         print!("{}", render(&s));
+        let has_quality = s
+            .nodes
+            .values()
+            .any(|n| n.counters.keys().any(|k| k.ends_with(".pass")));
+        if has_quality {
+            let q: QualityStatus = block_on(client.get(&format!("/pipelines/{name}/quality")))??;
+            print!("{}", render_quality(&q));
+        }
     }
     Ok(u8::from(!fine(&s.health, false)))
 }
@@ -103,6 +112,33 @@ fn render_overview(statuses: &[PipelineStatus], workers: &[WorkerInfo]) -> Strin
 }
 
 /// The status as lines for a terminal.
+/// A pass rate as a percentage, `-` when nothing was checked.
+fn percent(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// The quality rules' table: counts since the workers started, and the pass rates.
+fn render_quality(q: &QualityStatus) -> String {
+    let mut out = format!(
+        "\n{:<16} {:<20} {:<8} {:>10} {:>10} {:>8} {:>8} {:>8}\n",
+        "NODE", "RULE", "SEVERITY", "PASSED", "FAILED", "PASS", "1M", "1H"
+    );
+    for r in &q.rules {
+        out.push_str(&format!(
+            "{:<16} {:<20} {:<8} {:>10} {:>10} {:>8} {:>8} {:>8}\n",
+            r.node,
+            r.rule,
+            r.severity,
+            r.passed,
+            r.failed,
+            percent(r.pass_rate),
+            percent(r.pass_rate_1m),
+            percent(r.pass_rate_1h)
+        ));
+    }
+    out
+}
+
 fn render(s: &PipelineStatus) -> String {
     let mut out = format!("pipeline/{}: {}\n", s.pipeline, s.health);
     for r in &s.reasons {

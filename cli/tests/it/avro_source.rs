@@ -214,7 +214,7 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
 }
 
 /// `POST /api/v1/pipelines:validate` of `yaml` with `key`: the status and the body.
-async fn validate(
+pub(crate) async fn validate(
     http: &reqwest::Client,
     base: &str,
     key: &str,
@@ -384,7 +384,7 @@ pub(crate) fn weir_stdin(
     Ok(stdout)
 }
 
-fn hex(text: &str) -> Result<Vec<u8>> {
+pub(crate) fn hex(text: &str) -> Result<Vec<u8>> {
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).context("hex"))

@@ -10,6 +10,7 @@ mod fleet_support;
 mod nats_setup;
 mod partitions;
 mod process;
+mod publish_encoded;
 mod quality_status;
 mod runtime_crash;
 mod sample_test_api;

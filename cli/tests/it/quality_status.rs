@@ -1,7 +1,9 @@
 //! The `quality` node end to end: a deployed pipeline with six rules on a real nats-server;
 //! on a known input set, rejected orders are in the DLQ naming their rules, warned ones are
 //! published with `Weir-Quality-Warn`, and the pipeline's status (API) and the worker's
-//! metrics show the exact per-rule pass and fail counts. Another tenant cannot read that status.
+//! metrics show the exact per-rule pass and fail counts. The quality API lists the rules with
+//! those counts and their pass rates over the last minute and hour (all of this input is within
+//! both), a viewer may read it and `weir status` prints it. Another tenant cannot read either.
 
 use std::path::Path;
 use std::time::Duration;
@@ -148,6 +150,8 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         );
     }
 
+    quality_api(&api, dir).await?;
+
     // Rejected: in the DLQ naming the rules. Warned: published with the header.
     // (Sorted: batches in flight may publish in either order.)
     let dlq = read_all(&js, "DLQ").await?;
@@ -203,5 +207,66 @@ async fn run(url: &str, dir: &Path) -> Result<()> {
         .call(reqwest::Method::GET, "/pipelines/dq-orders/status", None)
         .await?;
     ensure!(status == 404, "tenant B reads A's status: {status}");
+    let (status, _) = b
+        .call(reqwest::Method::GET, "/pipelines/dq-orders/quality", None)
+        .await?;
+    ensure!(status == 404, "tenant B reads A's quality rules: {status}");
+    Ok(())
+}
+
+/// `GET /pipelines/dq-orders/quality` as a viewer: every rule in the file's order with its
+/// severity, the exact counts (the same over the last minute and hour, where all the input
+/// is) and pass rates; then `weir status` prints them.
+async fn quality_api(api: &TenantApi, dir: &Path) -> Result<()> {
+    let user = api
+        .ok(
+            reqwest::Method::POST,
+            "/users",
+            Some(json!({"email": "viewer@dq.test", "role": "viewer"})),
+        )
+        .await?;
+    let key = api
+        .ok(
+            reqwest::Method::POST,
+            "/api-keys",
+            Some(json!({"name": "dq-viewer", "user_id": user["id"]})),
+        )
+        .await?;
+    let viewer = TenantApi {
+        base: api.base.clone(),
+        key: key["key"].as_str().unwrap_or_default().to_string(),
+        http: api.http.clone(),
+    };
+    let q = viewer.get("/pipelines/dq-orders/quality").await?;
+    ensure!(q["workers"] == 1 && q["version"] == 1, "{q}");
+    let rules = q["rules"].as_array().cloned().unwrap_or_default();
+    let want = [
+        ("has-id", "reject", 6, 1),
+        ("amount-range", "reject", 6, 1),
+        ("email", "warn", 4, 3),
+        ("currency", "reject", 6, 1),
+        ("note-len", "warn", 5, 2),
+        ("big-needs-gold", "reject", 6, 1),
+    ];
+    ensure!(rules.len() == want.len(), "{q}");
+    for (r, (rule, severity, pass, fail)) in rules.iter().zip(want) {
+        let rate = f64::from(pass) / f64::from(pass + fail);
+        let expected = json!({
+            "node": "dq", "rule": rule, "severity": severity,
+            "passed": pass, "failed": fail, "pass_rate": rate,
+            "passed_1m": pass, "failed_1m": fail, "pass_rate_1m": rate,
+            "passed_1h": pass, "failed_1h": fail, "pass_rate_1h": rate,
+        });
+        ensure!(*r == expected, "{r} != {expected}");
+    }
+    let printed = weir_cli_as(dir, &viewer.base, &viewer.key, &["status", "dq-orders"])?;
+    let email = printed
+        .lines()
+        .find(|l| l.starts_with("dq ") && l.contains(" email "))
+        .unwrap_or_default();
+    ensure!(
+        email.contains(" warn ") && email.matches("57.1%").count() == 3,
+        "weir status: {printed}"
+    );
     Ok(())
 }

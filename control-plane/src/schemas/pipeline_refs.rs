@@ -1,19 +1,23 @@
-//! Registry references of pipelines (`validate: {schema: {subject, version}}`, and the
-//! `source.schema` of `format: avro|protobuf`): checked when a pipeline is validated, created or
-//! updated (an unknown subject is a located problem), and resolved at deploy, where the
-//! registry's JSON Schema is written into the deployed spec's `json_schema`, and a source's
-//! subject versions (id and text each) into `source.schema.writers`, so that workers never need
-//! the registry.
+//! Registry references of pipelines (`validate: {schema: {subject, version}}`, the
+//! `source.schema` of `format: avro|protobuf`, and the output schema of `publish: {format,
+//! schema}`): checked when a pipeline is validated, created or updated (an unknown subject, a
+//! format mismatch, or a pinned output version that the subject's latest version cannot read
+//! is a located problem), and resolved at deploy, where the registry's JSON Schema is written
+//! into the deployed spec's `json_schema`, a source's subject versions (id and text each) into
+//! `source.schema.writers`, and a publish node's version into `publish.schema.writer`, so that
+//! workers never need the registry.
 
 use serde_json::Value;
 use weir_pipelines::PayloadFormat;
 use weir_pipelines::PipelineResource;
 use weir_pipelines::spec::{
-    EmbeddedSchema, NamedSchema, RegistrySchema, SchemaVersionSel, SourceSchema, SourceSchemaRef,
+    EmbeddedSchema, NamedSchema, OutputFormat, OutputSchema, PublishSpec, RegistrySchema,
+    SchemaVersionSel, SourceSchema, SourceSchemaRef,
 };
 
-use super::formats::SchemaType;
-use super::store::{Registry, SchemaVersion, VersionRef};
+use super::compat::{self, Level};
+use super::formats::{Parsed, SchemaType};
+use super::store::{Registry, SchemaInput, SchemaVersion, VersionRef};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -104,7 +108,6 @@ async fn source_schema(
             ),
         ));
     }
-    let internal = |e: super::error::RegistryError| ("unknown_schema", e.to_string());
     let mut writers = Vec::new();
     for w in reg
         .versions(tenant, &r.subject, false)
@@ -114,28 +117,160 @@ async fn source_schema(
         if w.schema_type != want || writers.iter().any(|e: &EmbeddedSchema| e.id == w.id) {
             continue;
         }
-        let mut references = Vec::new();
-        for rf in &w.references {
-            let t = reg
-                .version(tenant, &rf.subject, VersionRef::Number(rf.version), true)
-                .await
-                .map_err(internal)?;
-            references.push(NamedSchema {
-                name: rf.name.clone(),
-                schema: t.schema,
-            });
-        }
-        writers.push(EmbeddedSchema {
-            id: w.id,
-            schema: w.schema,
-            references,
-        });
+        writers.push(embedded(reg, tenant, w).await?);
     }
     Ok(SourceSchema {
         subject: r.subject.clone(),
         version: Some(SchemaVersionSel::Number(v.version)),
         id: Some(v.id),
         writers,
+    })
+}
+
+fn internal(e: super::error::RegistryError) -> (&'static str, String) {
+    ("unknown_schema", e.to_string())
+}
+
+/// A registry version as embedded in a deployed spec: its id, text and references' texts.
+async fn embedded(
+    reg: &Registry,
+    tenant: &str,
+    v: SchemaVersion,
+) -> Result<EmbeddedSchema, (&'static str, String)> {
+    let mut references = Vec::new();
+    for rf in &v.references {
+        let t = reg
+            .version(tenant, &rf.subject, VersionRef::Number(rf.version), true)
+            .await
+            .map_err(internal)?;
+        references.push(NamedSchema {
+            name: rf.name.clone(),
+            schema: t.schema,
+        });
+    }
+    Ok(EmbeddedSchema {
+        id: v.id,
+        schema: v.schema,
+        references,
+    })
+}
+
+/// A `publish` node's output schema resolved: the named version (its format must be the
+/// node's; a Protobuf `message` must be in it), embedded as `writer`. A version other than
+/// the subject's latest must write data its latest version can read, unless the subject's
+/// level is `NONE` (consumers read with the latest schema).
+async fn output_schema(
+    reg: &Registry,
+    tenant: &str,
+    format: OutputFormat,
+    r: &OutputSchema,
+) -> Result<OutputSchema, (&'static str, String)> {
+    let named = RegistrySchema {
+        subject: r.subject.clone(),
+        version: r.version.clone(),
+        id: None,
+    };
+    let v = lookup_any(reg, tenant, &named).await?;
+    let want = match format {
+        OutputFormat::Json => SchemaType::Json,
+        OutputFormat::Avro => SchemaType::Avro,
+        OutputFormat::Protobuf => SchemaType::Protobuf,
+    };
+    if v.schema_type != want {
+        return Err((
+            "schema_format_mismatch",
+            format!(
+                "schema subject `{}` version {} is {}, but the node publishes {}",
+                r.subject,
+                v.version,
+                v.schema_type.as_str(),
+                format.as_str()
+            ),
+        ));
+    }
+    let parsed = parse(reg, tenant, &v).await?;
+    if let (Some(m), Parsed::Protobuf { pool, .. }) = (&r.message, &parsed)
+        && pool
+            .get_message_by_name(m.trim_start_matches('.'))
+            .is_none()
+    {
+        return Err((
+            "unknown_message",
+            format!(
+                "schema subject `{}` version {} has no message `{m}`",
+                r.subject, v.version
+            ),
+        ));
+    }
+    pinned_version_readable(reg, tenant, &v, &parsed).await?;
+    Ok(OutputSchema {
+        subject: r.subject.clone(),
+        version: Some(SchemaVersionSel::Number(v.version)),
+        message: r.message.clone(),
+        writer: Some(embedded(reg, tenant, v).await?),
+    })
+}
+
+async fn parse(
+    reg: &Registry,
+    tenant: &str,
+    v: &SchemaVersion,
+) -> Result<Parsed, (&'static str, String)> {
+    let input = SchemaInput {
+        kind: v.schema_type,
+        text: v.schema.clone(),
+        references: v.references.clone(),
+    };
+    reg.parse(tenant, &input).await.map_err(internal)
+}
+
+/// Whether readers on the subject's latest version can read what version `v` writes, when `v`
+/// is not the latest and the subject's level is not `NONE`.
+async fn pinned_version_readable(
+    reg: &Registry,
+    tenant: &str,
+    v: &SchemaVersion,
+    parsed: &Parsed,
+) -> Result<(), (&'static str, String)> {
+    let latest = reg
+        .version(tenant, &v.subject, VersionRef::Latest, false)
+        .await
+        .map_err(internal)?;
+    if latest.version == v.version {
+        return Ok(());
+    }
+    let level = reg
+        .level(tenant, Some(&v.subject), true)
+        .await
+        .map_err(internal)?
+        .unwrap_or_default();
+    if level == Level::None {
+        return Ok(());
+    }
+    let problems = compat::can_read(&parse(reg, tenant, &latest).await?, parsed);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err((
+        "incompatible_output_schema",
+        format!(
+            "schema subject `{}` is {}: readers on its latest version {} cannot read what version {} writes: {}",
+            v.subject,
+            level.as_str(),
+            latest.version,
+            v.version,
+            problems.join("; ")
+        ),
+    ))
+}
+
+/// The `publish` nodes with a registry schema: (index, spec).
+fn publish_refs(pipeline: &PipelineResource) -> impl Iterator<Item = (usize, &PublishSpec)> {
+    pipeline.spec.nodes.iter().enumerate().filter_map(|(i, n)| {
+        n.publish
+            .as_ref()
+            .filter(|p| p.schema.is_some())
+            .map(|p| (i, p))
     })
 }
 
@@ -171,6 +306,12 @@ pub async fn problems(
             out.push((format!("/spec/nodes/{i}/validate/schema"), code, message));
         }
     }
+    for (i, p) in publish_refs(pipeline) {
+        let Some(r) = &p.schema else { continue };
+        if let Err((code, message)) = output_schema(&reg, tenant, p.format, r).await {
+            out.push((format!("/spec/nodes/{i}/publish/schema"), code, message));
+        }
+    }
     out
 }
 
@@ -194,6 +335,22 @@ pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiRes
                 "code": code,
                 "message": message,
             })),
+        }
+    }
+    if let Some(weir_pipelines::Resource::Pipeline(p)) = &resource {
+        for (i, publish) in publish_refs(p) {
+            let Some(r) = &publish.schema else { continue };
+            match output_schema(&reg, tenant, publish.format, r).await {
+                Ok(resolved) => {
+                    spec["spec"]["nodes"][i]["publish"]["schema"] = serde_json::to_value(resolved)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                }
+                Err((code, message)) => diagnostics.push(serde_json::json!({
+                    "path": format!("/spec/nodes/{i}/publish/schema"),
+                    "code": code,
+                    "message": message,
+                })),
+            }
         }
     }
     let mut none = Vec::new();

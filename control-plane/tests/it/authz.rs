@@ -303,6 +303,13 @@ fn table(acme: &str, user: &str, n: usize) -> Vec<Endpoint> {
         ),
         e(
             Method::GET,
+            "/api/v1/pipelines/{name}/quality",
+            s("/api/v1/pipelines/p1/quality"),
+            Perm("deployments", "read"),
+            Body::None,
+        ),
+        e(
+            Method::GET,
             "/api/v1/workers",
             s("/api/v1/workers"),
             Perm("deployments", "read"),

@@ -1,31 +1,67 @@
 //! Avro payloads: the writer schema (by the wire format's id, or the pipeline's for bare
-//! payloads) resolved into the pipeline's reader schema with `apache-avro`, then as JSON.
+//! payloads) resolved into the pipeline's reader schema with `apache-avro`, then as JSON. One
+//! datum reader per writer schema is built when the pipeline compiles (its named types
+//! resolved once), and a payload written with the reader schema itself is not resolved.
 
 use super::{ById, Pick};
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use weir_pipelines::spec::SourceSchema;
 
-/// The Avro schemas of one source.
+/// The Avro schemas of one source: a datum reader per writer schema.
 pub(crate) struct AvroPayload {
-    schemas: ById<Schema>,
+    schemas: ById<Decoder>,
+}
+
+/// A writer schema, the reader schema it is resolved into (none when it is the reader), and
+/// the datum reader over both.
+#[ouroboros::self_referencing]
+struct Decoder {
+    writer: Schema,
+    reader: Option<Schema>,
+    #[borrows(writer, reader)]
+    #[not_covariant]
+    datum: GenericDatumReader<'this>,
+}
+
+impl Decoder {
+    fn build(writer: Schema, reader: Option<Schema>) -> Result<Decoder, String> {
+        DecoderTryBuilder {
+            writer,
+            reader,
+            datum_builder: |w: &Schema, r: &Option<Schema>| match r {
+                Some(r) => GenericDatumReader::builder(w).reader_schema(r).build(),
+                None => GenericDatumReader::builder(w).build(),
+            },
+        }
+        .try_build()
+        .map_err(|e| e.to_string())
+    }
 }
 
 impl AvroPayload {
     /// Parses every embedded schema; `reader_id` must be one of them.
     pub(crate) fn new(schema: &SourceSchema, reader_id: i64) -> Result<AvroPayload, String> {
-        let mut by_id = HashMap::new();
+        let mut parsed = HashMap::new();
         for w in &schema.writers {
-            let parsed = Schema::parse_str(&w.schema)
+            let s = Schema::parse_str(&w.schema)
                 .map_err(|e| format!("schema id {} is not a valid Avro schema: {e}", w.id))?;
-            by_id.insert(w.id, parsed);
+            parsed.insert(w.id, s);
         }
-        if !by_id.contains_key(&reader_id) {
+        let Some(reader) = parsed.get(&reader_id).cloned() else {
             return Err(format!(
                 "schema id {reader_id} is not among the embedded schemas"
             ));
+        };
+        let mut by_id = HashMap::new();
+        for (id, writer) in parsed {
+            let resolve_into = (id != reader_id).then(|| reader.clone());
+            let decoder = Decoder::build(writer, resolve_into)
+                .map_err(|e| format!("schema id {id} cannot be read as id {reader_id}: {e}"))?;
+            by_id.insert(id, decoder);
         }
         Ok(AvroPayload {
             schemas: ById {
@@ -38,22 +74,19 @@ impl AvroPayload {
 
     /// Decodes one payload into JSON.
     pub(crate) fn decode(&self, payload: &[u8]) -> Result<Value, String> {
-        let reader = self.schemas.reader();
         match self.schemas.pick(payload) {
-            Pick::Wire(writer, body) => datum(writer, reader, body)
+            Pick::Wire(writer, body) => datum(writer, body)
                 .map_err(|e| format!("corrupt Avro payload (Confluent wire format): {e}")),
-            Pick::Bare(unknown) => datum(reader, reader, payload)
+            Pick::Bare(unknown) => datum(self.schemas.reader(), payload)
                 .map_err(|e| self.schemas.undecodable(unknown, &e, "Avro")),
         }
     }
 }
 
-/// One datum, written with `writer`, read as `reader`; every byte must be used.
-fn datum(writer: &Schema, reader: &Schema, mut body: &[u8]) -> Result<Value, String> {
-    let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
-        .reader_schema(reader)
-        .build()
-        .and_then(|r| r.read_value(&mut body))
+/// One datum read with `decoder`; every byte must be used.
+fn datum(decoder: &Decoder, mut body: &[u8]) -> Result<Value, String> {
+    let value = decoder
+        .with_datum(|d| d.read_value(&mut body))
         .map_err(|e| e.to_string())?;
     if !body.is_empty() {
         return Err(format!("{} bytes left after the record", body.len()));

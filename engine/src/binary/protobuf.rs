@@ -66,7 +66,7 @@ impl ProtobufPayload {
 }
 
 /// Compiles one schema with its references (and Google's well-known types).
-fn compile(schema: &EmbeddedSchema) -> Result<FileDescriptor, String> {
+pub(super) fn compile(schema: &EmbeddedSchema) -> Result<FileDescriptor, String> {
     let mut files: HashMap<String, String> = schema
         .references
         .iter()

@@ -1,8 +1,12 @@
 //! `publish`: the JetStream sink. Renders the subject and header templates per message and
 //! emits one output each: headers are the input's plus the rendered ones (a rendered header
 //! replaces an input header of the same name), payload the original bytes unless edited.
+//! With a registry `schema`, the payload is checked against it or encoded with it (Avro,
+//! Protobuf) and named in `Weir-Schema-Id`; an output that does not fit is that message's
+//! `validation` failure.
 
 use super::{Operator, PlanContext, escape_pointer};
+use crate::binary::encode::{OutputEncoder, SCHEMA_ID_HEADER};
 use crate::frame::{BatchContext, Frame};
 use crate::message::{FailureKind, OutputMessage};
 use crate::template::Template;
@@ -17,6 +21,9 @@ pub(crate) struct Publish {
     pub(crate) id: Arc<str>,
     pub(crate) subject: Template,
     pub(crate) headers: Vec<(String, Template)>,
+    /// The registry schema outputs are written with (`None`: JSON as it is), or why it cannot
+    /// be used (not resolved: every message fails with that reason).
+    pub(crate) encoder: Option<Result<OutputEncoder, String>>,
 }
 
 /// A template's values for a frame: the same text for every row, or one rendering per row.
@@ -41,6 +48,26 @@ impl<'t> Rendered<'t> {
             Rendered::Constant(c) => Ok(c.to_string()),
             Rendered::PerRow(v) => std::mem::replace(&mut v[i], Ok(String::new())),
         }
+    }
+}
+
+impl Publish {
+    /// `payload` written with the node's registry schema, and the header naming the schema
+    /// added to `headers`; or why it does not fit (or the schema cannot be used).
+    fn encode(
+        &self,
+        payload: bytes::Bytes,
+        headers: &mut Vec<(String, String)>,
+    ) -> Result<bytes::Bytes, String> {
+        let encoder = match &self.encoder {
+            None => return Ok(payload),
+            Some(Err(reason)) => return Err(reason.clone()),
+            Some(Ok(encoder)) => encoder,
+        };
+        let encoded = encoder.encode(payload)?;
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(SCHEMA_ID_HEADER));
+        headers.push((SCHEMA_ID_HEADER.to_string(), encoder.id.to_string()));
+        Ok(encoded)
     }
 }
 
@@ -104,13 +131,22 @@ impl Operator for Publish {
                 ctx.fail(row, node, FailureKind::Template, e);
                 continue;
             }
-            let payload = match row.encode(ctx.inputs, &ctx.spans) {
+            let mut payload = match row.encode(ctx.inputs, &ctx.spans) {
                 Ok(p) => p,
                 Err(e) => {
                     ctx.fail_with(row, e);
                     continue;
                 }
             };
+            if self.encoder.is_some() {
+                match self.encode(payload, &mut out_headers) {
+                    Ok(p) => payload = p,
+                    Err(reason) => {
+                        ctx.fail(row, node, FailureKind::Validation, reason);
+                        continue;
+                    }
+                }
+            }
             ctx.emitted += 1;
             ctx.outputs[row.input as usize].push(OutputMessage {
                 node: node.to_string(),
@@ -159,10 +195,21 @@ pub(crate) fn build(spec: &PublishSpec, cx: &mut PlanContext<'_>) -> Option<Box<
             }
         }
     }
+    let encoder = match OutputEncoder::build(spec) {
+        Ok(e) => e.map(Ok),
+        // Checked without the registry: the schema is resolved at deploy.
+        Err(_) if cx.checking && spec.schema.as_ref().is_some_and(|s| s.writer.is_none()) => None,
+        Err(e) if spec.schema.as_ref().is_some_and(|s| s.writer.is_none()) => Some(Err(e)),
+        Err(e) => {
+            cx.problem("/publish/schema", e);
+            return None;
+        }
+    };
     let subject = subject.filter(|_| ok)?;
     Some(Box::new(Publish {
         id: cx.id.clone(),
         subject,
         headers,
+        encoder,
     }))
 }

@@ -24,28 +24,24 @@ pub(crate) struct Validate {
     on_invalid: OnInvalid,
 }
 
-impl Validate {
-    /// Every failure of `value`: `<JSON pointer>: <rule>: <message>`, joined by `; `.
-    fn reasons(&self, value: &serde_json::Value) -> String {
-        let mut out: Vec<String> = Vec::new();
-        let mut more = 0;
-        let Ok(validator) = &self.validator else {
-            return String::new();
-        };
-        for e in validator.iter_errors(value) {
-            if out.len() == MAX_REASONS {
-                more += 1;
-                continue;
-            }
-            let at = e.instance_path().to_string();
-            let at = if at.is_empty() { "/".to_string() } else { at };
-            out.push(format!("{at}: {}: {e}", e.kind().keyword()));
+/// Every failure of `value` against `validator`: `<JSON pointer>: <rule>: <message>`, joined
+/// by `; ` (at most [`MAX_REASONS`], then `and N more`).
+pub(crate) fn failures(validator: &jsonschema::Validator, value: &serde_json::Value) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut more = 0;
+    for e in validator.iter_errors(value) {
+        if out.len() == MAX_REASONS {
+            more += 1;
+            continue;
         }
-        if more > 0 {
-            out.push(format!("and {more} more"));
-        }
-        out.join("; ")
+        let at = e.instance_path().to_string();
+        let at = if at.is_empty() { "/".to_string() } else { at };
+        out.push(format!("{at}: {}: {e}", e.kind().keyword()));
     }
+    if more > 0 {
+        out.push(format!("and {more} more"));
+    }
+    out.join("; ")
 }
 
 impl Operator for Validate {
@@ -71,7 +67,7 @@ impl Operator for Validate {
             };
             let reasons = match serde_json::from_slice::<serde_json::Value>(&payload) {
                 Ok(value) if validator.is_valid(&value) => continue,
-                Ok(value) => self.reasons(&value),
+                Ok(value) => failures(validator, &value),
                 Err(e) => format!("/: the payload is not JSON: {e}"),
             };
             match self.on_invalid {

@@ -4,6 +4,7 @@ mod batch;
 mod binary_source;
 mod golden;
 mod keys;
+mod publish_encoded;
 mod quality;
 mod testing;
 mod type_conflicts;

@@ -648,6 +648,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipelines/{name}/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The quality rules of one pipeline of the caller's tenant with their pass rates. */
+        get: operations["pipeline_quality"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines/{name}/resume": {
         parameters: {
             query?: never;
@@ -2035,6 +2052,74 @@ export interface components {
              * @description Messages removed.
              */
             purged: number;
+        };
+        /** @description One rule of a `quality` node with its counts. */
+        QualityRuleStatus: {
+            /**
+             * Format: int64
+             * @description Messages that failed, since each live worker started the pipeline.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Failed in the last hour.
+             */
+            failed_1h: number;
+            /**
+             * Format: int64
+             * @description Failed in the last minute.
+             */
+            failed_1m: number;
+            /** @description The `quality` node's id. */
+            node: string;
+            /**
+             * Format: double
+             * @description `passed / (passed + failed)`; absent when no message was checked.
+             */
+            pass_rate?: number | null;
+            /**
+             * Format: double
+             * @description The pass rate over the last hour; absent when no message was checked in it.
+             */
+            pass_rate_1h?: number | null;
+            /**
+             * Format: double
+             * @description The pass rate over the last minute; absent when no message was checked in it.
+             */
+            pass_rate_1m?: number | null;
+            /**
+             * Format: int64
+             * @description Messages that passed, since each live worker started the pipeline.
+             */
+            passed: number;
+            /**
+             * Format: int64
+             * @description Passed in the last hour.
+             */
+            passed_1h: number;
+            /**
+             * Format: int64
+             * @description Passed in the last minute.
+             */
+            passed_1m: number;
+            /** @description The rule's name. */
+            rule: string;
+            /** @description `reject` or `warn`. */
+            severity: string;
+        };
+        /** @description A pipeline's data-quality rules and how they fare. */
+        QualityStatus: {
+            /** @description The pipeline. */
+            pipeline: string;
+            /** @description Every rule of every `quality` node, in the file's order. */
+            rules: components["schemas"]["QualityRuleStatus"][];
+            /**
+             * Format: int64
+             * @description The version whose rules are listed (the deployed one, else the current one).
+             */
+            version: number;
+            /** @description Live workers whose counts are summed. */
+            workers: number;
         };
         /** @description One quota with its usage. */
         QuotaStatus: {
@@ -5884,6 +5969,80 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error, as a problem with a stable `code` */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pipeline_quality: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Pipeline name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualityStatus"];
+                };
+            };
+            /** @description Malformed request: unreadable body, unknown field or bad parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks a permission this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
