@@ -149,7 +149,7 @@ fn belongs_to(key: &str, durable: &str) -> bool {
 pub async fn forget_state(js: &jetstream::Context, durable: &str) -> Result<(), String> {
     use futures::StreamExt as _;
     let partition_stream = format!("WEIR_PART_{durable}");
-    if js.get_stream_no_info(&partition_stream).await.is_ok() {
+    if js.get_stream(&partition_stream).await.is_ok() {
         js.delete_stream(&partition_stream)
             .await
             .map_err(|e| format!("delete stream {partition_stream}: {e}"))?;
