@@ -18,6 +18,7 @@ mod operators;
 mod payload;
 mod pipeline;
 mod scan;
+mod snapshot;
 mod sql;
 mod template;
 pub mod testing;

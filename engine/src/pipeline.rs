@@ -318,36 +318,29 @@ impl CompiledPipeline {
         result.emitted
     }
 
-    /// The state of every stateful node, as bytes for a checkpoint (JSON: node id → the
-    /// node's snapshot, base64; a window's accumulator states inside are Arrow IPC).
+    /// The state of every stateful node, as bytes for a checkpoint (see `snapshot.rs`: node
+    /// id → the node's snapshot; a window's accumulator states inside are Arrow IPC).
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
-        use base64::Engine as _;
-        let mut nodes = serde_json::Map::new();
+        let mut nodes = std::collections::BTreeMap::new();
         for n in &self.nodes {
             if let Some(bytes) =
                 n.op.snapshot()
                     .map_err(|e| format!("node `{}`: {e}", n.id))?
             {
-                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-                nodes.insert(n.id.to_string(), serde_json::Value::String(text));
+                nodes.insert(n.id.to_string(), serde_bytes::ByteBuf::from(bytes));
             }
         }
-        serde_json::to_vec(&nodes).map_err(|e| e.to_string())
+        crate::snapshot::encode(&nodes)
     }
 
     /// Replaces the state of the stateful nodes with a [`CompiledPipeline::snapshot`]; a node
     /// the snapshot does not name starts empty.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), String> {
-        use base64::Engine as _;
-        let nodes: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a snapshot: {e}"))?;
+        let mut nodes = crate::snapshot::decode_nodes(bytes)?;
         for n in &self.nodes {
-            let Some(text) = nodes.get(&*n.id).and_then(|v| v.as_str()) else {
+            let Some(bytes) = nodes.remove(&*n.id) else {
                 continue;
             };
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|e| format!("node `{}`: {e}", n.id))?;
             n.op.restore(&bytes, &self.state, &self.catalog)
                 .map_err(|e| format!("node `{}`: {e}", n.id))?;
         }

@@ -108,9 +108,7 @@ impl Operator for Dedup {
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
         let seen = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::to_vec(&*seen)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        crate::snapshot::encode(&*seen).map(Some)
     }
 
     fn restore(
@@ -119,7 +117,7 @@ impl Operator for Dedup {
         _state: &datafusion::execution::SessionState,
         _catalog: &crate::columns::Catalog,
     ) -> Result<(), String> {
-        let seen: Seen = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let seen: Seen = crate::snapshot::decode(bytes)?;
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = seen;
         Ok(())
     }

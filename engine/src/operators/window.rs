@@ -99,11 +99,13 @@ struct WindowSnapshot {
     max_event: Option<i64>,
     late: u64,
     /// The column types the aggregates were planned with (Arrow IPC schema).
+    #[serde(with = "serde_bytes")]
     types: Option<Vec<u8>>,
     /// Open fixed windows.
     panes: Vec<PaneSnapshot>,
     /// Open sessions, their states in `states` (an IPC stream per aggregate, a row each).
     sessions: Vec<GroupSnapshot>,
+    #[serde(with = "crate::snapshot::byte_strings")]
     states: Vec<Vec<u8>>,
 }
 
@@ -114,6 +116,7 @@ struct PaneSnapshot {
     start: i64,
     end: i64,
     keys: Vec<(String, Vec<Value>)>,
+    #[serde(with = "crate::snapshot::byte_strings")]
     states: Vec<Vec<u8>>,
 }
 
@@ -565,9 +568,7 @@ impl Operator for Window {
             sessions: groups,
             states,
         };
-        serde_json::to_vec(&snapshot)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        crate::snapshot::encode(&snapshot).map(Some)
     }
 
     fn restore(
@@ -576,7 +577,7 @@ impl Operator for Window {
         session: &datafusion::execution::SessionState,
         catalog: &crate::columns::Catalog,
     ) -> Result<(), String> {
-        let snap: WindowSnapshot = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let snap: WindowSnapshot = crate::snapshot::decode(bytes)?;
         let mut restored = State {
             watermark: snap.watermark,
             max_event: snap.max_event,
