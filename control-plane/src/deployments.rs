@@ -53,6 +53,11 @@ pub struct DeployRequest {
     pub version: Option<i64>,
     /// Batch loops per worker (default: the version's `spec.execution.parallelism`).
     pub parallelism: Option<i64>,
+    /// Deploy even when the version cannot take over the `window`/`dedup` state of the
+    /// deployed one (its state then starts empty); without it such a deploy is refused (409
+    /// `state_incompatible`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset_state: bool,
 }
 
 /// Body of `POST /pipelines/{name}/rollback`.
@@ -61,6 +66,46 @@ pub struct DeployRequest {
 pub struct RollbackRequest {
     /// The version to run instead.
     pub version: i64,
+    /// As for deploy: run it even when it cannot take over the deployed version's state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset_state: bool,
+}
+
+/// Refuses to run `version` in place of the deployed one when it cannot take over the
+/// deployed version's `window`/`dedup` state (stateful nodes or partitioning changed), unless
+/// the caller asked to reset the state.
+async fn check_state_takeover(
+    state: &AppState,
+    p: &StoredPipeline,
+    before: Option<&DeploymentInfo>,
+    version: i64,
+    reset_state: bool,
+) -> ApiResult<()> {
+    let Some(before) = before.filter(|b| b.version != version && !reset_state) else {
+        return Ok(());
+    };
+    let name = &p.summary.name;
+    let spec_of = |json: &str| match serde_json::from_str::<weir_pipelines::Resource>(json) {
+        Ok(weir_pipelines::Resource::Pipeline(p)) => Some(p.spec),
+        _ => None,
+    };
+    let (old, _) = version_text(state, &p.id, before.version, name).await?;
+    let (new, _) = version_text(state, &p.id, version, name).await?;
+    let (Some(old), Some(new)) = (spec_of(&old), spec_of(&new)) else {
+        return Ok(());
+    };
+    let changes = weir_pipelines::state::state_changes(&old, &new);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Guarded {
+        code: "state_incompatible",
+        detail: format!(
+            "version {version} cannot take over the window/dedup state of the deployed version {}: {} changed, so its state would start empty. Deploy it with `reset_state: true` (`weir deploy --reset-state`) to start it empty",
+            before.version,
+            changes.join(" and ")
+        ),
+    })
 }
 
 fn state_name(s: DesiredState) -> &'static str {
@@ -426,6 +471,7 @@ pub async fn deploy(
     let p = find(&state, &caller.tenant_id, &name).await?;
     let before = load(&state, &p.id).await?;
     let version = body.version.unwrap_or(p.summary.version);
+    check_state_takeover(&state, &p, before.as_ref(), version, body.reset_state).await?;
     write(
         &state,
         &caller,
@@ -514,6 +560,7 @@ pub async fn rollback(
         DesiredState::Running
     };
     let parallelism = before.parallelism;
+    check_state_takeover(&state, &p, Some(&before), body.version, body.reset_state).await?;
     write(
         &state,
         &caller,

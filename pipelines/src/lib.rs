@@ -17,6 +17,7 @@ pub mod plan;
 pub mod problem;
 pub mod schema;
 pub mod spec;
+pub mod state;
 mod structure;
 pub mod subject;
 mod suggest;

@@ -76,29 +76,10 @@ pub struct StateSettings {
 impl StateSettings {
     /// The settings of `plan`.
     pub fn from_plan(plan: &ValidatedPipeline) -> Self {
-        use sha2::Digest as _;
-        let mut digest = sha2::Sha256::new();
-        for node in &plan.resource.spec.nodes {
-            if node.window.is_some() || node.dedup.is_some() {
-                let (window, dedup) = (
-                    serde_json::to_string(&node.window).unwrap_or_default(),
-                    serde_json::to_string(&node.dedup).unwrap_or_default(),
-                );
-                digest.update(format!("{}\n{window}\n{dedup}\n", node.id));
-            }
-        }
-        // Another partitioning puts keys in other partitions: their states do not carry over.
-        let x = &plan.execution;
-        if x.partitions > 1 {
-            digest.update(format!(
-                "partitions {}\n{:?}\n",
-                x.partitions, x.partition_key
-            ));
-        }
         StateSettings {
             interval: plan.execution.checkpoint_interval,
             events: plan.execution.checkpoint_events.max(1),
-            fingerprint: hex::encode(&digest.finalize()[..16]),
+            fingerprint: weir_pipelines::state::state_fingerprint(&plan.resource.spec),
             partitions: plan.execution.partitions.max(1),
             partition_key: plan.execution.partition_key.clone(),
         }

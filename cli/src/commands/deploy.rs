@@ -1,4 +1,4 @@
-//! `weir deploy NAME [--version N] [--parallelism N]`, `weir pause NAME`, `weir resume NAME`,
+//! `weir deploy NAME [--version N] [--parallelism N] [--reset-state]`, `weir pause NAME`, `weir resume NAME`,
 //! `weir rollback NAME --version N` and `weir undeploy NAME`: a pipeline's deployment through
 //! the API, which writes the record that workers watch.
 
@@ -19,6 +19,10 @@ pub struct DeployArgs {
     /// Batch loops per worker (default: the version's `spec.execution.parallelism`).
     #[arg(long)]
     pub parallelism: Option<i64>,
+    /// Deploy even when the version's `window`/`dedup` nodes or partitioning changed, so that
+    /// it cannot take over the deployed version's state: its state starts empty.
+    #[arg(long)]
+    pub reset_state: bool,
     /// How long to wait for the workers to report the deployed version running (`0s`: do not
     /// wait; the answer is then `pending`).
     #[arg(long, default_value = "15s", value_parser = parse_wait)]
@@ -44,6 +48,10 @@ pub struct RollbackArgs {
     /// The version to run instead.
     #[arg(long)]
     pub version: i64,
+    /// Roll back even when that version cannot take over the deployed version's
+    /// `window`/`dedup` state: its state starts empty.
+    #[arg(long)]
+    pub reset_state: bool,
 }
 
 fn describe(d: &DeploymentInfo) -> String {
@@ -70,6 +78,7 @@ pub fn deploy(args: DeployArgs) -> Result<u8> {
     let request = DeployRequest {
         version: args.version,
         parallelism: args.parallelism,
+        reset_state: args.reset_state,
     };
     let d = post(&args.name, "deploy", Some(&request))?;
     let target = format!(
@@ -167,6 +176,7 @@ pub fn resume(args: NameArgs) -> Result<u8> {
 pub fn rollback(args: RollbackArgs) -> Result<u8> {
     let request = RollbackRequest {
         version: args.version,
+        reset_state: args.reset_state,
     };
     let d = post(&args.name, "rollback", Some(&request))?;
     println!("rolled back {}", describe(&d));

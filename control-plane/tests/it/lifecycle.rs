@@ -478,3 +478,85 @@ async fn a_stateful_pipeline_deploys_with_parallelism_up_to_its_partitions() {
     .await
     .ok();
 }
+
+#[tokio::test]
+async fn a_version_that_cannot_take_the_state_over_deploys_only_with_reset_state() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, acme) = t.tenant("acme").await;
+    let (_, beta) = t.tenant("beta").await;
+    let (_, viewer) = t.user_with_key(&acme, "view@acme.test", "viewer").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &acme,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let windowed = |size: &str, subject: &str| {
+        format!(
+            "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: m }}\nspec:\n  source: {{ stream: ORDERS, subjects: [\"orders.in\"] }}\n  nodes:\n    - id: w\n      window: {{ kind: tumbling, size: {size}, group_by: [data.k], aggregates: {{ n: count(*) }}, late: out }}\n      next: out\n    - {{ id: out, publish: {{ subject: {subject} }} }}\n"
+        )
+    };
+    let put = |yaml: String| {
+        let t = &t;
+        let acme = &acme;
+        async move {
+            t.yaml(Method::PUT, "/api/v1/pipelines/m", acme, &yaml)
+                .await
+                .ok();
+        }
+    };
+    let deploy = |key: String, body: serde_json::Value| {
+        let t = &t;
+        async move {
+            t.json(Method::POST, "/api/v1/pipelines/m/deploy", &key, body)
+                .await
+        }
+    };
+    put(windowed("1m", "orders.m1")).await;
+    deploy(acme.clone(), serde_json::json!({})).await.ok();
+
+    // v2 changes only the publish node: it takes the state over.
+    put(windowed("1m", "orders.m2")).await;
+    deploy(acme.clone(), serde_json::json!({})).await.ok();
+
+    // v3 changes the window: refused, saying which node and how to go on.
+    put(windowed("5m", "orders.m2")).await;
+    let p = deploy(acme.clone(), serde_json::json!({}))
+        .await
+        .problem(409, "state_incompatible");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("node `w`") && detail.contains("reset_state"),
+        "{p}"
+    );
+    // The weakest role and another tenant cannot reset it.
+    deploy(viewer.clone(), serde_json::json!({"reset_state": true}))
+        .await
+        .problem(403, "forbidden");
+    deploy(beta.clone(), serde_json::json!({"reset_state": true}))
+        .await
+        .problem(404, "not_found");
+    let d = deploy(acme.clone(), serde_json::json!({"reset_state": true}))
+        .await
+        .ok();
+    assert_eq!(d["version"], 3, "{d}");
+    // Rolling back to v2 is the same change the other way.
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/m/rollback",
+        &acme,
+        serde_json::json!({"version": 2}),
+    )
+    .await
+    .problem(409, "state_incompatible");
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/m/rollback",
+        &acme,
+        serde_json::json!({"version": 2, "reset_state": true}),
+    )
+    .await
+    .ok();
+}

@@ -1366,6 +1366,12 @@ export interface components {
              */
             parallelism?: number | null;
             /**
+             * @description Deploy even when the version cannot take over the `window`/`dedup` state of the
+             *     deployed one (its state then starts empty); without it such a deploy is refused (409
+             *     `state_incompatible`).
+             */
+            reset_state?: boolean;
+            /**
              * Format: int64
              * @description Version to deploy (default: the current version).
              */
@@ -2268,6 +2274,8 @@ export interface components {
         };
         /** @description Body of `POST /pipelines/{name}/rollback`. */
         RollbackRequest: {
+            /** @description As for deploy: run it even when it cannot take over the deployed version's state. */
+            reset_state?: boolean;
             /**
              * Format: int64
              * @description The version to run instead.
