@@ -43,6 +43,44 @@ spec:
       publish: { subject: "bench.out.orders" }
 "#;
 
+/// A built-in stateful pipeline: per-minute metrics (count, sum, avg, max of the amount) over
+/// 10 000 keys by stream time, checkpointed every second. It emits far fewer messages than it
+/// takes in: like every stage, it is measured by the inputs it has acked (after the checkpoint
+/// that covers them).
+pub const WINDOW: &str = r#"
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: BENCH_IN }
+spec: { subjects: ["bench.in.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Stream
+metadata: { name: BENCH_OUT }
+spec: { subjects: ["bench.out.>"] }
+---
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-window }
+spec:
+  source: { stream: BENCH_IN }
+  nodes:
+    - id: per-minute
+      window:
+        kind: tumbling
+        size: 1m
+        group_by: { key: "seq % 10000" }
+        aggregates:
+          orders: count(*)
+          total: sum(data.amount)
+          mean: avg(data.amount)
+          top: max(data.amount)
+        late: late
+      next: out
+    - { id: out, publish: { subject: "bench.out.metrics" } }
+    - { id: late, drop: {} }
+  execution: { checkpoint: { interval: 1s } }
+"#;
+
 /// A built-in real pipeline: filter + map + route (3 rules, fan-out) + publish.
 pub const ORDERS: &str = r#"
 apiVersion: weir.dev/v1
@@ -298,6 +336,8 @@ struct Setup {
     output_streams: Vec<String>,
     inputs: Vec<Bytes>,
     trial: usize,
+    /// The pipeline has `window` or `dedup` nodes.
+    stateful: bool,
 }
 
 /// The bench's own nats-server (JetStream store in a temporary directory), killed on drop.
@@ -349,6 +389,10 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     if options.latency_seconds > 0.0 {
         let rate = best.msgs_per_s * 0.5;
         for (stage, m) in [(Stage::RawBest, &mut best), (Stage::Pipeline, &mut main)] {
+            // A window's results are not outputs of single inputs: no input → output latency.
+            if stage == Stage::Pipeline && setup.stateful {
+                continue;
+            }
             let (p50, p99) = latency(
                 &mut setup,
                 stage,
@@ -425,10 +469,16 @@ impl Setup {
                 .await
                 .map_err(nats)?,
         );
+        let stateful = pipeline
+            .spec
+            .nodes
+            .iter()
+            .any(|n| n.window.is_some() || n.dedup.is_some());
         Ok(Setup {
             client,
             js,
             producer,
+            stateful,
             pipeline,
             source_stream,
             subject,
@@ -688,7 +738,17 @@ async fn start(
                 .get_stream(&setup.source_stream)
                 .await
                 .map_err(nats)?;
-            let consumer = stream.get_consumer(&source.durable).await.map_err(nats)?;
+            // A stateful pipeline creates its consumer once it holds its lease.
+            let waited = Instant::now();
+            let consumer = loop {
+                match stream.get_consumer(&source.durable).await {
+                    Ok(consumer) => break consumer,
+                    Err(_) if waited.elapsed() < Duration::from_secs(20) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    Err(e) => return Err(nats(e)),
+                }
+            };
             Ok((Running::Pipeline(stop, task), consumer))
         }
     }

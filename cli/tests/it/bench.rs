@@ -51,3 +51,39 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
         assert!(p99.is_some_and(|p| p >= 0.0), "no p99 for {stage}: {json}");
     }
 }
+
+#[test]
+fn bench_runs_the_windowed_builtin_by_its_acked_inputs() {
+    let out = Command::new(weir_binary())
+        .args([
+            "bench",
+            "--builtin",
+            "window",
+            "-n",
+            "3000",
+            "--rounds",
+            "1",
+            "--latency-seconds",
+            "0.5",
+        ])
+        .env(
+            "WEIR_NATS_SERVER",
+            weir_testkit::nats::nats_server_binary().expect("nats-server"),
+        )
+        .output()
+        .expect("the weir binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("bench-window"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
+    let ratio = json["ratio"].as_f64().expect("ratio");
+    assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
+    // Window results are no single input's output: no pipeline latency, the raw one only.
+    assert!(json["pipeline"]["p99_ms"].is_null(), "{json}");
+    assert!(json["raw_best"]["p99_ms"].as_f64().is_some(), "{json}");
+}
