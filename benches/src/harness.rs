@@ -21,8 +21,11 @@ pub use crate::knobs::{BenchError, Knobs};
 use crate::orders::order;
 use crate::raw::{run_raw_best, run_raw_classic};
 
-/// The built-in passthrough pipeline (the default of `weir bench`).
-pub const PASSTHROUGH: &str = r#"
+/// The streams of the built-in pipelines: `BENCH_IN` (`bench.in.>`), `BENCH_OUT`
+/// (`bench.out.>`).
+macro_rules! bench_streams {
+    () => {
+        r#"
 apiVersion: weir.dev/v1
 kind: Stream
 metadata: { name: BENCH_IN }
@@ -33,6 +36,14 @@ kind: Stream
 metadata: { name: BENCH_OUT }
 spec: { subjects: ["bench.out.>"] }
 ---
+"#
+    };
+}
+
+/// The built-in passthrough pipeline (the default of `weir bench`).
+pub const PASSTHROUGH: &str = concat!(
+    bench_streams!(),
+    r#"
 apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: bench-passthrough }
@@ -41,23 +52,16 @@ spec:
   nodes:
     - id: out
       publish: { subject: "bench.out.orders" }
-"#;
+"#
+);
 
 /// A built-in stateful pipeline: per-minute metrics (count, sum, avg, max of the amount) over
 /// 10 000 keys by stream time, checkpointed every second. It emits far fewer messages than it
 /// takes in: like every stage, it is measured by the inputs it has acked (after the checkpoint
 /// that covers them).
-pub const WINDOW: &str = r#"
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: BENCH_IN }
-spec: { subjects: ["bench.in.>"] }
----
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: BENCH_OUT }
-spec: { subjects: ["bench.out.>"] }
----
+pub const WINDOW: &str = concat!(
+    bench_streams!(),
+    r#"
 apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: bench-window }
@@ -79,20 +83,13 @@ spec:
     - { id: out, publish: { subject: "bench.out.metrics" } }
     - { id: late, drop: {} }
   execution: { checkpoint: { interval: 1s } }
-"#;
+"#
+);
 
 /// A built-in real pipeline: filter + map + route (3 rules, fan-out) + publish.
-pub const ORDERS: &str = r#"
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: BENCH_IN }
-spec: { subjects: ["bench.in.>"] }
----
-apiVersion: weir.dev/v1
-kind: Stream
-metadata: { name: BENCH_OUT }
-spec: { subjects: ["bench.out.>"] }
----
+pub const ORDERS: &str = concat!(
+    bench_streams!(),
+    r#"
 apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: bench-orders }
@@ -122,7 +119,8 @@ spec:
       publish: { subject: "bench.out.eu.{data.region}" }
     - id: standard
       publish: { subject: "bench.out.standard" }
-"#;
+"#
+);
 
 /// The stream that stores the raw stages' outputs (it takes fast batches, as Weir-declared
 /// streams do).

@@ -5,17 +5,18 @@ use std::process::Command;
 
 use crate::fleet_support::weir_binary;
 
-#[test]
-fn bench_interleaves_both_baselines_and_the_pipeline() {
+/// `weir bench --builtin <builtin>` on 3000 messages with `rounds` rounds and half a second
+/// of latency measurement: its output and its JSON line.
+fn bench(builtin: &str, rounds: &str) -> (String, serde_json::Value) {
     let out = Command::new(weir_binary())
         .args([
             "bench",
             "--builtin",
-            "orders",
+            builtin,
             "-n",
             "3000",
             "--rounds",
-            "2",
+            rounds,
             "--latency-seconds",
             "0.5",
         ])
@@ -25,17 +26,22 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
         )
         .output()
         .expect("the weir binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "weir bench failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let json = serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
+    (stdout, json)
+}
+
+#[test]
+fn bench_interleaves_both_baselines_and_the_pipeline() {
+    let (stdout, json) = bench("orders", "2");
     for stage in ["raw-classic", "raw-best", "bench-orders"] {
         assert!(stdout.contains(stage), "no {stage} row in:\n{stdout}");
     }
-    let json: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
     let rounds = json["rounds"].as_array().expect("rounds");
     assert_eq!(rounds.len(), 2, "{json}");
     for round in rounds {
@@ -54,33 +60,8 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
 
 #[test]
 fn bench_runs_the_windowed_builtin_by_its_acked_inputs() {
-    let out = Command::new(weir_binary())
-        .args([
-            "bench",
-            "--builtin",
-            "window",
-            "-n",
-            "3000",
-            "--rounds",
-            "1",
-            "--latency-seconds",
-            "0.5",
-        ])
-        .env(
-            "WEIR_NATS_SERVER",
-            weir_testkit::nats::nats_server_binary().expect("nats-server"),
-        )
-        .output()
-        .expect("the weir binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "weir bench failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, json) = bench("window", "1");
     assert!(stdout.contains("bench-window"), "{stdout}");
-    let json: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
     let ratio = json["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
     // Window results are no single input's output: no pipeline latency, the raw one only.
