@@ -12,8 +12,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use weir_pipelines::message::InputMessage;
 
-use crate::source::SourceSettings;
-
 /// Header naming the source subject of a copy.
 pub const SOURCE_SUBJECT: &str = "Weir-Copy-Subject";
 /// Header naming the source stream of a copy.
@@ -66,19 +64,6 @@ impl PartitionLayout {
             std::hash::Hasher::write(&mut hasher, &[0x1f]);
         }
         (std::hash::Hasher::finish(&hasher) % u64::from(self.partitions.max(1))) as u32
-    }
-
-    /// The source settings of partition `p`'s owner: the pipeline's batching and ack
-    /// settings, on the partition stream, filtered to the partition's subject.
-    pub fn source(&self, pipeline: &SourceSettings, p: u32) -> SourceSettings {
-        SourceSettings {
-            stream: self.stream(),
-            durable: self.key(p),
-            filter_subjects: vec![self.subject(p)],
-            deliver: jetstream::consumer::DeliverPolicy::All,
-            partitioned: true,
-            ..pipeline.clone()
-        }
     }
 
     /// Creates the partition stream when absent.

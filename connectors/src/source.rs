@@ -83,6 +83,19 @@ impl SourceSettings {
         }
     }
 
+    /// The settings of partition `p`'s owner (see [`crate::partitions`]): these batching and
+    /// ack settings, on the partition stream, filtered to the partition's subject.
+    pub fn partition(&self, layout: &crate::partitions::PartitionLayout, p: u32) -> Self {
+        SourceSettings {
+            stream: layout.stream(),
+            durable: layout.key(p),
+            filter_subjects: vec![layout.subject(p)],
+            deliver: consumer::DeliverPolicy::All,
+            partitioned: true,
+            ..self.clone()
+        }
+    }
+
     fn consumer_config(&self) -> consumer::pull::Config {
         let (filter_subject, filter_subjects) = match self.filter_subjects.as_slice() {
             [] => (String::new(), Vec::new()),

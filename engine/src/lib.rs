@@ -18,6 +18,7 @@ mod operators;
 mod payload;
 mod pipeline;
 mod scan;
+mod schema_failures;
 mod snapshot;
 mod sql;
 mod template;

@@ -221,12 +221,9 @@ impl CompiledPipeline {
         Self::from_plan(&self.plan)
     }
 
-    /// Compiles key expressions (SQL) against this pipeline's source.
-    pub fn key_extractor(
-        &self,
-        exprs: &[String],
-    ) -> Result<crate::keys::KeyExtractor, CompileError> {
-        crate::keys::KeyExtractor::compile(&self.plan.resource, exprs)
+    /// The pipeline resource it was compiled from.
+    pub fn resource(&self) -> &PipelineResource {
+        &self.plan.resource
     }
 
     /// The columns the pipeline reads.

@@ -89,6 +89,6 @@ impl BatchProcessor for weir_engine::CompiledPipeline {
     }
 
     fn key_extractor(&self, exprs: &[String]) -> Result<weir_engine::keys::KeyExtractor, String> {
-        weir_engine::CompiledPipeline::key_extractor(self, exprs).map_err(|e| e.to_string())
+        weir_engine::keys::KeyExtractor::compile(self.resource(), exprs).map_err(|e| e.to_string())
     }
 }

@@ -84,7 +84,7 @@ impl OutputEncoder {
         let (body, indexes): (bytes::Bytes, &[u8]) = match &self.kind {
             Writer::Json(v) => {
                 if !v.is_valid(&value) {
-                    return Err(what("JSON", crate::operators::schema_failures(v, &value)));
+                    return Err(what("JSON", crate::schema_failures::failures(v, &value)));
                 }
                 (payload, &[])
             }

@@ -24,7 +24,6 @@ use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::datatypes::DataType;
 use datafusion::execution::SessionState;
 use std::sync::Arc;
-pub(crate) use validate::failures as schema_failures;
 use weir_pipelines::plan::NodeOp;
 
 /// What an operator's `build` works with: the session expressions are planned in, the catalog

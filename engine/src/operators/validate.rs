@@ -5,14 +5,12 @@
 use super::{Operator, PlanContext};
 use crate::frame::{BatchContext, Frame};
 use crate::message::FailureKind;
+use crate::schema_failures::failures;
 use std::sync::Arc;
 use weir_pipelines::spec::{OnInvalid, ValidateSpec};
 
 /// The header `on_invalid: tag` adds.
 pub(crate) const INVALID_HEADER: &str = "Weir-Invalid";
-
-/// At most this many failures are named in a reason.
-const MAX_REASONS: usize = 10;
 
 /// A compiled `validate` node.
 pub(crate) struct Validate {
@@ -22,26 +20,6 @@ pub(crate) struct Validate {
     /// that reason rather than passed on unchecked.
     validator: Result<jsonschema::Validator, String>,
     on_invalid: OnInvalid,
-}
-
-/// Every failure of `value` against `validator`: `<JSON pointer>: <rule>: <message>`, joined
-/// by `; ` (at most [`MAX_REASONS`], then `and N more`).
-pub(crate) fn failures(validator: &jsonschema::Validator, value: &serde_json::Value) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut more = 0;
-    for e in validator.iter_errors(value) {
-        if out.len() == MAX_REASONS {
-            more += 1;
-            continue;
-        }
-        let at = e.instance_path().to_string();
-        let at = if at.is_empty() { "/".to_string() } else { at };
-        out.push(format!("{at}: {}: {e}", e.kind().keyword()));
-    }
-    if more > 0 {
-        out.push(format!("and {more} more"));
-    }
-    out.join("; ")
 }
 
 impl Operator for Validate {

@@ -2,6 +2,7 @@
 //! them: values as text, a missing value as the empty text, an undecodable payload as that
 //! message's error.
 
+use weir_engine::keys::KeyExtractor;
 use weir_engine::{CompiledPipeline, InputMessage};
 use weir_pipelines::Resource;
 
@@ -22,9 +23,8 @@ fn keys_are_the_texts_of_their_expressions() {
     let Resource::Pipeline(p) = serde_yaml::from_str(yaml).expect("parses") else {
         panic!("a pipeline")
     };
-    let compiled = CompiledPipeline::compile(&p).expect("compiles");
-    let keys = compiled
-        .key_extractor(&["data.id".into(), "upper(subject)".into()])
+    CompiledPipeline::compile(&p).expect("compiles");
+    let keys = KeyExtractor::compile(&p, &["data.id".into(), "upper(subject)".into()])
         .expect("keys compile");
     let got = keys.keys(&[
         input(r#"{"id":"a-1"}"#, 1),

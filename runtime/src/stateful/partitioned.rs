@@ -168,7 +168,7 @@ async fn run_partition(
         }
     };
     let config = PipelineConfig {
-        source: layout.source(&base.config.source, p),
+        source: base.config.source.partition(&layout, p),
         ..(*base.config).clone()
     };
     let slot = Slot {
