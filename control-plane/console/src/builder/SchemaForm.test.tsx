@@ -24,7 +24,8 @@ describe('schema-driven inspector', () => {
   it('publish: the subject is a required text field and headers a map', () => {
     const onChange = vi.fn();
     render(<SchemaField schema={kindSchema('publish')} value={{ subject: 'out.a', headers: { 'X-A': '1' } }} label="publish" onChange={onChange} />);
-    const subject = screen.getByLabelText('subject *') as HTMLInputElement;
+    // The first `subject` is the publish subject; the second the registry schema's (`schema`).
+    const subject = screen.getAllByLabelText('subject *')[0] as HTMLInputElement;
     expect(subject.value).toBe('out.a');
     fireEvent.change(subject, { target: { value: 'out.{data.region}' } });
     expect(onChange).toHaveBeenLastCalledWith({ subject: 'out.{data.region}', headers: { 'X-A': '1' } });
