@@ -12,6 +12,7 @@ pub mod check;
 mod columns;
 mod decode;
 mod frame;
+mod json_check;
 pub mod keys;
 pub mod message;
 mod operators;

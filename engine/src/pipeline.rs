@@ -196,7 +196,8 @@ impl CompiledPipeline {
                 problems,
             });
         }
-        let edits_payload = plan.has(NodeKind::Map);
+        // Top-level field spans serve `map` edits and `validate`'s fast path.
+        let edits_payload = plan.has(NodeKind::Map) || plan.has(NodeKind::Validate);
         let trie = PathTrie::build(catalog.paths().into_iter().map(|(_, p)| p));
         for n in &nodes {
             n.op.on_start();

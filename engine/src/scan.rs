@@ -48,6 +48,24 @@ pub(crate) fn scan_object(text: &str, field: impl FnMut([u32; 4])) -> bool {
     s.i == s.b.len()
 }
 
+/// Scans `text` as one JSON array, calling `element` with `[value start, value end]` for each
+/// element in order; true when the whole text is a valid array.
+pub(crate) fn scan_array(text: &str, element: impl FnMut([u32; 2])) -> bool {
+    if text.len() > u32::MAX as usize {
+        return false;
+    }
+    let mut s = Scanner {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    if s.peek() != Some(b'[') || !s.array(1, element) {
+        return false;
+    }
+    s.ws();
+    s.i == s.b.len()
+}
+
 /// Which keys an object may have.
 #[derive(Clone, Copy, PartialEq)]
 enum Keys {
@@ -197,7 +215,7 @@ impl Scanner<'_> {
         match self.peek() {
             Some(b'"') => self.string(),
             Some(b'{') => self.object(depth + 1, Keys::Any, |_| {}),
-            Some(b'[') => self.array(depth + 1),
+            Some(b'[') => self.array(depth + 1, |_| {}),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
@@ -250,7 +268,8 @@ impl Scanner<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> bool {
+    /// An array at `i` (on its `[`); calls `element` with each element's span.
+    fn array(&mut self, depth: usize, mut element: impl FnMut([u32; 2])) -> bool {
         if depth >= MAX_DEPTH {
             return false;
         }
@@ -261,9 +280,11 @@ impl Scanner<'_> {
             return true;
         }
         loop {
+            let v0 = self.i;
             if !self.value(depth) {
                 return false;
             }
+            element([v0 as u32, self.i as u32]);
             self.ws();
             match self.bump() {
                 Some(b',') => self.ws(),

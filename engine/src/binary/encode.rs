@@ -21,7 +21,8 @@ pub(crate) struct OutputEncoder {
 }
 
 enum Writer {
-    Json(jsonschema::Validator),
+    /// The validator, and its fast path when the schema is within its subset.
+    Json(jsonschema::Validator, Option<crate::json_check::FastSchema>),
     Avro(AvroWriter),
     Protobuf(ProtobufWriter),
 }
@@ -49,6 +50,7 @@ impl OutputEncoder {
                     jsonschema::options()
                         .build(&doc)
                         .map_err(|e| bad(format!("not a valid JSON Schema: {e}")))?,
+                    crate::json_check::FastSchema::compile(&doc),
                 )
             }
             OutputFormat::Avro => Writer::Avro(AvroWriter::new(&writer.schema).map_err(bad)?),
@@ -73,6 +75,11 @@ impl OutputEncoder {
 
     /// The output payload for the JSON `payload`, or why it does not fit the schema.
     pub(crate) fn encode(&self, payload: bytes::Bytes) -> Result<bytes::Bytes, String> {
+        if let Writer::Json(_, Some(fast)) = &self.kind
+            && std::str::from_utf8(&payload).is_ok_and(|t| fast.valid(t))
+        {
+            return Ok(self.frame(payload, &[]));
+        }
         let value: Value =
             serde_json::from_slice(&payload).map_err(|e| format!("the output is not JSON: {e}"))?;
         let what = |kind: &str, e: String| {
@@ -82,7 +89,7 @@ impl OutputEncoder {
             )
         };
         let (body, indexes): (bytes::Bytes, &[u8]) = match &self.kind {
-            Writer::Json(v) => {
+            Writer::Json(v, _) => {
                 if !v.is_valid(&value) {
                     return Err(what("JSON", crate::schema_failures::failures(v, &value)));
                 }
@@ -94,8 +101,13 @@ impl OutputEncoder {
                 &p.indexes,
             ),
         };
+        Ok(self.frame(body, indexes))
+    }
+
+    /// `body` in the Confluent wire format (magic byte, schema id, message indexes), or bare.
+    fn frame(&self, body: bytes::Bytes, indexes: &[u8]) -> bytes::Bytes {
         if !self.confluent {
-            return Ok(body);
+            return body;
         }
         let id = u32::try_from(self.id).unwrap_or_default();
         let mut out = Vec::with_capacity(5 + indexes.len() + body.len());
@@ -103,7 +115,7 @@ impl OutputEncoder {
         out.extend(id.to_be_bytes());
         out.extend(indexes);
         out.extend(body);
-        Ok(out.into())
+        out.into()
     }
 }
 

@@ -3,7 +3,8 @@
 //! with a `Weir-Invalid` header and passed on; it never fails its batch.
 
 use super::{Operator, PlanContext};
-use crate::frame::{BatchContext, Frame};
+use crate::frame::{BatchContext, Frame, Row};
+use crate::json_check::FastSchema;
 use crate::message::FailureKind;
 use crate::schema_failures::failures;
 use std::sync::Arc;
@@ -19,7 +20,30 @@ pub(crate) struct Validate {
     /// (the pipeline runs outside the control plane), so every message is dead-lettered with
     /// that reason rather than passed on unchecked.
     validator: Result<jsonschema::Validator, String>,
+    /// The fast "certainly valid" check, when the schema is within its subset.
+    fast: Option<FastSchema>,
     on_invalid: OnInvalid,
+}
+
+impl Validate {
+    /// Whether the fast path vouches for `row` without re-encoding it: an unedited payload
+    /// whose top-level fields the decoder recorded.
+    fn vouched(&self, row: &Row, ctx: &BatchContext<'_>) -> bool {
+        let Some(fast) = &self.fast else {
+            return false;
+        };
+        if !row.edits.is_empty() {
+            return false;
+        }
+        let Some(fields) = row
+            .fields
+            .and_then(|(a, b)| ctx.spans.get(a as usize..b as usize))
+        else {
+            return false;
+        };
+        // Recorded spans mean the decoder's scanner took this text: valid JSON in UTF-8.
+        fast.valid_object(row.base(ctx.inputs), fields)
+    }
 }
 
 impl Operator for Validate {
@@ -35,6 +59,9 @@ impl Operator for Validate {
             }
         };
         for (i, row) in frame.rows.iter().enumerate() {
+            if self.vouched(row, ctx) {
+                continue;
+            }
             let payload = match row.encode(ctx.inputs, &ctx.spans) {
                 Ok(p) => p,
                 Err(e) => {
@@ -43,6 +70,10 @@ impl Operator for Validate {
                     continue;
                 }
             };
+            let fast = self.fast.as_ref();
+            if std::str::from_utf8(&payload).is_ok_and(|t| fast.is_some_and(|f| f.valid(t))) {
+                continue;
+            }
             let reasons = match serde_json::from_slice::<serde_json::Value>(&payload) {
                 Ok(value) if validator.is_valid(&value) => continue,
                 Ok(value) => failures(validator, &value),
@@ -82,6 +113,7 @@ pub(crate) fn build(spec: &ValidateSpec, cx: &mut PlanContext<'_>) -> Option<Box
         return Some(Box::new(Validate {
             id: cx.id.clone(),
             validator: Err(reason),
+            fast: None,
             on_invalid: spec.on_invalid,
         }));
     };
@@ -89,6 +121,7 @@ pub(crate) fn build(spec: &ValidateSpec, cx: &mut PlanContext<'_>) -> Option<Box
         Ok(validator) => Some(Box::new(Validate {
             id: cx.id.clone(),
             validator: Ok(validator),
+            fast: FastSchema::compile(schema),
             on_invalid: spec.on_invalid,
         })),
         Err(e) => {
