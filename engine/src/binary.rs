@@ -12,6 +12,7 @@ use weir_pipelines::spec::SourceSchema;
 
 mod avro;
 mod avro_encode;
+mod avro_json;
 pub(crate) mod encode;
 mod protobuf;
 mod protobuf_encode;
@@ -62,11 +63,11 @@ impl BinaryPayload {
 
     /// The payload as JSON bytes, or why it cannot be decoded.
     pub(crate) fn to_json(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
-        let value = match self {
-            BinaryPayload::Avro(a) => a.decode(payload)?,
-            BinaryPayload::Protobuf(p) => p.decode(payload)?,
-        };
-        serde_json::to_vec(&value).map_err(|e| format!("re-encoding as JSON: {e}"))
+        match self {
+            BinaryPayload::Avro(a) => a.to_json_bytes(payload),
+            BinaryPayload::Protobuf(p) => serde_json::to_vec(&p.decode(payload)?)
+                .map_err(|e| format!("re-encoding as JSON: {e}")),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! datum reader per writer schema is built when the pipeline compiles (its named types
 //! resolved once), and a payload written with the reader schema itself is not resolved.
 
+use super::avro_json::Node;
 use super::{ById, Pick};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
@@ -11,9 +12,11 @@ use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use weir_pipelines::spec::SourceSchema;
 
-/// The Avro schemas of one source: a datum reader per writer schema.
+/// The Avro schemas of one source: a datum reader per writer schema, and the direct
+/// transcoder of the reader schema when it has one.
 pub(crate) struct AvroPayload {
     schemas: ById<Decoder>,
+    fast: Option<Node>,
 }
 
 /// A writer schema, the reader schema it is resolved into (none when it is the reader), and
@@ -64,12 +67,32 @@ impl AvroPayload {
             by_id.insert(id, decoder);
         }
         Ok(AvroPayload {
+            fast: Node::compile(&reader),
             schemas: ById {
                 by_id,
                 reader: reader_id,
                 subject: schema.subject.clone(),
             },
         })
+    }
+
+    /// One payload as JSON text: straight from the binary when it is written with the reader
+    /// schema and the transcoder takes it, else through [`AvroPayload::decode`].
+    pub(crate) fn to_json_bytes(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
+        if let Some(fast) = &self.fast {
+            let body = match self.schemas.pick(payload) {
+                Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => Some(body),
+                Pick::Bare(None) => Some(payload),
+                _ => None,
+            };
+            let mut out = Vec::with_capacity(payload.len() * 2);
+            if let Some(body) = body
+                && fast.transcode(body, &mut out).is_some()
+            {
+                return Ok(out);
+            }
+        }
+        serde_json::to_vec(&self.decode(payload)?).map_err(|e| format!("re-encoding as JSON: {e}"))
     }
 
     /// Decodes one payload into JSON.
@@ -96,7 +119,7 @@ fn datum(decoder: &Decoder, mut body: &[u8]) -> Result<Value, String> {
 
 /// The JSON equivalent of an Avro value: records as objects, unions as their branch, enums as
 /// their symbol, bytes (and decimals' unscaled bytes) as base64, timestamps and dates as RFC 3339 text.
-fn to_json(value: Avro) -> Value {
+pub(super) fn to_json(value: Avro) -> Value {
     use base64::Engine as _;
     match value {
         Avro::Null => Value::Null,
