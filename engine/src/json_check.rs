@@ -147,7 +147,7 @@ impl FastSchema {
         // The scanner validates the whole text once; the checks below walk it as valid JSON.
         let scanned = match text.as_bytes().first() {
             Some(b'{') => scan_object(text, |_| {}),
-            Some(b'[') => scan_array(text, |_| {}),
+            Some(b'[') => scan_array(text),
             // A scalar payload is left to jsonschema.
             _ => false,
         };

@@ -69,7 +69,7 @@ pub struct CompiledPipeline {
     /// The decoder of Avro and Protobuf payloads into JSON (`None` for JSON and raw).
     binary: Option<BinaryPayload>,
     /// Whether some node edits payloads (the decoder then records field spans).
-    edits_payload: bool,
+    record_fields: bool,
     /// The plan it was compiled from, to compile another instance with its own state.
     plan: Arc<ValidatedPipeline>,
 }
@@ -197,7 +197,7 @@ impl CompiledPipeline {
             });
         }
         // Top-level field spans serve `map` edits and `validate`'s fast path.
-        let edits_payload = plan.has(NodeKind::Map) || plan.has(NodeKind::Validate);
+        let record_fields = plan.has(NodeKind::Map) || plan.has(NodeKind::Validate);
         let trie = PathTrie::build(catalog.paths().into_iter().map(|(_, p)| p));
         for n in &nodes {
             n.op.on_start();
@@ -211,7 +211,7 @@ impl CompiledPipeline {
             order: plan.order.clone(),
             raw_format,
             binary,
-            edits_payload,
+            record_fields,
             plan: Arc::new(plan.clone()),
         })
     }
@@ -416,7 +416,7 @@ impl CompiledPipeline {
             catalog: &self.catalog,
             trie: &self.trie,
             raw: self.raw_format,
-            want_fields: self.edits_payload,
+            want_fields: self.record_fields,
             spans: Vec::new(),
             errors: vec![None; batch.len()],
             failures: 0,

@@ -33,24 +33,17 @@ static PLAIN: [bool; 256] = {
 /// and returns true when the whole text is a valid object whose keys have no escapes. When it
 /// returns false, the calls made so far mean nothing.
 pub(crate) fn scan_object(text: &str, field: impl FnMut([u32; 4])) -> bool {
-    if text.len() > u32::MAX as usize {
-        return false;
-    }
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        i: 0,
-    };
-    s.ws();
-    if s.peek() != Some(b'{') || !s.object(1, Keys::Plain, field) {
-        return false;
-    }
-    s.ws();
-    s.i == s.b.len()
+    scan_whole(text, b'{', |s| s.object(1, Keys::Plain, field))
 }
 
-/// Scans `text` as one JSON array, calling `element` with `[value start, value end]` for each
-/// element in order; true when the whole text is a valid array.
-pub(crate) fn scan_array(text: &str, element: impl FnMut([u32; 2])) -> bool {
+/// Whether `text` is one valid JSON array.
+pub(crate) fn scan_array(text: &str) -> bool {
+    scan_whole(text, b'[', |s| s.array(1))
+}
+
+/// Whether `text` is, between optional whitespace, one value opening with `open` that `value`
+/// scans.
+fn scan_whole(text: &str, open: u8, value: impl FnOnce(&mut Scanner<'_>) -> bool) -> bool {
     if text.len() > u32::MAX as usize {
         return false;
     }
@@ -59,7 +52,7 @@ pub(crate) fn scan_array(text: &str, element: impl FnMut([u32; 2])) -> bool {
         i: 0,
     };
     s.ws();
-    if s.peek() != Some(b'[') || !s.array(1, element) {
+    if s.peek() != Some(open) || !value(&mut s) {
         return false;
     }
     s.ws();
@@ -215,7 +208,7 @@ impl Scanner<'_> {
         match self.peek() {
             Some(b'"') => self.string(),
             Some(b'{') => self.object(depth + 1, Keys::Any, |_| {}),
-            Some(b'[') => self.array(depth + 1, |_| {}),
+            Some(b'[') => self.array(depth + 1),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
@@ -268,8 +261,7 @@ impl Scanner<'_> {
         }
     }
 
-    /// An array at `i` (on its `[`); calls `element` with each element's span.
-    fn array(&mut self, depth: usize, mut element: impl FnMut([u32; 2])) -> bool {
+    fn array(&mut self, depth: usize) -> bool {
         if depth >= MAX_DEPTH {
             return false;
         }
@@ -280,11 +272,9 @@ impl Scanner<'_> {
             return true;
         }
         loop {
-            let v0 = self.i;
             if !self.value(depth) {
                 return false;
             }
-            element([v0 as u32, self.i as u32]);
             self.ws();
             match self.bump() {
                 Some(b',') => self.ws(),

@@ -85,11 +85,11 @@ impl AvroPayload {
                 Pick::Bare(None) => Some(payload),
                 _ => None,
             };
-            let mut out = Vec::with_capacity(payload.len() * 2);
-            if let Some(body) = body
-                && fast.transcode(body, &mut out).is_some()
-            {
-                return Ok(out);
+            if let Some(body) = body {
+                let mut out = Vec::with_capacity(payload.len() * 2);
+                if fast.transcode(body, &mut out).is_some() {
+                    return Ok(out);
+                }
             }
         }
         serde_json::to_vec(&self.decode(payload)?).map_err(|e| format!("re-encoding as JSON: {e}"))

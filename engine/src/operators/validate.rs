@@ -26,23 +26,18 @@ pub(crate) struct Validate {
 }
 
 impl Validate {
-    /// Whether the fast path vouches for `row` without re-encoding it: an unedited payload
-    /// whose top-level fields the decoder recorded.
-    fn vouched(&self, row: &Row, ctx: &BatchContext<'_>) -> bool {
-        let Some(fast) = &self.fast else {
-            return false;
-        };
+    /// The fast path's answer for `row` without re-encoding it (`true`: certainly valid),
+    /// when it has one: an unedited payload whose top-level fields the decoder recorded.
+    fn vouched(&self, row: &Row, ctx: &BatchContext<'_>) -> Option<bool> {
+        let fast = self.fast.as_ref()?;
         if !row.edits.is_empty() {
-            return false;
+            return None;
         }
-        let Some(fields) = row
+        let fields = row
             .fields
-            .and_then(|(a, b)| ctx.spans.get(a as usize..b as usize))
-        else {
-            return false;
-        };
+            .and_then(|(a, b)| ctx.spans.get(a as usize..b as usize))?;
         // Recorded spans mean the decoder's scanner took this text: valid JSON in UTF-8.
-        fast.valid_object(row.base(ctx.inputs), fields)
+        Some(fast.valid_object(row.base(ctx.inputs), fields))
     }
 }
 
@@ -59,7 +54,8 @@ impl Operator for Validate {
             }
         };
         for (i, row) in frame.rows.iter().enumerate() {
-            if self.vouched(row, ctx) {
+            let vouched = self.vouched(row, ctx);
+            if vouched == Some(true) {
                 continue;
             }
             let payload = match row.encode(ctx.inputs, &ctx.spans) {
@@ -70,8 +66,10 @@ impl Operator for Validate {
                     continue;
                 }
             };
-            let fast = self.fast.as_ref();
-            if std::str::from_utf8(&payload).is_ok_and(|t| fast.is_some_and(|f| f.valid(t))) {
+            // Not asked yet (an edited payload, or one the decoder did not record): ask now.
+            if let (None, Some(fast)) = (vouched, &self.fast)
+                && std::str::from_utf8(&payload).is_ok_and(|t| fast.valid(t))
+            {
                 continue;
             }
             let reasons = match serde_json::from_slice::<serde_json::Value>(&payload) {
