@@ -41,12 +41,13 @@ if [ "${1:-}" != "--dev" ] && ! "$tools/bin/schemathesis" --version 2>/dev/null 
 fi
 
 # confluent-kafka (PyPI), in its own venv: the CLI's test runs Confluent's Python
-# SchemaRegistryClient and AvroSerializer against `weir serve`'s schema registry. Tests only.
+# SchemaRegistryClient, AvroSerializer and ProtobufSerializer against `weir serve`'s schema
+# registry. Tests only.
 sr_version="2.16.1"
-if [ "${1:-}" != "--dev" ] && ! "$tools/sr-venv/bin/python" -c "import confluent_kafka, fastavro, sys; sys.exit(confluent_kafka.__version__ != '$sr_version')" 2>/dev/null; then
+if [ "${1:-}" != "--dev" ] && ! "$tools/sr-venv/bin/python" -c "import confluent_kafka, fastavro, google.protobuf, google.type, sys; sys.exit(confluent_kafka.__version__ != '$sr_version')" 2>/dev/null; then
   log "installing confluent-kafka $sr_version (PyPI) into .tools/sr-venv"
   python3 -m venv "$tools/sr-venv"
-  "$tools/sr-venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka[avro,schemaregistry]==$sr_version"
+  "$tools/sr-venv/bin/pip" install --quiet --disable-pip-version-check "confluent-kafka[avro,protobuf,schemaregistry]==$sr_version"
 fi
 
 # Debian packages: PostgreSQL server binaries for the store tests only (the tests start their

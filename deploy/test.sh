@@ -11,7 +11,16 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 # The step under way, named in the last line printed when a step fails (CI shows the tail).
 step="setup"
-trap 'rc=$?; [[ $rc -ne 0 ]] && echo "test: FAILED in step \"$step\" (exit $rc) after $(( $(date +%s) - start )) s" | tee /dev/stderr' EXIT
+# Printed on stdout and on stderr with plain redirections: `tee /dev/stderr` would reopen a log
+# file that stderr points at with O_TRUNC and wipe everything printed before (the test report).
+on_exit() {
+  local rc=$?
+  [[ $rc -ne 0 ]] || return 0
+  local msg="test: FAILED in step \"$step\" (exit $rc) after $(( $(date +%s) - start )) s"
+  echo "$msg"
+  [[ /dev/stdout -ef /dev/stderr ]] || echo "$msg" >&2
+}
+trap on_exit EXIT
 bash deploy/setup.sh
 # Compiled dependencies are reused across clones when CARGO_TARGET_DIR points outside the tree.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}"

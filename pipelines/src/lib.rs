@@ -15,6 +15,7 @@ mod load;
 pub mod message;
 pub mod plan;
 pub mod problem;
+pub mod proto_files;
 pub mod schema;
 pub mod spec;
 pub mod state;

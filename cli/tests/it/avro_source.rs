@@ -2,9 +2,9 @@
 //! `AvroSerializer` (two versions of the subject, the Confluent wire format) go through a
 //! deployed pipeline on a real nats-server and give the same outputs as the same pipeline
 //! reading their JSON equivalents; a corrupt payload, an unknown schema id and a wrong magic
-//! byte land in the DLQ with their original bytes and the reason. The same orders as Protobuf
-//! (Confluent wire format with message indexes, built with prost-reflect) give the same
-//! outputs too. Another tenant cannot use the subject.
+//! byte land in the DLQ with their original bytes and the reason. The same orders serialized by
+//! Confluent's Python `ProtobufSerializer` (which registers base64 descriptors with a reference
+//! between them) give the same outputs too. Another tenant cannot use the subject.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -188,7 +188,7 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
 
     // 6. The same orders as Protobuf messages: the same outputs (the Protobuf schema has no
     // `note`).
-    protobuf_orders(&base, dir, messages, &json_out, &js).await?;
+    protobuf_orders(python, &base, dir, messages, &json_out, &js).await?;
 
     // An Avro source naming the Protobuf subject is refused where it names it.
     let mismatched = resources().replace("schema: orders-value", "schema: orders-proto-value");
@@ -241,90 +241,48 @@ fn by_id(stored: &[crate::fleet_support::Stored]) -> Result<BTreeMap<String, Val
         .collect()
 }
 
-const PROTO: &str = r#"syntax = "proto3";
-package acme;
-message Customer {
-  enum Tier { GOLD = 0; SILVER = 1; }
-  string id = 1;
-  Tier tier = 2;
-}
-message Order {
-  string id = 1;
-  double amount = 2;
-  int32 quantity = 3;
-  Customer customer = 5;
-  string currency = 6;
-}
-"#;
-
-/// Registers [`PROTO`] as `orders-proto-value`, deploys a `format: protobuf` pipeline with the
-/// same nodes, sends each order as a wire-format `acme.Order` (message indexes `[1]`), and
-/// requires the JSON pipeline's outputs without `note`.
+/// Sends the orders through a `format: protobuf` pipeline with the same nodes, each serialized
+/// by Confluent's Python `ProtobufSerializer` (which registers `orders-proto-value` with a
+/// reference to `acme/customer.proto`, both as base64 descriptors), and requires the JSON
+/// pipeline's outputs without `note` (the Protobuf schema has none).
 async fn protobuf_orders(
+    python: &Path,
     base: &str,
     dir: &Path,
     messages: &[Value],
     json_out: &BTreeMap<String, Value>,
     js: &jetstream::Context,
 ) -> Result<()> {
-    let registered: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/schema-registry/subjects/orders-proto-value/versions"
-        ))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({"schema": PROTO, "schemaType": "PROTOBUF"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = registered["id"].as_u64().context("registered id")? as u32;
+    let orders: Vec<&Value> = messages.iter().map(|m| &m["json"]).collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/protobuf_source_payloads.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args([base, KEY, &serde_json::to_string(&orders)?])
+        .output()
+        .context("running the Python Protobuf serializer")?;
+    ensure!(
+        out.status.success(),
+        "the Python Protobuf serializer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let produced: Value = serde_json::from_slice(&out.stdout)?;
     let pipeline = format!(
-        "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: PORDERS }}\nspec: {{ subjects: [\"porders.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: POUT }}\nspec: {{ subjects: [\"pout.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: proto-orders }}\nspec:\n  source: {{ stream: PORDERS, format: protobuf, schema: {{ subject: orders-proto-value, version: 1 }} }}{}",
+        "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: PORDERS }}\nspec: {{ subjects: [\"porders.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Stream\nmetadata: {{ name: POUT }}\nspec: {{ subjects: [\"pout.>\"] }}\n---\napiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: proto-orders }}\nspec:\n  source: {{ stream: PORDERS, format: protobuf, schema: {{ subject: orders-proto-value, version: latest }} }}{}",
         NODES.replace("OUT", "pout.orders")
     );
     weir_stdin(dir, base, KEY, &["apply", "-f", "-"], &pipeline)?;
     let deployed = weir_cli_as(dir, base, KEY, &["deploy", "proto-orders"])?;
     ensure!(deployed.contains(": running on"), "weir deploy: {deployed}");
 
-    let pool = {
-        let mut files = protox::file::ChainFileResolver::new();
-        files.add(OneFile(PROTO));
-        let mut compiler = protox::Compiler::with_file_resolver(files);
-        compiler.open_file("orders.proto")?;
-        compiler.descriptor_pool()
-    };
-    let order = pool.get_message_by_name("acme.Order").context("Order")?;
-    let customer = pool
-        .get_message_by_name("acme.Customer")
-        .context("Customer")?;
-    for m in messages {
-        let j = &m["json"];
-        use prost_reflect::{DynamicMessage, Value as Pb};
-        let mut c = DynamicMessage::new(customer.clone());
-        c.set_field_by_name(
-            "id",
-            Pb::String(j["customer"]["id"].as_str().context("id")?.into()),
+    let payloads = produced["messages"].as_array().context("messages")?;
+    ensure!(payloads.len() == messages.len());
+    let id = produced["id"].as_u64().context("id")? as u32;
+    for m in payloads {
+        let payload = hex(m["payload"].as_str().context("hex")?)?;
+        ensure!(
+            payload[1..5] == id.to_be_bytes(),
+            "schema id in {payload:?}"
         );
-        c.set_field_by_name(
-            "tier",
-            Pb::EnumNumber(i32::from(j["customer"]["tier"] == "SILVER")),
-        );
-        let mut o = DynamicMessage::new(order.clone());
-        o.set_field_by_name("id", Pb::String(j["id"].as_str().context("id")?.into()));
-        o.set_field_by_name("amount", Pb::F64(j["amount"].as_f64().context("amount")?));
-        o.set_field_by_name(
-            "quantity",
-            Pb::I32(j["quantity"].as_i64().context("qty")? as i32),
-        );
-        o.set_field_by_name("customer", Pb::Message(c));
-        o.set_field_by_name(
-            "currency",
-            Pb::String(j["currency"].as_str().context("cur")?.into()),
-        );
-        let mut payload = vec![0];
-        payload.extend(id.to_be_bytes());
-        payload.extend([0x02, 0x02]); // message indexes [1]: acme.Order
-        payload.extend(prost_reflect::prost::Message::encode_to_vec(&o));
         js.publish("porders.created", payload.into()).await?.await?;
     }
     let out = wait_for("the Protobuf outputs", Duration::from_secs(30), || async {
@@ -340,14 +298,6 @@ async fn protobuf_orders(
     }
     ensure!(proto_out == want, "Protobuf {proto_out:#?}\nJSON {want:#?}");
     Ok(())
-}
-
-struct OneFile(&'static str);
-
-impl protox::file::FileResolver for OneFile {
-    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
-        protox::file::File::from_source(name, self.0)
-    }
 }
 
 /// `weir ARGS` with `input` on standard input, with API key `key`.

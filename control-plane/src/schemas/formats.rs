@@ -17,7 +17,8 @@ pub enum SchemaType {
     Avro,
     /// JSON Schema (draft 7 or 2020-12; `$schema` decides, 2020-12 when absent).
     Json,
-    /// Protocol Buffers (`.proto` text, proto2 or proto3).
+    /// Protocol Buffers (`.proto` text, proto2 or proto3, or a base64-encoded
+    /// `FileDescriptorProto` as Confluent's serializers register it).
     Protobuf,
 }
 
@@ -140,33 +141,12 @@ fn parse_json(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
     Ok(Parsed::Json(value))
 }
 
-/// Serves the schema's own text and its references to the Protobuf compiler.
-struct ProtoFiles(HashMap<String, String>);
-
-impl protox::file::FileResolver for ProtoFiles {
-    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
-        match self.0.get(name) {
-            Some(source) => protox::file::File::from_source(name, source),
-            None => Err(protox::Error::file_not_found(name)),
-        }
-    }
-}
-
 fn parse_protobuf(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
-    let mut files: HashMap<String, String> = refs
-        .iter()
-        .map(|r| (r.name.clone(), r.text.clone()))
-        .collect();
-    files.insert(PROTO_MAIN.into(), text.to_string());
-    let mut resolver = protox::file::ChainFileResolver::new();
-    resolver.add(ProtoFiles(files));
-    resolver.add(protox::file::GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler
-        .open_file(PROTO_MAIN)
+    let imports = refs.iter().map(|r| (r.name.as_str(), r.text.as_str()));
+    let pool = weir_pipelines::proto_files::compile(PROTO_MAIN, text, imports)
         .map_err(|e| format!("invalid Protobuf schema: {e}"))?;
     Ok(Parsed::Protobuf {
-        pool: compiler.descriptor_pool(),
+        pool,
         file: PROTO_MAIN.into(),
     })
 }

@@ -1,4 +1,4 @@
-//! Protobuf payloads: `.proto` text compiled with `protox`, messages decoded with
+//! Protobuf payloads: schemas compiled by [`weir_pipelines::proto_files`], messages decoded with
 //! `prost-reflect` (the Confluent message indexes pick the message type; a bare payload is the
 //! first message of the pipeline's schema), then as JSON with the `.proto` field names.
 
@@ -67,32 +67,14 @@ impl ProtobufPayload {
 
 /// Compiles one schema with its references (and Google's well-known types).
 pub(super) fn compile(schema: &EmbeddedSchema) -> Result<FileDescriptor, String> {
-    let mut files: HashMap<String, String> = schema
+    let imports = schema
         .references
         .iter()
-        .map(|r| (r.name.clone(), r.schema.clone()))
-        .collect();
-    files.insert(MAIN.into(), schema.schema.clone());
-    let mut resolver = protox::file::ChainFileResolver::new();
-    resolver.add(Files(files));
-    resolver.add(protox::file::GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.open_file(MAIN).map_err(|e| e.to_string())?;
-    compiler
-        .descriptor_pool()
+        .map(|r| (r.name.as_str(), r.schema.as_str()));
+    weir_pipelines::proto_files::compile(MAIN, &schema.schema, imports)
+        .map_err(|e| e.to_string())?
         .get_file_by_name(MAIN)
         .ok_or_else(|| "the compiled file is missing".to_string())
-}
-
-struct Files(HashMap<String, String>);
-
-impl protox::file::FileResolver for Files {
-    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
-        match self.0.get(name) {
-            Some(source) => protox::file::File::from_source(name, source),
-            None => Err(protox::Error::file_not_found(name)),
-        }
-    }
 }
 
 /// The message type the Confluent message indexes name (a zigzag varint count, then that many

@@ -164,7 +164,7 @@ message Order {
 
 /// An `acme.Order` encoded with prost-reflect from its JSON-like fields.
 fn proto_order(id: &str, amount: f64) -> Vec<u8> {
-    let pool = protox::compile_str(PROTO);
+    let pool = weir_pipelines::proto_files::compile("o.proto", PROTO, []).unwrap();
     let desc = pool.get_message_by_name("acme.Order").unwrap();
     let mut m = prost_reflect::DynamicMessage::new(desc.clone());
     m.set_field_by_name("id", prost_reflect::Value::String(id.into()));
@@ -174,23 +174,6 @@ fn proto_order(id: &str, amount: f64) -> Vec<u8> {
     c.set_field_by_name("id", prost_reflect::Value::String(format!("c-{id}")));
     m.set_field_by_name("customer", prost_reflect::Value::Message(c));
     m.encode_to_vec()
-}
-
-mod protox {
-    /// Compiles one `.proto` text.
-    pub fn compile_str(text: &str) -> prost_reflect::DescriptorPool {
-        let mut files = ::protox::file::ChainFileResolver::new();
-        files.add(Single(text.to_string()));
-        let mut c = ::protox::Compiler::with_file_resolver(files);
-        c.open_file("o.proto").unwrap();
-        c.descriptor_pool()
-    }
-    struct Single(String);
-    impl ::protox::file::FileResolver for Single {
-        fn open_file(&self, name: &str) -> Result<::protox::file::File, ::protox::Error> {
-            ::protox::file::File::from_source(name, &self.0)
-        }
-    }
 }
 
 #[test]
