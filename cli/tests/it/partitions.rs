@@ -12,7 +12,7 @@ use crate::fleet_support::with_orders_and_out;
 use crate::process::RunProcess;
 use crate::window_crash::{
     all_logs, assert_exact_windows, block_on, order_payload, reference_windows, store_order,
-    two_workers,
+    stored_copies, two_workers,
 };
 use anyhow::{Context as _, Result, bail};
 use async_nats::jetstream;
@@ -187,7 +187,8 @@ async fn partitioned_run() -> Result<()> {
         store_order(&js, &format!("close-{k}"), body).await?;
     }
 
-    let expected = reference_windows(N, KEYS, |i| BASE_MS + i);
+    let copies = stored_copies(&js, N).await?;
+    let expected = reference_windows(N, KEYS, |i| BASE_MS + i, &copies);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let settled = routed().await;
@@ -197,7 +198,7 @@ async fn partitioned_run() -> Result<()> {
         }
         if Instant::now() > deadline {
             let source = orders.consumer_info("weir_default_parts").await.ok();
-            let copies = js
+            let partition_stream = js
                 .get_stream("WEIR_PART_weir_default_parts")
                 .await?
                 .info()
@@ -205,7 +206,7 @@ async fn partitioned_run() -> Result<()> {
                 .state
                 .clone();
             bail!(
-                "not settled after 120 s ({out} of {} windows out; source consumer {:?}; partition stream {copies:?}); logs:\n{}",
+                "not settled after 120 s ({out} of {} windows out; source consumer {:?}; partition stream {partition_stream:?}); logs:\n{}",
                 expected.len(),
                 source.map(|i| (
                     i.num_pending,
@@ -224,8 +225,7 @@ async fn partitioned_run() -> Result<()> {
         "the survivor should restore the killed worker's partitions from checkpoints, and the rebalance give partitions back; logs:\n{text}"
     );
 
-    let bad = (0..N).filter(|i| i.is_multiple_of(997)).count();
-    assert_exact_windows(&js, &expected, bad, || logs(&workers)).await?;
+    assert_exact_windows(&js, &expected, copies.bad(N), || logs(&workers)).await?;
     for w in &mut workers {
         let status = w.sigterm(Duration::from_secs(15))?;
         assert!(status.success(), "weir run after SIGTERM: {status:?}");

@@ -25,7 +25,7 @@ pub(crate) fn python() -> Result<PathBuf> {
     if !path.exists() {
         bail!(
             "{} is missing: run deploy/setup.sh (it installs confluent-kafka into \
-             .tools/sr-venv), or set WEIR_SR_PYTHON to a Python with confluent-kafka[avro,schemaregistry]",
+             .tools/sr-venv), or set WEIR_SR_PYTHON to a Python with confluent-kafka[avro,protobuf,schemaregistry]",
             path.display()
         );
     }
