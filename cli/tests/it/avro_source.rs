@@ -1,5 +1,6 @@
 //! `format: avro` sources end to end: orders serialized by Confluent's Python
-//! `AvroSerializer` (two versions of the subject, the Confluent wire format) go through a
+//! `AvroSerializer` (two versions of the subject, the first soft-deleted before the pipeline
+//! is deployed; the Confluent wire format) go through a
 //! deployed pipeline on a real nats-server and give the same outputs as the same pipeline
 //! reading their JSON equivalents; a corrupt payload, an unknown schema id and a wrong magic
 //! byte land in the DLQ with their original bytes and the reason. The same orders serialized by
@@ -81,6 +82,17 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
     let produced: Value = serde_json::from_slice(&out.stdout)?;
     let messages = produced["messages"].as_array().context("messages")?;
     let id1 = produced["ids"][0].as_u64().context("id")? as u32;
+
+    // Version 1 soft-deleted (as Confluent's registry does, its id still resolves): the
+    // orders written with it before the delete must still decode.
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{base}/schema-registry/subjects/orders-value/versions/1"
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await?;
+    ensure!(deleted.status() == 200, "soft delete: {}", deleted.status());
 
     // 2. Both pipelines applied and deployed; one worker runs them.
     weir_stdin(dir, &base, KEY, &["apply", "-f", "-"], &resources())?;

@@ -78,8 +78,10 @@ async fn lookup_any(
 }
 
 /// The source's registry subject resolved for the worker: the named version's id, and every
-/// live version of the subject (so that wire-format messages written with an older or newer
-/// version decode), each with its text and its references' texts.
+/// version of the subject (so that wire-format messages written with an older or newer
+/// version decode), each with its text and its references' texts. Soft-deleted versions are
+/// among them: as in Confluent's registry, their ids still resolve, and messages written with
+/// them before the delete are still in the streams.
 async fn source_schema(
     reg: &Registry,
     tenant: &str,
@@ -110,7 +112,7 @@ async fn source_schema(
     }
     let mut writers = Vec::new();
     for w in reg
-        .versions(tenant, &r.subject, false)
+        .versions(tenant, &r.subject, true)
         .await
         .map_err(internal)?
     {

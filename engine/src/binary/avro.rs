@@ -10,7 +10,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
-use weir_pipelines::spec::SourceSchema;
+use weir_pipelines::spec::{EmbeddedSchema, SourceSchema};
 
 /// The Avro schemas of one source: a datum reader per writer schema, and the direct
 /// transcoder of the reader schema when it has one.
@@ -45,12 +45,26 @@ impl Decoder {
     }
 }
 
+/// A registry schema as one self-contained Avro schema: the named types it takes from its
+/// references (other subjects' schemas, by full name) are written into it, defaults and docs
+/// kept, so that its readers, writers and the transcoder never look anything up.
+pub(super) fn self_contained(schema: &EmbeddedSchema) -> Result<Schema, String> {
+    if schema.references.is_empty() {
+        return Schema::parse_str(&schema.schema).map_err(|e| e.to_string());
+    }
+    let texts = schema.references.iter().map(|r| r.schema.as_str());
+    let (mut main, named) =
+        Schema::parse_str_with_list(&schema.schema, texts).map_err(|e| e.to_string())?;
+    main.denormalize(&named).map_err(|e| e.to_string())?;
+    Ok(main)
+}
+
 impl AvroPayload {
     /// Parses every embedded schema; `reader_id` must be one of them.
     pub(crate) fn new(schema: &SourceSchema, reader_id: i64) -> Result<AvroPayload, String> {
         let mut parsed = HashMap::new();
         for w in &schema.writers {
-            let s = Schema::parse_str(&w.schema)
+            let s = self_contained(w)
                 .map_err(|e| format!("schema id {} is not a valid Avro schema: {e}", w.id))?;
             parsed.insert(w.id, s);
         }

@@ -10,6 +10,7 @@ use apache_avro::types::Value as Avro;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde_json::Value;
 use std::collections::HashMap;
+use weir_pipelines::spec::EmbeddedSchema;
 
 /// One Avro writer schema, its named types (for `Ref`s), and the datum writer over it (built
 /// once: its named types resolved when the pipeline compiles).
@@ -27,10 +28,10 @@ struct Encoder {
 }
 
 impl AvroWriter {
-    /// Parses the schema text.
-    pub(crate) fn new(text: &str) -> Result<AvroWriter, String> {
-        let schema =
-            Schema::parse_str(text).map_err(|e| format!("not a valid Avro schema: {e}"))?;
+    /// Parses the registry schema (with the named types of its references).
+    pub(crate) fn new(embedded: &EmbeddedSchema) -> Result<AvroWriter, String> {
+        let schema = super::avro::self_contained(embedded)
+            .map_err(|e| format!("not a valid Avro schema: {e}"))?;
         let mut names = HashMap::new();
         collect_names(&schema, &mut names);
         let writer = EncoderTryBuilder {

@@ -53,7 +53,7 @@ impl OutputEncoder {
                     crate::json_check::FastSchema::compile(&doc),
                 )
             }
-            OutputFormat::Avro => Writer::Avro(AvroWriter::new(&writer.schema).map_err(bad)?),
+            OutputFormat::Avro => Writer::Avro(AvroWriter::new(writer).map_err(bad)?),
             OutputFormat::Protobuf => {
                 let file = super::protobuf::compile(writer).map_err(bad)?;
                 Writer::Protobuf(

@@ -150,6 +150,52 @@ fn the_same_orders_as_json_give_the_same_outputs() {
     assert_eq!(output(&from_json.fates[0]), output(&from_avro.fates[0]));
 }
 
+/// `acme.Customer` as its own subject, and an order that names it (a registry reference).
+const CUSTOMER: &str = r#"{"type":"record","name":"Customer","namespace":"acme","fields":[{"name":"id","type":"string"}]}"#;
+const ORDER_WITH_REF: &str = r#"{"type":"record","name":"Order","namespace":"acme","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"},{"name":"customer","type":"acme.Customer"},{"name":"currency","type":"string","default":"EUR"}]}"#;
+
+#[test]
+fn avro_schemas_with_references_decode_and_resolve() {
+    // Writer 21 is the order with the customer inline; reader 22 takes it from a reference.
+    let writers = json!([
+        {"id": 21, "schema": V1.replace("\"name\":\"Order\"", "\"name\":\"Order\",\"namespace\":\"acme\"")},
+        {"id": 22, "schema": ORDER_WITH_REF,
+         "references": [{"name": "acme.Customer", "schema": CUSTOMER}]},
+    ]);
+    let schema = json!({"subject": "orders-value", "version": 2, "id": 22, "writers": writers});
+    let p = compile(&with_source(&format!(
+        "{{ stream: ORDERS, format: avro, schema: {schema} }}"
+    )));
+    let inline = Schema::parse_str(&V2.replace(
+        "\"name\":\"Order\"",
+        "\"name\":\"Order\",\"namespace\":\"acme\"",
+    ))
+    .unwrap()
+    .canonical_form();
+    let with_ref = {
+        let (s, named) = Schema::parse_str_with_list(ORDER_WITH_REF, [CUSTOMER]).unwrap();
+        assert_eq!(s.independent_canonical_form(&named).unwrap(), inline);
+        V2
+    };
+    let v1 = V1.replace(
+        "\"name\":\"Order\"",
+        "\"name\":\"Order\",\"namespace\":\"acme\"",
+    );
+    let result = p.process(&[
+        msg(1, &wire(22, &avro(with_ref, "o-1", 25.5, Some("USD")))),
+        msg(2, &wire(21, &avro(&v1, "o-2", 30.0, None))),
+    ]);
+    assert_eq!(
+        output(&result.fates[0]),
+        json!({"id":"o-1","amount":25.5,"customer":{"id":"c-o-1"},"currency":"USD","customer_id":"c-o-1"})
+    );
+    // Written without the referenced subject, read with it: the default fills the new field.
+    assert_eq!(
+        output(&result.fates[1]),
+        json!({"id":"o-2","amount":30.0,"customer":{"id":"c-o-2"},"currency":"EUR","customer_id":"c-o-2"})
+    );
+}
+
 const PROTO: &str = r#"syntax = "proto3";
 package acme;
 message Customer { string id = 1; }
