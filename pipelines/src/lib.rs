@@ -11,6 +11,7 @@ mod document;
 pub mod expr;
 pub mod failure;
 pub mod fleet;
+pub mod json_refs;
 mod load;
 pub mod message;
 pub mod plan;

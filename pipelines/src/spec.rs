@@ -726,6 +726,10 @@ pub struct ValidateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub json_schema: Option<serde_json::Value>,
+    /// The schemas `json_schema` refers to by `$ref`, by the name it uses (filled in from the
+    /// registry's references at deploy, like `json_schema`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<NamedSchema>,
     /// What happens to an invalid message: `dlq` (default; the failing JSON pointers and
     /// rules in the dead letter's reason), `drop`, or `tag` (a `Weir-Invalid` header, and on).
     #[serde(default)]
@@ -803,18 +807,20 @@ pub struct SourceSchema {
 pub struct EmbeddedSchema {
     /// The global id.
     pub id: i64,
-    /// The schema text (Avro JSON or `.proto` source).
+    /// The schema text (Avro JSON, a JSON Schema, or Protobuf: `.proto` source or a base64
+    /// `FileDescriptorProto`).
     pub schema: String,
-    /// Schemas it imports (Protobuf), by import name: `{name, schema}`.
+    /// The schemas it refers to (Protobuf imports, Avro named types, JSON Schema `$ref`s), by
+    /// the name it uses: `{name, schema}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<NamedSchema>,
 }
 
-/// A referenced schema's text under the name the referring schema imports it by.
+/// A referenced schema's text under the name the referring schema uses for it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamedSchema {
-    /// The import name (`common.proto`).
+    /// The name the referring schema uses (`common.proto`, `acme.Customer`, `customer.json`).
     pub name: String,
     /// Its text.
     pub schema: String,

@@ -2,7 +2,9 @@
 //! orders go through a deployed pipeline that writes each as Avro (Confluent wire format) and
 //! as JSON checked against a JSON Schema; Confluent's Python `AvroDeserializer` decodes the
 //! Avro outputs (fetching the writer schema by the id in their header) into the JSON outputs'
-//! records; an order that fits one schema but not the other lands in the DLQ with its original
+//! records. Both output schemas take part of their definition from another subject (registry
+//! references: an Avro named type, a JSON Schema `$ref`). An order that fits one schema but not
+//! the other lands in the DLQ with its original
 //! bytes and the failing field, and neither branch of it is published. At validate, a pinned
 //! output version that the subject's latest version cannot read is refused where it is named
 //! (and accepted once the subject's level is `NONE`), a format mismatch too, and another
@@ -26,13 +28,20 @@ use crate::tenants_e2e::{TenantApi, create_tenant};
 
 const KEY: &str = "weir_publish-encoded-e2e-admin-key-0123456789abcd";
 
+/// The order takes `acme.Customer` from another subject (a registry reference).
 const ORDER_AVRO: &str = r#"{"type":"record","name":"Order","namespace":"acme","fields":[
   {"name":"id","type":"string"},{"name":"amount","type":"double"},{"name":"quantity","type":"int"},
   {"name":"total","type":"double"},{"name":"note","type":["null","string"],"default":null},
-  {"name":"customer","type":{"type":"record","name":"Customer","fields":[
-    {"name":"id","type":"string"},{"name":"tier","type":{"type":"enum","name":"Tier","symbols":["GOLD","SILVER"]}}]}}]}"#;
+  {"name":"customer","type":"acme.Customer"}]}"#;
 
-const ORDER_JSON: &str = r#"{"type":"object","required":["id","total"],"properties":{"total":{"type":"number","minimum":0}}}"#;
+const CUSTOMER_AVRO: &str = r#"{"type":"record","name":"Customer","namespace":"acme","fields":[
+    {"name":"id","type":"string"},{"name":"tier","type":{"type":"enum","name":"Tier","symbols":["GOLD","SILVER"]}}]}"#;
+
+/// The order's `customer` is checked by another subject's schema (`$ref` to a reference).
+const ORDER_JSON: &str = r#"{"type":"object","required":["id","total"],"properties":{"total":{"type":"number","minimum":0},"customer":{"$ref":"customer.json"}}}"#;
+
+const CUSTOMER_JSON: &str =
+    r#"{"type":"object","required":["id"],"properties":{"id":{"type":"string","pattern":"^c-"}}}"#;
 
 const RESOURCES: &str = r#"apiVersion: weir.dev/v1
 kind: Stream
@@ -77,6 +86,17 @@ fn publish_writes_avro_and_checked_json_with_registry_schemas() -> Result<()> {
 
 /// Registers `schema` (of `kind`) under `subject` through the Confluent API; its id.
 async fn register(api: &TenantApi, subject: &str, kind: &str, schema: &str) -> Result<i64> {
+    register_with(api, subject, kind, schema, json!([])).await
+}
+
+/// [`register`] with `references` (`[{name, subject, version}]`).
+async fn register_with(
+    api: &TenantApi,
+    subject: &str,
+    kind: &str,
+    schema: &str,
+    references: Value,
+) -> Result<i64> {
     let res = api
         .http
         .post(format!(
@@ -84,7 +104,7 @@ async fn register(api: &TenantApi, subject: &str, kind: &str, schema: &str) -> R
             api.base
         ))
         .bearer_auth(&api.key)
-        .json(&json!({"schema": schema, "schemaType": kind}))
+        .json(&json!({"schema": schema, "schemaType": kind, "references": references}))
         .send()
         .await?;
     let status = res.status();
@@ -113,27 +133,46 @@ fn orders() -> Vec<Value> {
 async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
     let (serve, api) = serve_with_key(dir, Some(url), KEY).await?;
     let base = api.base.clone();
-    let avro_id = register(&api, "orders-out-value", "AVRO", ORDER_AVRO).await?;
-    let json_id = register(&api, "orders-out-json", "JSON", ORDER_JSON).await?;
+    register(&api, "customer-value", "AVRO", CUSTOMER_AVRO).await?;
+    let avro_id = register_with(
+        &api,
+        "orders-out-value",
+        "AVRO",
+        ORDER_AVRO,
+        json!([{"name": "acme.Customer", "subject": "customer-value", "version": 1}]),
+    )
+    .await?;
+    register(&api, "customer-json", "JSON", CUSTOMER_JSON).await?;
+    let json_id = register_with(
+        &api,
+        "orders-out-json",
+        "JSON",
+        ORDER_JSON,
+        json!([{"name": "customer.json", "subject": "customer-json", "version": 1}]),
+    )
+    .await?;
 
     weir_stdin(dir, &base, KEY, &["apply", "-f", "-"], RESOURCES)?;
     let _worker = Proc::spawn(dir, "w", &["worker", "--nats", url, "--id", "enc-w"], &[])?;
     let deployed = weir_cli_as(dir, &base, KEY, &["deploy", "encode-orders"])?;
     ensure!(deployed.contains(": running on"), "weir deploy: {deployed}");
 
-    // Six good orders; one whose tier the Avro enum lacks, one whose total is negative.
+    // Six good orders; one whose tier the Avro enum lacks, one whose total is negative, one
+    // whose customer the referenced JSON Schema refuses.
     let js = jetstream::new(async_nats::connect(url).await?);
     let good = orders();
     let bad_tier =
-        br#"{"id":"b-1","amount":1.5,"quantity":2,"customer":{"id":"c","tier":"BRONZE"}}"#;
+        br#"{"id":"b-1","amount":1.5,"quantity":2,"customer":{"id":"c-9","tier":"BRONZE"}}"#;
     let bad_total =
-        br#"{"id":"b-2","amount":-4.0,"quantity":1,"customer":{"id":"c","tier":"GOLD"}}"#;
+        br#"{"id":"b-2","amount":-4.0,"quantity":1,"customer":{"id":"c-9","tier":"GOLD"}}"#;
+    let bad_customer =
+        br#"{"id":"b-3","amount":1.0,"quantity":1,"customer":{"id":"x-1","tier":"GOLD"}}"#;
     for o in &good {
         js.publish("in.orders", serde_json::to_vec(o)?.into())
             .await?
             .await?;
     }
-    for b in [&bad_tier[..], &bad_total[..]] {
+    for b in [&bad_tier[..], &bad_total[..], &bad_customer[..]] {
         js.publish("in.orders", b.to_vec().into()).await?.await?;
     }
     let expected: BTreeMap<String, Value> = good
@@ -184,11 +223,11 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
         "Avro {avro_out:#?}\nwant {expected:#?}"
     );
 
-    // The two bad orders: dead letters with their bytes and the field; nothing published.
-    let dlq = wait_for("2 dead letters", Duration::from_secs(30), || async {
+    // The three bad orders: dead letters with their bytes and the field; nothing published.
+    let dlq = wait_for("3 dead letters", Duration::from_secs(30), || async {
         let all = read_all(&js, "DLQ").await?;
         let seen = format!("{} dead letters", all.len());
-        Ok(((all.len() >= 2).then_some(all), seen))
+        Ok(((all.len() >= 3).then_some(all), seen))
     })
     .await?;
     for (original, node, reason) in [
@@ -198,6 +237,7 @@ async fn run(python: &Path, url: &str, dir: &Path) -> Result<()> {
             "does not fit Avro schema `orders-out-value`",
         ),
         (&bad_total[..], "json-out", "/total: minimum"),
+        (&bad_customer[..], "json-out", "/customer/id: pattern"),
     ] {
         let letter = dlq
             .iter()

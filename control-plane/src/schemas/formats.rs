@@ -2,8 +2,6 @@
 //! libraries (`apache-avro`, `jsonschema`, `protox`/`prost-reflect`), with the references a
 //! schema names resolved to the texts of other registered schemas.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -104,39 +102,17 @@ fn parse_avro(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
         .map_err(|e| format!("invalid Avro schema: {e}"))
 }
 
-/// Serves referenced JSON Schemas by the URI the `$ref` names; nothing is fetched from the
-/// network.
-struct JsonRefs(HashMap<String, serde_json::Value>);
-
-impl jsonschema::Retrieve for JsonRefs {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
-        let full = uri.as_str();
-        let short = full.rsplit('/').next().unwrap_or(full);
-        self.0
-            .get(full)
-            .or_else(|| self.0.get(short))
-            .cloned()
-            .ok_or_else(|| {
-                format!("reference `{full}` is not among the schema's references").into()
-            })
-    }
-}
-
 fn parse_json(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("invalid JSON Schema: not JSON: {e}"))?;
-    let mut resolved = HashMap::new();
-    for r in refs {
-        let doc = serde_json::from_str(&r.text)
-            .map_err(|e| format!("reference `{}` is not JSON: {e}", r.name))?;
-        resolved.insert(r.name.clone(), doc);
-    }
-    jsonschema::options()
-        .with_retriever(JsonRefs(resolved))
-        .build(&value)
+    let refs: Vec<weir_pipelines::spec::NamedSchema> = refs
+        .iter()
+        .map(|r| weir_pipelines::spec::NamedSchema {
+            name: r.name.clone(),
+            schema: r.text.clone(),
+        })
+        .collect();
+    weir_pipelines::json_refs::validator(&value, &refs)
         .map_err(|e| format!("invalid JSON Schema at `{}`: {e}", e.schema_path()))?;
     Ok(Parsed::Json(value))
 }

@@ -318,7 +318,8 @@ pub async fn problems(
 }
 
 /// Writes the registry's schema into `json_schema` of each `validate` node of the deployed
-/// `spec` (a `Pipeline` resource as JSON), and the concrete version and id into its `schema`.
+/// `spec` (a `Pipeline` resource as JSON), the schemas it refers to into its `references`,
+/// and the concrete version and id into its `schema`.
 pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiResult<()> {
     let reg = Registry::new(state.db().clone());
     let mut diagnostics = Vec::new();
@@ -370,11 +371,19 @@ pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiRes
         else {
             continue;
         };
-        match lookup(&reg, tenant, &r).await {
-            Ok(v) => {
+        let found = match lookup(&reg, tenant, &r).await {
+            Ok(v) => embedded(&reg, tenant, v.clone()).await.map(|e| (v, e)),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok((v, embedded)) => {
                 let schema: Value = serde_json::from_str(&v.schema)
                     .map_err(|e| ApiError::Internal(format!("stored JSON Schema: {e}")))?;
                 validate["json_schema"] = schema;
+                if !embedded.references.is_empty() {
+                    validate["references"] = serde_json::to_value(embedded.references)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                }
                 validate["schema"]["version"] = v.version.into();
                 validate["schema"]["id"] = v.id.into();
             }

@@ -912,6 +912,55 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
         (json!(1), v["id"].clone())
     );
 
+    // A schema that takes part of itself from another subject (a `$ref` to a registry
+    // reference): the deployed spec carries the referenced schema under the name it uses.
+    let customer = r#"{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}"#;
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/customer-json/versions",
+        &a,
+        json!({"schema": customer, "schema_type": "JSON"}),
+    )
+    .await
+    .ok();
+    let with_ref = r#"{"type":"object","properties":{"customer":{"$ref":"customer.json"}}}"#;
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders-ref/versions",
+        &a,
+        json!({"schema": with_ref, "schema_type": "JSON",
+               "references": [{"name": "customer.json", "subject": "customer-json", "version": 1}]}),
+    )
+    .await
+    .ok();
+    let yaml_ref = validating_pipeline("orders-ref").replace("name: checked", "name: checked-ref");
+    t.yaml(Method::POST, "/api/v1/pipelines", &a, &yaml_ref)
+        .await
+        .ok();
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/checked-ref/deploy",
+        &a,
+        json!({}),
+    )
+    .await
+    .ok();
+    let record: weir_pipelines::fleet::Deployment = serde_json::from_slice(
+        &t.nats()
+            .deployments()
+            .get("acme.checked-ref")
+            .await
+            .unwrap()
+            .expect("deployed"),
+    )
+    .unwrap();
+    let node = &record.spec["spec"]["nodes"][0]["validate"];
+    assert_eq!(
+        node["references"],
+        json!([{"name": "customer.json", "schema": customer}]),
+        "{node}"
+    );
+
     // Another tenant cannot use acme's subject.
     let p = t
         .yaml(Method::POST, "/api/v1/pipelines:validate", &b, &yaml)

@@ -47,8 +47,7 @@ impl OutputEncoder {
                 let doc: Value = serde_json::from_str(&writer.schema)
                     .map_err(|e| bad(format!("not JSON: {e}")))?;
                 Writer::Json(
-                    jsonschema::options()
-                        .build(&doc)
+                    weir_pipelines::json_refs::validator(&doc, &writer.references)
                         .map_err(|e| bad(format!("not a valid JSON Schema: {e}")))?,
                     crate::json_check::FastSchema::compile(&doc),
                 )

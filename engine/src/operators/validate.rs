@@ -115,7 +115,7 @@ pub(crate) fn build(spec: &ValidateSpec, cx: &mut PlanContext<'_>) -> Option<Box
             on_invalid: spec.on_invalid,
         }));
     };
-    match jsonschema::options().build(schema) {
+    match weir_pipelines::json_refs::validator(schema, &spec.references) {
         Ok(validator) => Some(Box::new(Validate {
             id: cx.id.clone(),
             validator: Ok(validator),

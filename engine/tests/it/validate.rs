@@ -154,3 +154,36 @@ spec:
         e.message
     );
 }
+
+/// A schema whose `customer` is another registry subject's (a `$ref` to a reference, as the
+/// control plane embeds it at deploy): the reference's rules apply, with their pointers.
+#[test]
+fn refs_to_embedded_references_are_checked() {
+    let yaml = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: checked-orders }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: check
+      validate:
+        json_schema:
+          type: object
+          required: [customer]
+          properties: { customer: { $ref: customer.json } }
+        references:
+          - name: customer.json
+            schema: '{"type":"object","required":["email"],"properties":{"email":{"type":"string","pattern":"@"}}}'
+      next: out
+    - id: out
+      publish: { subject: "orders.checked" }
+"#;
+    let result = compile(yaml).process(&batch());
+    assert!(matches!(&result.fates[0], Fate::Outputs(o) if o.len() == 1));
+    let Fate::Error(e) = &result.fates[2] else {
+        panic!("{:?}", result.fates[2])
+    };
+    assert_eq!(e.kind, FailureKind::Validation);
+    assert!(e.message.contains("/customer/email"), "{}", e.message);
+}
