@@ -19,7 +19,7 @@ use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::quotas;
 use crate::rbac::{Action, ApiResource};
-use crate::resource_file::{canonical, claim_tenant, parse_all, parse_one, unified_diff};
+use crate::resource_file::{canonical, claim_tenant, located, parse_all, parse_one, unified_diff};
 use crate::state::AppState;
 use crate::store;
 use crate::store::pipelines::{PipelineRow, VersionText};
@@ -543,6 +543,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     caller.require(ApiResource::Pipelines, Action::Create)?;
     let resource = parse_one(&body.text, body.file_name, "Pipeline")?;
+    let name = resource.metadata().name.clone();
     let guard = WriteGuard {
         audit: Some(&audit),
         ..Default::default()
@@ -555,7 +556,8 @@ pub async fn create(
         q.dry_run,
         guard,
     )
-    .await?;
+    .await
+    .map_err(|e| located(e, &body.text, body.file_name, &[Some(name.as_str())]))?;
     Ok(apply_response(result))
 }
 
@@ -603,7 +605,8 @@ pub async fn put(
         q.dry_run,
         guard,
     )
-    .await?;
+    .await
+    .map_err(|e| located(e, &body.text, body.file_name, &[Some(name.as_str())]))?;
     Ok(apply_response(result))
 }
 
@@ -626,7 +629,16 @@ pub async fn validate(
             _ => None,
         })
         .collect();
-    check_with_declared_streams(&state, &caller.tenant_id, &pipelines).await?;
+    let names: Vec<Option<&str>> = resources
+        .iter()
+        .map(|r| match r {
+            Resource::Pipeline(p) => Some(p.metadata.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    check_with_declared_streams(&state, &caller.tenant_id, &pipelines)
+        .await
+        .map_err(|e| located(e, &body.text, body.file_name, &names))?;
     Ok(Json(ValidationResult {
         valid: true,
         resources: resources

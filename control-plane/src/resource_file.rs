@@ -78,3 +78,41 @@ pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> Str
         .header(old_name, new_name)
         .to_string()
 }
+
+/// `err` with a line and column (and the file and document) added to each of its diagnostics
+/// that has only a JSON pointer: problems found after the file loaded (against the registry or
+/// the declared streams) are located in the request's `text` like the loader's own.
+/// `pipelines` names the pipeline of each document in order (`None` for other kinds); a
+/// diagnostic names its pipeline.
+pub fn located(err: ApiError, text: &str, file_name: &str, pipelines: &[Option<&str>]) -> ApiError {
+    let ApiError::InvalidSpec {
+        detail,
+        mut diagnostics,
+    } = err
+    else {
+        return err;
+    };
+    for d in diagnostics.as_array_mut().into_iter().flatten() {
+        if d.get("line").is_some() {
+            continue;
+        }
+        let named = d.get("pipeline").and_then(|p| p.as_str());
+        let document = match named {
+            Some(name) => pipelines.iter().position(|n| *n == Some(name)),
+            None => (pipelines.len() == 1).then_some(0),
+        };
+        let pointer = d.get("path").and_then(|p| p.as_str()).unwrap_or("");
+        if let Some((line, column)) =
+            document.and_then(|i| weir_pipelines::locate(text, i, pointer))
+        {
+            d["file"] = file_name.into();
+            d["document"] = document.into();
+            d["line"] = line.into();
+            d["column"] = column.into();
+        }
+    }
+    ApiError::InvalidSpec {
+        detail,
+        diagnostics,
+    }
+}

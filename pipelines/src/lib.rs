@@ -32,7 +32,7 @@ mod window_check;
 pub use check::check_resource;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use failure::FailureKind;
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, locate};
 pub use plan::{ValidatedPipeline, plan};
 pub use problem::Problem;
 pub use schema::json_schema;

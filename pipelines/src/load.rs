@@ -91,6 +91,16 @@ pub fn load_str(text: &str, file_name: &str) -> Result<Vec<Resource>, Diagnostic
     }
 }
 
+/// The line and column (from 1) of the value at `pointer` in document `document` of `text`,
+/// for problems found after loading (against the registry or the declared streams); a pointer
+/// with no value of its own is placed at its nearest ancestor. `None` when the text does not
+/// parse or has no such document.
+pub fn locate(text: &str, document: usize, pointer: &str) -> Option<(usize, usize)> {
+    let documents = document::parse(text).ok()?;
+    let position = documents.get(document)?.position(pointer, true);
+    Some((position.line, position.column))
+}
+
 /// Reads and checks a pipeline file; a file that cannot be read is a diagnostic too.
 pub fn load_file(path: &Path) -> Result<Vec<Resource>, Diagnostics> {
     let name = path.display().to_string();

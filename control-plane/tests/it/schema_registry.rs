@@ -843,6 +843,12 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
         let d = &p["diagnostics"][0];
         assert_eq!(d["path"], "/spec/nodes/0/validate/schema", "{p}");
         assert_eq!(d["code"], "unknown_schema", "{p}");
+        // Located in the file as the loader's own problems are: the `schema:` key.
+        assert_eq!(
+            (d["line"].clone(), d["column"].clone()),
+            (json!(12), json!(9)),
+            "{p}"
+        );
         assert!(
             d["message"].as_str().unwrap().contains("orders-json"),
             "{p}"
