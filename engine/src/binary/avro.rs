@@ -25,6 +25,8 @@ pub(crate) struct AvroPayload {
 struct Decoder {
     writer: Schema,
     reader: Option<Schema>,
+    /// The named types of the schema the values come out in (the reader, else the writer).
+    names: Names,
     #[borrows(writer, reader)]
     #[not_covariant]
     datum: GenericDatumReader<'this>,
@@ -32,9 +34,12 @@ struct Decoder {
 
 impl Decoder {
     fn build(writer: Schema, reader: Option<Schema>) -> Result<Decoder, String> {
+        let mut names = Names::new();
+        super::avro_encode::collect_names(reader.as_ref().unwrap_or(&writer), &mut names);
         DecoderTryBuilder {
             writer,
             reader,
+            names,
             datum_builder: |w: &Schema, r: &Option<Schema>| match r {
                 Some(r) => GenericDatumReader::builder(w).reader_schema(r).build(),
                 None => GenericDatumReader::builder(w).build(),
@@ -128,12 +133,91 @@ fn datum(decoder: &Decoder, mut body: &[u8]) -> Result<Value, String> {
     if !body.is_empty() {
         return Err(format!("{} bytes left after the record", body.len()));
     }
-    Ok(to_json(value))
+    Ok(decoder.with(|d| {
+        let schema = d.reader.as_ref().unwrap_or(d.writer);
+        to_json(value, Some(schema), d.names)
+    }))
 }
 
-/// The JSON equivalent of an Avro value: records as objects, unions as their branch, enums as
-/// their symbol, bytes (and decimals' unscaled bytes) as base64, timestamps and dates as RFC 3339 text.
-pub(super) fn to_json(value: Avro) -> Value {
+/// Named types by name (a named type's later uses in a schema are references to it).
+pub(super) type Names = HashMap<apache_avro::schema::Name, Schema>;
+
+/// The JSON equivalent of an Avro value, guided by its `schema` where one is given: records as
+/// objects, unions as their branch, enums as their symbol, bytes as base64, decimals as exact
+/// decimal text (`"12.30"`, the scale from the schema), durations as `{months, days, millis}`,
+/// timestamps and dates as RFC 3339 text.
+pub(super) fn to_json(value: Avro, schema: Option<&Schema>, names: &Names) -> Value {
+    use base64::Engine as _;
+    let schema = match schema {
+        Some(Schema::Ref { name }) => names.get(name),
+        other => other,
+    };
+    let part = |i: usize| match schema {
+        Some(Schema::Union(u)) => u.variants().get(i),
+        _ => None,
+    };
+    match value {
+        Avro::Union(i, v) => to_json(*v, part(i as usize), names),
+        Avro::Array(items) => {
+            let items_schema = match schema {
+                Some(Schema::Array(a)) => Some(&*a.items),
+                _ => None,
+            };
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| to_json(v, items_schema, names))
+                    .collect(),
+            )
+        }
+        Avro::Map(m) => {
+            let values = match schema {
+                Some(Schema::Map(m)) => Some(&*m.types),
+                _ => None,
+            };
+            let mut keys: Vec<(String, Avro)> = m.into_iter().collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                keys.into_iter()
+                    .map(|(k, v)| (k, to_json(v, values, names)))
+                    .collect(),
+            )
+        }
+        Avro::Record(fields) => {
+            let record = match schema {
+                Some(Schema::Record(r)) => Some(r),
+                _ => None,
+            };
+            Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let field = record
+                            .and_then(|r| r.lookup.get(&k).and_then(|i| r.fields.get(*i)))
+                            .map(|f| &f.schema);
+                        let v = to_json(v, field, names);
+                        (k, v)
+                    })
+                    .collect::<Map<_, _>>(),
+            )
+        }
+        Avro::Decimal(d) => match schema {
+            Some(Schema::Decimal(ds)) => {
+                let scale = i64::try_from(ds.scale).unwrap_or(0);
+                Value::String(apache_avro::BigDecimal::new(d.into(), scale).to_string())
+            }
+            // No schema to say the scale: the unscaled two's-complement bytes, as base64.
+            _ => Value::String(
+                base64::engine::general_purpose::STANDARD
+                    .encode(Vec::<u8>::try_from(d).unwrap_or_default()),
+            ),
+        },
+        scalar => scalar_json(scalar),
+    }
+}
+
+/// The JSON of an Avro value that holds no other values.
+fn scalar_json(value: Avro) -> Value {
     use base64::Engine as _;
     match value {
         Avro::Null => Value::Null,
@@ -146,19 +230,6 @@ pub(super) fn to_json(value: Avro) -> Value {
             Value::String(base64::engine::general_purpose::STANDARD.encode(b))
         }
         Avro::String(s) | Avro::Enum(_, s) => Value::String(s),
-        Avro::Union(_, v) => to_json(*v),
-        Avro::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Avro::Map(m) => {
-            let mut keys: Vec<(String, Avro)> = m.into_iter().collect();
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(keys.into_iter().map(|(k, v)| (k, to_json(v))).collect())
-        }
-        Avro::Record(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k, to_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
         Avro::Date(days) => timestamp(i128::from(days) * 86_400_000_000_000, true),
         Avro::TimestampMillis(t) | Avro::LocalTimestampMillis(t) => {
             timestamp(i128::from(t) * 1_000_000, false)
@@ -167,11 +238,6 @@ pub(super) fn to_json(value: Avro) -> Value {
             timestamp(i128::from(t) * 1_000, false)
         }
         Avro::TimestampNanos(t) | Avro::LocalTimestampNanos(t) => timestamp(i128::from(t), false),
-        // The scale lives in the schema: the unscaled two's-complement bytes, as base64.
-        Avro::Decimal(d) => Value::String(
-            base64::engine::general_purpose::STANDARD
-                .encode(Vec::<u8>::try_from(d).unwrap_or_default()),
-        ),
         Avro::BigDecimal(d) => Value::String(d.to_string()),
         Avro::Duration(d) => serde_json::json!({
             "months": u32::from(d.months()),
@@ -179,6 +245,10 @@ pub(super) fn to_json(value: Avro) -> Value {
             "millis": u32::from(d.millis()),
         }),
         Avro::Uuid(u) => Value::String(u.to_string()),
+        // Containers and decimals are [`to_json`]'s.
+        Avro::Union(..) | Avro::Array(_) | Avro::Map(_) | Avro::Record(_) | Avro::Decimal(_) => {
+            to_json(value, None, &Names::new())
+        }
     }
 }
 

@@ -116,9 +116,13 @@ impl AvroWriter {
                 | Schema::LocalTimestampNanos,
                 Value::String(_) | Value::Number(_),
             ) => timestamp(schema, v, at)?,
-            (Schema::Decimal(_), Value::String(s)) => {
-                Avro::Decimal(apache_avro::Decimal::from(base64(s, at)?))
+            (Schema::Decimal(d), Value::String(_) | Value::Number(_)) => {
+                decimal(v, d.precision, d.scale, at)?
             }
+            (Schema::BigDecimal, Value::String(_) | Value::Number(_)) => {
+                Avro::BigDecimal(decimal_text(v, at)?)
+            }
+            (Schema::Duration(_), Value::Object(o)) => duration(o, at)?,
             (Schema::Uuid(apache_avro::schema::UuidSchema::String), Value::String(s)) => {
                 Avro::String(s.clone())
             }
@@ -184,7 +188,8 @@ impl AvroWriter {
     }
 }
 
-fn collect_names(schema: &Schema, names: &mut HashMap<Name, Schema>) {
+/// Every named type of `schema`, by name.
+pub(super) fn collect_names(schema: &Schema, names: &mut HashMap<Name, Schema>) {
     match schema {
         Schema::Record(r) => {
             names.insert(r.name.clone(), schema.clone());
@@ -234,7 +239,8 @@ fn kind(schema: &Schema) -> &'static str {
         Schema::Record(_) => "a record (object)",
         Schema::Enum(_) => "an enum symbol",
         Schema::Fixed(_) => "fixed bytes (base64)",
-        Schema::Decimal(_) => "a decimal (its unscaled bytes as base64)",
+        Schema::Decimal(_) | Schema::BigDecimal => "a decimal (text like \"12.30\", or a number)",
+        Schema::Duration(_) => "a duration ({months, days, millis})",
         Schema::Date => "a date",
         Schema::TimeMillis | Schema::TimeMicros => "a time of day (a number)",
         Schema::TimestampMillis
@@ -245,8 +251,84 @@ fn kind(schema: &Schema) -> &'static str {
         | Schema::LocalTimestampNanos => "a timestamp (RFC 3339 or a number)",
         Schema::Uuid(_) => "a UUID string",
         Schema::Ref { .. } => "a named type",
-        Schema::BigDecimal | Schema::Duration(_) => "a type Weir does not write yet",
     }
+}
+
+/// A decimal value from decimal text or a JSON number (as written: `12.3`, `1e2`).
+fn decimal_text(v: &Value, at: &At<'_>) -> Result<apache_avro::BigDecimal, String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{}: expected a decimal (text like \"12.30\", or a number), found {}",
+            at,
+            show(v)
+        )
+    })
+}
+
+/// An Avro `decimal`: the value at the schema's scale (refused when that would drop digits)
+/// within its precision, as the unscaled two's-complement integer.
+fn decimal(v: &Value, precision: usize, scale: usize, at: &At<'_>) -> Result<Avro, String> {
+    let d = decimal_text(v, at)?;
+    let scale_i = i64::try_from(scale).unwrap_or(i64::MAX);
+    let scaled = d.with_scale(scale_i);
+    if scaled != d {
+        return Err(format!(
+            "{}: {} has more than the {scale} decimal places of the Avro decimal",
+            at,
+            show(v)
+        ));
+    }
+    let (unscaled, _) = scaled.into_bigint_and_exponent();
+    let digits = unscaled.magnitude().to_string().len();
+    if digits > precision {
+        return Err(format!(
+            "{}: {} has more than the {precision} digits of the Avro decimal",
+            at,
+            show(v)
+        ));
+    }
+    Ok(Avro::Decimal(apache_avro::Decimal::from(
+        unscaled.to_signed_bytes_be(),
+    )))
+}
+
+/// An Avro `duration` from `{months, days, millis}` (each a whole number that fits 32 bits
+/// unsigned; a missing one is 0).
+fn duration(o: &serde_json::Map<String, Value>, at: &At<'_>) -> Result<Avro, String> {
+    if let Some(extra) = o
+        .keys()
+        .find(|k| !["months", "days", "millis"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "{}: not a part of an Avro duration (months, days, millis)",
+            At::Key(at, extra)
+        ));
+    }
+    let part = |name: &str| -> Result<u32, String> {
+        match o.get(name) {
+            None => Ok(0),
+            Some(x) => x
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "{}: expected a whole number from 0 to {}, found {}",
+                        At::Key(at, name),
+                        u32::MAX,
+                        show(x)
+                    )
+                }),
+        }
+    };
+    Ok(Avro::Duration(apache_avro::Duration::new(
+        apache_avro::Months::new(part("months")?),
+        apache_avro::Days::new(part("days")?),
+        apache_avro::Millis::new(part("millis")?),
+    )))
 }
 
 fn long(v: &Value, at: &At<'_>) -> Result<i64, String> {

@@ -235,7 +235,12 @@ mod tests {
             .build()
             .unwrap();
         let value = reader.read_value(&mut &body[..]).unwrap();
-        serde_json::to_vec(&super::super::avro::to_json(value)).unwrap()
+        serde_json::to_vec(&super::super::avro::to_json(
+            value,
+            Some(schema),
+            &Default::default(),
+        ))
+        .unwrap()
     }
 
     #[test]

@@ -286,3 +286,61 @@ fn an_unresolved_output_schema_checks_but_dead_letters_when_run() {
         "{text}"
     );
 }
+
+/// Decimals (on bytes and on fixed), big decimals and durations: JSON → Avro by `publish`,
+/// Avro → JSON by an Avro source, the same values; digits the schema cannot hold fail alone.
+#[test]
+fn avro_decimals_and_durations_round_trip() {
+    const PRICED: &str = r#"{"type":"record","name":"Priced","fields":[
+      {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+      {"name":"fee","type":{"type":"fixed","name":"Fee","size":4,"logicalType":"decimal","precision":7,"scale":3}},
+      {"name":"exact","type":{"type":"bytes","logicalType":"big-decimal"}},
+      {"name":"wait","type":{"type":"fixed","name":"Wait","size":12,"logicalType":"duration"}}]}"#;
+    let out = compile(&pipeline(
+        "{ stream: ORDERS }",
+        &publish("avro", 31, PRICED, ""),
+    ));
+    let good = json!({"price": "-12.30", "fee": 7.5, "exact": "123456789.000000001",
+                      "wait": {"months": 1, "days": 2, "millis": 3}});
+    let inputs = [
+        good.clone(),
+        json!({"price": "1.234", "fee": 1, "exact": "1", "wait": {}}),
+        json!({"price": "12345678.9", "fee": 1, "exact": "1", "wait": {}}),
+        json!({"price": "lots", "fee": 1, "exact": "1", "wait": {}}),
+        json!({"price": "1", "fee": 1, "exact": "1", "wait": {"weeks": 1}}),
+    ];
+    let bytes: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|v| serde_json::to_vec(v).unwrap())
+        .collect();
+    let batch: Vec<_> = bytes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| msg(i as u64 + 1, m))
+        .collect();
+    let result = out.process(&batch);
+    let written = one(&result.fates[0]).payload.to_vec();
+    for (fate, says) in result.fates[1..].iter().zip([
+        "/price: \"1.234\" has more than the 2 decimal places",
+        "/price: \"12345678.9\" has more than the 9 digits",
+        "/price: expected a decimal",
+        "/wait/weeks: not a part of an Avro duration",
+    ]) {
+        let reason = invalid(fate);
+        assert!(reason.contains(says), "{reason} should say {says}");
+    }
+
+    // Read back by an Avro source with the same schema.
+    let schema = json!({"subject": "priced", "version": 1, "id": 31, "writers": [{"id": 31, "schema": PRICED}]});
+    let back = compile(&pipeline(
+        &format!("{{ stream: ORDERS, format: avro, schema: {schema} }}"),
+        "{ subject: enc.back }",
+    ));
+    let result = back.process(&[msg(1, &written)]);
+    let value: Value = serde_json::from_slice(&one(&result.fates[0]).payload).unwrap();
+    assert_eq!(
+        value,
+        json!({"price": "-12.30", "fee": "7.500", "exact": "123456789.000000001",
+               "wait": {"months": 1, "days": 2, "millis": 3}})
+    );
+}
