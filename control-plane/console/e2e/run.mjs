@@ -176,7 +176,7 @@ async function main() {
     await inspector.getByRole('button', { name: 'add', exact: true }).first().click();
     await inspector.getByLabel('tier', { exact: true }).fill("'big'");
     await page.getByTestId('palette-publish').click();
-    await inspector.getByLabel('subject *').first().fill('out.big'); // the second: the registry schema's
+    await inspector.getByLabel('subject *').first().fill('out.big');
     await page.getByTestId('validity').filter({ hasText: /^valid$/ }).waitFor();
     check((await page.locator('.wnode.has-error').count()) === 0, 'no node has an error once fixed');
     const text = await yaml.text();

@@ -24,13 +24,26 @@ describe('schema-driven inspector', () => {
   it('publish: the subject is a required text field and headers a map', () => {
     const onChange = vi.fn();
     render(<SchemaField schema={kindSchema('publish')} value={{ subject: 'out.a', headers: { 'X-A': '1' } }} label="publish" onChange={onChange} />);
-    // The first `subject` is the publish subject; the second the registry schema's (`schema`).
-    const subject = screen.getAllByLabelText('subject *')[0] as HTMLInputElement;
+    // The registry `schema` is optional: a button until added, so one `subject` field.
+    const subject = screen.getByLabelText('subject *') as HTMLInputElement;
     expect(subject.value).toBe('out.a');
     fireEvent.change(subject, { target: { value: 'out.{data.region}' } });
     expect(onChange).toHaveBeenLastCalledWith({ subject: 'out.{data.region}', headers: { 'X-A': '1' } });
     fireEvent.change(screen.getByLabelText('X-A'), { target: { value: 'high' } });
     expect(onChange).toHaveBeenLastCalledWith({ subject: 'out.a', headers: { 'X-A': 'high' } });
+  });
+
+  it('publish: the optional registry `schema` is added and removed as a whole', () => {
+    const onChange = vi.fn();
+    const { rerender } = render(<SchemaField schema={kindSchema('publish')} value={{ subject: 'out.a' }} label="publish" onChange={onChange} />);
+    expect(screen.queryByRole('group', { name: 'schema' })).toBeNull();
+    fireEvent.click(screen.getByText('add schema'));
+    expect(onChange).toHaveBeenLastCalledWith({ subject: 'out.a', schema: { subject: '' } });
+    rerender(<SchemaField schema={kindSchema('publish')} value={{ subject: 'out.a', schema: { subject: 'orders-value' } }} label="publish" onChange={onChange} />);
+    expect(screen.getByRole('group', { name: 'schema' })).toBeTruthy();
+    expect((screen.getAllByLabelText('subject *')[1] as HTMLInputElement).value).toBe('orders-value');
+    fireEvent.click(screen.getByText('remove schema'));
+    expect(onChange).toHaveBeenLastCalledWith({ subject: 'out.a' });
   });
 
   it('map: adding a `set` entry and a `remove` item', () => {

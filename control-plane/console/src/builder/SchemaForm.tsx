@@ -89,11 +89,40 @@ function ObjectField({ schema, value, onChange, label, hide = [], readOnly }: Fi
       <legend>{label}</legend>
       {Object.entries(schema.properties ?? {})
         .filter(([k]) => !hide.includes(k))
-        .map(([k, sub]) => (
-          <SchemaField key={k} schema={sub} value={obj[k]} onChange={(v) => set(k, v)} label={required.has(k) ? `${k} *` : k} readOnly={readOnly} />
-        ))}
+        .map(([k, sub]) => {
+          const field = <SchemaField key={k} schema={sub} value={obj[k]} onChange={(v) => set(k, v)} label={required.has(k) ? `${k} *` : k} readOnly={readOnly} />;
+          const r = resolve(sub);
+          // An optional group of settings (e.g. publish's registry `schema`) shows as a button
+          // until it is added, so an unset group is not mistaken for one to fill in.
+          if (required.has(k) || r.type !== 'object' || !r.properties) return field;
+          if (obj[k] === undefined) {
+            return (
+              <button key={k} type="button" className="optional" disabled={readOnly} title={r.description?.split('\n')[0]} onClick={() => set(k, blank(r))}>
+                add {k}
+              </button>
+            );
+          }
+          return (
+            <div key={k} className="optional">
+              {field}
+              <button type="button" disabled={readOnly} onClick={() => set(k, undefined)}>
+                remove {k}
+              </button>
+            </div>
+          );
+        })}
     </fieldset>
   );
+}
+
+/** A new optional group: its required fields, empty. */
+function blank(s: JsonSchema): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of s.required ?? []) {
+    const t = resolve(s.properties?.[k]).type;
+    out[k] = t === 'string' ? '' : t === 'object' ? {} : t === 'array' ? [] : null;
+  }
+  return out;
 }
 
 function MapField({ schema, value, onChange, label, readOnly }: FieldProps) {
