@@ -819,6 +819,32 @@ spec:
 const ORDER_JSON_SCHEMA: &str =
     r#"{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}"#;
 
+/// Creates the pipeline `yaml` (named `name`) as `key` of tenant `acme`, deploys it, and
+/// returns the deployed spec.
+async fn create_and_deploy(t: &TestApp, key: &str, yaml: &str, name: &str) -> Value {
+    t.yaml(Method::POST, "/api/v1/pipelines", key, yaml)
+        .await
+        .ok();
+    t.json(
+        Method::POST,
+        &format!("/api/v1/pipelines/{name}/deploy"),
+        key,
+        json!({}),
+    )
+    .await
+    .ok();
+    let record: weir_pipelines::fleet::Deployment = serde_json::from_slice(
+        &t.nats()
+            .deployments()
+            .get(&format!("acme.{name}"))
+            .await
+            .unwrap()
+            .expect("deployed"),
+    )
+    .unwrap();
+    record.spec
+}
+
 #[tokio::test]
 async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schema() {
     let t = TestApp::sqlite_nats().await;
@@ -884,27 +910,8 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
         )
         .await
         .ok();
-    t.yaml(Method::POST, "/api/v1/pipelines", &a, &yaml)
-        .await
-        .ok();
-    t.json(
-        Method::POST,
-        "/api/v1/pipelines/checked/deploy",
-        &a,
-        json!({}),
-    )
-    .await
-    .ok();
-    let record: weir_pipelines::fleet::Deployment = serde_json::from_slice(
-        &t.nats()
-            .deployments()
-            .get("acme.checked")
-            .await
-            .unwrap()
-            .expect("deployed"),
-    )
-    .unwrap();
-    let node = &record.spec["spec"]["nodes"][0]["validate"];
+    let spec = create_and_deploy(&t, &a, &yaml, "checked").await;
+    let node = &spec["spec"]["nodes"][0]["validate"];
     assert_eq!(
         node["json_schema"],
         serde_json::from_str::<Value>(ORDER_JSON_SCHEMA).unwrap(),
@@ -940,27 +947,8 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     .await
     .ok();
     let yaml_ref = validating_pipeline("orders-ref").replace("name: checked", "name: checked-ref");
-    t.yaml(Method::POST, "/api/v1/pipelines", &a, &yaml_ref)
-        .await
-        .ok();
-    t.json(
-        Method::POST,
-        "/api/v1/pipelines/checked-ref/deploy",
-        &a,
-        json!({}),
-    )
-    .await
-    .ok();
-    let record: weir_pipelines::fleet::Deployment = serde_json::from_slice(
-        &t.nats()
-            .deployments()
-            .get("acme.checked-ref")
-            .await
-            .unwrap()
-            .expect("deployed"),
-    )
-    .unwrap();
-    let node = &record.spec["spec"]["nodes"][0]["validate"];
+    let spec = create_and_deploy(&t, &a, &yaml_ref, "checked-ref").await;
+    let node = &spec["spec"]["nodes"][0]["validate"];
     assert_eq!(
         node["references"],
         json!([{"name": "customer.json", "schema": customer}]),

@@ -75,6 +75,15 @@ fn avro_order(id: &str, amount: f64, note: Option<&str>) -> Vec<u8> {
     apache_avro::to_avro_datum(&schema, record).unwrap()
 }
 
+/// The JSON values as a batch, sequence numbers from 1.
+fn json_batch(inputs: &[Value]) -> Vec<weir_engine::InputMessage> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| msg(i as u64 + 1, &serde_json::to_vec(v).unwrap()))
+        .collect()
+}
+
 fn one(fate: &Fate) -> &OutputMessage {
     match fate {
         Fate::Outputs(o) if o.len() == 1 => &o[0],
@@ -132,15 +141,7 @@ fn json_outputs_that_do_not_fit_the_avro_schema_fail_alone_naming_the_field() {
         json!({"id":"o-5","amount":1.0,"tier":"GOLD","customer":{"id":"c"},"extra":true}),
         json!({"id":"o-6","amount":1.0,"tier":"GOLD","customer":{"id":"c"},"note":42}),
     ];
-    let bytes: Vec<Vec<u8>> = inputs
-        .iter()
-        .map(|v| serde_json::to_vec(v).unwrap())
-        .collect();
-    let batch: Vec<_> = bytes
-        .iter()
-        .enumerate()
-        .map(|(i, m)| msg(i as u64 + 1, m))
-        .collect();
+    let batch = json_batch(&inputs);
     let result = p.process(&batch);
     // The good one: the record with its defaults (qty 1, note null), in the wire format.
     let out = one(&result.fates[0]);
@@ -309,15 +310,7 @@ fn avro_decimals_and_durations_round_trip() {
         json!({"price": "lots", "fee": 1, "exact": "1", "wait": {}}),
         json!({"price": "1", "fee": 1, "exact": "1", "wait": {"weeks": 1}}),
     ];
-    let bytes: Vec<Vec<u8>> = inputs
-        .iter()
-        .map(|v| serde_json::to_vec(v).unwrap())
-        .collect();
-    let batch: Vec<_> = bytes
-        .iter()
-        .enumerate()
-        .map(|(i, m)| msg(i as u64 + 1, m))
-        .collect();
+    let batch = json_batch(&inputs);
     let result = out.process(&batch);
     let written = one(&result.fates[0]).payload.to_vec();
     for (fate, says) in result.fates[1..].iter().zip([
