@@ -1,12 +1,17 @@
-"""Confluent's own Python client (confluent-kafka's SchemaRegistryClient and AvroSerializer)
-against a real `weir serve`: register, fetch, check compatibility, get latest, serialize and
-deserialize; tenant B and a viewer are refused. Run by cli/tests/it/schema_registry_client.rs:
+"""Confluent's own Python client (confluent-kafka's SchemaRegistryClient, AvroSerializer and
+ProtobufDeserializer) against a real `weir serve`: register, fetch, check compatibility, get
+latest, serialize and deserialize (Protobuf registered as `.proto` text with a reference, read
+back as serialized descriptors); tenant B and a viewer are refused. Run by cli/tests/it/schema_registry_client.rs:
 
     python schema_registry_client.py BASE_URL KEY_A KEY_B VIEWER_KEY_A
 """
+import base64
 import sys
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -68,6 +73,29 @@ order = {"id": "o-1", "amount": 12.5, "currency": "USD"}
 payload = ser(order, ctx)
 assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == id2, payload[:5]
 assert AvroDeserializer(client("tenant-a", key_a))(payload, ctx) == order
+
+# Protobuf registered as `.proto` text, one file importing another: Confluent's
+# ProtobufDeserializer asks for both as serialized descriptors (`format=serialized`) and reads a
+# message written with them.
+a = client("tenant-a", key_a)
+customer_id = a.register_schema("acme-customer", Schema(
+    'syntax = "proto3"; package acme; message Customer { string id = 1; }', "PROTOBUF"))
+order_id = a.register_schema("orders-with-customer", Schema(
+    'syntax = "proto3"; package acme; import "acme/customer.proto";\n'
+    'message Order { string id = 1; acme.Customer customer = 2; }',
+    "PROTOBUF", [SchemaReference("acme/customer.proto", "acme-customer", 1)]))
+files = descriptor_pool.DescriptorPool()
+for name, text in [("acme/customer.proto", a.get_version("acme-customer", 1, fmt="serialized").schema.schema_str),
+                   ("acme/order.proto", a.get_schema(order_id, fmt="serialized").schema_str)]:
+    proto = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(text))
+    proto.name = name
+    files.Add(proto)
+Order = message_factory.GetMessageClass(files.FindMessageTypeByName("acme.Order"))
+sent = Order(id="o-1")
+sent.customer.id = "c-1"
+payload = b"\x00" + order_id.to_bytes(4, "big") + b"\x00" + sent.SerializeToString()
+got = ProtobufDeserializer(Order, {"use.deprecated.format": False}, a)(payload, SerializationContext("orders-proto-topic", MessageField.VALUE))
+assert (got.id, got.customer.id) == ("o-1", "c-1"), got
 
 # Tenant B sees nothing of A's, and its ids are its own.
 b = client("tenant-b", key_b)

@@ -206,6 +206,7 @@ struct RawFlags {
     verbose: Option<String>,
     #[serde(rename = "defaultToGlobal")]
     default_to_global: Option<String>,
+    format: Option<String>,
 }
 
 #[derive(Default)]
@@ -214,6 +215,9 @@ struct Flags {
     permanent: bool,
     verbose: bool,
     default_to_global: bool,
+    /// `format=serialized`: Protobuf schemas as a base64 `FileDescriptorProto` (what
+    /// Confluent's Protobuf deserializers ask for), whatever form they were registered in.
+    serialized: bool,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Flags {
@@ -235,6 +239,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Flags {
             permanent: on(&raw.permanent),
             verbose: on(&raw.verbose),
             default_to_global: on(&raw.default_to_global),
+            serialized: raw.format.as_deref() == Some("serialized"),
         })
     }
 }
@@ -345,10 +350,37 @@ async fn version(
 ) -> Result<Response> {
     require(&caller, Action::Read)?;
     let which = VersionRef::parse(&version)?;
-    let v = registry(&state)
+    let reg = registry(&state);
+    let mut v = reg
         .version(&caller.tenant_id, &subject, which, f.deleted)
         .await?;
+    if f.serialized {
+        let input = SchemaInput {
+            kind: v.schema_type,
+            text: v.schema.clone(),
+            references: v.references.clone(),
+        };
+        v.schema = serialized(&reg, &caller.tenant_id, input).await?;
+    }
     Ok(ok(version_json(&v)))
+}
+
+/// The schema's text, or for Protobuf with `format=serialized` its compiled file as a base64
+/// `FileDescriptorProto` (the references it imports stay references).
+async fn serialized(reg: &Registry, tenant: &str, s: SchemaInput) -> Result<String> {
+    if s.kind != SchemaType::Protobuf {
+        return Ok(s.text);
+    }
+    let super::formats::Parsed::Protobuf { pool, file } = reg.parse(tenant, &s).await? else {
+        return Ok(s.text);
+    };
+    let proto = pool
+        .get_file_by_name(&file)
+        .ok_or_else(|| RegistryError::Internal("the compiled file is missing".into()))?
+        .file_descriptor_proto()
+        .clone();
+    let bytes = prost_reflect::prost::Message::encode_to_vec(&proto);
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 async fn version_schema(
@@ -375,11 +407,19 @@ async fn by_id(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
+    f: Flags,
 ) -> Result<Response> {
     require(&caller, Action::Read)?;
-    let s = registry(&state).by_id(&caller.tenant_id, id).await?;
-    let mut out = json!({"schema": s.text});
-    decorate(&mut out, s.kind, &s.references);
+    let reg = registry(&state);
+    let s = reg.by_id(&caller.tenant_id, id).await?;
+    let (kind, references) = (s.kind, s.references.clone());
+    let text = if f.serialized {
+        serialized(&reg, &caller.tenant_id, s).await?
+    } else {
+        s.text
+    };
+    let mut out = json!({"schema": text});
+    decorate(&mut out, kind, &references);
     Ok(ok(out))
 }
 
