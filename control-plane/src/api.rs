@@ -18,6 +18,7 @@ pub use crate::schemas::api::{CheckResult, Deleted, SchemaWrite, SubjectSummary}
 pub use crate::schemas::compat::Level;
 pub use crate::schemas::formats::SchemaType;
 pub use crate::schemas::infer::InferredSchema;
+pub use crate::schemas::store::SchemaReference;
 pub use crate::schemas::store::SchemaVersion;
 pub use crate::status::{
     Counters, LastError, PipelineStatus, Rates, WorkerInfo, WorkerPipeline, WorkerPipelineBrief,

@@ -5,7 +5,8 @@
 use anyhow::{Context, Result};
 use reqwest::Method;
 use weir_control_plane::api::{
-    CheckResult, Deleted, InferredSchema, SchemaType, SchemaVersion, SchemaWrite, SubjectSummary,
+    CheckResult, Deleted, InferredSchema, SchemaReference, SchemaType, SchemaVersion, SchemaWrite,
+    SubjectSummary,
 };
 
 use super::client::{Client, block_on};
@@ -29,6 +30,10 @@ enum Registry {
         /// AVRO, JSON or PROTOBUF (by default from the file's extension).
         #[arg(long = "type")]
         schema_type: Option<String>,
+        /// A version of another subject the schema uses, under the name it uses for it (an
+        /// Avro full name, a `$ref`, an import path); repeatable.
+        #[arg(long = "ref", value_name = "NAME=SUBJECT:VERSION")]
+        refs: Vec<String>,
     },
     /// Print a version of a subject (the latest by default).
     Get {
@@ -55,6 +60,9 @@ enum Registry {
         /// AVRO, JSON or PROTOBUF (by default from the file's extension).
         #[arg(long = "type")]
         schema_type: Option<String>,
+        /// A version of another subject the schema uses (`NAME=SUBJECT:VERSION`); repeatable.
+        #[arg(long = "ref", value_name = "NAME=SUBJECT:VERSION")]
+        refs: Vec<String>,
     },
     /// Propose a JSON Schema from the newest messages of a stream (ready to register).
     Infer {
@@ -87,7 +95,27 @@ pub fn run(args: Args) -> Result<u8> {
     block_on(registry(&client, command))?
 }
 
-fn read_schema(file: &str, schema_type: Option<String>) -> Result<SchemaWrite> {
+/// A `--ref NAME=SUBJECT:VERSION`.
+fn reference(text: &str) -> Result<SchemaReference> {
+    let parsed = text.split_once('=').and_then(|(name, rest)| {
+        let (subject, version) = rest.rsplit_once(':')?;
+        Some((name, subject, version.parse::<i64>().ok()?))
+    });
+    match parsed {
+        Some((name, subject, version)) if !name.is_empty() && !subject.is_empty() => {
+            Ok(SchemaReference {
+                name: name.into(),
+                subject: subject.into(),
+                version,
+            })
+        }
+        _ => anyhow::bail!(
+            "--ref `{text}`: write NAME=SUBJECT:VERSION, e.g. acme.Customer=customer-value:1"
+        ),
+    }
+}
+
+fn read_schema(file: &str, schema_type: Option<String>, refs: &[String]) -> Result<SchemaWrite> {
     let text = if file == "-" {
         std::io::read_to_string(std::io::stdin()).context("read standard input")?
     } else {
@@ -109,7 +137,7 @@ fn read_schema(file: &str, schema_type: Option<String>) -> Result<SchemaWrite> {
     Ok(SchemaWrite {
         schema: text,
         schema_type,
-        references: Vec::new(),
+        references: refs.iter().map(|r| reference(r)).collect::<Result<_>>()?,
     })
 }
 
@@ -119,8 +147,9 @@ async fn registry(client: &Client, command: Registry) -> Result<u8> {
             subject,
             file,
             schema_type,
+            refs,
         } => {
-            let body = read_schema(&file, schema_type)?;
+            let body = read_schema(&file, schema_type, &refs)?;
             let v: SchemaVersion = client
                 .post(&format!("/schemas/{subject}/versions"), &body)
                 .await?;
@@ -145,7 +174,8 @@ async fn registry(client: &Client, command: Registry) -> Result<u8> {
             subject,
             file,
             schema_type,
-        } => return check(client, &subject, &file, schema_type).await,
+            refs,
+        } => return check(client, &subject, &file, schema_type, &refs).await,
         Registry::Infer { stream, samples } => {
             let path = format!("/streams/{stream}/infer-schema?samples={samples}");
             let r: InferredSchema = client
@@ -203,8 +233,9 @@ async fn check(
     subject: &str,
     file: &str,
     schema_type: Option<String>,
+    refs: &[String],
 ) -> Result<u8> {
-    let body = read_schema(file, schema_type)?;
+    let body = read_schema(file, schema_type, refs)?;
     let r: CheckResult = client
         .post(&format!("/schemas/{subject}/check"), &body)
         .await?;

@@ -127,6 +127,53 @@ fn cli_commands(base: &str, key: &str, dir: &Path) -> Result<()> {
         0,
         r#""name":"Customer""#,
     )?;
+    // A schema that uses another subject's type: `--ref NAME=SUBJECT:VERSION`.
+    let order = dir.join("order.avsc");
+    std::fs::write(
+        &order,
+        r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"customer","type":"Customer"}]}"#,
+    )?;
+    let order = order.to_str().context("UTF-8")?;
+    expect(
+        weir(&["schema", "register", "orders", order])?,
+        2,
+        "Customer",
+    )?;
+    expect(
+        weir(&[
+            "schema",
+            "register",
+            "orders",
+            order,
+            "--ref",
+            "Customer=customers:1",
+        ])?,
+        0,
+        "orders version 1",
+    )?;
+    expect(
+        weir(&["schema", "register", "orders", order, "--ref", "Customer"])?,
+        2,
+        "NAME=SUBJECT:VERSION",
+    )?;
+    expect(
+        weir(&[
+            "schema",
+            "delete",
+            "orders",
+            "--version",
+            "1",
+            "--permanent",
+        ])?,
+        2,
+        "",
+    )?;
+    expect(weir(&["schema", "delete", "orders"])?, 0, "deleted")?;
+    expect(
+        weir(&["schema", "delete", "orders", "--permanent"])?,
+        0,
+        "deleted",
+    )?;
     expect(weir(&["schema", "check", "customers", v2])?, 1, "'tier'")?;
     expect(
         weir(&["schema", "register", "customers", v2])?,
