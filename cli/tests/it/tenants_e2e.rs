@@ -1041,10 +1041,26 @@ async fn partitioned(nats: &NatsServer, dir: &Path) -> Result<()> {
     let creds = issued_credentials(&internal, "alpha", "sums").await?;
     let alpha_js = jetstream::new(nats.client_with(Some(&creds)).await?);
     const T0: u64 = 1_800_000_000_000;
-    for i in 0..44u64 {
+    let publish = |i: u64| {
         let ts = if i < 40 { T0 + i * 10 } else { T0 + 5_000 };
         let body = json!({"k": format!("k{}", i % 4), "v": i, "ts": ts}).to_string();
-        alpha_js.publish("readings.in", body.into()).await?.await?;
+        let js = alpha_js.clone();
+        async move { anyhow::Ok(js.publish("readings.in", body.into()).await?.await?) }
+    };
+    for i in 0..40u64 {
+        publish(i).await?;
+    }
+    // The routing stage keeps no order of its own across a retried batch: the readings past
+    // the window go once every reading is routed, so none of them can arrive late.
+    let readings = alpha_js.get_stream("READINGS").await?;
+    wait_for("the readings routed", Duration::from_secs(30), || async {
+        let info = readings.consumer_info("weir_alpha_sums").await?;
+        let routed = info.num_pending == 0 && info.num_ack_pending == 0;
+        Ok((routed.then_some(()), format!("{info:?}")))
+    })
+    .await?;
+    for i in 40..44u64 {
+        publish(i).await?;
     }
     wait_count(&alpha_js, "SUMS", 4, "the four sums").await?;
     let mut sums: Vec<(String, u64, u64)> = read_all(&alpha_js, "SUMS")
