@@ -24,6 +24,58 @@ pub fn validator(
         .build(schema)
 }
 
+/// The `$ref`s of `schema` that point outside it and that no reference serves, each with the
+/// JSON pointer of the schema that holds it: `(pointer, $ref)`. A `$ref` to `#…`, or to an
+/// `$id` the document declares, is the document's own; one whose URI (without its `#…`) is a
+/// reference's name, or ends with `/name`, is served.
+pub fn unresolved(schema: &Value, references: &[NamedSchema]) -> Vec<(String, String)> {
+    let mut ids = Vec::new();
+    let mut refs = Vec::new();
+    collect(schema, String::new(), &mut ids, &mut refs);
+    let served = |uri: &str| {
+        references.iter().any(|r| {
+            uri == r.name
+                || uri.ends_with(&format!("/{}", r.name))
+                || r.name.ends_with(&format!("/{uri}"))
+        })
+    };
+    refs.into_iter()
+        .filter(|(_, r)| {
+            let uri = r.split('#').next().unwrap_or("");
+            !uri.is_empty()
+                && !served(uri)
+                && !ids.iter().any(|id: &String| {
+                    let id = id.split('#').next().unwrap_or("");
+                    id == uri || id.ends_with(&format!("/{uri}"))
+                })
+        })
+        .collect()
+}
+
+/// Every `$id` and every `$ref` (with the pointer of its schema) in `value`.
+fn collect(value: &Value, at: String, ids: &mut Vec<String>, refs: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(id)) = map.get("$id") {
+                ids.push(id.clone());
+            }
+            if let Some(Value::String(r)) = map.get("$ref") {
+                refs.push((at.clone(), r.clone()));
+            }
+            for (k, v) in map {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                collect(v, format!("{at}/{key}"), ids, refs);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect(v, format!("{at}/{i}"), ids, refs);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The referenced schemas' texts by name.
 struct References(HashMap<String, String>);
 
@@ -56,6 +108,38 @@ mod tests {
             name: name.into(),
             schema: schema.to_string(),
         }
+    }
+
+    #[test]
+    fn refs_nothing_serves_are_named_with_their_place() {
+        let order = json!({
+            "$id": "https://acme.example/order.json",
+            "$defs": {"money": {"type": "number"}},
+            "properties": {
+                "total": {"$ref": "#/$defs/money"},
+                "customer": {"$ref": "customer.json"},
+                "lines": {"items": {"$ref": "line.json#/$defs/line"}},
+                "self": {"$ref": "https://acme.example/order.json"}
+            }
+        });
+        assert_eq!(
+            unresolved(&order, &[]),
+            vec![
+                (
+                    "/properties/customer".to_string(),
+                    "customer.json".to_string()
+                ),
+                (
+                    "/properties/lines/items".to_string(),
+                    "line.json#/$defs/line".to_string()
+                ),
+            ]
+        );
+        let refs = [
+            named("customer.json", json!({})),
+            named("https://acme.example/line.json", json!({})),
+        ];
+        assert!(unresolved(&order, &refs).is_empty());
     }
 
     #[test]

@@ -112,6 +112,17 @@ fn parse_json(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
             schema: r.text.clone(),
         })
         .collect();
+    if let Some((at, r)) = weir_pipelines::json_refs::unresolved(&value, &refs)
+        .into_iter()
+        .next()
+    {
+        return Err(format!(
+            "invalid JSON Schema at `{at}`: `$ref` `{r}` is neither in the schema nor among its \
+             references; register the schema it names as a subject and list it in `references` \
+             (`{{\"name\": \"{r}\", \"subject\": …, \"version\": …}}`)",
+            r = r.split('#').next().unwrap_or(&r)
+        ));
+    }
     weir_pipelines::json_refs::validator(&value, &refs)
         .map_err(|e| format!("invalid JSON Schema at `{}`: {e}", e.schema_path()))?;
     Ok(Parsed::Json(value))
@@ -180,5 +191,13 @@ mod tests {
         };
         let json = r#"{"type":"object","properties":{"customer":{"$ref":"customer.json"}}}"#;
         assert!(parse(SchemaType::Json, json, &[json_ref]).is_ok());
+        // Without the reference: what to do, and where.
+        let err = parse(SchemaType::Json, json, &[]).err().unwrap();
+        assert!(
+            err.contains("at `/properties/customer`")
+                && err.contains("`$ref` `customer.json`")
+                && err.contains("references"),
+            "{err}"
+        );
     }
 }
