@@ -191,9 +191,16 @@ pub(super) fn to_json(value: Avro, schema: Option<&Schema>, names: &Names) -> Va
             Value::Object(
                 fields
                     .into_iter()
-                    .map(|(k, v)| {
+                    .enumerate()
+                    .map(|(i, (k, v))| {
+                        // A record value's fields come in its schema's order.
                         let field = record
-                            .and_then(|r| r.lookup.get(&k).and_then(|i| r.fields.get(*i)))
+                            .and_then(|r| {
+                                r.fields
+                                    .get(i)
+                                    .filter(|f| f.name == k)
+                                    .or_else(|| r.lookup.get(&k).and_then(|j| r.fields.get(*j)))
+                            })
                             .map(|f| &f.schema);
                         let v = to_json(v, field, names);
                         (k, v)
@@ -212,14 +219,6 @@ pub(super) fn to_json(value: Avro, schema: Option<&Schema>, names: &Names) -> Va
                     .encode(Vec::<u8>::try_from(d).unwrap_or_default()),
             ),
         },
-        scalar => scalar_json(scalar),
-    }
-}
-
-/// The JSON of an Avro value that holds no other values.
-fn scalar_json(value: Avro) -> Value {
-    use base64::Engine as _;
-    match value {
         Avro::Null => Value::Null,
         Avro::Boolean(b) => Value::Bool(b),
         Avro::Int(i) | Avro::TimeMillis(i) => Value::from(i),
@@ -245,10 +244,6 @@ fn scalar_json(value: Avro) -> Value {
             "millis": u32::from(d.millis()),
         }),
         Avro::Uuid(u) => Value::String(u.to_string()),
-        // Containers and decimals are [`to_json`]'s.
-        Avro::Union(..) | Avro::Array(_) | Avro::Map(_) | Avro::Record(_) | Avro::Decimal(_) => {
-            to_json(value, None, &Names::new())
-        }
     }
 }
 

@@ -282,15 +282,14 @@ fn decimal(v: &Value, precision: usize, scale: usize, at: &At<'_>) -> Result<Avr
             show(v)
         ));
     }
-    let (unscaled, _) = scaled.into_bigint_and_exponent();
-    let digits = unscaled.magnitude().to_string().len();
-    if digits > precision {
+    if scaled.digits() > precision as u64 {
         return Err(format!(
             "{}: {} has more than the {precision} digits of the Avro decimal",
             at,
             show(v)
         ));
     }
+    let (unscaled, _) = scaled.into_bigint_and_exponent();
     Ok(Avro::Decimal(apache_avro::Decimal::from(
         unscaled.to_signed_bytes_be(),
     )))
