@@ -3,53 +3,52 @@
 //! referenced schemas embedded with it, never fetched. The registry checks a schema this way
 //! when it is registered, and the engine builds its `validate` and `publish` validators so.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
-
-use crate::spec::NamedSchema;
 
 /// The validator of `schema`, with the `$ref`s among `references` (name → schema text)
 /// resolved; `Err` says what is wrong (a `$ref` that no reference serves names it).
-pub fn validator(
+pub fn validator<'a>(
     schema: &Value,
-    references: &[NamedSchema],
+    references: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
     let docs = references
-        .iter()
-        .map(|r| (r.name.clone(), r.schema.clone()))
+        .into_iter()
+        .map(|(name, text)| (name.to_string(), text.to_string()))
         .collect();
     jsonschema::options()
         .with_retriever(References(docs))
         .build(schema)
 }
 
-/// The `$ref`s of `schema` that point outside it and that no reference serves, each with the
-/// JSON pointer of the schema that holds it: `(pointer, $ref)`. A `$ref` to `#…`, or to an
-/// `$id` the document declares, is the document's own; one whose URI (without its `#…`) is a
-/// reference's name, or ends with `/name`, is served.
-pub fn unresolved(schema: &Value, references: &[NamedSchema]) -> Vec<(String, String)> {
+/// The `$ref`s of `schema` that point outside it and that no reference (by `names`) serves,
+/// each with the JSON pointer of the schema that holds it: `(pointer, $ref)`. A `$ref` to
+/// `#…`, or to an `$id` the document declares, is the document's own.
+pub fn unresolved<'a>(
+    schema: &Value,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, String)> {
+    let names: Vec<&str> = names.into_iter().collect();
     let mut ids = Vec::new();
     let mut refs = Vec::new();
     collect(schema, String::new(), &mut ids, &mut refs);
-    let served = |uri: &str| {
-        references.iter().any(|r| {
-            uri == r.name
-                || uri.ends_with(&format!("/{}", r.name))
-                || r.name.ends_with(&format!("/{uri}"))
-        })
-    };
     refs.into_iter()
         .filter(|(_, r)| {
-            let uri = r.split('#').next().unwrap_or("");
+            let uri = without_fragment(r);
             !uri.is_empty()
-                && !served(uri)
-                && !ids.iter().any(|id: &String| {
-                    let id = id.split('#').next().unwrap_or("");
-                    id == uri || id.ends_with(&format!("/{uri}"))
-                })
+                && !names.iter().any(|name| serves(name, uri))
+                && !ids.iter().any(|id| serves(without_fragment(id), uri))
         })
         .collect()
+}
+
+/// Whether a schema known as `name` is the one `uri` points to: the same, or one of them the
+/// other resolved against a base (`customer.json` and `https://acme.example/customer.json`).
+fn serves(name: &str, uri: &str) -> bool {
+    name == uri || uri.ends_with(&format!("/{name}")) || name.ends_with(&format!("/{uri}"))
+}
+
+fn without_fragment(uri: &str) -> &str {
+    uri.split('#').next().unwrap_or("")
 }
 
 /// Every `$id` and every `$ref` (with the pointer of its schema) in `value`.
@@ -76,22 +75,20 @@ fn collect(value: &Value, at: String, ids: &mut Vec<String>, refs: &mut Vec<(Str
     }
 }
 
-/// The referenced schemas' texts by name.
-struct References(HashMap<String, String>);
+/// The referenced schemas: (name, text).
+struct References(Vec<(String, String)>);
 
 impl jsonschema::Retrieve for References {
     fn retrieve(
         &self,
         uri: &jsonschema::Uri<String>,
     ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        // A relative `$ref` reaches here resolved against the base URI: the name is its
-        // last segment when the whole URI is not a name.
+        // A relative `$ref` reaches here resolved against the base URI.
         let full = uri.as_str();
-        let short = full.rsplit('/').next().unwrap_or(full);
         let (name, text) = self
             .0
-            .get_key_value(full)
-            .or_else(|| self.0.get_key_value(short))
+            .iter()
+            .find(|(name, _)| serves(name, without_fragment(full)))
             .ok_or_else(|| format!("reference `{full}` is not among the schema's references"))?;
         serde_json::from_str(text)
             .map_err(|e| format!("reference `{name}` is not JSON: {e}").into())
@@ -102,13 +99,6 @@ impl jsonschema::Retrieve for References {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn named(name: &str, schema: Value) -> NamedSchema {
-        NamedSchema {
-            name: name.into(),
-            schema: schema.to_string(),
-        }
-    }
 
     #[test]
     fn refs_nothing_serves_are_named_with_their_place() {
@@ -123,7 +113,7 @@ mod tests {
             }
         });
         assert_eq!(
-            unresolved(&order, &[]),
+            unresolved(&order, []),
             vec![
                 (
                     "/properties/customer".to_string(),
@@ -135,11 +125,8 @@ mod tests {
                 ),
             ]
         );
-        let refs = [
-            named("customer.json", json!({})),
-            named("https://acme.example/line.json", json!({})),
-        ];
-        assert!(unresolved(&order, &refs).is_empty());
+        let names = ["customer.json", "https://acme.example/line.json"];
+        assert!(unresolved(&order, names).is_empty());
     }
 
     #[test]
@@ -150,18 +137,17 @@ mod tests {
             "required": ["customer"]
         });
         let customer =
-            json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}});
-        let v = validator(&order, &[named("customer.json", customer)]).unwrap();
+            json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}})
+                .to_string();
+        let v = validator(&order, [("customer.json", customer.as_str())]).unwrap();
         assert!(v.is_valid(&json!({"customer": {"id": "c-1"}})));
         assert!(!v.is_valid(&json!({"customer": {"id": 7}})));
 
-        let err = validator(&order, &[]).unwrap_err().to_string();
+        let err = validator(&order, []).unwrap_err().to_string();
         assert!(err.contains("customer.json"), "{err}");
-        let bad = NamedSchema {
-            name: "customer.json".into(),
-            schema: "{".into(),
-        };
-        let err = validator(&order, &[bad]).unwrap_err().to_string();
+        let err = validator(&order, [("customer.json", "{")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("customer.json"), "{err}");
     }
 }

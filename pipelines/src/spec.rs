@@ -826,6 +826,13 @@ pub struct NamedSchema {
     pub schema: String,
 }
 
+impl NamedSchema {
+    /// `(name, text)`, as the schema compilers take references.
+    pub fn pair(&self) -> (&str, &str) {
+        (&self.name, &self.schema)
+    }
+}
+
 /// `latest` or a version number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]

@@ -354,32 +354,27 @@ async fn version(
     let mut v = reg
         .version(&caller.tenant_id, &subject, which, f.deleted)
         .await?;
-    if f.serialized {
+    if f.serialized && v.schema_type == SchemaType::Protobuf {
         let input = SchemaInput {
             kind: v.schema_type,
             text: v.schema.clone(),
             references: v.references.clone(),
         };
-        v.schema = serialized(&reg, &caller.tenant_id, input).await?;
+        v.schema = serialized(&reg, &caller.tenant_id, &input).await?;
     }
     Ok(ok(version_json(&v)))
 }
 
-/// The schema's text, or for Protobuf with `format=serialized` its compiled file as a base64
-/// `FileDescriptorProto` (the references it imports stay references).
-async fn serialized(reg: &Registry, tenant: &str, s: SchemaInput) -> Result<String> {
-    if s.kind != SchemaType::Protobuf {
-        return Ok(s.text);
-    }
-    let super::formats::Parsed::Protobuf { pool, file } = reg.parse(tenant, &s).await? else {
-        return Ok(s.text);
+/// A Protobuf schema's compiled file as a base64 `FileDescriptorProto` (`format=serialized`;
+/// the files it imports stay references).
+async fn serialized(reg: &Registry, tenant: &str, s: &SchemaInput) -> Result<String> {
+    let super::formats::Parsed::Protobuf { pool, file } = reg.parse(tenant, s).await? else {
+        return Err(RegistryError::Internal("not a Protobuf schema".into()));
     };
-    let proto = pool
+    let file = pool
         .get_file_by_name(&file)
-        .ok_or_else(|| RegistryError::Internal("the compiled file is missing".into()))?
-        .file_descriptor_proto()
-        .clone();
-    let bytes = prost_reflect::prost::Message::encode_to_vec(&proto);
+        .ok_or_else(|| RegistryError::Internal("the compiled file is missing".into()))?;
+    let bytes = prost_reflect::prost::Message::encode_to_vec(file.file_descriptor_proto());
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
@@ -411,15 +406,12 @@ async fn by_id(
 ) -> Result<Response> {
     require(&caller, Action::Read)?;
     let reg = registry(&state);
-    let s = reg.by_id(&caller.tenant_id, id).await?;
-    let (kind, references) = (s.kind, s.references.clone());
-    let text = if f.serialized {
-        serialized(&reg, &caller.tenant_id, s).await?
-    } else {
-        s.text
-    };
-    let mut out = json!({"schema": text});
-    decorate(&mut out, kind, &references);
+    let mut s = reg.by_id(&caller.tenant_id, id).await?;
+    if f.serialized && s.kind == SchemaType::Protobuf {
+        s.text = serialized(&reg, &caller.tenant_id, &s).await?;
+    }
+    let mut out = json!({"schema": s.text});
+    decorate(&mut out, s.kind, &s.references);
     Ok(ok(out))
 }
 

@@ -44,14 +44,9 @@ impl SchemaType {
 }
 
 /// A schema another one refers to, resolved to its text: `name` is how the referring schema
-/// names it (an Avro full name, a JSON Schema `$ref` URI, a Protobuf import path).
-#[derive(Clone, Debug)]
-pub struct ResolvedRef {
-    /// The name the referring schema uses.
-    pub name: String,
-    /// The referenced schema's text.
-    pub text: String,
-}
+/// names it (an Avro full name, a JSON Schema `$ref` URI, a Protobuf import path). The same
+/// shape as the references a deployed spec embeds.
+pub use weir_pipelines::spec::NamedSchema as ResolvedRef;
 
 /// A schema that parsed, ready for compatibility checks.
 pub enum Parsed {
@@ -94,7 +89,7 @@ fn parse_avro(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
     let schema = if refs.is_empty() {
         apache_avro::Schema::parse_str(text)
     } else {
-        apache_avro::Schema::parse_str_with_list(text, refs.iter().map(|r| r.text.as_str()))
+        apache_avro::Schema::parse_str_with_list(text, refs.iter().map(|r| r.schema.as_str()))
             .map(|(schema, _)| schema)
     };
     schema
@@ -105,14 +100,8 @@ fn parse_avro(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
 fn parse_json(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("invalid JSON Schema: not JSON: {e}"))?;
-    let refs: Vec<weir_pipelines::spec::NamedSchema> = refs
-        .iter()
-        .map(|r| weir_pipelines::spec::NamedSchema {
-            name: r.name.clone(),
-            schema: r.text.clone(),
-        })
-        .collect();
-    if let Some((at, r)) = weir_pipelines::json_refs::unresolved(&value, &refs)
+    let names = refs.iter().map(|r| r.name.as_str());
+    if let Some((at, r)) = weir_pipelines::json_refs::unresolved(&value, names)
         .into_iter()
         .next()
     {
@@ -123,13 +112,13 @@ fn parse_json(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
             r = r.split('#').next().unwrap_or(&r)
         ));
     }
-    weir_pipelines::json_refs::validator(&value, &refs)
+    weir_pipelines::json_refs::validator(&value, refs.iter().map(ResolvedRef::pair))
         .map_err(|e| format!("invalid JSON Schema at `{}`: {e}", e.schema_path()))?;
     Ok(Parsed::Json(value))
 }
 
 fn parse_protobuf(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {
-    let imports = refs.iter().map(|r| (r.name.as_str(), r.text.as_str()));
+    let imports = refs.iter().map(ResolvedRef::pair);
     let pool = weir_pipelines::proto_files::compile(PROTO_MAIN, text, imports)
         .map_err(|e| format!("invalid Protobuf schema: {e}"))?;
     Ok(Parsed::Protobuf {
@@ -170,7 +159,7 @@ mod tests {
     fn references_resolve_in_each_format() {
         let customer = ResolvedRef {
             name: "com.acme.Customer".into(),
-            text: r#"{"type":"record","name":"Customer","namespace":"com.acme","fields":[{"name":"id","type":"string"}]}"#.into(),
+            schema: r#"{"type":"record","name":"Customer","namespace":"com.acme","fields":[{"name":"id","type":"string"}]}"#.into(),
         };
         let order = r#"{"type":"record","name":"Order","namespace":"com.acme","fields":[{"name":"customer","type":"com.acme.Customer"}]}"#;
         assert!(parse(SchemaType::Avro, order, &[]).is_err());
@@ -178,7 +167,7 @@ mod tests {
 
         let proto_ref = ResolvedRef {
             name: "customer.proto".into(),
-            text: "syntax = \"proto3\"; package acme; message Customer { string id = 1; }".into(),
+            schema: "syntax = \"proto3\"; package acme; message Customer { string id = 1; }".into(),
         };
         let proto = "syntax = \"proto3\"; package acme; import \"customer.proto\"; \
                      message Order { Customer customer = 1; }";
@@ -187,7 +176,7 @@ mod tests {
 
         let json_ref = ResolvedRef {
             name: "customer.json".into(),
-            text: r#"{"type":"object","required":["id"]}"#.into(),
+            schema: r#"{"type":"object","required":["id"]}"#.into(),
         };
         let json = r#"{"type":"object","properties":{"customer":{"$ref":"customer.json"}}}"#;
         assert!(parse(SchemaType::Json, json, &[json_ref]).is_ok());

@@ -372,20 +372,23 @@ pub async fn resolve(state: &AppState, tenant: &str, spec: &mut Value) -> ApiRes
             continue;
         };
         let found = match lookup(&reg, tenant, &r).await {
-            Ok(v) => embedded(&reg, tenant, v.clone()).await.map(|e| (v, e)),
+            Ok(v) => {
+                let version = v.version;
+                embedded(&reg, tenant, v).await.map(|e| (version, e))
+            }
             Err(e) => Err(e),
         };
         match found {
-            Ok((v, embedded)) => {
-                let schema: Value = serde_json::from_str(&v.schema)
+            Ok((version, embedded)) => {
+                let schema: Value = serde_json::from_str(&embedded.schema)
                     .map_err(|e| ApiError::Internal(format!("stored JSON Schema: {e}")))?;
                 validate["json_schema"] = schema;
                 if !embedded.references.is_empty() {
                     validate["references"] = serde_json::to_value(embedded.references)
                         .map_err(|e| ApiError::Internal(e.to_string()))?;
                 }
-                validate["schema"]["version"] = v.version.into();
-                validate["schema"]["id"] = v.id.into();
+                validate["schema"]["version"] = version.into();
+                validate["schema"]["id"] = embedded.id.into();
             }
             Err((code, message)) => diagnostics.push(serde_json::json!({
                 "path": format!("/spec/nodes/{i}/validate/schema"),

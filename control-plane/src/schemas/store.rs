@@ -246,7 +246,7 @@ impl Registry {
                 })?;
             resolved.push(ResolvedRef {
                 name: r.name.clone(),
-                text: v.schema,
+                schema: v.schema,
             });
         }
         formats::parse(input.kind, &input.text, &resolved).map_err(RegistryError::InvalidSchema)

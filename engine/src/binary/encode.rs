@@ -6,7 +6,7 @@
 use super::avro_encode::AvroWriter;
 use super::protobuf_encode::ProtobufWriter;
 use serde_json::Value;
-use weir_pipelines::spec::{OutputFormat, PublishSpec, WireFormat};
+use weir_pipelines::spec::{NamedSchema, OutputFormat, PublishSpec, WireFormat};
 
 /// The header naming the registry schema id an output was written with.
 pub(crate) const SCHEMA_ID_HEADER: &str = "Weir-Schema-Id";
@@ -47,8 +47,11 @@ impl OutputEncoder {
                 let doc: Value = serde_json::from_str(&writer.schema)
                     .map_err(|e| bad(format!("not JSON: {e}")))?;
                 Writer::Json(
-                    weir_pipelines::json_refs::validator(&doc, &writer.references)
-                        .map_err(|e| bad(format!("not a valid JSON Schema: {e}")))?,
+                    weir_pipelines::json_refs::validator(
+                        &doc,
+                        writer.references.iter().map(NamedSchema::pair),
+                    )
+                    .map_err(|e| bad(format!("not a valid JSON Schema: {e}")))?,
                     crate::json_check::FastSchema::compile(&doc),
                 )
             }

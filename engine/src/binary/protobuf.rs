@@ -8,7 +8,7 @@ use prost_reflect::{
 };
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
-use weir_pipelines::spec::{EmbeddedSchema, SourceSchema};
+use weir_pipelines::spec::{EmbeddedSchema, NamedSchema, SourceSchema};
 
 /// The name the main schema compiles under.
 const MAIN: &str = "weir_source.proto";
@@ -67,10 +67,7 @@ impl ProtobufPayload {
 
 /// Compiles one schema with its references (and Google's well-known types).
 pub(super) fn compile(schema: &EmbeddedSchema) -> Result<FileDescriptor, String> {
-    let imports = schema
-        .references
-        .iter()
-        .map(|r| (r.name.as_str(), r.schema.as_str()));
+    let imports = schema.references.iter().map(NamedSchema::pair);
     weir_pipelines::proto_files::compile(MAIN, &schema.schema, imports)
         .map_err(|e| e.to_string())?
         .get_file_by_name(MAIN)

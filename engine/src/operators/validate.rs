@@ -8,7 +8,7 @@ use crate::json_check::FastSchema;
 use crate::message::FailureKind;
 use crate::schema_failures::failures;
 use std::sync::Arc;
-use weir_pipelines::spec::{OnInvalid, ValidateSpec};
+use weir_pipelines::spec::{NamedSchema, OnInvalid, ValidateSpec};
 
 /// The header `on_invalid: tag` adds.
 pub(crate) const INVALID_HEADER: &str = "Weir-Invalid";
@@ -115,7 +115,10 @@ pub(crate) fn build(spec: &ValidateSpec, cx: &mut PlanContext<'_>) -> Option<Box
             on_invalid: spec.on_invalid,
         }));
     };
-    match weir_pipelines::json_refs::validator(schema, &spec.references) {
+    match weir_pipelines::json_refs::validator(
+        schema,
+        spec.references.iter().map(NamedSchema::pair),
+    ) {
         Ok(validator) => Some(Box::new(Validate {
             id: cx.id.clone(),
             validator: Ok(validator),
