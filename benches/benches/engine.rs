@@ -143,6 +143,22 @@ spec:
       publish: { subject: "orders.copy" }
 "#;
 
+/// Reads the order's columns (the ones `order_path` reads) and keeps every order: the cost of
+/// decoding payloads into typed columns, with the least work after it.
+const DECODE_COLUMNS: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-decode-columns }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: all
+      filter: "data.amount IS NOT NULL OR data.status IS NOT NULL OR data.currency IS NOT NULL OR data.region IS NOT NULL"
+      next: out
+    - id: out
+      publish: { subject: "orders.copy" }
+"#;
+
 /// The Avro schema of the order (10 fields, items as an array of records).
 const ORDER_AVRO: &str = r#"{"type":"record","name":"Order","namespace":"bench","fields":[
   {"name":"order_id","type":"string"},{"name":"customer_id","type":"string"},
@@ -200,6 +216,9 @@ fn bench_avro(c: &mut Criterion) {
     let encoder = compile(&avro_encoder());
     let decode_passthrough = compile(&avro_source(PASSTHROUGH));
     let decode_order_path = compile(&avro_source(ORDER_PATH));
+    let decode_columns = compile(&avro_source(DECODE_COLUMNS));
+    let json_columns = compile(DECODE_COLUMNS);
+    assert_eq!(outputs(&decode_columns.process(&avro)), batch.len());
     // Decoded, the Avro orders take the JSON orders' routes.
     assert_eq!(
         outputs(&decode_order_path.process(&avro)),
@@ -209,6 +228,12 @@ fn bench_avro(c: &mut Criterion) {
     g.throughput(Throughput::Elements(batch.len() as u64));
     g.bench_function("decode_passthrough/1024", |b| {
         b.iter(|| black_box(decode_passthrough.process(black_box(&avro))))
+    });
+    g.bench_function("decode_columns/1024", |b| {
+        b.iter(|| black_box(decode_columns.process(black_box(&avro))))
+    });
+    g.bench_function("json_decode_columns/1024", |b| {
+        b.iter(|| black_box(json_columns.process(black_box(&batch))))
     });
     g.bench_function("decode_order_path/1024", |b| {
         b.iter(|| black_box(decode_order_path.process(black_box(&avro))))

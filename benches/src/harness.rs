@@ -55,6 +55,12 @@ spec:
 "#
 );
 
+/// A built-in validating pipeline: each order is checked against the order's JSON Schema
+/// (10 properties, the one `benches/benches/engine.rs` measures in memory) and published
+/// unchanged; an invalid one would go to the dead-letter stream. The same file users run with
+/// `weir bench -f docs/examples/bench-validated.yaml`.
+pub const VALIDATED: &str = include_str!("../../docs/examples/bench-validated.yaml");
+
 /// A built-in stateful pipeline: per-minute metrics (count, sum, avg, max of the amount) over
 /// 10 000 keys by stream time, checkpointed every second. It emits far fewer messages than it
 /// takes in: like every stage, it is measured by the inputs it has acked (after the checkpoint

@@ -6,6 +6,9 @@
 //! encoded message; Protobuf adds message indexes) when it starts with byte 0 and names an id
 //! of the subject; otherwise it is bare, written with the pipeline's schema.
 
+use crate::decode::{FieldSpan, PathTrie};
+use crate::message::{FailureKind, InputMessage, MessageError};
+use bytes::Bytes;
 use std::collections::HashMap;
 use weir_pipelines::PayloadFormat;
 use weir_pipelines::spec::SourceSchema;
@@ -13,6 +16,7 @@ use weir_pipelines::spec::SourceSchema;
 mod avro;
 mod avro_encode;
 mod avro_json;
+pub(crate) use avro_json::Recording;
 pub(crate) mod encode;
 mod protobuf;
 mod protobuf_encode;
@@ -61,13 +65,122 @@ impl BinaryPayload {
         }))
     }
 
-    /// The payload as JSON bytes, or why it cannot be decoded.
-    pub(crate) fn to_json(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
+    /// Appends the payload's JSON text to `out`, or says why it cannot be decoded.
+    /// `Ok(true)` when the binary was decoded straight into the values of `trie`'s paths and
+    /// the top-level field spans (recorded in `rec`, offsets from where this payload starts
+    /// in `out`); `Ok(false)` when only the text was written and the JSON decoder must scan it.
+    pub(crate) fn transcode_into(
+        &self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        trie: &PathTrie,
+        rec: Recording<'_>,
+    ) -> Result<bool, String> {
         match self {
-            BinaryPayload::Avro(a) => a.to_json_bytes(payload),
-            BinaryPayload::Protobuf(p) => serde_json::to_vec(&p.decode(payload)?)
-                .map_err(|e| format!("re-encoding as JSON: {e}")),
+            BinaryPayload::Avro(a) => a.transcode_into(payload, out, trie, rec),
+            BinaryPayload::Protobuf(p) => {
+                serde_json::to_writer(out, &p.decode(payload)?)
+                    .map_err(|e| format!("re-encoding as JSON: {e}"))?;
+                Ok(false)
+            }
         }
+    }
+}
+
+/// Where a path's raw JSON value lies in a payload's text (`[start, end)`), if it has one.
+pub(crate) type PathValue = Option<[u32; 2]>;
+
+/// What the transcoder recorded of one payload.
+pub(crate) struct Recorded<'t> {
+    /// The value of each path slot, as offsets into the payload's text.
+    pub(crate) values: &'t [PathValue],
+    /// Where its top-level field spans lie in the batch's span buffer (when wanted).
+    pub(crate) fields: Option<(u32, u32)>,
+}
+
+/// A batch's Avro or Protobuf payloads as JSON text, with what the transcoder recorded of
+/// each (see [`BinaryPayload::transcode_into`]) so that the decoder need not scan it, and the
+/// inputs that do not decode.
+pub(crate) struct Transcoded {
+    /// Each input's JSON text (empty for one that failed); slices of one buffer.
+    pub(crate) payloads: Vec<Bytes>,
+    /// `n_paths` path values per input, as offsets into its text.
+    slots: Vec<PathValue>,
+    n_paths: usize,
+    /// Per input: `None` when nothing was recorded (the text must be scanned), else where its
+    /// top-level field spans lie in [`Transcoded::spans`] (when they were wanted).
+    recorded: Vec<Option<Option<(u32, u32)>>>,
+    /// The top-level field spans of the recorded inputs: the batch's first spans.
+    pub(crate) spans: Vec<FieldSpan>,
+    /// The inputs that do not decode (a `decode` error of the source, so that they go to the
+    /// dead-letter stream with their original bytes).
+    pub(crate) failed: Vec<(usize, MessageError)>,
+}
+
+impl Transcoded {
+    /// Decodes `batch` into JSON, recording the values of `trie`'s paths (`n_paths` of them)
+    /// and, when `want_fields`, the top-level field spans.
+    pub(crate) fn batch(
+        binary: &BinaryPayload,
+        batch: &[InputMessage],
+        trie: &PathTrie,
+        n_paths: usize,
+        want_fields: bool,
+    ) -> Transcoded {
+        // JSON text is about 2.5 times the Avro binary of the same record (field names and
+        // quotes): room for 3 times, so that the buffer seldom moves while it fills.
+        let mut out = Vec::with_capacity(batch.iter().map(|m| m.payload.len() * 3 + 16).sum());
+        let mut bounds = Vec::with_capacity(batch.len());
+        let mut slots = vec![None; batch.len() * n_paths];
+        let mut recorded = Vec::with_capacity(batch.len());
+        let mut spans = Vec::new();
+        let mut failed = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            let start = out.len();
+            let spans_start = spans.len() as u32;
+            let rec = Recording {
+                slots: &mut slots[i * n_paths..(i + 1) * n_paths],
+                spans: want_fields.then_some(&mut spans),
+            };
+            recorded.push(
+                match binary.transcode_into(&m.payload, &mut out, trie, rec) {
+                    Ok(true) => Some(want_fields.then_some((spans_start, spans.len() as u32))),
+                    Ok(false) => None,
+                    Err(message) => {
+                        out.truncate(start);
+                        failed.push((
+                            i,
+                            MessageError {
+                                node: "source".into(),
+                                kind: FailureKind::Decode,
+                                message,
+                            },
+                        ));
+                        None
+                    }
+                },
+            );
+            bounds.push(start..out.len());
+        }
+        let all = Bytes::from(out);
+        Transcoded {
+            payloads: bounds.into_iter().map(|r| all.slice(r)).collect(),
+            slots,
+            n_paths,
+            recorded,
+            spans,
+            failed,
+        }
+    }
+
+    /// What was recorded of input `input`; `None` when its text must be scanned.
+    pub(crate) fn recorded(&self, input: u32) -> Option<Recorded<'_>> {
+        let i = input as usize;
+        let fields = (*self.recorded.get(i)?)?;
+        Some(Recorded {
+            values: &self.slots[i * self.n_paths..(i + 1) * self.n_paths],
+            fields,
+        })
     }
 }
 

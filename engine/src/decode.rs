@@ -49,10 +49,20 @@ impl PathTrie {
         root
     }
 
+    /// The slot of the path that ends here, if one does.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        self.slot
+    }
+
+    /// Whether longer paths go on from here.
+    pub(crate) fn has_children(&self) -> bool {
+        !self.children.is_empty()
+    }
+
     /// The child under `key`. Runs for every key of every payload: length and last byte
     /// first, so that most keys are rejected without a string comparison.
     #[inline]
-    fn child(&self, key: &str) -> Option<&PathTrie> {
+    pub(crate) fn child(&self, key: &str) -> Option<&PathTrie> {
         let key = key.as_bytes();
         let last = key.last().copied();
         self.children

@@ -1,6 +1,7 @@
 //! A frame is a batch of messages at one node: the messages (which input each came from, its
 //! payload and pending edits) and the Arrow columns the pipeline's expressions read, row-aligned.
 
+use crate::binary::Transcoded;
 use crate::columns::{Catalog, ColumnSource, timestamp_type};
 use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract, kind_groups};
 use crate::message::{FailureKind, InputMessage, MessageError, OutputMessage};
@@ -277,7 +278,27 @@ impl BatchContext<'_> {
     /// messages whose values have the same kinds: each message then sees the types it would
     /// see alone, and an expression that cannot take a string fails only the messages that
     /// carry one, never their well-typed neighbours.
-    pub(crate) fn decode(&mut self, mut rows: Vec<Row>, node: &str) -> Vec<Frame> {
+    pub(crate) fn decode(&mut self, rows: Vec<Row>, node: &str) -> Vec<Frame> {
+        self.decode_with(rows, node, None)
+    }
+
+    /// [`BatchContext::decode`] of the rows as they come from the source; with `json`, their
+    /// payloads are the JSON texts of Avro or Protobuf inputs, and the ones whose path values
+    /// the transcoder recorded are not scanned again.
+    pub(crate) fn decode_source(
+        &mut self,
+        rows: Vec<Row>,
+        json: Option<&Transcoded>,
+    ) -> Vec<Frame> {
+        self.decode_with(rows, "source", json)
+    }
+
+    fn decode_with(
+        &mut self,
+        mut rows: Vec<Row>,
+        node: &str,
+        json: Option<&Transcoded>,
+    ) -> Vec<Frame> {
         let paths = self.catalog.paths();
         let n_paths = paths.len();
         let inputs = self.inputs;
@@ -296,7 +317,18 @@ impl BatchContext<'_> {
             let base = payload_of(inputs, &row, replaced);
             let start = raws.len();
             raws.resize(start + n_paths, None);
-            let result = if self.raw {
+            let recorded = json.and_then(|j| j.recorded(row.input));
+            let result = if let Some(recorded) = recorded {
+                // The transcoder wrote this text and recorded where each value went.
+                std::str::from_utf8(base)
+                    .map(|text| {
+                        for (raw, value) in raws[start..].iter_mut().zip(recorded.values) {
+                            *raw = value.map(|[a, b]| &text[a as usize..b as usize]);
+                        }
+                        (text, true, recorded.fields)
+                    })
+                    .map_err(|e| format!("the decoded payload is not UTF-8: {e}"))
+            } else if self.raw {
                 match std::str::from_utf8(base) {
                     Ok(text) => Ok((text, false, None)),
                     Err(_) if !reads_payload => Ok(("", false, None)),

@@ -1,13 +1,11 @@
 //! A compiled pipeline: the operator DAG with its planned expressions, and the batch loop that
 //! runs a batch of messages through it and says, per input, its outputs, filtered, or its error.
 
-use crate::binary::BinaryPayload;
+use crate::binary::{BinaryPayload, Transcoded};
 use crate::columns::{Catalog, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
-use crate::message::{
-    BatchResult, Emitted, FailureKind, Fate, InputMessage, MessageError, NodeCount, NodeStats,
-};
+use crate::message::{BatchResult, Emitted, Fate, InputMessage, NodeCount, NodeStats};
 use crate::operators::{self, Operator, Origin, PlanContext, SideOutput};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -277,10 +275,12 @@ impl CompiledPipeline {
         visit: impl FnMut(usize, &Frame),
     ) -> BatchResult {
         let (fates, nodes, side) = match &self.binary {
-            None => self.run(batch, &[0], visit, Vec::new()),
+            None => self.run(batch, &[0], visit, None),
             Some(binary) => {
-                let (json, failed) = transcode(binary, batch);
-                self.run(&json, &[0], visit, failed)
+                let n_paths = self.catalog.paths().len();
+                let json =
+                    Transcoded::batch(binary, batch, &self.trie, n_paths, self.record_fields);
+                self.run(batch, &[0], visit, Some(json))
             }
         };
         let mut result = BatchResult {
@@ -379,7 +379,7 @@ impl CompiledPipeline {
                 let (fates, more) = if targets.is_empty() {
                     (vec![Fate::Filtered; messages.len()], Vec::new())
                 } else {
-                    let (fates, _, more) = self.run(&messages, targets, |_, _| {}, Vec::new());
+                    let (fates, _, more) = self.run(&messages, targets, |_, _| {}, None);
                     (fates, more)
                 };
                 next.extend(more);
@@ -400,15 +400,16 @@ impl CompiledPipeline {
 
     /// Runs `batch` through the DAG from the `entries` nodes (each receives every message);
     /// `visit(node, frame)` sees each non-empty frame before node `node` runs. Returns the
-    /// fates, the per-node counts and the side outputs of stateful nodes. Inputs in `failed`
-    /// (decode errors found before, by input index) are settled as those errors.
+    /// fates, the per-node counts and the side outputs of stateful nodes. With `json`, the
+    /// inputs' payloads are Avro or Protobuf and these are their JSON texts (the inputs it
+    /// could not decode are settled as those errors).
     #[allow(clippy::type_complexity)]
     fn run(
         &self,
         batch: &[InputMessage],
         entries: &[usize],
         mut visit: impl FnMut(usize, &Frame),
-        failed: Vec<(usize, MessageError)>,
+        mut json: Option<Transcoded>,
     ) -> (Vec<Fate>, Vec<NodeCount>, Vec<(usize, SideOutput)>) {
         let mut ctx = BatchContext {
             inputs: batch,
@@ -417,7 +418,10 @@ impl CompiledPipeline {
             trie: &self.trie,
             raw: self.raw_format,
             want_fields: self.record_fields,
-            spans: Vec::new(),
+            spans: json
+                .as_mut()
+                .map(|j| std::mem::take(&mut j.spans))
+                .unwrap_or_default(),
             errors: vec![None; batch.len()],
             failures: 0,
             emitted: 0,
@@ -426,16 +430,18 @@ impl CompiledPipeline {
             counts: Vec::new(),
             tags: Vec::new(),
         };
-        ctx.failures = failed.len() as u64;
-        for (i, e) in failed {
-            ctx.errors[i] = Some(e);
+        if let Some(json) = json.as_mut() {
+            ctx.failures = json.failed.len() as u64;
+            for (i, e) in json.failed.drain(..) {
+                ctx.errors[i] = Some(e);
+            }
         }
         let mut counts = self.empty_counts(batch.len());
         let rows: Vec<Row> = (0..batch.len() as u32)
             .filter(|&i| ctx.errors[i as usize].is_none())
             .map(|input| Row {
                 input,
-                base: None,
+                base: json.as_ref().map(|j| j.payloads[input as usize].clone()),
                 edits: Vec::new(),
                 edited_by: None,
                 is_object: false,
@@ -443,7 +449,7 @@ impl CompiledPipeline {
                 meta: None,
             })
             .collect();
-        let frames = ctx.decode(rows, "source");
+        let frames = ctx.decode_source(rows, json.as_ref());
         counts[0].errors = ctx.failures;
         counts[0].ports[0] = batch.len() as u64 - ctx.failures;
         let mut inbox: Vec<Vec<Frame>> = (0..self.nodes.len()).map(|_| Vec::new()).collect();
@@ -527,41 +533,6 @@ impl CompiledPipeline {
             }))
             .collect()
     }
-}
-
-/// The batch with Avro or Protobuf payloads replaced by their JSON, and the inputs that do not
-/// decode (a `decode` error of the source, so that they go to the dead-letter stream with their
-/// original bytes).
-fn transcode(
-    binary: &BinaryPayload,
-    batch: &[InputMessage],
-) -> (Vec<InputMessage>, Vec<(usize, MessageError)>) {
-    let mut failed = Vec::new();
-    let json = batch
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let payload = match binary.to_json(&m.payload) {
-                Ok(json) => bytes::Bytes::from(json),
-                Err(message) => {
-                    failed.push((
-                        i,
-                        MessageError {
-                            node: "source".into(),
-                            kind: FailureKind::Decode,
-                            message,
-                        },
-                    ));
-                    bytes::Bytes::new()
-                }
-            };
-            InputMessage {
-                payload,
-                ..m.clone()
-            }
-        })
-        .collect();
-    (json, failed)
 }
 
 /// Joins a late event's fate downstream of the late port into its input's fate: an error

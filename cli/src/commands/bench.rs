@@ -18,8 +18,9 @@ pub struct Args {
     /// built-in passthrough pipeline.
     #[arg(short = 'f', long = "file", conflicts_with = "builtin")]
     pub file: Option<PathBuf>,
-    /// A built-in pipeline: `passthrough`, `orders` (filter + map + route with fan-out) or
-    /// `window` (per-minute metrics over 10 000 keys, checkpointed every second).
+    /// A built-in pipeline: `passthrough`, `orders` (filter + map + route with fan-out),
+    /// `validated` (a `validate` node with the order's JSON Schema, then publish) or `window`
+    /// (per-minute metrics over 10 000 keys, checkpointed every second).
     #[arg(long)]
     pub builtin: Option<String>,
     /// Use this NATS server instead of starting one.
@@ -74,8 +75,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         (None, None | Some("passthrough")) => weir_benches::harness::PASSTHROUGH.to_string(),
         (None, Some("orders")) => weir_benches::harness::ORDERS.to_string(),
         (None, Some("window")) => weir_benches::harness::WINDOW.to_string(),
+        (None, Some("validated")) => weir_benches::harness::VALIDATED.to_string(),
         (None, Some(other)) => {
-            anyhow::bail!("unknown built-in pipeline {other:?}; use passthrough, orders or window")
+            anyhow::bail!(
+                "unknown built-in pipeline {other:?}; use passthrough, orders, validated or window"
+            )
         }
     };
     let inputs = match &args.input {

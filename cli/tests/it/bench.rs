@@ -68,3 +68,13 @@ fn bench_runs_the_windowed_builtin_by_its_acked_inputs() {
     assert!(json["pipeline"]["p99_ms"].is_null(), "{json}");
     assert!(json["raw_best"]["p99_ms"].as_f64().is_some(), "{json}");
 }
+
+#[test]
+fn bench_runs_the_validating_builtin() {
+    let (stdout, json) = bench("validated", "1");
+    assert!(stdout.contains("bench-validated"), "{stdout}");
+    let ratio = json["ratio"].as_f64().expect("ratio");
+    assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
+    // Every generated order is valid: each has its output, so the pipeline has a latency.
+    assert!(json["pipeline"]["p99_ms"].as_f64().is_some(), "{json}");
+}

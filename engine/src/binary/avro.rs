@@ -3,8 +3,9 @@
 //! datum reader per writer schema is built when the pipeline compiles (its named types
 //! resolved once), and a payload written with the reader schema itself is not resolved.
 
-use super::avro_json::Node;
+use super::avro_json::{Node, Recording};
 use super::{ById, Pick};
+use crate::decode::PathTrie;
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as Avro;
@@ -86,7 +87,8 @@ impl AvroPayload {
             by_id.insert(id, decoder);
         }
         Ok(AvroPayload {
-            fast: Node::compile(&reader),
+            // Deeper than the JSON decoder takes: the slow path, whose text is checked.
+            fast: Node::compile(&reader).filter(|n| n.depth() <= crate::scan::MAX_DEPTH),
             schemas: ById {
                 by_id,
                 reader: reader_id,
@@ -95,23 +97,33 @@ impl AvroPayload {
         })
     }
 
-    /// One payload as JSON text: straight from the binary when it is written with the reader
-    /// schema and the transcoder takes it, else through [`AvroPayload::decode`].
-    pub(crate) fn to_json_bytes(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
+    /// Appends the JSON text of one payload to `out`. Straight from the binary when it is
+    /// written with the reader schema and the transcoder takes it: then `rec` says where the
+    /// pipeline's paths and the top-level fields went, and the result is `Ok(true)`. Otherwise
+    /// through [`AvroPayload::decode`], with nothing recorded (`Ok(false)`: the JSON decoder
+    /// scans the text).
+    pub(crate) fn transcode_into(
+        &self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        trie: &PathTrie,
+        rec: Recording<'_>,
+    ) -> Result<bool, String> {
         if let Some(fast) = &self.fast {
             let body = match self.schemas.pick(payload) {
                 Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => Some(body),
                 Pick::Bare(None) => Some(payload),
                 _ => None,
             };
-            if let Some(body) = body {
-                let mut out = Vec::with_capacity(payload.len() * 2);
-                if fast.transcode(body, &mut out).is_some() {
-                    return Ok(out);
-                }
+            if let Some(body) = body
+                && fast.transcode_recording(body, out, trie, rec).is_some()
+            {
+                return Ok(true);
             }
         }
-        serde_json::to_vec(&self.decode(payload)?).map_err(|e| format!("re-encoding as JSON: {e}"))
+        serde_json::to_writer(out, &self.decode(payload)?)
+            .map_err(|e| format!("re-encoding as JSON: {e}"))?;
+        Ok(false)
     }
 
     /// Decodes one payload into JSON.

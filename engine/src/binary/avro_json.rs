@@ -12,6 +12,7 @@
 //! the error message. `tests::agrees_with_apache_avro` checks that both write the same
 //! bytes.
 
+use crate::decode::{FieldSpan, PathTrie};
 use apache_avro::Schema;
 use base64::Engine as _;
 
@@ -30,8 +31,28 @@ pub(crate) enum Node {
     Enum(Vec<String>),
     Array(Box<Node>),
     Union(Vec<Node>),
-    /// Each field as its JSON key text (`"name":`) and node.
-    Record(Vec<(String, Node)>),
+    /// Each field as its JSON key text (`"name":`), its name and its node.
+    Record(Vec<Field>),
+}
+
+/// One field of a record node.
+#[derive(Debug)]
+pub(crate) struct Field {
+    /// The key as JSON text with its colon (`"name":`).
+    key: String,
+    /// The name (Avro names are `[A-Za-z_][A-Za-z0-9_]*`: never escaped in JSON).
+    name: String,
+    node: Node,
+}
+
+/// Where one transcoded payload put what the JSON decoder would otherwise scan for: the value
+/// of each path the pipeline reads and the top-level field spans, as byte offsets from the
+/// payload's start. Nothing is recorded for a payload the transcoder refuses.
+pub(crate) struct Recording<'r> {
+    /// The raw JSON value of each path slot, as `[start, end)`; left `None` when missing.
+    pub(crate) slots: &'r mut [Option<[u32; 2]>],
+    /// The top-level field spans, appended (when the pipeline wants them).
+    pub(crate) spans: Option<&'r mut Vec<FieldSpan>>,
 }
 
 impl Node {
@@ -64,7 +85,13 @@ impl Node {
                     .iter()
                     .map(|f| {
                         let key = serde_json::to_string(&f.name).ok()? + ":";
-                        Some((key, Node::compile(&f.schema)?))
+                        // A name JSON escapes (not a valid Avro name) gets no fast path.
+                        (key.len() == f.name.len() + 3).then_some(())?;
+                        Some(Field {
+                            key,
+                            name: f.name.clone(),
+                            node: Node::compile(&f.schema)?,
+                        })
                     })
                     .collect::<Option<_>>()?,
             ),
@@ -72,12 +99,56 @@ impl Node {
         })
     }
 
+    /// How deep the JSON of this node nests (records and arrays count one level each).
+    pub(crate) fn depth(&self) -> usize {
+        match self {
+            Node::Array(items) => 1 + items.depth(),
+            Node::Record(fields) => 1 + fields.iter().map(|f| f.node.depth()).max().unwrap_or(0),
+            Node::Union(branches) => branches.iter().map(Node::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Writes the JSON text of the datum `body` to `out`; `None` when the body does not read
     /// as this schema exactly (every byte used).
+    #[cfg(test)]
     pub(crate) fn transcode(&self, body: &[u8], out: &mut Vec<u8>) -> Option<()> {
         let mut cursor = Cursor { b: body, i: 0 };
         self.write(&mut cursor, out)?;
         (cursor.i == body.len()).then_some(())
+    }
+
+    /// Like [`Node::transcode`] for a record, appending the JSON text to `out` and recording
+    /// into `rec` where the values of `trie`'s paths and the top-level fields went, so that
+    /// the payload needs no JSON scan: the binary is decoded straight into the values the
+    /// engine's columns are built from. `None` (and nothing appended or recorded) when this
+    /// node is not a record or the body does not read as it.
+    pub(crate) fn transcode_recording(
+        &self,
+        body: &[u8],
+        out: &mut Vec<u8>,
+        trie: &PathTrie,
+        rec: Recording<'_>,
+    ) -> Option<()> {
+        let Node::Record(fields) = self else {
+            return None;
+        };
+        let start = out.len();
+        let spans_start = rec.spans.as_ref().map_or(0, |s| s.len());
+        let Recording { slots, mut spans } = rec;
+        let mut cursor = Cursor { b: body, i: 0 };
+        let mut at = Paths { out, start, slots };
+        let done = at
+            .record(fields, &mut cursor, trie, spans.as_deref_mut())
+            .filter(|()| cursor.i == body.len());
+        if done.is_none() {
+            at.out.truncate(start);
+            at.slots.fill(None);
+            if let Some(spans) = spans {
+                spans.truncate(spans_start);
+            }
+        }
+        done
     }
 
     fn write(&self, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Option<()> {
@@ -137,12 +208,12 @@ impl Node {
             }
             Node::Record(fields) => {
                 out.push(b'{');
-                for (i, (key, node)) in fields.iter().enumerate() {
+                for (i, f) in fields.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(key.as_bytes());
-                    node.write(c, out)?;
+                    out.extend_from_slice(f.key.as_bytes());
+                    f.node.write(c, out)?;
                 }
                 out.push(b'}');
             }
@@ -168,6 +239,64 @@ impl Node {
                 }
                 out.push(b']');
             }
+        }
+        Some(())
+    }
+}
+
+/// The output of one payload being transcoded with recording: offsets are from `start`.
+struct Paths<'o, 'r> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+    slots: &'r mut [Option<[u32; 2]>],
+}
+
+impl Paths<'_, '_> {
+    fn offset(&self) -> u32 {
+        (self.out.len() - self.start) as u32
+    }
+
+    /// A record's fields, descending into the ones `trie` names.
+    fn record(
+        &mut self,
+        fields: &[Field],
+        c: &mut Cursor<'_>,
+        trie: &PathTrie,
+        mut spans: Option<&mut Vec<FieldSpan>>,
+    ) -> Option<()> {
+        self.out.push(b'{');
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            let k0 = self.offset() + 1;
+            self.out.extend_from_slice(f.key.as_bytes());
+            let v0 = self.offset();
+            match trie.child(&f.name) {
+                Some(child) => self.value(&f.node, c, child)?,
+                None => f.node.write(c, self.out)?,
+            }
+            if let Some(spans) = spans.as_deref_mut() {
+                spans.push([k0, k0 + f.name.len() as u32, v0, self.offset()]);
+            }
+        }
+        self.out.push(b'}');
+        Some(())
+    }
+
+    /// A value at a path: its slot records it; a record descends into the nested paths.
+    fn value(&mut self, node: &Node, c: &mut Cursor<'_>, trie: &PathTrie) -> Option<()> {
+        let v0 = self.offset();
+        match node {
+            Node::Union(branches) => {
+                let branch = branches.get(usize::try_from(c.long()?).ok()?)?;
+                return self.value(branch, c, trie);
+            }
+            Node::Record(fields) if trie.has_children() => self.record(fields, c, trie, None)?,
+            _ => node.write(c, self.out)?,
+        }
+        if let Some(slot) = trie.slot() {
+            self.slots[slot] = Some([v0, self.offset()]);
         }
         Some(())
     }
@@ -316,6 +445,88 @@ mod tests {
             let mut padded = body.clone();
             padded.push(0);
             prop_assert!(node.transcode(&padded, &mut out).is_none());
+        });
+    }
+
+    const NESTED: &str = r#"{"type":"record","name":"Order","fields":[
+      {"name":"id","type":"string"},{"name":"amount","type":"double"},
+      {"name":"customer","type":{"type":"record","name":"Customer","fields":[
+        {"name":"id","type":"string"},{"name":"tier","type":["null","string"]}]}},
+      {"name":"ship","type":["null",{"type":"record","name":"Address","fields":[
+        {"name":"city","type":"string"}]}]},
+      {"name":"tags","type":{"type":"array","items":"string"}}]}"#;
+
+    /// Random records: what the recording transcoder says of each path and top-level field is
+    /// what the JSON decoder finds scanning the text it wrote.
+    #[test]
+    fn recording_agrees_with_the_json_decoder() {
+        let schema = Schema::parse_str(NESTED).unwrap();
+        let node = Node::compile(&schema).unwrap();
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap();
+        let paths: Vec<Vec<String>> = [
+            &["id"][..],
+            &["customer", "id"],
+            &["customer", "tier"],
+            &["customer"],
+            &["ship", "city"],
+            &["tags"],
+            &["tags", "x"],
+            &["missing"],
+            &["amount"],
+        ]
+        .iter()
+        .map(|p| p.iter().map(|s| s.to_string()).collect())
+        .collect();
+        let trie = PathTrie::build(paths.iter().map(Vec::as_slice));
+        let record = (
+            ".{0,8}",
+            any::<f64>(),
+            ".{0,5}",
+            prop::option::of(".{0,4}"),
+            prop::option::of(".{0,6}"),
+            prop::collection::vec(".{0,3}", 0..3),
+        );
+        proptest!(|((id, amount, cid, tier, city, tags) in record)| {
+            let value = Avro::Record(vec![
+                ("id".into(), Avro::String(id)),
+                ("amount".into(), Avro::Double(amount)),
+                ("customer".into(), Avro::Record(vec![
+                    ("id".into(), Avro::String(cid)),
+                    ("tier".into(), match tier {
+                        Some(t) => Avro::Union(1, Box::new(Avro::String(t))),
+                        None => Avro::Union(0, Box::new(Avro::Null)),
+                    }),
+                ])),
+                ("ship".into(), match city {
+                    Some(c) => Avro::Union(1, Box::new(Avro::Record(vec![("city".into(), Avro::String(c))]))),
+                    None => Avro::Union(0, Box::new(Avro::Null)),
+                }),
+                ("tags".into(), Avro::Array(tags.into_iter().map(Avro::String).collect())),
+            ]);
+            let body = writer.write_value_to_vec(value).unwrap();
+            // Something before it in the buffer: offsets are from the payload's start.
+            let mut out = b"previous".to_vec();
+            let mut slots = vec![None; paths.len()];
+            let mut spans = vec![[9; 4]];
+            let rec = Recording { slots: &mut slots, spans: Some(&mut spans) };
+            prop_assert!(node.transcode_recording(&body, &mut out, &trie, rec).is_some());
+            let text = std::str::from_utf8(&out[8..]).unwrap();
+            let mut expected = vec![None; paths.len()];
+            let mut expected_spans = vec![[9; 4]];
+            let x = crate::decode::extract(text, &trie, &mut expected, Some(&mut expected_spans)).unwrap();
+            prop_assert!(x.is_object);
+            let got: Vec<Option<&str>> = slots.iter().map(|s| s.map(|[a, b]| &text[a as usize..b as usize])).collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(spans, expected_spans);
+            // A truncated body: nothing appended, nothing recorded.
+            let mut out = b"previous".to_vec();
+            let mut spans = Vec::new();
+            let rec = Recording { slots: &mut slots, spans: Some(&mut spans) };
+            prop_assert!(node.transcode_recording(&body[..body.len() - 1], &mut out, &trie, rec).is_none());
+            prop_assert_eq!(out, b"previous".to_vec());
+            prop_assert!(spans.is_empty() && slots.iter().all(Option::is_none));
         });
     }
 }
