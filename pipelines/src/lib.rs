@@ -17,6 +17,7 @@ pub mod message;
 pub mod plan;
 pub mod problem;
 pub mod proto_files;
+pub mod proto_text;
 pub mod schema;
 pub mod spec;
 pub mod state;

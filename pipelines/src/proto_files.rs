@@ -9,6 +9,7 @@ use base64::Engine as _;
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use protox::prost::Message as _;
 use protox::prost_reflect::prost_types::FileDescriptorProto;
+use protox::prost_reflect::{DynamicMessage, ReflectMessage as _};
 
 pub use protox::prost_reflect::DescriptorPool;
 
@@ -55,6 +56,27 @@ impl FileResolver for Files {
 /// The `FileDescriptorProto` that `text` encodes in base64, if it is one. `.proto` source is
 /// never mistaken for one: it has spaces, braces or semicolons, which base64 has not.
 fn descriptor(text: &str) -> Option<FileDescriptorProto> {
+    FileDescriptorProto::decode(base64_bytes(text)?.as_slice()).ok()
+}
+
+/// Like [`descriptor`], but only when `prost` dropped nothing it does not know (custom
+/// options, newer fields) decoding it: the descriptor encodes back to the same bytes, or to
+/// bytes that say the same, field by field (other encoders may order or pack fields otherwise).
+pub(crate) fn lossless_descriptor(text: &str) -> Option<FileDescriptorProto> {
+    let bytes = base64_bytes(text)?;
+    let file = FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+    let again = file.encode_to_vec();
+    if again != bytes {
+        let read = |b: &[u8]| DynamicMessage::decode(file.descriptor(), b).ok();
+        if read(&bytes)? != read(&again)? {
+            return None;
+        }
+    }
+    Some(file)
+}
+
+/// The bytes that `text` encodes in base64, when it is nothing but base64.
+fn base64_bytes(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
     let base64_only = text
         .bytes()
@@ -62,10 +84,7 @@ fn descriptor(text: &str) -> Option<FileDescriptorProto> {
     if text.is_empty() || !base64_only {
         return None;
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?;
-    FileDescriptorProto::decode(bytes.as_slice()).ok()
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 #[cfg(test)]

@@ -76,13 +76,26 @@ pub fn parse(kind: SchemaType, text: &str, refs: &[ResolvedRef]) -> Result<Parse
 }
 
 /// The text by which identical schemas are recognised (registering the same schema twice gives
-/// the same id): Avro's parsing canonical form, compact JSON, the `.proto` text trimmed.
+/// the same id): Avro's parsing canonical form, compact JSON, the `.proto` text trimmed (a
+/// base64 descriptor has been turned into its `.proto` text by then, see [`stored_text`], so
+/// the same descriptor sent twice is recognised by the same text).
 pub fn normalized(kind: SchemaType, parsed: &Parsed, text: &str) -> String {
     match (kind, parsed) {
         (_, Parsed::Avro(schema)) => schema.canonical_form(),
         (_, Parsed::Json(value)) => value.to_string(),
         _ => text.trim().to_string(),
     }
+}
+
+/// The text to store instead of `text`, if any: a Protobuf schema sent as a base64
+/// `FileDescriptorProto` (what Confluent's `ProtobufSerializer` registers) is stored as its
+/// `.proto` text, as Confluent's registry stores it, when that text compiles back to the same
+/// descriptor (with `refs` as its imports); anything else is stored as sent.
+pub fn stored_text(kind: SchemaType, text: &str, refs: &[ResolvedRef]) -> Option<String> {
+    if kind != SchemaType::Protobuf {
+        return None;
+    }
+    weir_pipelines::proto_text::as_proto_text(text, refs.iter().map(ResolvedRef::pair))
 }
 
 fn parse_avro(text: &str, refs: &[ResolvedRef]) -> Result<Parsed, String> {

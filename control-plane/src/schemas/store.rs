@@ -236,8 +236,37 @@ impl Registry {
 
     /// Parses `input` with its references resolved in `tenant`.
     pub async fn parse(&self, tenant: &str, input: &SchemaInput) -> Result<Parsed, RegistryError> {
+        let resolved = self.resolve(tenant, &input.references).await?;
+        formats::parse(input.kind, &input.text, &resolved).map_err(RegistryError::InvalidSchema)
+    }
+
+    /// `input` as the registry stores it: a Protobuf schema sent as a base64 descriptor becomes
+    /// its `.proto` text ([`formats::stored_text`]); anything else is `input` itself.
+    pub async fn stored_form(
+        &self,
+        tenant: &str,
+        input: &SchemaInput,
+    ) -> Result<SchemaInput, RegistryError> {
+        if input.kind != SchemaType::Protobuf {
+            return Ok(input.clone());
+        }
+        let resolved = self.resolve(tenant, &input.references).await?;
+        let text = formats::stored_text(input.kind, &input.text, &resolved)
+            .unwrap_or_else(|| input.text.clone());
+        Ok(SchemaInput {
+            text,
+            ..input.clone()
+        })
+    }
+
+    /// The texts of the schemas `references` name, by the names the schema uses for them.
+    async fn resolve(
+        &self,
+        tenant: &str,
+        references: &[SchemaReference],
+    ) -> Result<Vec<ResolvedRef>, RegistryError> {
         let mut resolved = Vec::new();
-        for r in &input.references {
+        for r in references {
             let v = self
                 .version(tenant, &r.subject, VersionRef::Number(r.version), false)
                 .await
@@ -249,7 +278,7 @@ impl Registry {
                 schema: v.schema,
             });
         }
-        formats::parse(input.kind, &input.text, &resolved).map_err(RegistryError::InvalidSchema)
+        Ok(resolved)
     }
 
     fn fingerprint(input: &SchemaInput, parsed: &Parsed) -> String {
@@ -262,8 +291,37 @@ impl Registry {
         hex::encode(h.finalize())
     }
 
-    /// The live version of `subject` whose schema is `input`, if any.
+    /// The live version of `subject` whose schema is `input`, if any (a base64 Protobuf
+    /// descriptor finds the `.proto` text it was stored as).
     pub async fn lookup(
+        &self,
+        tenant: &str,
+        subject: &str,
+        input: &SchemaInput,
+    ) -> Result<SchemaVersion, RegistryError> {
+        let stored = self.stored_form(tenant, input).await?;
+        self.lookup_stored(tenant, subject, &stored, input).await
+    }
+
+    /// [`Registry::lookup`] of `stored`, the stored form of `sent`; a descriptor stored as
+    /// base64 (before the registry turned them into text) is found by that base64.
+    async fn lookup_stored(
+        &self,
+        tenant: &str,
+        subject: &str,
+        stored: &SchemaInput,
+        sent: &SchemaInput,
+    ) -> Result<SchemaVersion, RegistryError> {
+        match self.find(tenant, subject, stored).await {
+            Err(RegistryError::SchemaNotFoundInSubject) if stored.text != sent.text => {
+                self.find(tenant, subject, sent).await
+            }
+            found => found,
+        }
+    }
+
+    /// The live version of `subject` whose schema is `input` exactly as stored, if any.
+    async fn find(
         &self,
         tenant: &str,
         subject: &str,
@@ -365,6 +423,7 @@ impl Registry {
         input: &SchemaInput,
         which: Option<VersionRef>,
     ) -> Result<Vec<String>, RegistryError> {
+        let input = &self.stored_form(tenant, input).await?;
         let parsed = self.parse(tenant, input).await?;
         let level = self
             .level(tenant, Some(subject), true)
@@ -392,7 +451,9 @@ impl Registry {
     }
 
     /// Registers `input` under `subject`: the existing version when the subject already has
-    /// this schema, else a new version (refused when incompatible). Returns the version.
+    /// this schema, else a new version (refused when incompatible). Returns the version. A
+    /// Protobuf schema sent as a base64 descriptor is stored as `.proto` text
+    /// ([`Registry::stored_form`]).
     /// Concurrent registrations are serialised per tenant; one that finds the subject changed
     /// since its check runs the check again.
     pub async fn register(
@@ -407,18 +468,21 @@ impl Registry {
         // covers other control planes on the same store.
         let lock = tenant_lock(tenant);
         let _held = lock.lock().await;
+        let stored = self.stored_form(tenant, input).await?;
         for _ in 0..10 {
-            if let Ok(found) = self.lookup(tenant, subject, input).await {
+            if let Ok(found) = self.lookup_stored(tenant, subject, &stored, input).await {
                 return Ok(found);
             }
             let seen = self.newest_version(tenant, subject).await?;
-            let parsed = self.parse(tenant, input).await?;
-            let problems = self.incompatibilities(tenant, subject, input, None).await?;
+            let parsed = self.parse(tenant, &stored).await?;
+            let problems = self
+                .incompatibilities(tenant, subject, &stored, None)
+                .await?;
             if !problems.is_empty() {
                 return Err(RegistryError::Incompatible(problems));
             }
             if let Some(v) = self
-                .insert(tenant, subject, input, &parsed, actor, seen)
+                .insert(tenant, subject, &stored, &parsed, actor, seen)
                 .await?
             {
                 return Ok(v);

@@ -1037,3 +1037,184 @@ async fn infer_schema_from_a_stream() {
     .await
     .problem(404, "not_found");
 }
+
+/// The descriptor of `name` compiled from `text`, as Confluent's Python `ProtobufSerializer`
+/// sends it: no source info, no (default) `json_name`s.
+fn serializer_descriptor(
+    name: &str,
+    text: &str,
+    imports: &[(&str, &str)],
+) -> prost_reflect::prost_types::FileDescriptorProto {
+    fn strip(m: &mut prost_reflect::prost_types::DescriptorProto) {
+        m.field.iter_mut().for_each(|f| f.json_name = None);
+        m.nested_type.iter_mut().for_each(strip);
+    }
+    let pool = weir_pipelines::proto_files::compile(name, text, imports.iter().copied()).unwrap();
+    let mut file = pool
+        .get_file_by_name(name)
+        .unwrap()
+        .file_descriptor_proto()
+        .clone();
+    file.source_code_info = None;
+    file.message_type.iter_mut().for_each(strip);
+    file
+}
+
+fn base64_of(file: &prost_reflect::prost_types::FileDescriptorProto) -> String {
+    use prost_reflect::prost::Message as _;
+    base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec())
+}
+
+#[tokio::test]
+async fn protobuf_descriptors_are_stored_as_proto_text() {
+    const CUSTOMER: &str =
+        "syntax = \"proto3\";\npackage acme;\nmessage Customer { string id = 1; }\n";
+    const ORDER: &str = "syntax = \"proto3\";\npackage acme;\nimport \"acme/customer.proto\";\n\
+        message Order {\n  string id = 1;\n  Status status = 2;\n  map<string, int64> counts = 3;\n\
+        oneof payment { string card = 4; double cash = 5; }\n  Customer customer = 6;\n\
+        enum Status { UNKNOWN = 0; PAID = 1; }\n}\n";
+    let t = TestApp::sqlite().await;
+    let (_, key) = t.tenant("acme").await;
+    let a = || Some(basic(&key));
+    let customer = serializer_descriptor("acme/customer.proto", CUSTOMER, &[]);
+    let order = serializer_descriptor(
+        "acme/order.proto",
+        ORDER,
+        &[("acme/customer.proto", CUSTOMER)],
+    );
+    let app = &t;
+    let post = move |path: &'static str, body: Value| async move {
+        sr(app, Method::POST, path, a(), Some(body)).await.ok()
+    };
+
+    // The import first, as its own subject, then the order with a reference to it: both as
+    // base64 descriptors, as the serializer registers them.
+    let c = post(
+        "/subjects/customer-value/versions",
+        json!({"schemaType": "PROTOBUF", "schema": base64_of(&customer)}),
+    )
+    .await;
+    let order_body = json!({
+        "schemaType": "PROTOBUF",
+        "schema": base64_of(&order),
+        "references": [{"name": "acme/customer.proto", "subject": "customer-value", "version": 1}],
+    });
+    let o = post("/subjects/orders-proto-value/versions", order_body.clone()).await;
+    let id = o["id"].as_i64().unwrap();
+    assert_eq!(o["version"], 1);
+
+    // Stored and shown as `.proto` text.
+    let customer_text = sr(
+        &t,
+        Method::GET,
+        "/subjects/customer-value/versions/1",
+        a(),
+        None,
+    )
+    .await
+    .ok();
+    assert_eq!(customer_text["id"], c["id"]);
+    let got = sr(
+        &t,
+        Method::GET,
+        "/subjects/orders-proto-value/versions/1",
+        a(),
+        None,
+    )
+    .await
+    .ok();
+    assert_eq!(got["schemaType"], "PROTOBUF");
+    assert_eq!(got["references"][0]["subject"], "customer-value");
+    let text = got["schema"].as_str().unwrap();
+    for line in [
+        "syntax = \"proto3\";",
+        "package acme;",
+        "import \"acme/customer.proto\";",
+        "message Order {",
+        "  map<string, int64> counts = 3;",
+        "  oneof payment {",
+        "  enum Status {",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in\n{text}");
+    }
+    assert!(
+        customer_text["schema"]
+            .as_str()
+            .unwrap()
+            .contains("message Customer {"),
+        "{customer_text}"
+    );
+    let by_id = sr(&t, Method::GET, &format!("/schemas/ids/{id}"), a(), None)
+        .await
+        .ok();
+    assert_eq!(by_id["schema"], text);
+    let v1 = t
+        .get("/api/v1/schemas/orders-proto-value/versions/1", &key)
+        .await
+        .ok();
+    assert_eq!(v1["schema"], text);
+
+    // `format=serialized`: base64 of a descriptor equal to the one registered (but for the
+    // file's name and the `json_name`s that compiling fills in).
+    for path in [
+        "/subjects/orders-proto-value/versions/1?format=serialized".to_string(),
+        format!("/schemas/ids/{id}?format=serialized"),
+    ] {
+        let got = sr(&t, Method::GET, &path, a(), None).await.ok();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(got["schema"].as_str().unwrap())
+            .unwrap();
+        let mut back = <prost_reflect::prost_types::FileDescriptorProto as prost_reflect::prost::Message>::decode(bytes.as_slice()).unwrap();
+        back.name = order.name.clone();
+        back.source_code_info = None;
+        back.message_type.iter_mut().for_each(|m| {
+            m.field.iter_mut().for_each(|f| f.json_name = None);
+            m.nested_type
+                .iter_mut()
+                .for_each(|n| n.field.iter_mut().for_each(|f| f.json_name = None));
+        });
+        assert_eq!(back, order, "{path}");
+    }
+
+    // The same base64 again: the same id and version; looked up, it finds version 1; checked,
+    // it is compatible; and the stored text itself is the same schema.
+    let again = post("/subjects/orders-proto-value/versions", order_body.clone()).await;
+    assert_eq!(
+        (again["id"].as_i64(), again["version"].as_i64()),
+        (Some(id), Some(1))
+    );
+    let found = post("/subjects/orders-proto-value", order_body.clone()).await;
+    assert_eq!(
+        (found["id"].as_i64(), found["version"].as_i64()),
+        (Some(id), Some(1))
+    );
+    assert_eq!(found["schema"], text);
+    let check = post(
+        "/compatibility/subjects/orders-proto-value/versions/latest",
+        order_body.clone(),
+    )
+    .await;
+    assert_eq!(check["is_compatible"], true);
+    let as_text = json!({
+        "schemaType": "PROTOBUF",
+        "schema": text,
+        "references": order_body["references"],
+    });
+    let same = post("/subjects/orders-proto-value/versions", as_text).await;
+    assert_eq!(
+        (same["id"].as_i64(), same["version"].as_i64()),
+        (Some(id), Some(1))
+    );
+    assert_eq!(
+        sr(
+            &t,
+            Method::GET,
+            "/subjects/orders-proto-value/versions",
+            a(),
+            None
+        )
+        .await
+        .ok(),
+        json!([1])
+    );
+}
