@@ -15,6 +15,7 @@
 use crate::decode::FieldSpan;
 use crate::scan::{scan_array, scan_object};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 /// Keywords that do not constrain a value (annotations and containers of unused
 /// definitions); any keyword not here nor handled below disables the fast path.
@@ -52,6 +53,16 @@ pub(crate) struct FastSchema {
     never: bool,
     /// `properties`, with whether each is `required`.
     properties: Vec<(String, FastSchema, bool)>,
+    /// The required ones among the first 64 `properties`, a bit each.
+    required_bits: u64,
+    /// `properties` by the hash of their names ([`name_hash`]), open addressing: each slot
+    /// holds an index into `properties`, or [`EMPTY`].
+    by_name: Vec<u16>,
+    /// The property that came after each one in the last object checked (the last entry:
+    /// the one that came first), tried first for the next field: messages of one stream
+    /// mostly list their fields in one order, so the guess is right and the check's branches
+    /// predictable. Only a guess: relaxed atomics, as checks may run on several threads.
+    follows: Box<[AtomicU16]>,
     /// Required names that `properties` does not declare.
     required_only: Vec<String>,
     /// `additionalProperties` (`None` = any).
@@ -135,6 +146,17 @@ impl FastSchema {
                         None => s.required_only.push(name),
                     }
                 }
+                s.required_bits = s
+                    .properties
+                    .iter()
+                    .take(64)
+                    .enumerate()
+                    .filter(|(_, (_, _, required))| *required)
+                    .fold(0, |bits, (i, _)| bits | 1 << i);
+                s.by_name = by_name(&s.properties)?;
+                s.follows = (0..=s.properties.len())
+                    .map(|_| AtomicU16::new(0))
+                    .collect();
                 Some(s)
             }
             _ => None,
@@ -175,22 +197,84 @@ impl FastSchema {
         })
     }
 
-    /// A nested object of valid JSON, checked while walking it.
-    fn valid_nested_object(&self, text: &[u8]) -> bool {
-        if self.never || self.types & OBJECT == 0 {
-            return false;
+    /// Checks the value that starts at `i` of `text` (valid JSON) in one pass: its end when
+    /// it is certainly valid, `None` when that is not known. Objects and arrays are checked
+    /// while their end is sought, so a nested value is read once.
+    fn check_at(&self, text: &[u8], i: usize) -> Option<usize> {
+        match text.get(i)? {
+            // An `enum`/`const` holds scalars only: an object or array is none of them.
+            b'{' | b'[' if self.never || self.one_of_texts.is_some() => None,
+            b'{' => self.check_object_at(text, i),
+            b'[' => self.check_array_at(text, i),
+            _ => {
+                let end = value_end(text, i);
+                self.valid_value(&text[i..end]).then_some(end)
+            }
+        }
+    }
+
+    /// [`FastSchema::check_at`] of an object.
+    fn check_object_at(&self, text: &[u8], i: usize) -> Option<usize> {
+        if self.types & OBJECT == 0 {
+            return None;
         }
         let mut check = ObjectCheck::new(self);
-        walk_object(text, |key, value| check.field(key, value))
-            && check.finish(|name| {
+        let mut j = skip_ws(text, i + 1);
+        while text.get(j) == Some(&b'"') {
+            let k1 = string_end(text, j).checked_sub(1)?;
+            let key = text.get(j + 1..k1)?;
+            if key.contains(&b'\\') {
+                return None;
+            }
+            let v0 = skip_ws(text, skip_ws(text, k1 + 1) + 1);
+            let v1 = check.field_at(key, text, v0)?;
+            j = skip_ws(text, v1);
+            if text.get(j) == Some(&b',') {
+                j = skip_ws(text, j + 1);
+            }
+        }
+        if text.get(j) != Some(&b'}') {
+            return None;
+        }
+        let object = &text[i..=j];
+        check
+            .finish(|name| {
                 let mut found = false;
-                walk_object(text, |key, _| found |= key == name.as_bytes());
+                walk_object(object, |key, _| found |= key == name.as_bytes());
                 found
             })
+            .then_some(j + 1)
+    }
+
+    /// [`FastSchema::check_at`] of an array.
+    fn check_array_at(&self, text: &[u8], i: usize) -> Option<usize> {
+        if self.types & ARRAY == 0 {
+            return None;
+        }
+        let mut count = 0u64;
+        let mut j = skip_ws(text, i + 1);
+        if text.get(j) != Some(&b']') {
+            loop {
+                let end = match &self.items {
+                    Some(items) => items.check_at(text, j)?,
+                    None => value_end(text, j),
+                };
+                count += 1;
+                j = skip_ws(text, end);
+                match text.get(j) {
+                    Some(b',') => j = skip_ws(text, j + 1),
+                    Some(b']') => break,
+                    _ => return None,
+                }
+            }
+        }
+        let within =
+            self.min_items.is_none_or(|m| count >= m) && self.max_items.is_none_or(|m| count <= m);
+        within.then_some(j + 1)
     }
 
     /// The declared property named `key`, with its position: the one at `hint` first (fields
-    /// usually come in the schema's order), then the others.
+    /// often come in the schema's order), then by the name's hash.
     #[inline]
     fn property(&self, key: &[u8], hint: usize) -> Option<(usize, &FastSchema)> {
         if let Some((n, s, _)) = self.properties.get(hint)
@@ -198,14 +282,19 @@ impl FastSchema {
         {
             return Some((hint, s));
         }
-        let last = key.last();
-        self.properties
-            .iter()
-            .enumerate()
-            .find(|(_, (n, _, _))| {
-                n.len() == key.len() && n.as_bytes().last() == last && same(n.as_bytes(), key)
-            })
-            .map(|(i, (_, s, _))| (i, s))
+        if self.by_name.is_empty() {
+            return None;
+        }
+        let mask = self.by_name.len() - 1;
+        let mut slot = name_hash(key) & mask;
+        loop {
+            let i = usize::from(self.by_name[slot]);
+            let (n, s, _) = self.properties.get(i)?;
+            if same(n.as_bytes(), key) {
+                return Some((i, s));
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     /// Whether one value (valid JSON, as the scanner found it) is certainly valid.
@@ -221,29 +310,13 @@ impl FastSchema {
             }
         }
         match text.first() {
-            Some(b'{') => self.valid_nested_object(text),
-            Some(b'[') => self.valid_array(text),
+            Some(b'{' | b'[') => self.check_at(text, 0) == Some(text.len()),
             Some(b'"') => self.types & STRING != 0 && self.valid_string(text),
             Some(b't') | Some(b'f') => self.types & BOOLEAN != 0,
             Some(b'n') => self.types & NULL != 0,
             Some(_) => self.valid_number(text),
             None => false,
         }
-    }
-
-    fn valid_array(&self, text: &[u8]) -> bool {
-        if self.types & ARRAY == 0 {
-            return false;
-        }
-        let mut count = 0u64;
-        let mut ok = true;
-        walk_array(text, |value| {
-            count += 1;
-            if ok && let Some(items) = &self.items {
-                ok = items.valid_value(value);
-            }
-        });
-        ok && self.min_items.is_none_or(|m| count >= m) && self.max_items.is_none_or(|m| count <= m)
     }
 
     /// A string token: lengths are counted in code points, as jsonschema does; a string with
@@ -338,16 +411,6 @@ fn walk_object(text: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> bool {
     true
 }
 
-/// Calls `element(value)` for each element of `text`, an array of valid JSON.
-fn walk_array(text: &[u8], mut element: impl FnMut(&[u8])) {
-    let mut i = skip_ws(text, 1);
-    while i < text.len() && text[i] != b']' {
-        let end = value_end(text, i);
-        element(&text[i..end]);
-        i = skip_ws(text, skip_ws(text, end) + 1);
-    }
-}
-
 fn skip_ws(text: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\t' | b'\r') = text.get(i) {
         i += 1;
@@ -408,10 +471,37 @@ fn value_end(text: &[u8], i: usize) -> usize {
 }
 
 /// Byte equality of short strings, inline: keys and enum values are a few bytes, where a
-/// call to `memcmp` costs more than the comparison.
+/// call to `memcmp` costs more than the comparison. Compared a word at a time: two
+/// overlapping loads cover 4 to 16 bytes.
 #[inline]
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    #[inline(always)]
+    fn word(s: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"))
+    }
+    #[inline(always)]
+    fn half(s: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"))
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => {
+            let mut i = 0;
+            while i + 8 <= n {
+                if word(a, i) != word(b, i) {
+                    return false;
+                }
+                i += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
+        }
+    }
 }
 
 /// The check of one object's fields, one at a time.
@@ -420,8 +510,9 @@ struct ObjectCheck<'s> {
     /// Which declared properties were seen (a bit each; past 64, required ones are looked up
     /// by name at the end).
     seen: u64,
-    /// Where the next field's property is looked for first.
-    next: usize,
+    /// The last declared property seen (`properties.len()` before the first): the one that
+    /// followed it last time is looked for first.
+    last: usize,
     count: u64,
     ok: bool,
 }
@@ -431,32 +522,55 @@ impl<'s> ObjectCheck<'s> {
         ObjectCheck {
             schema,
             seen: 0,
-            next: 0,
+            last: schema.properties.len(),
             count: 0,
             ok: true,
         }
     }
 
+    /// The schema the value of field `key` must meet (`None`: any value will do), with the
+    /// field counted and, when declared, marked as seen.
     #[inline]
-    fn field(&mut self, key: &[u8], value: &[u8]) {
-        if !self.ok {
-            return;
-        }
+    fn take(&mut self, key: &[u8]) -> Option<&'s FastSchema> {
         self.count += 1;
-        let schema = match self.schema.property(key, self.next) {
+        // Only schemas compiled from an object have properties (and guesses).
+        let Some(guess) = self.schema.follows.get(self.last) else {
+            return self.schema.additional.as_deref();
+        };
+        let hint = usize::from(guess.load(Ordering::Relaxed));
+        match self.schema.property(key, hint) {
             Some((i, s)) => {
                 if i < 64 {
                     self.seen |= 1 << i;
                 }
-                self.next = i + 1;
-                s
+                if i != hint {
+                    guess.store(i as u16, Ordering::Relaxed);
+                }
+                self.last = i;
+                Some(s)
             }
-            None => match &self.schema.additional {
-                Some(s) => s,
-                None => return,
-            },
-        };
-        self.ok = schema.valid_value(value);
+            None => self.schema.additional.as_deref(),
+        }
+    }
+
+    /// Checks one field whose value is `value`.
+    #[inline]
+    fn field(&mut self, key: &[u8], value: &[u8]) {
+        if self.ok
+            && let Some(schema) = self.take(key)
+        {
+            self.ok = schema.valid_value(value);
+        }
+    }
+
+    /// [`ObjectCheck::field`] of the value that starts at `v0` of `text`: its end when it
+    /// is certainly valid.
+    #[inline]
+    fn field_at(&mut self, key: &[u8], text: &[u8], v0: usize) -> Option<usize> {
+        match self.take(key) {
+            Some(schema) => schema.check_at(text, v0),
+            None => Some(value_end(text, v0)),
+        }
     }
 
     /// The verdict once every field was seen; `has(name)` says whether a key is present.
@@ -466,19 +580,48 @@ impl<'s> ObjectCheck<'s> {
         self.ok
             && s.min_properties.is_none_or(|m| n >= m)
             && s.max_properties.is_none_or(|m| n <= m)
+            && self.seen & s.required_bits == s.required_bits
             && s.properties
                 .iter()
-                .enumerate()
-                .filter(|(_, (_, _, required))| *required)
-                .all(|(i, (name, _, _))| {
-                    if i < 64 {
-                        self.seen & (1 << i) != 0
-                    } else {
-                        has(name)
-                    }
-                })
+                .skip(64)
+                .filter(|(_, _, required)| *required)
+                .all(|(name, _, _)| has(name))
             && s.required_only.iter().all(|name| has(name))
     }
+}
+
+/// A free slot of [`FastSchema::by_name`].
+const EMPTY: u16 = u16::MAX;
+
+/// A hash of a property name from its length and three of its bytes: cheap, and enough to
+/// tell apart the few names of one object.
+#[inline]
+fn name_hash(key: &[u8]) -> usize {
+    let n = key.len();
+    let byte = |i: usize| key.get(i).copied().unwrap_or(0) as u64;
+    let mixed = (n as u64) | byte(0) << 8 | byte(n / 2) << 16 | byte(n.wrapping_sub(1)) << 24;
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize
+}
+
+/// The open-addressed table of `properties` by name, with at least four slots a property so
+/// that probes are short; `None` past `u16` indexes (the schema then stays off the fast path).
+fn by_name(properties: &[(String, FastSchema, bool)]) -> Option<Vec<u16>> {
+    if properties.is_empty() {
+        return Some(Vec::new());
+    }
+    let slots = (properties.len() * 4).next_power_of_two();
+    if properties.len() >= usize::from(EMPTY) {
+        return None;
+    }
+    let mut table = vec![EMPTY; slots];
+    for (i, (name, _, _)) in properties.iter().enumerate() {
+        let mut slot = name_hash(name.as_bytes()) & (slots - 1);
+        while table[slot] != EMPTY {
+            slot = (slot + 1) & (slots - 1);
+        }
+        table[slot] = i as u16;
+    }
+    Some(table)
 }
 
 /// The type bits of a `type` keyword.
@@ -545,6 +688,56 @@ mod tests {
                                     "properties": {"sku": {"const": "A-1"}}}}
             }
         })
+    }
+
+    proptest! {
+        /// The word-wise comparison is byte equality, at every length around its cases.
+        #[test]
+        fn same_is_byte_equality(
+            a in prop::collection::vec(prop::sample::select(vec![b'a', b'b']), 0..40),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            prop_assert!(same(&a, &a.clone()));
+            if !a.is_empty() {
+                let mut b = a.clone();
+                let at = flip.index(b.len());
+                b[at] = if b[at] == b'a' { b'b' } else { b'a' };
+                prop_assert!(!same(&a, &b));
+                prop_assert!(!same(&a, &a[..a.len() - 1]));
+            }
+        }
+    }
+
+    /// Fields in any order, among undeclared ones, past the 64 that are tracked by bits:
+    /// each is found by name.
+    #[test]
+    fn finds_properties_in_any_order() {
+        let names: Vec<String> = (0..70).map(|i| format!("p{i}")).collect();
+        let schema = json!({
+            "type": "object",
+            "required": names,
+            "properties": names.iter().map(|n| (n.clone(), json!({"type": "integer"})))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        let fast = FastSchema::compile(&schema).unwrap();
+        let doc = |skip: Option<usize>, text_at: Option<usize>| {
+            let fields: Vec<String> = (0..70)
+                .rev()
+                .filter(|i| Some(*i) != skip)
+                .map(|i| match text_at == Some(i) {
+                    true => format!("\"p{i}\":\"x\",\"q{i}\":1"),
+                    false => format!("\"p{i}\":{i},\"q{i}\":\"y\""),
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        assert!(fast.valid(&doc(None, None)));
+        for missing in [0, 3, 63, 64, 69] {
+            assert!(!fast.valid(&doc(Some(missing), None)), "p{missing} missing");
+        }
+        for wrong in [0, 10, 66] {
+            assert!(!fast.valid(&doc(None, Some(wrong))), "p{wrong} a string");
+        }
     }
 
     #[test]

@@ -108,6 +108,19 @@ impl Copies {
 /// Counts the stored copies of each order `in-{i}`, `i < n`, in the `ORDERS` stream.
 pub(crate) async fn stored_copies(js: &jetstream::Context, n: u64) -> Result<Copies> {
     let mut count: BTreeMap<u64, u64> = BTreeMap::new();
+    let state = js.get_stream("ORDERS").await?.info().await?.state.clone();
+    let span = (state.last_sequence + 1).saturating_sub(state.first_sequence);
+    if state.messages != span {
+        // Sequences the server skipped: after a crash it may lose the tail it had stored (and
+        // delivered) and go on after it, so the publisher's retries land on new sequences.
+        eprintln!(
+            "note: the input stream holds {} messages in sequences {}..={} ({} deleted)",
+            state.messages,
+            state.first_sequence,
+            state.last_sequence,
+            state.deleted_count.unwrap_or(0)
+        );
+    }
     for stored in read_all(js, "ORDERS").await? {
         let id = stored.headers.get("Nats-Msg-Id").map(String::as_str);
         if let Some(i) = id
