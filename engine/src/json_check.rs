@@ -55,6 +55,9 @@ pub(crate) struct FastSchema {
     properties: Vec<(String, FastSchema, bool)>,
     /// The required ones among the first 64 `properties`, a bit each.
     required_bits: u64,
+    /// The words of each property's name, in the order of `properties`: the guess is
+    /// compared without reading the name.
+    names: Vec<NameWords>,
     /// `properties` by the hash of their names ([`name_hash`]), open addressing: each slot
     /// holds an index into `properties`, or [`EMPTY`].
     by_name: Vec<u16>,
@@ -79,11 +82,20 @@ pub(crate) struct FastSchema {
     upper: Vec<f64>,
     /// `enum` / `const`: the JSON text of each allowed value (scalars only).
     one_of_texts: Option<Vec<String>>,
+    /// What the common schemas come down to, so that their check is inline.
+    shape: Shape,
 }
 
 impl FastSchema {
     /// Compiles `schema` when every keyword in it is in the subset; `None` otherwise.
     pub(crate) fn compile(schema: &Value) -> Option<FastSchema> {
+        let mut s = Self::compile_keywords(schema)?;
+        s.shape = Shape::of(&s);
+        Some(s)
+    }
+
+    /// [`FastSchema::compile`], but for its [`Shape`].
+    fn compile_keywords(schema: &Value) -> Option<FastSchema> {
         match schema {
             Value::Bool(true) => Some(FastSchema {
                 types: ANY,
@@ -154,6 +166,11 @@ impl FastSchema {
                     .filter(|(_, (_, _, required))| *required)
                     .fold(0, |bits, (i, _)| bits | 1 << i);
                 s.by_name = by_name(&s.properties)?;
+                s.names = s
+                    .properties
+                    .iter()
+                    .map(|(n, _, _)| NameWords::of(n.as_bytes()))
+                    .collect();
                 s.follows = (0..=s.properties.len())
                     .map(|_| AtomicU16::new(0))
                     .collect();
@@ -277,10 +294,11 @@ impl FastSchema {
     /// often come in the schema's order), then by the name's hash.
     #[inline]
     fn property(&self, key: &[u8], hint: usize) -> Option<(usize, &FastSchema)> {
-        if let Some((n, s, _)) = self.properties.get(hint)
-            && same(n.as_bytes(), key)
+        let words = NameWords::of(key);
+        if let Some(guess) = self.names.get(hint)
+            && guess.matches(&words, || same(self.properties[hint].0.as_bytes(), key))
         {
-            return Some((hint, s));
+            return Some((hint, &self.properties[hint].1));
         }
         if self.by_name.is_empty() {
             return None;
@@ -298,7 +316,17 @@ impl FastSchema {
     }
 
     /// Whether one value (valid JSON, as the scanner found it) is certainly valid.
+    #[inline]
     fn valid_value(&self, text: &[u8]) -> bool {
+        match self.shape {
+            Shape::AnyValue => true,
+            Shape::AnyString => text.first() == Some(&b'"'),
+            Shape::Other => self.valid_other(text),
+        }
+    }
+
+    /// [`FastSchema::valid_value`] of the schemas that are not a common [`Shape`].
+    fn valid_other(&self, text: &[u8]) -> bool {
         if self.never {
             return false;
         }
@@ -504,6 +532,41 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// A name's length and two words that hold it (its first and last 8 bytes, overlapping; or
+/// shorter), to compare names without a byte loop.
+#[derive(Debug, PartialEq)]
+struct NameWords {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl NameWords {
+    #[inline]
+    fn of(name: &[u8]) -> Self {
+        let n = name.len();
+        // Fixed-size loads only (a copy of a variable length would call `memcpy`).
+        let word = |at: usize| u64::from_le_bytes(name[at..at + 8].try_into().expect("8 bytes"));
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                name[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        let (head, tail) = match n {
+            0..4 => (name.iter().fold(0, |w, &b| w << 8 | u64::from(b)), 0),
+            4..8 => (half(0) | half(n - 4) << 32, 0),
+            _ => (word(0), word(n - 8)),
+        };
+        NameWords { len: n, head, tail }
+    }
+
+    /// Whether the name is `other`'s: the words decide up to 16 bytes, `rest` past them.
+    #[inline]
+    fn matches(&self, other: &NameWords, rest: impl FnOnce() -> bool) -> bool {
+        self == other && (self.len <= 16 || rest())
+    }
+}
+
 /// The check of one object's fields, one at a time.
 struct ObjectCheck<'s> {
     schema: &'s FastSchema,
@@ -530,7 +593,7 @@ impl<'s> ObjectCheck<'s> {
 
     /// The schema the value of field `key` must meet (`None`: any value will do), with the
     /// field counted and, when declared, marked as seen.
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, key: &[u8]) -> Option<&'s FastSchema> {
         self.count += 1;
         // Only schemas compiled from an object have properties (and guesses).
@@ -587,6 +650,42 @@ impl<'s> ObjectCheck<'s> {
                 .filter(|(_, _, required)| *required)
                 .all(|(name, _, _)| has(name))
             && s.required_only.iter().all(|name| has(name))
+    }
+}
+
+/// What a compiled schema comes down to: the common cases checked inline.
+#[derive(Debug, Default, Clone, Copy)]
+enum Shape {
+    /// `true` or `{}`: any value.
+    AnyValue,
+    /// `{type: string}` with no other constraint.
+    AnyString,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+impl Shape {
+    fn of(s: &FastSchema) -> Shape {
+        let plain = !s.never
+            && s.properties.is_empty()
+            && s.required_only.is_empty()
+            && s.additional.is_none()
+            && s.min_properties.is_none()
+            && s.max_properties.is_none()
+            && s.items.is_none()
+            && s.min_items.is_none()
+            && s.max_items.is_none()
+            && s.min_length.is_none()
+            && s.max_length.is_none()
+            && s.lower.is_empty()
+            && s.upper.is_empty()
+            && s.one_of_texts.is_none();
+        match s.types {
+            ANY if plain => Shape::AnyValue,
+            STRING if plain => Shape::AnyString,
+            _ => Shape::Other,
+        }
     }
 }
 
@@ -683,6 +782,8 @@ mod tests {
                 "currency": {"enum": ["USD", "EUR", "GBP"]},
                 "note": {"type": ["string", "null"]},
                 "paid": {"type": "boolean"},
+                "status": {"type": "string"},
+                "meta": {},
                 "items": {"type": "array", "minItems": 1, "maxItems": 3,
                           "items": {"type": "object", "required": ["sku"],
                                     "properties": {"sku": {"const": "A-1"}}}}
@@ -698,11 +799,13 @@ mod tests {
             flip in any::<prop::sample::Index>(),
         ) {
             prop_assert!(same(&a, &a.clone()));
+            prop_assert!(NameWords::of(&a).matches(&NameWords::of(&a.clone()), || true));
             if !a.is_empty() {
                 let mut b = a.clone();
                 let at = flip.index(b.len());
                 b[at] = if b[at] == b'a' { b'b' } else { b'a' };
                 prop_assert!(!same(&a, &b));
+                prop_assert!(!NameWords::of(&a).matches(&NameWords::of(&b), || same(&a, &b)));
                 prop_assert!(!same(&a, &a[..a.len() - 1]));
             }
         }
@@ -817,7 +920,8 @@ mod tests {
             ]
         });
         let keys = prop::sample::select(vec![
-            "order_id", "amount", "qty", "currency", "note", "paid", "items", "other",
+            "order_id", "amount", "qty", "currency", "note", "paid", "items", "other", "status",
+            "meta",
         ]);
         let doc = prop::collection::btree_map(keys, value, 0..8);
         proptest!(|(doc in doc)| {

@@ -22,7 +22,10 @@ pub(crate) struct OutputEncoder {
 
 enum Writer {
     /// The validator, and its fast path when the schema is within its subset.
-    Json(jsonschema::Validator, Option<crate::json_check::FastSchema>),
+    Json(
+        jsonschema::Validator,
+        Option<Box<crate::json_check::FastSchema>>,
+    ),
     Avro(AvroWriter),
     Protobuf(ProtobufWriter),
 }
@@ -52,7 +55,7 @@ impl OutputEncoder {
                         writer.references.iter().map(NamedSchema::pair),
                     )
                     .map_err(|e| bad(format!("not a valid JSON Schema: {e}")))?,
-                    crate::json_check::FastSchema::compile(&doc),
+                    crate::json_check::FastSchema::compile(&doc).map(Box::new),
                 )
             }
             OutputFormat::Avro => Writer::Avro(AvroWriter::new(writer).map_err(bad)?),
