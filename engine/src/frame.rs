@@ -215,7 +215,7 @@ pub(crate) struct BatchContext<'a> {
     /// Top-level field spans of the payloads decoded in this batch (see [`Row::fields`]).
     pub(crate) spans: Vec<FieldSpan>,
     /// The check the source's decoder runs on each payload for a node that takes the
-    /// messages straight from it (see [`crate::operators::Operator::source_check`]).
+    /// messages straight from it (a `validate` node's fast check).
     pub(crate) source_check: Option<&'a FastSchema>,
     /// Its verdicts, by input: the start of the row's field spans it judged (a row decoded
     /// again has others) and whether it is certainly valid.
