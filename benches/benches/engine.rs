@@ -3,7 +3,8 @@
 //! sweep (the per-batch fixed cost), the passthrough and parse-only ceilings, and the same
 //! pipeline written with JSON functions instead of `data.<path>` columns (the decode choice).
 //! Avro: the same orders as Avro records (Confluent wire format), decoded by a `format: avro`
-//! source (passthrough and the order path), and JSON orders encoded by `publish: {format: avro}`.
+//! source (passthrough, the order path, and decoding alone: `decode_only`, the four columns
+//! read and every order dropped), and JSON orders encoded by `publish: {format: avro}`.
 //!
 //! Run: `cargo bench -p weir-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
 
@@ -159,6 +160,22 @@ spec:
       publish: { subject: "orders.copy" }
 "#;
 
+/// Reads the four columns of [`DECODE_COLUMNS`] and drops every order: the cost of decoding
+/// the payloads into typed columns (and one vectorized filter), with no output.
+const DECODE_ONLY: &str = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: bench-decode-only }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: none
+      filter: "data.amount IS NULL AND data.status IS NULL AND data.currency IS NULL AND data.region IS NULL"
+      next: out
+    - id: out
+      publish: { subject: "orders.copy" }
+"#;
+
 /// The Avro schema of the order (10 fields, items as an array of records).
 const ORDER_AVRO: &str = r#"{"type":"record","name":"Order","namespace":"bench","fields":[
   {"name":"order_id","type":"string"},{"name":"customer_id","type":"string"},
@@ -218,6 +235,16 @@ fn bench_avro(c: &mut Criterion) {
     let decode_order_path = compile(&avro_source(ORDER_PATH));
     let decode_columns = compile(&avro_source(DECODE_COLUMNS));
     let json_columns = compile(DECODE_COLUMNS);
+    let decode_only = compile(&avro_source(DECODE_ONLY));
+    let json_decode_only = compile(DECODE_ONLY);
+    assert_eq!(outputs(&decode_only.process(&avro)), 0);
+    assert!(
+        decode_only
+            .process(&avro)
+            .fates
+            .iter()
+            .all(|f| matches!(f, Fate::Filtered))
+    );
     assert_eq!(outputs(&decode_columns.process(&avro)), batch.len());
     // Decoded, the Avro orders take the JSON orders' routes.
     assert_eq!(
@@ -234,6 +261,12 @@ fn bench_avro(c: &mut Criterion) {
     });
     g.bench_function("json_decode_columns/1024", |b| {
         b.iter(|| black_box(json_columns.process(black_box(&batch))))
+    });
+    g.bench_function("decode_only/1024", |b| {
+        b.iter(|| black_box(decode_only.process(black_box(&avro))))
+    });
+    g.bench_function("json_decode_only/1024", |b| {
+        b.iter(|| black_box(json_decode_only.process(black_box(&batch))))
     });
     g.bench_function("decode_order_path/1024", |b| {
         b.iter(|| black_box(decode_order_path.process(black_box(&avro))))

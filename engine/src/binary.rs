@@ -9,7 +9,6 @@
 use crate::decode::{FieldSpan, PathTrie};
 use crate::message::{FailureKind, InputMessage, MessageError};
 use bytes::Bytes;
-use std::collections::HashMap;
 use weir_pipelines::PayloadFormat;
 use weir_pipelines::spec::SourceSchema;
 
@@ -65,19 +64,27 @@ impl BinaryPayload {
         }))
     }
 
+    /// Readies the decoder for the pipeline's paths `trie` (the ones
+    /// [`BinaryPayload::transcode_into`] records); called once, when the pipeline compiles.
+    pub(crate) fn bind(&mut self, trie: &PathTrie) {
+        match self {
+            BinaryPayload::Avro(a) => a.bind(trie),
+            BinaryPayload::Protobuf(_) => {}
+        }
+    }
+
     /// Appends the payload's JSON text to `out`, or says why it cannot be decoded.
-    /// `Ok(true)` when the binary was decoded straight into the values of `trie`'s paths and
+    /// `Ok(true)` when the binary was decoded straight into the values of the bound paths and
     /// the top-level field spans (recorded in `rec`, offsets from where this payload starts
     /// in `out`); `Ok(false)` when only the text was written and the JSON decoder must scan it.
     pub(crate) fn transcode_into(
         &self,
         payload: &[u8],
         out: &mut Vec<u8>,
-        trie: &PathTrie,
         rec: Recording<'_>,
     ) -> Result<bool, String> {
         match self {
-            BinaryPayload::Avro(a) => a.transcode_into(payload, out, trie, rec),
+            BinaryPayload::Avro(a) => a.transcode_into(payload, out, rec),
             BinaryPayload::Protobuf(p) => {
                 serde_json::to_writer(out, &p.decode(payload)?)
                     .map_err(|e| format!("re-encoding as JSON: {e}"))?;
@@ -118,12 +125,11 @@ pub(crate) struct Transcoded {
 }
 
 impl Transcoded {
-    /// Decodes `batch` into JSON, recording the values of `trie`'s paths (`n_paths` of them)
-    /// and, when `want_fields`, the top-level field spans.
+    /// Decodes `batch` into JSON, recording the values of the paths `binary` is bound to
+    /// (`n_paths` of them) and, when `want_fields`, the top-level field spans.
     pub(crate) fn batch(
         binary: &BinaryPayload,
         batch: &[InputMessage],
-        trie: &PathTrie,
         n_paths: usize,
         want_fields: bool,
     ) -> Transcoded {
@@ -142,24 +148,22 @@ impl Transcoded {
                 slots: &mut slots[i * n_paths..(i + 1) * n_paths],
                 spans: want_fields.then_some(&mut spans),
             };
-            recorded.push(
-                match binary.transcode_into(&m.payload, &mut out, trie, rec) {
-                    Ok(true) => Some(want_fields.then_some((spans_start, spans.len() as u32))),
-                    Ok(false) => None,
-                    Err(message) => {
-                        out.truncate(start);
-                        failed.push((
-                            i,
-                            MessageError {
-                                node: "source".into(),
-                                kind: FailureKind::Decode,
-                                message,
-                            },
-                        ));
-                        None
-                    }
-                },
-            );
+            recorded.push(match binary.transcode_into(&m.payload, &mut out, rec) {
+                Ok(true) => Some(want_fields.then_some((spans_start, spans.len() as u32))),
+                Ok(false) => None,
+                Err(message) => {
+                    out.truncate(start);
+                    failed.push((
+                        i,
+                        MessageError {
+                            node: "source".into(),
+                            kind: FailureKind::Decode,
+                            message,
+                        },
+                    ));
+                    None
+                }
+            });
             bounds.push(start..out.len());
         }
         let all = Bytes::from(out);
@@ -193,23 +197,46 @@ fn wire_header(payload: &[u8]) -> Option<(i64, &[u8])> {
     }
 }
 
-/// Parsed schemas by global id, and the reader's.
+/// Parsed schemas by global id, and the reader's. A subject has a handful of versions, and
+/// the id is looked up for every payload: a short list searched in order beats hashing.
 struct ById<T> {
-    by_id: HashMap<i64, T>,
-    reader: i64,
+    by_id: Vec<(i64, T)>,
+    reader: usize,
     subject: String,
 }
 
 impl<T> ById<T> {
+    /// The schemas of `subject`; `Err` when `reader` is not among them.
+    fn new(by_id: Vec<(i64, T)>, reader: i64, subject: String) -> Result<ById<T>, String> {
+        let Some(reader) = by_id.iter().position(|(id, _)| *id == reader) else {
+            return Err(format!(
+                "schema id {reader} is not among the embedded schemas"
+            ));
+        };
+        Ok(ById {
+            by_id,
+            reader,
+            subject,
+        })
+    }
+
     fn reader(&self) -> &T {
-        &self.by_id[&self.reader]
+        &self.by_id[self.reader].1
+    }
+
+    fn reader_id(&self) -> i64 {
+        self.by_id[self.reader].0
+    }
+
+    fn get(&self, id: i64) -> Option<&T> {
+        self.by_id.iter().find(|(i, _)| *i == id).map(|(_, t)| t)
     }
 
     /// Which schema decodes `payload`: the wire format's when its id is known, else the bare
     /// reader schema (with the unknown id, if any, for the error message).
     fn pick<'p>(&self, payload: &'p [u8]) -> Pick<'_, 'p, T> {
         match wire_header(payload) {
-            Some((id, rest)) => match self.by_id.get(&id) {
+            Some((id, rest)) => match self.get(id) {
                 Some(w) => Pick::Wire(w, rest),
                 None => Pick::Bare(Some(id)),
             },
@@ -219,7 +246,7 @@ impl<T> ById<T> {
 
     /// The message for a payload that is neither a known wire-format message nor bare.
     fn undecodable(&self, unknown_id: Option<i64>, bare_error: &str, format: &str) -> String {
-        let mut ids: Vec<i64> = self.by_id.keys().copied().collect();
+        let mut ids: Vec<i64> = self.by_id.iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         match unknown_id {
             Some(id) => format!(
@@ -228,7 +255,8 @@ impl<T> ById<T> {
             ),
             None => format!(
                 "not {format} of subject `{}` (schema id {}): {bare_error}; a Confluent wire-format payload starts with byte 0x00 and a known schema id",
-                self.subject, self.reader
+                self.subject,
+                self.reader_id()
             ),
         }
     }

@@ -139,7 +139,7 @@ impl CompiledPipeline {
         let mut problems: Vec<CompileProblem> = Vec::new();
 
         let raw_format = plan.source.format == PayloadFormat::Raw;
-        let binary =
+        let mut binary =
             BinaryPayload::build(plan.source.format, plan.source.schema.as_ref(), checking)
                 .unwrap_or_else(|message| {
                     problems.push(CompileProblem {
@@ -197,6 +197,9 @@ impl CompiledPipeline {
         // Top-level field spans serve `map` edits and `validate`'s fast path.
         let record_fields = plan.has(NodeKind::Map) || plan.has(NodeKind::Validate);
         let trie = PathTrie::build(catalog.paths().into_iter().map(|(_, p)| p));
+        if let Some(binary) = &mut binary {
+            binary.bind(&trie);
+        }
         for n in &nodes {
             n.op.on_start();
         }
@@ -278,8 +281,7 @@ impl CompiledPipeline {
             None => self.run(batch, &[0], visit, None),
             Some(binary) => {
                 let n_paths = self.catalog.paths().len();
-                let json =
-                    Transcoded::batch(binary, batch, &self.trie, n_paths, self.record_fields);
+                let json = Transcoded::batch(binary, batch, n_paths, self.record_fields);
                 self.run(batch, &[0], visit, Some(json))
             }
         };
@@ -445,7 +447,10 @@ impl CompiledPipeline {
             .filter(|&i| ctx.errors[i as usize].is_none())
             .map(|input| Row {
                 input,
-                base: json.as_ref().map(|j| j.payloads[input as usize].clone()),
+                // Each text has one row: moved, not shared.
+                base: json
+                    .as_mut()
+                    .map(|j| std::mem::take(&mut j.payloads[input as usize])),
                 edits: Vec::new(),
                 edited_by: None,
                 is_object: false,

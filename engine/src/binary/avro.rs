@@ -66,47 +66,54 @@ pub(super) fn self_contained(schema: &EmbeddedSchema) -> Result<Schema, String> 
 }
 
 impl AvroPayload {
-    /// Parses every embedded schema; `reader_id` must be one of them.
+    /// Parses every embedded schema; `reader_id` must be one of them. The direct transcoder
+    /// is compiled when the pipeline's paths are known ([`AvroPayload::bind`]).
     pub(crate) fn new(schema: &SourceSchema, reader_id: i64) -> Result<AvroPayload, String> {
-        let mut parsed = HashMap::new();
+        let mut parsed = Vec::new();
         for w in &schema.writers {
             let s = self_contained(w)
                 .map_err(|e| format!("schema id {} is not a valid Avro schema: {e}", w.id))?;
-            parsed.insert(w.id, s);
+            parsed.push((w.id, s));
         }
-        let Some(reader) = parsed.get(&reader_id).cloned() else {
+        let Some(reader) = parsed
+            .iter()
+            .find(|(id, _)| *id == reader_id)
+            .map(|(_, s)| s.clone())
+        else {
             return Err(format!(
                 "schema id {reader_id} is not among the embedded schemas"
             ));
         };
-        let mut by_id = HashMap::new();
+        let mut by_id = Vec::new();
         for (id, writer) in parsed {
             let resolve_into = (id != reader_id).then(|| reader.clone());
             let decoder = Decoder::build(writer, resolve_into)
                 .map_err(|e| format!("schema id {id} cannot be read as id {reader_id}: {e}"))?;
-            by_id.insert(id, decoder);
+            by_id.push((id, decoder));
         }
         Ok(AvroPayload {
-            // Deeper than the JSON decoder takes: the slow path, whose text is checked.
-            fast: Node::compile(&reader).filter(|n| n.depth() <= crate::scan::MAX_DEPTH),
-            schemas: ById {
-                by_id,
-                reader: reader_id,
-                subject: schema.subject.clone(),
-            },
+            fast: None,
+            schemas: ById::new(by_id, reader_id, schema.subject.clone())?,
         })
+    }
+
+    /// Compiles the direct transcoder of the reader schema for the pipeline's paths `trie`,
+    /// which [`AvroPayload::transcode_into`] then records.
+    pub(crate) fn bind(&mut self, trie: &PathTrie) {
+        let reader = self.schemas.reader().borrow_writer();
+        // Deeper than the JSON decoder takes: the slow path, whose text is checked.
+        self.fast = Node::compile_for(reader, trie).filter(|n| n.depth() <= crate::scan::MAX_DEPTH);
     }
 
     /// Appends the JSON text of one payload to `out`. Straight from the binary when it is
     /// written with the reader schema and the transcoder takes it: then `rec` says where the
-    /// pipeline's paths and the top-level fields went, and the result is `Ok(true)`. Otherwise
-    /// through [`AvroPayload::decode`], with nothing recorded (`Ok(false)`: the JSON decoder
-    /// scans the text).
+    /// pipeline's paths (those it was bound to) and the top-level fields went, and the result
+    /// is `Ok(true)`. Otherwise through [`AvroPayload::decode`], with nothing recorded
+    /// (`Ok(false)`: the JSON decoder scans the text).
     pub(crate) fn transcode_into(
         &self,
         payload: &[u8],
         out: &mut Vec<u8>,
-        trie: &PathTrie,
         rec: Recording<'_>,
     ) -> Result<bool, String> {
         if let Some(fast) = &self.fast {
@@ -116,7 +123,7 @@ impl AvroPayload {
                 _ => None,
             };
             if let Some(body) = body
-                && fast.transcode_recording(body, out, trie, rec).is_some()
+                && fast.transcode_recording(body, out, rec).is_some()
             {
                 return Ok(true);
             }

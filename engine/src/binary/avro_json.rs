@@ -38,11 +38,25 @@ pub(crate) enum Node {
 /// One field of a record node.
 #[derive(Debug)]
 pub(crate) struct Field {
-    /// The key as JSON text with its colon (`"name":`).
+    /// The key as JSON text after the comma that separates it from the field before
+    /// (`,"name":`); the first field of a record writes it without the comma.
     key: String,
-    /// The name (Avro names are `[A-Za-z_][A-Za-z0-9_]*`: never escaped in JSON).
-    name: String,
+    /// The name's length (Avro names are `[A-Za-z_][A-Za-z0-9_]*`: never escaped in JSON).
+    name_len: u32,
     node: Node,
+    /// The pipeline's paths through this field, when it reads any (a node compiled for a
+    /// pipeline's paths: [`Node::compile_for`]).
+    at: Option<At>,
+}
+
+/// What the pipeline reads at a field: resolved when the schema compiles, so that a payload
+/// never looks its fields up by name.
+#[derive(Debug)]
+struct At {
+    /// The slot of the path that ends here.
+    slot: Option<usize>,
+    /// Whether longer paths go on into this field (its node is compiled for them).
+    descend: bool,
 }
 
 /// Where one transcoded payload put what the JSON decoder would otherwise scan for: the value
@@ -57,7 +71,20 @@ pub(crate) struct Recording<'r> {
 
 impl Node {
     /// The node of `schema`, when every type in it is in the subset.
+    #[cfg(test)]
     pub(crate) fn compile(schema: &Schema) -> Option<Node> {
+        Node::compile_at(schema, None)
+    }
+
+    /// The node of a record `schema` for a pipeline that reads the paths of `trie`: where each
+    /// path's value lies is recorded as the payload is transcoded
+    /// ([`Node::transcode_recording`]).
+    pub(crate) fn compile_for(schema: &Schema, trie: &PathTrie) -> Option<Node> {
+        Node::compile_at(schema, Some(trie))
+    }
+
+    /// The node of `schema`, reached where `trie` is in the pipeline's paths (if anywhere).
+    fn compile_at(schema: &Schema, trie: Option<&PathTrie>) -> Option<Node> {
         Some(match schema {
             Schema::Null => Node::Null,
             Schema::Boolean => Node::Boolean,
@@ -73,24 +100,31 @@ impl Node {
                     .map(|s| serde_json::to_string(s).ok())
                     .collect::<Option<_>>()?,
             ),
-            Schema::Array(a) => Node::Array(Box::new(Node::compile(&a.items)?)),
+            // Paths do not go into arrays.
+            Schema::Array(a) => Node::Array(Box::new(Node::compile_at(&a.items, None)?)),
+            // A path goes through a union into whichever branch the payload holds.
             Schema::Union(u) => Node::Union(
                 u.variants()
                     .iter()
-                    .map(Node::compile)
+                    .map(|v| Node::compile_at(v, trie))
                     .collect::<Option<_>>()?,
             ),
             Schema::Record(r) => Node::Record(
                 r.fields
                     .iter()
                     .map(|f| {
-                        let key = serde_json::to_string(&f.name).ok()? + ":";
+                        let key = format!(",{}:", serde_json::to_string(&f.name).ok()?);
                         // A name JSON escapes (not a valid Avro name) gets no fast path.
-                        (key.len() == f.name.len() + 3).then_some(())?;
+                        (key.len() == f.name.len() + 4).then_some(())?;
+                        let child = trie.and_then(|t| t.child(&f.name));
                         Some(Field {
                             key,
-                            name: f.name.clone(),
-                            node: Node::compile(&f.schema)?,
+                            name_len: u32::try_from(f.name.len()).ok()?,
+                            node: Node::compile_at(&f.schema, child.filter(|c| c.has_children()))?,
+                            at: child.map(|c| At {
+                                slot: c.slot(),
+                                descend: c.has_children(),
+                            }),
                         })
                     })
                     .collect::<Option<_>>()?,
@@ -119,15 +153,15 @@ impl Node {
     }
 
     /// Like [`Node::transcode`] for a record, appending the JSON text to `out` and recording
-    /// into `rec` where the values of `trie`'s paths and the top-level fields went, so that
-    /// the payload needs no JSON scan: the binary is decoded straight into the values the
-    /// engine's columns are built from. `None` (and nothing appended or recorded) when this
-    /// node is not a record or the body does not read as it.
+    /// into `rec` where the values of the paths it was compiled for ([`Node::compile_for`])
+    /// and the top-level fields went, so that the payload needs no JSON scan: the binary is
+    /// decoded straight into the values the engine's columns are built from. `None` (and
+    /// nothing appended or recorded) when this node is not a record or the body does not read
+    /// as it.
     pub(crate) fn transcode_recording(
         &self,
         body: &[u8],
         out: &mut Vec<u8>,
-        trie: &PathTrie,
         rec: Recording<'_>,
     ) -> Option<()> {
         let Node::Record(fields) = self else {
@@ -139,7 +173,7 @@ impl Node {
         let mut cursor = Cursor { b: body, i: 0 };
         let mut at = Paths { out, start, slots };
         let done = at
-            .record(fields, &mut cursor, trie, spans.as_deref_mut())
+            .record(fields, &mut cursor, spans.as_deref_mut())
             .filter(|()| cursor.i == body.len());
         if done.is_none() {
             at.out.truncate(start);
@@ -186,10 +220,7 @@ impl Node {
                 let bytes = c.sized()?;
                 // Printable ASCII without quotes or backslashes is its own JSON text (and
                 // valid UTF-8); anything else is checked and escaped as serde_json does.
-                if bytes
-                    .iter()
-                    .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
-                {
+                if plain_json(bytes) {
                     out.push(b'"');
                     out.extend_from_slice(bytes);
                     out.push(b'"');
@@ -209,10 +240,7 @@ impl Node {
             Node::Record(fields) => {
                 out.push(b'{');
                 for (i, f) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(f.key.as_bytes());
+                    out.extend_from_slice(&f.key.as_bytes()[usize::from(i == 0)..]);
                     f.node.write(c, out)?;
                 }
                 out.push(b'}');
@@ -256,28 +284,26 @@ impl Paths<'_, '_> {
         (self.out.len() - self.start) as u32
     }
 
-    /// A record's fields, descending into the ones `trie` names.
+    /// A record's fields, descending into the ones the pipeline reads.
     fn record(
         &mut self,
         fields: &[Field],
         c: &mut Cursor<'_>,
-        trie: &PathTrie,
         mut spans: Option<&mut Vec<FieldSpan>>,
     ) -> Option<()> {
         self.out.push(b'{');
         for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            let k0 = self.offset() + 1;
-            self.out.extend_from_slice(f.key.as_bytes());
+            self.out
+                .extend_from_slice(&f.key.as_bytes()[usize::from(i == 0)..]);
             let v0 = self.offset();
-            match trie.child(&f.name) {
-                Some(child) => self.value(&f.node, c, child)?,
+            match &f.at {
+                Some(at) => self.value(&f.node, c, at)?,
                 None => f.node.write(c, self.out)?,
             }
             if let Some(spans) = spans.as_deref_mut() {
-                spans.push([k0, k0 + f.name.len() as u32, v0, self.offset()]);
+                // The name lies before its closing quote and colon.
+                let k0 = v0 - f.name_len - 2;
+                spans.push([k0, k0 + f.name_len, v0, self.offset()]);
             }
         }
         self.out.push(b'}');
@@ -285,21 +311,48 @@ impl Paths<'_, '_> {
     }
 
     /// A value at a path: its slot records it; a record descends into the nested paths.
-    fn value(&mut self, node: &Node, c: &mut Cursor<'_>, trie: &PathTrie) -> Option<()> {
+    fn value(&mut self, node: &Node, c: &mut Cursor<'_>, at: &At) -> Option<()> {
         let v0 = self.offset();
         match node {
             Node::Union(branches) => {
                 let branch = branches.get(usize::try_from(c.long()?).ok()?)?;
-                return self.value(branch, c, trie);
+                return self.value(branch, c, at);
             }
-            Node::Record(fields) if trie.has_children() => self.record(fields, c, trie, None)?,
+            Node::Record(fields) if at.descend => self.record(fields, c, None)?,
             _ => node.write(c, self.out)?,
         }
-        if let Some(slot) = trie.slot() {
+        if let Some(slot) = at.slot {
             self.slots[slot] = Some([v0, self.offset()]);
         }
         Some(())
     }
+}
+
+/// Whether `bytes` is printable ASCII without quotes or backslashes: its own JSON string
+/// text. Eight bytes at a time (the usual bit tricks: a byte's high bit, a byte below 0x20,
+/// a byte equal to `"` or `\`), since order-like records are mostly short strings.
+fn plain_json(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `x` is below `n` (n ≤ 0x80); exact for "some", borrows notwithstanding.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let bad = |w: u64| {
+        (w & HIGH)
+            | below(w, 0x20)
+            | below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            != 0
+    };
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
+    let n = bytes.len();
+    if n < 8 {
+        return bytes
+            .iter()
+            .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\');
+    }
+    // The last word overlaps the one before when `n` is not a multiple of eight (copying
+    // the tail into a padded word instead stalls on the store).
+    (0..n - 8).step_by(8).all(|at| !bad(word(at))) && !bad(word(n - 8))
 }
 
 /// A read position in a datum.
@@ -370,6 +423,26 @@ mod tests {
             &Default::default(),
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn plain_json_is_printable_ascii_without_quotes_or_backslashes() {
+        let slow = |b: &[u8]| {
+            b.iter()
+                .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+        };
+        for b in 0..=255u8 {
+            for at in 0..12 {
+                let mut text = [b'a'; 12];
+                text[at] = b;
+                for len in [at + 1, 12] {
+                    assert_eq!(plain_json(&text[..len]), slow(&text[..len]), "{b} at {at}");
+                }
+            }
+        }
+        proptest!(|(text in prop::collection::vec(any::<u8>(), 0..40))| {
+            prop_assert_eq!(plain_json(&text), slow(&text));
+        });
     }
 
     #[test]
@@ -461,7 +534,6 @@ mod tests {
     #[test]
     fn recording_agrees_with_the_json_decoder() {
         let schema = Schema::parse_str(NESTED).unwrap();
-        let node = Node::compile(&schema).unwrap();
         let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
             .build()
             .unwrap();
@@ -480,6 +552,7 @@ mod tests {
         .map(|p| p.iter().map(|s| s.to_string()).collect())
         .collect();
         let trie = PathTrie::build(paths.iter().map(Vec::as_slice));
+        let node = Node::compile_for(&schema, &trie).unwrap();
         let record = (
             ".{0,8}",
             any::<f64>(),
@@ -511,7 +584,7 @@ mod tests {
             let mut slots = vec![None; paths.len()];
             let mut spans = vec![[9; 4]];
             let rec = Recording { slots: &mut slots, spans: Some(&mut spans) };
-            prop_assert!(node.transcode_recording(&body, &mut out, &trie, rec).is_some());
+            prop_assert!(node.transcode_recording(&body, &mut out, rec).is_some());
             let text = std::str::from_utf8(&out[8..]).unwrap();
             let mut expected = vec![None; paths.len()];
             let mut expected_spans = vec![[9; 4]];
@@ -524,7 +597,7 @@ mod tests {
             let mut out = b"previous".to_vec();
             let mut spans = Vec::new();
             let rec = Recording { slots: &mut slots, spans: Some(&mut spans) };
-            prop_assert!(node.transcode_recording(&body[..body.len() - 1], &mut out, &trie, rec).is_none());
+            prop_assert!(node.transcode_recording(&body[..body.len() - 1], &mut out, rec).is_none());
             prop_assert_eq!(out, b"previous".to_vec());
             prop_assert!(spans.is_empty() && slots.iter().all(Option::is_none));
         });

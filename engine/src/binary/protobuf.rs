@@ -7,7 +7,6 @@ use prost_reflect::{
     DynamicMessage, FileDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value as Pb,
 };
 use serde_json::{Map, Number, Value};
-use std::collections::HashMap;
 use weir_pipelines::spec::{EmbeddedSchema, NamedSchema, SourceSchema};
 
 /// The name the main schema compiles under.
@@ -21,26 +20,17 @@ pub(crate) struct ProtobufPayload {
 impl ProtobufPayload {
     /// Compiles every embedded schema; `reader_id` must be one of them.
     pub(crate) fn new(schema: &SourceSchema, reader_id: i64) -> Result<ProtobufPayload, String> {
-        let mut by_id = HashMap::new();
+        let mut by_id = Vec::new();
         for w in &schema.writers {
             let file = compile(w)
                 .map_err(|e| format!("schema id {} is not a valid Protobuf schema: {e}", w.id))?;
             if file.messages().len() == 0 {
                 return Err(format!("schema id {} declares no message", w.id));
             }
-            by_id.insert(w.id, file);
-        }
-        if !by_id.contains_key(&reader_id) {
-            return Err(format!(
-                "schema id {reader_id} is not among the embedded schemas"
-            ));
+            by_id.push((w.id, file));
         }
         Ok(ProtobufPayload {
-            schemas: ById {
-                by_id,
-                reader: reader_id,
-                subject: schema.subject.clone(),
-            },
+            schemas: ById::new(by_id, reader_id, schema.subject.clone())?,
         })
     }
 
