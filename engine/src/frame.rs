@@ -4,7 +4,6 @@
 use crate::binary::Transcoded;
 use crate::columns::{Catalog, ColumnSource, timestamp_type};
 use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract, kind_groups};
-use crate::json_check::FastSchema;
 use crate::message::{FailureKind, InputMessage, MessageError, OutputMessage};
 use crate::payload::{Edit, apply};
 use arrow::array::{
@@ -214,12 +213,6 @@ pub(crate) struct BatchContext<'a> {
     pub(crate) want_fields: bool,
     /// Top-level field spans of the payloads decoded in this batch (see [`Row::fields`]).
     pub(crate) spans: Vec<FieldSpan>,
-    /// The check the source's decoder runs on each payload for a node that takes the
-    /// messages straight from it (a `validate` node's fast check).
-    pub(crate) source_check: Option<&'a FastSchema>,
-    /// Its verdicts, by input: the start of the row's field spans it judged (a row decoded
-    /// again has others) and whether it is certainly valid.
-    pub(crate) vouched: Vec<Option<(u32, bool)>>,
     /// The first error of each input.
     pub(crate) errors: Vec<Option<MessageError>>,
     /// How many inputs have failed so far (first errors), for per-node counts.
@@ -297,9 +290,6 @@ impl BatchContext<'_> {
         rows: Vec<Row>,
         json: Option<&Transcoded>,
     ) -> Vec<Frame> {
-        if self.source_check.is_some() {
-            self.vouched = vec![None; self.inputs.len()];
-        }
         self.decode_with(rows, "source", json)
     }
 
@@ -357,15 +347,6 @@ impl BatchContext<'_> {
             };
             match result {
                 Ok((text, is_object, fields)) => {
-                    // While the payload is in cache: the entry node's check, if it has one.
-                    if let (Some(check), Some((a, b)), Some(slot)) = (
-                        self.source_check,
-                        fields,
-                        self.vouched.get_mut(row.input as usize),
-                    ) && let Some(spans) = self.spans.get(a as usize..b as usize)
-                    {
-                        *slot = Some((a, check.valid_object(text.as_bytes(), spans)));
-                    }
                     texts.push(text);
                     kept.push(Row {
                         is_object,

@@ -420,10 +420,6 @@ impl CompiledPipeline {
             trie: &self.trie,
             raw: self.raw_format,
             want_fields: self.record_fields,
-            source_check: entries
-                .iter()
-                .find_map(|&e| self.nodes[e].op.source_check()),
-            vouched: Vec::new(),
             spans: json
                 .as_mut()
                 .map(|j| std::mem::take(&mut j.spans))

@@ -129,13 +129,6 @@ pub(crate) trait Operator: Send + Sync {
         Vec::new()
     }
 
-    /// A check the decoder may run on each payload while it is still in cache, when this node
-    /// takes the messages straight from the source (a `validate` node's fast check); the node
-    /// then reads the verdict from [`BatchContext::vouched`].
-    fn source_check(&self) -> Option<&crate::json_check::FastSchema> {
-        None
-    }
-
     /// Whether the operator keeps state across batches.
     fn is_stateful(&self) -> bool {
         false
