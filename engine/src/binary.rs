@@ -7,6 +7,7 @@
 //! of the subject; otherwise it is bare, written with the pipeline's schema.
 
 use crate::decode::{FieldSpan, PathTrie};
+use crate::frame::Row;
 use crate::message::{FailureKind, InputMessage, MessageError};
 use bytes::Bytes;
 use weir_pipelines::PayloadFormat;
@@ -73,6 +74,21 @@ impl BinaryPayload {
         }
     }
 
+    /// Checks `payload` and records the values of the bound paths into `slots`, their text
+    /// appended to `values`, without writing the payload's text; `false` when the direct
+    /// transcoder does not take it ([`BinaryPayload::transcode_into`] then must).
+    pub(crate) fn skim_into(
+        &self,
+        payload: &[u8],
+        values: &mut Vec<u8>,
+        slots: &mut [PathValue],
+    ) -> bool {
+        match self {
+            BinaryPayload::Avro(a) => a.skim_into(payload, values, slots),
+            BinaryPayload::Protobuf(_) => false,
+        }
+    }
+
     /// Appends the payload's JSON text to `out`, or says why it cannot be decoded.
     /// `Ok(true)` when the binary was decoded straight into the values of the bound paths and
     /// the top-level field spans (recorded in `rec`, offsets from where this payload starts
@@ -99,24 +115,41 @@ pub(crate) type PathValue = Option<[u32; 2]>;
 
 /// What the transcoder recorded of one payload.
 pub(crate) struct Recorded<'t> {
-    /// The value of each path slot, as offsets into the payload's text.
+    /// The value of each path slot, as offsets into the payload's text (or into `skimmed`).
     pub(crate) values: &'t [PathValue],
     /// Where its top-level field spans lie in the batch's span buffer (when wanted).
     pub(crate) fields: Option<(u32, u32)>,
+    /// For a skimmed payload (whose own text is not written yet): the text its path values
+    /// lie in.
+    pub(crate) skimmed: Option<&'t str>,
+}
+
+/// How one input of a batch was decoded.
+#[derive(Clone, Copy)]
+enum Decoded {
+    /// Only its text was written: the JSON decoder must scan it (or it failed).
+    Scanned,
+    /// Its text was written with its path values and, when wanted, where its top-level field
+    /// spans lie in [`Transcoded::spans`].
+    Recorded(Option<(u32, u32)>),
+    /// Checked, with its path values written to [`Transcoded::values`]; its text is written
+    /// when a node needs it ([`LazyTexts`]).
+    Skimmed,
 }
 
 /// A batch's Avro or Protobuf payloads as JSON text, with what the transcoder recorded of
 /// each (see [`BinaryPayload::transcode_into`]) so that the decoder need not scan it, and the
 /// inputs that do not decode.
 pub(crate) struct Transcoded {
-    /// Each input's JSON text (empty for one that failed); slices of one buffer.
-    pub(crate) payloads: Vec<Bytes>,
-    /// `n_paths` path values per input, as offsets into its text.
+    /// Each input's JSON text (empty for one that failed or was skimmed); slices of one
+    /// buffer.
+    payloads: Vec<Bytes>,
+    /// `n_paths` path values per input, as offsets into its text (into `values` when skimmed).
     slots: Vec<PathValue>,
     n_paths: usize,
-    /// Per input: `None` when nothing was recorded (the text must be scanned), else where its
-    /// top-level field spans lie in [`Transcoded::spans`] (when they were wanted).
-    recorded: Vec<Option<Option<(u32, u32)>>>,
+    decoded: Vec<Decoded>,
+    /// The path values of the skimmed inputs, as JSON text.
+    values: String,
     /// The top-level field spans of the recorded inputs: the batch's first spans.
     pub(crate) spans: Vec<FieldSpan>,
     /// The inputs that do not decode (a `decode` error of the source, so that they go to the
@@ -126,31 +159,44 @@ pub(crate) struct Transcoded {
 
 impl Transcoded {
     /// Decodes `batch` into JSON, recording the values of the paths `binary` is bound to
-    /// (`n_paths` of them) and, when `want_fields`, the top-level field spans.
+    /// (`n_paths` of them) and, when `want_fields`, the top-level field spans. With `skim`,
+    /// the payloads the direct transcoder takes are only checked and their path values
+    /// written: their texts come later, from [`LazyTexts`], for the messages that need them.
     pub(crate) fn batch(
         binary: &BinaryPayload,
         batch: &[InputMessage],
         n_paths: usize,
         want_fields: bool,
+        skim: bool,
     ) -> Transcoded {
         // JSON text is about 2.5 times the Avro binary of the same record (field names and
         // quotes): room for 3 times, so that the buffer seldom moves while it fills.
-        let mut out = Vec::with_capacity(batch.iter().map(|m| m.payload.len() * 3 + 16).sum());
+        let room: usize = batch.iter().map(|m| m.payload.len() * 3 + 16).sum();
+        let mut out = Vec::with_capacity(if skim { 0 } else { room });
+        let mut values = Vec::with_capacity(if skim { batch.len() * n_paths * 8 } else { 0 });
         let mut bounds = Vec::with_capacity(batch.len());
         let mut slots = vec![None; batch.len() * n_paths];
-        let mut recorded = Vec::with_capacity(batch.len());
+        let mut decoded = Vec::with_capacity(batch.len());
         let mut spans = Vec::new();
         let mut failed = Vec::new();
         for (i, m) in batch.iter().enumerate() {
             let start = out.len();
+            let slots = &mut slots[i * n_paths..(i + 1) * n_paths];
+            if skim && binary.skim_into(&m.payload, &mut values, slots) {
+                decoded.push(Decoded::Skimmed);
+                bounds.push(start..start);
+                continue;
+            }
             let spans_start = spans.len() as u32;
             let rec = Recording {
-                slots: &mut slots[i * n_paths..(i + 1) * n_paths],
+                slots,
                 spans: want_fields.then_some(&mut spans),
             };
-            recorded.push(match binary.transcode_into(&m.payload, &mut out, rec) {
-                Ok(true) => Some(want_fields.then_some((spans_start, spans.len() as u32))),
-                Ok(false) => None,
+            decoded.push(match binary.transcode_into(&m.payload, &mut out, rec) {
+                Ok(true) => {
+                    Decoded::Recorded(want_fields.then_some((spans_start, spans.len() as u32)))
+                }
+                Ok(false) => Decoded::Scanned,
                 Err(message) => {
                     out.truncate(start);
                     failed.push((
@@ -161,7 +207,7 @@ impl Transcoded {
                             message,
                         },
                     ));
-                    None
+                    Decoded::Scanned
                 }
             });
             bounds.push(start..out.len());
@@ -171,7 +217,10 @@ impl Transcoded {
             payloads: bounds.into_iter().map(|r| all.slice(r)).collect(),
             slots,
             n_paths,
-            recorded,
+            decoded,
+            // The transcoder writes only checked UTF-8; a failure here would be its bug, and
+            // leaves the values unread (every path null) rather than wrong.
+            values: String::from_utf8(values).unwrap_or_default(),
             spans,
             failed,
         }
@@ -180,11 +229,111 @@ impl Transcoded {
     /// What was recorded of input `input`; `None` when its text must be scanned.
     pub(crate) fn recorded(&self, input: u32) -> Option<Recorded<'_>> {
         let i = input as usize;
-        let fields = (*self.recorded.get(i)?)?;
+        let (fields, skimmed) = match *self.decoded.get(i)? {
+            Decoded::Scanned => return None,
+            Decoded::Recorded(fields) => (fields, None),
+            Decoded::Skimmed => (None, Some(self.values.as_str())),
+        };
         Some(Recorded {
             values: &self.slots[i * self.n_paths..(i + 1) * self.n_paths],
             fields,
+            skimmed,
         })
+    }
+
+    /// Input `input`'s JSON text, moved out (each text has one row); `None` for one that was
+    /// skimmed, whose text is not written yet.
+    pub(crate) fn take_text(&mut self, input: u32) -> Option<Bytes> {
+        let i = input as usize;
+        match self.decoded.get(i)? {
+            Decoded::Skimmed => None,
+            _ => Some(std::mem::take(&mut self.payloads[i])),
+        }
+    }
+
+    /// The inputs whose texts are still to be written.
+    pub(crate) fn lazy<'b>(&self, binary: &'b BinaryPayload) -> Option<LazyTexts<'b>> {
+        let pending: Vec<bool> = self
+            .decoded
+            .iter()
+            .map(|d| matches!(d, Decoded::Skimmed))
+            .collect();
+        pending.contains(&true).then(|| LazyTexts {
+            binary,
+            n_paths: self.n_paths,
+            texts: pending.into_iter().map(|p| p.then_some(None)).collect(),
+        })
+    }
+}
+
+/// The JSON texts of a batch's skimmed payloads, written the first time a node that reads
+/// payloads gets their messages (a message a filter drops never needs one).
+pub(crate) struct LazyTexts<'b> {
+    binary: &'b BinaryPayload,
+    n_paths: usize,
+    /// Per input: `None` when it was not skimmed, `Some(None)` while its text is unwritten.
+    texts: Vec<Option<Option<Bytes>>>,
+}
+
+impl LazyTexts<'_> {
+    /// Gives each row of a skimmed input that has no text yet its input's JSON text. Returns
+    /// the rows (by index) whose text could not be written, with why: none, unless the
+    /// transcoder disagrees with its own check.
+    pub(crate) fn write(
+        &mut self,
+        inputs: &[InputMessage],
+        rows: &mut [Row],
+    ) -> Vec<(usize, MessageError)> {
+        let is_unwritten = |texts: &[Option<Option<Bytes>>], row: &Row| {
+            row.base.is_none() && matches!(texts.get(row.input as usize), Some(Some(None)))
+        };
+        let mut failed = Vec::new();
+        if rows.iter().any(|r| is_unwritten(&self.texts, r)) {
+            let mut out = Vec::new();
+            let mut bounds = Vec::new();
+            let mut slots = vec![None; self.n_paths];
+            let mut seen = vec![false; self.texts.len()];
+            for (k, row) in rows.iter().enumerate() {
+                let input = row.input as usize;
+                if !is_unwritten(&self.texts, row) || std::mem::replace(&mut seen[input], true) {
+                    continue;
+                }
+                let start = out.len();
+                let rec = Recording {
+                    slots: &mut slots,
+                    spans: None,
+                };
+                match self
+                    .binary
+                    .transcode_into(&inputs[input].payload, &mut out, rec)
+                {
+                    Ok(_) => bounds.push((input, start..out.len())),
+                    Err(message) => {
+                        out.truncate(start);
+                        failed.push((
+                            k,
+                            MessageError {
+                                node: "source".into(),
+                                kind: FailureKind::Decode,
+                                message,
+                            },
+                        ));
+                    }
+                }
+            }
+            let all = Bytes::from(out);
+            for (input, r) in bounds {
+                self.texts[input] = Some(Some(all.slice(r)));
+            }
+        }
+        for row in rows.iter_mut() {
+            if row.base.is_none()
+                && let Some(Some(Some(text))) = self.texts.get(row.input as usize)
+            {
+                row.base = Some(text.clone());
+            }
+        }
+        failed
     }
 }
 

@@ -1,7 +1,7 @@
 //! A frame is a batch of messages at one node: the messages (which input each came from, its
 //! payload and pending edits) and the Arrow columns the pipeline's expressions read, row-aligned.
 
-use crate::binary::Transcoded;
+use crate::binary::{LazyTexts, Recorded, Transcoded};
 use crate::columns::{Catalog, ColumnSource, timestamp_type};
 use crate::decode::{FieldSpan, PathTrie, build_column, check_payload, extract, kind_groups};
 use crate::message::{FailureKind, InputMessage, MessageError, OutputMessage};
@@ -229,6 +229,9 @@ pub(crate) struct BatchContext<'a> {
     /// Headers nodes added to an input on its way (`validate` with `on_invalid: tag`), by
     /// input; empty until a node adds one.
     pub(crate) tags: Vec<Vec<(String, String)>>,
+    /// The JSON texts of the inputs decoded without one (Avro read straight into columns),
+    /// written when a node that reads payloads first gets them.
+    pub(crate) lazy: Option<LazyTexts<'a>>,
 }
 
 impl BatchContext<'_> {
@@ -253,6 +256,21 @@ impl BatchContext<'_> {
         let tags = &mut self.tags[row.input as usize];
         tags.retain(|(k, _)| k != name);
         tags.push((name.to_string(), value));
+    }
+
+    /// `frame` with a JSON text for each row whose input was decoded without one (see
+    /// [`BatchContext::lazy`]), for a node that reads payloads.
+    pub(crate) fn with_texts(&mut self, mut frame: Frame) -> Frame {
+        let Some(lazy) = self.lazy.as_mut() else {
+            return frame;
+        };
+        let failed = lazy.write(self.inputs, &mut frame.rows);
+        let drop: Vec<usize> = failed.iter().map(|(k, _)| *k).collect();
+        for (k, error) in failed {
+            let row = frame.rows[k].clone();
+            self.fail_with(&row, error);
+        }
+        frame.without(&drop)
     }
 
     /// Records an error already built.
@@ -318,7 +336,18 @@ impl BatchContext<'_> {
             let start = raws.len();
             raws.resize(start + n_paths, None);
             let recorded = json.and_then(|j| j.recorded(row.input));
-            let result = if let Some(recorded) = recorded {
+            let result = if let Some(Recorded {
+                values,
+                skimmed: Some(text),
+                ..
+            }) = recorded
+            {
+                // Skimmed: its path values lie in their own text; its text comes later.
+                for (raw, value) in raws[start..].iter_mut().zip(values) {
+                    *raw = value.and_then(|[a, b]| text.get(a as usize..b as usize));
+                }
+                Ok(("", true, None))
+            } else if let Some(recorded) = recorded {
                 // The transcoder wrote this text and recorded where each value went.
                 std::str::from_utf8(base)
                     .map(|text| {

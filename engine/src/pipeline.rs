@@ -2,7 +2,7 @@
 //! runs a batch of messages through it and says, per input, its outputs, filtered, or its error.
 
 use crate::binary::{BinaryPayload, Transcoded};
-use crate::columns::{Catalog, split_path};
+use crate::columns::{Catalog, ColumnSource, split_path};
 use crate::decode::PathTrie;
 use crate::frame::{BatchContext, Frame, Row};
 use crate::message::{BatchResult, Emitted, Fate, InputMessage, NodeCount, NodeStats};
@@ -68,6 +68,11 @@ pub struct CompiledPipeline {
     binary: Option<BinaryPayload>,
     /// Whether some node edits payloads (the decoder then records field spans).
     record_fields: bool,
+    /// Whether binary payloads are decoded into their path values alone, their JSON texts
+    /// written only for the messages that reach a node that reads payloads: when the entry
+    /// node reads none (a filter or a route), no node records field spans and no expression
+    /// reads `data` whole.
+    skim: bool,
     /// The plan it was compiled from, to compile another instance with its own state.
     plan: Arc<ValidatedPipeline>,
 }
@@ -200,6 +205,9 @@ impl CompiledPipeline {
         if let Some(binary) = &mut binary {
             binary.bind(&trie);
         }
+        let skim = !record_fields
+            && catalog.index_of(&ColumnSource::Payload).is_none()
+            && nodes.first().is_some_and(|n| !n.op.reads_payload());
         for n in &nodes {
             n.op.on_start();
         }
@@ -213,6 +221,7 @@ impl CompiledPipeline {
             raw_format,
             binary,
             record_fields,
+            skim,
             plan: Arc::new(plan.clone()),
         })
     }
@@ -281,7 +290,7 @@ impl CompiledPipeline {
             None => self.run(batch, &[0], visit, None),
             Some(binary) => {
                 let n_paths = self.catalog.paths().len();
-                let json = Transcoded::batch(binary, batch, n_paths, self.record_fields);
+                let json = Transcoded::batch(binary, batch, n_paths, self.record_fields, self.skim);
                 self.run(batch, &[0], visit, Some(json))
             }
         };
@@ -431,8 +440,10 @@ impl CompiledPipeline {
             side: Vec::new(),
             counts: Vec::new(),
             tags: Vec::new(),
+            lazy: None,
         };
         if let Some(json) = json.as_mut() {
+            ctx.lazy = self.binary.as_ref().and_then(|b| json.lazy(b));
             ctx.failures = json.failed.len() as u64;
             for (i, e) in json.failed.drain(..) {
                 ctx.errors[i] = Some(e);
@@ -444,9 +455,7 @@ impl CompiledPipeline {
             .map(|input| Row {
                 input,
                 // Each text has one row: moved, not shared.
-                base: json
-                    .as_mut()
-                    .map(|j| std::mem::take(&mut j.payloads[input as usize])),
+                base: json.as_mut().and_then(|j| j.take_text(input)),
                 edits: Vec::new(),
                 edited_by: None,
                 is_object: false,
@@ -480,6 +489,11 @@ impl CompiledPipeline {
                 let count = &mut counts[i + 1];
                 count.rows_in += frame.rows.len() as u64;
                 let (failures, emitted) = (ctx.failures, ctx.emitted);
+                let frame = if node.op.reads_payload() {
+                    ctx.with_texts(frame)
+                } else {
+                    frame
+                };
                 let outs = node.op.process_batch(frame, &mut ctx);
                 count.errors += ctx.failures - failures;
                 count.outputs += ctx.emitted - emitted;

@@ -133,6 +133,27 @@ impl AvroPayload {
         Ok(false)
     }
 
+    /// Checks one payload and records the values of the paths the transcoder was bound to
+    /// (as [`Node::skim_recording`]) without writing its text; `false` when the direct
+    /// transcoder does not take it (then [`AvroPayload::transcode_into`] gives its text or
+    /// its error).
+    pub(crate) fn skim_into(
+        &self,
+        payload: &[u8],
+        values: &mut Vec<u8>,
+        slots: &mut [Option<[u32; 2]>],
+    ) -> bool {
+        let Some(fast) = &self.fast else {
+            return false;
+        };
+        let body = match self.schemas.pick(payload) {
+            Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => body,
+            Pick::Bare(None) => payload,
+            _ => return false,
+        };
+        fast.skim_recording(body, values, slots).is_some()
+    }
+
     /// Decodes one payload into JSON.
     pub(crate) fn decode(&self, payload: &[u8]) -> Result<Value, String> {
         match self.schemas.pick(payload) {

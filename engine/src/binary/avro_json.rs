@@ -171,7 +171,12 @@ impl Node {
         let spans_start = rec.spans.as_ref().map_or(0, |s| s.len());
         let Recording { slots, mut spans } = rec;
         let mut cursor = Cursor { b: body, i: 0 };
-        let mut at = Paths { out, start, slots };
+        let mut at = Paths {
+            out,
+            start,
+            slots,
+            skim: false,
+        };
         let done = at
             .record(fields, &mut cursor, spans.as_deref_mut())
             .filter(|()| cursor.i == body.len());
@@ -183,6 +188,98 @@ impl Node {
             }
         }
         done
+    }
+
+    /// Reads a record datum `body` as [`Node::transcode_recording`] does, checking every
+    /// value the same way, but writes only the values of the paths it was compiled for:
+    /// appended to `values`, where `slots` says where each went (offsets into `values` as a
+    /// whole). The payload's own JSON text is written later, for the messages that need it
+    /// (a message a filter drops never does). `None` (and nothing appended or recorded) when
+    /// this node is not a record or the body does not read as it.
+    pub(crate) fn skim_recording(
+        &self,
+        body: &[u8],
+        values: &mut Vec<u8>,
+        slots: &mut [Option<[u32; 2]>],
+    ) -> Option<()> {
+        let Node::Record(fields) = self else {
+            return None;
+        };
+        let start = values.len();
+        let mut cursor = Cursor { b: body, i: 0 };
+        let mut at = Paths {
+            out: values,
+            start: 0,
+            slots,
+            skim: true,
+        };
+        let done = at
+            .record(fields, &mut cursor, None)
+            .filter(|()| cursor.i == body.len());
+        if done.is_none() {
+            at.out.truncate(start);
+            at.slots.fill(None);
+        }
+        done
+    }
+
+    /// Reads past one datum of this node, checking it as [`Node::write`] does (so that a
+    /// payload skimmed without error is one whose text can be written).
+    fn skip(&self, c: &mut Cursor<'_>) -> Option<()> {
+        match self {
+            Node::Null => {}
+            Node::Boolean => {
+                if c.byte()? > 1 {
+                    return None;
+                }
+            }
+            Node::Int => {
+                i32::try_from(c.long()?).ok()?;
+            }
+            Node::Long => {
+                c.long()?;
+            }
+            Node::Float => {
+                c.take(4)?;
+            }
+            Node::Double => {
+                c.take(8)?;
+            }
+            Node::Bytes => {
+                c.sized()?;
+            }
+            Node::String => {
+                let bytes = c.sized()?;
+                if !plain_json(bytes) {
+                    std::str::from_utf8(bytes).ok()?;
+                }
+            }
+            Node::Enum(symbols) => {
+                symbols.get(usize::try_from(c.long()?).ok()?)?;
+            }
+            Node::Union(branches) => {
+                let branch = branches.get(usize::try_from(c.long()?).ok()?)?;
+                branch.skip(c)?;
+            }
+            Node::Record(fields) => {
+                for f in fields {
+                    f.node.skip(c)?;
+                }
+            }
+            Node::Array(items) => loop {
+                let count = c.long()?;
+                if count == 0 {
+                    break;
+                }
+                if count < 0 {
+                    c.long()?;
+                }
+                for _ in 0..count.unsigned_abs() {
+                    items.skip(c)?;
+                }
+            },
+        }
+        Some(())
     }
 
     fn write(&self, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Option<()> {
@@ -277,6 +374,8 @@ struct Paths<'o, 'r> {
     out: &'o mut Vec<u8>,
     start: usize,
     slots: &'r mut [Option<[u32; 2]>],
+    /// Only the paths' values are written (a record's own text is not).
+    skim: bool,
 }
 
 impl Paths<'_, '_> {
@@ -291,6 +390,15 @@ impl Paths<'_, '_> {
         c: &mut Cursor<'_>,
         mut spans: Option<&mut Vec<FieldSpan>>,
     ) -> Option<()> {
+        if self.skim {
+            for f in fields {
+                match &f.at {
+                    Some(at) => self.value(&f.node, c, at)?,
+                    None => f.node.skip(c)?,
+                }
+            }
+            return Some(());
+        }
         self.out.push(b'{');
         for (i, f) in fields.iter().enumerate() {
             self.out
@@ -318,7 +426,16 @@ impl Paths<'_, '_> {
                 let branch = branches.get(usize::try_from(c.long()?).ok()?)?;
                 return self.value(branch, c, at);
             }
-            Node::Record(fields) if at.descend => self.record(fields, c, None)?,
+            Node::Record(fields) if at.descend => {
+                // A record that is a path's value too is written whole, skimmed or not.
+                let skim = self.skim;
+                self.skim &= at.slot.is_none();
+                let read = self.record(fields, c, None);
+                self.skim = skim;
+                read?
+            }
+            // Paths that go on into a value with no fields (an array, a string) find nothing.
+            _ if self.skim && at.slot.is_none() => return node.skip(c),
             _ => node.write(c, self.out)?,
         }
         if let Some(slot) = at.slot {
@@ -513,6 +630,20 @@ mod tests {
             let mut fast = Vec::new();
             prop_assert!(node.transcode(&body, &mut fast).is_some());
             prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow(&schema, &body)).unwrap());
+            // Skimming checks exactly what writing does: a byte changed anywhere is refused by
+            // both or by neither.
+            for at in 0..body.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut bent = body.clone();
+                    bent[at] ^= flip;
+                    let (mut out, mut values) = (Vec::new(), Vec::new());
+                    prop_assert_eq!(
+                        node.transcode(&bent, &mut out).is_some(),
+                        node.skim_recording(&bent, &mut values, &mut []).is_some(),
+                        "byte {} ^ {:#x}", at, flip
+                    );
+                }
+            }
             let mut out = Vec::new();
             prop_assert!(node.transcode(&body[..body.len() - 1], &mut out).is_none());
             let mut padded = body.clone();
@@ -591,8 +722,19 @@ mod tests {
             let x = crate::decode::extract(text, &trie, &mut expected, Some(&mut expected_spans)).unwrap();
             prop_assert!(x.is_object);
             let got: Vec<Option<&str>> = slots.iter().map(|s| s.map(|[a, b]| &text[a as usize..b as usize])).collect();
-            prop_assert_eq!(got, expected);
+            prop_assert_eq!(&got, &expected);
             prop_assert_eq!(spans, expected_spans);
+            // Skimmed: the same values, written alone after what the buffer held.
+            let mut values = b"before".to_vec();
+            let mut skimmed = vec![None; paths.len()];
+            prop_assert!(node.skim_recording(&body, &mut values, &mut skimmed).is_some());
+            let values = String::from_utf8(values).unwrap();
+            let got: Vec<Option<&str>> = skimmed.iter().map(|s| s.map(|[a, b]| &values[a as usize..b as usize])).collect();
+            prop_assert_eq!(got, expected);
+            let mut values = b"before".to_vec();
+            prop_assert!(node.skim_recording(&body[..body.len() - 1], &mut values, &mut skimmed).is_none());
+            prop_assert_eq!(values, b"before".to_vec());
+            prop_assert!(skimmed.iter().all(Option::is_none));
             // A truncated body: nothing appended, nothing recorded.
             let mut out = b"previous".to_vec();
             let mut spans = Vec::new();

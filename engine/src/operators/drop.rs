@@ -7,6 +7,11 @@ use crate::frame::{BatchContext, Frame};
 pub(crate) struct DropSink;
 
 impl Operator for DropSink {
+    /// Nothing: messages it discards never get their text.
+    fn reads_payload(&self) -> bool {
+        false
+    }
+
     fn process_batch(&self, _frame: Frame, _ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
         Vec::new()
     }

@@ -12,6 +12,11 @@ pub(crate) struct Filter {
 }
 
 impl Operator for Filter {
+    /// Only its columns: messages it drops never get their text.
+    fn reads_payload(&self) -> bool {
+        false
+    }
+
     fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)> {
         let mask = predicate_mask(&self.predicate, &frame, ctx, &self.id);
         let kept = frame.split(std::slice::from_ref(&mask));

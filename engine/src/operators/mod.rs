@@ -103,6 +103,12 @@ pub(crate) trait Operator: Send + Sync {
     /// `next`; a route's ports are its rules in order, then `default`.
     fn process_batch(&self, frame: Frame, ctx: &mut BatchContext<'_>) -> Vec<(usize, Frame)>;
 
+    /// Whether it reads the messages' payloads (their JSON text), not only the columns:
+    /// messages decoded without their text get it before such a node runs.
+    fn reads_payload(&self) -> bool {
+        true
+    }
+
     /// Called once before the first batch.
     fn on_start(&self) {}
 

@@ -267,3 +267,114 @@ fn an_unresolved_binary_source_does_not_compile_to_run() {
     // Checking the file without the registry is fine.
     assert_eq!(weir_engine::check::check(&p), vec![]);
 }
+
+/// A pipeline whose entry node is a filter: Avro payloads written with the reader schema are
+/// decoded into their path values alone, and only the messages that reach a node that reads
+/// payloads get their JSON text (once, however many routes they take). The outputs are the
+/// JSON pipeline's; payloads the fast path does not take (another writer schema) and bad ones
+/// behave as before.
+#[test]
+fn avro_read_straight_into_columns_gets_its_text_only_where_a_node_reads_it() {
+    let nodes = r#"
+  nodes:
+    - id: big
+      filter: "data.amount > 10 AND data.customer.id IS NOT NULL"
+      next: split
+    - id: split
+      route:
+        - when: "data.currency = 'USD'"
+          next: [us, all]
+        - when: "data.customer IS NOT NULL AND data.id = 'o-3'"
+          next: all
+      default: all
+    - id: us
+      publish: { subject: "orders.us.{data.customer.id}" }
+    - id: all
+      publish: { subject: "orders.all" }
+"#;
+    let doc = |source: &str| {
+        format!(
+            "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: skim }}\nspec:\n  source: {source}{nodes}"
+        )
+    };
+    let writers = json!([{"id": 11, "schema": V1}, {"id": 12, "schema": V2}]);
+    let schema = json!({"subject": "orders-value", "id": 12, "writers": writers});
+    let a = compile(&doc(&format!(
+        "{{ stream: ORDERS, format: avro, schema: {schema} }}"
+    )));
+    let j = compile(&doc("{ stream: ORDERS }"));
+    let orders = [
+        ("o-1", 30.0, "USD"),
+        ("o-2", 5.0, "USD"),
+        ("o-3", 12.5, "GBP"),
+        ("o-4", 99.0, "EUR"),
+    ];
+    let mut avro_in: Vec<Vec<u8>> = orders
+        .iter()
+        .map(|(id, amount, cur)| wire(12, &avro(V2, id, *amount, Some(cur))))
+        .collect();
+    let mut json_in: Vec<Vec<u8>> = orders
+        .iter()
+        .map(|(id, amount, cur)| {
+            serde_json::to_vec(&json!({"id": id, "amount": amount, "customer": {"id": format!("c-{id}")}, "currency": cur}))
+                .unwrap()
+        })
+        .collect();
+    // Written with the older schema: resolved by apache-avro, its text written at once.
+    avro_in.push(wire(11, &avro(V1, "o-5", 50.0, None)));
+    json_in
+        .push(br#"{"id":"o-5","amount":50.0,"customer":{"id":"c-o-5"},"currency":"EUR"}"#.to_vec());
+    let from_avro = a.process(
+        &avro_in
+            .iter()
+            .enumerate()
+            .map(|(i, p)| msg(i as u64 + 1, p))
+            .collect::<Vec<_>>(),
+    );
+    let from_json = j.process(
+        &json_in
+            .iter()
+            .enumerate()
+            .map(|(i, p)| msg(i as u64 + 1, p))
+            .collect::<Vec<_>>(),
+    );
+    let outputs = |fate: &Fate| -> Vec<(String, Value)> {
+        match fate {
+            Fate::Outputs(o) => o
+                .iter()
+                .map(|o| {
+                    (
+                        o.subject.clone(),
+                        serde_json::from_slice(&o.payload).unwrap(),
+                    )
+                })
+                .collect(),
+            Fate::Filtered => Vec::new(),
+            Fate::Error(e) => panic!("{e:?}"),
+        }
+    };
+    for (k, (a, j)) in from_avro.fates.iter().zip(&from_json.fates).enumerate() {
+        assert_eq!(outputs(a), outputs(j), "order {k}");
+    }
+    assert_eq!(from_avro.fates[1], Fate::Filtered);
+    let first = outputs(&from_avro.fates[0]);
+    assert_eq!(
+        first.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["orders.us.c-o-1", "orders.all"]
+    );
+    assert_eq!(
+        first[0].1,
+        json!({"id":"o-1","amount":30.0,"customer":{"id":"c-o-1"},"currency":"USD"})
+    );
+    assert_eq!(from_avro.nodes, from_json.nodes);
+
+    // Bad payloads fail alone at the source, as with any other pipeline.
+    let bad = a.process(&[
+        msg(1, &wire(12, &avro(V2, "o-6", 20.0, Some("USD")))[..9]),
+        msg(2, &wire(99, &avro(V2, "o-7", 20.0, Some("USD")))),
+        msg(3, &wire(12, &avro(V2, "o-8", 20.0, Some("USD")))),
+    ]);
+    assert!(decode_error(&bad.fates[0]).starts_with("corrupt Avro payload"));
+    assert!(decode_error(&bad.fates[1]).starts_with("unknown schema id 99"));
+    assert_eq!(outputs(&bad.fates[2]).len(), 2);
+}
