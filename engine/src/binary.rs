@@ -288,8 +288,13 @@ impl LazyTexts<'_> {
             row.base.is_none() && matches!(texts.get(row.input as usize), Some(Some(None)))
         };
         let mut failed = Vec::new();
-        if rows.iter().any(|r| is_unwritten(&self.texts, r)) {
-            let mut out = Vec::new();
+        let unwritten: usize = rows
+            .iter()
+            .filter(|r| is_unwritten(&self.texts, r))
+            .map(|r| inputs[r.input as usize].payload.len() * 3 + 16)
+            .sum();
+        if unwritten > 0 {
+            let mut out = Vec::with_capacity(unwritten);
             let mut bounds = Vec::new();
             let mut slots = vec![None; self.n_paths];
             let mut seen = vec![false; self.texts.len()];

@@ -11,7 +11,13 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use weir_pipelines::{NodeKind, PayloadFormat, PipelineResource, ValidatedPipeline};
+
+/// Binary payloads are skimmed ([`CompiledPipeline::skim`]) while fewer than this share of the
+/// last batch's inputs (in thousandths) reached a node that reads payloads: skimming and then
+/// writing a text costs about half again as much as writing it at once.
+const SKIM_BELOW: u32 = 500;
 
 /// One problem found while compiling, with the node it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +79,9 @@ pub struct CompiledPipeline {
     /// node reads none (a filter or a route), no node records field spans and no expression
     /// reads `data` whole.
     skim: bool,
+    /// Of the last batch decoded with `skim` possible: the share of its inputs that reached a
+    /// node that reads payloads, in thousandths.
+    text_share: AtomicU32,
     /// The plan it was compiled from, to compile another instance with its own state.
     plan: Arc<ValidatedPipeline>,
 }
@@ -222,6 +231,7 @@ impl CompiledPipeline {
             binary,
             record_fields,
             skim,
+            text_share: AtomicU32::new(0),
             plan: Arc::new(plan.clone()),
         })
     }
@@ -290,7 +300,10 @@ impl CompiledPipeline {
             None => self.run(batch, &[0], visit, None),
             Some(binary) => {
                 let n_paths = self.catalog.paths().len();
-                let json = Transcoded::batch(binary, batch, n_paths, self.record_fields, self.skim);
+                // Skimming pays when most messages never reach a node that reads payloads;
+                // when most did in the last batch, writing every text at once costs less.
+                let skim = self.skim && self.text_share.load(Ordering::Relaxed) < SKIM_BELOW;
+                let json = Transcoded::batch(binary, batch, n_paths, self.record_fields, skim);
                 self.run(batch, &[0], visit, Some(json))
             }
         };
@@ -463,6 +476,8 @@ impl CompiledPipeline {
                 meta: None,
             })
             .collect();
+        // Which inputs reached a node that reads payloads (for `text_share`).
+        let mut reached = (self.skim && json.is_some()).then(|| vec![false; batch.len()]);
         let frames = ctx.decode_source(rows, json.as_ref());
         counts[0].errors = ctx.failures;
         counts[0].ports[0] = batch.len() as u64 - ctx.failures;
@@ -490,6 +505,11 @@ impl CompiledPipeline {
                 count.rows_in += frame.rows.len() as u64;
                 let (failures, emitted) = (ctx.failures, ctx.emitted);
                 let frame = if node.op.reads_payload() {
+                    if let Some(reached) = reached.as_mut() {
+                        for r in &frame.rows {
+                            reached[r.input as usize] = true;
+                        }
+                    }
                     ctx.with_texts(frame)
                 } else {
                     frame
@@ -521,6 +541,13 @@ impl CompiledPipeline {
                     }
                 }
             }
+        }
+        if let Some(reached) = reached
+            && !batch.is_empty()
+        {
+            let n = reached.iter().filter(|r| **r).count();
+            let share = (n * 1000 / batch.len()) as u32;
+            self.text_share.store(share, Ordering::Relaxed);
         }
         let fates = ctx
             .errors
