@@ -249,8 +249,10 @@ impl Node {
                 c.sized()?;
             }
             Node::String => {
+                // Only UTF-8 matters here (escaping is the writer's business): ASCII, the
+                // common case, is checked a word at a time.
                 let bytes = c.sized()?;
-                if !plain_json(bytes) {
+                if !bytes.is_ascii() {
                     std::str::from_utf8(bytes).ok()?;
                 }
             }
