@@ -303,7 +303,9 @@ impl Node {
             }
             Node::Double => {
                 let v = f64::from_le_bytes(c.take(8)?.try_into().ok()?);
-                serde_json::to_writer(&mut *out, &v).ok()?;
+                if !write_cents(v, out) {
+                    serde_json::to_writer(&mut *out, &v).ok()?;
+                }
             }
             Node::Bytes => {
                 let bytes = c.sized()?;
@@ -474,6 +476,45 @@ fn plain_json(bytes: &[u8]) -> bool {
     (0..n - 8).step_by(8).all(|at| !bad(word(at))) && !bad(word(n - 8))
 }
 
+/// Writes `v` as serde_json does (its shortest round-trip text) when it is a decimal with at
+/// most two fractional digits below 10^9 in magnitude — prices, amounts, rates — and says
+/// whether it did. Such a value is written from its integer count of hundredths, far cheaper
+/// than the general shortest-digits search: `c / 100.0 == v` (one correctly rounded division
+/// of exact operands) says that decimal rounds to `v`, and below 10^9 a double's neighbours
+/// lie much closer than 0.01, so no shorter decimal does.
+fn write_cents(v: f64, out: &mut Vec<u8>) -> bool {
+    // Zero is left to serde_json (its sign).
+    if !v.is_finite() || v.abs() >= 1e9 || v == 0.0 {
+        return false;
+    }
+    let c = (v * 100.0).round();
+    if c / 100.0 != v {
+        return false;
+    }
+    let c = c.abs() as u64;
+    if v < 0.0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    let mut whole = c / 100;
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[n..]);
+    let (tenths, hundredths) = ((c / 10 % 10) as u8, (c % 10) as u8);
+    out.extend_from_slice(&[b'.', b'0' + tenths]);
+    if hundredths != 0 {
+        out.push(b'0' + hundredths);
+    }
+    true
+}
+
 /// A read position in a datum.
 struct Cursor<'a> {
     b: &'a [u8],
@@ -561,6 +602,44 @@ mod tests {
         }
         proptest!(|(text in prop::collection::vec(any::<u8>(), 0..40))| {
             prop_assert_eq!(plain_json(&text), slow(&text));
+        });
+    }
+
+    #[test]
+    fn cents_are_written_as_serde_json_writes_them() {
+        let check = |v: f64| {
+            let mut out = Vec::new();
+            if write_cents(v, &mut out) {
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    serde_json::to_string(&v).unwrap()
+                );
+            }
+        };
+        for v in [
+            0.01,
+            0.1,
+            0.5,
+            1.0,
+            10.0,
+            99.99,
+            100.0,
+            123.45,
+            999_999_999.99,
+            -0.07,
+            -12.3,
+        ] {
+            let mut out = Vec::new();
+            assert!(write_cents(v, &mut out), "{v}");
+            check(v);
+        }
+        for v in [0.0, -0.0, 0.001, 1e9, f64::NAN, f64::INFINITY, 1.0 / 3.0] {
+            assert!(!write_cents(v, &mut Vec::new()), "{v}");
+        }
+        proptest!(|(c in -100_000_000_000i64..100_000_000_000, v in any::<f64>())| {
+            check(c as f64 / 100.0);
+            check(c as f64 / 10.0);
+            check(v);
         });
     }
 
