@@ -17,9 +17,11 @@ mod avro;
 mod avro_encode;
 mod avro_json;
 pub(crate) use avro_json::Recording;
+use avro_json::Typed;
 pub(crate) mod encode;
 mod protobuf;
 mod protobuf_encode;
+mod typed_columns;
 
 /// A decoder of one pipeline's binary payloads into JSON.
 pub(crate) enum BinaryPayload {
@@ -67,9 +69,11 @@ impl BinaryPayload {
 
     /// Readies the decoder for the pipeline's paths `trie` (the ones
     /// [`BinaryPayload::transcode_into`] records); called once, when the pipeline compiles.
-    pub(crate) fn bind(&mut self, trie: &PathTrie) {
+    /// With `typed` (no path has a declared type), batches may be read straight into typed
+    /// columns ([`Transcoded::typed`]).
+    pub(crate) fn bind(&mut self, trie: &PathTrie, n_slots: usize, typed: bool) {
         match self {
-            BinaryPayload::Avro(a) => a.bind(trie),
+            BinaryPayload::Avro(a) => a.bind(trie, n_slots, typed),
             BinaryPayload::Protobuf(_) => {}
         }
     }
@@ -152,6 +156,9 @@ pub(crate) struct Transcoded {
     values: String,
     /// The top-level field spans of the recorded inputs: the batch's first spans.
     pub(crate) spans: Vec<FieldSpan>,
+    /// The column of each path slot, when the batch was read straight into typed columns
+    /// ([`Transcoded::typed`]): one value per input that did not fail, in input order.
+    columns: Option<Vec<arrow::array::ArrayRef>>,
     /// The inputs that do not decode (a `decode` error of the source, so that they go to the
     /// dead-letter stream with their original bytes).
     pub(crate) failed: Vec<(usize, MessageError)>,
@@ -222,8 +229,80 @@ impl Transcoded {
             // leaves the values unread (every path null) rather than wrong.
             values: String::from_utf8(values).unwrap_or_default(),
             spans,
+            columns: None,
             failed,
         }
+    }
+
+    /// Reads `batch` straight into one typed column per path slot, with no JSON text written
+    /// or scanned (their texts come later, from [`LazyTexts`]): `None` unless `binary` is
+    /// bound for it and every input is either read so or fails to decode (an input written
+    /// with another schema, or a batch whose columns the JSON decoder would split, takes
+    /// [`Transcoded::batch`]).
+    pub(crate) fn typed(
+        binary: &BinaryPayload,
+        batch: &[InputMessage],
+        n_paths: usize,
+    ) -> Option<Transcoded> {
+        let BinaryPayload::Avro(avro) = binary else {
+            return None;
+        };
+        let leaves = avro.leaves()?;
+        let mut columns: Vec<typed_columns::TypedColumn> = leaves
+            .iter()
+            .map(|l| typed_columns::TypedColumn::new(*l, batch.len()))
+            .collect();
+        let mut typed = vec![Typed::Null; n_paths];
+        let mut decoded = Vec::with_capacity(batch.len());
+        let mut failed = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            if avro.read_typed(&m.payload, &mut typed) {
+                for (column, value) in columns.iter_mut().zip(&typed) {
+                    column.push(*value)?;
+                }
+                decoded.push(Decoded::Skimmed);
+                continue;
+            }
+            // Not taken: a payload that does not decode fails alone; any other is for the
+            // general path.
+            let mut slots = vec![None; n_paths];
+            let rec = Recording {
+                slots: &mut slots,
+                spans: None,
+            };
+            match binary.transcode_into(&m.payload, &mut Vec::new(), rec) {
+                Ok(_) => return None,
+                Err(message) => failed.push((
+                    i,
+                    MessageError {
+                        node: "source".into(),
+                        kind: FailureKind::Decode,
+                        message,
+                    },
+                )),
+            }
+            decoded.push(Decoded::Scanned);
+        }
+        let columns = columns
+            .into_iter()
+            .map(typed_columns::TypedColumn::finish)
+            .collect::<Option<Vec<_>>>()?;
+        Some(Transcoded {
+            payloads: vec![Bytes::new(); batch.len()],
+            slots: Vec::new(),
+            n_paths,
+            decoded,
+            values: String::new(),
+            spans: Vec::new(),
+            columns: Some(columns),
+            failed,
+        })
+    }
+
+    /// The typed column of each path slot, when the batch was read into them
+    /// ([`Transcoded::typed`]).
+    pub(crate) fn columns(&self) -> Option<&[arrow::array::ArrayRef]> {
+        self.columns.as_deref()
     }
 
     /// What was recorded of input `input`; `None` when its text must be scanned.
@@ -235,7 +314,7 @@ impl Transcoded {
             Decoded::Skimmed => (None, Some(self.values.as_str())),
         };
         Some(Recorded {
-            values: &self.slots[i * self.n_paths..(i + 1) * self.n_paths],
+            values: self.slots.get(i * self.n_paths..(i + 1) * self.n_paths)?,
             fields,
             skimmed,
         })

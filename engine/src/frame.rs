@@ -317,6 +317,21 @@ impl BatchContext<'_> {
         node: &str,
         json: Option<&Transcoded>,
     ) -> Vec<Frame> {
+        if let Some(columns) = json.and_then(Transcoded::columns) {
+            // Read straight into typed columns: one value per row, in order.
+            let kept: Vec<Row> = rows
+                .into_iter()
+                .map(|row| Row {
+                    is_object: true,
+                    fields: None,
+                    ..row
+                })
+                .collect();
+            debug_assert!(columns.iter().all(|c| c.len() == kept.len()));
+            let members: Vec<usize> = (0..kept.len()).collect();
+            let texts = vec![""; kept.len()];
+            return vec![self.build_frame(kept, &members, &texts, &[], 0, node, Some(columns))];
+        }
         let paths = self.catalog.paths();
         let n_paths = paths.len();
         let inputs = self.inputs;
@@ -401,7 +416,7 @@ impl BatchContext<'_> {
         match kind_groups(kept.len(), |i| kept[i].input, &raws, n_paths, &undeclared) {
             None => {
                 let all: Vec<usize> = (0..kept.len()).collect();
-                vec![self.build_frame(kept, &all, &texts, &raws, n_paths, node)]
+                vec![self.build_frame(kept, &all, &texts, &raws, n_paths, node, None)]
             }
             Some(groups) => {
                 let mut rows: Vec<Option<Row>> = kept.into_iter().map(Some).collect();
@@ -412,7 +427,7 @@ impl BatchContext<'_> {
                             .iter()
                             .map(|&i| rows[i].take().expect("a row is in one group"))
                             .collect();
-                        self.build_frame(group_rows, &members, &texts, &raws, n_paths, node)
+                        self.build_frame(group_rows, &members, &texts, &raws, n_paths, node, None)
                     })
                     .collect()
             }
@@ -421,7 +436,9 @@ impl BatchContext<'_> {
 
     /// Builds the columns of `rows`, which are the decoded rows `members` (indices into
     /// `texts` and the row-major `raws`), into a frame; rows whose values do not fit a
-    /// declared type are recorded as errors of `node` and left out.
+    /// declared type are recorded as errors of `node` and left out. With `typed`, the path
+    /// columns are these, already built (and `raws` is not read).
+    #[allow(clippy::too_many_arguments)]
     fn build_frame(
         &mut self,
         kept: Vec<Row>,
@@ -430,6 +447,7 @@ impl BatchContext<'_> {
         raws: &[Option<&str>],
         n_paths: usize,
         node: &str,
+        typed: Option<&[ArrayRef]>,
     ) -> Frame {
         let inputs = self.inputs;
         let n = kept.len();
@@ -475,6 +493,11 @@ impl BatchContext<'_> {
                         }
                     }
                     Arc::new(b.finish())
+                }
+                ColumnSource::Path(_) if typed.is_some() => {
+                    let columns = typed.unwrap_or_default();
+                    path_no += 1;
+                    columns[path_no - 1].clone()
                 }
                 ColumnSource::Path(_) => {
                     column_raws.clear();

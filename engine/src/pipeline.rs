@@ -212,7 +212,11 @@ impl CompiledPipeline {
         let record_fields = plan.has(NodeKind::Map) || plan.has(NodeKind::Validate);
         let trie = PathTrie::build(catalog.paths().into_iter().map(|(_, p)| p));
         if let Some(binary) = &mut binary {
-            binary.bind(&trie);
+            let paths = catalog.paths();
+            let typed = paths
+                .iter()
+                .all(|(idx, _)| catalog.declared(*idx).is_none());
+            binary.bind(&trie, paths.len(), typed);
         }
         let skim = !record_fields
             && catalog.index_of(&ColumnSource::Payload).is_none()
@@ -303,7 +307,12 @@ impl CompiledPipeline {
                 // Skimming pays when most messages never reach a node that reads payloads;
                 // when most did in the last batch, writing every text at once costs less.
                 let skim = self.skim && self.text_share.load(Ordering::Relaxed) < SKIM_BELOW;
-                let json = Transcoded::batch(binary, batch, n_paths, self.record_fields, skim);
+                let json = skim
+                    .then(|| Transcoded::typed(binary, batch, n_paths))
+                    .flatten()
+                    .unwrap_or_else(|| {
+                        Transcoded::batch(binary, batch, n_paths, self.record_fields, skim)
+                    });
                 self.run(batch, &[0], visit, Some(json))
             }
         };

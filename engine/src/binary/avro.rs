@@ -3,7 +3,7 @@
 //! datum reader per writer schema is built when the pipeline compiles (its named types
 //! resolved once), and a payload written with the reader schema itself is not resolved.
 
-use super::avro_json::{Node, Recording};
+use super::avro_json::{Leaf, Node, Recording, Typed};
 use super::{ById, Pick};
 use crate::decode::PathTrie;
 use apache_avro::Schema;
@@ -18,6 +18,9 @@ use weir_pipelines::spec::{EmbeddedSchema, SourceSchema};
 pub(crate) struct AvroPayload {
     schemas: ById<Decoder>,
     fast: Option<Node>,
+    /// The type of each path slot, when the bound paths may be read straight into typed
+    /// columns ([`AvroPayload::read_typed`]).
+    leaves: Option<Vec<Leaf>>,
 }
 
 /// A writer schema, the reader schema it is resolved into (none when it is the reader), and
@@ -93,16 +96,43 @@ impl AvroPayload {
         }
         Ok(AvroPayload {
             fast: None,
+            leaves: None,
             schemas: ById::new(by_id, reader_id, schema.subject.clone())?,
         })
     }
 
     /// Compiles the direct transcoder of the reader schema for the pipeline's paths `trie`,
     /// which [`AvroPayload::transcode_into`] then records.
-    pub(crate) fn bind(&mut self, trie: &PathTrie) {
+    /// With `typed` (no path has a declared type), paths whose values are primitive in every
+    /// payload may also be read straight into typed columns.
+    pub(crate) fn bind(&mut self, trie: &PathTrie, n_slots: usize, typed: bool) {
         let reader = self.schemas.reader().borrow_writer();
         // Deeper than the JSON decoder takes: the slow path, whose text is checked.
         self.fast = Node::compile_for(reader, trie).filter(|n| n.depth() <= crate::scan::MAX_DEPTH);
+        self.leaves = match &self.fast {
+            Some(fast) if typed => fast.slot_leaves(n_slots),
+            _ => None,
+        };
+    }
+
+    /// The type of each path slot, when payloads may be read into typed columns.
+    pub(crate) fn leaves(&self) -> Option<&[Leaf]> {
+        self.leaves.as_deref()
+    }
+
+    /// Reads one payload's path values into `typed` (see [`Node::read_typed`]); `false` when
+    /// the direct reader does not take it (then [`AvroPayload::transcode_into`] gives its text
+    /// or its error).
+    pub(crate) fn read_typed<'v>(&'v self, payload: &'v [u8], typed: &mut [Typed<'v>]) -> bool {
+        let (Some(fast), Some(_)) = (&self.fast, &self.leaves) else {
+            return false;
+        };
+        let body = match self.schemas.pick(payload) {
+            Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => body,
+            Pick::Bare(None) => payload,
+            _ => return false,
+        };
+        fast.read_typed(body, typed).is_some()
     }
 
     /// Appends the JSON text of one payload to `out`. Straight from the binary when it is

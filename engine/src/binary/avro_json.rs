@@ -373,6 +373,162 @@ impl Node {
     }
 }
 
+/// A path's value read straight into its type, for a typed column (see [`Node::read_typed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Typed<'v> {
+    Null,
+    Float(f64),
+    Int(i64),
+    Text(&'v str),
+    Bool(bool),
+}
+
+/// The one primitive type a path slot's values have in every payload of a schema (`Null`:
+/// only nulls, or a path the schema does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    Null,
+    Float,
+    Int,
+    Text,
+    Bool,
+}
+
+impl Leaf {
+    /// The two types one slot takes (as union branches or on several paths), when they agree.
+    fn merge(self, other: Leaf) -> Option<Leaf> {
+        match (self, other) {
+            (a, Leaf::Null) => Some(a),
+            (Leaf::Null, b) => Some(b),
+            (a, b) => (a == b).then_some(a),
+        }
+    }
+}
+
+impl Node {
+    /// The type of each of the `n_slots` path slots this record node was compiled for, when
+    /// every one is primitive (else `None`: some path ends at a record, an array or bytes,
+    /// or at values of different types).
+    pub(crate) fn slot_leaves(&self, n_slots: usize) -> Option<Vec<Leaf>> {
+        let mut leaves = vec![Leaf::Null; n_slots];
+        self.collect_leaves(&mut leaves)?;
+        Some(leaves)
+    }
+
+    fn collect_leaves(&self, leaves: &mut [Leaf]) -> Option<()> {
+        match self {
+            Node::Union(branches) => {
+                for b in branches {
+                    b.collect_leaves(leaves)?;
+                }
+            }
+            Node::Record(fields) => {
+                for f in fields {
+                    let Some(at) = &f.at else { continue };
+                    if let Some(slot) = at.slot {
+                        let leaf = leaves.get_mut(slot)?;
+                        *leaf = leaf.merge(f.node.leaf()?)?;
+                    }
+                    if at.descend {
+                        f.node.collect_leaves(leaves)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Some(())
+    }
+
+    fn leaf(&self) -> Option<Leaf> {
+        Some(match self {
+            Node::Null => Leaf::Null,
+            Node::Boolean => Leaf::Bool,
+            Node::Int | Node::Long => Leaf::Int,
+            Node::Float | Node::Double => Leaf::Float,
+            Node::String | Node::Enum(_) => Leaf::Text,
+            Node::Union(branches) => branches
+                .iter()
+                .try_fold(Leaf::Null, |l, b| l.merge(b.leaf()?))?,
+            _ => return None,
+        })
+    }
+
+    /// Reads a record datum `body` with the same checks as [`Node::transcode_recording`],
+    /// putting the value of each path slot into `typed` as the JSON decoder would type it
+    /// (a non-finite double is null, as in the JSON text), and writing nothing; `None` when
+    /// the body does not read as this record or a path's value is not primitive.
+    pub(crate) fn read_typed<'v>(&'v self, body: &'v [u8], typed: &mut [Typed<'v>]) -> Option<()> {
+        let Node::Record(fields) = self else {
+            return None;
+        };
+        typed.fill(Typed::Null);
+        let mut c = Cursor { b: body, i: 0 };
+        typed_record(fields, &mut c, typed)?;
+        (c.i == body.len()).then_some(())
+    }
+
+    fn typed<'v>(&'v self, c: &mut Cursor<'v>) -> Option<Typed<'v>> {
+        let finite = |v: f64| {
+            if v.is_finite() {
+                Typed::Float(v)
+            } else {
+                Typed::Null
+            }
+        };
+        Some(match self {
+            Node::Null => Typed::Null,
+            Node::Boolean => match c.byte()? {
+                0 => Typed::Bool(false),
+                1 => Typed::Bool(true),
+                _ => return None,
+            },
+            Node::Int => Typed::Int(i32::try_from(c.long()?).ok()?.into()),
+            Node::Long => Typed::Int(c.long()?),
+            Node::Float => finite(f64::from(f32::from_le_bytes(c.take(4)?.try_into().ok()?))),
+            Node::Double => finite(f64::from_le_bytes(c.take(8)?.try_into().ok()?)),
+            Node::String => Typed::Text(std::str::from_utf8(c.sized()?).ok()?),
+            Node::Enum(symbols) => {
+                let symbol = symbols.get(usize::try_from(c.long()?).ok()?)?;
+                // The symbol's JSON text, without its quotes (Avro names need no escapes).
+                Typed::Text(symbol.get(1..symbol.len() - 1)?)
+            }
+            Node::Union(branches) => branches.get(usize::try_from(c.long()?).ok()?)?.typed(c)?,
+            _ => return None,
+        })
+    }
+}
+
+/// A record's fields for [`Node::read_typed`]: slots take their values, paths go deeper, the
+/// rest is skipped.
+fn typed_record<'v>(
+    fields: &'v [Field],
+    c: &mut Cursor<'v>,
+    typed: &mut [Typed<'v>],
+) -> Option<()> {
+    for f in fields {
+        match &f.at {
+            None => f.node.skip(c)?,
+            Some(At {
+                slot: Some(slot), ..
+            }) => *typed.get_mut(*slot)? = f.node.typed(c)?,
+            Some(_) => typed_nested(&f.node, c, typed)?,
+        }
+    }
+    Some(())
+}
+
+/// A value that longer paths go into: a record's fields are read, anything else skipped.
+fn typed_nested<'v>(node: &'v Node, c: &mut Cursor<'v>, typed: &mut [Typed<'v>]) -> Option<()> {
+    match node {
+        Node::Union(branches) => {
+            let branch = branches.get(usize::try_from(c.long()?).ok()?)?;
+            typed_nested(branch, c, typed)
+        }
+        Node::Record(fields) => typed_record(fields, c, typed),
+        other => other.skip(c),
+    }
+}
+
 /// The output of one payload being transcoded with recording: offsets are from `start`.
 struct Paths<'o, 'r> {
     out: &'o mut Vec<u8>,
