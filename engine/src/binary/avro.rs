@@ -152,10 +152,20 @@ impl AvroPayload {
                 Pick::Bare(None) => Some(payload),
                 _ => None,
             };
-            if let Some(body) = body
-                && fast.transcode_recording(body, out, rec).is_some()
-            {
-                return Ok(true);
+            if let Some(body) = body {
+                if fast.transcode_recording(body, out, rec).is_some() {
+                    return Ok(true);
+                }
+                // The direct transcoder checks all that apache-avro checks: a body it refuses
+                // is corrupt, even where apache-avro reads it (a string cut short by the end
+                // of the payload reads as null there). apache-avro's message, when it has one.
+                self.decode(payload)?;
+                let why = "the record ends early, or holds a value its schema does not allow";
+                return Err(if std::ptr::eq(body, payload) {
+                    self.schemas.undecodable(None, why, "Avro")
+                } else {
+                    format!("corrupt Avro payload (Confluent wire format): {why}")
+                });
             }
         }
         serde_json::to_writer(out, &self.decode(payload)?)

@@ -538,11 +538,33 @@ fn avro_read_into_typed_columns_gives_the_json_outputs() {
     let mut unknown = good.clone();
     unknown[4] = 99;
     let a = compile(&doc(&avro_source));
-    let result = a.process(&[msg(1, &good), msg(2, &good[..9]), msg(3, &unknown)]);
+    // Cut short in its last string, which apache-avro alone would read as null.
+    let cut = &good[..good.len() - 3];
+    let result = a.process(&[
+        msg(1, &good),
+        msg(2, &good[..9]),
+        msg(3, &unknown),
+        msg(4, cut),
+    ]);
     assert_eq!(outputs_of(&result.fates[0]), ["gold.c-o-8"]);
     assert!(decode_error(&result.fates[1]).starts_with("corrupt Avro payload"));
     assert!(decode_error(&result.fates[2]).starts_with("unknown schema id 99"));
-    assert_eq!(result.nodes[0].errors, 2);
+    let cut_error = decode_error(&result.fates[3]);
+    assert!(cut_error.contains("ends early"), "{cut_error}");
+    assert_eq!(result.nodes[0].errors, 3);
+    // The same from a pipeline that writes every text at once.
+    let written = compile(
+        &doc("{ stream: ORDERS }")
+            .replace("{ stream: ORDERS }", &avro_source)
+            .replace(
+                "filter: \"data.amount > 10 OR data.discount IS NOT NULL\"",
+                "map: { set: { seen: \"true\" } }",
+            ),
+    );
+    assert_eq!(
+        decode_error(&written.process(&[msg(1, cut)]).fates[0]),
+        cut_error
+    );
 }
 
 fn outputs_of(fate: &Fate) -> Vec<String> {
