@@ -209,14 +209,7 @@ impl Transcoded {
                 Ok(false) => Decoded::Scanned,
                 Err(message) => {
                     out.truncate(start);
-                    failed.push((
-                        i,
-                        MessageError {
-                            node: "source".into(),
-                            kind: FailureKind::Decode,
-                            message,
-                        },
-                    ));
+                    failed.push((i, decode_error(message)));
                     Decoded::Scanned
                 }
             });
@@ -275,14 +268,7 @@ impl Transcoded {
             };
             match binary.transcode_into(&m.payload, &mut Vec::new(), rec) {
                 Ok(_) => return None,
-                Err(message) => failed.push((
-                    i,
-                    MessageError {
-                        node: "source".into(),
-                        kind: FailureKind::Decode,
-                        message,
-                    },
-                )),
+                Err(message) => failed.push((i, decode_error(message))),
             }
             decoded.push(Decoded::Scanned);
         }
@@ -397,14 +383,7 @@ impl LazyTexts<'_> {
                     Ok(_) => bounds.push((input, start..out.len())),
                     Err(message) => {
                         out.truncate(start);
-                        failed.push((
-                            k,
-                            MessageError {
-                                node: "source".into(),
-                                kind: FailureKind::Decode,
-                                message,
-                            },
-                        ));
+                        failed.push((k, decode_error(message)));
                     }
                 }
             }
@@ -421,6 +400,16 @@ impl LazyTexts<'_> {
             }
         }
         failed
+    }
+}
+
+/// A payload that does not decode: a `decode` error of the source, so that it goes to the
+/// dead-letter stream with its original bytes.
+fn decode_error(message: String) -> MessageError {
+    MessageError {
+        node: "source".into(),
+        kind: FailureKind::Decode,
+        message,
     }
 }
 

@@ -268,18 +268,7 @@ impl Node {
                     f.node.skip(c)?;
                 }
             }
-            Node::Array(items) => loop {
-                let count = c.long()?;
-                if count == 0 {
-                    break;
-                }
-                if count < 0 {
-                    c.long()?;
-                }
-                for _ in 0..count.unsigned_abs() {
-                    items.skip(c)?;
-                }
-            },
+            Node::Array(items) => c.items(|c, _| items.skip(c))?,
         }
         Some(())
     }
@@ -348,24 +337,12 @@ impl Node {
             }
             Node::Array(items) => {
                 out.push(b'[');
-                let mut first = true;
-                loop {
-                    let count = c.long()?;
-                    if count == 0 {
-                        break;
+                c.items(|c, first| {
+                    if !first {
+                        out.push(b',');
                     }
-                    if count < 0 {
-                        // A block with its size in bytes, which a reader may skip by.
-                        c.long()?;
-                    }
-                    for _ in 0..count.unsigned_abs() {
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        items.write(c, out)?;
-                    }
-                }
+                    items.write(c, out)
+                })?;
                 out.push(b']');
             }
         }
@@ -704,6 +681,25 @@ impl<'a> Cursor<'a> {
             }
         }
         None
+    }
+
+    /// An array's items, block by block: `item(cursor, first)` reads each.
+    fn items(&mut self, mut item: impl FnMut(&mut Self, bool) -> Option<()>) -> Option<()> {
+        let mut first = true;
+        loop {
+            let count = self.long()?;
+            if count == 0 {
+                return Some(());
+            }
+            if count < 0 {
+                // A block with its size in bytes, which a reader may skip by.
+                self.long()?;
+            }
+            for _ in 0..count.unsigned_abs() {
+                item(self, first)?;
+                first = false;
+            }
+        }
     }
 
     /// Length-prefixed bytes.

@@ -338,26 +338,15 @@ fn avro_read_straight_into_columns_gets_its_text_only_where_a_node_reads_it() {
             .map(|(i, p)| msg(i as u64 + 1, p))
             .collect::<Vec<_>>(),
     );
-    let outputs = |fate: &Fate| -> Vec<(String, Value)> {
-        match fate {
-            Fate::Outputs(o) => o
-                .iter()
-                .map(|o| {
-                    (
-                        o.subject.clone(),
-                        serde_json::from_slice(&o.payload).unwrap(),
-                    )
-                })
-                .collect(),
-            Fate::Filtered => Vec::new(),
-            Fate::Error(e) => panic!("{e:?}"),
-        }
-    };
     for (k, (a, j)) in from_avro.fates.iter().zip(&from_json.fates).enumerate() {
-        assert_eq!(outputs(a), outputs(j), "order {k}");
+        assert_eq!(
+            subjects_and_payloads(a),
+            subjects_and_payloads(j),
+            "order {k}"
+        );
     }
     assert_eq!(from_avro.fates[1], Fate::Filtered);
-    let first = outputs(&from_avro.fates[0]);
+    let first = subjects_and_payloads(&from_avro.fates[0]);
     assert_eq!(
         first.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
         ["orders.us.c-o-1", "orders.all"]
@@ -384,7 +373,7 @@ fn avro_read_straight_into_columns_gets_its_text_only_where_a_node_reads_it() {
     assert_eq!(skimmed.fates, written.fates);
     assert!(decode_error(&skimmed.fates[0]).starts_with("corrupt Avro payload"));
     assert!(decode_error(&skimmed.fates[1]).starts_with("unknown schema id 99"));
-    assert_eq!(outputs(&skimmed.fates[2]).len(), 2);
+    assert_eq!(subjects_and_payloads(&skimmed.fates[2]).len(), 2);
 }
 
 /// Primitive fields of every kind: long, boolean, enum, nullable string and double.
@@ -513,23 +502,12 @@ fn avro_read_into_typed_columns_gives_the_json_outputs() {
         };
         let from_avro = a.process(&msgs(&avro_in));
         let from_json = j.process(&msgs(&json_in));
-        let outputs = |fate: &Fate| -> Vec<(String, Value)> {
-            match fate {
-                Fate::Outputs(o) => o
-                    .iter()
-                    .map(|o| {
-                        (
-                            o.subject.clone(),
-                            serde_json::from_slice(&o.payload).unwrap(),
-                        )
-                    })
-                    .collect(),
-                Fate::Filtered => Vec::new(),
-                Fate::Error(e) => panic!("{e:?}"),
-            }
-        };
         for (k, (a, j)) in from_avro.fates.iter().zip(&from_json.fates).enumerate() {
-            assert_eq!(outputs(a), outputs(j), "order {k}");
+            assert_eq!(
+                subjects_and_payloads(a),
+                subjects_and_payloads(j),
+                "order {k}"
+            );
         }
         assert_eq!(from_avro.nodes, from_json.nodes);
     }
@@ -571,5 +549,22 @@ fn outputs_of(fate: &Fate) -> Vec<String> {
     match fate {
         Fate::Outputs(o) => o.iter().map(|o| o.subject.clone()).collect(),
         other => panic!("expected outputs, got {other:?}"),
+    }
+}
+
+/// Each output's subject and payload (none when filtered); an error fails the test.
+fn subjects_and_payloads(fate: &Fate) -> Vec<(String, Value)> {
+    match fate {
+        Fate::Outputs(o) => o
+            .iter()
+            .map(|o| {
+                (
+                    o.subject.clone(),
+                    serde_json::from_slice(&o.payload).unwrap(),
+                )
+            })
+            .collect(),
+        Fate::Filtered => Vec::new(),
+        Fate::Error(e) => panic!("{e:?}"),
     }
 }
