@@ -10,7 +10,6 @@
 //! of the subject; otherwise it is bare, written with the pipeline's schema.
 
 use crate::decode::{FieldSpan, PathTrie};
-use crate::frame::Row;
 use crate::message::{FailureKind, InputMessage, MessageError};
 use bytes::Bytes;
 use weir_pipelines::PayloadFormat;
@@ -344,60 +343,57 @@ pub(crate) struct LazyTexts<'b> {
 }
 
 impl LazyTexts<'_> {
-    /// Gives each row of a skimmed input that has no text yet its input's JSON text. Returns
-    /// the rows (by index) whose text could not be written, with why: none, unless the
-    /// transcoder disagrees with its own check.
+    /// Whether input `input` was skimmed and its text is not written yet.
+    pub(crate) fn unwritten(&self, input: u32) -> bool {
+        matches!(self.texts.get(input as usize), Some(Some(None)))
+    }
+
+    /// The JSON text of skimmed input `input`, once written.
+    pub(crate) fn text(&self, input: u32) -> Option<&Bytes> {
+        self.texts.get(input as usize)?.as_ref()?.as_ref()
+    }
+
+    /// Writes the JSON texts of the inputs `wanted` that were skimmed and have none yet, into
+    /// one buffer. Returns the inputs whose text could not be written, with why: none, unless
+    /// the transcoder disagrees with its own check.
     pub(crate) fn write(
         &mut self,
         inputs: &[InputMessage],
-        rows: &mut [Row],
-    ) -> Vec<(usize, MessageError)> {
-        let is_unwritten = |texts: &[Option<Option<Bytes>>], row: &Row| {
-            row.base.is_none() && matches!(texts.get(row.input as usize), Some(Some(None)))
-        };
-        let mut failed = Vec::new();
-        let unwritten: usize = rows
+        wanted: &[u32],
+    ) -> Vec<(u32, MessageError)> {
+        let room: usize = wanted
             .iter()
-            .filter(|r| is_unwritten(&self.texts, r))
-            .map(|r| inputs[r.input as usize].payload.len() * 3 + 16)
+            .map(|&i| inputs[i as usize].payload.len() * 3 + 16)
             .sum();
-        if unwritten > 0 {
-            let mut out = Vec::with_capacity(unwritten);
-            let mut bounds = Vec::new();
-            let mut slots = vec![None; self.n_paths];
-            let mut seen = vec![false; self.texts.len()];
-            for (k, row) in rows.iter().enumerate() {
-                let input = row.input as usize;
-                if !is_unwritten(&self.texts, row) || std::mem::replace(&mut seen[input], true) {
-                    continue;
-                }
-                let start = out.len();
-                let rec = Recording {
-                    slots: &mut slots,
-                    spans: None,
-                };
-                match self
-                    .binary
-                    .transcode_into(&inputs[input].payload, &mut out, rec)
-                {
-                    Ok(_) => bounds.push((input, start..out.len())),
-                    Err(message) => {
-                        out.truncate(start);
-                        failed.push((k, decode_error(message)));
-                    }
-                }
+        let mut out = Vec::with_capacity(room);
+        let mut bounds = Vec::new();
+        let mut failed = Vec::new();
+        let mut slots = vec![None; self.n_paths];
+        let mut seen = vec![false; self.texts.len()];
+        for &input in wanted {
+            // An input wanted twice is written once.
+            if !self.unwritten(input) || std::mem::replace(&mut seen[input as usize], true) {
+                continue;
             }
-            let all = Bytes::from(out);
-            for (input, r) in bounds {
-                self.texts[input] = Some(Some(all.slice(r)));
+            let start = out.len();
+            let rec = Recording {
+                slots: &mut slots,
+                spans: None,
+            };
+            match self
+                .binary
+                .transcode_into(&inputs[input as usize].payload, &mut out, rec)
+            {
+                Ok(_) => bounds.push((input, start..out.len())),
+                Err(message) => {
+                    out.truncate(start);
+                    failed.push((input, decode_error(message)));
+                }
             }
         }
-        for row in rows.iter_mut() {
-            if row.base.is_none()
-                && let Some(Some(Some(text))) = self.texts.get(row.input as usize)
-            {
-                row.base = Some(text.clone());
-            }
+        let all = Bytes::from(out);
+        for (input, r) in bounds {
+            self.texts[input as usize] = Some(Some(all.slice(r)));
         }
         failed
     }

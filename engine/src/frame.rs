@@ -264,11 +264,34 @@ impl BatchContext<'_> {
         let Some(lazy) = self.lazy.as_mut() else {
             return frame;
         };
-        let failed = lazy.write(self.inputs, &mut frame.rows);
-        let drop: Vec<usize> = failed.iter().map(|(k, _)| *k).collect();
-        for (k, error) in failed {
-            let row = frame.rows[k].clone();
-            self.fail_with(&row, error);
+        let wanted: Vec<u32> = frame
+            .rows
+            .iter()
+            .filter(|r| r.base.is_none() && lazy.unwritten(r.input))
+            .map(|r| r.input)
+            .collect();
+        // Inputs written for another frame (a route's other port) are only shared.
+        let failed = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            lazy.write(self.inputs, &wanted)
+        };
+        for row in &mut frame.rows {
+            if row.base.is_none()
+                && let Some(text) = lazy.text(row.input)
+            {
+                row.base = Some(text.clone());
+            }
+        }
+        if failed.is_empty() {
+            return frame;
+        }
+        let mut drop = Vec::new();
+        for (k, row) in frame.rows.iter().enumerate() {
+            if let Some((_, error)) = failed.iter().find(|(input, _)| *input == row.input) {
+                drop.push(k);
+                self.fail_with(row, error.clone());
+            }
         }
         frame.without(&drop)
     }
