@@ -418,7 +418,6 @@ pub(crate) fn kind_groups(
     Some(groups)
 }
 
-/// The text of a JSON string value, borrowed when it has no escapes.
 /// The value of a number token `-?[0-9]+(\.[0-9]+)?` of at most 15 digits, the common
 /// case, without the general parser: its digits as an integer (exact in a double) divided by
 /// a power of ten (exact up to 10^22), one correctly rounded division, which is the correctly
@@ -457,6 +456,7 @@ pub(crate) fn short_decimal(text: &[u8]) -> Option<f64> {
     Some(if negative { -value } else { value })
 }
 
+/// The text of a JSON string value, borrowed when it has no escapes.
 pub(crate) fn string_value(raw: &str) -> Cow<'_, str> {
     let inner = &raw[1..raw.len() - 1];
     if inner.contains('\\') {

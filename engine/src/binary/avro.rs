@@ -127,10 +127,8 @@ impl AvroPayload {
         let (Some(fast), Some(_)) = (&self.fast, &self.leaves) else {
             return false;
         };
-        let body = match self.schemas.pick(payload) {
-            Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => body,
-            Pick::Bare(None) => payload,
-            _ => return false,
+        let Some(body) = self.reader_body(payload) else {
+            return false;
         };
         fast.read_typed(body, typed).is_some()
     }
@@ -146,27 +144,22 @@ impl AvroPayload {
         out: &mut Vec<u8>,
         rec: Recording<'_>,
     ) -> Result<bool, String> {
-        if let Some(fast) = &self.fast {
-            let body = match self.schemas.pick(payload) {
-                Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => Some(body),
-                Pick::Bare(None) => Some(payload),
-                _ => None,
-            };
-            if let Some(body) = body {
-                if fast.transcode_recording(body, out, rec).is_some() {
-                    return Ok(true);
-                }
-                // The direct transcoder checks all that apache-avro checks: a body it refuses
-                // is corrupt, even where apache-avro reads it (a string cut short by the end
-                // of the payload reads as null there). apache-avro's message, when it has one.
-                self.decode(payload)?;
-                let why = "the record ends early, or holds a value its schema does not allow";
-                return Err(if std::ptr::eq(body, payload) {
-                    self.schemas.undecodable(None, why, "Avro")
-                } else {
-                    format!("corrupt Avro payload (Confluent wire format): {why}")
-                });
+        if let Some(fast) = &self.fast
+            && let Some(body) = self.reader_body(payload)
+        {
+            if fast.transcode_recording(body, out, rec).is_some() {
+                return Ok(true);
             }
+            // The direct transcoder checks all that apache-avro checks: a body it refuses is
+            // corrupt, even where apache-avro reads it (a string cut short by the end of the
+            // payload reads as null there). apache-avro's message, when it has one.
+            self.decode(payload)?;
+            let why = "the record ends early, or holds a value its schema does not allow";
+            return Err(if std::ptr::eq(body, payload) {
+                self.schemas.undecodable(None, why, "Avro")
+            } else {
+                format!("corrupt Avro payload (Confluent wire format): {why}")
+            });
         }
         serde_json::to_writer(out, &self.decode(payload)?)
             .map_err(|e| format!("re-encoding as JSON: {e}"))?;
@@ -186,12 +179,20 @@ impl AvroPayload {
         let Some(fast) = &self.fast else {
             return false;
         };
-        let body = match self.schemas.pick(payload) {
-            Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => body,
-            Pick::Bare(None) => payload,
-            _ => return false,
+        let Some(body) = self.reader_body(payload) else {
+            return false;
         };
         fast.skim_recording(body, values, slots).is_some()
+    }
+
+    /// The datum of a payload written with the reader schema (wire format with its id, or
+    /// bare): the one the direct transcoder reads.
+    fn reader_body<'p>(&self, payload: &'p [u8]) -> Option<&'p [u8]> {
+        match self.schemas.pick(payload) {
+            Pick::Wire(w, body) if std::ptr::eq(w, self.schemas.reader()) => Some(body),
+            Pick::Bare(None) => Some(payload),
+            _ => None,
+        }
     }
 
     /// Decodes one payload into JSON.

@@ -4,7 +4,7 @@
 
 use super::avro_json::{Leaf, Typed};
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, NullArray, StringBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, NullArray, StringBuilder,
 };
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ pub(crate) struct TypedColumn {
 }
 
 enum Values {
-    /// Only nulls so far: the type comes with the first value.
+    /// A path that only ever holds null (or that the schema does not have).
     Null,
     Float(Float64Builder),
     Int(Int64Builder),
@@ -69,17 +69,13 @@ impl TypedColumn {
         if self.nulls == self.len {
             return Some(Arc::new(NullArray::new(self.len)));
         }
-        let array: ArrayRef = match self.values {
+        Some(match self.values {
+            Values::Text(_) | Values::Bool(_) if self.nulls > 0 => return None,
             Values::Null => Arc::new(NullArray::new(self.len)),
             Values::Float(mut b) => Arc::new(b.finish()),
             Values::Int(mut b) => Arc::new(b.finish()),
             Values::Text(mut b) => Arc::new(b.finish()),
             Values::Bool(mut b) => Arc::new(b.finish()),
-        };
-        let mixes = matches!(
-            array.data_type(),
-            arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::Boolean
-        ) && self.nulls > 0;
-        (!mixes).then_some(array)
+        })
     }
 }
