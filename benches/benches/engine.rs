@@ -14,6 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 use weir_engine::{CompiledPipeline, Fate, InputMessage};
 use weir_pipelines::Resource;
 
@@ -312,6 +313,24 @@ fn bench_order_path(c: &mut Criterion) {
     });
     g.bench_function("order_path_validated/1024", |b| {
         b.iter(|| black_box(validated.process(black_box(&batch))))
+    });
+    // What validation adds, measured directly: each iteration runs the validated pipeline and
+    // the plain one back to back and counts only the difference, so that the machine's drift
+    // between two separate benches (often larger than the difference) cancels out.
+    g.bench_function("validate_cost/1024", |b| {
+        b.iter_custom(|iters| {
+            let mut extra_nanos = 0i128;
+            for _ in 0..iters {
+                let t0 = Instant::now();
+                black_box(validated.process(black_box(&batch)));
+                let t1 = Instant::now();
+                black_box(pipeline.process(black_box(&batch)));
+                extra_nanos += (t1 - t0).as_nanos() as i128 - t1.elapsed().as_nanos() as i128;
+            }
+            // At least 1 ns: criterion refuses a sample of no time, and with few iterations
+            // noise can make the difference negative.
+            Duration::from_nanos(extra_nanos.max(1) as u64)
+        })
     });
     g.bench_function("order_path_json_functions/1024", |b| {
         b.iter(|| black_box(json_functions.process(black_box(&batch))))

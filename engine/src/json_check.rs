@@ -11,8 +11,14 @@
 //! goes to `jsonschema`, which gives the verdict and the failure messages. So a `true` from
 //! [`FastSchema::valid`] must always agree with `jsonschema`; `tests::agrees_with_jsonschema`
 //! checks that property.
+//!
+//! Where the time goes (the order schema of `benches/engine.rs`, 2-core VM): the ten
+//! top-level fields are two thirds of it, each a key compared with a guessed property and a
+//! look at its value's first byte; the `items` array of objects most of the rest. Variants that
+//! checked each payload right after the decoder's scan, or held names in words beside their
+//! shapes, measured slower (`engine/validate_cost`).
 
-use crate::decode::FieldSpan;
+use crate::decode::{FieldSpan, short_decimal};
 use crate::scan::{scan_array, scan_object};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -43,6 +49,7 @@ const STRING: u8 = 16;
 const ARRAY: u8 = 32;
 const OBJECT: u8 = 64;
 const ANY: u8 = 127;
+const NUMBER_OR_INTEGER: u8 = NUMBER | INTEGER;
 
 /// One compiled (sub)schema of the subset.
 #[derive(Debug, Default)]
@@ -55,17 +62,16 @@ pub(crate) struct FastSchema {
     properties: Vec<(String, FastSchema, bool)>,
     /// The required ones among the first 64 `properties`, a bit each.
     required_bits: u64,
-    /// The words of each property's name, in the order of `properties`: the guess is
-    /// compared without reading the name.
-    names: Vec<NameWords>,
     /// `properties` by the hash of their names ([`name_hash`]), open addressing: each slot
     /// holds an index into `properties`, or [`EMPTY`].
     by_name: Vec<u16>,
-    /// The property that came after each one in the last object checked (the last entry:
-    /// the one that came first), tried first for the next field: messages of one stream
-    /// mostly list their fields in one order, so the guess is right and the check's branches
-    /// predictable. Only a guess: relaxed atomics, as checks may run on several threads.
-    follows: Box<[AtomicU16]>,
+    /// The property that was the n-th field of the last object checked, tried first for the
+    /// n-th field of the next: messages of one stream mostly list their fields in one order,
+    /// so the guess is right, and guesses by position do not wait on each other. Only a
+    /// guess: relaxed atomics, as checks may run on several threads.
+    by_position: Box<[AtomicU16]>,
+    /// Each property's name and [`Shape`], packed: what a field's check reads first.
+    keys: Vec<(Box<[u8]>, Shape)>,
     /// Required names that `properties` does not declare.
     required_only: Vec<String>,
     /// `additionalProperties` (`None` = any).
@@ -80,6 +86,11 @@ pub(crate) struct FastSchema {
     /// Numeric bounds, inclusive or not: a value equal to one is left to jsonschema.
     lower: Vec<f64>,
     upper: Vec<f64>,
+    /// Any value of the token's sign meets every lower bound (`minimum` ≤ 0,
+    /// `exclusiveMinimum` < 0) or every upper bound (`maximum` ≥ 0, `exclusiveMaximum` > 0):
+    /// the common `minimum: 0` then needs no parse.
+    sign_meets_lower: bool,
+    sign_meets_upper: bool,
     /// `enum` / `const`: the JSON text of each allowed value (scalars only).
     one_of_texts: Option<Vec<String>>,
     /// What the common schemas come down to, so that their check is inline.
@@ -111,6 +122,7 @@ impl FastSchema {
                     ..FastSchema::default()
                 };
                 let mut required: Vec<String> = Vec::new();
+                let (mut sign_lower, mut sign_upper) = (true, true);
                 for (key, value) in map {
                     match key.as_str() {
                         "type" => s.types = types(value)?,
@@ -138,14 +150,24 @@ impl FastSchema {
                         "minLength" => s.min_length = Some(value.as_u64()?),
                         "maxLength" => s.max_length = Some(value.as_u64()?),
                         "uniqueItems" if value == &Value::Bool(false) => {}
-                        "minimum" | "exclusiveMinimum" => s.lower.push(bound(value)?),
-                        "maximum" | "exclusiveMaximum" => s.upper.push(bound(value)?),
+                        "minimum" | "exclusiveMinimum" => {
+                            let m = bound(value)?;
+                            s.lower.push(m);
+                            sign_lower &= m < 0.0 || (m == 0.0 && key == "minimum");
+                        }
+                        "maximum" | "exclusiveMaximum" => {
+                            let m = bound(value)?;
+                            s.upper.push(m);
+                            sign_upper &= m > 0.0 || (m == 0.0 && key == "maximum");
+                        }
                         "enum" => s.one_of_texts = Some(texts(value.as_array()?)?),
                         "const" => s.one_of_texts = Some(texts(std::slice::from_ref(value))?),
                         k if ANNOTATIONS.contains(&k) => {}
                         _ => return None,
                     }
                 }
+                s.sign_meets_lower = sign_lower;
+                s.sign_meets_upper = sign_upper;
                 for name in required {
                     match s.properties.iter_mut().find(|(n, _, _)| *n == name) {
                         Some(p) => p.2 = true,
@@ -166,14 +188,12 @@ impl FastSchema {
                     .filter(|(_, (_, _, required))| *required)
                     .fold(0, |bits, (i, _)| bits | 1 << i);
                 s.by_name = by_name(&s.properties)?;
-                s.names = s
+                s.keys = s
                     .properties
                     .iter()
-                    .map(|(n, _, _)| NameWords::of(n.as_bytes()))
+                    .map(|(n, sub, _)| (n.as_bytes().into(), sub.shape))
                     .collect();
-                s.follows = (0..=s.properties.len())
-                    .map(|_| AtomicU16::new(0))
-                    .collect();
+                s.by_position = (0..s.properties.len()).map(|_| AtomicU16::new(0)).collect();
                 Some(s)
             }
             _ => None,
@@ -190,22 +210,23 @@ impl FastSchema {
             // A scalar payload is left to jsonschema.
             _ => false,
         };
-        scanned && self.valid_value(text.as_bytes())
+        scanned && self.valid_value(text.as_bytes(), 0, text.len())
     }
 
     /// Whether an object whose top-level fields lie at `fields` in `text` (as the decoder's
     /// scanner recorded them: the text is valid JSON in UTF-8 and the keys have no escapes) is
     /// certainly valid.
+    #[inline(never)]
     pub(crate) fn valid_object(&self, text: &[u8], fields: &[FieldSpan]) -> bool {
         if self.never || self.types & OBJECT == 0 {
             return false;
         }
         let mut check = ObjectCheck::new(self);
         for &[k0, k1, v0, v1] in fields {
-            check.field(
-                &text[k0 as usize..k1 as usize],
-                &text[v0 as usize..v1 as usize],
-            );
+            let key = &text[k0 as usize..k1 as usize];
+            if !check.field(key, text, v0 as usize, v1 as usize) {
+                return false;
+            }
         }
         check.finish(|name| {
             fields
@@ -225,7 +246,7 @@ impl FastSchema {
             b'[' => self.check_array_at(text, i),
             _ => {
                 let end = value_end(text, i);
-                self.valid_value(&text[i..end]).then_some(end)
+                self.valid_value(text, i, end).then_some(end)
             }
         }
     }
@@ -238,9 +259,10 @@ impl FastSchema {
         let mut check = ObjectCheck::new(self);
         let mut j = skip_ws(text, i + 1);
         while text.get(j) == Some(&b'"') {
-            let k1 = string_end(text, j).checked_sub(1)?;
+            let (key_end, escaped) = string_end(text, j);
+            let k1 = key_end.checked_sub(1)?;
             let key = text.get(j + 1..k1)?;
-            if key.contains(&b'\\') {
+            if escaped {
                 return None;
             }
             let v0 = skip_ws(text, skip_ws(text, k1 + 1) + 1);
@@ -290,16 +312,9 @@ impl FastSchema {
         within.then_some(j + 1)
     }
 
-    /// The declared property named `key`, with its position: the one at `hint` first (fields
-    /// often come in the schema's order), then by the name's hash.
-    #[inline]
-    fn property(&self, key: &[u8], hint: usize) -> Option<(usize, &FastSchema)> {
-        let words = NameWords::of(key);
-        if let Some(guess) = self.names.get(hint)
-            && guess.matches(&words, || same(self.properties[hint].0.as_bytes(), key))
-        {
-            return Some((hint, &self.properties[hint].1));
-        }
+    /// The position of the declared property named `key`, found by the name's hash.
+    #[inline(never)]
+    fn property_by_hash(&self, key: &[u8]) -> Option<usize> {
         if self.by_name.is_empty() {
             return None;
         }
@@ -307,42 +322,57 @@ impl FastSchema {
         let mut slot = name_hash(key) & mask;
         loop {
             let i = usize::from(self.by_name[slot]);
-            let (n, s, _) = self.properties.get(i)?;
-            if same(n.as_bytes(), key) {
-                return Some((i, s));
+            if same(&self.keys.get(i)?.0, key) {
+                return Some(i);
             }
             slot = (slot + 1) & mask;
         }
     }
 
     /// Whether one value (valid JSON, as the scanner found it) is certainly valid.
-    #[inline]
-    fn valid_value(&self, text: &[u8]) -> bool {
+    #[inline(always)]
+    fn valid_value(&self, text: &[u8], v0: usize, v1: usize) -> bool {
+        let value = &text[v0..v1];
         match self.shape {
             Shape::AnyValue => true,
-            Shape::AnyString => text.first() == Some(&b'"'),
-            Shape::Other => self.valid_other(text),
+            Shape::AnyString => value.first() == Some(&b'"'),
+            Shape::AnyNumber => matches!(value.first(), Some(b'-' | b'0'..=b'9')),
+            Shape::Number => {
+                matches!(value.first(), Some(b'-' | b'0'..=b'9')) && self.valid_number(value)
+            }
+            Shape::OneOf => self
+                .one_of_texts
+                .as_deref()
+                // Every value compared, the verdicts or-ed: no branch on which one it is.
+                .is_some_and(|allowed| {
+                    allowed
+                        .iter()
+                        .fold(false, |any, a| any | same(a.as_bytes(), value))
+                }),
+            Shape::Other => self.valid_other(text, v0, v1),
         }
     }
 
     /// [`FastSchema::valid_value`] of the schemas that are not a common [`Shape`].
-    fn valid_other(&self, text: &[u8]) -> bool {
+    fn valid_other(&self, text: &[u8], v0: usize, v1: usize) -> bool {
+        let value = &text[v0..v1];
         if self.never {
             return false;
         }
         if let Some(allowed) = &self.one_of_texts {
             // Same text, same value; a different spelling of an allowed value is left to
             // jsonschema.
-            if !allowed.iter().any(|a| same(a.as_bytes(), text)) {
+            if !allowed.iter().any(|a| same(a.as_bytes(), value)) {
                 return false;
             }
         }
-        match text.first() {
-            Some(b'{' | b'[') => self.check_at(text, 0) == Some(text.len()),
-            Some(b'"') => self.types & STRING != 0 && self.valid_string(text),
+        match value.first() {
+            // Nested values are read in the whole text: fewer byte-at-a-time tails.
+            Some(b'{' | b'[') => self.check_at(text, v0) == Some(v1),
+            Some(b'"') => self.types & STRING != 0 && self.valid_string(value),
             Some(b't') | Some(b'f') => self.types & BOOLEAN != 0,
             Some(b'n') => self.types & NULL != 0,
-            Some(_) => self.valid_number(text),
+            Some(_) => self.valid_number(value),
             None => false,
         }
     }
@@ -362,62 +392,43 @@ impl FastSchema {
         self.min_length.is_none_or(|m| n >= m) && self.max_length.is_none_or(|m| n <= m)
     }
 
-    /// A number token. Integers are the ones written without a fraction or exponent; bounds
-    /// are compared in f64 only where that is exact (at most 15 significant digits), and a
-    /// value on a bound is left to jsonschema.
+    /// A number token. Integers are the ones written without a fraction or exponent. Bounds
+    /// are met by the token's sign alone where that decides (`minimum: 0`), else compared with
+    /// the token's value: exact for a short plain decimal, else in f64 on tokens of at most 15
+    /// significant digits. A value on a bound is left to jsonschema.
+    #[inline(never)]
     fn valid_number(&self, text: &[u8]) -> bool {
-        let integral = !text.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
-        let allowed = self.types & NUMBER != 0 || (self.types & INTEGER != 0 && integral);
-        if !allowed {
+        if self.types & NUMBER == 0
+            && (self.types & INTEGER == 0 || text.iter().any(|b| matches!(b, b'.' | b'e' | b'E')))
+        {
             return false;
         }
-        if self.lower.is_empty() && self.upper.is_empty() {
+        // A token is negative exactly when it opens with `-` (`-0` is 0 or -0.0, which meet
+        // the same bounds).
+        let negative = text.first() == Some(&b'-');
+        let lower = self.lower.is_empty() || (!negative && self.sign_meets_lower);
+        let upper = self.upper.is_empty() || (negative && self.sign_meets_upper);
+        if lower && upper {
             return true;
         }
-        let within = |lo: f64, hi: f64| {
-            self.lower.iter().all(|&m| lo > m) && self.upper.iter().all(|&m| hi < m)
-        };
-        // Most tokens are a plain decimal: the integer part brackets the value, which is
-        // often enough to decide without parsing the number.
-        if let Some((lo, hi)) = bracket(text) {
-            return within(lo, hi);
+        let within =
+            |n: f64| self.lower.iter().all(|&m| n > m) && self.upper.iter().all(|&m| n < m);
+        // Most tokens are a short plain decimal: its value is exact, and the same as
+        // serde_json's.
+        if let Some(n) = short_decimal(text) {
+            return within(n);
         }
         let digits = text.iter().filter(|b| b.is_ascii_digit()).count();
         if digits > 15 {
             return false;
         }
+        // Within 15 digits, this parse and serde_json's differ by at most one unit in the last
+        // place; a value that close to a bound is left to jsonschema.
         std::str::from_utf8(text)
             .ok()
             .and_then(|t| t.parse::<f64>().ok())
-            .is_some_and(|n| within(n, n))
+            .is_some_and(|n| within(n.next_down()) && within(n.next_up()))
     }
-}
-
-/// `[lo, hi]` around the value of a token `-?[0-9]{1,15}(\.[0-9]+)?`: its integer part and
-/// the next integer away from zero (the same integer when there is no fraction); `None` for
-/// any other token.
-fn bracket(text: &[u8]) -> Option<(f64, f64)> {
-    let (negative, rest) = match text.split_first() {
-        Some((b'-', r)) => (true, r),
-        _ => (false, text),
-    };
-    let int_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (int, frac) = rest.split_at(int_len);
-    let fraction = match frac {
-        [] => false,
-        [b'.', digits @ ..] if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => true,
-        _ => return None,
-    };
-    if int.is_empty() || int.len() > 15 {
-        return None;
-    }
-    let whole = int.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64;
-    let next = if fraction { whole + 1.0 } else { whole };
-    Some(if negative {
-        (-next, -whole)
-    } else {
-        (whole, next)
-    })
 }
 
 /// Calls `field(key, value)` for each field of `text`, an object of valid JSON; false when a
@@ -425,11 +436,12 @@ fn bracket(text: &[u8]) -> Option<(f64, f64)> {
 fn walk_object(text: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> bool {
     let mut i = skip_ws(text, 1);
     while i < text.len() && text[i] == b'"' {
-        let k1 = string_end(text, i) - 1;
-        let key = &text[i + 1..k1];
-        if key.contains(&b'\\') {
+        let (key_end, escaped) = string_end(text, i);
+        if escaped {
             return false;
         }
+        let k1 = key_end - 1;
+        let key = &text[i + 1..k1];
         let v0 = skip_ws(text, skip_ws(text, k1 + 1) + 1);
         let v1 = value_end(text, v0);
         field(key, &text[v0..v1]);
@@ -446,30 +458,54 @@ fn skip_ws(text: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The end of the string opening at `i` (after its closing quote), in valid JSON.
-fn string_end(text: &[u8], mut i: usize) -> usize {
-    i += 1;
-    while let Some(&b) = text.get(i) {
-        match b {
-            b'"' => return i + 1,
-            b'\\' => i += 2,
-            _ => i += 1,
+/// The end of the string opening at `i` (after its closing quote) in valid JSON, and whether
+/// it has escapes. Eight bytes at a time: keys and short values end in their first word, with
+/// one predictable branch instead of one per byte.
+#[inline]
+fn string_end(text: &[u8], i: usize) -> (usize, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        if let Some(chunk) = text.get(j..j + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // A byte of `q` or `b` is 0 where `w` has a quote or a backslash; the lowest
+            // flagged byte of the zero-byte test is exact (borrows only flag bytes above it).
+            let (q, b) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+            let hits = ((q.wrapping_sub(ONES) & !q) | (b.wrapping_sub(ONES) & !b)) & HIGHS;
+            if hits == 0 {
+                j += 8;
+                continue;
+            }
+            j += (hits.trailing_zeros() / 8) as usize;
+        } else {
+            while text.get(j).is_some_and(|&c| c != b'"' && c != b'\\') {
+                j += 1;
+            }
+        }
+        match text.get(j) {
+            Some(b'\\') => {
+                escaped = true;
+                j += 2;
+            }
+            Some(_) => return (j + 1, escaped),
+            None => return (j, escaped),
         }
     }
-    i
 }
 
 /// The end of the value starting at `i`, in valid JSON.
 fn value_end(text: &[u8], i: usize) -> usize {
     match text.get(i) {
-        Some(b'"') => string_end(text, i),
+        Some(b'"') => string_end(text, i).0,
         Some(b'{' | b'[') => {
             let mut depth = 0usize;
             let mut j = i;
             while let Some(&b) = text.get(j) {
                 match b {
                     b'"' => {
-                        j = string_end(text, j);
+                        j = string_end(text, j).0;
                         continue;
                     }
                     b'{' | b'[' => depth += 1,
@@ -516,9 +552,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     match n {
-        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
-        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        0 => true,
+        // The first, middle and last bytes: all of them, for 1 to 3 bytes.
+        1..4 => (a[0] == b[0]) & (a[n / 2] == b[n / 2]) & (a[n - 1] == b[n - 1]),
+        // `&`, not `&&`: both loads and one branch, whatever the bytes.
+        4..8 => (half(a, 0) == half(b, 0)) & (half(a, n - 4) == half(b, n - 4)),
+        8..=16 => (word(a, 0) == word(b, 0)) & (word(a, n - 8) == word(b, n - 8)),
         _ => {
             let mut i = 0;
             while i + 8 <= n {
@@ -532,52 +571,14 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// A name's length and two words that hold it (its first and last 8 bytes, overlapping; or
-/// shorter), to compare names without a byte loop.
-#[derive(Debug, PartialEq)]
-struct NameWords {
-    len: usize,
-    head: u64,
-    tail: u64,
-}
-
-impl NameWords {
-    #[inline]
-    fn of(name: &[u8]) -> Self {
-        let n = name.len();
-        // Fixed-size loads only (a copy of a variable length would call `memcpy`).
-        let word = |at: usize| u64::from_le_bytes(name[at..at + 8].try_into().expect("8 bytes"));
-        let half = |at: usize| {
-            u64::from(u32::from_le_bytes(
-                name[at..at + 4].try_into().expect("4 bytes"),
-            ))
-        };
-        let (head, tail) = match n {
-            0..4 => (name.iter().fold(0, |w, &b| w << 8 | u64::from(b)), 0),
-            4..8 => (half(0) | half(n - 4) << 32, 0),
-            _ => (word(0), word(n - 8)),
-        };
-        NameWords { len: n, head, tail }
-    }
-
-    /// Whether the name is `other`'s: the words decide up to 16 bytes, `rest` past them.
-    #[inline]
-    fn matches(&self, other: &NameWords, rest: impl FnOnce() -> bool) -> bool {
-        self == other && (self.len <= 16 || rest())
-    }
-}
-
 /// The check of one object's fields, one at a time.
 struct ObjectCheck<'s> {
     schema: &'s FastSchema,
     /// Which declared properties were seen (a bit each; past 64, required ones are looked up
     /// by name at the end).
     seen: u64,
-    /// The last declared property seen (`properties.len()` before the first): the one that
-    /// followed it last time is looked for first.
-    last: usize,
+    /// Fields so far.
     count: u64,
-    ok: bool,
 }
 
 impl<'s> ObjectCheck<'s> {
@@ -585,44 +586,49 @@ impl<'s> ObjectCheck<'s> {
         ObjectCheck {
             schema,
             seen: 0,
-            last: schema.properties.len(),
             count: 0,
-            ok: true,
         }
     }
 
-    /// The schema the value of field `key` must meet (`None`: any value will do), with the
+    /// The position of the declared property named `key` (`None`: not declared), with the
     /// field counted and, when declared, marked as seen.
     #[inline(always)]
-    fn take(&mut self, key: &[u8]) -> Option<&'s FastSchema> {
+    fn take(&mut self, key: &[u8]) -> Option<usize> {
+        let s = self.schema;
+        let position = self.count as usize;
         self.count += 1;
-        // Only schemas compiled from an object have properties (and guesses).
-        let Some(guess) = self.schema.follows.get(self.last) else {
-            return self.schema.additional.as_deref();
-        };
-        let hint = usize::from(guess.load(Ordering::Relaxed));
-        match self.schema.property(key, hint) {
-            Some((i, s)) => {
-                if i < 64 {
-                    self.seen |= 1 << i;
+        let guess = s.by_position.get(position);
+        let hint = guess.map_or(usize::MAX, |g| usize::from(g.load(Ordering::Relaxed)));
+        let i = match s.keys.get(hint) {
+            Some((name, _)) if same(name, key) => hint,
+            _ => {
+                let i = s.property_by_hash(key)?;
+                if let Some(g) = guess {
+                    g.store(i as u16, Ordering::Relaxed);
                 }
-                if i != hint {
-                    guess.store(i as u16, Ordering::Relaxed);
-                }
-                self.last = i;
-                Some(s)
+                i
             }
-            None => self.schema.additional.as_deref(),
+        };
+        if i < 64 {
+            self.seen |= 1 << i;
         }
+        Some(i)
     }
 
-    /// Checks one field whose value is `value`.
-    #[inline]
-    fn field(&mut self, key: &[u8], value: &[u8]) {
-        if self.ok
-            && let Some(schema) = self.take(key)
-        {
-            self.ok = schema.valid_value(value);
+    /// Checks one field whose value is at `v0..v1` of `text`.
+    #[inline(always)]
+    fn field(&mut self, key: &[u8], text: &[u8], v0: usize, v1: usize) -> bool {
+        let s = self.schema;
+        match self.take(key) {
+            Some(i) => match s.keys[i].1 {
+                Shape::AnyString => text[v0] == b'"',
+                Shape::AnyValue => true,
+                _ => s.properties[i].1.valid_value(text, v0, v1),
+            },
+            None => s
+                .additional
+                .as_deref()
+                .is_none_or(|a| a.valid_value(text, v0, v1)),
         }
     }
 
@@ -630,18 +636,29 @@ impl<'s> ObjectCheck<'s> {
     /// is certainly valid.
     #[inline]
     fn field_at(&mut self, key: &[u8], text: &[u8], v0: usize) -> Option<usize> {
-        match self.take(key) {
-            Some(schema) => schema.check_at(text, v0),
-            None => Some(value_end(text, v0)),
-        }
+        let s = self.schema;
+        let schema = match self.take(key) {
+            // The common shapes need only the value's end.
+            Some(i) => match s.keys[i].1 {
+                Shape::AnyValue => return Some(value_end(text, v0)),
+                Shape::AnyString if text.get(v0) == Some(&b'"') => {
+                    return Some(string_end(text, v0).0);
+                }
+                _ => &s.properties[i].1,
+            },
+            None => match s.additional.as_deref() {
+                Some(a) => a,
+                None => return Some(value_end(text, v0)),
+            },
+        };
+        schema.check_at(text, v0)
     }
 
     /// The verdict once every field was seen; `has(name)` says whether a key is present.
     fn finish(self, has: impl Fn(&str) -> bool) -> bool {
         let s = self.schema;
         let n = self.count;
-        self.ok
-            && s.min_properties.is_none_or(|m| n >= m)
+        s.min_properties.is_none_or(|m| n >= m)
             && s.max_properties.is_none_or(|m| n <= m)
             && self.seen & s.required_bits == s.required_bits
             && s.properties
@@ -660,6 +677,12 @@ enum Shape {
     AnyValue,
     /// `{type: string}` with no other constraint.
     AnyString,
+    /// `{type: number}` (or `[number, integer]`) with no other constraint.
+    AnyNumber,
+    /// `{type: number}` (or `[number, integer]`) with numeric bounds.
+    Number,
+    /// `enum` or `const` alone: any of its values, as written there.
+    OneOf,
     /// Anything else.
     #[default]
     Other,
@@ -677,13 +700,15 @@ impl Shape {
             && s.min_items.is_none()
             && s.max_items.is_none()
             && s.min_length.is_none()
-            && s.max_length.is_none()
-            && s.lower.is_empty()
-            && s.upper.is_empty()
-            && s.one_of_texts.is_none();
-        match s.types {
-            ANY if plain => Shape::AnyValue,
-            STRING if plain => Shape::AnyString,
+            && s.max_length.is_none();
+        let unbounded = s.lower.is_empty() && s.upper.is_empty();
+        match (s.types, &s.one_of_texts) {
+            _ if !plain => Shape::Other,
+            (ANY, None) if unbounded => Shape::AnyValue,
+            (STRING, None) if unbounded => Shape::AnyString,
+            (NUMBER | NUMBER_OR_INTEGER, None) if unbounded => Shape::AnyNumber,
+            (NUMBER | NUMBER_OR_INTEGER, None) => Shape::Number,
+            (ANY, Some(_)) if unbounded => Shape::OneOf,
             _ => Shape::Other,
         }
     }
@@ -799,15 +824,99 @@ mod tests {
             flip in any::<prop::sample::Index>(),
         ) {
             prop_assert!(same(&a, &a.clone()));
-            prop_assert!(NameWords::of(&a).matches(&NameWords::of(&a.clone()), || true));
             if !a.is_empty() {
                 let mut b = a.clone();
                 let at = flip.index(b.len());
                 b[at] = if b[at] == b'a' { b'b' } else { b'a' };
                 prop_assert!(!same(&a, &b));
-                prop_assert!(!NameWords::of(&a).matches(&NameWords::of(&b), || same(&a, &b)));
                 prop_assert!(!same(&a, &a[..a.len() - 1]));
             }
+        }
+    }
+
+    proptest! {
+        /// The word-at-a-time string end is the byte loop's, with or without escapes, at
+        /// every distance from the end of the text.
+        #[test]
+        fn string_end_is_the_byte_loops(
+            inner in prop::collection::vec(
+                prop::sample::select(vec![b'a', b'"', b'\\', 0xc3, 0xa9, b' ']), 0..24),
+            tail in 0usize..10,
+        ) {
+            let mut text = vec![b'"'];
+            text.extend(&inner);
+            text.push(b'"');
+            text.extend(std::iter::repeat_n(b'x', tail));
+            let (mut j, mut escaped) = (1, false);
+            while j < text.len() && text[j] != b'"' {
+                if text[j] == b'\\' {
+                    escaped = true;
+                    j += 1;
+                }
+                j += 1;
+            }
+            let expected = ((j + 1).min(text.len()), escaped);
+            prop_assert_eq!(string_end(&text, 0), expected);
+        }
+
+        /// Numeric bounds: whatever number token and bound, a vouched value is valid for
+        /// jsonschema; and a plain decimal well inside its bounds is vouched for.
+        #[test]
+        fn number_bounds_agree_with_jsonschema(
+            // Near the bounds mostly, so that values on them come up.
+            int in prop_oneof![0u64..3, 99u64..101, 999u64..1001, 0u64..100_000],
+            frac in prop_oneof!["0{0,3}", "[0-9]{0,4}", Just("25".to_string()), Just("32".to_string())],
+            exp in prop::option::of(-3i32..4),
+            negative in any::<bool>(),
+            bound in prop::sample::select(vec![-1.5, -1.0, 0.0, 0.25, 0.32, 1.0, 99.99, 1000.0]),
+            on_bound in any::<bool>(),
+            keyword in prop::sample::select(vec![
+                "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"]),
+        ) {
+            let mut token = format!("{}{int}", if negative { "-" } else { "" });
+            if !frac.is_empty() {
+                token = format!("{token}.{frac}");
+            }
+            if let Some(e) = exp {
+                token = format!("{token}e{e}");
+            }
+            let value: Value = serde_json::from_str(&token).unwrap();
+            // Half the time the bound is the value itself.
+            let bound = if on_bound { value.as_f64().unwrap() } else { bound };
+            let schema = json!({"type": "number", keyword: bound});
+            let fast = FastSchema::compile(&schema).unwrap();
+            let valid = jsonschema::validator_for(&schema).unwrap().is_valid(&value);
+            if fast.valid_value(token.as_bytes(), 0, token.len()) {
+                prop_assert!(valid, "vouched for {} against {} {}", token, keyword, bound);
+            }
+            let n = value.as_f64().unwrap();
+            let inside = match keyword {
+                "minimum" | "exclusiveMinimum" => n > bound,
+                _ => n < bound,
+            };
+            if exp.is_none() && inside && (n - bound).abs() > 1e-9 {
+                prop_assert!(fast.valid_value(token.as_bytes(), 0, token.len()), "{}", token);
+            }
+        }
+    }
+
+    /// The fields' order changes from one object to the next (the guesses by position go
+    /// stale): every object still gets its own verdict.
+    #[test]
+    fn guesses_by_position_never_decide() {
+        let schema = json!({
+            "type": "object",
+            "required": ["a", "b"],
+            "properties": {"a": {"type": "string"}, "b": {"type": "integer"}, "c": {}},
+        });
+        let fast = FastSchema::compile(&schema).unwrap();
+        for _ in 0..3 {
+            assert!(fast.valid(r#"{"a":"x","b":1}"#));
+            assert!(fast.valid(r#"{"b":1,"a":"x","c":[1]}"#));
+            assert!(!fast.valid(r#"{"b":"x","a":1}"#));
+            assert!(!fast.valid(r#"{"a":1,"b":"x"}"#));
+            assert!(!fast.valid(r#"{"c":1,"a":"x"}"#));
+            assert!(fast.valid(r#"{"c":1,"a":"x","b":2}"#));
         }
     }
 

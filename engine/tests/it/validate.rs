@@ -187,3 +187,85 @@ spec:
     assert_eq!(e.kind, FailureKind::Validation);
     assert!(e.message.contains("/customer/email"), "{}", e.message);
 }
+
+/// Schemas within the fast check's subset (`json_check`): one on the payloads as decoded,
+/// another on the same rows, and one after a `map` that edits them. Each node gives its own
+/// verdicts, and every invalid message is caught by the node whose rule it breaks.
+#[test]
+fn fast_checked_schemas_give_each_node_its_own_verdicts() {
+    let yaml = r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: fast-checked }
+spec:
+  source: { stream: ORDERS }
+  nodes:
+    - id: first
+      validate:
+        json_schema:
+          type: object
+          required: [id, amount, currency, items]
+          properties:
+            id: { type: string }
+            amount: { type: number, minimum: 0 }
+            currency: { enum: [USD, EUR] }
+            items: { type: array, items: { type: object, required: [sku] } }
+      next: second
+    - id: second
+      validate:
+        json_schema: { type: object, required: [channel] }
+      next: edit
+    - id: edit
+      map: { set: { channel: "CAST(data.amount AS VARCHAR)" } }
+      next: third
+    - id: third
+      validate:
+        json_schema:
+          type: object
+          properties: { channel: { type: string, maxLength: 3 } }
+      next: out
+    - id: out
+      publish: { subject: "orders.checked" }
+"#;
+    let payloads: [&[u8]; 8] = [
+        br#"{"id":"o-1","amount":5,"currency":"EUR","items":[{"sku":"a"}],"channel":"web"}"#,
+        br#"{"id":"o-2","amount":0.5,"currency":"USD","items":[],"channel":"web"}"#,
+        br#"{"id":"o-3","amount":-1,"currency":"EUR","items":[{"sku":"a"}],"channel":"web"}"#,
+        br#"{"id":"o-4","amount":5,"currency":"GBP","items":[{"sku":"a"}],"channel":"web"}"#,
+        br#"{"id":"o-5","amount":5,"currency":"EUR","items":[{"qty":1}],"channel":"web"}"#,
+        br#"{"id":5,"amount":5,"currency":"EUR","items":[{"sku":"a"}],"channel":"web"}"#,
+        br#"{"id":"o-7","amount":5,"currency":"EUR","items":[{"sku":"a"}]}"#,
+        br#"{"id":"o-8","amount":12345,"currency":"EUR","items":[{"sku":"a"}],"channel":"x"}"#,
+    ];
+    let batch: Vec<_> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| msg(i as u64 + 1, p))
+        .collect();
+    let result = compile(yaml).process(&batch);
+    let failed_at = |i: usize| match &result.fates[i] {
+        Fate::Error(e) => {
+            assert_eq!(e.kind, FailureKind::Validation, "{}", e.message);
+            Some((e.node.clone(), e.message.clone()))
+        }
+        Fate::Outputs(o) if o.len() == 1 => None,
+        other => panic!("message {i}: {other:?}"),
+    };
+    assert_eq!(failed_at(0), None);
+    assert_eq!(failed_at(1), None);
+    for (i, pointer) in [
+        (2, "/amount"),
+        (3, "/currency"),
+        (4, "/items/0"),
+        (5, "/id"),
+    ] {
+        let (node, message) = failed_at(i).unwrap_or_else(|| panic!("message {i} passed"));
+        assert_eq!(node, "first", "message {i}: {message}");
+        assert!(message.contains(pointer), "message {i}: {message}");
+    }
+    let (node, message) = failed_at(6).expect("no channel");
+    assert_eq!(node, "second", "{message}");
+    // "12345" is written by the map: longer than 3 characters.
+    let (node, message) = failed_at(7).expect("a long channel");
+    assert_eq!(node, "third", "{message}");
+}
