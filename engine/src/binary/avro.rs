@@ -206,18 +206,44 @@ impl AvroPayload {
     }
 }
 
-/// One datum read with `decoder`; every byte must be used.
-fn datum(decoder: &Decoder, mut body: &[u8]) -> Result<Value, String> {
+/// One datum read with `decoder`; every byte must be used, and none past the end.
+fn datum(decoder: &Decoder, body: &[u8]) -> Result<Value, String> {
+    let mut body = Watched {
+        rest: body,
+        short: false,
+    };
     let value = decoder
         .with_datum(|d| d.read_value(&mut body))
         .map_err(|e| e.to_string())?;
-    if !body.is_empty() {
-        return Err(format!("{} bytes left after the record", body.len()));
+    if body.short {
+        return Err(ENDS_EARLY.into());
+    }
+    if !body.rest.is_empty() {
+        return Err(format!("{} bytes left after the record", body.rest.len()));
     }
     Ok(decoder.with(|d| {
         let schema = d.reader.as_ref().unwrap_or(d.writer);
         to_json(value, Some(schema), d.names)
     }))
+}
+
+/// Why a payload cut short is refused.
+const ENDS_EARLY: &str = "the record ends early: a value is cut short by the end of the payload";
+
+/// A payload's bytes as apache-avro reads them, noting a read that asked for more bytes than
+/// were left. apache-avro 0.22 reads a boolean, a string or a union's branch cut short by the
+/// end of the payload as null (`decode.rs`: `UnexpectedEof => Ok(Value::Null)`); a whole
+/// datum never reads past its end, so such a read means the payload was truncated.
+struct Watched<'a> {
+    rest: &'a [u8],
+    short: bool,
+}
+
+impl std::io::Read for Watched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.short |= buf.len() > self.rest.len();
+        self.rest.read(buf)
+    }
 }
 
 /// Named types by name (a named type's later uses in a schema are references to it).

@@ -568,3 +568,52 @@ fn subjects_and_payloads(fate: &Fate) -> Vec<(String, Value)> {
         Fate::Error(e) => panic!("{e:?}"),
     }
 }
+
+/// Payloads that go through `apache-avro` (written with another schema version, resolved into
+/// the reader's) and are cut short: in the last string (apache-avro reads it as null), and
+/// just before a union's branch (apache-avro reads it as the null branch). Each is a decode
+/// error naming the truncation; the whole payloads beside them decode.
+#[test]
+fn avro_payloads_cut_short_are_errors_on_the_resolving_path_too() {
+    const W: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"},{"name":"customer","type":{"type":"record","name":"Customer","fields":[{"name":"id","type":"string"}]}},{"name":"note","type":["null","string"]}]}"#;
+    const R: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"amount","type":"double"},{"name":"customer","type":{"type":"record","name":"Customer","fields":[{"name":"id","type":"string"}]}},{"name":"note","type":["null","string"]},{"name":"currency","type":"string","default":"EUR"}]}"#;
+    let writer = Schema::parse_str(W).unwrap();
+    #[allow(deprecated)]
+    let body = |note: Avro| {
+        apache_avro::to_avro_datum(
+            &writer,
+            Avro::Record(vec![
+                ("id".into(), Avro::String("o-1".into())),
+                ("amount".into(), Avro::Double(25.0)),
+                (
+                    "customer".into(),
+                    Avro::Record(vec![("id".into(), Avro::String("c-1".into()))]),
+                ),
+                ("note".into(), note),
+            ]),
+        )
+        .unwrap()
+    };
+    let with_note = body(Avro::Union(1, Box::new(Avro::String("gift".into()))));
+    let without_note = body(Avro::Union(0, Box::new(Avro::Null)));
+    let payloads = [
+        wire(21, &with_note),
+        wire(21, &with_note[..with_note.len() - 2]),
+        wire(21, &without_note),
+        wire(21, &without_note[..without_note.len() - 1]),
+    ];
+    let yaml = pipeline("avro", &[(21, W), (22, R)], 22);
+    let batch: Vec<_> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| msg(i as u64 + 1, p))
+        .collect();
+    let result = compile(&yaml).process(&batch);
+    assert_eq!(output(&result.fates[0])["note"], json!("gift"));
+    assert_eq!(output(&result.fates[2])["note"], Value::Null);
+    assert_eq!(output(&result.fates[2])["currency"], json!("EUR"));
+    for i in [1, 3] {
+        let error = decode_error(&result.fates[i]);
+        assert!(error.contains("ends early"), "payload {i}: {error}");
+    }
+}
