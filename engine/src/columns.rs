@@ -4,6 +4,7 @@
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use indexmap::IndexSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use weir_pipelines::FieldType;
 
@@ -91,17 +92,30 @@ pub(crate) struct Catalog {
     first_read: Vec<String>,
     /// The pointer of the expression being compiled (recorded for the columns it adds).
     pub(crate) reading: String,
+    /// Types of payload paths from the source's JSON Schema, given to those paths when an
+    /// expression first reads them (a path nobody reads gets no column).
+    typed_by_schema: HashMap<Vec<String>, FieldType>,
 }
 
 impl Catalog {
     /// Adds a column (once) and returns its index.
     pub(crate) fn add(&mut self, source: ColumnSource) -> usize {
+        let typed = match &source {
+            ColumnSource::Path(path) => self.typed_by_schema.get(path).copied(),
+            _ => None,
+        };
         let (idx, inserted) = self.columns.insert_full(source);
         if inserted {
-            self.declared.push(None);
+            self.declared.push(typed);
             self.first_read.push(self.reading.clone());
         }
         idx
+    }
+
+    /// Types payload paths by the source's schema ([`crate::json_types`]), as if declared, when
+    /// they are read.
+    pub(crate) fn type_by_schema(&mut self, types: HashMap<Vec<String>, FieldType>) {
+        self.typed_by_schema = types;
     }
 
     /// Adds a declared payload field.

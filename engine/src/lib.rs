@@ -13,6 +13,7 @@ mod columns;
 mod decode;
 mod frame;
 mod json_check;
+mod json_types;
 pub mod keys;
 pub mod message;
 mod operators;

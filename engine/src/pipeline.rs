@@ -108,6 +108,14 @@ fn session() -> SessionState {
     state
 }
 
+/// The JSON Schema a `format: json` source names, when the control plane embedded it at
+/// deploy (the reader version among `writers`); `None` for a bare subject, which runs with
+/// its fields typed from their values.
+fn json_source_schema(schema: &weir_pipelines::spec::SourceSchema) -> Option<serde_json::Value> {
+    let reader = schema.writers.iter().find(|w| Some(w.id) == schema.id)?;
+    serde_json::from_str(&reader.schema).ok()
+}
+
 /// Checks a pipeline resource into its plan ([`weir_pipelines::plan`]), with the problems as a
 /// [`CompileError`] (each with its node id).
 pub fn plan(pipeline: &PipelineResource) -> Result<ValidatedPipeline, CompileError> {
@@ -163,6 +171,11 @@ impl CompiledPipeline {
                     });
                     None
                 });
+        if plan.source.format == PayloadFormat::Json
+            && let Some(reader) = plan.source.schema.as_ref().and_then(json_source_schema)
+        {
+            catalog.type_by_schema(crate::json_types::field_types(&reader));
+        }
         for (path, t) in &plan.source.fields {
             catalog.declare(split_path(path), *t);
         }

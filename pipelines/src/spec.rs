@@ -120,7 +120,10 @@ pub struct Source {
     pub format: PayloadFormat,
     /// The registry schema of the payload: a subject (`orders-value`, its latest version) or
     /// `{subject, version}`. Required by `avro` and `protobuf`; the control plane embeds the
-    /// subject's schemas into the deployed spec (see [`SourceSchema`]).
+    /// subject's schemas into the deployed spec (see [`SourceSchema`]). For `json`, a JSON
+    /// Schema subject: the payload paths the pipeline reads take their types from it (as if
+    /// declared in `fields`; plain `string`, `integer`, `number`, `boolean` and `date-time`
+    /// properties), and a value of another type fails its message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<SourceSchemaRef>,
     /// Declared payload fields (`amount: float64`): gives expressions typed columns without

@@ -1,5 +1,5 @@
 //! Registry references of pipelines (`validate: {schema: {subject, version}}`, the
-//! `source.schema` of `format: avro|protobuf`, and the output schema of `publish: {format,
+//! `source.schema` of every format, and the output schema of `publish: {format,
 //! schema}`): checked when a pipeline is validated, created or updated (an unknown subject, a
 //! format mismatch, or a pinned output version that the subject's latest version cannot read
 //! is a located problem), and resolved at deploy, where the registry's JSON Schema is written
@@ -96,7 +96,9 @@ async fn source_schema(
     let v = lookup_any(reg, tenant, &named).await?;
     let want = match format {
         PayloadFormat::Protobuf => SchemaType::Protobuf,
-        _ => SchemaType::Avro,
+        // A JSON source's schema gives the fields its pipeline reads their types.
+        PayloadFormat::Json | PayloadFormat::Raw => SchemaType::Json,
+        PayloadFormat::Avro => SchemaType::Avro,
     };
     if v.schema_type != want {
         return Err((
@@ -280,7 +282,7 @@ fn publish_refs(pipeline: &PipelineResource) -> impl Iterator<Item = (usize, &Pu
 fn source_ref(pipeline: &PipelineResource) -> Option<(PayloadFormat, SourceSchema)> {
     let src = &pipeline.spec.source;
     match (src.format, &src.schema) {
-        (PayloadFormat::Avro | PayloadFormat::Protobuf, Some(r)) => {
+        (PayloadFormat::Avro | PayloadFormat::Protobuf | PayloadFormat::Json, Some(r)) => {
             Some((src.format, r.to_schema()))
         }
         _ => None,

@@ -963,6 +963,74 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
 }
 
+/// A `format: json` source naming a registry JSON Schema: an unknown subject or an Avro one is
+/// refused at validate; deployed, the spec carries the schema (its version's id and text),
+/// from which the worker types the fields its pipeline reads.
+#[tokio::test]
+async fn a_json_sources_registry_schema_is_checked_and_deployed() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, a) = t.tenant("acme").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &a,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let yaml = |subject: &str| {
+        format!(
+            "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: typed }}\nspec:\n  source: {{ stream: ORDERS, schema: {subject} }}\n  nodes:\n    - id: big\n      filter: \"data.id <> ''\"\n      next: out\n    - id: out\n      publish: {{ subject: typed.orders }}\n"
+        )
+    };
+    let p = t
+        .yaml(
+            Method::POST,
+            "/api/v1/pipelines:validate",
+            &a,
+            &yaml("orders-json"),
+        )
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["path"], "/spec/source/schema", "{p}");
+    assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
+    t.json(
+        Method::POST,
+        "/api/v1/schemas/orders-avro/versions",
+        &a,
+        json!({"schema": avro_order(""), "schema_type": "AVRO"}),
+    )
+    .await
+    .ok();
+    let p = t
+        .yaml(
+            Method::POST,
+            "/api/v1/pipelines:validate",
+            &a,
+            &yaml("orders-avro"),
+        )
+        .await
+        .problem(422, "invalid_spec");
+    assert_eq!(p["diagnostics"][0]["code"], "schema_format_mismatch", "{p}");
+    let v = t
+        .json(
+            Method::POST,
+            "/api/v1/schemas/orders-json/versions",
+            &a,
+            json!({"schema": ORDER_JSON_SCHEMA, "schema_type": "JSON"}),
+        )
+        .await
+        .ok();
+    let spec = create_and_deploy(&t, &a, &yaml("orders-json"), "typed").await;
+    let schema = &spec["spec"]["source"]["schema"];
+    assert_eq!(schema["id"], v["id"], "{schema}");
+    assert_eq!(schema["writers"][0]["id"], v["id"], "{schema}");
+    assert_eq!(
+        schema["writers"][0]["schema"], ORDER_JSON_SCHEMA,
+        "{schema}"
+    );
+}
+
 #[tokio::test]
 async fn infer_schema_from_a_stream() {
     let t = TestApp::sqlite_nats().await;

@@ -617,3 +617,38 @@ fn avro_payloads_cut_short_are_errors_on_the_resolving_path_too() {
         assert!(error.contains("ends early"), "payload {i}: {error}");
     }
 }
+
+/// A `format: json` source whose registry JSON Schema the control plane embedded: the paths
+/// the pipeline reads take their types from it, as if declared in `source.fields`. A payload
+/// whose value has another type fails alone, naming the field; without the schema the same
+/// batch is typed from its values.
+#[test]
+fn a_json_sources_schema_types_the_fields_it_reads() {
+    const SCHEMA: &str = r#"{"type":"object","properties":{"id":{"type":"string"},"amount":{"type":"number"},"customer":{"type":"object","properties":{"id":{"type":"string"}}}}}"#;
+    let typed = pipeline("json", &[(31, SCHEMA)], 31);
+    let payloads: [&[u8]; 3] = [
+        br#"{"id":"o-1","amount":25,"customer":{"id":"c-1"}}"#,
+        br#"{"id":"o-2","amount":"25","customer":{"id":"c-2"}}"#,
+        br#"{"id":"o-3","amount":12.5,"customer":{"id":"c-3"}}"#,
+    ];
+    let batch: Vec<_> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| msg(i as u64 + 1, p))
+        .collect();
+    let result = compile(&typed).process(&batch);
+    assert_eq!(output(&result.fates[0])["customer_id"], json!("c-1"));
+    assert_eq!(output(&result.fates[2])["customer_id"], json!("c-3"));
+    let Fate::Error(e) = &result.fates[1] else {
+        panic!("{:?}", result.fates[1])
+    };
+    assert!(e.message.contains("amount"), "{}", e.message);
+    // The schema is what typed it: a bare subject (nothing embedded) runs untyped.
+    let bare = with_source("{ stream: ORDERS, schema: orders-json }");
+    let untyped = compile(&bare).process(&batch);
+    assert!(
+        !matches!(untyped.fates[1], Fate::Error(_)),
+        "{:?}",
+        untyped.fates[1]
+    );
+}
