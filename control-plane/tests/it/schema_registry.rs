@@ -819,6 +819,40 @@ spec:
 const ORDER_JSON_SCHEMA: &str =
     r#"{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}"#;
 
+/// Creates the stream `ORDERS` (`orders.>`) as `key`.
+async fn orders_stream(t: &TestApp, key: &str) {
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        key,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+}
+
+/// The first problem `POST /api/v1/pipelines:validate` finds in `yaml` as `key` (it must be
+/// refused).
+async fn first_problem(t: &TestApp, key: &str, yaml: &str) -> Value {
+    let p = t
+        .yaml(Method::POST, "/api/v1/pipelines:validate", key, yaml)
+        .await
+        .problem(422, "invalid_spec");
+    p["diagnostics"][0].clone()
+}
+
+/// Registers `schema` of `schema_type` (`AVRO`, `JSON`) under `subject` as `key`; the reply.
+async fn register(t: &TestApp, key: &str, subject: &str, schema: &str, schema_type: &str) -> Value {
+    t.json(
+        Method::POST,
+        &format!("/api/v1/schemas/{subject}/versions"),
+        key,
+        json!({"schema": schema, "schema_type": schema_type}),
+    )
+    .await
+    .ok()
+}
+
 /// Creates the pipeline `yaml` (named `name`) as `key` of tenant `acme`, deploys it, and
 /// returns the deployed spec.
 async fn create_and_deploy(t: &TestApp, key: &str, yaml: &str, name: &str) -> Value {
@@ -850,14 +884,7 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     let t = TestApp::sqlite_nats().await;
     let (_, a) = t.tenant("acme").await;
     let (_, b) = t.tenant("other").await;
-    t.yaml(
-        Method::PUT,
-        "/api/v1/streams/ORDERS",
-        &a,
-        &crate::support::stream_yaml("ORDERS", "orders.>"),
-    )
-    .await
-    .ok();
+    orders_stream(&t, &a).await;
 
     // An unknown subject: refused at validate and at create, located at the node.
     let yaml = validating_pipeline("orders-json");
@@ -881,35 +908,12 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
         );
     }
     // An Avro subject is not a JSON Schema.
-    t.json(
-        Method::POST,
-        "/api/v1/schemas/orders-avro/versions",
-        &a,
-        json!({"schema": avro_order(""), "schema_type": "AVRO"}),
-    )
-    .await
-    .ok();
-    let p = t
-        .yaml(
-            Method::POST,
-            "/api/v1/pipelines:validate",
-            &a,
-            &validating_pipeline("orders-avro"),
-        )
-        .await
-        .problem(422, "invalid_spec");
-    assert_eq!(p["diagnostics"][0]["code"], "not_json_schema", "{p}");
+    register(&t, &a, "orders-avro", &avro_order(""), "AVRO").await;
+    let d = first_problem(&t, &a, &validating_pipeline("orders-avro")).await;
+    assert_eq!(d["code"], "not_json_schema", "{d}");
 
     // Registered: accepted; the deployed spec carries the schema, its version and id.
-    let v = t
-        .json(
-            Method::POST,
-            "/api/v1/schemas/orders-json/versions",
-            &a,
-            json!({"schema": ORDER_JSON_SCHEMA, "schema_type": "JSON"}),
-        )
-        .await
-        .ok();
+    let v = register(&t, &a, "orders-json", ORDER_JSON_SCHEMA, "JSON").await;
     let spec = create_and_deploy(&t, &a, &yaml, "checked").await;
     let node = &spec["spec"]["nodes"][0]["validate"];
     assert_eq!(
@@ -956,11 +960,8 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     );
 
     // Another tenant cannot use acme's subject.
-    let p = t
-        .yaml(Method::POST, "/api/v1/pipelines:validate", &b, &yaml)
-        .await
-        .problem(422, "invalid_spec");
-    assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
+    let d = first_problem(&t, &b, &yaml).await;
+    assert_eq!(d["code"], "unknown_schema", "{d}");
 }
 
 /// A `format: json` source naming a registry JSON Schema: an unknown subject or an Avro one is
@@ -970,57 +971,22 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
 async fn a_json_sources_registry_schema_is_checked_and_deployed() {
     let t = TestApp::sqlite_nats().await;
     let (_, a) = t.tenant("acme").await;
-    t.yaml(
-        Method::PUT,
-        "/api/v1/streams/ORDERS",
-        &a,
-        &crate::support::stream_yaml("ORDERS", "orders.>"),
-    )
-    .await
-    .ok();
+    orders_stream(&t, &a).await;
     let yaml = |subject: &str| {
         format!(
             "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: typed }}\nspec:\n  source: {{ stream: ORDERS, schema: {subject} }}\n  nodes:\n    - id: big\n      filter: \"data.id <> ''\"\n      next: out\n    - id: out\n      publish: {{ subject: typed.orders }}\n"
         )
     };
-    let p = t
-        .yaml(
-            Method::POST,
-            "/api/v1/pipelines:validate",
-            &a,
-            &yaml("orders-json"),
-        )
-        .await
-        .problem(422, "invalid_spec");
-    assert_eq!(p["diagnostics"][0]["path"], "/spec/source/schema", "{p}");
-    assert_eq!(p["diagnostics"][0]["code"], "unknown_schema", "{p}");
-    t.json(
-        Method::POST,
-        "/api/v1/schemas/orders-avro/versions",
-        &a,
-        json!({"schema": avro_order(""), "schema_type": "AVRO"}),
-    )
-    .await
-    .ok();
-    let p = t
-        .yaml(
-            Method::POST,
-            "/api/v1/pipelines:validate",
-            &a,
-            &yaml("orders-avro"),
-        )
-        .await
-        .problem(422, "invalid_spec");
-    assert_eq!(p["diagnostics"][0]["code"], "schema_format_mismatch", "{p}");
-    let v = t
-        .json(
-            Method::POST,
-            "/api/v1/schemas/orders-json/versions",
-            &a,
-            json!({"schema": ORDER_JSON_SCHEMA, "schema_type": "JSON"}),
-        )
-        .await
-        .ok();
+    let d = first_problem(&t, &a, &yaml("orders-json")).await;
+    assert_eq!(
+        (d["path"].as_str(), d["code"].as_str()),
+        (Some("/spec/source/schema"), Some("unknown_schema")),
+        "{d}"
+    );
+    register(&t, &a, "orders-avro", &avro_order(""), "AVRO").await;
+    let d = first_problem(&t, &a, &yaml("orders-avro")).await;
+    assert_eq!(d["code"], "schema_format_mismatch", "{d}");
+    let v = register(&t, &a, "orders-json", ORDER_JSON_SCHEMA, "JSON").await;
     let spec = create_and_deploy(&t, &a, &yaml("orders-json"), "typed").await;
     let schema = &spec["spec"]["source"]["schema"];
     assert_eq!(schema["id"], v["id"], "{schema}");
@@ -1037,14 +1003,7 @@ async fn infer_schema_from_a_stream() {
     let (_, a) = t.tenant("acme").await;
     let (_, b) = t.tenant("other").await;
     let (_, viewer) = t.user_with_key(&a, "viewer@acme.test", "viewer").await;
-    t.yaml(
-        Method::PUT,
-        "/api/v1/streams/ORDERS",
-        &a,
-        &crate::support::stream_yaml("ORDERS", "orders.>"),
-    )
-    .await
-    .ok();
+    orders_stream(&t, &a).await;
     let js = t.nats().js();
     for i in 0..12 {
         let order = json!({"id": format!("o-{i}"), "amount": i, "currency": (["USD", "EUR"][i % 2]),
