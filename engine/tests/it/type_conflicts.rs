@@ -243,3 +243,42 @@ spec:
         assert!(e.message.contains("one subject token"), "{}", e.message);
     }
 }
+
+/// A declared `int64` field (as a JSON source's schema declares `integer` properties): an
+/// integer past 64 bits fails its own message, naming the field, and `5.0` (an integer to
+/// JSON Schema) reads as 5.
+#[test]
+fn integers_past_int64_fail_alone() {
+    let p = compile(
+        r#"
+apiVersion: weir.dev/v1
+kind: Pipeline
+metadata: { name: counts }
+spec:
+  source: { stream: S, fields: { n: int64 } }
+  nodes:
+    - id: out
+      publish: { subject: "out.{data.n}" }
+"#,
+    );
+    let result = p.process(&[
+        msg(1, br#"{"n":7}"#),
+        msg(2, br#"{"n":99999999999999999999}"#),
+        msg(3, br#"{"n":5.0}"#),
+    ]);
+    let subject = |i: usize| match &result.fates[i] {
+        Fate::Outputs(o) => o[0].subject.clone(),
+        other => panic!("message {i}: {other:?}"),
+    };
+    assert_eq!(subject(0), "out.7");
+    assert_eq!(subject(2), "out.5");
+    let Fate::Error(e) = &result.fates[1] else {
+        panic!("{:?}", result.fates[1])
+    };
+    assert_eq!(e.kind, FailureKind::Decode);
+    assert!(
+        e.message.contains("data.n") && e.message.contains("expected an integer"),
+        "{}",
+        e.message
+    );
+}
