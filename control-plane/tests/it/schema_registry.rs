@@ -964,13 +964,14 @@ async fn pipelines_name_registry_schemas_that_exist_and_deploy_carries_the_schem
     assert_eq!(d["code"], "unknown_schema", "{d}");
 }
 
-/// A `format: json` source naming a registry JSON Schema: an unknown subject or an Avro one is
-/// refused at validate; deployed, the spec carries the schema (its version's id and text),
-/// from which the worker types the fields its pipeline reads.
+/// A `format: json` source naming a registry JSON Schema: an unknown subject, an Avro one or
+/// another tenant's is refused at validate; deployed, the spec carries the schema (its
+/// version's id and text), from which the worker types the fields its pipeline reads.
 #[tokio::test]
 async fn a_json_sources_registry_schema_is_checked_and_deployed() {
     let t = TestApp::sqlite_nats().await;
     let (_, a) = t.tenant("acme").await;
+    let (_, b) = t.tenant("other").await;
     orders_stream(&t, &a).await;
     let yaml = |subject: &str| {
         format!(
@@ -987,6 +988,9 @@ async fn a_json_sources_registry_schema_is_checked_and_deployed() {
     let d = first_problem(&t, &a, &yaml("orders-avro")).await;
     assert_eq!(d["code"], "schema_format_mismatch", "{d}");
     let v = register(&t, &a, "orders-json", ORDER_JSON_SCHEMA, "JSON").await;
+    // Another tenant cannot name acme's subject.
+    let d = first_problem(&t, &b, &yaml("orders-json")).await;
+    assert_eq!(d["code"], "unknown_schema", "{d}");
     let spec = create_and_deploy(&t, &a, &yaml("orders-json"), "typed").await;
     let schema = &spec["spec"]["source"]["schema"];
     assert_eq!(schema["id"], v["id"], "{schema}");
