@@ -3,7 +3,8 @@
 //! ordinary JSON path (so `data.customer.id` reads the same in all formats). Avro payloads
 //! written with the pipeline's schema may skip the text: read straight into the values of
 //! the paths the pipeline reads (as text, or into typed columns), their JSON texts written
-//! later for the messages that reach a node reading payloads ([`LazyTexts`]).
+//! later for the messages that reach a node reading payloads ([`LazyTexts`]); so may the path
+//! values of Protobuf payloads ([`protobuf_paths`]).
 //!
 //! A payload is the Confluent wire format (byte 0, a 4-byte big-endian schema id, then the
 //! encoded message; Protobuf adds message indexes) when it starts with byte 0 and names an id
@@ -18,11 +19,13 @@ use weir_pipelines::spec::SourceSchema;
 mod avro;
 mod avro_encode;
 mod avro_json;
+mod json_text;
 pub(crate) use avro_json::Recording;
-use avro_json::Typed;
+use typed_columns::Typed;
 pub(crate) mod encode;
 mod protobuf;
 mod protobuf_encode;
+mod protobuf_paths;
 mod typed_columns;
 
 /// A decoder of one pipeline's binary payloads into JSON.
@@ -76,7 +79,25 @@ impl BinaryPayload {
     pub(crate) fn bind(&mut self, trie: &PathTrie, n_slots: usize, typed: bool) {
         match self {
             BinaryPayload::Avro(a) => a.bind(trie, n_slots, typed),
-            BinaryPayload::Protobuf(_) => {}
+            BinaryPayload::Protobuf(p) => p.bind(trie, n_slots, typed),
+        }
+    }
+
+    /// The type of each path slot, when [`BinaryPayload::bind`] readied the decoder for
+    /// typed columns.
+    fn leaves(&self) -> Option<&[typed_columns::Leaf]> {
+        match self {
+            BinaryPayload::Avro(a) => a.leaves(),
+            BinaryPayload::Protobuf(p) => p.leaves(),
+        }
+    }
+
+    /// Reads one payload's path values into `typed`; `false` when the direct reader does not
+    /// take it ([`BinaryPayload::transcode_into`] then gives its text or its error).
+    fn read_typed<'v>(&'v self, payload: &'v [u8], typed: &mut [Typed<'v>]) -> bool {
+        match self {
+            BinaryPayload::Avro(a) => a.read_typed(payload, typed),
+            BinaryPayload::Protobuf(p) => p.read_typed(payload, typed),
         }
     }
 
@@ -91,7 +112,7 @@ impl BinaryPayload {
     ) -> bool {
         match self {
             BinaryPayload::Avro(a) => a.skim_into(payload, values, slots),
-            BinaryPayload::Protobuf(_) => false,
+            BinaryPayload::Protobuf(p) => p.skim_into(payload, values, slots),
         }
     }
 
@@ -239,10 +260,7 @@ impl Transcoded {
         batch: &[InputMessage],
         n_paths: usize,
     ) -> Option<Transcoded> {
-        let BinaryPayload::Avro(avro) = binary else {
-            return None;
-        };
-        let leaves = avro.leaves()?;
+        let leaves = binary.leaves()?;
         let mut columns: Vec<typed_columns::TypedColumn> = leaves
             .iter()
             .map(|l| typed_columns::TypedColumn::new(*l, batch.len()))
@@ -251,7 +269,7 @@ impl Transcoded {
         let mut decoded = Vec::with_capacity(batch.len());
         let mut failed = Vec::new();
         for (i, m) in batch.iter().enumerate() {
-            if avro.read_typed(&m.payload, &mut typed) {
+            if binary.read_typed(&m.payload, &mut typed) {
                 for (column, value) in columns.iter_mut().zip(&typed) {
                     column.push(*value)?;
                 }

@@ -3,7 +3,8 @@
 //! datum reader per writer schema is built when the pipeline compiles (its named types
 //! resolved once), and a payload written with the reader schema itself is not resolved.
 
-use super::avro_json::{Leaf, Node, Recording, Typed};
+use super::avro_json::{Node, Recording};
+use super::typed_columns::{Leaf, Typed};
 use super::{ById, Pick};
 use crate::decode::PathTrie;
 use apache_avro::Schema;

@@ -1,8 +1,13 @@
 //! Protobuf payloads: schemas compiled by [`weir_pipelines::proto_files`], messages decoded with
 //! `prost-reflect` (the Confluent message indexes pick the message type; a bare payload is the
-//! first message of the pipeline's schema), then as JSON with the `.proto` field names.
+//! first message of the pipeline's schema), then as JSON with the `.proto` field names. The
+//! values of the paths a pipeline reads are read straight from the binary where they can be
+//! ([`super::protobuf_paths`]).
 
-use super::{ById, Pick};
+use super::protobuf_paths::Direct;
+use super::typed_columns::{Leaf, Typed};
+use super::{ById, Pick, wire_header};
+use crate::decode::PathTrie;
 use prost_reflect::{
     DynamicMessage, FileDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value as Pb,
 };
@@ -15,6 +20,11 @@ const MAIN: &str = "weir_source.proto";
 /// The Protobuf schemas of one source.
 pub(crate) struct ProtobufPayload {
     schemas: ById<FileDescriptor>,
+    /// The direct reader of each schema (in the order of `schemas`), once bound.
+    direct: Vec<Direct>,
+    /// The type of each path slot in every message the direct readers take, when payloads
+    /// may be read into typed columns.
+    leaves: Option<Vec<Leaf>>,
 }
 
 impl ProtobufPayload {
@@ -31,7 +41,98 @@ impl ProtobufPayload {
         }
         Ok(ProtobufPayload {
             schemas: ById::new(by_id, reader_id, schema.subject.clone())?,
+            direct: Vec::new(),
+            leaves: None,
         })
+    }
+
+    /// Readies the direct readers for the pipeline's paths `trie` (`n_slots` of them); with
+    /// `typed`, for typed columns too.
+    pub(crate) fn bind(&mut self, trie: &PathTrie, n_slots: usize, typed: bool) {
+        self.direct = self
+            .schemas
+            .by_id
+            .iter()
+            .map(|(_, file)| Direct::compile(file, trie, n_slots))
+            .collect();
+        // One type per slot over every message a payload may name.
+        let mut leaves = vec![Leaf::Null; n_slots];
+        let mut any = false;
+        for d in &self.direct {
+            for m in 0..d.messages() {
+                if !d.takes(m) {
+                    continue;
+                }
+                any = true;
+                let Some(each) = d.leaves(m) else {
+                    self.leaves = None;
+                    return;
+                };
+                for (have, leaf) in leaves.iter_mut().zip(each) {
+                    match have.merge(*leaf) {
+                        Some(l) => *have = l,
+                        None => {
+                            self.leaves = None;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.leaves = (typed && any).then_some(leaves);
+    }
+
+    /// The type of each path slot, when payloads may be read into typed columns.
+    pub(crate) fn leaves(&self) -> Option<&[Leaf]> {
+        self.leaves.as_deref()
+    }
+
+    /// Reads one payload's path values into `typed`; `false` when the direct reader does not
+    /// take it (then [`ProtobufPayload::decode`] gives its text or its error).
+    pub(crate) fn read_typed<'v>(&'v self, payload: &'v [u8], typed: &mut [Typed<'v>]) -> bool {
+        if self.leaves.is_none() {
+            return false;
+        }
+        let Some((direct, message, body)) = self.direct_body(payload) else {
+            return false;
+        };
+        direct.read_typed(message, body, typed).is_some()
+    }
+
+    /// Checks `payload` and writes the values of the bound paths into `values` (`slots` says
+    /// where); `false` when the direct reader does not take it.
+    pub(crate) fn skim_into(
+        &self,
+        payload: &[u8],
+        values: &mut Vec<u8>,
+        slots: &mut [Option<[u32; 2]>],
+    ) -> bool {
+        let Some((direct, message, body)) = self.direct_body(payload) else {
+            return false;
+        };
+        direct.skim(message, body, values, slots).is_some()
+    }
+
+    /// The direct reader of a payload, the top-level message it holds and its body: a
+    /// wire-format payload with a known id whose message indexes name a top-level message,
+    /// or a bare one (the reader schema's first message).
+    fn direct_body<'p>(&self, payload: &'p [u8]) -> Option<(&Direct, usize, &'p [u8])> {
+        match wire_header(payload) {
+            Some((id, mut rest)) => {
+                let at = self.schemas.by_id.iter().position(|(i, _)| *i == id)?;
+                let message = match zigzag(&mut rest).ok()? {
+                    0 => 0,
+                    1 => usize::try_from(zigzag(&mut rest).ok()?).ok()?,
+                    _ => return None,
+                };
+                let direct = self.direct.get(at)?;
+                direct.takes(message).then_some((direct, message, rest))
+            }
+            None => {
+                let direct = self.direct.get(self.schemas.reader)?;
+                direct.takes(0).then_some((direct, 0, payload))
+            }
+        }
     }
 
     /// Decodes one payload into JSON.
@@ -123,7 +224,7 @@ fn decode(message: MessageDescriptor, body: &[u8]) -> Result<Value, String> {
 /// A message as a JSON object keyed by `.proto` field names; fields without presence are
 /// present with their defaults, `optional` and `oneof` fields only when set;
 /// `google.protobuf.Timestamp` as RFC 3339 text.
-fn message_json(m: &DynamicMessage) -> Value {
+pub(super) fn message_json(m: &DynamicMessage) -> Value {
     let desc = m.descriptor();
     if desc.full_name() == "google.protobuf.Timestamp" {
         return timestamp(m);

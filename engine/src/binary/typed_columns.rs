@@ -1,12 +1,44 @@
-//! Typed columns built straight from the path values of Avro payloads read without their
-//! JSON text ([`super::avro_json::Node::read_typed`]): the columns the JSON decoder would
+//! Typed columns built straight from the path values of Avro and Protobuf payloads read
+//! without their JSON text ([`super::avro_json::Node::read_typed`],
+//! [`super::protobuf_paths`]): the columns the JSON decoder would
 //! build from the same payloads' texts, without writing or parsing the values as text.
 
-use super::avro_json::{Leaf, Typed};
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, NullArray, StringBuilder,
 };
 use std::sync::Arc;
+
+/// A path's value read straight into its type, for a typed column (see [`super::avro_json::Node::read_typed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Typed<'v> {
+    Null,
+    Float(f64),
+    Int(i64),
+    Text(&'v str),
+    Bool(bool),
+}
+
+/// The one primitive type a path slot's values have in every payload of a schema (`Null`:
+/// only nulls, or a path the schema does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    Null,
+    Float,
+    Int,
+    Text,
+    Bool,
+}
+
+impl Leaf {
+    /// The two types one slot takes (as union branches or on several paths), when they agree.
+    pub(super) fn merge(self, other: Leaf) -> Option<Leaf> {
+        match (self, other) {
+            (a, Leaf::Null) => Some(a),
+            (Leaf::Null, b) => Some(b),
+            (a, b) => (a == b).then_some(a),
+        }
+    }
+}
 
 /// One path slot's column being built.
 pub(crate) struct TypedColumn {

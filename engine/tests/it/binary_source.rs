@@ -388,9 +388,9 @@ const TYPED: &str = r#"{"type":"record","name":"Order","fields":[
 /// columns; the outputs and counts are the JSON pipeline's for the same orders, including
 /// nulls, a NaN (null in JSON), and a batch whose nullable text column the JSON decoder
 /// splits into frames (read through the JSON text instead).
-#[test]
-fn avro_read_into_typed_columns_gives_the_json_outputs() {
-    let nodes = r#"
+/// The nodes of the typed-column tests: a filter, a route and publish templates reading
+/// scalars, a nullable text, a nested field and an enum.
+const TYPED_NODES: &str = r#"
   nodes:
     - id: keep
       filter: "data.amount > 10 OR data.discount IS NOT NULL"
@@ -409,11 +409,17 @@ fn avro_read_into_typed_columns_gives_the_json_outputs() {
     - id: rest
       publish: { subject: "rest" }
 "#;
-    let doc = |source: &str| {
-        format!(
-            "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: typed }}\nspec:\n  source: {source}{nodes}"
-        )
-    };
+
+/// A pipeline of [`TYPED_NODES`] reading from `source`.
+fn typed_doc(source: &str) -> String {
+    format!(
+        "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: {{ name: typed }}\nspec:\n  source: {source}{TYPED_NODES}"
+    )
+}
+
+#[test]
+fn avro_read_into_typed_columns_gives_the_json_outputs() {
+    let doc = typed_doc;
     let schema =
         json!({"subject": "orders-value", "id": 7, "writers": [{"id": 7, "schema": TYPED}]});
     let avro_source = format!("{{ stream: ORDERS, format: avro, schema: {schema} }}");
@@ -651,4 +657,149 @@ fn a_json_sources_schema_types_the_fields_it_reads() {
         "{:?}",
         untyped.fates[1]
     );
+}
+
+/// The order of the typed-column tests as Protobuf (`note` and `discount` with presence).
+const TYPED_PROTO: &str = r#"syntax = "proto3";
+package acme;
+enum Tier { STD = 0; GOLD = 1; }
+message Customer { string id = 1; }
+message Order {
+  string id = 1;
+  double amount = 2;
+  int64 qty = 3;
+  bool express = 4;
+  Tier tier = 5;
+  optional string note = 6;
+  optional double discount = 7;
+  Customer customer = 8;
+}
+"#;
+
+#[test]
+fn protobuf_read_straight_from_the_binary_gives_the_json_outputs() {
+    let pool = weir_pipelines::proto_files::compile("o.proto", TYPED_PROTO, []).unwrap();
+    let order_desc = pool.get_message_by_name("acme.Order").unwrap();
+    let customer_desc = pool.get_message_by_name("acme.Customer").unwrap();
+    // acme.Order is the second top-level message: indexes [1] (zigzag 2, 2).
+    let encode = |o: &Value| {
+        let mut m = prost_reflect::DynamicMessage::new(order_desc.clone());
+        for (k, v) in o.as_object().unwrap() {
+            let value = match (k.as_str(), v) {
+                (_, Value::Null) => continue,
+                ("id" | "note", Value::String(s)) => prost_reflect::Value::String(s.clone()),
+                ("amount" | "discount", v) => prost_reflect::Value::F64(v.as_f64().unwrap()),
+                ("qty", v) => prost_reflect::Value::I64(v.as_i64().unwrap()),
+                ("express", Value::Bool(b)) => prost_reflect::Value::Bool(*b),
+                ("tier", v) => prost_reflect::Value::EnumNumber(i32::from(v == "GOLD")),
+                ("customer", v) => {
+                    let mut c = prost_reflect::DynamicMessage::new(customer_desc.clone());
+                    c.set_field_by_name(
+                        "id",
+                        prost_reflect::Value::String(v["id"].as_str().unwrap().into()),
+                    );
+                    prost_reflect::Value::Message(c)
+                }
+                other => panic!("{other:?}"),
+            };
+            m.set_field_by_name(k, value);
+        }
+        let mut payload = wire(31, &[0x02, 0x02]);
+        payload.extend(m.encode_to_vec());
+        payload
+    };
+    let schema = json!({"subject": "orders-value", "id": 31, "writers": [{"id": 31, "schema": TYPED_PROTO}]});
+    let proto_source = format!("{{ stream: ORDERS, format: protobuf, schema: {schema} }}");
+    let order = |id: &str,
+                 amount: f64,
+                 qty: i64,
+                 express: bool,
+                 tier: &str,
+                 note: Option<&str>,
+                 discount: Option<f64>| {
+        json!({"id": id, "amount": amount, "qty": qty, "express": express, "tier": tier,
+               "note": note, "discount": discount, "customer": {"id": format!("c-{id}")}})
+    };
+    let all_notes = vec![
+        order("o-1", 30.0, 1, true, "GOLD", Some("a"), None),
+        order("o-2", 5.0, 9, false, "STD", Some("b"), None),
+        order("o-3", 5.0, 3, false, "STD", Some("c"), Some(1.5)),
+        order("o-4", 12.25, 4, true, "STD", Some("skip"), Some(0.1)),
+        // Defaults are not on the wire: the text and the columns read them all the same.
+        order("", 0.0, 0, false, "STD", Some(""), Some(0.0)),
+    ];
+    let some_notes = vec![
+        order("o-6", 30.0, 5, false, "STD", None, None),
+        order("o-7", 50.0, 5, false, "GOLD", Some("x"), None),
+        order("o-9", 40.0, 4, false, "STD", Some("skip"), None),
+        order("o-10", 20.0, 1, true, "GOLD", None, None),
+    ];
+    // The JSON a Protobuf message reads as: fields with presence only when set.
+    let as_json = |o: &Value| {
+        let mut o = o.clone();
+        o.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+        serde_json::to_vec(&o).unwrap()
+    };
+    let msgs = |ps: &[Vec<u8>]| -> Vec<_> {
+        ps.iter()
+            .enumerate()
+            .map(|(i, p)| msg(i as u64 + 1, p))
+            .collect()
+    };
+    // With a map first, every text is written and scanned (the path through prost-reflect).
+    let with_map = |doc: String| {
+        doc.replace(
+            "filter: \"data.amount > 10 OR data.discount IS NOT NULL\"",
+            "map: { set: { seen: \"true\" } }",
+        )
+    };
+    for batch in [all_notes, some_notes] {
+        let proto_in: Vec<Vec<u8>> = batch.iter().map(&encode).collect();
+        let json_in: Vec<Vec<u8>> = batch.iter().map(&as_json).collect();
+        for (from, json) in [
+            (typed_doc(&proto_source), typed_doc("{ stream: ORDERS }")),
+            (
+                with_map(typed_doc(&proto_source)),
+                with_map(typed_doc("{ stream: ORDERS }")),
+            ),
+        ] {
+            let from_proto = compile(&from).process(&msgs(&proto_in));
+            let from_json = compile(&json).process(&msgs(&json_in));
+            for (k, (p, j)) in from_proto.fates.iter().zip(&from_json.fates).enumerate() {
+                assert_eq!(
+                    subjects_and_payloads(p),
+                    subjects_and_payloads(j),
+                    "order {k}"
+                );
+            }
+            assert_eq!(from_proto.nodes, from_json.nodes);
+        }
+    }
+    // Bad payloads fail alone at the source, with the message prost-reflect gives.
+    let good = encode(&order("o-8", 30.0, 1, true, "GOLD", Some("a"), None));
+    let cut = good[..good.len() - 3].to_vec();
+    let mut not_utf8 = good.clone();
+    let at = not_utf8.windows(3).position(|w| w == b"o-8").unwrap();
+    not_utf8[at] = 0xff;
+    let mut unknown = good.clone();
+    unknown[4] = 99;
+    let bad = [good.clone(), cut, not_utf8, unknown];
+    let read = compile(&typed_doc(&proto_source)).process(&msgs(&bad));
+    let written = compile(&with_map(typed_doc(&proto_source))).process(&msgs(&bad));
+    assert_eq!(outputs_of(&read.fates[0]), ["gold.c-o-8"]);
+    for k in 1..bad.len() {
+        assert_eq!(
+            decode_error(&read.fates[k]),
+            decode_error(&written.fates[k]),
+            "payload {k}"
+        );
+    }
+    assert!(decode_error(&read.fates[1]).starts_with("corrupt Protobuf payload"));
+    assert!(
+        decode_error(&read.fates[2]).contains("UTF-8"),
+        "{}",
+        decode_error(&read.fates[2])
+    );
+    assert!(decode_error(&read.fates[3]).starts_with("unknown schema id 99"));
+    assert_eq!(read.nodes[0].errors, 3);
 }
