@@ -129,8 +129,7 @@ impl BinaryPayload {
         match self {
             BinaryPayload::Avro(a) => a.transcode_into(payload, out, rec),
             BinaryPayload::Protobuf(p) => {
-                serde_json::to_writer(out, &p.decode(payload)?)
-                    .map_err(|e| format!("re-encoding as JSON: {e}"))?;
+                p.write_json(payload, out)?;
                 Ok(false)
             }
         }

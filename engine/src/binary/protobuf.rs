@@ -96,7 +96,7 @@ impl ProtobufPayload {
         let Some((direct, message, body)) = self.direct_body(payload) else {
             return false;
         };
-        direct.read_typed(message, body, typed).is_some()
+        direct.takes(message) && direct.read_typed(message, body, typed).is_some()
     }
 
     /// Checks `payload` and writes the values of the bound paths into `values` (`slots` says
@@ -110,12 +110,13 @@ impl ProtobufPayload {
         let Some((direct, message, body)) = self.direct_body(payload) else {
             return false;
         };
-        direct.skim(message, body, values, slots).is_some()
+        direct.takes(message) && direct.skim(message, body, values, slots).is_some()
     }
 
     /// The direct reader of a payload, the top-level message it holds and its body: a
     /// wire-format payload with a known id whose message indexes name a top-level message,
-    /// or a bare one (the reader schema's first message).
+    /// or a bare one (the reader schema's first message). Whether the reader takes that
+    /// message is for the caller to ask.
     fn direct_body<'p>(&self, payload: &'p [u8]) -> Option<(&Direct, usize, &'p [u8])> {
         match wire_header(payload) {
             Some((id, mut rest)) => {
@@ -125,14 +126,23 @@ impl ProtobufPayload {
                     1 => usize::try_from(zigzag(&mut rest).ok()?).ok()?,
                     _ => return None,
                 };
-                let direct = self.direct.get(at)?;
-                direct.takes(message).then_some((direct, message, rest))
+                Some((self.direct.get(at)?, message, rest))
             }
-            None => {
-                let direct = self.direct.get(self.schemas.reader)?;
-                direct.takes(0).then_some((direct, 0, payload))
-            }
+            None => Some((self.direct.get(self.schemas.reader)?, 0, payload)),
         }
+    }
+
+    /// Appends the JSON text of one payload to `out`: straight from the binary where the
+    /// direct writer takes it, else through [`ProtobufPayload::decode`] (which also gives
+    /// the error of a payload that does not decode).
+    pub(crate) fn write_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        if let Some((direct, message, body)) = self.direct_body(payload)
+            && direct.write_json(message, body, out).is_some()
+        {
+            return Ok(());
+        }
+        serde_json::to_writer(out, &self.decode(payload)?)
+            .map_err(|e| format!("re-encoding as JSON: {e}"))
     }
 
     /// Decodes one payload into JSON.
