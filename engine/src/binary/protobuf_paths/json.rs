@@ -12,7 +12,8 @@
 
 use super::super::json_text::write_str;
 use super::{
-    Cursor, Direct, LEN, MAX_DEPTH, Scalar, Ty, Types, VARINT, skip_unknown, write_scalar,
+    Cursor, Direct, FieldType, I32, I64, LEN, MAX_DEPTH, Scalar, Ty, Types, VARINT, skip_unknown,
+    write_scalar,
 };
 
 /// One occurrence of a known field in a message body: where its value starts (after the key)
@@ -22,6 +23,8 @@ struct Occurrence {
     field: u32,
     wire: u8,
     start: u32,
+    /// Its place among the message's occurrences.
+    seq: u32,
 }
 
 impl Direct {
@@ -57,7 +60,9 @@ impl Types {
         if message.timestamp {
             return self.write_timestamp(m, body, out, depth);
         }
+        // Pass 1: where each known field occurs (checked as it is written, in pass 2).
         let base = scratch.len();
+        let mut sorted = true;
         let mut c = Cursor { b: body, i: 0 };
         while !c.done() {
             let (number, wire) = c.key()?;
@@ -66,74 +71,62 @@ impl Types {
                 continue;
             };
             let start = u32::try_from(c.i).ok()?;
-            let field = &message.fields[i];
-            match field.ty {
-                // A message is checked as it is written (or, a oneof member that is not, below).
-                Ty::Message(_) if field.map.is_none() => {
-                    if wire != LEN {
-                        return None;
-                    }
-                    c.sized()?;
-                }
-                _ => self.check_field(field, wire, &mut c, depth)?,
+            match wire {
+                VARINT => c.varint().map(drop)?,
+                I64 => c.take(8).map(drop)?,
+                I32 => c.take(4).map(drop)?,
+                LEN => c.sized().map(drop)?,
+                // A known field is never a group.
+                _ => return None,
             }
+            let field = i as u32;
+            sorted &= scratch.len() == base || scratch[scratch.len() - 1].field <= field;
             scratch.push(Occurrence {
-                field: i as u32,
+                field,
                 wire,
                 start,
+                seq: u32::try_from(scratch.len() - base).ok()?,
             });
         }
         let end = scratch.len();
+        if !sorted {
+            // Stable: each field's occurrences stay in payload order.
+            scratch[base..end].sort_by_key(|o| o.field);
+        }
+        // Pass 2: the fields in declaration order, each from its run of occurrences.
         out.push(b'{');
         let mut first = true;
+        let mut next = base;
         for (i, field) in message.fields.iter().enumerate() {
             let i = i as u32;
-            let mut count = 0;
-            let mut last = None;
-            for (k, o) in scratch[base..end].iter().enumerate() {
-                if o.field == i {
-                    count += 1;
-                    last = Some(base + k);
-                }
-            }
+            let run = next..scratch[next..end]
+                .iter()
+                .position(|o| o.field != i)
+                .map_or(end, |n| next + n);
+            next = run.end;
             if let Some(oneof) = field.oneof {
                 // Only the member set last is kept; the others still have to decode.
                 let winner = scratch[base..end]
                     .iter()
-                    .rev()
-                    .find(|o| message.fields[o.field as usize].oneof == Some(oneof));
+                    .filter(|o| message.fields[o.field as usize].oneof == Some(oneof))
+                    .max_by_key(|o| o.seq);
                 if winner.map(|o| o.field) != Some(i) {
-                    if let Ty::Message(sub) = field.ty {
-                        for o in scratch[base..end].iter().filter(|o| o.field == i) {
-                            let mut c = Cursor {
-                                b: body,
-                                i: o.start as usize,
-                            };
-                            let mut sub_body = Cursor {
-                                b: c.sized()?,
-                                i: 0,
-                            };
-                            self.check_message(sub, &mut sub_body, depth + 1)?;
-                        }
-                    }
+                    self.check_run(field, body, &scratch[run], depth)?;
                     continue;
                 }
             }
-            if count == 0 && field.presence {
+            if run.is_empty() && field.presence {
                 continue;
             }
             out.extend_from_slice(&field.key.as_bytes()[usize::from(first)..]);
             first = false;
             if let Some((key, value)) = field.map {
-                self.write_map(key, value, body, (base, end, i), out, depth, scratch)?;
+                self.write_map(key, value, body, run, out, depth, scratch)?;
             } else if field.list {
                 out.push(b'[');
                 let mut first = true;
-                for k in base..end {
+                for k in run {
                     let o = scratch[k];
-                    if o.field != i {
-                        continue;
-                    }
                     let mut c = Cursor {
                         b: body,
                         i: o.start as usize,
@@ -156,29 +149,30 @@ impl Types {
                         }
                         ty => {
                             comma(out, &mut first);
-                            write_scalar(self.scalar(ty, o.wire, &mut c)?, out)?;
+                            self.write_value(ty, o, body, out)?;
                         }
                     }
                 }
                 out.push(b']');
             } else {
+                // The last occurrence is written; the ones before it still have to decode.
+                let (last, before) = match run.len() {
+                    0 => (None, run),
+                    _ => (Some(scratch[run.end - 1]), run.start..run.end - 1),
+                };
                 match (field.ty, last) {
                     // prost-reflect merges a message sent twice: left to it.
-                    (Ty::Message(_), _) if count > 1 => return None,
-                    (Ty::Message(sub), Some(k)) => {
-                        let mut c = Cursor {
-                            b: body,
-                            i: scratch[k].start as usize,
-                        };
-                        self.write_message(sub, c.sized()?, out, depth + 1, scratch)?;
-                    }
-                    (ty, Some(k)) => {
-                        let o = scratch[k];
+                    (Ty::Message(_), _) if !before.is_empty() => return None,
+                    (Ty::Message(sub), Some(o)) => {
                         let mut c = Cursor {
                             b: body,
                             i: o.start as usize,
                         };
-                        write_scalar(self.scalar(ty, o.wire, &mut c)?, out)?;
+                        self.write_message(sub, c.sized()?, out, depth + 1, scratch)?;
+                    }
+                    (ty, Some(o)) => {
+                        self.check_run(field, body, &scratch[before], depth)?;
+                        self.write_value(ty, o, body, out)?;
                     }
                     (Ty::Message(sub), None) => {
                         self.write_message(sub, &[], out, depth + 1, scratch)?
@@ -192,22 +186,52 @@ impl Types {
         Some(())
     }
 
-    /// Writes map field `of = (base, end, field)` (its entries among the occurrences
-    /// `scratch[base..end]`) as a JSON object sorted by key, the last entry of a key kept.
+    /// Writes one scalar occurrence `o` (a string checked as it is copied).
+    #[inline]
+    fn write_value(&self, ty: Ty, o: Occurrence, body: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        let mut c = Cursor {
+            b: body,
+            i: o.start as usize,
+        };
+        match ty {
+            Ty::String if o.wire == LEN => write_str(c.sized()?, out),
+            _ => write_scalar(self.scalar(ty, o.wire, &mut c)?, out),
+        }
+    }
+
+    /// Checks occurrences of `field` that are not written.
+    fn check_run(
+        &self,
+        field: &FieldType,
+        body: &[u8],
+        run: &[Occurrence],
+        depth: u32,
+    ) -> Option<()> {
+        for o in run {
+            let mut c = Cursor {
+                b: body,
+                i: o.start as usize,
+            };
+            self.check_field(field, o.wire, &mut c, depth)?;
+        }
+        Some(())
+    }
+
+    /// Writes a map field from its entries, the occurrences `scratch[run]`, as a JSON object
+    /// sorted by key, the last entry of a key kept.
     #[allow(clippy::too_many_arguments)]
     fn write_map(
         &self,
         key_ty: Ty,
         value_ty: Ty,
         body: &[u8],
-        of: (usize, usize, u32),
+        run: std::ops::Range<usize>,
         out: &mut Vec<u8>,
         depth: u32,
         scratch: &mut Vec<Occurrence>,
     ) -> Option<()> {
-        let (base, end, field) = of;
         let mut entries: Vec<Entry<'_>> = Vec::new();
-        for o in scratch[base..end].iter().filter(|o| o.field == field) {
+        for o in &scratch[run] {
             let mut c = Cursor {
                 b: body,
                 i: o.start as usize,
