@@ -5,6 +5,7 @@
 //! Avro: the same orders as Avro records (Confluent wire format), decoded by a `format: avro`
 //! source (passthrough, the order path, and decoding alone: `decode_only`, the four columns
 //! read and every order dropped), and JSON orders encoded by `publish: {format: avro}`.
+//! Protobuf: the same for orders as Protobuf messages (Confluent wire format, message indexes).
 //!
 //! Run: `cargo bench -p weir-benches --bench engine -- --warm-up-time 1 --measurement-time 3`
 
@@ -210,7 +211,43 @@ fn avro_source(yaml: &str) -> String {
 /// The orders of `batch` as Avro records in the Confluent wire format, written by the engine's
 /// own `publish: {format: avro}`.
 fn avro_orders(batch: &[InputMessage]) -> Vec<InputMessage> {
-    let result = compile(&avro_encoder()).process(batch);
+    encoded(&compile(&avro_encoder()), batch)
+}
+
+/// The Protobuf schema of the order (the fields of [`ORDER_AVRO`]).
+const ORDER_PROTO: &str = r#"syntax = "proto3";
+package bench;
+message Item { string sku = 1; int64 qty = 2; }
+message Order {
+  string order_id = 1; string customer_id = 2; double amount = 3; string currency = 4;
+  string status = 5; string region = 6; repeated Item items = 7; string channel = 8;
+  string payment = 9; string created_at = 10;
+}
+"#;
+
+/// A passthrough writing the orders as `bench.Order` messages (schema id 2).
+fn protobuf_encoder() -> String {
+    let writer = serde_json::json!({"id": 2, "schema": ORDER_PROTO});
+    PASSTHROUGH.replace(
+        r#"publish: { subject: "orders.copy" }"#,
+        &format!(
+            r#"publish: {{ subject: "orders.copy", format: protobuf, schema: {{ subject: orders-proto, writer: {writer}, message: bench.Order }} }}"#
+        ),
+    )
+}
+
+/// `yaml` reading the orders as Protobuf with [`ORDER_PROTO`] (schema id 2).
+fn protobuf_source(yaml: &str) -> String {
+    let schema = serde_json::json!({"subject": "orders-proto", "id": 2, "writers": [{"id": 2, "schema": ORDER_PROTO}]});
+    yaml.replace(
+        "source: { stream: ORDERS }",
+        &format!("source: {{ stream: ORDERS, format: protobuf, schema: {schema} }}"),
+    )
+}
+
+/// The outputs of `encoder` for `batch`, one per input, as the inputs of another pipeline.
+fn encoded(encoder: &CompiledPipeline, batch: &[InputMessage]) -> Vec<InputMessage> {
+    let result = encoder.process(batch);
     batch
         .iter()
         .zip(&result.fates)
@@ -224,6 +261,45 @@ fn avro_orders(batch: &[InputMessage]) -> Vec<InputMessage> {
             }
         })
         .collect()
+}
+
+fn bench_protobuf(c: &mut Criterion) {
+    let batch = orders(1024);
+    let proto = encoded(&compile(&protobuf_encoder()), &batch);
+    let avg = proto.iter().map(|m| m.payload.len()).sum::<usize>() / proto.len();
+    eprintln!("Protobuf order payload: {avg} bytes on average");
+    let decode_passthrough = compile(&protobuf_source(PASSTHROUGH));
+    let decode_order_path = compile(&protobuf_source(ORDER_PATH));
+    let decode_columns = compile(&protobuf_source(DECODE_COLUMNS));
+    let decode_only = compile(&protobuf_source(DECODE_ONLY));
+    assert!(
+        decode_only
+            .process(&proto)
+            .fates
+            .iter()
+            .all(|f| matches!(f, Fate::Filtered))
+    );
+    assert_eq!(outputs(&decode_columns.process(&proto)), batch.len());
+    // Decoded, the Protobuf orders take the JSON orders' routes.
+    assert_eq!(
+        outputs(&decode_order_path.process(&proto)),
+        outputs(&compile(ORDER_PATH).process(&batch))
+    );
+    let mut g = c.benchmark_group("engine_protobuf");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("decode_passthrough/1024", |b| {
+        b.iter(|| black_box(decode_passthrough.process(black_box(&proto))))
+    });
+    g.bench_function("decode_columns/1024", |b| {
+        b.iter(|| black_box(decode_columns.process(black_box(&proto))))
+    });
+    g.bench_function("decode_only/1024", |b| {
+        b.iter(|| black_box(decode_only.process(black_box(&proto))))
+    });
+    g.bench_function("decode_order_path/1024", |b| {
+        b.iter(|| black_box(decode_order_path.process(black_box(&proto))))
+    });
+    g.finish();
 }
 
 fn bench_avro(c: &mut Criterion) {
@@ -362,5 +438,5 @@ fn bench_order_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_order_path, bench_avro);
+criterion_group!(benches, bench_order_path, bench_avro, bench_protobuf);
 criterion_main!(benches);
