@@ -128,10 +128,7 @@ impl BinaryPayload {
     ) -> Result<bool, String> {
         match self {
             BinaryPayload::Avro(a) => a.transcode_into(payload, out, rec),
-            BinaryPayload::Protobuf(p) => {
-                p.write_json(payload, out)?;
-                Ok(false)
-            }
+            BinaryPayload::Protobuf(p) => p.write_json(payload, out, rec),
         }
     }
 }

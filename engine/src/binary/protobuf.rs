@@ -4,6 +4,7 @@
 //! values of the paths a pipeline reads are read straight from the binary where they can be
 //! ([`super::protobuf_paths`]).
 
+use super::avro_json::Recording;
 use super::protobuf_paths::Direct;
 use super::typed_columns::{Leaf, Typed};
 use super::{ById, Pick, wire_header};
@@ -133,16 +134,24 @@ impl ProtobufPayload {
     }
 
     /// Appends the JSON text of one payload to `out`: straight from the binary where the
-    /// direct writer takes it, else through [`ProtobufPayload::decode`] (which also gives
-    /// the error of a payload that does not decode).
-    pub(crate) fn write_json(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    /// direct writer takes it, recording into `rec` where the bound paths and the top-level
+    /// fields went when it can (`Ok(true)`: the text needs no scan); else through
+    /// [`ProtobufPayload::decode`], which also gives the error of a payload that does not
+    /// decode (`Ok(false)`).
+    pub(crate) fn write_json(
+        &self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        rec: Recording<'_>,
+    ) -> Result<bool, String> {
         if let Some((direct, message, body)) = self.direct_body(payload)
-            && direct.write_json(message, body, out).is_some()
+            && let Some(recorded) = direct.write_json(message, body, out, rec)
         {
-            return Ok(());
+            return Ok(recorded);
         }
         serde_json::to_writer(out, &self.decode(payload)?)
-            .map_err(|e| format!("re-encoding as JSON: {e}"))
+            .map_err(|e| format!("re-encoding as JSON: {e}"))?;
+        Ok(false)
     }
 
     /// Decodes one payload into JSON.

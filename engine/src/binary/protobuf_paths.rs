@@ -823,6 +823,11 @@ impl Types {
                 };
                 self.check_message(m, &mut sub, depth + 1)
             }
+            // Most strings are ASCII, checked a word at a time with no `&str` made.
+            Ty::String if wire == LEN => {
+                let bytes = c.sized()?;
+                (bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()).then_some(())
+            }
             _ => self.scalar(ty, wire, c).map(drop),
         }
     }
@@ -1178,21 +1183,50 @@ message Top {
             .ok()
             .map(|m| serde_json::to_vec(&super::super::protobuf::message_json(&m)).unwrap());
         let mut out = b"[prior]".to_vec();
-        match (direct.write_json(message, payload, &mut out), text) {
-            (Some(()), Some(text)) => prop_assert_eq!(
-                String::from_utf8_lossy(&out[7..]),
-                String::from_utf8_lossy(&text),
-                "{:?}",
-                payload
-            ),
-            (Some(()), None) => prop_assert!(false, "prost-reflect refuses {:?}", payload),
+        let mut recorded = vec![None; paths.len()];
+        let mut spans = Vec::new();
+        let rec = super::super::avro_json::Recording {
+            slots: &mut recorded,
+            spans: Some(&mut spans),
+        };
+        match (direct.write_json(message, payload, &mut out, rec), &text) {
+            (Some(recorded), Some(text)) => {
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&out[7..]),
+                    String::from_utf8_lossy(text),
+                    "{:?}",
+                    payload
+                );
+                prop_assert!(recorded, "a message with a plan is recorded");
+            }
+            (Some(_), None) => prop_assert!(false, "prost-reflect refuses {:?}", payload),
             (None, _) => {
                 prop_assert_eq!(&out[..], &b"[prior]"[..]);
+                prop_assert!(recorded.iter().all(Option::is_none) && spans.is_empty());
                 prop_assert!(
                     !valid || merged,
                     "a valid payload is written: {:?}",
                     payload
                 );
+            }
+        }
+        if out.len() > 7 {
+            // What was recorded is where the JSON decoder would find it.
+            let text = &out[7..];
+            let at = |[a, b]: [u32; 2]| std::str::from_utf8(&text[a as usize..b as usize]).unwrap();
+            let object: serde_json::Map<String, Value> = serde_json::from_slice(text).unwrap();
+            prop_assert_eq!(spans.len(), object.len());
+            for w in spans.windows(2) {
+                prop_assert!(w[0][3] < w[1][0]);
+            }
+            for [k0, k1, v0, v1] in &spans {
+                let value: Value = serde_json::from_str(at([*v0, *v1])).unwrap();
+                prop_assert_eq!(Some(&value), object.get(at([*k0, *k1])));
+            }
+            let want = expected(desc, payload, paths).unwrap();
+            for ((path, want), got) in paths.iter().zip(&want).zip(&recorded) {
+                let want = want.as_ref().map(|v| serde_json::to_string(v).unwrap());
+                prop_assert_eq!(got.map(|r| at(r).to_string()), want, "{:?}", path);
             }
         }
         let want = expected(desc, payload, paths);

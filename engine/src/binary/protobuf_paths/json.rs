@@ -10,11 +10,14 @@
 //! singular message field sent twice, which prost-reflect merges; nesting past
 //! [`MAX_DEPTH`]) or cannot read goes to prost-reflect, which gives the text or the error.
 
+use super::super::avro_json::Recording;
 use super::super::json_text::write_str;
+use super::Plan;
 use super::{
     Cursor, Direct, FieldType, I32, I64, LEN, MAX_DEPTH, Scalar, Ty, Types, VARINT, skip_unknown,
     write_scalar,
 };
+use crate::decode::FieldSpan;
 
 /// One occurrence of a known field in a message body: where its value starts (after the key)
 /// and ends.
@@ -29,22 +32,58 @@ struct Occurrence {
 
 impl Direct {
     /// Appends the JSON text of top-level message `message` read from `body` to `out`;
-    /// `None` (nothing appended) when this writer does not take it.
-    pub(crate) fn write_json(&self, message: usize, body: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    /// `None` (nothing appended) when this writer does not take it. When the message has a
+    /// plan, `rec` gets where the pipeline's paths and the top-level fields went (offsets
+    /// from the text's start) and the result is `Some(true)`: the text needs no scan.
+    pub(crate) fn write_json(
+        &self,
+        message: usize,
+        body: &[u8],
+        out: &mut Vec<u8>,
+        rec: Recording<'_>,
+    ) -> Option<bool> {
         let ty = (*self.tops.get(message)?)?;
         let start = out.len();
         let mut scratch = Vec::with_capacity(32);
-        let done = self.types.write_message(ty, body, out, 1, &mut scratch);
+        let Recording { slots, spans } = rec;
+        let spans_start = spans.as_ref().map_or(0, |s| s.len());
+        let mut recorder = self.plans.get(message)?.as_ref().map(|plan| Recorder {
+            plan,
+            start,
+            slots,
+            spans,
+        });
+        let recorded = recorder.is_some();
+        let done = self
+            .types
+            .write_message(ty, body, out, 1, &mut scratch, &mut recorder, Some(0));
         if done.is_none() {
             out.truncate(start);
+            if let Some(r) = recorder {
+                r.slots.fill(None);
+                if let Some(spans) = r.spans {
+                    spans.truncate(spans_start);
+                }
+            }
+            return None;
         }
-        done
+        Some(recorded)
     }
+}
+
+/// Where a plan's paths and the top-level fields are recorded as a message is written.
+struct Recorder<'p, 'r> {
+    plan: &'p Plan,
+    /// Where the text starts in the output.
+    start: usize,
+    slots: &'r mut [Option<[u32; 2]>],
+    spans: Option<&'r mut Vec<FieldSpan>>,
 }
 
 impl Types {
     /// Writes message type `m` read from `body` at nesting `depth`; `scratch` holds the
     /// occurrences of the messages being written (each message's above its parent's).
+    #[allow(clippy::too_many_arguments)]
     fn write_message(
         &self,
         m: u32,
@@ -52,6 +91,8 @@ impl Types {
         out: &mut Vec<u8>,
         depth: u32,
         scratch: &mut Vec<Occurrence>,
+        rec: &mut Option<Recorder<'_, '_>>,
+        node: Option<u32>,
     ) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
@@ -120,6 +161,17 @@ impl Types {
             }
             out.extend_from_slice(&field.key.as_bytes()[usize::from(first)..]);
             first = false;
+            let v0 = out.len();
+            // What the pipeline reads here, when this message is on its paths.
+            let at = match (rec.as_ref(), node) {
+                (Some(r), Some(n)) => {
+                    let bound = &r.plan.nodes[n as usize];
+                    let a = bound.at[i as usize].checked_sub(1);
+                    a.map(|a| &bound.ats[usize::from(a)])
+                }
+                _ => None,
+            };
+            let child = at.and_then(|a| a.child);
             if let Some((key, value)) = field.map {
                 self.write_map(key, value, body, run, out, depth, scratch)?;
             } else if field.list {
@@ -134,7 +186,15 @@ impl Types {
                     match field.ty {
                         Ty::Message(sub) => {
                             comma(out, &mut first);
-                            self.write_message(sub, c.sized()?, out, depth + 2, scratch)?;
+                            self.write_message(
+                                sub,
+                                c.sized()?,
+                                out,
+                                depth + 2,
+                                scratch,
+                                &mut None,
+                                None,
+                            )?;
                         }
                         ty if o.wire == LEN && !matches!(ty, Ty::String | Ty::Bytes) => {
                             // Packed.
@@ -168,16 +228,30 @@ impl Types {
                             b: body,
                             i: o.start as usize,
                         };
-                        self.write_message(sub, c.sized()?, out, depth + 1, scratch)?;
+                        self.write_message(sub, c.sized()?, out, depth + 1, scratch, rec, child)?;
                     }
                     (ty, Some(o)) => {
                         self.check_run(field, body, &scratch[before], depth)?;
                         self.write_value(ty, o, body, out)?;
                     }
                     (Ty::Message(sub), None) => {
-                        self.write_message(sub, &[], out, depth + 1, scratch)?
+                        self.write_message(sub, &[], out, depth + 1, scratch, rec, child)?
                     }
                     (ty, None) => write_scalar(self.zero(ty), out)?,
+                }
+            }
+            if let Some(r) = rec.as_mut() {
+                let (v0, v1) = ((v0 - r.start) as u32, (out.len() - r.start) as u32);
+                if let Some(slot) = at.and_then(|a| a.slot) {
+                    *r.slots.get_mut(slot as usize)? = Some([v0, v1]);
+                }
+                if depth == 1
+                    && let Some(spans) = r.spans.as_deref_mut()
+                {
+                    // The name lies before its closing quote and colon.
+                    let name_len = (field.key.len() - 4) as u32;
+                    let k0 = v0 - name_len - 2;
+                    spans.push([k0, k0 + name_len, v0, v1]);
                 }
             }
         }
@@ -281,10 +355,10 @@ impl Types {
             match (value_ty, value) {
                 (Ty::Message(sub), Some((_, bytes))) => {
                     let mut c = Cursor { b: bytes, i: 0 };
-                    self.write_message(sub, c.sized()?, out, depth + 2, scratch)?;
+                    self.write_message(sub, c.sized()?, out, depth + 2, scratch, &mut None, None)?;
                 }
                 (Ty::Message(sub), None) => {
-                    self.write_message(sub, &[], out, depth + 2, scratch)?
+                    self.write_message(sub, &[], out, depth + 2, scratch, &mut None, None)?
                 }
                 (ty, Some((wire, bytes))) => {
                     let mut c = Cursor { b: bytes, i: 0 };
