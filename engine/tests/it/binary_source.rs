@@ -500,22 +500,10 @@ fn avro_read_into_typed_columns_gives_the_json_outputs() {
                 serde_json::to_vec(&o).unwrap()
             })
             .collect();
-        let msgs = |ps: &[Vec<u8>]| -> Vec<_> {
-            ps.iter()
-                .enumerate()
-                .map(|(i, p)| msg(i as u64 + 1, p))
-                .collect()
-        };
-        let from_avro = a.process(&msgs(&avro_in));
-        let from_json = j.process(&msgs(&json_in));
-        for (k, (a, j)) in from_avro.fates.iter().zip(&from_json.fates).enumerate() {
-            assert_eq!(
-                subjects_and_payloads(a),
-                subjects_and_payloads(j),
-                "order {k}"
-            );
-        }
-        assert_eq!(from_avro.nodes, from_json.nodes);
+        assert_same_results(
+            &a.process(&numbered(&avro_in)),
+            &j.process(&numbered(&json_in)),
+        );
     }
     // Bad payloads in a batch read into typed columns fail alone at the source.
     let good = encode(&order("o-8", 30.0, 1, true, "GOLD", Some("a"), None));
@@ -556,6 +544,27 @@ fn outputs_of(fate: &Fate) -> Vec<String> {
         Fate::Outputs(o) => o.iter().map(|o| o.subject.clone()).collect(),
         other => panic!("expected outputs, got {other:?}"),
     }
+}
+
+/// Messages 1, 2, … with `payloads`.
+fn numbered(payloads: &[Vec<u8>]) -> Vec<weir_engine::InputMessage> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| msg(i as u64 + 1, p))
+        .collect()
+}
+
+/// Both results give each input the same outputs, and their nodes the same counts.
+fn assert_same_results(binary: &weir_engine::BatchResult, json: &weir_engine::BatchResult) {
+    for (k, (b, j)) in binary.fates.iter().zip(&json.fates).enumerate() {
+        assert_eq!(
+            subjects_and_payloads(b),
+            subjects_and_payloads(j),
+            "order {k}"
+        );
+    }
+    assert_eq!(binary.nodes, json.nodes);
 }
 
 /// Each output's subject and payload (none when filtered); an error fails the test.
@@ -740,12 +749,6 @@ fn protobuf_read_straight_from_the_binary_gives_the_json_outputs() {
         o.as_object_mut().unwrap().retain(|_, v| !v.is_null());
         serde_json::to_vec(&o).unwrap()
     };
-    let msgs = |ps: &[Vec<u8>]| -> Vec<_> {
-        ps.iter()
-            .enumerate()
-            .map(|(i, p)| msg(i as u64 + 1, p))
-            .collect()
-    };
     // With a map first, every text is written and scanned (the path through prost-reflect).
     let with_map = |doc: String| {
         doc.replace(
@@ -763,16 +766,10 @@ fn protobuf_read_straight_from_the_binary_gives_the_json_outputs() {
                 with_map(typed_doc("{ stream: ORDERS }")),
             ),
         ] {
-            let from_proto = compile(&from).process(&msgs(&proto_in));
-            let from_json = compile(&json).process(&msgs(&json_in));
-            for (k, (p, j)) in from_proto.fates.iter().zip(&from_json.fates).enumerate() {
-                assert_eq!(
-                    subjects_and_payloads(p),
-                    subjects_and_payloads(j),
-                    "order {k}"
-                );
-            }
-            assert_eq!(from_proto.nodes, from_json.nodes);
+            assert_same_results(
+                &compile(&from).process(&numbered(&proto_in)),
+                &compile(&json).process(&numbered(&json_in)),
+            );
         }
     }
     // Bad payloads fail alone at the source, with the message prost-reflect gives.
@@ -784,8 +781,8 @@ fn protobuf_read_straight_from_the_binary_gives_the_json_outputs() {
     let mut unknown = good.clone();
     unknown[4] = 99;
     let bad = [good.clone(), cut, not_utf8, unknown];
-    let read = compile(&typed_doc(&proto_source)).process(&msgs(&bad));
-    let written = compile(&with_map(typed_doc(&proto_source))).process(&msgs(&bad));
+    let read = compile(&typed_doc(&proto_source)).process(&numbered(&bad));
+    let written = compile(&with_map(typed_doc(&proto_source))).process(&numbered(&bad));
     assert_eq!(outputs_of(&read.fates[0]), ["gold.c-o-8"]);
     for k in 1..bad.len() {
         assert_eq!(
