@@ -1,10 +1,11 @@
 //! Avro and Protobuf source payloads: each message is decoded with the registry schemas the
-//! control plane embedded in the deployed spec and re-encoded as JSON, which then takes the
+//! control plane embedded in the deployed spec into its JSON equivalent, which then takes the
 //! ordinary JSON path (so `data.customer.id` reads the same in all formats). Avro payloads
-//! written with the pipeline's schema may skip the text: read straight into the values of
-//! the paths the pipeline reads (as text, or into typed columns), their JSON texts written
-//! later for the messages that reach a node reading payloads ([`LazyTexts`]); so may the path
-//! values of Protobuf payloads ([`protobuf_paths`]).
+//! written with the pipeline's schema, and Protobuf payloads of any embedded version, skip
+//! the intermediate value: the transcoder writes their JSON text and records where the values
+//! of the pipeline's paths went, or only reads those values (as text, or into typed columns),
+//! the JSON texts written later for the messages that reach a node reading payloads
+//! ([`LazyTexts`]). See [`avro_json`] and [`protobuf_paths`].
 //!
 //! A payload is the Confluent wire format (byte 0, a 4-byte big-endian schema id, then the
 //! encoded message; Protobuf adds message indexes) when it starts with byte 0 and names an id

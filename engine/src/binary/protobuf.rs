@@ -1,8 +1,9 @@
 //! Protobuf payloads: schemas compiled by [`weir_pipelines::proto_files`], messages decoded with
 //! `prost-reflect` (the Confluent message indexes pick the message type; a bare payload is the
-//! first message of the pipeline's schema), then as JSON with the `.proto` field names. The
-//! values of the paths a pipeline reads are read straight from the binary where they can be
-//! ([`super::protobuf_paths`]).
+//! first message of the pipeline's schema), then as JSON with the `.proto` field names. Most
+//! payloads skip the `DynamicMessage`: their text, or only the values of the paths a pipeline
+//! reads, comes straight from the binary ([`super::protobuf_paths`]); this module's decoding
+//! is the reference those agree with, and gives the errors.
 
 use super::avro_json::Recording;
 use super::protobuf_paths::Direct;
