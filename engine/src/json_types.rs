@@ -1,30 +1,91 @@
 //! The column types a JSON source's registry schema (a JSON Schema) gives the payload paths
 //! its pipeline reads: `{"type": "number"}` reads as `float64`, as if declared in
-//! `source.fields`. Only plain types are taken: a property whose schema is a `$ref`, a
-//! combination (`oneOf`, …), an array or has several types stays undeclared and is typed from
-//! its values, as without a schema.
+//! `source.fields`. Only plain types are taken: a property whose schema is a combination
+//! (`oneOf`, …), an array or has several types stays undeclared and is typed from its values,
+//! as without a schema. A property that is only a `$ref` (with annotations at most) takes the
+//! type of what it names: a definition of the same document (`#/$defs/money`) or a registry
+//! reference by the name the schema uses (`customer.json`, `customer.json#/$defs/id`).
 
 use serde_json::Value;
 use std::collections::HashMap;
 use weir_pipelines::FieldType;
 
-/// The types of the schema's properties, by path (nested objects' properties too).
-pub(crate) fn field_types(schema: &Value) -> HashMap<Vec<String>, FieldType> {
+/// How many `$ref`s one property may go through (a loop of them types nothing).
+const MAX_REFS: usize = 16;
+
+/// Keywords beside a `$ref` that do not change what it names.
+const ANNOTATIONS: &[&str] = &[
+    "$ref",
+    "$comment",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+/// The types of the schema's properties, by path (nested objects' properties too);
+/// `references` are the documents its `$ref`s name, by name.
+pub(crate) fn field_types(
+    schema: &Value,
+    references: &[(&str, Value)],
+) -> HashMap<Vec<String>, FieldType> {
     let mut out = HashMap::new();
-    collect(schema, &mut Vec::new(), &mut out);
+    let docs = Documents { references };
+    collect(&docs, schema, schema, &mut Vec::new(), &mut out);
     out
 }
 
-fn collect(schema: &Value, at: &mut Vec<String>, out: &mut HashMap<Vec<String>, FieldType>) {
+/// The documents `$ref`s may name.
+struct Documents<'a> {
+    references: &'a [(&'a str, Value)],
+}
+
+impl<'a> Documents<'a> {
+    /// What `schema` stands for (in document `doc`): itself, or what its `$ref` names, with
+    /// the document that lies in; `None` when a `$ref` names nothing known.
+    fn resolve(&self, mut doc: &'a Value, mut schema: &'a Value) -> Option<(&'a Value, &'a Value)> {
+        for _ in 0..MAX_REFS {
+            let Some(target) = schema.get("$ref").and_then(Value::as_str) else {
+                return Some((doc, schema));
+            };
+            let only_ref = schema
+                .as_object()
+                .is_some_and(|o| o.keys().all(|k| ANNOTATIONS.contains(&k.as_str())));
+            if !only_ref {
+                return None;
+            }
+            let (name, pointer) = target.split_once('#').unwrap_or((target, ""));
+            if !name.is_empty() {
+                doc = &self.references.iter().find(|(n, _)| *n == name)?.1;
+            }
+            schema = doc.pointer(pointer)?;
+        }
+        None
+    }
+}
+
+fn collect<'a>(
+    docs: &Documents<'a>,
+    doc: &'a Value,
+    schema: &'a Value,
+    at: &mut Vec<String>,
+    out: &mut HashMap<Vec<String>, FieldType>,
+) {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return;
     };
     for (name, sub) in properties {
+        let Some((doc, sub)) = docs.resolve(doc, sub) else {
+            continue;
+        };
         at.push(name.clone());
         if let Some(t) = plain_type(sub) {
             out.insert(at.clone(), t);
         } else if single_type(sub) == Some("object") {
-            collect(sub, at, out);
+            collect(docs, doc, sub, at, out);
         }
         at.pop();
     }
@@ -92,7 +153,7 @@ mod tests {
                 "free": {}
             }
         });
-        let types = field_types(&schema);
+        let types = field_types(&schema, &[]);
         let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
         let expected = [
             ("id", FieldType::String),
@@ -102,6 +163,45 @@ mod tests {
             ("at", FieldType::Timestamp),
             ("customer.id", FieldType::String),
             ("customer.address.zip", FieldType::Int64),
+        ];
+        assert_eq!(types.len(), expected.len(), "{types:?}");
+        for (p, t) in expected {
+            assert_eq!(types.get(&path(p)), Some(&t), "{p}");
+        }
+    }
+
+    #[test]
+    fn refs_take_the_type_of_what_they_name() {
+        let customer = json!({
+            "$id": "customer.json",
+            "type": "object",
+            "properties": {"id": {"$ref": "#/$defs/id"}, "since": {"type": "string", "format": "date-time"}},
+            "$defs": {"id": {"type": "string"}, "tier": {"type": "integer"}}
+        });
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "amount": {"$ref": "#/$defs/money", "description": "in EUR"},
+                "customer": {"$ref": "customer.json"},
+                "tier": {"$ref": "customer.json#/$defs/tier"},
+                "loop": {"$ref": "#/$defs/loop"},
+                "unknown": {"$ref": "other.json"},
+                "constrained": {"$ref": "#/$defs/money", "maximum": 5},
+                "nowhere": {"$ref": "#/$defs/missing"}
+            },
+            "$defs": {
+                "money": {"$ref": "#/$defs/decimal"},
+                "decimal": {"type": "number"},
+                "loop": {"$ref": "#/$defs/loop"}
+            }
+        });
+        let types = field_types(&schema, &[("customer.json", customer)]);
+        let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
+        let expected = [
+            ("amount", FieldType::Float64),
+            ("customer.id", FieldType::String),
+            ("customer.since", FieldType::Timestamp),
+            ("tier", FieldType::Int64),
         ];
         assert_eq!(types.len(), expected.len(), "{types:?}");
         for (p, t) in expected {

@@ -109,11 +109,19 @@ fn session() -> SessionState {
 }
 
 /// The JSON Schema a `format: json` source names, when the control plane embedded it at
-/// deploy (the reader version among `writers`); `None` for a bare subject, which runs with
-/// its fields typed from their values.
-fn json_source_schema(schema: &weir_pipelines::spec::SourceSchema) -> Option<serde_json::Value> {
+/// deploy (the reader version among `writers`), with the documents its `$ref`s name; `None`
+/// for a bare subject, which runs with its fields typed from their values.
+fn json_source_schema(
+    schema: &weir_pipelines::spec::SourceSchema,
+) -> Option<(serde_json::Value, Vec<(&str, serde_json::Value)>)> {
     let reader = schema.writers.iter().find(|w| Some(w.id) == schema.id)?;
-    serde_json::from_str(&reader.schema).ok()
+    // A reference that is not JSON names nothing: the properties that use it stay untyped.
+    let references = reader
+        .references
+        .iter()
+        .filter_map(|r| Some((r.name.as_str(), serde_json::from_str(&r.schema).ok()?)))
+        .collect();
+    Some((serde_json::from_str(&reader.schema).ok()?, references))
 }
 
 /// Checks a pipeline resource into its plan ([`weir_pipelines::plan`]), with the problems as a
@@ -172,9 +180,10 @@ impl CompiledPipeline {
                     None
                 });
         if plan.source.format == PayloadFormat::Json
-            && let Some(reader) = plan.source.schema.as_ref().and_then(json_source_schema)
+            && let Some((reader, references)) =
+                plan.source.schema.as_ref().and_then(json_source_schema)
         {
-            catalog.type_by_schema(crate::json_types::field_types(&reader));
+            catalog.type_by_schema(crate::json_types::field_types(&reader, &references));
         }
         for (path, t) in &plan.source.fields {
             catalog.declare(split_path(path), *t);

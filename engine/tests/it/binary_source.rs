@@ -666,6 +666,30 @@ fn a_json_sources_schema_types_the_fields_it_reads() {
         "{:?}",
         untyped.fates[1]
     );
+    // Through `$ref`s: a definition of the schema, and registry references by name.
+    const WITH_REFS: &str = r##"{"type":"object","properties":{"amount":{"$ref":"#/$defs/money"},"customer":{"$ref":"customer.json"}},"$defs":{"money":{"$ref":"money.json"}}}"##;
+    let references = json!([
+        {"name": "money.json", "schema": r#"{"type":"number"}"#},
+        {"name": "customer.json", "schema": r#"{"type":"object","properties":{"id":{"type":"integer"}}}"#},
+    ]);
+    let schema = json!({"subject": "orders-json", "id": 32,
+        "writers": [{"id": 32, "schema": WITH_REFS, "references": references}]});
+    let with_refs = compile(&with_source(&format!(
+        "{{ stream: ORDERS, format: json, schema: {schema} }}"
+    )));
+    let payloads: [&[u8]; 3] = [
+        br#"{"amount":25,"customer":{"id":7}}"#,
+        br#"{"amount":"25","customer":{"id":7}}"#,
+        br#"{"amount":25,"customer":{"id":"c-7"}}"#,
+    ];
+    let result = with_refs.process(&numbered(&payloads.map(<[u8]>::to_vec)));
+    assert_eq!(output(&result.fates[0])["customer_id"], json!(7));
+    for (k, field) in [(1, "amount"), (2, "customer.id")] {
+        let Fate::Error(e) = &result.fates[k] else {
+            panic!("{:?}", result.fates[k])
+        };
+        assert!(e.message.contains(field), "{}", e.message);
+    }
 }
 
 /// The order of the typed-column tests as Protobuf (`note` and `discount` with presence).
