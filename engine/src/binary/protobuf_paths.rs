@@ -86,7 +86,7 @@ impl Ty {
 }
 
 /// One field of a message type.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct FieldType {
     ty: Ty,
     list: bool,
@@ -101,7 +101,7 @@ struct FieldType {
 }
 
 /// A message type: its fields, found by number.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct MessageType {
     fields: Vec<FieldType>,
     /// Field index + 1 by number, for numbers below its length (0: no such field).
@@ -128,8 +128,10 @@ impl MessageType {
 }
 
 /// An enum's value names by number.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct EnumType {
+    /// The number an absent field holds.
+    default: i32,
     /// Names of the numbers `0..dense.len()`.
     dense: Vec<Option<Box<str>>>,
     /// The other numbers' names, sorted.
@@ -150,7 +152,7 @@ impl EnumType {
 }
 
 /// Every message and enum type a file's messages reach, compiled.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Types {
     messages: Vec<MessageType>,
     enums: Vec<EnumType>,
@@ -244,20 +246,27 @@ impl Types {
                 if let Some(&i) = self.enums_by_name.get(e.full_name()) {
                     return Some(Ty::Enum(i));
                 }
-                let mut compiled = EnumType::default();
+                let mut compiled = EnumType {
+                    // An absent enum field holds the first declared value (proto2 enums need
+                    // not start at 0).
+                    default: e.default_value().number(),
+                    ..EnumType::default()
+                };
                 for v in e.values() {
-                    let name: Box<str> = v.name().into();
-                    match usize::try_from(v.number()).ok().filter(|&n| n < 256) {
+                    let n = v.number();
+                    // Aliases share a number: the name is the one prost-reflect looks up.
+                    let Some(name) = e.get_value(n).map(|v| Box::<str>::from(v.name())) else {
+                        continue;
+                    };
+                    match usize::try_from(n).ok().filter(|&n| n < 256) {
                         Some(n) => {
                             if compiled.dense.len() <= n {
                                 compiled.dense.resize(n + 1, None);
                             }
-                            // The first name of a number (aliases share one) is the one
-                            // prost-reflect writes.
-                            compiled.dense[n].get_or_insert(name);
+                            compiled.dense[n] = Some(name);
                         }
-                        None if compiled.sparse.iter().all(|(n, _)| *n != v.number()) => {
-                            compiled.sparse.push((v.number(), name));
+                        None if compiled.sparse.iter().all(|(m, _)| *m != n) => {
+                            compiled.sparse.push((n, name));
                         }
                         None => {}
                     }
@@ -335,7 +344,20 @@ impl Direct {
     /// The reader of `file`'s top-level messages for the paths of `trie` (`n_slots` slots).
     pub(crate) fn compile(file: &FileDescriptor, trie: &PathTrie, n_slots: usize) -> Direct {
         let mut types = Types::default();
-        let tops: Vec<Option<u32>> = file.messages().map(|m| types.message(&m)).collect();
+        let tops: Vec<Option<u32>> = file
+            .messages()
+            .map(|m| {
+                // A type that does not compile leaves nothing behind: not even the types it
+                // reached, which may refer to it (a cycle).
+                let before = types.clone();
+                let ty = types.message(&m);
+                if ty.is_none() {
+                    types = before;
+                }
+                // A top-level timestamp's JSON is text: left to prost-reflect.
+                ty.filter(|&t| !types.messages[t as usize].timestamp)
+            })
+            .collect();
         let plans = file
             .messages()
             .zip(&tops)
@@ -716,9 +738,11 @@ impl Types {
             Ty::Bool => Scalar::Bool(false),
             Ty::String => Scalar::Text(""),
             Ty::Bytes => Scalar::Bytes(&[]),
-            Ty::Enum(e) => self.enums[e as usize]
-                .name(0)
-                .map_or(Scalar::Int(0), Scalar::Name),
+            Ty::Enum(e) => {
+                let e = &self.enums[e as usize];
+                e.name(e.default)
+                    .map_or(Scalar::Int(e.default.into()), Scalar::Name)
+            }
             _ => Scalar::Int(0),
         }
     }
@@ -1189,7 +1213,8 @@ message Top {
             slots: &mut recorded,
             spans: Some(&mut spans),
         };
-        match (direct.write_json(message, payload, &mut out, rec), &text) {
+        let wrote = direct.write_json(message, payload, &mut out, rec);
+        match (wrote, &text) {
             (Some(recorded), Some(text)) => {
                 prop_assert_eq!(
                     String::from_utf8_lossy(&out[7..]),
@@ -1197,7 +1222,11 @@ message Top {
                     "{:?}",
                     payload
                 );
-                prop_assert!(recorded, "a message with a plan is recorded");
+                prop_assert_eq!(
+                    recorded,
+                    direct.takes(message),
+                    "a message with a plan is recorded"
+                );
             }
             (Some(_), None) => prop_assert!(false, "prost-reflect refuses {:?}", payload),
             (None, _) => {
@@ -1210,7 +1239,7 @@ message Top {
                 );
             }
         }
-        if out.len() > 7 {
+        if wrote == Some(true) {
             // What was recorded is where the JSON decoder would find it.
             let text = &out[7..];
             let at = |[a, b]: [u32; 2]| std::str::from_utf8(&text[a as usize..b as usize]).unwrap();
@@ -1326,5 +1355,234 @@ message Top {
                 check(d, message, &desc, &damaged, paths, false, merged)?;
             }
         });
+    }
+    /// A schema (with its imports), the index of its top-level message, a payload and the
+    /// paths read.
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        usize,
+        Vec<u8>,
+        &'a [&'a str],
+    );
+
+    /// Schemas and payloads the generated messages do not reach: proto2, enum aliases and
+    /// defaults, types that do not compile (groups, extensions) reached from others, a
+    /// top-level message named like the timestamp, oneof sequences, varint and key limits,
+    /// maps, groups, deep nesting.
+    #[test]
+    fn odd_schemas_and_payloads_agree_with_prost_reflect() {
+        let alias = r#"syntax = "proto3"; enum E { option allow_alias = true; Z = 0; ZZ = 0; A = 1; B = 1; C = 1; } message M { E e = 1; E f = 2; }"#;
+        let proto2_enum = r#"syntax = "proto2"; enum L { HIGH = 1; LOW = 2; } message M { map<string, L> m = 1; optional int32 x = 2 [default = 5]; optional L l = 3; }"#;
+        let l = r#"syntax = "proto2"; package l; enum L { HIGH = 1; LOW = 2; }"#;
+        let imports_l =
+            r#"syntax = "proto3"; import "l.proto"; message M { l.L level = 1; string s = 2; }"#;
+        let group_after = r#"syntax = "proto2"; message B { optional string s = 1; optional group G = 2 { optional int32 a = 1; } } message C { optional B b = 1; optional int32 n = 2; }"#;
+        let group_before = r#"syntax = "proto2"; message C { optional B b = 1; } message B { optional string s = 1; optional group G = 2 { optional int32 a = 1; } }"#;
+        let cycle = r#"syntax = "proto2"; message A { optional B b = 1; optional group G = 2 { optional int32 a = 1; } } message B { optional A a = 1; optional string s = 2; }"#;
+        let base = r#"syntax = "proto2"; package b; message Base { optional int32 a = 1; extensions 100 to 200; }"#;
+        let ext = r#"syntax = "proto2"; import "base.proto"; package x; extend b.Base { optional string label = 150; }"#;
+        let extended = r#"syntax = "proto2"; import "base.proto"; import "ext.proto"; message M { optional b.Base base = 1; }"#;
+        let timestamp = r#"syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }"#;
+        let oneof = r#"syntax = "proto3"; message I { string s = 1; int64 n = 2; } message M { oneof c { string t = 1; I b = 2; int64 k = 3; } }"#;
+        let scalars = r#"syntax = "proto3"; message M { int32 a = 1; uint64 b = 2; bool c = 3; map<int32, string> m = 4; repeated string rs = 5; repeated int32 ri = 6; }"#;
+        let enums = r#"syntax = "proto3"; enum K { K0 = 0; K1 = 1; } message M { repeated K ks = 1; map<bool, K> mk = 2; K k = 3; }"#;
+        let stamps = r#"syntax = "proto3"; import "google/protobuf/timestamp.proto"; message M { map<string, google.protobuf.Timestamp> m = 1; google.protobuf.Timestamp t = 2; }"#;
+        let nested = r#"syntax = "proto3"; message M { M m = 1; int32 a = 2; }"#;
+        let deep = |levels: usize| {
+            let mut p: Vec<u8> = vec![0x10, 0x01];
+            for _ in 0..levels {
+                let mut q = vec![0x0a];
+                let mut n = p.len();
+                while n >= 0x80 {
+                    q.push((n as u8 & 0x7f) | 0x80);
+                    n >>= 7;
+                }
+                q.push(n as u8);
+                q.extend(&p);
+                p = q;
+            }
+            p
+        };
+        let ten = |last: u8| {
+            let mut p = vec![0x08];
+            p.extend([0xff; 9]);
+            p.push(last);
+            p
+        };
+        let cases: Vec<Case<'_>> = vec![
+            (alias, vec![], 0, vec![0x08, 0x01], &["e", "f"]),
+            (alias, vec![], 0, vec![], &["e"]),
+            (
+                proto2_enum,
+                vec![],
+                0,
+                vec![0x0a, 0x03, 0x0a, 0x01, b'a'],
+                &["x", "l"],
+            ),
+            (proto2_enum, vec![], 0, vec![0x18, 0x07], &["l"]),
+            (imports_l, vec![("l.proto", l)], 0, vec![], &["level"]),
+            (
+                group_after,
+                vec![],
+                1,
+                vec![0x0a, 0x03, 0x0a, 0x01, 0xff],
+                &["n", "b.s"],
+            ),
+            (
+                group_after,
+                vec![],
+                1,
+                vec![0x0a, 0x03, 0x0a, 0x01, b'x'],
+                &["n", "b.s"],
+            ),
+            (group_before, vec![], 1, vec![0x0a, 0x01, 0xff], &["s"]),
+            (group_before, vec![], 1, vec![0x0a, 0x01, b'x'], &["s"]),
+            (
+                cycle,
+                vec![],
+                1,
+                vec![0x12, 0x01, b'x', 0x0a, 0x02, 0x0a, 0x00],
+                &["s", "a.b.s"],
+            ),
+            (
+                extended,
+                vec![("base.proto", base), ("ext.proto", ext)],
+                0,
+                vec![0x0a, 0x05, 0xb2, 0x09, 0x02, b'h', b'i'],
+                &["base.a"],
+            ),
+            (timestamp, vec![], 0, vec![0x08, 0x05], &["seconds"]),
+            (
+                oneof,
+                vec![],
+                1,
+                vec![
+                    0x12, 0x03, 0x0a, 0x01, b'a', 0x0a, 0x01, b'x', 0x12, 0x02, 0x10, 0x07,
+                ],
+                &["b.s", "b.n", "t"],
+            ),
+            (
+                oneof,
+                vec![],
+                1,
+                vec![0x12, 0x03, 0x0a, 0x01, b'a', 0x12, 0x02, 0x10, 0x07],
+                &["b.s", "b.n", "t"],
+            ),
+            (
+                oneof,
+                vec![],
+                1,
+                vec![0x0a, 0x01, b'a', 0x18, 0x01, 0x0a, 0x00],
+                &["b.s", "k", "t"],
+            ),
+            (scalars, vec![], 0, ten(0x01), &["a"]),
+            (scalars, vec![], 0, ten(0x02), &["a"]),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![
+                    0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+                ],
+                &["a"],
+            ),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![0x88, 0x80, 0x80, 0x80, 0x10, 0x01],
+                &["a"],
+            ),
+            (scalars, vec![], 0, vec![0x0e], &["a"]),
+            (scalars, vec![], 0, vec![0x00, 0x01], &["a"]),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![0xf8, 0xff, 0xff, 0xff, 0x0f, 0x01],
+                &["a"],
+            ),
+            (scalars, vec![], 0, vec![0x18, 0x02], &["c"]),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![
+                    0x22, 0x05, 0x08, 0x0a, 0x12, 0x01, b'a', 0x22, 0x03, 0x12, 0x01, b'z', 0x22,
+                    0x02, 0x08, 0x09, 0x22, 0x05, 0x08, 0x0a, 0x12, 0x01, b'b', 0x22, 0x04, 0x08,
+                    0x7f, 0x18, 0x00,
+                ],
+                &["a"],
+            ),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![0x22, 0x06, 0x08, 0x01, 0x1b, 0x08, 0x00, 0x1c],
+                &["a"],
+            ),
+            (scalars, vec![], 0, vec![0x2a, 0x02, b'h', b'i'], &["a"]),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![0x32, 0x02, 0x01, 0x02, 0x30, 0x03],
+                &["a"],
+            ),
+            (scalars, vec![], 0, vec![0x0c], &["a"]),
+            (scalars, vec![], 0, vec![0x3b, 0x44], &["a"]),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![0x3b, 0x43, 0x08, 0x01, 0x44, 0x3c],
+                &["a"],
+            ),
+            (
+                enums,
+                vec![],
+                0,
+                vec![
+                    0x0a, 0x03, 0x01, 0x05, 0x00, 0x12, 0x02, 0x08, 0x01, 0x12, 0x00, 0x18, 0x09,
+                ],
+                &["k"],
+            ),
+            (
+                stamps,
+                vec![],
+                0,
+                vec![
+                    0x0a, 0x03, 0x0a, 0x01, b'a', 0x12, 0x04, 0x10, 0x80, 0xbc, 0x05,
+                ],
+                &["t.seconds"],
+            ),
+            (
+                stamps,
+                vec![],
+                0,
+                vec![
+                    0x12, 0x0d, 0x08, 0x01, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    0xff, 0x01,
+                ],
+                &["t"],
+            ),
+            (nested, vec![], 0, deep(40), &["a", "m.a", "m.m.a"]),
+            (nested, vec![], 0, deep(99), &["a"]),
+        ];
+        for (k, (main, imports, index, payload, paths)) in cases.into_iter().enumerate() {
+            let pool = weir_pipelines::proto_files::compile("m.proto", main, imports).unwrap();
+            let file = pool.get_file_by_name("m.proto").unwrap();
+            let desc = file.messages().nth(index).unwrap();
+            let paths: Vec<Vec<String>> = paths
+                .iter()
+                .map(|p| p.split('.').map(String::from).collect())
+                .collect();
+            let trie = PathTrie::build(paths.iter().map(Vec::as_slice));
+            let direct = Direct::compile(&file, &trie, paths.len());
+            if let Err(e) = check(&direct, index, &desc, &payload, &paths, false, true) {
+                panic!("case {k}: {e}");
+            }
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! A Protobuf message's JSON text straight from its binary: the same bytes as decoding it
-//! with prost-reflect and writing [`super::super::protobuf`]'s JSON value (fields in
-//! declaration order by `.proto` name, defaults for fields without presence, the oneof member
-//! set last, lists, maps sorted by key, timestamps as RFC 3339), without building either.
+//! with prost-reflect and writing [`super::super::protobuf`]'s JSON value (fields by `.proto`
+//! name in the order prost-reflect's `fields()` gives them, by number; defaults for fields
+//! without presence, the oneof member set last, lists, maps sorted by key, timestamps as
+//! RFC 3339), without building either.
 //!
 //! Why by hand: the `DynamicMessage` and `serde_json::Value` of an order-sized message cost
 //! about 7 µs, ten times the rest of a message's way through the engine; no library writes
 //! JSON from Protobuf binary. A message is read in two passes: its fields' occurrences are
-//! found (and checked), then written in declaration order. What this writer does not take (a
+//! found, then written in field order, each value checked as it is written. What this writer does not take (a
 //! singular message field sent twice, which prost-reflect merges; nesting past
 //! [`MAX_DEPTH`]) or cannot read goes to prost-reflect, which gives the text or the error.
 
@@ -134,7 +135,7 @@ impl Types {
             // Stable: each field's occurrences stay in payload order.
             scratch[base..end].sort_by_key(|o| o.field);
         }
-        // Pass 2: the fields in declaration order, each from its run of occurrences.
+        // Pass 2: the fields in order, each from its run of occurrences.
         out.push(b'{');
         let mut first = true;
         let mut next = base;
