@@ -374,10 +374,17 @@ impl Types {
 
     /// Writes a `google.protobuf.Timestamp` as RFC 3339 text (`null` out of range).
     fn write_timestamp(&self, m: u32, body: &[u8], out: &mut Vec<u8>, depth: u32) -> Option<()> {
+        let message = &self.messages[m as usize];
+        // Only the well-known shape (a look-alike from a hand-made descriptor is left to
+        // prost-reflect).
+        let ty = |number| message.field(number).map(|i| &message.fields[i]);
+        let plain = |number, want| ty(number).is_some_and(|f| f.ty == want && !f.list);
+        if !(plain(1, Ty::Int64) && plain(2, Ty::Int32)) {
+            return None;
+        }
         self.check_message(m, &mut Cursor { b: body, i: 0 }, depth)?;
         let (mut seconds, mut nanos) = (0i64, 0i32);
         let mut c = Cursor { b: body, i: 0 };
-        let message = &self.messages[m as usize];
         while !c.done() {
             let (number, wire) = c.key()?;
             match (number, wire) {
