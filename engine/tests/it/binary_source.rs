@@ -410,6 +410,20 @@ const TYPED_NODES: &str = r#"
       publish: { subject: "rest" }
 "#;
 
+/// An order of the typed-column tests, as JSON.
+fn typed_order(
+    id: &str,
+    amount: f64,
+    qty: i64,
+    express: bool,
+    tier: &str,
+    note: Option<&str>,
+    discount: Option<f64>,
+) -> Value {
+    json!({"id": id, "amount": amount, "qty": qty, "express": express, "tier": tier,
+           "note": note, "discount": discount, "customer": {"id": format!("c-{id}")}})
+}
+
 /// A pipeline of [`TYPED_NODES`] reading from `source`.
 fn typed_doc(source: &str) -> String {
     format!(
@@ -462,16 +476,7 @@ fn avro_read_into_typed_columns_gives_the_json_outputs() {
         ]);
         wire(7, &apache_avro::to_avro_datum(&parsed, record).unwrap())
     };
-    let order = |id: &str,
-                 amount: f64,
-                 qty: i64,
-                 express: bool,
-                 tier: &str,
-                 note: Option<&str>,
-                 discount: Option<f64>| {
-        json!({"id": id, "amount": amount, "qty": qty, "express": express, "tier": tier,
-               "note": note, "discount": discount, "customer": {"id": format!("c-{id}")}})
-    };
+    let order = typed_order;
     let mut nan = order("o-5", 40.0, 1, false, "STD", Some("n"), None);
     nan["nan"] = json!(true);
     let all_notes = vec![
@@ -743,16 +748,7 @@ fn protobuf_read_straight_from_the_binary_gives_the_json_outputs() {
     };
     let schema = json!({"subject": "orders-value", "id": 31, "writers": [{"id": 31, "schema": TYPED_PROTO}]});
     let proto_source = format!("{{ stream: ORDERS, format: protobuf, schema: {schema} }}");
-    let order = |id: &str,
-                 amount: f64,
-                 qty: i64,
-                 express: bool,
-                 tier: &str,
-                 note: Option<&str>,
-                 discount: Option<f64>| {
-        json!({"id": id, "amount": amount, "qty": qty, "express": express, "tier": tier,
-               "note": note, "discount": discount, "customer": {"id": format!("c-{id}")}})
-    };
+    let order = typed_order;
     let all_notes = vec![
         order("o-1", 30.0, 1, true, "GOLD", Some("a"), None),
         order("o-2", 5.0, 9, false, "STD", Some("b"), None),
