@@ -98,7 +98,7 @@ impl ProtobufPayload {
         let Some((direct, message, body)) = self.direct_body(payload) else {
             return false;
         };
-        direct.takes(message) && direct.read_typed(message, body, typed).is_some()
+        direct.read_typed(message, body, typed).is_some()
     }
 
     /// Checks `payload` and writes the values of the bound paths into `values` (`slots` says
@@ -112,13 +112,13 @@ impl ProtobufPayload {
         let Some((direct, message, body)) = self.direct_body(payload) else {
             return false;
         };
-        direct.takes(message) && direct.skim(message, body, values, slots).is_some()
+        direct.skim(message, body, values, slots).is_some()
     }
 
     /// The direct reader of a payload, the top-level message it holds and its body: a
     /// wire-format payload with a known id whose message indexes name a top-level message,
-    /// or a bare one (the reader schema's first message). Whether the reader takes that
-    /// message is for the caller to ask.
+    /// or a bare one (the reader schema's first message). A message the reader has no plan
+    /// for is refused by what reads it.
     fn direct_body<'p>(&self, payload: &'p [u8]) -> Option<(&Direct, usize, &'p [u8])> {
         match wire_header(payload) {
             Some((id, mut rest)) => {

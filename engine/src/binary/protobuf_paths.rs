@@ -500,7 +500,7 @@ fn bind(
                 .filter(|&s| (s as usize) < MAX_TRACKED)?;
             at.slot = Some(slot32);
             under[i].0 |= 1 << slot;
-            if !f.supports_presence() {
+            if !field.presence {
                 defaults.push((slot32, field.ty));
             }
             if let Some(l) = leaves {
@@ -530,9 +530,6 @@ fn bind(
                     at.child = Some(node);
                     for (n, below) in nodes.iter().enumerate().skip(first) {
                         under[i].1 |= 1 << n;
-                        for (slot, _) in &below.defaults {
-                            under[i].0 |= 1 << slot;
-                        }
                         for s in below.ats.iter().filter_map(|a| a.slot) {
                             under[i].0 |= 1 << s;
                         }
@@ -545,13 +542,13 @@ fn bind(
     }
     // A oneof member clears what the paths under its other members hold; so does a member
     // nobody reads.
-    for (i, f) in fields.iter().enumerate() {
-        let Some(oneof) = f.containing_oneof() else {
+    for (i, f) in message.fields.iter().enumerate() {
+        let Some(oneof) = f.oneof else {
             continue;
         };
         let (mut slots, mut bound) = (0, 0);
-        for (j, g) in fields.iter().enumerate() {
-            if j != i && g.containing_oneof().as_ref() == Some(&oneof) {
+        for (j, g) in message.fields.iter().enumerate() {
+            if j != i && g.oneof == Some(oneof) {
                 slots |= under[j].0;
                 bound |= under[j].1;
             }

@@ -20,8 +20,8 @@ use super::{
 };
 use crate::decode::FieldSpan;
 
-/// One occurrence of a known field in a message body: where its value starts (after the key)
-/// and ends.
+/// One occurrence of a known field in a message body: its wire type and where its value
+/// starts (after the key).
 #[derive(Clone, Copy)]
 struct Occurrence {
     field: u32,
@@ -44,8 +44,22 @@ impl Direct {
         rec: Recording<'_>,
     ) -> Option<bool> {
         let ty = (*self.tops.get(message)?)?;
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            self.write_top(ty, message, body, out, rec, scratch)
+        })
+    }
+
+    fn write_top(
+        &self,
+        ty: u32,
+        message: usize,
+        body: &[u8],
+        out: &mut Vec<u8>,
+        rec: Recording<'_>,
+        scratch: &mut Vec<Occurrence>,
+    ) -> Option<bool> {
         let start = out.len();
-        let mut scratch = Vec::with_capacity(32);
         let Recording { slots, spans } = rec;
         let spans_start = spans.as_ref().map_or(0, |s| s.len());
         let mut recorder = self.plans.get(message)?.as_ref().map(|plan| Recorder {
@@ -57,7 +71,7 @@ impl Direct {
         let recorded = recorder.is_some();
         let done = self
             .types
-            .write_message(ty, body, out, 1, &mut scratch, &mut recorder, Some(0));
+            .write_message(ty, body, out, 1, scratch, &mut recorder, Some(0));
         if done.is_none() {
             out.truncate(start);
             if let Some(r) = recorder {
@@ -70,6 +84,14 @@ impl Direct {
         }
         Some(recorded)
     }
+}
+
+thread_local! {
+    /// The occurrences of the messages being written, kept between payloads so that a
+    /// payload allocates none.
+    static SCRATCH: std::cell::RefCell<Vec<Occurrence>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
 }
 
 /// Where a plan's paths and the top-level fields are recorded as a message is written.
