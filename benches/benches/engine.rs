@@ -135,6 +135,16 @@ fn order_path_validated() -> String {
     )
 }
 
+/// The order path behind a `validate` node whose schema is `{type: object}`: what the node
+/// costs with (almost) nothing to check, the floor under `order_path_validated`.
+fn order_path_validated_object() -> String {
+    ORDER_PATH.replacen(
+        "  nodes:\n",
+        "  nodes:\n    - id: check\n      validate: { json_schema: { type: object } }\n      next: big\n",
+        1,
+    )
+}
+
 const PASSTHROUGH: &str = r#"
 apiVersion: weir.dev/v1
 kind: Pipeline
@@ -365,11 +375,34 @@ fn outputs(result: &weir_engine::BatchResult) -> usize {
         .sum()
 }
 
+/// How much longer `iters` runs of `more` take than as many of `base`: each iteration runs
+/// the two back to back and counts only the difference, so that the machine's drift between
+/// two separate benches (often larger than the difference) cancels out.
+fn extra_time(
+    iters: u64,
+    more: &CompiledPipeline,
+    base: &CompiledPipeline,
+    batch: &[InputMessage],
+) -> Duration {
+    let mut extra_nanos = 0i128;
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        black_box(more.process(black_box(batch)));
+        let t1 = Instant::now();
+        black_box(base.process(black_box(batch)));
+        extra_nanos += (t1 - t0).as_nanos() as i128 - t1.elapsed().as_nanos() as i128;
+    }
+    // At least 1 ns: criterion refuses a sample of no time, and with few iterations noise can
+    // make the difference negative.
+    Duration::from_nanos(extra_nanos.max(1) as u64)
+}
+
 fn bench_order_path(c: &mut Criterion) {
     let pipeline = compile(ORDER_PATH);
     let json_functions = compile(ORDER_PATH_JSON_FUNCTIONS);
     let passthrough = compile(PASSTHROUGH);
     let validated = compile(&order_path_validated());
+    let validated_object = compile(&order_path_validated_object());
     let batch = orders(1024);
     let avg = batch.iter().map(|m| m.payload.len()).sum::<usize>() / batch.len();
     eprintln!("order payload: {avg} bytes on average");
@@ -381,6 +414,10 @@ fn bench_order_path(c: &mut Criterion) {
         pipeline.process(&batch).fates,
         validated.process(&batch).fates
     );
+    assert_eq!(
+        pipeline.process(&batch).fates,
+        validated_object.process(&batch).fates
+    );
 
     let mut g = c.benchmark_group("engine");
     g.throughput(criterion::Throughput::Elements(batch.len() as u64));
@@ -390,23 +427,14 @@ fn bench_order_path(c: &mut Criterion) {
     g.bench_function("order_path_validated/1024", |b| {
         b.iter(|| black_box(validated.process(black_box(&batch))))
     });
-    // What validation adds, measured directly: each iteration runs the validated pipeline and
-    // the plain one back to back and counts only the difference, so that the machine's drift
-    // between two separate benches (often larger than the difference) cancels out.
+    // What validation adds, measured directly (see `extra_time`).
     g.bench_function("validate_cost/1024", |b| {
-        b.iter_custom(|iters| {
-            let mut extra_nanos = 0i128;
-            for _ in 0..iters {
-                let t0 = Instant::now();
-                black_box(validated.process(black_box(&batch)));
-                let t1 = Instant::now();
-                black_box(pipeline.process(black_box(&batch)));
-                extra_nanos += (t1 - t0).as_nanos() as i128 - t1.elapsed().as_nanos() as i128;
-            }
-            // At least 1 ns: criterion refuses a sample of no time, and with few iterations
-            // noise can make the difference negative.
-            Duration::from_nanos(extra_nanos.max(1) as u64)
-        })
+        b.iter_custom(|iters| extra_time(iters, &validated, &pipeline, &batch))
+    });
+    // The same for a node that checks only `{type: object}`: its fixed cost (the node, its
+    // place in the graph), so that `validate_cost` minus this is the schema check's own.
+    g.bench_function("validate_floor/1024", |b| {
+        b.iter_custom(|iters| extra_time(iters, &validated_object, &pipeline, &batch))
     });
     g.bench_function("order_path_json_functions/1024", |b| {
         b.iter(|| black_box(json_functions.process(black_box(&batch))))

@@ -100,6 +100,8 @@ pub(crate) struct FastSchema {
     one_of_texts: Option<Vec<String>>,
     /// What the common schemas come down to, so that their check is inline.
     shape: Shape,
+    /// An object's fields need no look: nothing declared or required, no bounds on their count.
+    any_fields: bool,
 }
 
 impl FastSchema {
@@ -204,6 +206,11 @@ impl FastSchema {
                     .map(|(n, _, _)| n.contains(['"', '\\']))
                     .collect();
                 s.by_position = (0..s.properties.len()).map(|_| AtomicU16::new(0)).collect();
+                s.any_fields = s.properties.is_empty()
+                    && s.required_only.is_empty()
+                    && s.additional.is_none()
+                    && s.min_properties.is_none()
+                    && s.max_properties.is_none();
                 Some(s)
             }
             _ => None,
@@ -230,6 +237,9 @@ impl FastSchema {
     pub(crate) fn valid_object(&self, text: &[u8], fields: &[FieldSpan]) -> bool {
         if self.never || self.types & OBJECT == 0 {
             return false;
+        }
+        if self.any_fields {
+            return true;
         }
         let mut check = ObjectCheck::new(self);
         for &[k0, k1, v0, v1] in fields {
@@ -1042,8 +1052,52 @@ mod tests {
         }
     }
 
-    /// Random documents over the order's fields: whenever the fast path says valid,
-    /// jsonschema agrees; and it says valid for the plain valid ones.
+    /// The check from the decoder's field spans: a schema that says nothing of an object's
+    /// fields vouches without looking at them; every other keyword on the fields still
+    /// decides.
+    #[test]
+    fn recorded_fields_are_checked_unless_nothing_is_said_of_them() {
+        let texts = [
+            r#"{}"#,
+            r#"{"a":1}"#,
+            r#"{"a":"x","b":2}"#,
+            r#"{"b":[1,{"c":null}]}"#,
+        ];
+        let schemas = [
+            json!({"type": "object"}),
+            json!({"title": "anything"}),
+            json!(true),
+            json!(false),
+            json!({"type": "array"}),
+            json!({"minProperties": 1}),
+            json!({"maxProperties": 1}),
+            json!({"required": ["a"]}),
+            json!({"additionalProperties": false}),
+            json!({"additionalProperties": {"type": "string"}}),
+            json!({"properties": {"a": {"type": "integer"}}}),
+        ];
+        for schema in &schemas {
+            let fast = FastSchema::compile(schema).unwrap();
+            let full = jsonschema::validator_for(schema).unwrap();
+            let says_nothing = fast.types & OBJECT != 0 && fast.any_fields && !fast.never;
+            for text in texts {
+                let mut spans = Vec::new();
+                assert!(crate::scan::scan_object(text, |s| spans.push(s)));
+                let verdict = fast.valid_object(text.as_bytes(), &spans);
+                let doc: Value = serde_json::from_str(text).unwrap();
+                assert!(
+                    !verdict || full.is_valid(&doc),
+                    "{schema} vouched for {text}"
+                );
+                assert_eq!(
+                    verdict,
+                    says_nothing || fast.valid(text),
+                    "{schema} on {text}"
+                );
+            }
+        }
+    }
+
     /// Nested keys matched against the guessed property's name without seeking their end:
     /// a longer or shorter key, one spelled with an escape, and names that cannot stand
     /// unescaped in JSON text are all told apart from the guess. The texts are checked in
@@ -1094,6 +1148,8 @@ mod tests {
         }
     }
 
+    /// Random documents over the order's fields: whenever the fast path says valid,
+    /// jsonschema agrees; and it says valid for the plain valid ones.
     #[test]
     fn agrees_with_jsonschema() {
         let schema = order_schema();
