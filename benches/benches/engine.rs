@@ -273,90 +273,68 @@ fn encoded(encoder: &CompiledPipeline, batch: &[InputMessage]) -> Vec<InputMessa
         .collect()
 }
 
-fn bench_protobuf(c: &mut Criterion) {
-    let batch = orders(1024);
-    let proto = encoded(&compile(&protobuf_encoder()), &batch);
-    let avg = proto.iter().map(|m| m.payload.len()).sum::<usize>() / proto.len();
-    eprintln!("Protobuf order payload: {avg} bytes on average");
-    let decode_passthrough = compile(&protobuf_source(PASSTHROUGH));
-    let decode_order_path = compile(&protobuf_source(ORDER_PATH));
-    let decode_columns = compile(&protobuf_source(DECODE_COLUMNS));
-    let decode_only = compile(&protobuf_source(DECODE_ONLY));
+/// The decode benches both binary formats have, in `group`: `encoded` is the JSON `batch` in
+/// that format, and `source` gives a pipeline that format's source. Checks first that the
+/// decoded orders take the JSON orders' routes.
+fn bench_binary_decode<'c>(
+    c: &'c mut Criterion,
+    group: &str,
+    source: impl Fn(&str) -> String,
+    encoded: &[InputMessage],
+    batch: &[InputMessage],
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let avg = encoded.iter().map(|m| m.payload.len()).sum::<usize>() / encoded.len();
+    eprintln!("{group}: order payload of {avg} bytes on average");
+    let decode_passthrough = compile(&source(PASSTHROUGH));
+    let decode_order_path = compile(&source(ORDER_PATH));
+    let decode_columns = compile(&source(DECODE_COLUMNS));
+    let decode_only = compile(&source(DECODE_ONLY));
+    assert_eq!(outputs(&decode_only.process(encoded)), 0);
     assert!(
         decode_only
-            .process(&proto)
+            .process(encoded)
             .fates
             .iter()
             .all(|f| matches!(f, Fate::Filtered))
     );
-    assert_eq!(outputs(&decode_columns.process(&proto)), batch.len());
-    // Decoded, the Protobuf orders take the JSON orders' routes.
+    assert_eq!(outputs(&decode_columns.process(encoded)), batch.len());
     assert_eq!(
-        outputs(&decode_order_path.process(&proto)),
-        outputs(&compile(ORDER_PATH).process(&batch))
+        outputs(&decode_order_path.process(encoded)),
+        outputs(&compile(ORDER_PATH).process(batch))
     );
-    let mut g = c.benchmark_group("engine_protobuf");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(batch.len() as u64));
-    g.bench_function("decode_passthrough/1024", |b| {
-        b.iter(|| black_box(decode_passthrough.process(black_box(&proto))))
-    });
-    g.bench_function("decode_columns/1024", |b| {
-        b.iter(|| black_box(decode_columns.process(black_box(&proto))))
-    });
-    g.bench_function("decode_only/1024", |b| {
-        b.iter(|| black_box(decode_only.process(black_box(&proto))))
-    });
-    g.bench_function("decode_order_path/1024", |b| {
-        b.iter(|| black_box(decode_order_path.process(black_box(&proto))))
-    });
-    g.finish();
+    for (name, pipeline) in [
+        ("decode_passthrough/1024", decode_passthrough),
+        ("decode_columns/1024", decode_columns),
+        ("decode_only/1024", decode_only),
+        ("decode_order_path/1024", decode_order_path),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(pipeline.process(black_box(encoded))))
+        });
+    }
+    g
+}
+
+fn bench_protobuf(c: &mut Criterion) {
+    let batch = orders(1024);
+    let proto = encoded(&compile(&protobuf_encoder()), &batch);
+    bench_binary_decode(c, "engine_protobuf", protobuf_source, &proto, &batch).finish();
 }
 
 fn bench_avro(c: &mut Criterion) {
     let batch = orders(1024);
     let avro = avro_orders(&batch);
-    let avg = avro.iter().map(|m| m.payload.len()).sum::<usize>() / avro.len();
-    eprintln!("Avro order payload: {avg} bytes on average");
     let encoder = compile(&avro_encoder());
-    let decode_passthrough = compile(&avro_source(PASSTHROUGH));
-    let decode_order_path = compile(&avro_source(ORDER_PATH));
-    let decode_columns = compile(&avro_source(DECODE_COLUMNS));
     let json_columns = compile(DECODE_COLUMNS);
-    let decode_only = compile(&avro_source(DECODE_ONLY));
     let json_decode_only = compile(DECODE_ONLY);
-    assert_eq!(outputs(&decode_only.process(&avro)), 0);
-    assert!(
-        decode_only
-            .process(&avro)
-            .fates
-            .iter()
-            .all(|f| matches!(f, Fate::Filtered))
-    );
-    assert_eq!(outputs(&decode_columns.process(&avro)), batch.len());
-    // Decoded, the Avro orders take the JSON orders' routes.
-    assert_eq!(
-        outputs(&decode_order_path.process(&avro)),
-        outputs(&compile(ORDER_PATH).process(&batch))
-    );
-    let mut g = c.benchmark_group("engine_avro");
-    g.throughput(Throughput::Elements(batch.len() as u64));
-    g.bench_function("decode_passthrough/1024", |b| {
-        b.iter(|| black_box(decode_passthrough.process(black_box(&avro))))
-    });
-    g.bench_function("decode_columns/1024", |b| {
-        b.iter(|| black_box(decode_columns.process(black_box(&avro))))
-    });
+    let mut g = bench_binary_decode(c, "engine_avro", avro_source, &avro, &batch);
     g.bench_function("json_decode_columns/1024", |b| {
         b.iter(|| black_box(json_columns.process(black_box(&batch))))
     });
-    g.bench_function("decode_only/1024", |b| {
-        b.iter(|| black_box(decode_only.process(black_box(&avro))))
-    });
     g.bench_function("json_decode_only/1024", |b| {
         b.iter(|| black_box(json_decode_only.process(black_box(&batch))))
-    });
-    g.bench_function("decode_order_path/1024", |b| {
-        b.iter(|| black_box(decode_order_path.process(black_box(&avro))))
     });
     g.bench_function("encode_from_json/1024", |b| {
         b.iter(|| black_box(encoder.process(black_box(&batch))))

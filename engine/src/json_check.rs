@@ -72,11 +72,10 @@ pub(crate) struct FastSchema {
     /// so the guess is right, and guesses by position do not wait on each other. Only a
     /// guess: relaxed atomics, as checks may run on several threads.
     by_position: Box<[AtomicU16]>,
-    /// Each property's name and [`Shape`], packed: what a field's check reads first.
-    keys: Vec<(Box<[u8]>, Shape)>,
-    /// Whether each property's name holds `"` or `\`: its key then has escapes in JSON text,
-    /// and its bytes there are not the name's.
-    unquotable: Vec<bool>,
+    /// Each property's name and [`Shape`], packed: what a field's check reads first; and
+    /// whether the name holds `"` or `\` (its key then has escapes in JSON text, and its bytes
+    /// there are not the name's).
+    keys: Vec<(Box<[u8]>, Shape, bool)>,
     /// Required names that `properties` does not declare.
     required_only: Vec<String>,
     /// `additionalProperties` (`None` = any).
@@ -198,12 +197,7 @@ impl FastSchema {
                 s.keys = s
                     .properties
                     .iter()
-                    .map(|(n, sub, _)| (n.as_bytes().into(), sub.shape))
-                    .collect();
-                s.unquotable = s
-                    .properties
-                    .iter()
-                    .map(|(n, _, _)| n.contains(['"', '\\']))
+                    .map(|(n, sub, _)| (n.as_bytes().into(), sub.shape, n.contains(['"', '\\'])))
                     .collect();
                 s.by_position = (0..s.properties.len()).map(|_| AtomicU16::new(0)).collect();
                 s.any_fields = s.properties.is_empty()
@@ -281,22 +275,19 @@ impl FastSchema {
         while text.get(j) == Some(&b'"') {
             // The key is most often the guessed property's name, followed by its closing
             // quote: then it needs no search for its end.
-            let (k1, field) = match check.guessed_key_at(text, j + 1) {
-                Some((k1, index)) => (k1, Ok(index)),
+            let (k1, property) = match check.guessed_key_at(text, j + 1) {
+                Some((k1, index)) => (k1, Some(index)),
                 None => {
                     let (key_end, escaped) = string_end(text, j);
                     if escaped {
                         return None;
                     }
                     let k1 = key_end.checked_sub(1)?;
-                    (k1, Err(text.get(j + 1..k1)?))
+                    (k1, check.take(text.get(j + 1..k1)?))
                 }
             };
             let v0 = skip_ws(text, skip_ws(text, k1 + 1) + 1);
-            let v1 = match field {
-                Ok(index) => check.property_at(Some(index), text, v0)?,
-                Err(key) => check.field_at(key, text, v0)?,
-            };
+            let v1 = check.property_at(property, text, v0)?;
             j = skip_ws(text, v1);
             if text.get(j) == Some(&b',') {
                 j = skip_ws(text, j + 1);
@@ -630,7 +621,7 @@ impl<'s> ObjectCheck<'s> {
         let guess = s.by_position.get(position);
         let hint = guess.map_or(usize::MAX, |g| usize::from(g.load(Ordering::Relaxed)));
         let i = match s.keys.get(hint) {
-            Some((name, _)) if same(name, key) => hint,
+            Some((name, _, _)) if same(name, key) => hint,
             _ => {
                 let i = s.property_by_hash(key)?;
                 if let Some(g) = guess {
@@ -639,10 +630,16 @@ impl<'s> ObjectCheck<'s> {
                 i
             }
         };
+        self.mark_seen(i);
+        Some(i)
+    }
+
+    /// Marks declared property `i` as seen (past 64, required ones are found by name).
+    #[inline(always)]
+    fn mark_seen(&mut self, i: usize) {
         if i < 64 {
             self.seen |= 1 << i;
         }
-        Some(i)
     }
 
     /// Checks one field whose value is at `v0..v1` of `text`.
@@ -674,28 +671,18 @@ impl<'s> ObjectCheck<'s> {
                 .get(self.count as usize)?
                 .load(Ordering::Relaxed),
         );
-        let (name, _) = s.keys.get(hint)?;
+        let (name, _, unquotable) = s.keys.get(hint)?;
         let k1 = k0 + name.len();
-        if text.get(k1) != Some(&b'"') || !same(name, &text[k0..k1]) || s.unquotable[hint] {
+        if *unquotable || text.get(k1) != Some(&b'"') || !same(name, &text[k0..k1]) {
             return None;
         }
         self.count += 1;
-        if hint < 64 {
-            self.seen |= 1 << hint;
-        }
+        self.mark_seen(hint);
         Some((k1, hint))
     }
 
-    /// [`ObjectCheck::field`] of the value that starts at `v0` of `text`: its end when it
-    /// is certainly valid.
-    #[inline]
-    fn field_at(&mut self, key: &[u8], text: &[u8], v0: usize) -> Option<usize> {
-        let property = self.take(key);
-        self.property_at(property, text, v0)
-    }
-
-    /// [`ObjectCheck::field_at`] of a field already taken: `property` is its declared
-    /// property, if any.
+    /// [`ObjectCheck::field`] of a field already taken (`property`: its declared property, if
+    /// any) whose value starts at `v0` of `text`: the value's end when it is certainly valid.
     #[inline(always)]
     fn property_at(&self, property: Option<usize>, text: &[u8], v0: usize) -> Option<usize> {
         let s = self.schema;

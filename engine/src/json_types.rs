@@ -132,6 +132,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `types` holds exactly the `expected` dotted paths, with those types.
+    fn assert_types(types: &HashMap<Vec<String>, FieldType>, expected: &[(&str, FieldType)]) {
+        assert_eq!(types.len(), expected.len(), "{types:?}");
+        for (p, t) in expected {
+            let path: Vec<String> = p.split('.').map(str::to_string).collect();
+            assert_eq!(types.get(&path), Some(t), "{p}");
+        }
+    }
+
     #[test]
     fn plain_types_by_path_and_nothing_else() {
         let schema = json!({
@@ -154,7 +163,6 @@ mod tests {
             }
         });
         let types = field_types(&schema, &[]);
-        let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
         let expected = [
             ("id", FieldType::String),
             ("amount", FieldType::Float64),
@@ -164,10 +172,7 @@ mod tests {
             ("customer.id", FieldType::String),
             ("customer.address.zip", FieldType::Int64),
         ];
-        assert_eq!(types.len(), expected.len(), "{types:?}");
-        for (p, t) in expected {
-            assert_eq!(types.get(&path(p)), Some(&t), "{p}");
-        }
+        assert_types(&types, &expected);
     }
 
     #[test]
@@ -196,16 +201,12 @@ mod tests {
             }
         });
         let types = field_types(&schema, &[("customer.json", customer)]);
-        let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
         let expected = [
             ("amount", FieldType::Float64),
             ("customer.id", FieldType::String),
             ("customer.since", FieldType::Timestamp),
             ("tier", FieldType::Int64),
         ];
-        assert_eq!(types.len(), expected.len(), "{types:?}");
-        for (p, t) in expected {
-            assert_eq!(types.get(&path(p)), Some(&t), "{p}");
-        }
+        assert_types(&types, &expected);
     }
 }
