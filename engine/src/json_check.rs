@@ -13,12 +13,14 @@
 //! checks that property.
 //!
 //! Where the time goes (the order schema of `benches/engine.rs`, 2-core VM, the check timed
-//! alone over 1,024 orders): it is compute, not memory (the same with the caches flushed).
-//! The ten top-level fields cost ≈ 70 ns, each a key compared with a guessed property and a
-//! look at its value's first byte; the `items` array with one object ≈ 60 ns, down from ≈ 100
-//! since a nested key that is the guessed name is matched without seeking its end. Variants
-//! that checked each payload right after the decoder's scan (twice), or held names in words
-//! beside their shapes, measured slower (`engine/validate_cost`).
+//! alone over 1,024 orders): it is instructions, not memory (the same with the caches flushed
+//! or with 64 orders that stay in L1), so the work per field is kept short: the guessed
+//! property's name is compared with the key as one 16-byte pattern (no length dispatch), and
+//! the common shapes are checked by a table lookup of the value's first byte. Counted with
+//! callgrind, an order took ~1,390 instructions before these and ~1,180 after, of which the
+//! `items` array with its one object is ~500. Variants that checked each payload right after
+//! the decoder's scan (twice), or held names in words beside their shapes, measured slower
+//! (`engine/validate_cost`).
 
 use crate::decode::{FieldSpan, short_decimal};
 use crate::scan::{scan_array, scan_object};
@@ -72,10 +74,8 @@ pub(crate) struct FastSchema {
     /// so the guess is right, and guesses by position do not wait on each other. Only a
     /// guess: relaxed atomics, as checks may run on several threads.
     by_position: Box<[AtomicU16]>,
-    /// Each property's name and [`Shape`], packed: what a field's check reads first; and
-    /// whether the name holds `"` or `\` (its key then has escapes in JSON text, and its bytes
-    /// there are not the name's).
-    keys: Vec<(Box<[u8]>, Shape, bool)>,
+    /// Each property's name and [`Shape`], packed: what a field's check reads first.
+    keys: Vec<Key>,
     /// Required names that `properties` does not declare.
     required_only: Vec<String>,
     /// `additionalProperties` (`None` = any).
@@ -197,7 +197,8 @@ impl FastSchema {
                 s.keys = s
                     .properties
                     .iter()
-                    .map(|(n, sub, _)| (n.as_bytes().into(), sub.shape, n.contains(['"', '\\'])))
+                    .enumerate()
+                    .map(|(i, (n, sub, _))| Key::new(i, n, sub.shape))
                     .collect();
                 s.by_position = (0..s.properties.len()).map(|_| AtomicU16::new(0)).collect();
                 s.any_fields = s.properties.is_empty()
@@ -237,8 +238,27 @@ impl FastSchema {
         }
         let mut check = ObjectCheck::new(self);
         for &[k0, k1, v0, v1] in fields {
-            let key = &text[k0 as usize..k1 as usize];
-            if !check.field(key, text, v0 as usize, v1 as usize) {
+            let (k0, v0, v1) = (k0 as usize, v0 as usize, v1 as usize);
+            let found = match check.guess(text, k0) {
+                Some(found) => Some(found),
+                None => match text.get(k0..k1 as usize) {
+                    Some(name) => check.look_up(name),
+                    None => return false,
+                },
+            };
+            check.count(found);
+            let valid = match found {
+                // The common shapes need only the value's first byte.
+                Some((i, key)) => {
+                    key.any_of & first_byte_types(text, v0) != 0
+                        || self.properties[i].1.valid_value(text, v0, v1)
+                }
+                None => self
+                    .additional
+                    .as_deref()
+                    .is_none_or(|a| a.valid_value(text, v0, v1)),
+            };
+            if !valid {
                 return false;
             }
         }
@@ -266,6 +286,7 @@ impl FastSchema {
     }
 
     /// [`FastSchema::check_at`] of an object.
+    #[inline(never)]
     fn check_object_at(&self, text: &[u8], i: usize) -> Option<usize> {
         if self.types & OBJECT == 0 {
             return None;
@@ -275,19 +296,21 @@ impl FastSchema {
         while text.get(j) == Some(&b'"') {
             // The key is most often the guessed property's name, followed by its closing
             // quote: then it needs no search for its end.
-            let (k1, property) = match check.guessed_key_at(text, j + 1) {
-                Some((k1, index)) => (k1, Some(index)),
+            let k0 = j + 1;
+            let (k1, found) = match check.guess(text, k0) {
+                Some((i, key)) => (k0 + key.name.len(), Some((i, key))),
                 None => {
                     let (key_end, escaped) = string_end(text, j);
                     if escaped {
                         return None;
                     }
                     let k1 = key_end.checked_sub(1)?;
-                    (k1, check.take(text.get(j + 1..k1)?))
+                    (k1, check.look_up(text.get(k0..k1)?))
                 }
             };
+            check.count(found);
             let v0 = skip_ws(text, skip_ws(text, k1 + 1) + 1);
-            let v1 = check.property_at(property, text, v0)?;
+            let v1 = check.property_at(found, text, v0)?;
             j = skip_ws(text, v1);
             if text.get(j) == Some(&b',') {
                 j = skip_ws(text, j + 1);
@@ -307,6 +330,7 @@ impl FastSchema {
     }
 
     /// [`FastSchema::check_at`] of an array.
+    #[inline(never)]
     fn check_array_at(&self, text: &[u8], i: usize) -> Option<usize> {
         if self.types & ARRAY == 0 {
             return None;
@@ -343,7 +367,7 @@ impl FastSchema {
         let mut slot = name_hash(key) & mask;
         loop {
             let i = usize::from(self.by_name[slot]);
-            if same(&self.keys.get(i)?.0, key) {
+            if same(&self.keys.get(i)?.name, key) {
                 return Some(i);
             }
             slot = (slot + 1) & mask;
@@ -611,84 +635,58 @@ impl<'s> ObjectCheck<'s> {
         }
     }
 
-    /// The position of the declared property named `key` (`None`: not declared), with the
-    /// field counted and, when declared, marked as seen.
+    /// The declared property guessed for the next field (the one that was the field at its
+    /// position in the last object checked), when the key that starts at `k0` of `text` (just
+    /// after its opening quote) is that property's name: its position and [`Key`].
     #[inline(always)]
-    fn take(&mut self, key: &[u8]) -> Option<usize> {
-        let s = self.schema;
-        let position = self.count as usize;
-        self.count += 1;
-        let guess = s.by_position.get(position);
-        let hint = guess.map_or(usize::MAX, |g| usize::from(g.load(Ordering::Relaxed)));
-        let i = match s.keys.get(hint) {
-            Some((name, _, _)) if same(name, key) => hint,
-            _ => {
-                let i = s.property_by_hash(key)?;
-                if let Some(g) = guess {
-                    g.store(i as u16, Ordering::Relaxed);
-                }
-                i
-            }
-        };
-        self.mark_seen(i);
-        Some(i)
-    }
-
-    /// Marks declared property `i` as seen (past 64, required ones are found by name).
-    #[inline(always)]
-    fn mark_seen(&mut self, i: usize) {
-        if i < 64 {
-            self.seen |= 1 << i;
-        }
-    }
-
-    /// Checks one field whose value is at `v0..v1` of `text`.
-    #[inline(always)]
-    fn field(&mut self, key: &[u8], text: &[u8], v0: usize, v1: usize) -> bool {
-        let s = self.schema;
-        match self.take(key) {
-            Some(i) => match s.keys[i].1 {
-                Shape::AnyString => text[v0] == b'"',
-                Shape::AnyValue => true,
-                _ => s.properties[i].1.valid_value(text, v0, v1),
-            },
-            None => s
-                .additional
-                .as_deref()
-                .is_none_or(|a| a.valid_value(text, v0, v1)),
-        }
-    }
-
-    /// When the key that starts at `k0` of `text` (just after its opening quote) is the name
-    /// of the property guessed for the next field, followed by its closing quote: where that
-    /// quote is and the property, counted and marked as seen. A name that could not stand
-    /// unescaped in JSON text (holding `"` or `\`) is never matched here.
-    #[inline(always)]
-    fn guessed_key_at(&mut self, text: &[u8], k0: usize) -> Option<(usize, usize)> {
+    fn guess(&self, text: &[u8], k0: usize) -> Option<(usize, &'s Key)> {
         let s = self.schema;
         let hint = usize::from(
             s.by_position
                 .get(self.count as usize)?
                 .load(Ordering::Relaxed),
         );
-        let (name, _, unquotable) = s.keys.get(hint)?;
-        let k1 = k0 + name.len();
-        if *unquotable || text.get(k1) != Some(&b'"') || !same(name, &text[k0..k1]) {
-            return None;
-        }
-        self.count += 1;
-        self.mark_seen(hint);
-        Some((k1, hint))
+        let key = s.keys.get(hint)?;
+        key.quoted.at(text, k0).then_some((hint, key))
     }
 
-    /// [`ObjectCheck::field`] of a field already taken (`property`: its declared property, if
-    /// any) whose value starts at `v0` of `text`: the value's end when it is certainly valid.
-    #[inline(always)]
-    fn property_at(&self, property: Option<usize>, text: &[u8], v0: usize) -> Option<usize> {
+    /// The declared property named `name`, the next field's key (`None`: not declared), when
+    /// [`ObjectCheck::guess`] did not find it: the guessed name compared whole (one its
+    /// pattern cannot hold), else looked up by hash, and then guessed for this position.
+    #[inline(never)]
+    fn look_up(&self, name: &[u8]) -> Option<(usize, &'s Key)> {
         let s = self.schema;
-        let schema = match property {
+        let guess = s.by_position.get(self.count as usize);
+        if let Some(g) = guess {
+            let hint = usize::from(g.load(Ordering::Relaxed));
+            if let Some(key) = s.keys.get(hint).filter(|k| same(&k.name, name)) {
+                return Some((hint, key));
+            }
+        }
+        let i = s.property_by_hash(name)?;
+        if let Some(g) = guess {
+            g.store(i as u16, Ordering::Relaxed);
+        }
+        Some((i, &s.keys[i]))
+    }
+
+    /// Counts the next field, and marks its declared property (if any) as seen.
+    #[inline(always)]
+    fn count(&mut self, found: Option<(usize, &Key)>) {
+        self.count += 1;
+        if let Some((_, key)) = found {
+            self.seen |= key.bit;
+        }
+    }
+
+    /// The check of a field already counted (`found`: its declared property, if any) whose
+    /// value starts at `v0` of `text`: the value's end when it is certainly valid.
+    #[inline(always)]
+    fn property_at(&self, found: Option<(usize, &Key)>, text: &[u8], v0: usize) -> Option<usize> {
+        let s = self.schema;
+        let schema = match found {
             // The common shapes need only the value's end.
-            Some(i) => match s.keys[i].1 {
+            Some((i, key)) => match key.shape {
                 Shape::AnyValue => return Some(value_end(text, v0)),
                 Shape::AnyString if text.get(v0) == Some(&b'"') => {
                     return Some(string_end(text, v0).0);
@@ -716,6 +714,110 @@ impl<'s> ObjectCheck<'s> {
                 .filter(|(_, _, required)| *required)
                 .all(|(name, _, _)| has(name))
             && s.required_only.iter().all(|name| has(name))
+    }
+}
+
+/// A declared property as a field's check reads it first.
+#[derive(Debug)]
+struct Key {
+    quoted: QuotedName,
+    /// The property's bit in [`ObjectCheck::seen`] (none past 64).
+    bit: u64,
+    /// The types of which any value is valid here (see [`first_byte_types`]): the whole check
+    /// of the common shapes; none when the property's schema must be asked.
+    any_of: u8,
+    shape: Shape,
+    name: Box<[u8]>,
+}
+
+impl Key {
+    fn new(position: usize, name: &str, shape: Shape) -> Key {
+        Key {
+            quoted: QuotedName::of(name.as_bytes()),
+            bit: if position < 64 { 1 << position } else { 0 },
+            any_of: match shape {
+                Shape::AnyValue => ANY,
+                Shape::AnyString => STRING,
+                Shape::AnyNumber => NUMBER_OR_INTEGER,
+                Shape::Number | Shape::OneOf | Shape::Other => 0,
+            },
+            shape,
+            name: name.as_bytes().into(),
+        }
+    }
+}
+
+/// The type of the JSON value whose first byte is `text[i]`, as a type bit (both number bits
+/// for a number: whether it is an integer is not known from its first byte); none past the
+/// end.
+#[inline(always)]
+fn first_byte_types(text: &[u8], i: usize) -> u8 {
+    const TYPES: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b'"' as usize] = STRING;
+        t[b'-' as usize] = NUMBER_OR_INTEGER;
+        let mut d = b'0';
+        while d <= b'9' {
+            t[d as usize] = NUMBER_OR_INTEGER;
+            d += 1;
+        }
+        t[b't' as usize] = BOOLEAN;
+        t[b'f' as usize] = BOOLEAN;
+        t[b'n' as usize] = NULL;
+        t[b'{' as usize] = OBJECT;
+        t[b'[' as usize] = ARRAY;
+        t
+    };
+    text.get(i).map_or(0, |&b| TYPES[usize::from(b)])
+}
+
+/// A property's name followed by the closing quote of its key, as JSON text holds them,
+/// packed in two words with the mask of its bytes: a key that starts at a known place is
+/// compared with the name in two loads, with no search for its end, no length dispatch and
+/// no loop. Exact on valid JSON: bytes free of `"` and `\` and then `"` are the whole key,
+/// unescaped. A name of 16 bytes or more, or one holding `"` or `\` (its key has escapes in
+/// JSON text), gets a pattern that never matches: a NUL byte, which JSON text never holds
+/// raw inside a string; the caller then compares the key itself.
+#[derive(Debug, Clone, Copy)]
+struct QuotedName {
+    words: [u64; 2],
+    masks: [u64; 2],
+}
+
+impl QuotedName {
+    fn of(name: &[u8]) -> QuotedName {
+        if name.len() >= 16 || name.iter().any(|b| matches!(b, b'"' | b'\\')) {
+            return QuotedName {
+                words: [0, 0],
+                masks: [0xFF, 0],
+            };
+        }
+        let (mut bytes, mut mask) = ([0u8; 16], [0u8; 16]);
+        bytes[..name.len()].copy_from_slice(name);
+        bytes[name.len()] = b'"';
+        mask[..=name.len()].fill(0xFF);
+        let word = |b: &[u8; 16], at: usize| {
+            u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+        };
+        QuotedName {
+            words: [word(&bytes, 0), word(&bytes, 8)],
+            masks: [word(&mask, 0), word(&mask, 8)],
+        }
+    }
+
+    /// Whether the key whose text starts at `k0` (just after its opening quote) of `text`,
+    /// valid JSON, is this name. `false` also when it cannot tell: fewer than 16 bytes from
+    /// `k0`, or a name the pattern cannot hold.
+    #[inline(always)]
+    fn at(&self, text: &[u8], k0: usize) -> bool {
+        let Some(chunk) = text.get(k0..k0 + 16) else {
+            return false;
+        };
+        let w0 = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
+        let w1 = u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes"));
+        let differ =
+            ((w0 ^ self.words[0]) & self.masks[0]) | ((w1 ^ self.words[1]) & self.masks[1]);
+        differ == 0
     }
 }
 
@@ -858,6 +960,9 @@ mod tests {
                 "paid": {"type": "boolean"},
                 "status": {"type": "string"},
                 "meta": {},
+                // Names around the 16 bytes that a key's pattern holds with its quote.
+                "fifteen_chars_x": {"type": "integer"},
+                "a_long_property_name": {"type": "string"},
                 "items": {"type": "array", "minItems": 1, "maxItems": 3,
                           "items": {"type": "object", "required": ["sku"],
                                     "properties": {"sku": {"const": "A-1"}}}}
@@ -1049,6 +1154,11 @@ mod tests {
             r#"{"a":1}"#,
             r#"{"a":"x","b":2}"#,
             r#"{"b":[1,{"c":null}]}"#,
+            r#"{"a":-1.5,"b":"y"}"#,
+            r#"{"a":true,"b":null}"#,
+            r#"{"a":null,"b":{"c":1}}"#,
+            r#"{"a":[1],"b":false}"#,
+            r#"{"a":{},"b":"a string long enough to follow a key by 16 bytes"}"#,
         ];
         let schemas = [
             json!({"type": "object"}),
@@ -1062,6 +1172,11 @@ mod tests {
             json!({"additionalProperties": false}),
             json!({"additionalProperties": {"type": "string"}}),
             json!({"properties": {"a": {"type": "integer"}}}),
+            // One of each common shape, checked by the value's first byte.
+            json!({"properties": {"a": {"type": "string"}, "b": {}}}),
+            json!({"properties": {"a": {"type": "number"}, "b": {"type": "string"}}}),
+            json!({"properties": {"b": {"type": ["number", "integer"]}}}),
+            json!({"properties": {"a": {}, "b": true}, "additionalProperties": false}),
         ];
         for schema in &schemas {
             let fast = FastSchema::compile(schema).unwrap();
@@ -1122,7 +1237,20 @@ mod tests {
             (r#"[{"sku":1}]"#, false),
             (r#"[{"sku":"x","n":2}]"#, true),
         ];
-        for _ in 0..2 {
+        // Each text also padded with empty items, so that 16 bytes follow every key and its
+        // pattern is compared.
+        let padded =
+            texts.map(|(text, must_vouch)| (text.replace("}]", "},{},{},{},{},{}]"), must_vouch));
+        let all = texts
+            .into_iter()
+            .chain(padded.iter().map(|(t, m)| (t.as_str(), *m)));
+        // Each text on a new schema (guessing the first property first), then all in turn on
+        // one schema, twice (guessing what the texts before taught it).
+        let runs = all
+            .clone()
+            .map(|t| (vec![t], FastSchema::compile(&schema).unwrap()));
+        let shared = (all.clone().chain(all).collect(), fast);
+        for (texts, fast) in runs.chain([shared]) {
             for (text, must_vouch) in texts {
                 let doc: Value = serde_json::from_str(text).unwrap();
                 let verdict = fast.valid(text);
@@ -1174,16 +1302,34 @@ mod tests {
             ]
         });
         let keys = prop::sample::select(vec![
-            "order_id", "amount", "qty", "currency", "note", "paid", "items", "other", "status",
+            "order_id",
+            "amount",
+            "qty",
+            "currency",
+            "note",
+            "paid",
+            "items",
+            "other",
+            "status",
             "meta",
+            "fifteen_chars_x",
+            "fifteen_chars_",
+            "sixteen_chars_xx",
+            "a_long_property_name",
+            "a_long_property_nam",
         ]);
         let doc = prop::collection::btree_map(keys, value, 0..8);
         proptest!(|(doc in doc)| {
             let doc = Value::Object(doc.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
             let text = serde_json::to_string(&doc).unwrap();
-            if fast.valid(&text) {
+            let verdict = fast.valid(&text);
+            if verdict {
                 prop_assert!(full.is_valid(&doc), "fast path vouched for {text}");
             }
+            // The check of the decoder's recorded fields gives the same verdict.
+            let mut spans = Vec::new();
+            prop_assert!(crate::scan::scan_object(&text, |s| spans.push(s)));
+            prop_assert_eq!(fast.valid_object(text.as_bytes(), &spans), verdict, "{}", text);
         });
     }
 }
