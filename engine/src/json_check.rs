@@ -101,6 +101,9 @@ pub(crate) struct FastSchema {
     shape: Shape,
     /// An object's fields need no look: nothing declared or required, no bounds on their count.
     any_fields: bool,
+    /// Required names that are not a bit of `required_bits` (past the first 64 properties, or
+    /// not declared), so that an object's keys must be searched for them.
+    names_to_find: bool,
 }
 
 impl FastSchema {
@@ -201,6 +204,11 @@ impl FastSchema {
                     .map(|(i, (n, sub, _))| Key::new(i, n, sub.shape))
                     .collect();
                 s.by_position = (0..s.properties.len()).map(|_| AtomicU16::new(0)).collect();
+                s.names_to_find = !s.required_only.is_empty()
+                    || s.properties
+                        .iter()
+                        .skip(64)
+                        .any(|(_, _, required)| *required);
                 s.any_fields = s.properties.is_empty()
                     && s.required_only.is_empty()
                     && s.additional.is_none()
@@ -708,12 +716,13 @@ impl<'s> ObjectCheck<'s> {
         s.min_properties.is_none_or(|m| n >= m)
             && s.max_properties.is_none_or(|m| n <= m)
             && self.seen & s.required_bits == s.required_bits
-            && s.properties
-                .iter()
-                .skip(64)
-                .filter(|(_, _, required)| *required)
-                .all(|(name, _, _)| has(name))
-            && s.required_only.iter().all(|name| has(name))
+            && (!s.names_to_find
+                || s.properties
+                    .iter()
+                    .skip(64)
+                    .filter(|(_, _, required)| *required)
+                    .all(|(name, _, _)| has(name))
+                    && s.required_only.iter().all(|name| has(name)))
     }
 }
 
