@@ -421,7 +421,8 @@ impl FastSchema {
         }
         match value.first() {
             // Nested values are read in the whole text: fewer byte-at-a-time tails.
-            Some(b'{' | b'[') => self.check_at(text, v0) == Some(v1),
+            Some(b'{') => self.check_object_at(text, v0) == Some(v1),
+            Some(b'[') => self.check_array_at(text, v0) == Some(v1),
             Some(b'"') => self.types & STRING != 0 && self.valid_string(value),
             Some(b't') | Some(b'f') => self.types & BOOLEAN != 0,
             Some(b'n') => self.types & NULL != 0,
