@@ -1215,6 +1215,47 @@ mod tests {
     /// unescaped in JSON text are all told apart from the guess. The texts are checked in
     /// turn, so each meets the guesses learned from those before it.
     #[test]
+    fn enum_values_are_vouched_for_as_written() {
+        let long = "a text longer than the sixteen bytes of a pattern";
+        let schema = json!({"properties": {"v": {"enum": ["USD", long, 1, null, "exactly 14 b"]}}});
+        let fast = FastSchema::compile(&schema).unwrap();
+        let full = jsonschema::validator_for(&schema).unwrap();
+        let values = [
+            (json!("USD"), true),
+            (json!(long), true),
+            (json!(1), true),
+            (json!(null), true),
+            (json!("exactly 14 b"), true),
+            (json!("US"), false),
+            (json!("USDX"), false),
+            (json!("exactly 14 bX"), false),
+            (json!(2), false),
+            (json!(12), false),
+            (json!(1.5), false),
+            (json!(&long[1..]), false),
+        ];
+        for (value, allowed) in values {
+            // At the end of the text (fewer than 16 bytes follow), and before another field.
+            for doc in [
+                json!({"v": value}),
+                json!({"v": value, "w": "padding, 16 bytes"}),
+            ] {
+                let text = doc.to_string();
+                let verdict = fast.valid(&text);
+                assert_eq!(verdict, allowed, "{text}");
+                assert_eq!(full.is_valid(&doc), allowed, "{text}");
+                let mut spans = Vec::new();
+                assert!(crate::scan::scan_object(&text, |s| spans.push(s)));
+                assert_eq!(
+                    fast.valid_object(text.as_bytes(), &spans),
+                    allowed,
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn nested_keys_are_told_apart_from_the_guess() {
         let schema = json!({"type": "array", "items": {
             "type": "object",
