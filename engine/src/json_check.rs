@@ -201,7 +201,7 @@ impl FastSchema {
                     .properties
                     .iter()
                     .enumerate()
-                    .map(|(i, (n, sub, _))| Key::new(i, n, sub.shape))
+                    .map(|(i, (n, sub, _))| Key::new(i, n, sub))
                     .collect();
                 s.by_position = (0..s.properties.len()).map(|_| AtomicU16::new(0)).collect();
                 s.names_to_find = !s.required_only.is_empty()
@@ -741,7 +741,8 @@ struct Key {
 }
 
 impl Key {
-    fn new(position: usize, name: &str, shape: Shape) -> Key {
+    fn new(position: usize, name: &str, schema: &FastSchema) -> Key {
+        let shape = schema.shape;
         Key {
             quoted: QuotedName::of(name.as_bytes()),
             bit: if position < 64 { 1 << position } else { 0 },
@@ -749,6 +750,9 @@ impl Key {
                 Shape::AnyValue => ANY,
                 Shape::AnyString => STRING,
                 Shape::AnyNumber => NUMBER_OR_INTEGER,
+                // Bounds that every number at or above zero meets (the common `minimum: 0`),
+                // on any number: a first byte that is a digit says enough.
+                Shape::Number if schema.sign_meets_lower && schema.upper.is_empty() => NON_NEGATIVE,
                 Shape::Number | Shape::OneOf | Shape::Other => 0,
             },
             shape,
@@ -757,9 +761,13 @@ impl Key {
     }
 }
 
+/// Beside the type bits of [`first_byte_types`]: a number at or above zero (its token does not
+/// open with `-`; `-0` is left out, which only makes the check ask further).
+const NON_NEGATIVE: u8 = 128;
+
 /// The type of the JSON value whose first byte is `text[i]`, as a type bit (both number bits
-/// for a number: whether it is an integer is not known from its first byte); none past the
-/// end.
+/// for a number: whether it is an integer is not known from its first byte), with
+/// [`NON_NEGATIVE`] for a number that does not open with `-`; none past the end.
 #[inline(always)]
 fn first_byte_types(text: &[u8], i: usize) -> u8 {
     const TYPES: [u8; 256] = {
@@ -768,7 +776,7 @@ fn first_byte_types(text: &[u8], i: usize) -> u8 {
         t[b'-' as usize] = NUMBER_OR_INTEGER;
         let mut d = b'0';
         while d <= b'9' {
-            t[d as usize] = NUMBER_OR_INTEGER;
+            t[d as usize] = NUMBER_OR_INTEGER | NON_NEGATIVE;
             d += 1;
         }
         t[b't' as usize] = BOOLEAN;
@@ -1169,6 +1177,9 @@ mod tests {
             r#"{"a":null,"b":{"c":1}}"#,
             r#"{"a":[1],"b":false}"#,
             r#"{"a":{},"b":"a string long enough to follow a key by 16 bytes"}"#,
+            r#"{"a":25,"b":-3}"#,
+            r#"{"a":0.5,"b":0}"#,
+            r#"{"a":0,"b":-0.5}"#,
         ];
         let schemas = [
             json!({"type": "object"}),
@@ -1187,6 +1198,11 @@ mod tests {
             json!({"properties": {"a": {"type": "number"}, "b": {"type": "string"}}}),
             json!({"properties": {"b": {"type": ["number", "integer"]}}}),
             json!({"properties": {"a": {}, "b": true}, "additionalProperties": false}),
+            // Numbers with bounds, some met by any number at or above zero.
+            json!({"properties": {"a": {"type": "number", "minimum": 0}, "b": {"type": "number", "minimum": -1}}}),
+            json!({"properties": {"a": {"type": "number", "minimum": 0, "maximum": 10}}}),
+            json!({"properties": {"a": {"type": "number", "exclusiveMinimum": 0}}}),
+            json!({"properties": {"a": {"type": "integer", "minimum": 0}, "b": {"type": "integer", "minimum": 0}}}),
         ];
         for schema in &schemas {
             let fast = FastSchema::compile(schema).unwrap();
