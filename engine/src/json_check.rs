@@ -77,7 +77,7 @@ pub(crate) struct FastSchema {
     /// so the guess is right, and guesses by position do not wait on each other. Only a
     /// guess: relaxed atomics, as checks may run on several threads.
     by_position: Box<[AtomicU16]>,
-    /// Each property's name and [`Shape`], packed: what a field's check reads first.
+    /// Each property as a field's check reads it first (name, pattern, [`Shape`], bit).
     keys: Vec<Key>,
     /// Required names that `properties` does not declare.
     required_only: Vec<String>,
@@ -1229,10 +1229,9 @@ mod tests {
         }
     }
 
-    /// Nested keys matched against the guessed property's name without seeking their end:
-    /// a longer or shorter key, one spelled with an escape, and names that cannot stand
-    /// unescaped in JSON text are all told apart from the guess. The texts are checked in
-    /// turn, so each meets the guesses learned from those before it.
+    /// `enum`/`const` values: the allowed texts as written (short ones, one longer than the
+    /// 16 bytes of a pattern, a number, `null`) are vouched for, and their near misses are
+    /// not, by both checks and in agreement with jsonschema.
     #[test]
     fn enum_values_are_vouched_for_as_written() {
         let long = "a text longer than the sixteen bytes of a pattern";
@@ -1274,6 +1273,10 @@ mod tests {
         }
     }
 
+    /// Nested keys matched against the guessed property's name without seeking their end:
+    /// a longer or shorter key, one spelled with an escape, and names that cannot stand
+    /// unescaped in JSON text are all told apart from the guess. The texts are checked in
+    /// turn, so each meets the guesses learned from those before it.
     #[test]
     fn nested_keys_are_told_apart_from_the_guess() {
         let schema = json!({"type": "array", "items": {
