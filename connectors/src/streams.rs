@@ -65,12 +65,40 @@ pub async fn ensure_stream(
     resource: &StreamResource,
 ) -> Result<stream::Info, ConnectorError> {
     let config = stream_config(resource)?;
+    let max_bytes = config.max_bytes;
     js.create_or_update_stream(config)
         .await
         .map_err(|err| ConnectorError::Stream {
             stream: resource.metadata.name.clone(),
-            reason: err.to_string(),
+            reason: match storage_hint(&err, max_bytes) {
+                Some(hint) => format!("{err}; {hint}"),
+                None => err.to_string(),
+            },
         })
+}
+
+/// What to do when NATS refuses a stream for want of storage. The server reserves a stream's
+/// `max_bytes` up front, out of the storage it was given at start (by default 75% of the free
+/// disk), so a stream can be refused on a nearly full disk before it holds a byte.
+fn storage_hint(err: &jetstream::context::CreateStreamError, max_bytes: i64) -> Option<String> {
+    use jetstream::ErrorCode;
+    let jetstream::context::CreateStreamErrorKind::JetStream(js_err) = err.kind() else {
+        return None;
+    };
+    let code = js_err.error_code();
+    if code != ErrorCode::STORAGE_RESOURCES_EXCEEDED && code != ErrorCode::INSUFFICIENT_RESOURCES {
+        return None;
+    }
+    let reserved = if max_bytes > 0 {
+        format!("this stream reserves spec.max_bytes = {max_bytes} bytes")
+    } else {
+        "this stream sets no spec.max_bytes".to_string()
+    };
+    Some(format!(
+        "the server has less JetStream storage left than the stream needs ({reserved}): lower \
+         spec.max_bytes, free disk space under the server's store directory, or give the \
+         server more storage (jetstream max_file_store) and restart it"
+    ))
 }
 
 /// The stream that captures `subject`, if any.

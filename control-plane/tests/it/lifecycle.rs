@@ -47,6 +47,23 @@ async fn declared_streams_are_created_and_deleted_on_nats() {
     t.get("/api/v1/streams/OVERLAP", &acme)
         .await
         .problem(404, "not_found");
+    // A stream reserving more storage than the server has (max_bytes is reserved up front):
+    // 409 saying what to change, and nothing is recorded.
+    let huge = format!("{}  max_bytes: 4096TiB\n", stream_yaml("HUGE", "huge.>"));
+    let p = t
+        .yaml(Method::PUT, "/api/v1/streams/HUGE", &acme, &huge)
+        .await
+        .problem(409, "conflict");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("insufficient storage")
+            && detail.contains(&format!("spec.max_bytes = {}", 4096u64 << 40))
+            && detail.contains("lower spec.max_bytes"),
+        "{detail}"
+    );
+    t.get("/api/v1/streams/HUGE", &acme)
+        .await
+        .problem(404, "not_found");
 
     js.publish("sensors.a", "21.5".into())
         .await
