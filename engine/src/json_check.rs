@@ -19,11 +19,13 @@
 //! the common shapes (any value, any string, any number, a number at or above zero) are
 //! checked by a table lookup of the value's first byte. Counted with callgrind, an order took
 //! ~1,470 instructions before these and ~1,080 after, of which the `items` array with its one
-//! object is ~450 and the `currency` enum ~70. Timings on this VM move by ±20 % with the
+//! object is ~450 and the `currency` enum ~70. `value_end` inline for strings and scalars
+//! (objects and arrays out of line) then took ~1,050, and 11 % of the time: a call per nested
+//! value had cost more than its instructions. Timings on this VM move by ±20 % with the
 //! machine's state and the process's memory layout, so variants are compared interleaved.
 //! Slower, and not kept: checking each payload right after the decoder's scan (twice), names
 //! held in words beside their shapes, enum texts as 16-byte patterns, the array's objects
-//! checked without `check_at`, and `value_end` or the nested checks inlined.
+//! checked without `check_at`, and the whole of `value_end` or the nested checks inlined.
 
 use crate::decode::{FieldSpan, short_decimal};
 use crate::scan::{scan_array, scan_object};
@@ -552,32 +554,13 @@ fn string_end(text: &[u8], i: usize) -> (usize, bool) {
     }
 }
 
-/// The end of the value starting at `i`, in valid JSON.
+/// The end of the value starting at `i`, in valid JSON. Inline for a string or a scalar, the
+/// common values; an object or an array is sought out of line.
+#[inline(always)]
 fn value_end(text: &[u8], i: usize) -> usize {
     match text.get(i) {
         Some(b'"') => string_end(text, i).0,
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            let mut j = i;
-            while let Some(&b) = text.get(j) {
-                match b {
-                    b'"' => {
-                        j = string_end(text, j).0;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return j + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            j
-        }
+        Some(b'{' | b'[') => container_end(text, i),
         _ => {
             let mut j = i;
             while let Some(b) = text.get(j) {
@@ -589,6 +572,31 @@ fn value_end(text: &[u8], i: usize) -> usize {
             j
         }
     }
+}
+
+/// The end of the object or array starting at `i`, in valid JSON.
+#[inline(never)]
+fn container_end(text: &[u8], i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while let Some(&b) = text.get(j) {
+        match b {
+            b'"' => {
+                j = string_end(text, j).0;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    j
 }
 
 /// Byte equality of short strings, inline: keys and enum values are a few bytes, where a
