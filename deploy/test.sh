@@ -44,9 +44,10 @@ cargo test --workspace --all-targets --no-run
 echo "test: lints clean, everything built after $(( $(date +%s) - start )) s"
 
 step="workspace tests"
-# Every test's nats-server gets 75% of the free disk as JetStream storage and reserves each
-# stream's max_bytes out of it: on a nearly full disk, streams are refused ("insufficient
-# storage resources"). Say so up front rather than leave it to the failures to tell.
+# The nats-servers of `weir dev` (the dev, schemathesis and console tests) get 75% of the free
+# disk as JetStream storage and reserve each stream's max_bytes out of it (the testkit's get a
+# fixed 64 GiB): on a nearly full disk, streams are refused ("insufficient storage resources").
+# Say so up front rather than leave it to the failures to tell.
 free_mib=$(df -Pm "${TMPDIR:-/tmp}" | awk 'NR==2 {print $4}')
 if [[ -n "$free_mib" ]] && (( free_mib < 3072 )); then
   echo "test: WARNING: only ${free_mib} MiB free under ${TMPDIR:-/tmp}; tests that declare streams" \

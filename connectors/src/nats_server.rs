@@ -118,6 +118,10 @@ pub struct LaunchSpec<'a> {
     pub monitor_port: Option<u16>,
     /// Largest message the server accepts, bytes (`None`: the server's 1 MiB).
     pub max_payload: Option<u32>,
+    /// JetStream file storage the server may reserve for streams, bytes (`None`: what
+    /// nats-server picks, 75% of the disk free at start). A stream's `max_bytes` is reserved
+    /// out of it when the stream is created, before anything is written.
+    pub max_file_store: Option<u64>,
     /// Where the server writes its pid, if anywhere.
     pub pid_file: Option<PathBuf>,
     /// Decentralised auth, if any.
@@ -142,6 +146,7 @@ impl LaunchSpec<'_> {
             port: None,
             monitor_port: None,
             max_payload: None,
+            max_file_store: None,
             pid_file: None,
             operator: None,
             extra_config: String::new(),
@@ -161,8 +166,12 @@ impl LaunchSpec<'_> {
         if let Some(max) = self.max_payload {
             text.push_str(&format!("max_payload: {max}\n"));
         }
+        let max_file_store = self
+            .max_file_store
+            .map(|max| format!("  max_file_store: {max}\n"))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "jetstream {{\n  store_dir: \"{}\"\n}}\n",
+            "jetstream {{\n  store_dir: \"{}\"\n{max_file_store}}}\n",
             self.store_dir.display()
         ));
         if let Some(pid) = &self.pid_file {

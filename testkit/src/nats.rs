@@ -29,6 +29,9 @@ pub struct NatsConfig {
     pub operator_mode: bool,
 }
 
+/// The JetStream file storage a test's server may reserve: 64 GiB, whatever the free disk.
+pub const TEST_FILE_STORE: u64 = 64 << 30;
+
 impl Default for NatsConfig {
     fn default() -> Self {
         Self {
@@ -178,6 +181,10 @@ impl NatsServer {
         LaunchSpec {
             port: (self.port != 0).then_some(self.port),
             max_payload: Some(self.config.max_payload),
+            // Streams reserve their `max_bytes` out of this when created; the default (75% of
+            // the free disk) would make tests fail on a nearly full disk although they write
+            // a few megabytes.
+            max_file_store: Some(TEST_FILE_STORE),
             operator: self.keys.as_ref().map(|keys| OperatorMode {
                 keys,
                 jwt_file: dir.join("operator.jwt"),
@@ -249,6 +256,28 @@ mod tests {
         // Deleting an account ends its users' access.
         accounts::delete_accounts(&system, &keys.delete_claims(&[tenants[0].0.public_key()]))
             .await?;
+        Ok(())
+    }
+
+    /// The server reserves streams' `max_bytes` out of [`TEST_FILE_STORE`], not out of the
+    /// host's free disk: a stream reserving just under it is created, one just over refused.
+    #[tokio::test]
+    async fn streams_reserve_out_of_the_test_file_store() -> Result<()> {
+        let server = NatsServer::start()?;
+        let js = async_nats::jetstream::new(server.client().await?);
+        let stream = |name: &str, max_bytes: u64| async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{name}.>")],
+            max_bytes: max_bytes as i64,
+            ..Default::default()
+        };
+        js.create_stream(stream("UNDER", TEST_FILE_STORE - (1 << 20)))
+            .await?;
+        js.delete_stream("UNDER").await?;
+        let over = js
+            .create_stream(stream("OVER", TEST_FILE_STORE + (1 << 20)))
+            .await;
+        assert!(over.is_err(), "a stream over the store was created");
         Ok(())
     }
 
