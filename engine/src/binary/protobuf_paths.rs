@@ -1386,6 +1386,7 @@ message Top {
         let enums = r#"syntax = "proto3"; enum K { K0 = 0; K1 = 1; } message M { repeated K ks = 1; map<bool, K> mk = 2; K k = 3; }"#;
         let stamps = r#"syntax = "proto3"; import "google/protobuf/timestamp.proto"; message M { map<string, google.protobuf.Timestamp> m = 1; google.protobuf.Timestamp t = 2; }"#;
         let nested = r#"syntax = "proto3"; message M { M m = 1; int32 a = 2; }"#;
+        let listed = r#"syntax = "proto3"; message I { int32 n = 1; } message M { repeated I items = 1; int32 a = 2; }"#;
         let deep = |levels: usize| {
             let mut p: Vec<u8> = vec![0x10, 0x01];
             for _ in 0..levels {
@@ -1563,6 +1564,29 @@ message Top {
                     0xff, 0x01,
                 ],
                 &["t"],
+            ),
+            // Message, list-of-message and map fields sent as I64 whose eight bytes still
+            // read as a length and a body: prost-reflect refuses the wire type.
+            (
+                nested,
+                vec![],
+                0,
+                vec![0x09, 0x02, 0x10, 0x01, 0, 0, 0, 0, 0],
+                &["a"],
+            ),
+            (
+                listed,
+                vec![],
+                1,
+                vec![0x0a, 0x00, 0x09, 0x02, 0x08, 0x01, 0, 0, 0, 0, 0],
+                &["a"],
+            ),
+            (
+                scalars,
+                vec![],
+                0,
+                vec![0x21, 0x05, 0x08, 0x01, 0x12, 0x01, b'x', 0, 0],
+                &["a"],
             ),
             (nested, vec![], 0, deep(40), &["a", "m.a", "m.m.a"]),
             (nested, vec![], 0, deep(99), &["a"]),

@@ -211,7 +211,7 @@ impl Types {
                             comma(out, &mut first);
                             self.write_message(
                                 sub,
-                                c.sized()?,
+                                sized_body(o, body)?,
                                 out,
                                 depth + 2,
                                 scratch,
@@ -247,11 +247,8 @@ impl Types {
                     // prost-reflect merges a message sent twice: left to it.
                     (Ty::Message(_), _) if !before.is_empty() => return None,
                     (Ty::Message(sub), Some(o)) => {
-                        let mut c = Cursor {
-                            b: body,
-                            i: o.start as usize,
-                        };
-                        self.write_message(sub, c.sized()?, out, depth + 1, scratch, rec, child)?;
+                        let sub_body = sized_body(o, body)?;
+                        self.write_message(sub, sub_body, out, depth + 1, scratch, rec, child)?;
                     }
                     (ty, Some(o)) => {
                         self.check_run(field, body, &scratch[before], depth)?;
@@ -329,12 +326,8 @@ impl Types {
     ) -> Option<()> {
         let mut entries: Vec<Entry<'_>> = Vec::new();
         for o in &scratch[run] {
-            let mut c = Cursor {
-                b: body,
-                i: o.start as usize,
-            };
             let mut entry = Cursor {
-                b: c.sized()?,
+                b: sized_body(*o, body)?,
                 i: 0,
             };
             let mut key = self.zero(key_ty);
@@ -434,6 +427,20 @@ impl Types {
 
 /// A map entry: its key as text and its value's wire type and bytes (`None`: the default).
 type Entry<'b> = (String, Option<(u8, &'b [u8])>);
+
+/// The bytes of occurrence `o` of a message or map field: `None` unless it was sent as
+/// `LEN` (another wire type's bytes could still read as a length and a body, which
+/// prost-reflect refuses).
+fn sized_body(o: Occurrence, body: &[u8]) -> Option<&[u8]> {
+    if o.wire != LEN {
+        return None;
+    }
+    Cursor {
+        b: body,
+        i: o.start as usize,
+    }
+    .sized()
+}
 
 /// A comma before every item but the first.
 fn comma(out: &mut Vec<u8>, first: &mut bool) {
