@@ -21,6 +21,8 @@ pub struct Delivery {
 /// Settles one fetched message; knows how often it was delivered.
 pub struct AckHandle {
     attempts: u64,
+    /// Its sequence in the stream it was read from.
+    sequence: u64,
     message: jetstream::Message,
 }
 
@@ -61,7 +63,11 @@ impl Delivery {
         Some(Delivery {
             position: input.seq,
             input,
-            ack: AckHandle { attempts, message },
+            ack: AckHandle {
+                attempts,
+                sequence: info.stream_sequence,
+                message,
+            },
         })
     }
 }
@@ -84,5 +90,17 @@ impl AckHandle {
             Settle::Retry(delay) => AckKind::Nak(Some(delay)),
         };
         self.message.ack_with(kind).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Settles every delivery in `acks` with one ack, for a consumer with `AckPolicy::All`: the
+/// ack of the highest stream sequence among them, which the server applies to every delivery
+/// of the consumer up to that sequence. So the caller must be the consumer's only reader and
+/// be done with every delivery up to it (as a stateful pipeline's owner is once a checkpoint
+/// covers them). Nothing is sent for no deliveries.
+pub async fn ack_through(acks: &[AckHandle]) -> Result<(), String> {
+    match acks.iter().max_by_key(|a| a.sequence) {
+        Some(last) => last.settle(Settle::Ack).await,
+        None => Ok(()),
     }
 }

@@ -44,6 +44,11 @@ pub struct SourceSettings {
     /// The stream holds partition copies (see [`crate::partitions`]): each delivery is
     /// turned back into its source message.
     pub partitioned: bool,
+    /// The consumer acks cumulatively (`AckPolicy::All`): one ack settles a delivery and
+    /// every one before it. Only for a consumer with one reader that finishes its deliveries
+    /// in stream order and never naks (a stateful pipeline's owner); see
+    /// [`crate::delivery::ack_through`].
+    pub cumulative_acks: bool,
 }
 
 impl SourceSettings {
@@ -80,6 +85,7 @@ impl SourceSettings {
             batch_size: source.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
             max_wait: source.max_wait.unwrap_or(DEFAULT_MAX_WAIT),
             partitioned: false,
+            cumulative_acks: false,
         }
     }
 
@@ -106,7 +112,11 @@ impl SourceSettings {
             durable_name: Some(self.durable.clone()),
             description: Some("Weir pipeline source".into()),
             deliver_policy: self.deliver,
-            ack_policy: consumer::AckPolicy::Explicit,
+            ack_policy: if self.cumulative_acks {
+                consumer::AckPolicy::All
+            } else {
+                consumer::AckPolicy::Explicit
+            },
             ack_wait: self.ack_wait,
             // Weir counts deliveries itself (errors.retry.max_attempts) and dead-letters, so
             // the server must never silently stop redelivering.

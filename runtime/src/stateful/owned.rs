@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use async_nats::jetstream;
 use weir_connectors::checkpoints::{Checkpoint, CheckpointMeta};
-use weir_connectors::{AckHandle, Delivery, PullSource, Settle};
+use weir_connectors::delivery::ack_through;
+use weir_connectors::{AckHandle, Delivery, PullSource, SourceSettings};
 use weir_pipelines::fleet::{StateReport, now_ms};
 
 use super::batch::{self, BatchEnd};
@@ -69,10 +70,9 @@ async fn store_checkpoint(
         Err(e) => return Err((e, acks)),
     };
     drop(lease);
-    for ack in acks {
-        if let Err(e) = ack.settle(Settle::Ack).await {
-            telemetry.ack_failed(&e);
-        }
+    // One ack for every input the checkpoint covers (the consumer acks cumulatively).
+    if let Err(e) = ack_through(&acks).await {
+        telemetry.ack_failed(&e);
     }
     let position = checkpoint.meta.position;
     // A partition's copies that the checkpoint covers are never read again.
@@ -122,11 +122,16 @@ impl<'a> Owned<'a> {
             Ok(p) => p,
             Err(e) => return End::Again(e),
         };
-        let mut source =
-            match PullSource::open_from(js, self.slot.run.config.source.clone(), position).await {
-                Ok(s) => s,
-                Err(e) => return End::Again(e.to_string()),
-            };
+        // The owner is the consumer's one reader, finishes deliveries in stream order and
+        // never naks: a checkpoint's inputs are acked with one cumulative ack.
+        let settings = SourceSettings {
+            cumulative_acks: true,
+            ..self.slot.run.config.source.clone()
+        };
+        let mut source = match PullSource::open_from(js, settings, position).await {
+            Ok(s) => s,
+            Err(e) => return End::Again(e.to_string()),
+        };
         self.publish_report();
         let poll = IDLE_POLL.min(self.slot.run.config.state.interval);
         let mut lag_polled: Option<Instant> = None;

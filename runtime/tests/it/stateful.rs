@@ -178,6 +178,29 @@ spec:
     let state = wait_state(&second, "once", |s| s.position >= 5).await?;
     assert_eq!(state.duplicates_dropped, 2, "{state:?}");
     assert_eq!(count(&js, "OUT").await, 3, "ids 1, 2 once each, then 3");
+
+    // The owner's consumer acks cumulatively: once a checkpoint covers the five inputs,
+    // nothing is pending and the ack floor is the last of them.
+    let stream = js.get_stream("ORDERS").await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let info = loop {
+        let info = stream.consumer_info("weir_default_once").await?;
+        if info.num_ack_pending == 0 && info.ack_floor.stream_sequence == 5 {
+            break info;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the checkpoint's inputs were never acked: {} pending, ack floor {}",
+                info.num_ack_pending,
+                info.ack_floor.stream_sequence
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        info.config.ack_policy,
+        async_nats::jetstream::consumer::AckPolicy::All
+    );
     assert!(second.stop().await);
     Ok(())
 }
