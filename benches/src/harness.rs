@@ -52,6 +52,7 @@ spec:
   nodes:
     - id: out
       publish: { subject: "bench.out.orders" }
+  execution: { delivery: exclusive }
 "#
 );
 
@@ -125,6 +126,7 @@ spec:
       publish: { subject: "bench.out.eu.{data.region}" }
     - id: standard
       publish: { subject: "bench.out.standard" }
+  execution: { delivery: exclusive }
 "#
 );
 
@@ -342,6 +344,9 @@ struct Setup {
     trial: usize,
     /// The pipeline has `window` or `dedup` nodes.
     stateful: bool,
+    /// The pipeline runs one loop whatever its parallelism (`delivery: exclusive`, or one
+    /// unpartitioned state): the sweep leaves parallelism at 1.
+    one_loop: bool,
 }
 
 /// The bench's own nats-server (JetStream store in a temporary directory), killed on drop.
@@ -386,6 +391,10 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         }
     };
     let mut setup = Setup::prepare(&url, &options).await?;
+    let mut options = options;
+    if setup.one_loop {
+        options.knobs.parallelism = 1;
+    }
     let mean_size =
         setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64 / setup.inputs.len() as f64;
     let (runs, rounds) = interleaved_rounds(&mut setup, &options).await?;
@@ -478,11 +487,15 @@ impl Setup {
             .nodes
             .iter()
             .any(|n| n.window.is_some() || n.dedup.is_some());
+        let x = &pipeline.spec.execution;
+        let one_loop = x.delivery == weir_pipelines::spec::DeliveryMode::Exclusive
+            || (stateful && x.partitions.unwrap_or(1) <= 1);
         Ok(Setup {
             client,
             js,
             producer,
             stateful,
+            one_loop,
             pipeline,
             source_stream,
             subject,
@@ -559,7 +572,8 @@ async fn sweep_knobs(
     let mut sweep = Vec::new();
     let mut current = options.knobs;
     let mut current_rate = start_rate;
-    for knob in 0..4 {
+    let knobs = if setup.one_loop { 3 } else { 4 };
+    for knob in 0..knobs {
         for knobs in candidates(current, knob) {
             if knobs == current {
                 continue;

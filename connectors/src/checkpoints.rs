@@ -251,7 +251,7 @@ impl Leases {
                 revision,
             })),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                // Our own lease from before a restart of this process is ours again.
+                // Our own lease (a loop of the same worker that started over) is ours again.
                 match self.bucket.entry(key).await {
                     Ok(Some(entry)) if entry.value == owner.as_bytes() => {
                         let lease = Lease {

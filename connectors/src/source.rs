@@ -142,8 +142,35 @@ pub struct PullSource {
 }
 
 impl PullSource {
-    /// Opens (creating when absent) the durable consumer of `settings`.
+    /// Opens (creating when absent) the durable consumer of `settings`. A consumer that acks
+    /// another way than `settings` asks (a pipeline that was exclusive or stateful before and is
+    /// shared now, or the reverse) is re-created after its ack floor, as
+    /// [`PullSource::open_from`] does: a cumulative ack must never settle what another reader
+    /// of a shared consumer still holds, and the server does not change a consumer's ack
+    /// policy in place.
     pub async fn open(
+        js: &jetstream::Context,
+        settings: SourceSettings,
+    ) -> Result<Self, ConnectorError> {
+        let source = Self::attach(js, settings).await?;
+        let (has, wants) = (
+            source.consumer.cached_info().config.ack_policy,
+            source.settings.consumer_config().ack_policy,
+        );
+        if has == wants {
+            return Ok(source);
+        }
+        tracing::info!(
+            consumer = %source.settings.durable,
+            ?has,
+            ?wants,
+            "the consumer acks another way than the pipeline runs: re-creating it after its ack floor"
+        );
+        Self::open_from(js, source.settings, None).await
+    }
+
+    /// Opens (creating when absent) the durable consumer of `settings` as it is.
+    async fn attach(
         js: &jetstream::Context,
         settings: SourceSettings,
     ) -> Result<Self, ConnectorError> {
@@ -192,7 +219,7 @@ impl PullSource {
                 .await
                 .map_err(|err| fail(format!("re-creating the consumer: {err}")))?;
         }
-        Self::open(js, settings).await
+        Self::attach(js, settings).await
     }
 
     /// The settings this source runs with.

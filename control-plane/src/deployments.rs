@@ -168,6 +168,12 @@ fn has_stateful_node(spec: &serde_json::Value) -> bool {
         })
 }
 
+/// Whether a version runs with one owner at a time (`spec.execution.delivery: exclusive`).
+fn is_exclusive(spec: &serde_json::Value) -> bool {
+    spec.pointer("/spec/execution/delivery")
+        .is_some_and(|d| d == "exclusive")
+}
+
 /// The keyed partitions of a version: its `spec.execution.partitions`, 1 when absent.
 fn spec_partitions(spec: &serde_json::Value) -> i64 {
     spec.pointer("/spec/execution/partitions")
@@ -210,6 +216,11 @@ async fn write(
     if has_stateful_node(&spec) && parallelism > partitions {
         return Err(ApiError::Unprocessable(format!(
             "parallelism {parallelism} is not possible: the pipeline has a `window` or `dedup` node and {partitions} partition(s), and each partition's state runs on one batch loop of one worker at a time; deploy it with parallelism {partitions} at most, or set `execution.partitions`"
+        )));
+    }
+    if is_exclusive(&spec) && parallelism > 1 {
+        return Err(ApiError::Unprocessable(format!(
+            "parallelism {parallelism} is not possible: the pipeline has `execution.delivery: exclusive`, which runs one batch loop on one worker at a time; deploy it with parallelism 1, or set `delivery: shared`"
         )));
     }
     let limits = quotas::load(state.db().pool(), &caller.tenant_id).await?;

@@ -522,6 +522,16 @@ fn check_execution(x: &Execution, out: &mut Vec<Problem>) {
             "parallelism must be at least 1".into(),
         ));
     }
+    if x.delivery == crate::spec::DeliveryMode::Exclusive && x.parallelism > 1 {
+        out.push(Problem::new(
+            "/spec/execution/parallelism",
+            "exclusive-parallelism",
+            format!(
+                "parallelism {} with `delivery: exclusive`: an exclusive pipeline runs one loop on one worker at a time, so that one cumulative ack can settle each batch; remove parallelism, or use `delivery: shared` to run {} loops per worker",
+                x.parallelism, x.parallelism
+            ),
+        ));
+    }
     if x.max_in_flight == Some(0) {
         out.push(Problem::new(
             "/spec/execution/max_in_flight",

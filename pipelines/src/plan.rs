@@ -113,6 +113,8 @@ pub struct ExecutionPlan {
     pub partitions: u32,
     /// The SQL expressions of the partition key (empty when not partitioned).
     pub partition_key: Vec<String>,
+    /// One owner at a time reads the consumer and acks cumulatively (`delivery: exclusive`).
+    pub exclusive: bool,
 }
 
 /// Default longest time between checkpoints.
@@ -365,6 +367,7 @@ fn build(pipeline: &PipelineResource) -> Result<ValidatedPipeline, String> {
             Some(n) if n > 1 => crate::check::partition_key(spec).unwrap_or_default(),
             _ => Vec::new(),
         },
+        exclusive: x.delivery == crate::spec::DeliveryMode::Exclusive,
     };
     Ok(ValidatedPipeline {
         resource: pipeline.clone(),

@@ -1035,6 +1035,31 @@ pub struct Execution {
     /// must get the same partition key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_by: Vec<String>,
+    /// How the workers that run a stateless pipeline share its consumer: `shared` (the
+    /// default: every worker runs `parallelism` loops, each input is acked on its own) or
+    /// `exclusive` (one worker at a time reads the consumer, as for a stateful pipeline; its
+    /// one loop finishes batches in stream order and acks each with one cumulative ack).
+    #[serde(default, skip_serializing_if = "DeliveryMode::is_shared")]
+    pub delivery: DeliveryMode,
+}
+
+/// How the workers that run a stateless pipeline share its consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// Competing loops on every worker, an ack per input.
+    #[default]
+    Shared,
+    /// One reader at a time (a lease, taken over when its worker dies), one loop, batches
+    /// finished in stream order, one cumulative ack per batch.
+    Exclusive,
+}
+
+impl DeliveryMode {
+    /// Whether this is the default, `shared`.
+    pub fn is_shared(&self) -> bool {
+        *self == DeliveryMode::Shared
+    }
 }
 
 /// When a stateful pipeline checkpoints: after `interval` or after `events` inputs, whichever
@@ -1063,6 +1088,7 @@ impl Default for Execution {
             checkpoint: None,
             partitions: None,
             partition_by: Vec::new(),
+            delivery: DeliveryMode::Shared,
         }
     }
 }

@@ -24,6 +24,8 @@ use crate::{BatchProcessor, PipelineConfig};
 const IN_PROCESS_RETRIES: u32 = 2;
 /// Longest time spent retrying publishes inside one delivery (keeps shutdown bounded).
 const IN_PROCESS_RETRY_BUDGET: Duration = Duration::from_secs(4);
+/// Longest pause between attempts to store dead letters that the DLQ refused.
+const DLQ_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// What one running pipeline's batch loops share.
 pub struct PipelineRun {
@@ -189,6 +191,21 @@ pub(crate) fn process(run: &PipelineRun, batch: &mut Batch) -> Vec<Emitted> {
     }
 }
 
+/// Runs the inputs whose verdict is `Retry` through the engine again (a pipeline that
+/// retries in place instead of handing inputs back); returns how many went. Only for a
+/// stateless pipeline: a stateful node would take them in twice.
+pub(crate) fn process_retries(run: &PipelineRun, batch: &mut Batch) -> usize {
+    batch.to_engine = batch
+        .verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| matches!(v, Disposition::Retry(_)))
+        .map(|(i, _)| i)
+        .collect();
+    process(run, batch);
+    batch.to_engine.len()
+}
+
 /// The engine's fates for `inputs` and what stateful nodes emitted, timed; an error when it
 /// panics or answers malformed.
 fn run_engine(
@@ -349,6 +366,28 @@ pub(crate) async fn dead_letter(run: &PipelineRun, batch: &Batch) -> Vec<(usize,
         }
     }
     not_stored
+}
+
+/// Stores the batch's dead letters, retrying until the DLQ takes them (their ids make
+/// repeats harmless); `false` when stopped first.
+pub(crate) async fn store_dead_letters(
+    run: &PipelineRun,
+    batch: &Batch,
+    stop: &CancellationToken,
+) -> bool {
+    let mut attempt = 0u32;
+    loop {
+        let not_stored = dead_letter(run, batch).await;
+        if not_stored.is_empty() {
+            return true;
+        }
+        let delay = run.config.retry.backoff(attempt.min(16)).min(DLQ_RETRY_MAX);
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        attempt += 1;
+    }
 }
 
 /// Settle: ack what is done, nak with backoff what must be retried; record the batch.

@@ -55,6 +55,9 @@ pub struct PipelineConfig {
     pub tenant_quota: Option<TenantSizeQuota>,
     /// Checkpointing of a pipeline with `window` or `dedup` nodes.
     pub state: StateSettings,
+    /// `delivery: exclusive`: one owner at a time reads the consumer and settles each
+    /// batch with one cumulative ack (see [`crate::exclusive`]).
+    pub exclusive: bool,
 }
 
 /// When a stateful pipeline checkpoints, and which state it can take over.
@@ -123,6 +126,7 @@ impl PipelineConfig {
             max_message_size,
             tenant_quota: None,
             state: StateSettings::from_plan(plan),
+            exclusive: plan.execution.exclusive,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod counters;
 mod disposition;
 pub mod error;
+mod exclusive;
 pub mod fleet;
 pub mod metrics;
 pub mod processor;

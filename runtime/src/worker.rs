@@ -21,6 +21,7 @@ use weir_connectors::{
 
 use crate::batch::{BatchReport, PipelineRun, run_batch};
 use crate::counters::PipelineTotals;
+use crate::exclusive::exclusive_loop;
 use crate::ratelimit::IngestLimiter;
 use crate::stateful::partitioned::partitioned_loop;
 use crate::stateful::router::Router;
@@ -65,6 +66,8 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     running: BTreeMap<String, RunningPipeline>,
+    /// This worker's name on the leases of its stateful and exclusive pipelines.
+    owner: String,
 }
 
 impl Worker {
@@ -78,6 +81,7 @@ impl Worker {
             metrics,
             stop: CancellationToken::new(),
             running: BTreeMap::new(),
+            owner: crate::stateful::owner_id(),
         }
     }
 
@@ -166,6 +170,11 @@ impl Worker {
         if processor.is_stateful() {
             return self
                 .start_stateful(key, config, processor, options, totals)
+                .await;
+        }
+        if config.exclusive {
+            return self
+                .start_exclusive(key, config, processor, options, totals)
                 .await;
         }
         let sources = self.open_sources(&config).await.map_err(connector)?;
@@ -258,6 +267,69 @@ impl Worker {
         })
     }
 
+    /// The lease and checkpoint buckets for a pipeline with one owner at a time (stateful or
+    /// exclusive), once its source stream is known to exist.
+    async fn owner_store(&self, config: &PipelineConfig) -> Result<StateStore, RuntimeError> {
+        if let Err(err) = self.js.get_stream(&config.source.stream).await {
+            return Err(RuntimeError::Connector {
+                pipeline: config.name.clone(),
+                error: weir_connectors::ConnectorError::Consumer {
+                    stream: config.source.stream.clone(),
+                    consumer: config.source.durable.clone(),
+                    reason: format!(
+                        "{err} (declare the stream with a `kind: Stream` resource or create it first)"
+                    ),
+                },
+            });
+        }
+        StateStore::open(&self.js, &self.owner)
+            .await
+            .map_err(|reason| RuntimeError::Config {
+                pipeline: config.name.clone(),
+                reason: format!("cannot open the state buckets: {reason}"),
+            })
+    }
+
+    /// Starts an exclusive pipeline (`delivery: exclusive`): one loop that runs while this worker
+    /// holds the pipeline's lease (see [`crate::exclusive`]).
+    async fn start_exclusive(
+        &mut self,
+        key: String,
+        mut config: PipelineConfig,
+        processor: Arc<dyn BatchProcessor>,
+        options: StartOptions,
+        totals: Arc<PipelineTotals>,
+    ) -> Result<(), RuntimeError> {
+        let store = self.owner_store(&config).await?;
+        config.parallelism = 1;
+        let ctx = self.pipeline_run(config, processor, totals.clone());
+        tracing::info!(
+            pipeline = %ctx.config.name,
+            key = %key,
+            stream = %ctx.config.source.stream,
+            consumer = %ctx.config.source.durable,
+            "exclusive pipeline started (waiting for its lease)"
+        );
+        let stop = self.stop.child_token();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(exclusive_loop(
+            ctx,
+            self.js.clone(),
+            store,
+            stop.clone(),
+            options.ingest_limiter.clone(),
+        ));
+        self.running.insert(
+            key,
+            RunningPipeline {
+                stop,
+                tasks,
+                totals,
+            },
+        );
+        Ok(())
+    }
+
     /// Starts a stateful pipeline (`window`, `dedup`): one loop that runs while this worker
     /// holds the pipeline's lease, with checkpointed state (see [`crate::stateful`]).
     async fn start_stateful(
@@ -269,24 +341,7 @@ impl Worker {
         totals: Arc<PipelineTotals>,
     ) -> Result<(), RuntimeError> {
         let name = config.name.clone();
-        if let Err(err) = self.js.get_stream(&config.source.stream).await {
-            return Err(RuntimeError::Connector {
-                pipeline: name,
-                error: weir_connectors::ConnectorError::Consumer {
-                    stream: config.source.stream.clone(),
-                    consumer: config.source.durable.clone(),
-                    reason: format!(
-                        "{err} (declare the stream with a `kind: Stream` resource or create it first)"
-                    ),
-                },
-            });
-        }
-        let store = StateStore::open(&self.js)
-            .await
-            .map_err(|reason| RuntimeError::Config {
-                pipeline: name.clone(),
-                reason: format!("cannot open the state buckets: {reason}"),
-            })?;
+        let store = self.owner_store(&config).await?;
         if config.state.partitions > 1 {
             return self
                 .start_partitioned(key, config, processor, options, totals, store)

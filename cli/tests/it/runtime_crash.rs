@@ -65,15 +65,33 @@ fn sigkill_five_times_loses_and_duplicates_nothing() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(crash_run())
+    runtime.block_on(crash_run(PIPELINE, false))
 }
 
-async fn crash_run() -> Result<()> {
+/// The same with `delivery: exclusive`: one owner, one cumulative ack per batch. Each restarted
+/// worker takes the lease over once the killed one's expires (2 s here), re-creates the
+/// consumer after the last ack, and processes from there again.
+#[test]
+fn sigkill_five_times_an_exclusive_pipeline_loses_and_duplicates_nothing() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let exclusive = PIPELINE.replace(
+        "execution: { parallelism: 2 }",
+        "execution: { delivery: exclusive }",
+    );
+    assert_ne!(exclusive, PIPELINE);
+    runtime.block_on(crash_run(&exclusive, true))
+}
+
+async fn crash_run(pipeline: &str, exclusive: bool) -> Result<()> {
     let server = NatsServer::start()?;
     let dir = tempfile_dir()?;
     let file = dir.join("crash.yaml");
-    std::fs::write(&file, with_orders_and_out(PIPELINE))?;
+    std::fs::write(&file, with_orders_and_out(pipeline))?;
     let mut worker = RunProcess::new(file, server.url(), dir.join("worker.log"));
+    worker.env.push(("WEIR_LEASE_TTL", "2s"));
     worker.spawn()?;
     let client = async_nats::connect(server.url()).await?;
     let js = jetstream::new(client);
@@ -128,6 +146,22 @@ async fn crash_run() -> Result<()> {
     loop {
         let info = orders.consumer_info("weir_default_crash").await?;
         if info.num_pending == 0 && info.num_ack_pending == 0 {
+            if exclusive {
+                // Restarted workers took the consumer over (and re-created it, so its delivery
+                // count starts again at each takeover). One killed before the lease of the
+                // one before expired never owned it.
+                let log = std::fs::read_to_string(&worker.log)?;
+                let owners = log
+                    .matches("took the lease of the exclusive pipeline")
+                    .count();
+                assert!(owners >= 2, "{owners} takeovers by 6 workers; log: {log}");
+                eprintln!("{owners} owners in turn for {N} inputs");
+                assert_eq!(
+                    info.config.ack_policy,
+                    async_nats::jetstream::consumer::AckPolicy::All
+                );
+                break;
+            }
             // The kills interrupted work in flight: some messages were delivered again.
             assert!(
                 info.delivered.consumer_sequence > N,

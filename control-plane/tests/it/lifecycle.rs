@@ -497,6 +497,48 @@ async fn a_stateful_pipeline_deploys_with_parallelism_up_to_its_partitions() {
 }
 
 #[tokio::test]
+async fn an_exclusive_pipeline_deploys_with_parallelism_1_only() {
+    let t = TestApp::sqlite_nats().await;
+    let (_, acme) = t.tenant("acme").await;
+    t.yaml(
+        Method::PUT,
+        "/api/v1/streams/ORDERS",
+        &acme,
+        &crate::support::stream_yaml("ORDERS", "orders.>"),
+    )
+    .await
+    .ok();
+    let yaml = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: alone }\nspec:\n  source: { stream: ORDERS, subjects: [\"orders.in\"] }\n  nodes:\n    - { id: out, publish: { subject: orders.alone } }\n  execution: { delivery: exclusive }\n";
+    t.yaml(Method::POST, "/api/v1/pipelines", &acme, yaml)
+        .await
+        .ok();
+    let p = t
+        .json(
+            Method::POST,
+            "/api/v1/pipelines/alone/deploy",
+            &acme,
+            serde_json::json!({"parallelism": 2}),
+        )
+        .await
+        .problem(422, "invalid_value");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("delivery: exclusive"),
+        "{p}"
+    );
+    t.json(
+        Method::POST,
+        "/api/v1/pipelines/alone/deploy",
+        &acme,
+        serde_json::json!({}),
+    )
+    .await
+    .ok();
+}
+
+#[tokio::test]
 async fn a_version_that_cannot_take_the_state_over_deploys_only_with_reset_state() {
     let t = TestApp::sqlite_nats().await;
     let (_, acme) = t.tenant("acme").await;

@@ -416,3 +416,31 @@ fn wasm_node_mistakes_are_reported_at_their_values() {
         problems(&bad_version)
     );
 }
+
+#[test]
+fn an_exclusive_pipeline_runs_one_loop_and_a_wrong_mode_is_named() {
+    let exclusive = format!("{}  execution:\n    delivery: exclusive\n", pipeline(SINK));
+    assert_eq!(problems(&exclusive), vec![]);
+    let resources = load_str(&exclusive, "test.yaml").expect("valid");
+    let weir_pipelines::Resource::Pipeline(resource) = &resources[0] else {
+        panic!("not a pipeline")
+    };
+    let plan = weir_pipelines::plan::plan(resource).expect("planned");
+    assert!(plan.execution.exclusive);
+
+    let parallel = format!(
+        "{}  execution:\n    delivery: exclusive\n    parallelism: 3\n",
+        pipeline(SINK)
+    );
+    assert_eq!(
+        problems(&parallel),
+        vec![expect(&parallel, "3", 0, "exclusive-parallelism")]
+    );
+    let message = &diagnostics(&parallel).0[0].message;
+    assert!(message.contains("delivery: shared"), "{message}");
+
+    let unknown = format!("{}  execution:\n    delivery: sorted\n", pipeline(SINK));
+    let got = problems(&unknown);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].0, got[0].1), at(&unknown, "sorted", 0), "{got:?}");
+}

@@ -4,7 +4,7 @@
 //! acks are held until a checkpoint covers them. Window results get ids derived from the
 //! window and group, so a result emitted again after a restore is deduplicated by its stream.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use weir_connectors::sink::headers_from_pairs;
@@ -12,12 +12,10 @@ use weir_connectors::{AckHandle, Delivery, Outbound};
 use weir_engine::{Emitted, FailureKind, Fate};
 
 use crate::batch::{
-    Batch, PipelineRun, admit, dead_letter, fold_publish_failures, process, store_outbound, tally,
+    Batch, PipelineRun, admit, fold_publish_failures, process, store_dead_letters, store_outbound,
+    tally,
 };
 use crate::disposition::Disposition;
-
-/// Longest pause between attempts to store dead letters that the DLQ refused.
-const DLQ_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// How a stateful batch ended.
 pub(crate) enum BatchEnd {
@@ -130,22 +128,4 @@ fn add_results(run: &PipelineRun, batch: &mut Batch, results: Vec<Emitted>) -> V
         }
     }
     added
-}
-
-/// Stores the batch's dead letters, retrying until the DLQ takes them (their ids make
-/// repeats harmless); `false` when stopped first.
-async fn store_dead_letters(run: &PipelineRun, batch: &Batch, stop: &CancellationToken) -> bool {
-    let mut attempt = 0u32;
-    loop {
-        let not_stored = dead_letter(run, batch).await;
-        if not_stored.is_empty() {
-            return true;
-        }
-        let delay = run.config.retry.backoff(attempt.min(16)).min(DLQ_RETRY_MAX);
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        attempt += 1;
-    }
 }

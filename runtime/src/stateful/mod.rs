@@ -54,11 +54,11 @@ fn lease_ttl() -> Duration {
         .unwrap_or(LEASE_TTL)
 }
 /// How long a fetch waits for a first message before the loop looks at its clocks.
-const IDLE_POLL: Duration = Duration::from_millis(250);
+pub(crate) const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How often consumer info is polled for the lag gauges.
-const LAG_POLL: Duration = Duration::from_secs(3);
+pub(crate) const LAG_POLL: Duration = Duration::from_secs(3);
 /// Pause before trying again after a failure (restore, consumer, engine).
-const RETRY_PAUSE: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Where a worker keeps the state of its stateful pipelines, and who it is to the leases.
 #[derive(Clone)]
@@ -70,8 +70,9 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating when absent) the checkpoint and lease buckets of `js`'s account.
-    pub async fn open(js: &jetstream::Context) -> Result<Self, String> {
+    /// Opens (creating when absent) the checkpoint and lease buckets of `js`'s account, for
+    /// the worker known on leases as `owner` (see [`owner_id`]).
+    pub async fn open(js: &jetstream::Context, owner: &str) -> Result<Self, String> {
         let checkpoints = CheckpointStore::open(js).await?;
         let leases = Leases::open(js, lease_ttl()).await?;
         let ttl = match leases.ttl().await {
@@ -82,18 +83,22 @@ impl StateStore {
             checkpoints,
             leases,
             ttl,
-            owner: owner_id().to_string(),
+            owner: owner.to_string(),
         })
     }
 }
 
-/// This process's name on leases: host, process id and start time.
-fn owner_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
+/// A new worker's name on leases: host, process id, the process's start time and the
+/// worker's number in the process. Two workers of one process (tests, or a worker replaced in
+/// place) are two owners: one never takes over what the other holds before it expires.
+pub(crate) fn owner_id() -> String {
+    static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static WORKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = PROCESS.get_or_init(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
         format!("{host}:{}:{}", std::process::id(), now_ms())
-    })
+    });
+    format!("{process}:{}", WORKERS.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Why an owned run ended.
@@ -189,6 +194,26 @@ pub(crate) async fn own(
     stop: &CancellationToken,
     limiter: Option<&IngestLimiter>,
 ) -> (End, StateReport) {
+    holding(store, lease, stop, |held| async move {
+        let mut owned = Owned::new(slot, store);
+        let end = owned.run(js, &held, limiter).await;
+        (end, owned.report)
+    })
+    .await
+}
+
+/// Runs `work` while holding `lease`: renews it in the background (`held.halt` is cancelled
+/// when it is lost, or when `stop` is), and gives it back once `work` is done.
+pub(crate) async fn holding<F, Fut, T>(
+    store: &StateStore,
+    lease: Lease,
+    stop: &CancellationToken,
+    work: F,
+) -> T
+where
+    F: FnOnce(Arc<HeldLease>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let held = Arc::new(HeldLease {
         store: store.clone(),
         lease: tokio::sync::Mutex::new(Some((lease, Instant::now()))),
@@ -197,16 +222,15 @@ pub(crate) async fn own(
     });
     let done = CancellationToken::new();
     let keeper = tokio::spawn(keep_lease(held.clone(), done.clone()));
-    let mut owned = Owned::new(slot, store);
-    let end = owned.run(js, &held, limiter).await;
+    let result = work(held.clone()).await;
     done.cancel();
     let _ = keeper.await;
     held.release().await;
-    (end, owned.report)
+    result
 }
 
 /// The lease key of a durable consumer name (KV keys take `[-/_=.a-zA-Z0-9]`).
-fn lease_key(durable: &str) -> String {
+pub(crate) fn lease_key(durable: &str) -> String {
     durable
         .chars()
         .map(|c| {
@@ -220,7 +244,11 @@ fn lease_key(durable: &str) -> String {
 }
 
 /// Waits until the lease is ours; `None` when stopped first.
-async fn acquire(store: &StateStore, key: &str, stop: &CancellationToken) -> Option<Lease> {
+pub(crate) async fn acquire(
+    store: &StateStore,
+    key: &str,
+    stop: &CancellationToken,
+) -> Option<Lease> {
     let poll = (store.ttl / 4).max(Duration::from_millis(250));
     loop {
         match store.leases.acquire(key, &store.owner).await {
@@ -238,18 +266,27 @@ async fn acquire(store: &StateStore, key: &str, stop: &CancellationToken) -> Opt
 /// A lease this worker holds, shared by its keeper and its checkpoints: a checkpoint renews
 /// it and is stored while holding it, so no checkpoint is written after the lease is lost
 /// (a new owner may have restored the previous one already).
-struct HeldLease {
+pub(crate) struct HeldLease {
     store: StateStore,
     /// The lease and when it was last renewed; `None` once lost.
     lease: tokio::sync::Mutex<Option<(Lease, Instant)>>,
     lost: AtomicBool,
     /// Cancelled when the lease is lost (a child of the pipeline's stop token).
-    halt: CancellationToken,
+    pub(crate) halt: CancellationToken,
 }
 
 impl HeldLease {
-    fn is_lost(&self) -> bool {
+    pub(crate) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Whether the lease is held and was renewed within the last half of its time: no other
+    /// worker can have taken it over yet, nor for a while.
+    pub(crate) async fn is_current(&self) -> bool {
+        let guard = self.lease.lock().await;
+        guard
+            .as_ref()
+            .is_some_and(|(_, renewed)| renewed.elapsed() < self.store.ttl / 2)
     }
 
     /// Renews the lease and returns the guard that keeps it from changing; `None` when it

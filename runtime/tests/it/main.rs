@@ -4,6 +4,7 @@
 mod dead_letters;
 mod dlq_capture;
 mod examples;
+mod exclusive;
 mod fast_batches;
 mod missing_stream;
 mod server_restart;
