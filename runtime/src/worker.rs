@@ -167,14 +167,9 @@ impl Worker {
         .await
         .map_err(connector)?;
         let totals = options.totals.clone().unwrap_or_default();
-        if processor.is_stateful() {
+        if processor.is_stateful() || config.exclusive {
             return self
-                .start_stateful(key, config, processor, options, totals)
-                .await;
-        }
-        if config.exclusive {
-            return self
-                .start_exclusive(key, config, processor, options, totals)
+                .start_owned(key, config, processor, options, totals)
                 .await;
         }
         let sources = self.open_sources(&config).await.map_err(connector)?;
@@ -290,9 +285,11 @@ impl Worker {
             })
     }
 
-    /// Starts an exclusive pipeline (`delivery: exclusive`): one loop that runs while this worker
-    /// holds the pipeline's lease (see [`crate::exclusive`]).
-    async fn start_exclusive(
+    /// Starts a pipeline with one owner at a time: one loop that runs while this worker holds
+    /// the pipeline's lease — with checkpointed state for a stateful pipeline (`window`,
+    /// `dedup`, see [`crate::stateful`]), without for an exclusive one (`delivery: exclusive`,
+    /// see [`crate::exclusive`]).
+    async fn start_owned(
         &mut self,
         key: String,
         mut config: PipelineConfig,
@@ -301,6 +298,13 @@ impl Worker {
         totals: Arc<PipelineTotals>,
     ) -> Result<(), RuntimeError> {
         let store = self.owner_store(&config).await?;
+        let stateful = processor.is_stateful();
+        if stateful && config.state.partitions > 1 {
+            return self
+                .start_partitioned(key, config, processor, options, totals, store)
+                .await;
+        }
+        // One owner, one loop: the state (or the cumulative acks) in one place.
         config.parallelism = 1;
         let ctx = self.pipeline_run(config, processor, totals.clone());
         tracing::info!(
@@ -308,65 +312,17 @@ impl Worker {
             key = %key,
             stream = %ctx.config.source.stream,
             consumer = %ctx.config.source.durable,
-            "exclusive pipeline started (waiting for its lease)"
+            stateful,
+            "pipeline with one owner at a time started (waiting for its lease)"
         );
         let stop = self.stop.child_token();
         let mut tasks = JoinSet::new();
-        tasks.spawn(exclusive_loop(
-            ctx,
-            self.js.clone(),
-            store,
-            stop.clone(),
-            options.ingest_limiter.clone(),
-        ));
-        self.running.insert(
-            key,
-            RunningPipeline {
-                stop,
-                tasks,
-                totals,
-            },
-        );
-        Ok(())
-    }
-
-    /// Starts a stateful pipeline (`window`, `dedup`): one loop that runs while this worker
-    /// holds the pipeline's lease, with checkpointed state (see [`crate::stateful`]).
-    async fn start_stateful(
-        &mut self,
-        key: String,
-        mut config: PipelineConfig,
-        processor: Arc<dyn BatchProcessor>,
-        options: StartOptions,
-        totals: Arc<PipelineTotals>,
-    ) -> Result<(), RuntimeError> {
-        let name = config.name.clone();
-        let store = self.owner_store(&config).await?;
-        if config.state.partitions > 1 {
-            return self
-                .start_partitioned(key, config, processor, options, totals, store)
-                .await;
+        let (js, limiter) = (self.js.clone(), options.ingest_limiter.clone());
+        if stateful {
+            tasks.spawn(stateful_loop(ctx, js, store, stop.clone(), limiter));
+        } else {
+            tasks.spawn(exclusive_loop(ctx, js, store, stop.clone(), limiter));
         }
-        // One owner, one loop: the state lives in one place.
-        config.parallelism = 1;
-        let ctx = self.pipeline_run(config, processor, totals.clone());
-        tracing::info!(
-            pipeline = %name,
-            key = %key,
-            stream = %ctx.config.source.stream,
-            consumer = %ctx.config.source.durable,
-            checkpoint_interval = ?ctx.config.state.interval,
-            "stateful pipeline started (waiting for its lease)"
-        );
-        let stop = self.stop.child_token();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(stateful_loop(
-            ctx,
-            self.js.clone(),
-            store,
-            stop.clone(),
-            options.ingest_limiter.clone(),
-        ));
         self.running.insert(
             key,
             RunningPipeline {

@@ -53,7 +53,7 @@ fn payload(i: u64) -> Vec<u8> {
     order_payload(i, KEYS, BASE_MS + i)
 }
 
-/// The process id holding each partition's lease (`host:pid:start`), where one is held.
+/// The process id holding each partition's lease (`host:pid:start-wN`), where one is held.
 async fn owners(js: &jetstream::Context) -> BTreeMap<u32, u32> {
     let mut owners = BTreeMap::new();
     let Ok(kv) = js.get_key_value("weir_leases").await else {

@@ -236,7 +236,7 @@ pub(crate) fn all_logs(workers: &[RunProcess]) -> String {
         .join("\n---\n")
 }
 
-/// The process id in the lease of the pipeline (`host:pid:start`), once one is held.
+/// The process id in the lease of the pipeline (`host:pid:start-wN`), once one is held.
 async fn owner_pid(js: &jetstream::Context) -> Option<u32> {
     let kv = js.get_key_value("weir_leases").await.ok()?;
     let value = kv.get("weir_default_wincrash").await.ok()??;

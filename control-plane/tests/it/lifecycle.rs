@@ -429,7 +429,7 @@ async fn validate_and_apply_check_pipelines_against_the_tenants_declared_streams
 }
 
 #[tokio::test]
-async fn a_stateful_pipeline_deploys_with_parallelism_up_to_its_partitions() {
+async fn a_pipeline_with_one_owner_deploys_with_no_more_loops_than_it_runs() {
     let t = TestApp::sqlite_nats().await;
     let (_, acme) = t.tenant("acme").await;
     t.yaml(
@@ -494,22 +494,9 @@ async fn a_stateful_pipeline_deploys_with_parallelism_up_to_its_partitions() {
     )
     .await
     .ok();
-}
-
-#[tokio::test]
-async fn an_exclusive_pipeline_deploys_with_parallelism_1_only() {
-    let t = TestApp::sqlite_nats().await;
-    let (_, acme) = t.tenant("acme").await;
-    t.yaml(
-        Method::PUT,
-        "/api/v1/streams/ORDERS",
-        &acme,
-        &crate::support::stream_yaml("ORDERS", "orders.>"),
-    )
-    .await
-    .ok();
-    let yaml = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: alone }\nspec:\n  source: { stream: ORDERS, subjects: [\"orders.in\"] }\n  nodes:\n    - { id: out, publish: { subject: orders.alone } }\n  execution: { delivery: exclusive }\n";
-    t.yaml(Method::POST, "/api/v1/pipelines", &acme, yaml)
+    // A stateless pipeline with one reader at a time: one loop.
+    let alone = "apiVersion: weir.dev/v1\nkind: Pipeline\nmetadata: { name: alone }\nspec:\n  source: { stream: ORDERS, subjects: [\"orders.in\"] }\n  nodes:\n    - { id: out, publish: { subject: orders.alone } }\n  execution: { delivery: exclusive }\n";
+    t.yaml(Method::POST, "/api/v1/pipelines", &acme, alone)
         .await
         .ok();
     let p = t

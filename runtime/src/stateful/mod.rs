@@ -88,8 +88,8 @@ impl StateStore {
     }
 }
 
-/// A new worker's name on leases: host, process id, the process's start time and the
-/// worker's number in the process. Two workers of one process (tests, or a worker replaced in
+/// A new worker's name on leases, `host:pid:start-wN`: host, process id, the process's start
+/// time and the worker's number in the process. Two workers of one process (tests, or a worker replaced in
 /// place) are two owners: one never takes over what the other holds before it expires.
 pub(crate) fn owner_id() -> String {
     static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -98,7 +98,7 @@ pub(crate) fn owner_id() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
         format!("{host}:{}:{}", std::process::id(), now_ms())
     });
-    format!("{process}:{}", WORKERS.fetch_add(1, Ordering::Relaxed))
+    format!("{process}-w{}", WORKERS.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Why an owned run ended.
