@@ -56,7 +56,7 @@ pub struct PipelineConfig {
     /// Checkpointing of a pipeline with `window` or `dedup` nodes.
     pub state: StateSettings,
     /// `delivery: exclusive`: one owner at a time reads the consumer and settles each
-    /// batch with one cumulative ack (see [`crate::exclusive`]).
+    /// batch with one cumulative ack (see the `exclusive` module).
     pub exclusive: bool,
 }
 
