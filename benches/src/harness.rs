@@ -932,11 +932,20 @@ async fn publish_paced(
         }
         let payload = setup.inputs[(i % setup.inputs.len() as u64) as usize].clone();
         let at = SystemTime::now();
-        let ack = setup
-            .producer
-            .publish(setup.subject.clone(), payload)
-            .await
-            .map_err(nats)?;
+        // A publish waits for a permit while the context has its most PubAcks in flight
+        // (5000), and a PubAck gives its permit back only once its future is polled: so the
+        // PubAcks in hand are taken in while the publish waits, or it would wait forever.
+        let publish = setup.producer.publish(setup.subject.clone(), payload);
+        tokio::pin!(publish);
+        let ack = loop {
+            tokio::select! {
+                ack = &mut publish => break ack.map_err(nats)?,
+                Some(r) = in_flight.next(), if !in_flight.is_empty() => {
+                    let (seq, at) = r?;
+                    sent_at.insert(seq, at);
+                }
+            }
+        };
         in_flight.push(async move { ack.await.map(|a| (a.sequence, at)).map_err(nats) });
         while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
             let (seq, at) = r?;
