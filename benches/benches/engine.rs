@@ -375,8 +375,20 @@ fn extra_time(
     Duration::from_nanos(extra_nanos.max(1) as u64)
 }
 
+/// The pipeline document of a built-in of `weir bench` (its file also declares the streams).
+fn builtin_pipeline(file: &str) -> CompiledPipeline {
+    let doc = file
+        .split("\n---\n")
+        .find(|d| d.contains("kind: Pipeline"))
+        .expect("the built-in declares a pipeline");
+    compile(doc)
+}
+
 fn bench_order_path(c: &mut Criterion) {
     let pipeline = compile(ORDER_PATH);
+    // `weir bench --builtin orders`: most orders pass its filter and all are mapped, so its
+    // engine cost per input is the one the end-to-end figure pays.
+    let builtin_orders = builtin_pipeline(weir_benches::harness::ORDERS);
     let json_functions = compile(ORDER_PATH_JSON_FUNCTIONS);
     let passthrough = compile(PASSTHROUGH);
     let validated = compile(&order_path_validated());
@@ -401,6 +413,9 @@ fn bench_order_path(c: &mut Criterion) {
     g.throughput(criterion::Throughput::Elements(batch.len() as u64));
     g.bench_function("order_path/1024", |b| {
         b.iter(|| black_box(pipeline.process(black_box(&batch))))
+    });
+    g.bench_function("builtin_orders/1024", |b| {
+        b.iter(|| black_box(builtin_orders.process(black_box(&batch))))
     });
     g.bench_function("order_path_validated/1024", |b| {
         b.iter(|| black_box(validated.process(black_box(&batch))))

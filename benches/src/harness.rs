@@ -17,7 +17,7 @@ use weir_pipelines::{PipelineResource, Resource};
 use weir_runtime::{Metrics, PipelineConfig, Worker};
 
 use crate::knobs::nats;
-pub use crate::knobs::{BenchError, Knobs};
+pub use crate::knobs::{BenchError, KnobOverrides, Knobs};
 use crate::orders::order;
 use crate::raw::{run_raw_best, run_raw_classic};
 
@@ -48,11 +48,12 @@ apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: bench-passthrough }
 spec:
-  source: { stream: BENCH_IN }
+  # The knobs of the best raw stage: batches of 500 taken as they come, 16 in flight.
+  source: { stream: BENCH_IN, consumer: { batch_size: 500, max_wait: 0ms } }
   nodes:
     - id: out
       publish: { subject: "bench.out.orders" }
-  execution: { delivery: exclusive }
+  execution: { delivery: exclusive, max_in_flight: 8000 }
 "#
 );
 
@@ -101,7 +102,8 @@ apiVersion: weir.dev/v1
 kind: Pipeline
 metadata: { name: bench-orders }
 spec:
-  source: { stream: BENCH_IN }
+  # The knobs of the best raw stage: batches of 500 taken as they come, 16 in flight.
+  source: { stream: BENCH_IN, consumer: { batch_size: 500, max_wait: 0ms } }
   nodes:
     - id: open
       filter: "data.status <> 'refunded'"
@@ -126,7 +128,7 @@ spec:
       publish: { subject: "bench.out.eu.{data.region}" }
     - id: standard
       publish: { subject: "bench.out.standard" }
-  execution: { delivery: exclusive }
+  execution: { delivery: exclusive, max_in_flight: 8000 }
 "#
 );
 
@@ -147,8 +149,9 @@ pub struct BenchOptions {
     pub pipeline_yaml: String,
     /// Payloads to cycle through instead of generated orders.
     pub inputs: Option<Vec<Bytes>>,
-    /// Knobs of the main measurement.
-    pub knobs: Knobs,
+    /// Knobs of the main measurement that replace the pipeline file's own (the file's values
+    /// and Weir's defaults for the rest).
+    pub knobs: KnobOverrides,
     /// Interleaved rounds of (classic raw, best raw, pipeline); ratios are their medians.
     pub rounds: usize,
     /// Also sweep the knobs.
@@ -347,6 +350,9 @@ struct Setup {
     /// The pipeline runs one loop whatever its parallelism (`delivery: exclusive`, or one
     /// unpartitioned state): the sweep leaves parallelism at 1.
     one_loop: bool,
+    /// The knobs of the main measurement: the file's, those given instead, parallelism 1 for
+    /// one loop.
+    knobs: Knobs,
 }
 
 /// The bench's own nats-server (JetStream store in a temporary directory), killed on drop.
@@ -391,10 +397,6 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         }
     };
     let mut setup = Setup::prepare(&url, &options).await?;
-    let mut options = options;
-    if setup.one_loop {
-        options.knobs.parallelism = 1;
-    }
     let mean_size =
         setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64 / setup.inputs.len() as f64;
     let (runs, rounds) = interleaved_rounds(&mut setup, &options).await?;
@@ -406,14 +408,9 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             if stage == Stage::Pipeline && setup.stateful {
                 continue;
             }
-            let (p50, p99) = latency(
-                &mut setup,
-                stage,
-                options.knobs,
-                rate,
-                options.latency_seconds,
-            )
-            .await?;
+            let knobs = setup.knobs;
+            let (p50, p99) =
+                latency(&mut setup, stage, knobs, rate, options.latency_seconds).await?;
             m.p50_ms = Some(p50);
             m.p99_ms = Some(p99);
         }
@@ -490,12 +487,20 @@ impl Setup {
         let x = &pipeline.spec.execution;
         let one_loop = x.delivery == weir_pipelines::spec::DeliveryMode::Exclusive
             || (stateful && x.partitions.unwrap_or(1) <= 1);
+        let plan = weir_engine::plan(&pipeline).map_err(|e| BenchError::Pipeline(e.to_string()))?;
+        let mut knobs = options
+            .knobs
+            .over(Knobs::of(&PipelineConfig::from_plan(&plan)));
+        if one_loop {
+            knobs.parallelism = 1;
+        }
         Ok(Setup {
             client,
             js,
             producer,
             stateful,
             one_loop,
+            knobs,
             pipeline,
             source_stream,
             subject,
@@ -542,7 +547,8 @@ async fn interleaved_rounds(
             .into_iter()
             .enumerate()
         {
-            let m = measure(setup, stage, options.knobs, options.messages).await?;
+            let knobs = setup.knobs;
+            let m = measure(setup, stage, knobs, options.messages).await?;
             eprintln!(
                 "bench: round {}/{rounds} {:<20} {:>9.0} msgs/s",
                 round + 1,
@@ -570,7 +576,7 @@ async fn sweep_knobs(
     start_rate: f64,
 ) -> Result<(Vec<Measurement>, Knobs), BenchError> {
     let mut sweep = Vec::new();
-    let mut current = options.knobs;
+    let mut current = setup.knobs;
     let mut current_rate = start_rate;
     let knobs = if setup.one_loop { 3 } else { 4 };
     for knob in 0..knobs {

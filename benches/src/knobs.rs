@@ -37,18 +37,42 @@ pub struct Knobs {
     pub parallelism: usize,
 }
 
-impl Default for Knobs {
-    fn default() -> Self {
+/// Knobs given on the command line: each replaces the pipeline file's own value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KnobOverrides {
+    /// Messages per fetched batch.
+    pub batch_size: Option<usize>,
+    /// Longest wait for a batch to fill.
+    pub max_wait: Option<Duration>,
+    /// In-flight PubAcks per loop.
+    pub window: Option<usize>,
+    /// Concurrent batch loops.
+    pub parallelism: Option<usize>,
+}
+
+impl KnobOverrides {
+    /// `base` with the given knobs in place of its own.
+    pub fn over(self, base: Knobs) -> Knobs {
         Knobs {
-            batch_size: weir_connectors::source::DEFAULT_BATCH_SIZE,
-            max_wait: weir_connectors::source::DEFAULT_MAX_WAIT,
-            window: weir_runtime::config::DEFAULT_MAX_IN_FLIGHT,
-            parallelism: 2,
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
+            max_wait: self.max_wait.unwrap_or(base.max_wait),
+            window: self.window.unwrap_or(base.window),
+            parallelism: self.parallelism.unwrap_or(base.parallelism),
         }
     }
 }
 
 impl Knobs {
+    /// The knobs a pipeline runs with: its file's values, Weir's defaults for the rest.
+    pub fn of(config: &weir_runtime::PipelineConfig) -> Knobs {
+        Knobs {
+            batch_size: config.source.batch_size,
+            max_wait: config.source.max_wait,
+            window: config.max_in_flight,
+            parallelism: config.parallelism,
+        }
+    }
+
     /// The knobs as the pipeline file writes them.
     pub fn snippet(&self) -> String {
         format!(

@@ -7,4 +7,4 @@ pub mod knobs;
 pub mod orders;
 pub mod raw;
 
-pub use harness::{BenchError, BenchOptions, BenchReport, Knobs, Measurement, run};
+pub use harness::{BenchError, BenchOptions, BenchReport, KnobOverrides, Knobs, Measurement, run};

@@ -5,8 +5,9 @@
 //! floor with `AckPolicy::All` and runs one loop on it, the others stand by and take over
 //! when the lease expires (a dead worker) or is given back (a graceful stop).
 //!
-//! The loop keeps up to [`BATCHES_IN_FLIGHT`] batches in flight, as a shared loop does, but
-//! finishes them in fetch order: once a batch's outputs and dead letters are stored and every
+//! The loop keeps as many batches in flight as its PubAck window holds (`max_in_flight` ÷
+//! `batch_size`, at least [`BATCHES_IN_FLIGHT`] as a shared loop keeps, at most
+//! [`MAX_BATCHES_IN_FLIGHT`]: see [`batches_in_flight`]), but finishes them in fetch order: once a batch's outputs and dead letters are stored and every
 //! batch before it is finished, one cumulative ack — its highest stream sequence — settles all
 //! its inputs. Nothing is ever naked (a nak behind a later cumulative ack would be lost):
 //! publishes are retried in place until stored, an input the engine failed for now is run
@@ -35,8 +36,20 @@ use crate::stateful::{
     End, HeldLease, IDLE_POLL, LAG_POLL, RETRY_PAUSE, StateStore, acquire, holding, lease_key,
 };
 
-/// Batches fetched but not finished yet, at most (as a shared loop keeps).
+/// Batches fetched but not finished yet, at least (as a shared loop keeps).
 pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches fetched but not finished yet, at most, whatever the window.
+pub(crate) const MAX_BATCHES_IN_FLIGHT: usize = 64;
+
+/// How many batches the loop keeps in flight: enough to fill the PubAck window. Batches finish
+/// in fetch order, so a slow one holds every later one back; with only a few in flight, the
+/// loop and nats-server wait on each other and leave cores idle (docs/bench.md: 16 batches of
+/// 500 in flight against 4 of 256).
+pub(crate) fn batches_in_flight(max_in_flight: usize, batch_size: usize) -> usize {
+    max_in_flight
+        .div_ceil(batch_size.max(1))
+        .clamp(BATCHES_IN_FLIGHT, MAX_BATCHES_IN_FLIGHT)
+}
 
 /// The loop of an exclusive pipeline on one worker: waits for the lease, runs while it holds
 /// it, and waits again when it loses it.
@@ -84,6 +97,7 @@ async fn run_owned(
     limiter: Option<&IngestLimiter>,
 ) -> End {
     let halt = &held.halt;
+    let in_flight = batches_in_flight(run.config.max_in_flight, run.config.source.batch_size);
     let settings = SourceSettings {
         cumulative_acks: true,
         ..run.config.source.clone()
@@ -103,7 +117,7 @@ async fn run_owned(
                     .consumer_polled(info.num_pending, info.num_ack_pending as u64);
             }
         }
-        if settling.len() >= BATCHES_IN_FLIGHT {
+        if settling.len() >= in_flight {
             if let Some(finished) = settling.next().await {
                 failed = acked(run, &held, finished).await.err();
             }
@@ -216,4 +230,19 @@ async fn run_batch(
     }
     tally(run, &batch, started, retries + publish_retries, &[]);
     Ok(batch.acks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_sets_how_many_batches_are_in_flight() {
+        // The defaults (window 1024, batches of 256) keep what a shared loop keeps.
+        assert_eq!(batches_in_flight(1024, 256), BATCHES_IN_FLIGHT);
+        assert_eq!(batches_in_flight(8192, 500), 17);
+        assert_eq!(batches_in_flight(16, 256), BATCHES_IN_FLIGHT);
+        assert_eq!(batches_in_flight(1_000_000, 1), MAX_BATCHES_IN_FLIGHT);
+        assert_eq!(batches_in_flight(1024, 0), MAX_BATCHES_IN_FLIGHT);
+    }
 }

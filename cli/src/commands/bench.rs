@@ -9,7 +9,7 @@ use std::time::Duration;
 #[cfg(feature = "bench")]
 use anyhow::Context as _;
 #[cfg(feature = "bench")]
-use weir_benches::{BenchOptions, Knobs};
+use weir_benches::{BenchOptions, KnobOverrides};
 
 /// Arguments of `weir bench`.
 #[derive(clap::Args)]
@@ -39,7 +39,7 @@ pub struct Args {
     /// Sweep the knobs and print the best settings.
     #[arg(long)]
     pub sweep: bool,
-    /// Messages per fetched batch.
+    /// Messages per fetched batch (default: the pipeline file's, as the next three).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Longest wait for a batch to fill, e.g. `5ms`.
@@ -96,17 +96,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let defaults = Knobs::default();
     let options = BenchOptions {
         nats_url: args.nats,
         messages: args.messages,
         pipeline_yaml,
         inputs,
-        knobs: Knobs {
-            batch_size: args.batch_size.unwrap_or(defaults.batch_size),
-            max_wait: args.max_wait.unwrap_or(defaults.max_wait),
-            window: args.window.unwrap_or(defaults.window),
-            parallelism: args.parallelism.unwrap_or(defaults.parallelism),
+        knobs: KnobOverrides {
+            batch_size: args.batch_size,
+            max_wait: args.max_wait,
+            window: args.window,
+            parallelism: args.parallelism,
         },
         rounds: args.rounds as usize,
         sweep: args.sweep,

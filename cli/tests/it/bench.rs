@@ -6,8 +6,8 @@ use std::process::Command;
 use crate::fleet_support::weir_binary;
 
 /// `weir bench --builtin <builtin>` on 3000 messages with `rounds` rounds and half a second
-/// of latency measurement: its output and its JSON line.
-fn bench(builtin: &str, rounds: &str) -> (String, serde_json::Value) {
+/// of latency measurement, and `more` arguments: its output and its JSON line.
+fn bench(builtin: &str, rounds: &str, more: &[&str]) -> (String, serde_json::Value) {
     let out = Command::new(weir_binary())
         .args([
             "bench",
@@ -20,6 +20,7 @@ fn bench(builtin: &str, rounds: &str) -> (String, serde_json::Value) {
             "--latency-seconds",
             "0.5",
         ])
+        .args(more)
         .env(
             "WEIR_NATS_SERVER",
             weir_testkit::nats::nats_server_binary().expect("nats-server"),
@@ -38,7 +39,7 @@ fn bench(builtin: &str, rounds: &str) -> (String, serde_json::Value) {
 
 #[test]
 fn bench_interleaves_both_baselines_and_the_pipeline() {
-    let (stdout, json) = bench("orders", "2");
+    let (stdout, json) = bench("orders", "2", &[]);
     for stage in ["raw-classic", "raw-best", "bench-orders"] {
         assert!(stdout.contains(stage), "no {stage} row in:\n{stdout}");
     }
@@ -56,14 +57,23 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
         let p99 = json[stage]["p99_ms"].as_f64();
         assert!(p99.is_some_and(|p| p >= 0.0), "no p99 for {stage}: {json}");
     }
+    // The pipeline runs with the knobs its file sets.
+    let knobs = &json["pipeline"];
+    assert_eq!(knobs["batch_size"], 500, "{json}");
+    assert_eq!(knobs["max_wait_ms"], 0.0, "{json}");
+    assert_eq!(knobs["window"], 8000, "{json}");
+    assert_eq!(knobs["parallelism"], 1, "{json}");
 }
 
 #[test]
 fn bench_runs_the_windowed_builtin_by_its_acked_inputs() {
-    let (stdout, json) = bench("window", "1");
+    let (stdout, json) = bench("window", "1", &[]);
     assert!(stdout.contains("bench-window"), "{stdout}");
     let ratio = json["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
+    // No knob in the file: Weir's defaults.
+    assert_eq!(json["pipeline"]["batch_size"], 256, "{json}");
+    assert_eq!(json["pipeline"]["window"], 1024, "{json}");
     // Window results are no single input's output: no pipeline latency, the raw one only.
     assert!(json["pipeline"]["p99_ms"].is_null(), "{json}");
     assert!(json["raw_best"]["p99_ms"].as_f64().is_some(), "{json}");
@@ -71,10 +81,13 @@ fn bench_runs_the_windowed_builtin_by_its_acked_inputs() {
 
 #[test]
 fn bench_runs_the_validating_builtin() {
-    let (stdout, json) = bench("validated", "1");
+    let (stdout, json) = bench("validated", "1", &["--batch-size", "64"]);
     assert!(stdout.contains("bench-validated"), "{stdout}");
     let ratio = json["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
     // Every generated order is valid: each has its output, so the pipeline has a latency.
     assert!(json["pipeline"]["p99_ms"].as_f64().is_some(), "{json}");
+    // A knob given on the command line replaces the file's; the others stay the file's.
+    assert_eq!(json["pipeline"]["batch_size"], 64, "{json}");
+    assert_eq!(json["pipeline"]["window"], 8000, "{json}");
 }

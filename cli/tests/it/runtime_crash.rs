@@ -70,7 +70,8 @@ fn sigkill_five_times_loses_and_duplicates_nothing() -> Result<()> {
 
 /// The same with `delivery: exclusive`: one owner, one cumulative ack per batch. Each restarted
 /// worker takes the lease over once the killed one's expires (2 s here), re-creates the
-/// consumer after the last ack, and processes from there again.
+/// consumer after the last ack, and processes from there again. Its window keeps 20 batches
+/// of 200 in flight, so a kill finds many finished batches waiting behind an unfinished one.
 #[test]
 fn sigkill_five_times_an_exclusive_pipeline_loses_and_duplicates_nothing() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,7 +80,7 @@ fn sigkill_five_times_an_exclusive_pipeline_loses_and_duplicates_nothing() -> Re
         .build()?;
     let exclusive = PIPELINE.replace(
         "execution: { parallelism: 2 }",
-        "execution: { delivery: exclusive }",
+        "execution: { delivery: exclusive, max_in_flight: 4000 }",
     );
     assert_ne!(exclusive, PIPELINE);
     runtime.block_on(crash_run(&exclusive, true))
