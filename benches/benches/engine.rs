@@ -1,5 +1,6 @@
 //! Engine operator path in memory (TARGETS.md: ≥ 1.5 M events/s/core): decode → filter → map →
-//! route → publish template → encode on 223-byte order JSON, one thread. Also a batch-size
+//! route → publish template → encode on 223-byte order JSON, one thread, and the pipeline of
+//! `weir bench --builtin orders` (`builtin_orders`). Also a batch-size
 //! sweep (the per-batch fixed cost), the passthrough and parse-only ceilings, and the same
 //! pipeline written with JSON functions instead of `data.<path>` columns (the decode choice).
 //! Avro: the same orders as Avro records (Confluent wire format), decoded by a `format: avro`
