@@ -89,8 +89,9 @@ impl StateStore {
 }
 
 /// A new worker's name on leases, `host:pid:start-wN`: host, process id, the process's start
-/// time and the worker's number in the process. Two workers of one process (tests, or a worker replaced in
-/// place) are two owners: one never takes over what the other holds before it expires.
+/// time and the worker's number in the process. Two workers of one process (tests, or a
+/// worker replaced in place) are two owners: one never takes over what the other holds
+/// before it expires.
 pub(crate) fn owner_id() -> String {
     static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static WORKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
