@@ -7,12 +7,14 @@
 //!
 //! The loop keeps as many batches in flight as its PubAck window holds (`max_in_flight` ÷
 //! `batch_size`, at least [`BATCHES_IN_FLIGHT`] as a shared loop keeps, at most
-//! [`MAX_BATCHES_IN_FLIGHT`]: see [`batches_in_flight`]), but finishes them in fetch order: once a batch's outputs and dead letters are stored and every
-//! batch before it is finished, one cumulative ack — its highest stream sequence — settles all
-//! its inputs. Nothing is ever naked (a nak behind a later cumulative ack would be lost):
-//! publishes are retried in place until stored, an input the engine failed for now is run
-//! again in place (`errors.retry`: up to `max_attempts` runs, with its backoff) and then
-//! dead-lettered. When a batch cannot finish (the worker stops while its outputs are still
+//! [`MAX_BATCHES_IN_FLIGHT`]: see [`batches_in_flight`]), but finishes them in fetch order:
+//! once a batch's outputs and dead letters are stored and every batch before it is finished,
+//! one cumulative ack — its highest stream sequence — settles all its inputs. Nothing is ever
+//! naked (a nak behind a later cumulative ack would be lost): publishes are retried in place
+//! until stored, an input the engine failed for now is run again in place (`errors.retry`: up
+//! to `max_attempts` runs, with its backoff) and then dead-lettered. Each batch runs in a task
+//! of its own, so the engine and the sink of one batch use one core while the loop fetches and
+//! acks on another. When a batch cannot finish (the worker stops while its outputs are still
 //! being retried), no later batch is acked: the next owner re-creates the consumer after the
 //! last ack and processes from there again, and the outputs' ids deduplicate what was stored.
 
@@ -23,6 +25,7 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use weir_connectors::delivery::ack_through;
 use weir_connectors::{AckHandle, Delivery, PullSource, SourceSettings};
 
@@ -33,8 +36,9 @@ use crate::batch::{
 use crate::disposition::Disposition;
 use crate::ratelimit::IngestLimiter;
 use crate::stateful::{
-    End, HeldLease, IDLE_POLL, LAG_POLL, RETRY_PAUSE, StateStore, acquire, holding, lease_key,
+    End, HeldLease, IDLE_POLL, RETRY_PAUSE, StateStore, acquire, holding, lease_key,
 };
+use crate::worker::lag_loop;
 
 /// Batches fetched but not finished yet, at least (as a shared loop keeps).
 pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
@@ -106,17 +110,17 @@ async fn run_owned(
         Ok(s) => s,
         Err(e) => return End::Again(e.to_string()),
     };
+    // The lag gauges are polled by a task of their own, as for a shared pipeline: a JetStream
+    // API reply is slow under load, and awaited here it would hold back fetches and acks.
+    let _lag = AbortOnDropHandle::new(tokio::spawn(lag_loop(
+        run.config.name.clone(),
+        source.consumer(),
+        run.clone(),
+        halt.child_token(),
+    )));
     let mut settling: FuturesOrdered<_> = FuturesOrdered::new();
-    let mut lag_polled: Option<Instant> = None;
     let mut failed = None;
     while !halt.is_cancelled() && failed.is_none() {
-        if lag_polled.is_none_or(|t| t.elapsed() >= LAG_POLL) {
-            lag_polled = Some(Instant::now());
-            if let Ok(info) = source.consumer().get_info().await {
-                run.telemetry
-                    .consumer_polled(info.num_pending, info.num_ack_pending as u64);
-            }
-        }
         if settling.len() >= in_flight {
             if let Some(finished) = settling.next().await {
                 failed = acked(run, &held, finished).await.err();
@@ -153,7 +157,17 @@ async fn run_owned(
                     limiter.take(batch.len());
                 }
                 let (run, halt) = (run.clone(), halt.clone());
-                settling.push_back(async move { run_batch(&run, batch, &halt).await });
+                // A task of its own per batch: the engine and the sink of one batch run on
+                // one core while this loop fetches, acks and starts the next on another.
+                // Dropped (the loop failed or stopped), it is aborted, as an inline future
+                // would be dropped.
+                let task = AbortOnDropHandle::new(tokio::spawn(async move {
+                    run_batch(&run, batch, &halt).await
+                }));
+                settling.push_back(async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(format!("the batch's task failed: {e}")))
+                });
             }
             // The consumer may have been re-created by a new owner (this worker's lease
             // lapsed unnoticed): never read it again without the lease.
@@ -178,7 +192,7 @@ async fn run_owned(
 /// an error when the batch did not finish or the lease is not current (nothing is acked).
 async fn acked(run: &PipelineRun, held: &HeldLease, finished: Finished) -> Result<(), String> {
     let acks = finished?;
-    if !held.is_current().await {
+    if !held.is_current() {
         return Err("the lease is not current: leaving the batch to the next owner".into());
     }
     if let Err(e) = ack_through(&acks).await {

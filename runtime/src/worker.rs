@@ -629,7 +629,8 @@ async fn batch_loop(
     tracing::debug!(%pipeline, loop_id, released, "batch loop stopped");
 }
 
-async fn lag_loop(
+/// Polls the consumer's info every [`LAG_POLL`] for the lag gauges, until `stop`.
+pub(crate) async fn lag_loop(
     pipeline: String,
     consumer: jetstream::consumer::PullConsumer,
     run: Arc<PipelineRun>,

@@ -51,7 +51,8 @@ pub struct Args {
     /// Concurrent batch loops.
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// Seconds of the paced latency run at half the best raw throughput (0 skips it).
+    /// Seconds of the paced latency runs, each stage at half of its own median throughput,
+    /// counted after a 1 s warm-up (0 skips them).
     #[arg(long, default_value_t = 2.0)]
     pub latency_seconds: f64,
 }

@@ -52,11 +52,16 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
     }
     let ratio = json["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
-    // The latency run covers the best raw stage and the pipeline.
+    // The latency run covers the best raw stage and the pipeline, each paced at half of its
+    // own median throughput.
     for stage in ["raw_best", "pipeline"] {
         let p99 = json[stage]["p99_ms"].as_f64();
         assert!(p99.is_some_and(|p| p >= 0.0), "no p99 for {stage}: {json}");
+        let paced = json[stage]["paced_rate"].as_f64().expect("paced_rate");
+        let max = json[stage]["msgs_per_s"].as_f64().expect("msgs_per_s");
+        assert!((paced - max / 2.0).abs() <= max * 1e-9, "{stage}: {json}");
     }
+    assert!(stdout.contains("paced/s"), "{stdout}");
     // The pipeline runs with the knobs its file sets.
     let knobs = &json["pipeline"];
     assert_eq!(knobs["batch_size"], 500, "{json}");

@@ -218,6 +218,7 @@ where
     let held = Arc::new(HeldLease {
         store: store.clone(),
         lease: tokio::sync::Mutex::new(Some((lease, Instant::now()))),
+        renewed_at: std::sync::Mutex::new(Some(Instant::now())),
         lost: AtomicBool::new(false),
         halt: stop.child_token(),
     });
@@ -271,6 +272,10 @@ pub(crate) struct HeldLease {
     store: StateStore,
     /// The lease and when it was last renewed; `None` once lost.
     lease: tokio::sync::Mutex<Option<(Lease, Instant)>>,
+    /// When the lease was last renewed (`None` once lost), readable while a renewal holds
+    /// `lease` for its round trip: the loop that asks [`HeldLease::is_current`] before each
+    /// ack must not wait for the KV store.
+    renewed_at: std::sync::Mutex<Option<Instant>>,
     lost: AtomicBool,
     /// Cancelled when the lease is lost (a child of the pipeline's stop token).
     pub(crate) halt: CancellationToken,
@@ -282,12 +287,18 @@ impl HeldLease {
     }
 
     /// Whether the lease is held and was renewed within the last half of its time: no other
-    /// worker can have taken it over yet, nor for a while.
-    pub(crate) async fn is_current(&self) -> bool {
-        let guard = self.lease.lock().await;
-        guard
-            .as_ref()
-            .is_some_and(|(_, renewed)| renewed.elapsed() < self.store.ttl / 2)
+    /// worker can have taken it over yet, nor for a while. A renewal under way does not
+    /// change that (the lease stays ours until its last renewal's time runs out), so this
+    /// does not wait for it.
+    pub(crate) fn is_current(&self) -> bool {
+        self.renewed_at
+            .lock()
+            .expect("renewed_at lock")
+            .is_some_and(|renewed| renewed.elapsed() < self.store.ttl / 2)
+    }
+
+    fn set_renewed(&self, at: Option<Instant>) {
+        *self.renewed_at.lock().expect("renewed_at lock") = at;
     }
 
     /// Renews the lease and returns the guard that keeps it from changing; `None` when it
@@ -297,7 +308,9 @@ impl HeldLease {
         let (lease, renewed) = guard.as_ref()?;
         match self.store.leases.renew(lease, &self.store.owner).await {
             Ok(Some(l)) => {
-                *guard = Some((l, Instant::now()));
+                let now = Instant::now();
+                *guard = Some((l, now));
+                self.set_renewed(Some(now));
                 return Some(guard);
             }
             Ok(None) => tracing::warn!(key = %lease.key, "the lease was taken by another worker"),
@@ -310,6 +323,7 @@ impl HeldLease {
             }
         }
         *guard = None;
+        self.set_renewed(None);
         self.lost.store(true, Ordering::SeqCst);
         self.halt.cancel();
         None
@@ -317,6 +331,7 @@ impl HeldLease {
 
     /// Gives the lease back, when still held.
     async fn release(&self) {
+        self.set_renewed(None);
         if let Some((lease, _)) = self.lease.lock().await.take()
             && let Err(e) = self.store.leases.release(&lease).await
         {
