@@ -354,3 +354,43 @@ async fn keep_lease(held: Arc<HeldLease>, done: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_testkit::nats::NatsServer;
+
+    /// The exclusive loop asks before every ack whether the lease is current: the answer must
+    /// not wait for a renewal's round trip to the KV store (which holds the lease's lock).
+    #[tokio::test]
+    async fn the_lease_is_current_while_a_renewal_holds_it() {
+        let server = NatsServer::start().expect("nats-server");
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        let store = StateStore::open(&js, &owner_id())
+            .await
+            .expect("state store");
+        let lease = store
+            .leases
+            .acquire("lease-test", &store.owner)
+            .await
+            .expect("acquire")
+            .expect("free");
+        let stop = CancellationToken::new();
+        holding(&store, lease, &stop, |held| async move {
+            assert!(held.is_current());
+            // A renewal under way holds the lock for its round trip.
+            let renewing = held.lease.lock().await;
+            let asked =
+                tokio::time::timeout(Duration::from_millis(100), async { held.is_current() }).await;
+            assert_eq!(asked, Ok(true), "the check waited for the renewal");
+            drop(renewing);
+            // Renewed, it is current; lost, it is not.
+            drop(held.renewed().await);
+            assert!(held.is_current());
+            held.set_renewed(None);
+            assert!(!held.is_current());
+        })
+        .await;
+    }
+}
