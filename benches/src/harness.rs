@@ -278,6 +278,13 @@ impl BenchReport {
             self.ratio(),
             self.ratio_classic()
         ));
+        if self.best.p50_ms.is_some() {
+            out.push_str(&format!(
+                "latency: each stage paced at half of its median msgs/s (paced/s), input stored → \
+                 output stored, after a {}-second warm-up\n",
+                LATENCY_WARMUP.as_secs()
+            ));
+        }
         out.push_str("rounds (msgs/s): classic / best / pipeline\n");
         for (i, r) in self.rounds.iter().enumerate() {
             out.push_str(&format!(

@@ -62,6 +62,7 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
         assert!((paced - max / 2.0).abs() <= max * 1e-9, "{stage}: {json}");
     }
     assert!(stdout.contains("paced/s"), "{stdout}");
+    assert!(stdout.contains("input stored → output stored"), "{stdout}");
     // The pipeline runs with the knobs its file sets.
     let knobs = &json["pipeline"];
     assert_eq!(knobs["batch_size"], 500, "{json}");
