@@ -38,7 +38,7 @@ use crate::ratelimit::IngestLimiter;
 use crate::stateful::{
     End, HeldLease, IDLE_POLL, RETRY_PAUSE, StateStore, acquire, holding, lease_key,
 };
-use crate::worker::lag_loop;
+use crate::telemetry::poll_lag;
 
 /// Batches fetched but not finished yet, at least (as a shared loop keeps).
 pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
@@ -110,12 +110,10 @@ async fn run_owned(
         Ok(s) => s,
         Err(e) => return End::Again(e.to_string()),
     };
-    // The lag gauges are polled by a task of their own, as for a shared pipeline: a JetStream
-    // API reply is slow under load, and awaited here it would hold back fetches and acks.
-    let _lag = AbortOnDropHandle::new(tokio::spawn(lag_loop(
-        run.config.name.clone(),
+    // The lag gauges are polled by a task of their own, as for a shared pipeline.
+    let _lag = AbortOnDropHandle::new(tokio::spawn(poll_lag(
         source.consumer(),
-        run.clone(),
+        run.telemetry.clone(),
         halt.child_token(),
     )));
     let mut settling: FuturesOrdered<_> = FuturesOrdered::new();

@@ -230,3 +230,28 @@ impl Telemetry {
             .set(ack_pending as i64);
     }
 }
+
+/// How often consumer info is polled for the lag gauges.
+pub(crate) const LAG_POLL: Duration = Duration::from_secs(3);
+
+/// Polls `consumer`'s info every [`LAG_POLL`] for the lag gauges of `telemetry`, until `stop`.
+/// A task of its own: a JetStream API reply is slow under load, and a batch loop that awaited
+/// it would hold back its fetches and acks.
+pub(crate) async fn poll_lag(
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    telemetry: Telemetry,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match consumer.get_info().await {
+            Ok(info) => telemetry.consumer_polled(info.num_pending, info.num_ack_pending as u64),
+            Err(err) => {
+                tracing::debug!(pipeline = %telemetry.pipeline, error = %err, "consumer info failed")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(LAG_POLL) => {}
+        }
+    }
+}

@@ -26,14 +26,12 @@ use crate::ratelimit::IngestLimiter;
 use crate::stateful::partitioned::partitioned_loop;
 use crate::stateful::router::Router;
 use crate::stateful::{StateStore, stateful_loop};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, poll_lag};
 use crate::{BatchProcessor, Metrics, PipelineConfig, RuntimeError};
 use weir_connectors::partitions::PartitionLayout;
 
 /// How long a fetch waits for a first message before the loop checks for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(250);
-/// How often consumer info is polled for the lag gauges.
-const LAG_POLL: Duration = Duration::from_secs(3);
 /// Longest backoff between failed fetches.
 const MAX_FETCH_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -188,7 +186,7 @@ impl Worker {
         let stop = self.stop.child_token();
         let mut tasks = JoinSet::new();
         self.spawn_batch_loops(&mut tasks, &ctx, sources, &stop, &options);
-        tasks.spawn(lag_loop(name, consumer, ctx, stop.clone()));
+        tasks.spawn(poll_lag(consumer, ctx.telemetry.clone(), stop.clone()));
         self.running.insert(
             key,
             RunningPipeline {
@@ -396,7 +394,7 @@ impl Worker {
         let stop = self.stop.child_token();
         let mut tasks = JoinSet::new();
         self.spawn_batch_loops(&mut tasks, &routing, sources, &stop, &options);
-        tasks.spawn(lag_loop(name, consumer, base.clone(), stop.clone()));
+        tasks.spawn(poll_lag(consumer, base.telemetry.clone(), stop.clone()));
         tasks.spawn(partitioned_loop(
             base,
             layout,
@@ -627,25 +625,4 @@ async fn batch_loop(
     }
     let released = source.release_buffered().await;
     tracing::debug!(%pipeline, loop_id, released, "batch loop stopped");
-}
-
-/// Polls the consumer's info every [`LAG_POLL`] for the lag gauges, until `stop`.
-pub(crate) async fn lag_loop(
-    pipeline: String,
-    consumer: jetstream::consumer::PullConsumer,
-    run: Arc<PipelineRun>,
-    stop: CancellationToken,
-) {
-    loop {
-        match consumer.get_info().await {
-            Ok(info) => run
-                .telemetry
-                .consumer_polled(info.num_pending, info.num_ack_pending as u64),
-            Err(err) => tracing::debug!(%pipeline, error = %err, "consumer info failed"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(LAG_POLL) => {}
-        }
-    }
 }

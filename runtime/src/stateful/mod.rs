@@ -55,8 +55,6 @@ fn lease_ttl() -> Duration {
 }
 /// How long a fetch waits for a first message before the loop looks at its clocks.
 pub(crate) const IDLE_POLL: Duration = Duration::from_millis(250);
-/// How often consumer info is polled for the lag gauges.
-pub(crate) const LAG_POLL: Duration = Duration::from_secs(3);
 /// Pause before trying again after a failure (restore, consumer, engine).
 pub(crate) const RETRY_PAUSE: Duration = Duration::from_secs(2);
 

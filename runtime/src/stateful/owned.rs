@@ -11,8 +11,9 @@ use weir_connectors::{AckHandle, Delivery, PullSource, SourceSettings};
 use weir_pipelines::fleet::{StateReport, now_ms};
 
 use super::batch::{self, BatchEnd};
-use super::{End, HeldLease, IDLE_POLL, LAG_POLL, Slot, StateStore};
+use super::{End, HeldLease, IDLE_POLL, Slot, StateStore};
 use crate::ratelimit::IngestLimiter;
+use crate::telemetry::LAG_POLL;
 use crate::telemetry::Telemetry;
 use weir_connectors::partitions::PartitionLayout;
 
