@@ -232,7 +232,7 @@ impl Telemetry {
 }
 
 /// How often consumer info is polled for the lag gauges.
-pub(crate) const LAG_POLL: Duration = Duration::from_secs(3);
+const LAG_POLL: Duration = Duration::from_secs(3);
 
 /// Polls `consumer`'s info every [`LAG_POLL`] for the lag gauges of `telemetry`, until `stop`.
 /// A task of its own: a JetStream API reply is slow under load, and a batch loop that awaited

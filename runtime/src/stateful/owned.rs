@@ -13,8 +13,9 @@ use weir_pipelines::fleet::{StateReport, now_ms};
 use super::batch::{self, BatchEnd};
 use super::{End, HeldLease, IDLE_POLL, Slot, StateStore};
 use crate::ratelimit::IngestLimiter;
-use crate::telemetry::LAG_POLL;
 use crate::telemetry::Telemetry;
+use crate::telemetry::poll_lag;
+use tokio_util::task::AbortOnDropHandle;
 use weir_connectors::partitions::PartitionLayout;
 
 /// A pipeline this worker owns, between checkpoints.
@@ -135,7 +136,15 @@ impl<'a> Owned<'a> {
         };
         self.publish_report();
         let poll = IDLE_POLL.min(self.slot.run.config.state.interval);
-        let mut lag_polled: Option<Instant> = None;
+        // The lag gauges, by a task of their own. A partition's consumer is internal: the
+        // pipeline's lag is its routing stage's.
+        let _lag = self.slot.partition.is_none().then(|| {
+            AbortOnDropHandle::new(tokio::spawn(poll_lag(
+                source.consumer(),
+                self.slot.run.telemetry.clone(),
+                halt.child_token(),
+            )))
+        });
         loop {
             if halt.is_cancelled() {
                 return self.halted(js, held, &mut source).await;
@@ -151,16 +160,6 @@ impl<'a> Owned<'a> {
             {
                 tracing::warn!(pipeline = %self.slot.run.config.name, "checkpoint failed (inputs stay un-acked): {e}");
                 self.slot.run.telemetry.totals().record_error(e);
-            }
-            // A partition's consumer is internal: the pipeline's lag is its routing stage's.
-            if self.slot.partition.is_none() && lag_polled.is_none_or(|t| t.elapsed() >= LAG_POLL) {
-                lag_polled = Some(Instant::now());
-                if let Ok(info) = source.consumer().get_info().await {
-                    self.slot
-                        .run
-                        .telemetry
-                        .consumer_polled(info.num_pending, info.num_ack_pending as u64);
-                }
             }
             if let Some(limiter) = limiter {
                 tokio::select! {

@@ -128,6 +128,14 @@ async fn every_input_is_settled_and_each_batch_by_one_cumulative_ack() -> Result
         (1000, expected_ids(0, 1000).len() as u64, 10),
         "{counters:?}"
     );
+    // The owner reports the consumer's lag (polled by a task of its own).
+    let metrics = worker.metrics.encode();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("weir_consumer_pending{") && l.contains("\"alone\"")),
+        "{metrics}"
+    );
     assert!(worker.stop().await);
     Ok(())
 }
