@@ -129,13 +129,7 @@ async fn every_input_is_settled_and_each_batch_by_one_cumulative_ack() -> Result
         "{counters:?}"
     );
     // The owner reports the consumer's lag (polled by a task of its own).
-    let metrics = worker.metrics.encode();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("weir_consumer_pending{") && l.contains("\"alone\"")),
-        "{metrics}"
-    );
+    assert!(worker.reports_lag_of("alone"));
     assert!(worker.stop().await);
     Ok(())
 }

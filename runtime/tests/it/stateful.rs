@@ -202,13 +202,7 @@ spec:
         async_nats::jetstream::consumer::AckPolicy::All
     );
     // The owner reports the consumer's lag (polled by a task of its own).
-    let metrics = second.metrics.encode();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("weir_consumer_pending{") && l.contains("\"once\"")),
-        "{metrics}"
-    );
+    assert!(second.reports_lag_of("once"));
     assert!(second.stop().await);
     Ok(())
 }

@@ -46,6 +46,15 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
+    /// Whether the worker reports the consumer lag gauge of `pipeline`.
+    pub fn reports_lag_of(&self, pipeline: &str) -> bool {
+        let quoted = format!("\"{pipeline}\"");
+        self.metrics
+            .encode()
+            .lines()
+            .any(|l| l.starts_with("weir_consumer_pending{") && l.contains(&quoted))
+    }
+
     pub async fn stop(self) -> bool {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(15), self.task)
