@@ -215,7 +215,7 @@ where
 {
     let held = Arc::new(HeldLease {
         store: store.clone(),
-        lease: tokio::sync::Mutex::new(Some((lease, Instant::now()))),
+        lease: tokio::sync::Mutex::new(Some(lease)),
         renewed_at: std::sync::Mutex::new(Some(Instant::now())),
         lost: AtomicBool::new(false),
         halt: stop.child_token(),
@@ -268,11 +268,11 @@ pub(crate) async fn acquire(
 /// (a new owner may have restored the previous one already).
 pub(crate) struct HeldLease {
     store: StateStore,
-    /// The lease and when it was last renewed; `None` once lost.
-    lease: tokio::sync::Mutex<Option<(Lease, Instant)>>,
+    /// The lease; `None` once lost. A renewal holds it for its round trip to the KV store.
+    lease: tokio::sync::Mutex<Option<Lease>>,
     /// When the lease was last renewed (`None` once lost), readable while a renewal holds
-    /// `lease` for its round trip: the loop that asks [`HeldLease::is_current`] before each
-    /// ack must not wait for the KV store.
+    /// `lease`: the loop that asks [`HeldLease::is_current`] before each ack must not wait
+    /// for the KV store.
     renewed_at: std::sync::Mutex<Option<Instant>>,
     lost: AtomicBool,
     /// Cancelled when the lease is lost (a child of the pipeline's stop token).
@@ -289,10 +289,15 @@ impl HeldLease {
     /// change that (the lease stays ours until its last renewal's time runs out), so this
     /// does not wait for it.
     pub(crate) fn is_current(&self) -> bool {
+        self.renewed_within(self.store.ttl / 2)
+    }
+
+    /// Whether the lease is held and was renewed less than `age` ago.
+    fn renewed_within(&self, age: Duration) -> bool {
         self.renewed_at
             .lock()
             .expect("renewed_at lock")
-            .is_some_and(|renewed| renewed.elapsed() < self.store.ttl / 2)
+            .is_some_and(|renewed| renewed.elapsed() < age)
     }
 
     fn set_renewed(&self, at: Option<Instant>) {
@@ -301,18 +306,17 @@ impl HeldLease {
 
     /// Renews the lease and returns the guard that keeps it from changing; `None` when it
     /// is not held (lost now or before) or could not be renewed this time.
-    async fn renewed(&self) -> Option<tokio::sync::MutexGuard<'_, Option<(Lease, Instant)>>> {
+    async fn renewed(&self) -> Option<tokio::sync::MutexGuard<'_, Option<Lease>>> {
         let mut guard = self.lease.lock().await;
-        let (lease, renewed) = guard.as_ref()?;
+        let lease = guard.as_ref()?;
         match self.store.leases.renew(lease, &self.store.owner).await {
             Ok(Some(l)) => {
-                let now = Instant::now();
-                *guard = Some((l, now));
-                self.set_renewed(Some(now));
+                *guard = Some(l);
+                self.set_renewed(Some(Instant::now()));
                 return Some(guard);
             }
             Ok(None) => tracing::warn!(key = %lease.key, "the lease was taken by another worker"),
-            Err(e) if renewed.elapsed() < self.store.ttl * 2 / 3 => {
+            Err(e) if self.renewed_within(self.store.ttl * 2 / 3) => {
                 tracing::warn!(key = %lease.key, "renewing the lease failed: {e}");
                 return None;
             }
@@ -330,7 +334,7 @@ impl HeldLease {
     /// Gives the lease back, when still held.
     async fn release(&self) {
         self.set_renewed(None);
-        if let Some((lease, _)) = self.lease.lock().await.take()
+        if let Some(lease) = self.lease.lock().await.take()
             && let Err(e) = self.store.leases.release(&lease).await
         {
             tracing::warn!(key = %lease.key, "giving the lease back failed: {e}");
@@ -377,11 +381,10 @@ mod tests {
         let stop = CancellationToken::new();
         holding(&store, lease, &stop, |held| async move {
             assert!(held.is_current());
-            // A renewal under way holds the lock for its round trip.
+            // A renewal under way holds the lock for its round trip: the lease is current
+            // meanwhile (and the check does not take that lock).
             let renewing = held.lease.lock().await;
-            let asked =
-                tokio::time::timeout(Duration::from_millis(100), async { held.is_current() }).await;
-            assert_eq!(asked, Ok(true), "the check waited for the renewal");
+            assert!(held.is_current(), "not current during a renewal");
             drop(renewing);
             // Renewed, it is current; lost, it is not.
             drop(held.renewed().await);

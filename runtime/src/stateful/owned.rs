@@ -13,8 +13,7 @@ use weir_pipelines::fleet::{StateReport, now_ms};
 use super::batch::{self, BatchEnd};
 use super::{End, HeldLease, IDLE_POLL, Slot, StateStore};
 use crate::ratelimit::IngestLimiter;
-use crate::telemetry::Telemetry;
-use crate::telemetry::poll_lag;
+use crate::telemetry::{Telemetry, poll_lag};
 use tokio_util::task::AbortOnDropHandle;
 use weir_connectors::partitions::PartitionLayout;
 
