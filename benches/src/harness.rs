@@ -354,6 +354,8 @@ struct Setup {
     /// on the stage's connection they would queue behind its outputs and acks.
     producer: jetstream::Context,
     pipeline: PipelineResource,
+    /// The pipeline, checked and planned once (each trial compiles and runs it).
+    plan: weir_pipelines::ValidatedPipeline,
     source_stream: String,
     subject: String,
     output_streams: Vec<String>,
@@ -424,9 +426,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             // "At 50 % of max throughput" (TARGETS.md): each stage at half of its own median
             // round, so that each runs at the same load.
             let rate = m.msgs_per_s * 0.5;
-            let knobs = setup.knobs;
-            let (p50, p99) =
-                latency(&mut setup, stage, knobs, rate, options.latency_seconds).await?;
+            let (p50, p99) = latency(&mut setup, stage, rate, options.latency_seconds).await?;
             m.paced_rate = Some(rate);
             m.p50_ms = Some(p50);
             m.p99_ms = Some(p99);
@@ -519,6 +519,7 @@ impl Setup {
             one_loop,
             knobs,
             pipeline,
+            plan,
             source_stream,
             subject,
             output_streams,
@@ -754,9 +755,8 @@ async fn start(
             Ok((Running::Raw(tx, task), consumer))
         }
         Stage::Pipeline => {
-            let plan = weir_engine::plan(&setup.pipeline)
-                .map_err(|e| BenchError::Pipeline(e.to_string()))?;
-            let mut config = PipelineConfig::from_plan(&plan);
+            let plan = &setup.plan;
+            let mut config = PipelineConfig::from_plan(plan);
             config.source.durable = durable;
             config.source.deliver = deliver;
             config.source.filter_subjects = vec![setup.subject.clone()];
@@ -764,7 +764,7 @@ async fn start(
             config.source.max_wait = knobs.max_wait;
             config.max_in_flight = knobs.window;
             config.parallelism = knobs.parallelism;
-            let compiled = weir_engine::CompiledPipeline::from_plan(&plan)
+            let compiled = weir_engine::CompiledPipeline::from_plan(plan)
                 .map_err(|e| BenchError::Pipeline(e.to_string()))?;
             let mut worker = Worker::new(setup.client.clone(), Arc::new(Metrics::new()));
             let source = config.source.clone();
@@ -902,7 +902,6 @@ const LATENCY_WARMUP: Duration = Duration::from_secs(1);
 async fn latency(
     setup: &mut Setup,
     stage: Stage,
-    knobs: Knobs,
     rate: f64,
     seconds: f64,
 ) -> Result<(f64, f64), BenchError> {
@@ -916,7 +915,7 @@ async fn latency(
     for name in &out_streams {
         out_start.insert(name.clone(), next_sequence(setup, name).await?);
     }
-    let (running, consumer) = start(setup, stage, knobs, next_seq).await?;
+    let (running, consumer) = start(setup, stage, setup.knobs, next_seq).await?;
     publish_paced(setup, rate, LATENCY_WARMUP.as_secs_f64() + seconds).await?;
     settle(&consumer, Duration::from_secs(120)).await?;
     stop(running).await?;
