@@ -52,7 +52,7 @@ impl Delivery {
             }
         }
         let input = InputMessage {
-            subject: message.subject.to_string(),
+            subject: message.subject.as_str().to_owned(),
             headers,
             payload: message.payload.clone(),
             seq: info.stream_sequence,

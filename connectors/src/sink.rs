@@ -52,7 +52,25 @@ impl MsgIdPolicy {
     pub fn msg_id(&self, input: &InputMessage, k: usize) -> String {
         match self {
             MsgIdPolicy::PerInput { pipeline } => {
-                format!("{pipeline}:{}:{}:{k}", input.stream, input.seq)
+                // Built by hand, not with `format!`: one id per output, and the formatting
+                // machinery was a tenth of the worker's cost per output in `perf`.
+                let mut seq = itoa::Buffer::new();
+                let seq = seq.format(input.seq);
+                let mut index = itoa::Buffer::new();
+                let index = index.format(k);
+                let mut id = String::with_capacity(
+                    pipeline.len() + input.stream.len() + seq.len() + index.len() + 3,
+                );
+                for (i, part) in [pipeline.as_str(), &input.stream, seq, index]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        id.push(':');
+                    }
+                    id.push_str(part);
+                }
+                id
             }
         }
     }
@@ -347,5 +365,28 @@ pub async fn await_draining<T, F: std::future::Future>(
             waited = &mut wait => return waited,
             Some(finished) = in_flight.next(), if !in_flight.is_empty() => done(finished),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outputs_id_names_the_pipeline_the_source_message_and_the_output() {
+        let ids = MsgIdPolicy::PerInput {
+            pipeline: "orders-eu".into(),
+        };
+        let input = InputMessage {
+            stream: "ORDERS".into(),
+            seq: 18_446_744_073_709_551_615,
+            ..InputMessage::default()
+        };
+        assert_eq!(
+            ids.msg_id(&input, 0),
+            "orders-eu:ORDERS:18446744073709551615:0"
+        );
+        let input = InputMessage { seq: 7, ..input };
+        assert_eq!(ids.msg_id(&input, 12), "orders-eu:ORDERS:7:12");
     }
 }
