@@ -15,6 +15,9 @@ use bytes::Bytes;
 use datafusion::execution::SessionState;
 use std::sync::Arc;
 
+/// Top-level fields a payload is expected to have, for sizing the batch's span buffer.
+const SPANS_PER_PAYLOAD: usize = 16;
+
 /// One message inside the pipeline.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
@@ -366,6 +369,11 @@ impl BatchContext<'_> {
         // move; original payloads are borrowed from the inputs.
         let replaced: Vec<Option<Bytes>> = rows.iter().map(|r| r.base.clone()).collect();
         let want_fields = self.want_fields;
+        if want_fields {
+            // Room for the top-level fields of typical payloads, so that the buffer does not
+            // grow (and copy) a dozen times per batch.
+            self.spans.reserve(rows.len() * SPANS_PER_PAYLOAD);
+        }
         // `format: raw`: a pipeline that reads `data` reads it as text, so a payload that is
         // not UTF-8 is that message's decode error; one that never reads it passes any bytes.
         let reads_payload = self.catalog.index_of(&ColumnSource::Payload).is_some();
