@@ -176,6 +176,11 @@ pub struct Measurement {
     pub msgs_per_s: f64,
     /// Input megabytes per second.
     pub mb_per_s: f64,
+    /// Messages the stage stored in its output streams (a pipeline that filters stores fewer
+    /// than its inputs, one that fans out more).
+    pub outputs: u64,
+    /// Stored outputs per second.
+    pub outputs_per_s: f64,
     /// Inputs per second of the paced latency run (half of `msgs_per_s`).
     pub paced_rate: Option<f64>,
     /// Median latency of the paced run, ms.
@@ -193,6 +198,10 @@ pub struct Round {
     pub best: f64,
     /// The pipeline.
     pub pipeline: f64,
+    /// Outputs the best raw stage stored per second (one per input).
+    pub best_outputs: f64,
+    /// Outputs the pipeline stored per second.
+    pub pipeline_outputs: f64,
 }
 
 /// The result of `weir bench`.
@@ -231,6 +240,22 @@ impl BenchReport {
         median(self.rounds.iter().map(|r| r.pipeline / r.best).collect())
     }
 
+    /// Median over the rounds of pipeline / best raw stored outputs per second: the server's
+    /// side of the work, which the input ratio hides when a pipeline filters or fans out.
+    pub fn ratio_stored(&self) -> f64 {
+        median(
+            self.rounds
+                .iter()
+                .map(|r| r.pipeline_outputs / r.best_outputs)
+                .collect(),
+        )
+    }
+
+    /// Outputs per input of the pipeline's median round.
+    pub fn outputs_per_input(&self) -> f64 {
+        self.pipeline.outputs as f64 / self.pipeline.messages as f64
+    }
+
     /// Median over the rounds of pipeline / classic raw throughput.
     pub fn ratio_classic(&self) -> f64 {
         median(self.rounds.iter().map(|r| r.pipeline / r.classic).collect())
@@ -239,12 +264,13 @@ impl BenchReport {
     /// A human table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<22} {:>9} {:>8} {:>11} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+            "{:<22} {:>9} {:>8} {:>11} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
             "stage (median round)",
             "messages",
             "seconds",
             "msgs/s",
             "MB/s",
+            "out/in",
             "paced/s",
             "p50 ms",
             "p99 ms",
@@ -258,12 +284,13 @@ impl BenchReport {
             (&self.pipeline, self.ratio()),
         ] {
             out.push_str(&format!(
-                "{:<22} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>9} {:>9} {:>9} {:>9.3}\n",
+                "{:<22} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>7.2} {:>9} {:>9} {:>9} {:>9.3}\n",
                 m.name,
                 m.messages,
                 m.seconds,
                 m.msgs_per_s,
                 m.mb_per_s,
+                m.outputs as f64 / m.messages as f64,
                 m.paced_rate
                     .map(|r| format!("{r:.0}"))
                     .unwrap_or_else(|| "-".into()),
@@ -277,6 +304,12 @@ impl BenchReport {
             self.rounds.len(),
             self.ratio(),
             self.ratio_classic()
+        ));
+        out.push_str(&format!(
+            "stored outputs per second: {:.3} × best raw (the pipeline stores {:.2} outputs per \
+             input, the raw stages 1)\n",
+            self.ratio_stored(),
+            self.outputs_per_input()
         ));
         if self.best.p50_ms.is_some() {
             out.push_str(&format!(
@@ -322,6 +355,7 @@ impl BenchReport {
             serde_json::json!({
                 "name": m.name, "messages": m.messages, "seconds": m.seconds,
                 "msgs_per_s": m.msgs_per_s, "mb_per_s": m.mb_per_s,
+                "outputs": m.outputs, "outputs_per_s": m.outputs_per_s,
                 "paced_rate": m.paced_rate, "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
                 "batch_size": m.knobs.batch_size, "max_wait_ms": m.knobs.max_wait.as_secs_f64() * 1e3,
                 "window": m.knobs.window, "parallelism": m.knobs.parallelism,
@@ -335,8 +369,11 @@ impl BenchReport {
             "pipeline": m(&self.pipeline),
             "ratio": self.ratio(),
             "ratio_classic": self.ratio_classic(),
+            "ratio_stored": self.ratio_stored(),
+            "outputs_per_input": self.outputs_per_input(),
             "rounds": self.rounds.iter().map(|r| serde_json::json!({
                 "classic": r.classic, "best": r.best, "pipeline": r.pipeline,
+                "best_outputs": r.best_outputs, "pipeline_outputs": r.pipeline_outputs,
             })).collect::<Vec<_>>(),
             "best_knobs": self.best_knobs.map(|b| serde_json::json!({
                 "batch_size": b.batch_size, "max_wait_ms": b.max_wait.as_secs_f64() * 1e3,
@@ -581,6 +618,8 @@ async fn interleaved_rounds(
             classic: runs[0][i].msgs_per_s,
             best: runs[1][i].msgs_per_s,
             pipeline: runs[2][i].msgs_per_s,
+            best_outputs: runs[1][i].outputs_per_s,
+            pipeline_outputs: runs[2][i].outputs_per_s,
         })
         .collect();
     Ok((runs, round_list))
@@ -849,6 +888,7 @@ async fn measure(
     settle(&consumer, Duration::from_secs(300)).await?;
     let seconds = started.elapsed().as_secs_f64();
     stop(running).await?;
+    let outputs = outputs_of(setup, stage).await?;
     reset(setup, &consumer).await?;
     let bytes: f64 = setup.inputs.iter().map(Bytes::len).sum::<usize>() as f64
         / setup.inputs.len() as f64
@@ -864,10 +904,27 @@ async fn measure(
         seconds,
         msgs_per_s: n as f64 / seconds,
         mb_per_s: bytes / seconds / 1e6,
+        outputs,
+        outputs_per_s: outputs as f64 / seconds,
         paced_rate: None,
         p50_ms: None,
         p99_ms: None,
     })
+}
+
+/// Messages in the stage's output streams (all of them are its own: every stage starts on
+/// purged streams).
+async fn outputs_of(setup: &Setup, stage: Stage) -> Result<u64, BenchError> {
+    let streams: Vec<&str> = match stage {
+        Stage::RawClassic | Stage::RawBest => vec![RAW_STREAM],
+        Stage::Pipeline => setup.output_streams.iter().map(String::as_str).collect(),
+    };
+    let mut total = 0;
+    for name in streams {
+        let mut stream = setup.js.get_stream(name).await.map_err(nats)?;
+        total += stream.info().await.map_err(nats)?.state.messages;
+    }
+    Ok(total)
 }
 
 /// Puts the server back where it was before a stage: its consumer deleted, the source and

@@ -86,6 +86,13 @@ impl Outbound {
             msg_id: ids.msg_id(input, k),
         })
     }
+
+    /// The headers sent with the message: its own and its `Nats-Msg-Id`.
+    pub fn wire_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        headers.insert(NATS_MSG_ID, self.msg_id.as_str());
+        headers
+    }
 }
 
 /// Builds a header map from name/value pairs, leaving out `Nats-*` headers (they steer the
@@ -220,11 +227,9 @@ impl JetStreamSink {
                     .iter()
                     .map(|&i| {
                         let message = messages[i];
-                        let mut headers = message.headers.clone();
-                        headers.insert(NATS_MSG_ID, message.msg_id.as_str());
                         BatchMessage {
                             subject: &message.subject,
-                            headers,
+                            headers: message.wire_headers(),
                             payload: message.payload.clone(),
                         }
                     })

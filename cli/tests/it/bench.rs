@@ -52,6 +52,18 @@ fn bench_interleaves_both_baselines_and_the_pipeline() {
     }
     let ratio = json["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
+    // What each stage stored is counted: one output per input for the raw stages, and for
+    // `orders` a quarter filtered out (refunded) and the route's fan-out: ≈ 1.3 per input.
+    for stage in ["raw_classic", "raw_best"] {
+        assert_eq!(json[stage]["outputs"], json[stage]["messages"], "{json}");
+    }
+    let per_input = json["outputs_per_input"]
+        .as_f64()
+        .expect("outputs_per_input");
+    assert!((1.25..1.35).contains(&per_input), "{json}");
+    let stored = json["ratio_stored"].as_f64().expect("ratio_stored");
+    assert!((stored / ratio - per_input).abs() < 0.05, "{json}");
+    assert!(stdout.contains("stored outputs per second"), "{stdout}");
     // The latency run covers the best raw stage and the pipeline, each paced at half of its
     // own median throughput.
     for stage in ["raw_best", "pipeline"] {
