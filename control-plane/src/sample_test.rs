@@ -394,7 +394,7 @@ fn result((input, run): (&InputMessage, SampleRun)) -> SampleResult {
                 .map(|o| {
                     let (data, payload_b64) = payload(&o.payload);
                     SampleOutput {
-                        node: o.node,
+                        node: o.node.to_string(),
                         subject: o.subject,
                         headers: headers(&o.headers),
                         data,

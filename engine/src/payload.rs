@@ -80,76 +80,101 @@ fn parse_fields(base: &[u8]) -> Result<Fields<'_>, String> {
         .collect())
 }
 
+/// The key a top-level `set` writes (`None`: not a set, or not top-level).
+fn set_key(edit: &Edit) -> Option<&str> {
+    match edit {
+        Edit::Set(path, _) if path.len() == 1 => Some(path[0].as_str()),
+        _ => None,
+    }
+}
+
+/// The value of the last set of `key` among `edits` (a later set of the same key wins).
+fn last_set<'e>(edits: &'e [Edit], key: &[u8]) -> Option<&'e Value> {
+    edits.iter().rev().find_map(|e| match e {
+        Edit::Set(path, value) if path[0].as_bytes() == key => Some(value),
+        _ => None,
+    })
+}
+
+thread_local! {
+    /// The buffer a payload is written into before it is copied out at its exact size: a
+    /// `Bytes` made from a `Vec` with spare room allocates a second time, for a shared header.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest scratch buffer kept between payloads.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Runs `write` on an empty scratch buffer and returns what it wrote, copied at its exact size.
+fn written<E>(write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Bytes, E> {
+    SCRATCH.with(|scratch| {
+        let mut out = scratch.take();
+        out.clear();
+        let result = write(&mut out).map(|()| Bytes::copy_from_slice(&out));
+        if out.capacity() <= SCRATCH_KEEP {
+            scratch.replace(out);
+        }
+        result
+    })
+}
+
 /// The common case, done by splicing: every edit sets a top-level field, and each field it
 /// sets occurs at most once. Existing values are replaced in place, new fields are appended
 /// before the closing brace; the rest of the payload is copied as is. `None` when it does not
-/// apply.
+/// apply. Allocates nothing but the result: edits are few, so they are searched rather than
+/// indexed.
 fn splice_sets(base: &[u8], edits: &[Edit], spans: &[FieldSpan]) -> Option<Result<Bytes, String>> {
-    // (key, value, span of the existing field); a later set of the same key wins.
-    let mut sets: Vec<(&str, &Value, Option<usize>)> = Vec::with_capacity(edits.len());
+    let key_at = |&[k0, k1, ..]: &FieldSpan| base.get(k0 as usize..k1 as usize);
     for edit in edits {
-        let Edit::Set(path, value) = edit else {
-            return None;
-        };
-        let key = path[0].as_str();
-        if let Some(s) = sets.iter_mut().find(|s| s.0 == key) {
-            s.1 = value;
-            continue;
+        let key = set_key(edit)?.as_bytes();
+        let mut occurrences = 0;
+        for span in spans {
+            occurrences += usize::from(key_at(span)? == key);
         }
-        let mut found = None;
-        for (i, [k0, k1, ..]) in spans.iter().enumerate() {
-            if base.get(*k0 as usize..*k1 as usize)? == key.as_bytes() {
-                if found.is_some() {
-                    return None; // a duplicate key: the general path decides
-                }
-                found = Some(i);
-            }
+        if occurrences > 1 {
+            return None; // a duplicate key: the general path decides
         }
-        sets.push((key, value, found));
     }
     let close = base.iter().rposition(|b| !b.is_ascii_whitespace())?;
     if base[close] != b'}' {
         return None;
     }
-    let mut replaced: Vec<(usize, &Value)> = sets
-        .iter()
-        .filter_map(|(_, v, at)| at.map(|i| (i, *v)))
-        .collect();
-    replaced.sort_unstable_by_key(|(i, _)| spans[*i][2]);
-    let mut out = Vec::with_capacity(base.len() + 64);
-    let mut copied = 0usize;
-    let write =
+    let write_value =
         |out: &mut Vec<u8>, v: &Value| serde_json::to_writer(out, v).map_err(|e| e.to_string());
-    for (i, value) in replaced {
-        let [_, _, v0, v1] = spans[i];
-        out.extend_from_slice(&base[copied..v0 as usize]);
-        if let Err(e) = write(&mut out, value) {
-            return Some(Err(e));
+    Some(written(|out| {
+        // Existing fields, in document order (the spans'), get their last set value.
+        let mut copied = 0usize;
+        for span in spans {
+            let [_, _, v0, v1] = *span;
+            if let Some(value) = key_at(span).and_then(|key| last_set(edits, key)) {
+                out.extend_from_slice(&base[copied..v0 as usize]);
+                write_value(out, value)?;
+                copied = v1 as usize;
+            }
         }
-        copied = v1 as usize;
-    }
-    out.extend_from_slice(&base[copied..close]);
-    let mut empty = spans.is_empty();
-    for (key, value, at) in &sets {
-        if at.is_some() {
-            continue;
+        out.extend_from_slice(&base[copied..close]);
+        // New fields, in the order of their first set, with their last set value.
+        let mut empty = spans.is_empty();
+        for (i, edit) in edits.iter().enumerate() {
+            let Some(key) = set_key(edit) else { continue };
+            let first = !edits[..i].iter().any(|e| set_key(e) == Some(key));
+            if !first || spans.iter().any(|s| key_at(s) == Some(key.as_bytes())) {
+                continue;
+            }
+            if !empty {
+                out.push(b',');
+            }
+            empty = false;
+            serde_json::to_writer(&mut *out, key).map_err(|e| e.to_string())?;
+            out.push(b':');
+            write_value(
+                out,
+                last_set(edits, key.as_bytes()).expect("this key is set"),
+            )?;
         }
-        if !empty {
-            out.push(b',');
-        }
-        empty = false;
-        if let Err(e) = serde_json::to_writer(&mut out, key)
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                out.push(b':');
-                write(&mut out, value)
-            })
-        {
-            return Some(Err(e));
-        }
-    }
-    out.extend_from_slice(&base[close..]);
-    Some(Ok(Bytes::from(out)))
+        out.extend_from_slice(&base[close..]);
+        Ok(())
+    }))
 }
 
 fn apply_top_level(
@@ -179,29 +204,30 @@ fn apply_top_level(
             }
         }
     }
-    let mut out = Vec::with_capacity(base.len() + 64);
-    out.push(b'{');
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match k {
-            // A key borrowed from valid JSON had no escapes, so it needs none.
-            Cow::Borrowed(k) => {
-                out.push(b'"');
-                out.extend_from_slice(k.as_bytes());
-                out.push(b'"');
+    written(|out| {
+        out.push(b'{');
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            Cow::Owned(k) => serde_json::to_writer(&mut out, k).map_err(|e| e.to_string())?,
+            match k {
+                // A key borrowed from valid JSON had no escapes, so it needs none.
+                Cow::Borrowed(k) => {
+                    out.push(b'"');
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(k) => serde_json::to_writer(&mut *out, k).map_err(|e| e.to_string())?,
+            }
+            out.push(b':');
+            match v {
+                Slot::Raw(r) => out.extend_from_slice(r),
+                Slot::Value(v) => serde_json::to_writer(&mut *out, v).map_err(|e| e.to_string())?,
+            }
         }
-        out.push(b':');
-        match v {
-            Slot::Raw(r) => out.extend_from_slice(r),
-            Slot::Value(v) => serde_json::to_writer(&mut out, v).map_err(|e| e.to_string())?,
-        }
-    }
-    out.push(b'}');
-    Ok(Bytes::from(out))
+        out.push(b'}');
+        Ok(())
+    })
 }
 
 impl std::hash::Hash for Key<'_> {
@@ -344,5 +370,34 @@ mod tests {
         }
         let out = apply(payloads[1].as_bytes(), &edits, None).expect("encodes");
         assert_eq!(&out[..], br#"{"a":5,"new":"v","bb":true}"#);
+    }
+
+    /// A splice keeps the payload's bytes as they are, replaces values in place and appends
+    /// new fields in the order they were first set, each with its last value.
+    #[test]
+    fn a_splice_replaces_in_place_and_appends_in_first_set_order() {
+        let text = r#"{ "b" : [1, 2],"a":"old" , "c":null }"#;
+        let trie = PathTrie::build(std::iter::empty::<&[String]>());
+        let mut spans = Vec::new();
+        let x = extract(text, &trie, &mut [], Some(&mut spans)).expect("valid JSON");
+        let fields = x.fields.map(|(a, b)| &spans[a as usize..b as usize]);
+        let edits = [
+            Edit::Set(path("y"), Value::from(1)),
+            Edit::Set(path("c"), Value::from("first")),
+            Edit::Set(path("x"), Value::from(true)),
+            Edit::Set(path("a"), Value::from(2)),
+            Edit::Set(path("y"), Value::from("last")),
+            Edit::Set(path("c"), Value::from("second")),
+        ];
+        let out = apply(text.as_bytes(), &edits, fields).expect("encodes");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{ "b" : [1, 2],"a":2 , "c":"second" ,"y":"last","x":true}"#
+        );
+        // Twice in a row from the same thread: the scratch buffer starts empty each time.
+        assert_eq!(
+            apply(text.as_bytes(), &edits, fields).expect("encodes"),
+            out
+        );
     }
 }

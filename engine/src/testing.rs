@@ -94,7 +94,7 @@ pub fn fate_json(fate: &Fate) -> Value {
                 .iter()
                 .map(|o| {
                     let mut m = Map::new();
-                    m.insert("node".into(), Value::String(o.node.clone()));
+                    m.insert("node".into(), Value::String(o.node.to_string()));
                     m.insert("subject".into(), Value::String(o.subject.clone()));
                     let headers: Map<String, Value> = o
                         .headers

@@ -3,6 +3,7 @@
 //! messages into these and back) need not depend on the engine.
 
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// One input message, as the source fetched it from JetStream.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -24,8 +25,8 @@ pub struct InputMessage {
 /// One message a sink produced for an input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputMessage {
-    /// Id of the sink node that produced it.
-    pub node: String,
+    /// Id of the sink node that produced it (shared by its outputs: no copy per output).
+    pub node: Arc<str>,
     /// Rendered subject.
     pub subject: String,
     /// Headers: the input's headers plus the sink's rendered headers.

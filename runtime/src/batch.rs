@@ -66,7 +66,7 @@ pub(crate) struct Batch {
     pub(crate) verdicts: Vec<Disposition>,
     to_engine: Vec<usize>,
     pub(crate) outbound: Vec<Outbound>,
-    pub(crate) outbound_node: Vec<String>,
+    pub(crate) outbound_node: Vec<Arc<str>>,
 }
 
 /// Runs one fetched batch through the pipeline and settles every delivery in it.
@@ -236,11 +236,11 @@ fn add_outputs(
     ids: &MsgIdPolicy,
     input: &InputMessage,
     outputs: Vec<OutputMessage>,
-    (outbound, outbound_node): (&mut Vec<Outbound>, &mut Vec<String>),
+    (outbound, outbound_node): (&mut Vec<Outbound>, &mut Vec<Arc<str>>),
 ) -> Disposition {
     let first = outbound.len();
-    for (k, mut output) in outputs.into_iter().enumerate() {
-        let node = std::mem::take(&mut output.node);
+    for (k, output) in outputs.into_iter().enumerate() {
+        let node = Arc::clone(&output.node);
         match Outbound::from_output(ids, input, k, output) {
             Ok(message) => {
                 outbound.push(message);
@@ -296,7 +296,7 @@ pub(crate) async fn store_outbound(
             _ => {}
         }
         retried += again.len() as u64;
-        let nodes = again.iter().map(|&o| batch.outbound_node[o].as_str());
+        let nodes = again.iter().map(|&o| &*batch.outbound_node[o]);
         run.telemetry.publish_retried(nodes, delay);
         match until {
             Some(stop) => {
@@ -427,7 +427,7 @@ pub(crate) fn tally(
     for &o in emitted {
         *settled
             .out_by_node
-            .entry(batch.outbound_node[o].as_str())
+            .entry(&*batch.outbound_node[o])
             .or_default() += 1;
     }
     let mut settles = Vec::with_capacity(batch.acks.len());
@@ -438,7 +438,7 @@ pub(crate) fn tally(
                 for &o in indexes {
                     *settled
                         .out_by_node
-                        .entry(batch.outbound_node[o].as_str())
+                        .entry(&*batch.outbound_node[o])
                         .or_default() += 1;
                 }
                 Settle::Ack
@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(ok, Disposition::Publish(vec![0, 1]));
         let msg_ids: Vec<_> = outbound.iter().map(|o| o.msg_id.as_str()).collect();
         assert_eq!(msg_ids, ["p:IN:7:0", "p:IN:7:1"]);
-        assert_eq!(nodes, ["a", "b"]);
+        assert_eq!(nodes.iter().map(|n| &**n).collect::<Vec<_>>(), ["a", "b"]);
 
         let bad = add_outputs(
             &ids,

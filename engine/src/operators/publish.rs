@@ -149,7 +149,7 @@ impl Operator for Publish {
             }
             ctx.emitted += 1;
             ctx.outputs[row.input as usize].push(OutputMessage {
-                node: node.to_string(),
+                node: Arc::clone(&self.id),
                 subject,
                 headers: out_headers,
                 payload,

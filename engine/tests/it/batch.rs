@@ -81,7 +81,7 @@ fn filter_route_map_publish() {
     };
     assert_eq!(o.len(), 1);
     assert_eq!(o[0].subject, "orders.eu.c2");
-    assert_eq!(o[0].node, "eu");
+    assert_eq!(&*o[0].node, "eu");
     // Unchanged payload: the very same bytes, zero-copy.
     assert_eq!(o[0].payload.as_ptr(), inputs[1].payload.as_ptr());
     let Fate::Outputs(o) = &result.fates[2] else {
@@ -92,7 +92,7 @@ fn filter_route_map_publish() {
         panic!("{:?}", result.fates[3])
     };
     assert_eq!(o.len(), 2, "{o:?}");
-    let vip = o.iter().find(|m| m.node == "publish-vip").unwrap();
+    let vip = o.iter().find(|m| &*m.node == "publish-vip").unwrap();
     assert_eq!(vip.subject, "orders.vip.eu-west");
     assert!(vip.headers.contains(&("X-Priority".into(), "high".into())));
     assert!(vip.headers.contains(&("Trace".into(), "t-4".into())));
@@ -100,7 +100,7 @@ fn filter_route_map_publish() {
     assert_eq!(v["tier"], "vip");
     assert_eq!(v["amount_cents"], 2000000);
     assert!(v.get("internal_id").is_none());
-    let audit = o.iter().find(|m| m.node == "audit").unwrap();
+    let audit = o.iter().find(|m| &*m.node == "audit").unwrap();
     assert_eq!(audit.payload, inputs[3].payload);
 }
 
