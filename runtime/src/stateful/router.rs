@@ -4,6 +4,8 @@
 //! ordinary batch loops, so copies are published and inputs acked (or dead-lettered, when
 //! their key cannot be computed) as any stateless pipeline's are.
 
+use std::sync::Arc;
+
 use weir_connectors::partitions::{PartitionLayout, wrap};
 use weir_engine::keys::KeyExtractor;
 use weir_engine::{BatchResult, Fate, InputMessage, OutputMessage};
@@ -21,6 +23,8 @@ pub(crate) struct Router {
 
 impl BatchProcessor for Router {
     fn process(&self, batch: &[InputMessage]) -> BatchResult {
+        // One id for the batch, shared by its copies.
+        let node: Arc<str> = Arc::from(ROUTE_NODE);
         let fates = self
             .keys
             .keys(batch)
@@ -30,7 +34,7 @@ impl BatchProcessor for Router {
                 Ok(parts) => {
                     let p = self.layout.partition_of(parts.iter().map(|s| s.as_bytes()));
                     Fate::Outputs(vec![OutputMessage {
-                        node: ROUTE_NODE.into(),
+                        node: Arc::clone(&node),
                         subject: self.layout.subject(p),
                         headers: wrap(input),
                         payload: input.payload.clone(),
