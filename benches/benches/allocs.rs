@@ -47,15 +47,16 @@ fn inputs(n: u64) -> Vec<InputMessage> {
         .collect()
 }
 
-/// The pipeline document of a built-in of `weir bench`, compiled.
+/// The pipeline of a built-in of `weir bench` (its file also declares streams), compiled.
 fn builtin(file: &str) -> (String, CompiledPipeline) {
-    let doc = file
-        .split("\n---\n")
-        .find(|d| d.contains("kind: Pipeline"))
+    let resources = weir_pipelines::load_str(file, "built-in").expect("the built-in loads");
+    let p = resources
+        .into_iter()
+        .find_map(|r| match r {
+            Resource::Pipeline(p) => Some(p),
+            _ => None,
+        })
         .expect("the built-in declares a pipeline");
-    let Resource::Pipeline(p) = serde_yaml::from_str(doc).expect("the built-in parses") else {
-        panic!("not a pipeline")
-    };
     let name = p.metadata.name.clone();
     (
         name,
@@ -142,18 +143,13 @@ fn main() {
             r.bytes
         );
     }
-    let json: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            format!(
-                r#"{{"pipeline":"{}","outputs_per_input":{:.3},"engine":{:.2},"outbound":{:.2},"headers":{:.2},"bytes":{:.0}}}"#,
-                r.name, r.outputs_per_input, r.engine, r.outbound, r.headers, r.bytes
-            )
-        })
-        .collect();
-    println!(
-        r#"{{"bench":"allocations-per-input","batch":{},"rows":[{}]}}"#,
-        batch.len(),
-        json.join(",")
-    );
+    let json = serde_json::json!({
+        "bench": "allocations-per-input",
+        "batch": batch.len(),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "pipeline": r.name, "outputs_per_input": r.outputs_per_input, "engine": r.engine,
+            "outbound": r.outbound, "headers": r.headers, "bytes": r.bytes,
+        })).collect::<Vec<_>>(),
+    });
+    println!("{json}");
 }

@@ -91,7 +91,7 @@ fn set_key(edit: &Edit) -> Option<&str> {
 /// The value of the last set of `key` among `edits` (a later set of the same key wins).
 fn last_set<'e>(edits: &'e [Edit], key: &[u8]) -> Option<&'e Value> {
     edits.iter().rev().find_map(|e| match e {
-        Edit::Set(path, value) if path[0].as_bytes() == key => Some(value),
+        Edit::Set(_, value) if set_key(e).is_some_and(|k| k.as_bytes() == key) => Some(value),
         _ => None,
     })
 }
