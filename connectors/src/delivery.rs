@@ -14,6 +14,9 @@ pub struct Delivery {
     /// Its sequence in the stream it was read from (the input's own `seq` differs for a
     /// partition copy, which names its source message).
     pub position: u64,
+    /// Its number among the consumer's deliveries, redeliveries included (see
+    /// [`crate::continuity`]).
+    pub consumer_seq: u64,
     /// Settles the message with the server.
     pub ack: AckHandle,
 }
@@ -62,6 +65,7 @@ impl Delivery {
         let attempts = info.delivered.max(1) as u64;
         Some(Delivery {
             position: input.seq,
+            consumer_seq: info.consumer_sequence,
             input,
             ack: AckHandle {
                 attempts,

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod checkpoints;
+pub mod continuity;
 pub mod dead_letter;
 pub mod delivery;
 pub mod error;

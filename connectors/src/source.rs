@@ -11,6 +11,7 @@ use weir_pipelines::PipelineResource;
 use weir_pipelines::plan::{Deliver, ValidatedPipeline};
 
 use crate::ConnectorError;
+use crate::continuity::DeliveryNumbers;
 use crate::delivery::Delivery;
 
 /// Default messages per batch.
@@ -139,6 +140,8 @@ pub struct PullSource {
     /// `max_wait` to fill (the stage is busy, batching pays); once one did not, the next takes
     /// what has arrived without waiting (the stage keeps up, waiting only adds latency).
     last_full: bool,
+    /// The delivery numbers seen so far, checked for gaps when acks are cumulative.
+    numbers: DeliveryNumbers,
 }
 
 impl PullSource {
@@ -180,6 +183,7 @@ impl PullSource {
             consumer,
             messages: None,
             last_full: true,
+            numbers: DeliveryNumbers::default(),
         })
     }
 
@@ -203,7 +207,14 @@ impl PullSource {
             .get_stream(&settings.stream)
             .await
             .map_err(|err| fail(err.to_string()))?;
-        let existing = stream.consumer_info(&settings.durable).await.ok();
+        // Only a consumer the server says is not there is absent: one that could not be read
+        // for now (a timeout while the server restarts) would be attached to as it is, at its
+        // own position instead of the caller's.
+        let existing = match stream.consumer_info(&settings.durable).await {
+            Ok(info) => Some(info),
+            Err(err) if err.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => None,
+            Err(err) => return Err(fail(format!("reading the consumer: {err}"))),
+        };
         let floor = existing
             .as_ref()
             .map(|info| info.ack_floor.stream_sequence)
@@ -235,7 +246,9 @@ impl PullSource {
     /// The next batch: waits up to `idle` for a first message (an empty batch when none came),
     /// takes what has already arrived, then, if the last batch was full, waits up to
     /// `max_wait` for the batch to fill to `batch_size`. Errors are transient: the
-    /// pull subscription is dropped and re-opened on the next call.
+    /// pull subscription is dropped and re-opened on the next call. With cumulative acks, a
+    /// batch after deliveries that never arrived is an error (see [`crate::continuity`]):
+    /// the reader must start over after its last ack.
     pub async fn next_batch(&mut self, idle: Duration) -> Result<Vec<Delivery>, ConnectorError> {
         let batch_size = self.settings.batch_size;
         if self.messages.is_none() {
@@ -293,6 +306,12 @@ impl PullSource {
             }
         }
         self.last_full = batch.len() >= batch_size;
+        if self.settings.cumulative_acks {
+            // The one reader's next cumulative ack would settle deliveries that never came.
+            self.numbers
+                .take(batch.iter().map(|d| d.consumer_seq))
+                .map_err(|gap| self.fetch_error(gap.to_string()))?;
+        }
         Ok(batch)
     }
 

@@ -90,6 +90,31 @@ async fn store_checkpoint(
     })
 }
 
+/// Splits `deliveries`, in the order they came, into those the state has not taken in yet
+/// and those it has: each stream sequence at or before `position`, or at or before one that
+/// came earlier in the same batch. The owner is its consumer's one reader, so first
+/// deliveries come in stream order; a sequence again (a redelivery after `ack_wait`, or the
+/// consumer's state rolled back by a nats-server restart, which may bring it back within
+/// one batch) was counted already and must not reach the state twice.
+fn first_deliveries<T>(
+    position: u64,
+    deliveries: Vec<T>,
+    sequence: impl Fn(&T) -> u64,
+) -> (Vec<T>, Vec<T>) {
+    let mut last = position;
+    let (mut fresh, mut seen) = (Vec::with_capacity(deliveries.len()), Vec::new());
+    for d in deliveries {
+        let s = sequence(&d);
+        if s <= last {
+            seen.push(d);
+        } else {
+            last = s;
+            fresh.push(d);
+        }
+    }
+    (fresh, seen)
+}
+
 impl<'a> Owned<'a> {
     /// Owning `slot`, before its checkpoint is restored.
     pub(super) fn new(slot: &'a Slot, store: &'a StateStore) -> Self {
@@ -243,16 +268,10 @@ impl<'a> Owned<'a> {
     }
 
     /// Drops deliveries the state already took in (the server delivered them again, e.g.
-    /// after `ack_wait`); their acks wait for the next checkpoint.
+    /// after `ack_wait`, or after a restart); their acks wait for the next checkpoint.
     fn skip_seen(&mut self, deliveries: Vec<Delivery>) -> Vec<Delivery> {
-        let mut fresh = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            if d.position <= self.position {
-                self.held.push(d.ack);
-            } else {
-                fresh.push(d);
-            }
-        }
+        let (fresh, seen) = first_deliveries(self.position, deliveries, |d| d.position);
+        self.held.extend(seen.into_iter().map(|d| d.ack));
         fresh
     }
 
@@ -388,5 +407,29 @@ impl<'a> Owned<'a> {
         self.slot
             .board
             .report(self.slot.partition.as_ref().map(|(p, _)| *p), r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_deliveries;
+
+    #[test]
+    fn a_stream_sequence_reaches_the_state_once_even_twice_in_one_batch() {
+        // Redeliveries of what the last checkpoint's position covers.
+        assert_eq!(
+            first_deliveries(10, vec![9, 10, 11, 12], |s| *s),
+            (vec![11, 12], vec![9, 10])
+        );
+        // nats-server restarted and rolled the consumer back to 12: 13 and 14 come again in
+        // the same batch, after sequences before them.
+        assert_eq!(
+            first_deliveries(10, vec![11, 12, 13, 14, 12, 13, 14, 15], |s| *s),
+            (vec![11, 12, 13, 14, 15], vec![12, 13, 14])
+        );
+        assert_eq!(
+            first_deliveries(10, Vec::<u64>::new(), |s| *s),
+            (vec![], vec![])
+        );
     }
 }

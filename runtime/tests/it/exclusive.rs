@@ -1,6 +1,7 @@
 //! `delivery: exclusive` on a real nats-server: every input settled exactly, one cumulative ack
 //! per batch, one owner among several workers with a takeover when it stops, and a consumer that
-//! changes its ack policy when a pipeline switches between exclusive and shared.
+//! changes its ack policy when a pipeline switches between exclusive and shared, and deliveries
+//! another reader took are never settled unseen.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use async_nats::jetstream::{self, consumer::AckPolicy};
 use bytes::Bytes;
 use weir_testkit::nats::NatsServer;
 
-use crate::support::{ORDERS_AND_OUT, connect, count, publish, read_all, start_worker};
+use crate::support::{
+    ORDERS_AND_OUT, another_reader, connect, count, publish, read_all, start_worker,
+};
 
 const DURABLE: &str = "weir_default_alone";
 
@@ -192,5 +195,38 @@ async fn switching_between_exclusive_and_shared_re_creates_the_consumer() -> Res
     let mut ids = output_ids(&js).await?;
     ids.sort_unstable();
     assert_eq!(ids, expected_ids(0, 300), "each output once");
+    Ok(())
+}
+
+/// Another reader takes deliveries of the owner's consumer (a worker whose lease lapsed
+/// unnoticed, or someone reading it by hand) and never acks them. The owner's next cumulative
+/// ack would settle them unseen; it sees the gap in the consumer's delivery numbers instead,
+/// starts over after its last ack, and every input gets its output, once.
+#[tokio::test]
+async fn deliveries_another_reader_took_are_not_settled_unseen() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    let worker = start_worker(&server, &pipeline("{ delivery: exclusive }")).await?;
+    publish_orders(&js, 0, 150).await?;
+    settled_through(&js, 150).await?;
+
+    let other_reader = another_reader(&js, DURABLE);
+    publish_orders(&js, 150, 650).await?;
+    let took = other_reader.await??;
+    let expected = expected_ids(0, 750);
+    assert!(
+        took.iter().flatten().any(|id| expected.contains(id)),
+        "the other reader took no delivery that has an output: {took:?}"
+    );
+    publish_orders(&js, 650, 750).await?;
+    settled_through(&js, 750).await?;
+    let mut ids = output_ids(&js).await?;
+    ids.sort_unstable();
+    assert_eq!(
+        ids, expected,
+        "each output once, those of the deliveries the other reader took ({took:?}) included"
+    );
+    worker.assert_started_over_for_lost_deliveries("alone");
+    assert!(worker.stop().await);
     Ok(())
 }

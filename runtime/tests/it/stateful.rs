@@ -207,6 +207,38 @@ spec:
     Ok(())
 }
 
+/// Another reader takes deliveries of the owner's consumer and never acks them: the owner's
+/// next checkpoint would ack them unseen, and the window would miss them. It sees the gap in
+/// the consumer's delivery numbers instead, starts over from its last checkpoint, and the
+/// window counts every order once.
+#[tokio::test]
+async fn a_window_counts_the_deliveries_another_reader_took() -> Result<()> {
+    let server = NatsServer::start()?;
+    let (_client, js) = connect(&server).await?;
+    let worker = start_worker(&server, &windowed("1m", "v1")).await?;
+    wait_state(&worker, "metrics", |s| s.owner).await?;
+    for i in 0..20 {
+        order(&js, i, T0 + 100 * i).await?;
+    }
+    let other_reader = crate::support::another_reader(&js, "weir_default_metrics");
+    for i in 20..300 {
+        order(&js, i, T0 + 100 * i).await?;
+    }
+    let took = other_reader.await??;
+    assert!(!took.is_empty(), "the other reader took no delivery");
+    order(&js, 300, T0 + 61_000).await?; // closes the first minute
+    crate::support::wait_for_count(&js, "OUT", 1, Duration::from_secs(30)).await?;
+    let out = read_all(&js, "OUT").await?;
+    let first: serde_json::Value = serde_json::from_slice(&out[0].payload)?;
+    assert_eq!(
+        first["n"], 300,
+        "every order of the minute once, those the other reader took ({took:?}) included"
+    );
+    worker.assert_started_over_for_lost_deliveries("metrics");
+    assert!(worker.stop().await);
+    Ok(())
+}
+
 #[tokio::test]
 async fn idle_partitions_close_their_windows_on_their_own() -> Result<()> {
     let server = NatsServer::start()?;

@@ -55,6 +55,15 @@ impl RunningWorker {
             .any(|l| l.starts_with("weir_consumer_pending{") && l.contains(&quoted))
     }
 
+    /// Asserts that `pipeline` started over because deliveries of its consumer never
+    /// arrived (its last error says so).
+    pub fn assert_started_over_for_lost_deliveries(&self, pipeline: &str) {
+        let (error, _) = self.totals[pipeline]
+            .last_error()
+            .expect("the owner says why it started over");
+        assert!(error.contains("never arrived"), "{error}");
+    }
+
     pub async fn stop(self) -> bool {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(15), self.task)
@@ -205,4 +214,40 @@ pub async fn read_all(js: &jetstream::Context, stream: &str) -> Result<Vec<Store
         }
     }
     Ok(out)
+}
+
+/// Another reader of the consumer `durable` of `ORDERS` (a worker whose lease lapsed
+/// unnoticed, or someone reading it by hand): fetches until it got some deliveries (at most
+/// 20 s), never acks them, and returns the `id` field of each.
+pub fn another_reader(
+    js: &jetstream::Context,
+    durable: &str,
+) -> tokio::task::JoinHandle<Result<Vec<Option<u64>>>> {
+    let (js, durable) = (js.clone(), durable.to_string());
+    tokio::spawn(async move {
+        let consumer: consumer::PullConsumer = js
+            .get_stream("ORDERS")
+            .await?
+            .get_consumer(&durable)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut took = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while took.is_empty() && Instant::now() < deadline {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(5)
+                .expires(Duration::from_millis(100))
+                .messages()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let order: serde_json::Value =
+                    serde_json::from_slice(&message.payload).unwrap_or_default();
+                took.push(order["id"].as_u64());
+            }
+        }
+        Ok(took)
+    })
 }
