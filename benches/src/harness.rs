@@ -159,6 +159,11 @@ pub struct BenchOptions {
     pub sweep: bool,
     /// Seconds of the paced latency run (0 = skip).
     pub latency_seconds: f64,
+    /// Where to write every latency the paced runs measured, one line each (tab-separated:
+    /// stage, milliseconds since the counted part began by the input's storage time,
+    /// latency in milliseconds): to see whether a p99 comes from stalls or from every
+    /// message.
+    pub latency_out: Option<std::path::PathBuf>,
 }
 
 /// One measured run (or, in a report, the median run of a stage over the rounds).
@@ -221,6 +226,38 @@ pub struct BenchReport {
     pub best_knobs: Option<Knobs>,
     /// Mean input size in bytes.
     pub mean_size: f64,
+    /// The garbage-collector settings of the bench's own nats-server (`GOGC`, `GOMEMLIMIT`
+    /// as the bench found them in its environment); `None` with `--nats`.
+    pub server_gc: Option<ServerGc>,
+}
+
+/// The Go garbage-collector settings a nats-server started by the bench inherits. On a
+/// machine of few cores its collections make most of the latency tail (docs/bench.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerGc {
+    /// `GOGC` (`None`: unset, Go's default 100).
+    pub gogc: Option<String>,
+    /// `GOMEMLIMIT` (`None`: unset, no limit).
+    pub gomemlimit: Option<String>,
+}
+
+impl ServerGc {
+    /// The settings in this process's environment, which the server inherits.
+    fn from_env() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        ServerGc {
+            gogc: var("GOGC"),
+            gomemlimit: var("GOMEMLIMIT"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "GOGC={}, GOMEMLIMIT={}",
+            self.gogc.as_deref().unwrap_or("100 (default)"),
+            self.gomemlimit.as_deref().unwrap_or("none")
+        )
+    }
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -317,6 +354,13 @@ impl BenchReport {
                  output stored, after a {}-second warm-up\n",
                 LATENCY_WARMUP.as_secs()
             ));
+            if let Some(gc) = &self.server_gc {
+                out.push_str(&format!(
+                    "the bench's nats-server collects garbage with {}: on few cores its \
+                     collections make most of the p99 (docs/bench.md)\n",
+                    gc.describe()
+                ));
+            }
         }
         out.push_str("rounds (msgs/s): classic / best / pipeline\n");
         for (i, r) in self.rounds.iter().enumerate() {
@@ -371,6 +415,9 @@ impl BenchReport {
             "ratio_classic": self.ratio_classic(),
             "ratio_stored": self.ratio_stored(),
             "outputs_per_input": self.outputs_per_input(),
+            "server_gc": self.server_gc.as_ref().map(|gc| serde_json::json!({
+                "gogc": gc.gogc, "gomemlimit": gc.gomemlimit,
+            })),
             "rounds": self.rounds.iter().map(|r| serde_json::json!({
                 "classic": r.classic, "best": r.best, "pipeline": r.pipeline,
                 "best_outputs": r.best_outputs, "pipeline_outputs": r.pipeline_outputs,
@@ -440,6 +487,7 @@ impl Drop for LocalServer {
 /// Runs the bench.
 pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let _server;
+    let server_gc = options.nats_url.is_none().then(ServerGc::from_env);
     let url = match &options.nats_url {
         Some(url) => url.clone(),
         None => {
@@ -463,10 +511,16 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             // "At 50 % of max throughput" (TARGETS.md): each stage at half of its own median
             // round, so that each runs at the same load.
             let rate = m.msgs_per_s * 0.5;
-            let (p50, p99) = latency(&mut setup, stage, rate, options.latency_seconds).await?;
+            let samples = latency(&mut setup, stage, rate, options.latency_seconds).await?;
+            if let Some(path) = &options.latency_out {
+                write_latencies(path, &m.name, &samples, stage == Stage::RawBest)?;
+            }
+            let mut sorted: Vec<f64> = samples.iter().map(|(_, ms)| *ms).collect();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let pick = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
             m.paced_rate = Some(rate);
-            m.p50_ms = Some(p50);
-            m.p99_ms = Some(p99);
+            m.p50_ms = Some(pick(0.5));
+            m.p99_ms = Some(pick(0.99));
         }
     }
     let (sweep, best_knobs) = if options.sweep {
@@ -483,10 +537,43 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         sweep,
         best_knobs,
         mean_size,
+        server_gc,
     })
 }
 
+/// Writes the latencies of one paced run to `path` (created anew by the first stage).
+fn write_latencies(
+    path: &std::path::Path,
+    stage: &str,
+    samples: &[(f64, f64)],
+    first: bool,
+) -> Result<(), BenchError> {
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| BenchError::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(!first)
+        .truncate(first)
+        .open(path)
+        .map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    for (at, ms) in samples {
+        writeln!(out, "{stage}\t{at:.3}\t{ms:.3}").map_err(fail)?;
+    }
+    out.flush().map_err(fail)
+}
+
 impl Setup {
+    /// The streams `stage` writes its outputs to.
+    fn output_streams_of(&self, stage: Stage) -> Vec<String> {
+        if stage.is_raw() {
+            vec![RAW_STREAM.into()]
+        } else {
+            self.output_streams.clone()
+        }
+    }
+
     /// Connects to `url`, declares the file's streams and the raw stages' stream, and reads
     /// the pipeline and its source.
     async fn prepare(url: &str, options: &BenchOptions) -> Result<Setup, BenchError> {
@@ -915,12 +1002,8 @@ async fn measure(
 /// Messages in the stage's output streams (all of them are its own: every stage starts on
 /// purged streams).
 async fn outputs_of(setup: &Setup, stage: Stage) -> Result<u64, BenchError> {
-    let streams: Vec<&str> = match stage {
-        Stage::RawClassic | Stage::RawBest => vec![RAW_STREAM],
-        Stage::Pipeline => setup.output_streams.iter().map(String::as_str).collect(),
-    };
     let mut total = 0;
-    for name in streams {
+    for name in setup.output_streams_of(stage) {
         let mut stream = setup.js.get_stream(name).await.map_err(nats)?;
         total += stream.info().await.map_err(nats)?.state.messages;
     }
@@ -953,21 +1036,18 @@ async fn reset(setup: &Setup, consumer: &consumer::PullConsumer) -> Result<(), B
 /// How long a paced run goes before its latencies count.
 const LATENCY_WARMUP: Duration = Duration::from_secs(1);
 
-/// Paced run at `rate` msgs/s for `seconds` after [`LATENCY_WARMUP`]: p50 and p99 of input
-/// stored → output stored, both read from the streams' own timestamps (one clock, the
-/// server's).
+/// Paced run at `rate` msgs/s for `seconds` after [`LATENCY_WARMUP`]: the latency of every
+/// counted output, input stored → output stored, both read from the streams' own timestamps
+/// (one clock, the server's), with its input's storage time in milliseconds since the counted
+/// part began; in input order.
 async fn latency(
     setup: &mut Setup,
     stage: Stage,
     rate: f64,
     seconds: f64,
-) -> Result<(f64, f64), BenchError> {
+) -> Result<Vec<(f64, f64)>, BenchError> {
     let next_seq = next_sequence(setup, &setup.source_stream).await?;
-    let out_streams: Vec<String> = if stage.is_raw() {
-        vec![RAW_STREAM.into()]
-    } else {
-        setup.output_streams.clone()
-    };
+    let out_streams = setup.output_streams_of(stage);
     let mut out_start = HashMap::new();
     for name in &out_streams {
         out_start.insert(name.clone(), next_sequence(setup, name).await?);
@@ -989,15 +1069,17 @@ async fn latency(
         .filter(|m| Some(m.at) >= counted_from)
         .map(|m| (m.seq, m.at))
         .collect();
+    let ms = |later: SystemTime, earlier: SystemTime| {
+        later
+            .duration_since(earlier)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
     let mut latencies = Vec::with_capacity(input_at.len());
     for name in &out_streams {
         for output in stored(setup, name, out_start[name]).await? {
             if let Some(at) = output.input.and_then(|seq| input_at.get(&seq)) {
-                let ms = output
-                    .at
-                    .duration_since(*at)
-                    .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-                latencies.push(ms);
+                let since = counted_from.map_or(0.0, |from| ms(*at, from));
+                latencies.push((since, ms(output.at, *at)));
             }
         }
     }
@@ -1006,9 +1088,8 @@ async fn latency(
             "no output of the paced run was found".into(),
         ));
     }
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    Ok((pick(0.5), pick(0.99)))
+    latencies.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(latencies)
 }
 
 /// The sequence the next message stored in stream `name` will get.

@@ -18,6 +18,9 @@ pub enum BenchError {
     /// A stage did not finish in time.
     #[error("{0}")]
     Stalled(String),
+    /// Writing a file the bench was asked for failed.
+    #[error("writing {0}")]
+    Io(String),
 }
 
 pub(crate) fn nats<E: std::fmt::Display>(err: E) -> BenchError {

@@ -55,6 +55,11 @@ pub struct Args {
     /// counted after a 1 s warm-up (0 skips them).
     #[arg(long, default_value_t = 2.0)]
     pub latency_seconds: f64,
+    /// Write every latency of the paced runs to this file, one line each (tab-separated:
+    /// stage, ms since the counted part began, latency ms), e.g. to see whether the p99 is
+    /// made by a few stalls.
+    #[arg(long)]
+    pub latency_out: Option<PathBuf>,
 }
 
 /// Without the `bench` feature: says how to build a `weir` with the harness.
@@ -111,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         rounds: args.rounds as usize,
         sweep: args.sweep,
         latency_seconds: args.latency_seconds,
+        latency_out: args.latency_out,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

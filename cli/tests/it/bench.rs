@@ -99,7 +99,18 @@ fn bench_runs_the_windowed_builtin_by_its_acked_inputs() {
 
 #[test]
 fn bench_runs_the_validating_builtin() {
-    let (stdout, json) = bench("validated", "1", &["--batch-size", "64"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("latencies.tsv");
+    let (stdout, json) = bench(
+        "validated",
+        "1",
+        &[
+            "--batch-size",
+            "64",
+            "--latency-out",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(stdout.contains("bench-validated"), "{stdout}");
     let ratio = json["ratio"].as_f64().expect("ratio");
     assert!(ratio > 0.0 && ratio.is_finite(), "{json}");
@@ -108,4 +119,31 @@ fn bench_runs_the_validating_builtin() {
     // A knob given on the command line replaces the file's; the others stay the file's.
     assert_eq!(json["pipeline"]["batch_size"], 64, "{json}");
     assert_eq!(json["pipeline"]["window"], 8000, "{json}");
+    // Every latency is written out, and the p99 printed is the file's.
+    let text = std::fs::read_to_string(&file).expect("the latencies file");
+    let mut by_stage: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        let at: f64 = fields[1].parse().expect("ms since the start");
+        let ms: f64 = fields[2].parse().expect("latency ms");
+        assert!(at >= 0.0 && ms >= 0.0, "{line}");
+        by_stage.entry(fields[0]).or_default().push(ms);
+    }
+    assert_eq!(
+        by_stage.keys().copied().collect::<Vec<_>>(),
+        ["bench-validated", "raw-best"],
+        "{text}"
+    );
+    let mut pipeline = by_stage["bench-validated"].clone();
+    pipeline.sort_by(f64::total_cmp);
+    let p99 = pipeline[((pipeline.len() as f64 - 1.0) * 0.99).round() as usize];
+    let printed = json["pipeline"]["p99_ms"].as_f64().expect("p99");
+    assert!(
+        (p99 - printed).abs() < 0.001,
+        "{p99} in the file, {printed} printed"
+    );
+    // The bench started its own server: it says how that server collects garbage.
+    assert!(json["server_gc"].is_object(), "{json}");
+    assert!(stdout.contains("collects garbage with GOGC="), "{stdout}");
 }
