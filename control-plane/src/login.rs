@@ -157,7 +157,7 @@ async fn issue_session(
 }
 
 /// Log in with email and password.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
     request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem),
@@ -252,7 +252,7 @@ async fn verify_candidates(
 
 /// Exchange a refresh token for a new token pair. The old refresh token stops working; using it
 /// again revokes every token of the session.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", security(()),
     request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
 pub async fn refresh(

@@ -7,6 +7,15 @@ use weir_control_plane::routes::{api_routes, public_routes};
 
 use crate::support::TestApp;
 
+/// The operations served without credentials.
+const PUBLIC: [&str; 5] = [
+    "/healthz",
+    "/metrics",
+    "/api/v1/openapi.json",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+];
+
 #[tokio::test]
 async fn document_lists_every_route() {
     let t = TestApp::sqlite().await;
@@ -33,14 +42,21 @@ async fn document_lists_every_route() {
             .collect::<Vec<_>>()
             .join("/");
         let r = t.call(method.clone(), &concrete, None, None).await;
-        let public = [
-            "/healthz",
-            "/metrics",
-            "/api/v1/openapi.json",
-            "/api/v1/auth/login",
-            "/api/v1/auth/refresh",
-        ];
-        if !public.contains(&path.as_str()) {
+        // The document says which operations need no credentials (`security: [{}]`), as the
+        // server treats them: a client, or a fuzzer, must not send a token to log in.
+        let documented_public =
+            raw["paths"][path.as_str()][method.as_str().to_lowercase()]["security"]
+                .as_array()
+                .is_some_and(|s| {
+                    s.iter()
+                        .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                });
+        assert_eq!(
+            documented_public,
+            PUBLIC.contains(&path.as_str()),
+            "{method} {path}: the document's security disagrees with the server"
+        );
+        if !PUBLIC.contains(&path.as_str()) {
             assert_eq!(
                 r.status, 401,
                 "{method} {path} is documented but not routed to the gate"
