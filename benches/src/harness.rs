@@ -157,12 +157,13 @@ pub struct BenchOptions {
     pub rounds: usize,
     /// Also sweep the knobs.
     pub sweep: bool,
-    /// Seconds of the paced latency run (0 = skip).
+    /// Seconds of each paced latency run (0 = skip); each stage is paced twice, and its
+    /// p50 and p99 are those of both runs' latencies together.
     pub latency_seconds: f64,
     /// Where to write every latency the paced runs measured, one line each (tab-separated:
-    /// stage, milliseconds since the counted part began by the input's storage time,
-    /// latency in milliseconds): to see whether a p99 comes from stalls or from every
-    /// message.
+    /// stage, run (1 or 2), milliseconds since that run's counted part began by the input's
+    /// storage time, latency in milliseconds): to see whether a p99 comes from stalls or
+    /// from every message.
     pub latency_out: Option<std::path::PathBuf>,
 }
 
@@ -484,6 +485,26 @@ impl Drop for LocalServer {
     }
 }
 
+/// The raw stages' stream: stored as the pipeline's first output stream declared in the file
+/// is (storage, replicas, limits, duplicate window), so that both sides pay the server the
+/// same per message; on its own subjects. Defaults when the file declares no output stream.
+fn raw_stream_config(
+    output: Option<&weir_pipelines::StreamResource>,
+) -> Result<stream::Config, BenchError> {
+    let like = match output {
+        Some(resource) => weir_connectors::stream_config(resource).map_err(nats)?,
+        None => stream::Config {
+            allow_batch_publish: true,
+            ..Default::default()
+        },
+    };
+    Ok(stream::Config {
+        name: RAW_STREAM.into(),
+        subjects: vec!["bench.raw.>".into()],
+        ..like
+    })
+}
+
 /// Runs the bench.
 pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let _server;
@@ -503,22 +524,45 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let (runs, rounds) = interleaved_rounds(&mut setup, &options).await?;
     let [classic, mut best, mut main] = runs.map(median_run);
     if options.latency_seconds > 0.0 {
-        for (stage, m) in [(Stage::RawBest, &mut best), (Stage::Pipeline, &mut main)] {
+        // Each stage is paced twice, once early and once late (best, pipeline, pipeline,
+        // best): the server's heap grows through the bench, and its collections stall longer
+        // as it does, so the stage that always went second met the longer stalls.
+        let mut samples: [Vec<f64>; 2] = Default::default();
+        let mut first = true;
+        for (run, stage) in [
+            Stage::RawBest,
+            Stage::Pipeline,
+            Stage::Pipeline,
+            Stage::RawBest,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             // A window's results are not outputs of single inputs: no input → output latency.
             if stage == Stage::Pipeline && setup.stateful {
                 continue;
             }
+            let (i, m) = match stage {
+                Stage::Pipeline => (1, &mut main),
+                _ => (0, &mut best),
+            };
             // "At 50 % of max throughput" (TARGETS.md): each stage at half of its own median
             // round, so that each runs at the same load.
             let rate = m.msgs_per_s * 0.5;
-            let samples = latency(&mut setup, stage, rate, options.latency_seconds).await?;
+            let paced = latency(&mut setup, stage, rate, options.latency_seconds).await?;
             if let Some(path) = &options.latency_out {
-                write_latencies(path, &m.name, &samples, stage == Stage::RawBest)?;
+                write_latencies(path, &m.name, run / 2 + 1, &paced, first)?;
+                first = false;
             }
-            let mut sorted: Vec<f64> = samples.iter().map(|(_, ms)| *ms).collect();
+            m.paced_rate = Some(rate);
+            samples[i].extend(paced.iter().map(|(_, ms)| *ms));
+        }
+        for (mut sorted, m) in samples.into_iter().zip([&mut best, &mut main]) {
+            if sorted.is_empty() {
+                continue;
+            }
             sorted.sort_by(|a, b| a.total_cmp(b));
             let pick = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
-            m.paced_rate = Some(rate);
             m.p50_ms = Some(pick(0.5));
             m.p99_ms = Some(pick(0.99));
         }
@@ -541,10 +585,12 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     })
 }
 
-/// Writes the latencies of one paced run to `path` (created anew by the first stage).
+/// Writes the latencies of one paced run (the stage's `run`th) to `path` (created anew by the
+/// first run).
 fn write_latencies(
     path: &std::path::Path,
     stage: &str,
+    run: usize,
     samples: &[(f64, f64)],
     first: bool,
 ) -> Result<(), BenchError> {
@@ -559,7 +605,7 @@ fn write_latencies(
         .map_err(fail)?;
     let mut out = std::io::BufWriter::new(file);
     for (at, ms) in samples {
-        writeln!(out, "{stage}\t{at:.3}\t{ms:.3}").map_err(fail)?;
+        writeln!(out, "{stage}\t{run}\t{at:.3}\t{ms:.3}").map_err(fail)?;
     }
     out.flush().map_err(fail)
 }
@@ -589,7 +635,7 @@ impl Setup {
             match resource {
                 Resource::Stream(s) => {
                     weir_connectors::ensure_stream(&js, s).await.map_err(nats)?;
-                    streams.push(s.metadata.name.clone());
+                    streams.push(s);
                 }
                 Resource::Pipeline(p) if pipeline.is_none() => pipeline = Some(p.clone()),
                 Resource::Pipeline(_) => {}
@@ -599,17 +645,16 @@ impl Setup {
             pipeline.ok_or_else(|| BenchError::Pipeline("the file has no Pipeline".into()))?;
         let source_stream = pipeline.spec.source.stream.clone();
         let subject = input_subject(&js, &pipeline, &source_stream).await?;
-        js.create_or_update_stream(stream::Config {
-            name: RAW_STREAM.into(),
-            subjects: vec!["bench.raw.>".into()],
-            allow_batch_publish: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(nats)?;
-        let output_streams = streams
+        let output_streams: Vec<_> = streams
             .into_iter()
-            .filter(|s| *s != source_stream)
+            .filter(|s| s.metadata.name != source_stream)
+            .collect();
+        js.create_or_update_stream(raw_stream_config(output_streams.first().copied())?)
+            .await
+            .map_err(nats)?;
+        let output_streams = output_streams
+            .into_iter()
+            .map(|s| s.metadata.name.clone())
             .collect();
         let inputs = options
             .inputs
@@ -1184,5 +1229,32 @@ fn input_seq(id: &str) -> Option<u64> {
         ["raw", seq] => seq.parse().ok(),
         [_, _, seq, _] => seq.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_stream_is_stored_like_the_pipelines_output() {
+        let file = "apiVersion: weir.dev/v1\nkind: Stream\nmetadata: { name: OUT }\nspec:\n  \
+                    subjects: [out.>]\n  storage: memory\n  duplicate_window: 30s\n  \
+                    max_msgs: 1000\n";
+        let resources = weir_pipelines::load_str(file, "test").expect("a valid file");
+        let Resource::Stream(out) = &resources[0] else {
+            panic!("a stream")
+        };
+        let raw = raw_stream_config(Some(out)).expect("a config");
+        assert_eq!(raw.name, RAW_STREAM);
+        assert_eq!(raw.subjects, ["bench.raw.>"]);
+        assert_eq!(raw.storage, stream::StorageType::Memory);
+        assert_eq!(raw.duplicate_window, Duration::from_secs(30));
+        assert_eq!(raw.max_messages, 1000);
+        assert!(raw.allow_batch_publish);
+        // No output stream in the file: the server's defaults, fast batches allowed.
+        let plain = raw_stream_config(None).expect("a config");
+        assert_eq!(plain.storage, stream::StorageType::File);
+        assert!(plain.allow_batch_publish);
     }
 }

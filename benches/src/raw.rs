@@ -20,16 +20,12 @@ use futures::stream::{FuturesOrdered, FuturesUnordered};
 use weir_connectors::fast_batch::{BatchMessage, FastBatches, MAX_BATCH};
 use weir_connectors::sink::await_draining;
 
-use crate::knobs::{BenchError, Knobs};
+use crate::knobs::{BenchError, Knobs, nats};
 
 /// Messages per fast batch of the best raw stage (the measured optimum on 2 cores).
 pub const BEST_BATCH: usize = 500;
 /// Fast batches in flight in the best raw stage.
 pub const BEST_BATCHES_IN_FLIGHT: usize = 16;
-
-fn nats<E: std::fmt::Display>(err: E) -> BenchError {
-    BenchError::Nats(err.to_string())
-}
 
 /// Runs `knobs.parallelism` classic raw loops until `stop` resolves.
 pub async fn run_raw_classic(

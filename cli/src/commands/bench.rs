@@ -51,13 +51,14 @@ pub struct Args {
     /// Concurrent batch loops.
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// Seconds of the paced latency runs, each stage at half of its own median throughput,
-    /// counted after a 1 s warm-up (0 skips them).
+    /// Seconds of each paced latency run, each stage at half of its own median throughput,
+    /// counted after a 1 s warm-up (0 skips them). Each stage is paced twice (best raw,
+    /// pipeline, pipeline, best raw) and reports p50/p99 over both runs.
     #[arg(long, default_value_t = 2.0)]
     pub latency_seconds: f64,
     /// Write every latency of the paced runs to this file, one line each (tab-separated:
-    /// stage, ms since the counted part began, latency ms), e.g. to see whether the p99 is
-    /// made by a few stalls.
+    /// stage, run 1 or 2, ms since that run's counted part began, latency ms), e.g. to see
+    /// whether the p99 is made by a few stalls.
     #[arg(long)]
     pub latency_out: Option<PathBuf>,
 }
