@@ -527,9 +527,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         // Each stage is paced twice, once early and once late (best, pipeline, pipeline,
         // best): the server's heap grows through the bench, and its collections stall longer
         // as it does, so the stage that always went second met the longer stalls.
-        let mut samples: [Vec<f64>; 2] = Default::default();
-        let mut first = true;
-        for (run, stage) in [
+        let mut paced_runs: Vec<PacedRun> = Vec::new();
+        for (i, stage) in [
             Stage::RawBest,
             Stage::Pipeline,
             Stage::Pipeline,
@@ -542,22 +541,25 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             if stage == Stage::Pipeline && setup.stateful {
                 continue;
             }
-            let (i, m) = match stage {
-                Stage::Pipeline => (1, &mut main),
-                _ => (0, &mut best),
-            };
+            let m = if stage.is_raw() { &mut best } else { &mut main };
             // "At 50 % of max throughput" (TARGETS.md): each stage at half of its own median
             // round, so that each runs at the same load.
             let rate = m.msgs_per_s * 0.5;
-            let paced = latency(&mut setup, stage, rate, options.latency_seconds).await?;
-            if let Some(path) = &options.latency_out {
-                write_latencies(path, &m.name, run / 2 + 1, &paced, first)?;
-                first = false;
-            }
             m.paced_rate = Some(rate);
-            samples[i].extend(paced.iter().map(|(_, ms)| *ms));
+            let latencies = latency(&mut setup, stage, rate, options.latency_seconds).await?;
+            paced_runs.push(PacedRun {
+                stage,
+                name: m.name.clone(),
+                run: i / 2 + 1,
+                latencies,
+            });
         }
-        for (mut sorted, m) in samples.into_iter().zip([&mut best, &mut main]) {
+        for (stage, m) in [(Stage::RawBest, &mut best), (Stage::Pipeline, &mut main)] {
+            let mut sorted: Vec<f64> = paced_runs
+                .iter()
+                .filter(|r| r.stage == stage)
+                .flat_map(|r| r.latencies.iter().map(|(_, ms)| *ms))
+                .collect();
             if sorted.is_empty() {
                 continue;
             }
@@ -565,6 +567,9 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             let pick = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
             m.p50_ms = Some(pick(0.5));
             m.p99_ms = Some(pick(0.99));
+        }
+        if let Some(path) = &options.latency_out {
+            write_latencies(path, &paced_runs)?;
         }
     }
     let (sweep, best_knobs) = if options.sweep {
@@ -585,27 +590,25 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     })
 }
 
-/// Writes the latencies of one paced run (the stage's `run`th) to `path` (created anew by the
-/// first run).
-fn write_latencies(
-    path: &std::path::Path,
-    stage: &str,
+/// One paced run of a stage: every latency it measured (see [`latency`]).
+struct PacedRun {
+    stage: Stage,
+    /// The stage's name (`raw-best` or the pipeline's).
+    name: String,
+    /// 1 for the stage's early run, 2 for its late one.
     run: usize,
-    samples: &[(f64, f64)],
-    first: bool,
-) -> Result<(), BenchError> {
+    latencies: Vec<(f64, f64)>,
+}
+
+/// Writes the latencies of the paced runs to `path`, one line each.
+fn write_latencies(path: &std::path::Path, runs: &[PacedRun]) -> Result<(), BenchError> {
     use std::io::Write as _;
     let fail = |e: std::io::Error| BenchError::Io(format!("{}: {e}", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(!first)
-        .truncate(first)
-        .open(path)
-        .map_err(fail)?;
-    let mut out = std::io::BufWriter::new(file);
-    for (at, ms) in samples {
-        writeln!(out, "{stage}\t{run}\t{at:.3}\t{ms:.3}").map_err(fail)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
+    for r in runs {
+        for (at, ms) in &r.latencies {
+            writeln!(out, "{}\t{}\t{at:.3}\t{ms:.3}", r.name, r.run).map_err(fail)?;
+        }
     }
     out.flush().map_err(fail)
 }
